@@ -1,0 +1,382 @@
+//! Connection commands: PING ECHO QUIT HELLO AUTH SELECT RESET CLIENT.
+
+use futures::future::LocalBoxFuture;
+
+use super::{Args, FAST, Handler, Keys, LOADING, NO_AUTH, NOSCRIPT, STALE, Spec};
+use crate::protocol::{CmdError, CmdResult, Proto, Reply};
+use crate::server::client::{Client, ReplyMode};
+
+/// The Redis version percore answers as (the reference it is tested
+/// against).
+pub const REDIS_VERSION: &str = "7.0.15";
+
+fn ping(_client: &mut Client, args: Args) -> CmdResult {
+    match args.len() {
+        1 => Ok(Reply::status("PONG")),
+        2 => Ok(Reply::bulk(args.get(1))),
+        _ => Err(CmdError::arity("ping")),
+    }
+}
+
+fn echo(_client: &mut Client, args: Args) -> CmdResult {
+    Ok(Reply::bulk(args.get(1)))
+}
+
+fn quit(client: &mut Client, _args: Args) -> CmdResult {
+    client.close_after_reply = true;
+    Ok(Reply::Ok)
+}
+
+fn check_password(client: &Client, user: &[u8], pass: &[u8]) -> Result<(), CmdError> {
+    let ok = user == b"default" && client.shard.server.requirepass().is_none_or(|p| p.as_bytes() == pass);
+    if ok { Ok(()) } else { Err(CmdError::WrongPass) }
+}
+
+fn auth(client: &mut Client, args: Args) -> CmdResult {
+    let (user, pass) = match args.len() {
+        2 => {
+            if client.shard.server.requirepass().is_none() {
+                return Err(CmdError::AuthNotConfigured);
+            }
+            (&b"default"[..], args.get(1))
+        }
+        3 => (args.get(1), args.get(2)),
+        _ => return Err(CmdError::Syntax),
+    };
+    check_password(client, user, pass)?;
+    client.authenticated = true;
+    Ok(Reply::Ok)
+}
+
+fn valid_client_name(name: &[u8]) -> bool {
+    name.iter().all(|&b| (b'!'..=b'~').contains(&b))
+}
+
+fn set_name(client: &Client, name: &[u8]) -> Result<(), CmdError> {
+    if !valid_client_name(name) {
+        return Err(CmdError::err("Client names cannot contain spaces, newlines or special characters."));
+    }
+    let name = (!name.is_empty()).then(|| String::from_utf8_lossy(name).into_owned());
+    *client.meta.name.borrow_mut() = name;
+    Ok(())
+}
+
+/// HELLO [protover [AUTH user pass] [SETNAME name]]
+fn hello(client: &mut Client, args: Args) -> CmdResult {
+    let mut proto = None;
+    let mut j = 1;
+    if args.len() >= 2 {
+        let v = args.int(1).map_err(|_| CmdError::err("Protocol version is not an integer or out of range"))?;
+        if !(2..=3).contains(&v) {
+            return Err(CmdError::NoProto);
+        }
+        proto = Some(if v == 3 { Proto::Resp3 } else { Proto::Resp2 });
+        j = 2;
+    }
+    let (mut credentials, mut name) = (None, None);
+    while j < args.len() {
+        let more = args.len() - 1 - j;
+        if args.is(j, "AUTH") && more >= 2 {
+            credentials = Some((args.get(j + 1), args.get(j + 2)));
+            j += 3;
+        } else if args.is(j, "SETNAME") && more >= 1 {
+            name = Some(args.get(j + 1));
+            j += 2;
+        } else {
+            return Err(CmdError::err(format!("Syntax error in HELLO option '{}'", args.str(j))));
+        }
+    }
+    if let Some((user, pass)) = credentials {
+        check_password(client, user, pass)?;
+        client.authenticated = true;
+    }
+    if !client.authenticated {
+        return Err(CmdError::Raw(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into(),
+        ));
+    }
+    if let Some(n) = name {
+        set_name(client, n)?;
+    }
+    if let Some(p) = proto {
+        client.meta.proto.set(p);
+    }
+    let resp = if client.proto() == Proto::Resp3 { 3 } else { 2 };
+    Ok(Reply::Map(vec![
+        (Reply::text("server"), Reply::text("redis")),
+        (Reply::text("version"), Reply::text(REDIS_VERSION)),
+        (Reply::text("proto"), Reply::Int(resp)),
+        (Reply::text("id"), Reply::Int(client.meta.id as i64)),
+        (Reply::text("mode"), Reply::text("standalone")),
+        (Reply::text("role"), Reply::text("master")),
+        (Reply::text("modules"), Reply::Array(vec![])),
+    ]))
+}
+
+fn select(client: &mut Client, args: Args) -> CmdResult {
+    let n = args.int(1)?;
+    if n < 0 || n >= client.shard.databases() as i64 || n > i32::MAX as i64 {
+        return Err(CmdError::DbIndexOutOfRange);
+    }
+    client.meta.db.set(n as usize);
+    Ok(Reply::Ok)
+}
+
+fn reset(client: &mut Client, _args: Args) -> CmdResult {
+    client.meta.db.set(0);
+    client.meta.proto.set(Proto::Resp2);
+    *client.meta.name.borrow_mut() = None;
+    client.meta.no_evict.set(false);
+    client.meta.no_touch.set(false);
+    client.reply_mode = ReplyMode::On;
+    client.authenticated = client.shard.server.requirepass().is_none();
+    Ok(Reply::status("RESET"))
+}
+
+const CLIENT_HELP: &[&str] = &[
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are:",
+    "    * ADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made from the specified address",
+    "    * LADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made to specified local address",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Kill connections by type.",
+    "    * USER <username>",
+    "      Kill connections authenticated by <username>.",
+    "    * SKIPME (YES|NO)",
+    "      Skip killing current connection (default: yes).",
+    "    * ID <client-id>",
+    "      Kill connections by client id.",
+    "    * MAXAGE <maxage>",
+    "      Kill connections older than the specified age.",
+    "LIST [options ...]",
+    "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Return clients of specified type.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
+    "NO-TOUCH (ON|OFF)",
+    "    Will not touch LRU/LFU stats when this mode is on.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Control the replies sent to the current connection.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "HELP",
+    "    Print this help.",
+];
+
+/// Which clients CLIENT KILL / LIST select.
+#[derive(Clone, Default)]
+struct ClientFilter {
+    id: Option<u64>,
+    addr: Option<String>,
+    laddr: Option<String>,
+    user: Option<String>,
+    kind: Option<String>,
+    max_age: Option<i64>,
+    skip: Option<u64>,
+}
+
+impl ClientFilter {
+    fn matches(&self, m: &crate::server::client::ClientMeta, now: i64) -> bool {
+        self.id.is_none_or(|id| id == m.id)
+            && self.addr.as_ref().is_none_or(|a| *a == m.addr)
+            && self.laddr.as_ref().is_none_or(|a| *a == m.laddr)
+            && self.user.as_ref().is_none_or(|u| u == "default")
+            && self.kind.as_ref().is_none_or(|t| t == "normal")
+            && self.max_age.is_none_or(|age| (now - m.created_ms) / 1000 >= age)
+            && self.skip != Some(m.id)
+    }
+}
+
+fn parse_kill_filter(client: &Client, args: Args) -> Result<ClientFilter, CmdError> {
+    let mut f = ClientFilter { skip: Some(client.meta.id), ..Default::default() };
+    let mut j = 2;
+    while j < args.len() {
+        if j + 1 >= args.len() {
+            return Err(CmdError::Syntax);
+        }
+        let value = args.str(j + 1);
+        match args.keyword(j).as_str() {
+            "ID" => {
+                let id = args.int(j + 1).ok().filter(|&n| n > 0).ok_or_else(|| CmdError::err("client-id should be greater than 0"))?;
+                f.id = Some(id as u64);
+            }
+            "TYPE" => {
+                let t = value.to_ascii_lowercase();
+                if !matches!(t.as_str(), "normal" | "master" | "replica" | "slave" | "pubsub") {
+                    return Err(CmdError::err(format!("Unknown client type '{value}'")));
+                }
+                f.kind = Some(t);
+            }
+            "ADDR" => f.addr = Some(value),
+            "LADDR" => f.laddr = Some(value),
+            "USER" => f.user = Some(value),
+            "MAXAGE" => f.max_age = Some(args.int(j + 1)?),
+            "SKIPME" => match value.to_ascii_lowercase().as_str() {
+                "yes" => f.skip = Some(client.meta.id),
+                "no" => f.skip = None,
+                _ => return Err(CmdError::Syntax),
+            },
+            _ => return Err(CmdError::Syntax),
+        }
+        j += 2;
+    }
+    Ok(f)
+}
+
+fn on_off(args: Args, i: usize) -> Result<bool, CmdError> {
+    match args.keyword(i).as_str() {
+        "ON" => Ok(true),
+        "OFF" => Ok(false),
+        _ => Err(CmdError::Syntax),
+    }
+}
+
+fn client_arity(sub: &str) -> CmdError {
+    CmdError::WrongArity(format!("client|{}", sub.to_ascii_lowercase()))
+}
+
+fn client<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(async move {
+        let sub = args.keyword(1);
+        let n = args.len();
+        let exact = |want: usize| if n == want { Ok(()) } else { Err(client_arity(&sub)) };
+        match sub.as_str() {
+            "HELP" if n == 2 => Ok(Reply::Array(CLIENT_HELP.iter().map(|l| Reply::Status((*l).into())).collect())),
+            "ID" => exact(2).map(|_| Reply::Int(client.meta.id as i64)),
+            "GETNAME" => {
+                exact(2)?;
+                Ok(client.meta.name.borrow().as_ref().map_or(Reply::Null, |n| Reply::text(n.clone())))
+            }
+            "SETNAME" => {
+                exact(3)?;
+                set_name(client, args.get(2)).map(|_| Reply::Ok)
+            }
+            "INFO" => exact(2).map(|_| Reply::Verbatim(format!("{}\n", client.meta.describe()).into())),
+            "NO-EVICT" => {
+                exact(3)?;
+                client.meta.no_evict.set(on_off(args, 2)?);
+                Ok(Reply::Ok)
+            }
+            "NO-TOUCH" => {
+                exact(3)?;
+                client.meta.no_touch.set(on_off(args, 2)?);
+                Ok(Reply::Ok)
+            }
+            "REPLY" => {
+                exact(3)?;
+                match args.keyword(2).as_str() {
+                    "ON" => {
+                        client.reply_mode = ReplyMode::On;
+                        Ok(Reply::Ok)
+                    }
+                    "OFF" => {
+                        client.reply_mode = ReplyMode::Off;
+                        Ok(Reply::Nothing)
+                    }
+                    "SKIP" => {
+                        if client.reply_mode != ReplyMode::Off {
+                            client.reply_mode = ReplyMode::Skip;
+                        }
+                        Ok(Reply::Nothing)
+                    }
+                    _ => Err(CmdError::Syntax),
+                }
+            }
+            "LIST" => {
+                let mut filter = ClientFilter::default();
+                let mut ids: Option<Vec<u64>> = None;
+                let mut j = 2;
+                while j < n {
+                    if args.is(j, "TYPE") && j + 1 < n {
+                        filter.kind = Some(args.str(j + 1).to_ascii_lowercase());
+                        j += 2;
+                    } else if args.is(j, "ID") && j + 1 < n {
+                        let list = (j + 1..n).map(|i| args.int(i).ok().filter(|&v| v > 0).map(|v| v as u64)).collect::<Option<Vec<_>>>();
+                        ids = Some(list.ok_or_else(|| CmdError::err("Invalid client ID"))?);
+                        j = n;
+                    } else {
+                        return Err(CmdError::Syntax);
+                    }
+                }
+                let lines = client
+                    .shard
+                    .broadcast(move |sh| {
+                        let now = sh.now();
+                        let mut metas: Vec<_> = sh.clients.borrow().values().filter(|m| filter.matches(m, now)).cloned().collect();
+                        metas.sort_by_key(|m| m.id);
+                        metas
+                            .iter()
+                            .filter(|m| ids.as_ref().is_none_or(|ids| ids.contains(&m.id)))
+                            .map(|m| (m.id, m.describe()))
+                            .collect::<Vec<_>>()
+                    })
+                    .await;
+                let mut all: Vec<(u64, String)> = lines.into_iter().flatten().collect();
+                all.sort_by_key(|(id, _)| *id);
+                let text: String = all.into_iter().map(|(_, l)| l + "\n").collect();
+                Ok(Reply::Verbatim(text.into()))
+            }
+            "KILL" if n == 3 => {
+                let filter = ClientFilter { addr: Some(args.str(2)), ..Default::default() };
+                let killed = kill_clients(client, filter).await;
+                if killed == 0 { Err(CmdError::NoSuchClient) } else { Ok(Reply::Ok) }
+            }
+            "KILL" if n > 3 => {
+                let filter = parse_kill_filter(client, args)?;
+                Ok(Reply::Int(kill_clients(client, filter).await as i64))
+            }
+            _ => Err(CmdError::UnknownSubcommand { cmd: "CLIENT".into(), sub: args.str(1) }),
+        }
+    })
+}
+
+/// Kills matching clients on every shard. Killing oneself takes effect
+/// after the reply, as in Redis.
+async fn kill_clients(client: &mut Client, filter: ClientFilter) -> usize {
+    let me = client.meta.id;
+    let killed = client
+        .shard
+        .broadcast(move |sh| {
+            let now = sh.now();
+            let victims: Vec<_> = sh.clients.borrow().values().filter(|m| filter.matches(m, now)).cloned().collect();
+            let mut self_killed = false;
+            for m in &victims {
+                if m.id == me {
+                    self_killed = true;
+                } else {
+                    m.kill();
+                }
+            }
+            (victims.len(), self_killed)
+        })
+        .await;
+    if killed.iter().any(|(_, me)| *me) {
+        client.close_after_reply = true;
+    }
+    killed.iter().map(|(n, _)| n).sum()
+}
+
+const ANY: u32 = NOSCRIPT | LOADING | STALE;
+
+pub(super) const TABLE: &[Spec] = &[
+    Spec::new("ping", -1, FAST, Keys::None, Handler::Conn(ping)),
+    Spec::new("echo", 2, FAST, Keys::None, Handler::Conn(echo)),
+    Spec::new("quit", -1, ANY | FAST | NO_AUTH, Keys::None, Handler::Conn(quit)),
+    Spec::new("auth", -2, ANY | FAST | NO_AUTH, Keys::None, Handler::Conn(auth)),
+    Spec::new("hello", -1, ANY | FAST | NO_AUTH, Keys::None, Handler::Conn(hello)),
+    Spec::new("select", 2, LOADING | STALE | FAST, Keys::None, Handler::Conn(select)),
+    Spec::new("reset", 1, ANY | FAST | NO_AUTH, Keys::None, Handler::Conn(reset)),
+    Spec::new("client", -2, ANY, Keys::None, Handler::Async(client)),
+];

@@ -1,0 +1,521 @@
+//! Keyspace commands (db.c, expire.c, object.c).
+
+use futures::future::LocalBoxFuture;
+
+use super::{Args, Ctx, FAST, Handler, Keys, Merge, READONLY, Spec, WRITE};
+use crate::pattern::glob_match;
+use crate::protocol::{CmdError, CmdResult, Reply};
+use crate::server::client::Client;
+use crate::server::transaction::Tx;
+use crate::storage::slots::SLOTS;
+use crate::storage::{Key, Str, Value};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Unit {
+    Seconds,
+    Millis,
+}
+
+/// Absolute expiry in ms for `n` of `unit`, relative to `now` unless
+/// `absolute`; None on overflow (Redis's "invalid expire time").
+pub fn expire_at(n: i64, unit: Unit, absolute: bool, now: i64) -> Option<i64> {
+    let ms = match unit {
+        Unit::Seconds => n.checked_mul(1000)?,
+        Unit::Millis => n,
+    };
+    if absolute { Some(ms) } else { ms.checked_add(now) }
+}
+
+fn del(ctx: &mut Ctx, args: Args) -> CmdResult {
+    let now = ctx.now;
+    let removed = (1..args.len()).filter(|&i| ctx.db().remove(args.get(i), now).is_some()).count();
+    Ok(Reply::Int(removed as i64))
+}
+
+fn exists(ctx: &mut Ctx, args: Args) -> CmdResult {
+    Ok(Reply::Int((1..args.len()).filter(|&i| ctx.lookup(args.get(i)).is_some()).count() as i64))
+}
+
+fn touch(ctx: &mut Ctx, args: Args) -> CmdResult {
+    Ok(Reply::Int((1..args.len()).filter(|&i| ctx.read(args.get(i)).is_some()).count() as i64))
+}
+
+fn type_(ctx: &mut Ctx, args: Args) -> CmdResult {
+    let name = ctx.lookup(args.get(1)).map_or("none", |e| e.value.type_name());
+    Ok(Reply::status(name))
+}
+
+/// A value taken out of (or copied from) a key, with its TTL.
+type Moved = (Value, Option<i64>);
+
+/// RENAME / RENAMENX on one shard.
+fn rename_generic(ctx: &mut Ctx, args: Args, nx: bool) -> CmdResult {
+    let (src, dst) = (args.get(1), args.get(2));
+    if ctx.lookup(src).is_none() {
+        return Err(CmdError::NoSuchKey);
+    }
+    if src == dst {
+        return Ok(if nx { Reply::Int(0) } else { Reply::Ok });
+    }
+    if nx && ctx.lookup(dst).is_some() {
+        return Ok(Reply::Int(0));
+    }
+    let now = ctx.now;
+    let Some(e) = ctx.db().remove(src, now) else { return Err(CmdError::NoSuchKey) };
+    let at = e.expire_at().unwrap_or(0);
+    ctx.set(dst, e.value, at);
+    Ok(if nx { Reply::Int(1) } else { Reply::Ok })
+}
+
+fn rename(ctx: &mut Ctx, args: Args) -> CmdResult {
+    rename_generic(ctx, args, false)
+}
+
+fn renamenx(ctx: &mut Ctx, args: Args) -> CmdResult {
+    rename_generic(ctx, args, true)
+}
+
+/// Runs a step on the owner of `key` in `db` with the transaction held.
+async fn on_owner<R, F>(tx: &Tx, client: &Client, key: &[u8], db: usize, f: F) -> R
+where
+    F: FnOnce(&mut Ctx, &[u8]) -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let key: Key = key.into();
+    let no_touch = client.no_touch();
+    tx.run(client.shard.owner(&key), move |sh| {
+        let mut ks = sh.ks.borrow_mut();
+        let mut ctx = Ctx { ks: &mut ks, db, now: sh.now(), no_touch, server: &sh.server };
+        f(&mut ctx, &key)
+    })
+    .await
+}
+
+/// RENAME / RENAMENX between shards: check, take, put, all under locks.
+async fn rename_across(client: &mut Client, args: Args<'_>, nx: bool) -> CmdResult {
+    let db = client.db();
+    let (src, dst) = (args.get(1), args.get(2));
+    let tx = Tx::lock(&client.shard, db, [src, dst].into_iter()).await;
+    let result = async {
+        if !on_owner(&tx, client, src, db, |ctx, k| ctx.lookup(k).is_some()).await {
+            return Err(CmdError::NoSuchKey);
+        }
+        if nx && on_owner(&tx, client, dst, db, |ctx, k| ctx.lookup(k).is_some()).await {
+            return Ok(Reply::Int(0));
+        }
+        let taken: Option<Moved> = on_owner(&tx, client, src, db, |ctx, k| {
+            let now = ctx.now;
+            ctx.db().remove(k, now).map(|e| {
+                let ttl = e.expire_at();
+                (e.value, ttl)
+            })
+        })
+        .await;
+        let Some(moved) = taken else { return Err(CmdError::NoSuchKey) };
+        on_owner(&tx, client, dst, db, move |ctx, k| ctx.set(k, moved.0, moved.1.unwrap_or(0))).await;
+        Ok(if nx { Reply::Int(1) } else { Reply::Ok })
+    }
+    .await;
+    tx.unlock().await;
+    result
+}
+
+fn rename_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(rename_across(client, args, false))
+}
+
+fn renamenx_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(rename_across(client, args, true))
+}
+
+/// COPY's options: destination database and REPLACE.
+fn copy_options(args: Args, current_db: usize, databases: usize) -> Result<(usize, bool), CmdError> {
+    let (mut db, mut replace) = (current_db, false);
+    let mut j = 3;
+    while j < args.len() {
+        if args.is(j, "REPLACE") {
+            replace = true;
+        } else if args.is(j, "DB") && j + 1 < args.len() {
+            let n = args.int(j + 1)?;
+            if n < 0 || n >= databases as i64 || n > i32::MAX as i64 {
+                return Err(CmdError::DbIndexOutOfRange);
+            }
+            db = n as usize;
+            j += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
+    if db == current_db && args.get(1) == args.get(2) {
+        return Err(CmdError::SameObject);
+    }
+    Ok((db, replace))
+}
+
+fn copy(ctx: &mut Ctx, args: Args) -> CmdResult {
+    let (dst_db, replace) = copy_options(args, ctx.db, ctx.ks.dbs.len())?;
+    let Some(src) = ctx.read(args.get(1)) else { return Ok(Reply::Int(0)) };
+    let (value, ttl) = (src.value.clone(), src.expire_at());
+    let now = ctx.now;
+    let dst = &mut ctx.ks.dbs[dst_db];
+    if dst.contains(args.get(2), now) {
+        if !replace {
+            return Ok(Reply::Int(0));
+        }
+        dst.remove(args.get(2), now);
+    }
+    dst.insert(args.get(2), value, ttl.unwrap_or(0), now);
+    Ok(Reply::Int(1))
+}
+
+fn copy_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(async move {
+        let db = client.db();
+        let (dst_db, replace) = copy_options(args, db, client.shard.databases())?;
+        let (src, dst) = (args.get(1), args.get(2));
+        let tx = Tx::lock_in(&client.shard, [(db, src), (dst_db, dst)].into_iter()).await;
+        let result = async {
+            let copied: Option<Moved> = on_owner(&tx, client, src, db, |ctx, k| ctx.read(k).map(|e| (e.value.clone(), e.expire_at()))).await;
+            let Some((value, ttl)) = copied else { return Ok(Reply::Int(0)) };
+            let done = on_owner(&tx, client, dst, dst_db, move |ctx, k| {
+                if ctx.lookup(k).is_some() {
+                    if !replace {
+                        return false;
+                    }
+                    let now = ctx.now;
+                    ctx.db().remove(k, now);
+                }
+                ctx.set(k, value, ttl.unwrap_or(0));
+                true
+            })
+            .await;
+            Ok(Reply::Int(done as i64))
+        }
+        .await;
+        tx.unlock().await;
+        result
+    })
+}
+
+/// MOVE key db: the key keeps its slot, so it stays on this shard.
+fn move_(ctx: &mut Ctx, args: Args) -> CmdResult {
+    let n = args.int(2)?;
+    if n < 0 || n >= ctx.ks.dbs.len() as i64 {
+        return Err(CmdError::DbIndexOutOfRange);
+    }
+    let dst = n as usize;
+    if dst == ctx.db {
+        return Err(CmdError::SameObject);
+    }
+    let key = args.get(1);
+    let now = ctx.now;
+    if ctx.lookup(key).is_none() || ctx.ks.dbs[dst].contains(key, now) {
+        return Ok(Reply::Int(0));
+    }
+    let Some(e) = ctx.db().remove(key, now) else { return Ok(Reply::Int(0)) };
+    let at = e.expire_at().unwrap_or(0);
+    ctx.ks.dbs[dst].insert(key, e.value, at, now);
+    Ok(Reply::Int(1))
+}
+
+/// EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT key n [NX|XX|GT|LT]
+fn expire_generic(ctx: &mut Ctx, args: Args, unit: Unit, absolute: bool, cmd: &str) -> CmdResult {
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for j in 3..args.len() {
+        match args.keyword(j).as_str() {
+            "NX" => nx = true,
+            "XX" => xx = true,
+            "GT" => gt = true,
+            "LT" => lt = true,
+            _ => return Err(CmdError::UnsupportedOption(args.str(j))),
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(CmdError::NxWithOthers);
+    }
+    if gt && lt {
+        return Err(CmdError::GtAndLt);
+    }
+    let n = args.int(2)?;
+    let at = expire_at(n, unit, absolute, ctx.now).ok_or_else(|| CmdError::InvalidExpire(cmd.into()))?;
+    let key = args.get(1);
+    let Some(e) = ctx.lookup(key) else { return Ok(Reply::Int(0)) };
+    let current = e.expire_at();
+    let refused = (nx && current.is_some())
+        || (xx && current.is_none())
+        || (gt && current.is_none_or(|c| at <= c))
+        || (lt && current.is_some_and(|c| at >= c));
+    if refused {
+        return Ok(Reply::Int(0));
+    }
+    let now = ctx.now;
+    if at <= now {
+        ctx.db().remove(key, now);
+    } else {
+        ctx.db().set_expire(key, Some(at));
+    }
+    Ok(Reply::Int(1))
+}
+
+fn expire(ctx: &mut Ctx, args: Args) -> CmdResult {
+    expire_generic(ctx, args, Unit::Seconds, false, "expire")
+}
+
+fn pexpire(ctx: &mut Ctx, args: Args) -> CmdResult {
+    expire_generic(ctx, args, Unit::Millis, false, "pexpire")
+}
+
+fn expireat(ctx: &mut Ctx, args: Args) -> CmdResult {
+    expire_generic(ctx, args, Unit::Seconds, true, "expireat")
+}
+
+fn pexpireat(ctx: &mut Ctx, args: Args) -> CmdResult {
+    expire_generic(ctx, args, Unit::Millis, true, "pexpireat")
+}
+
+/// TTL family: -2 for a missing key, -1 for a persistent one.
+fn ttl_generic(ctx: &mut Ctx, args: Args, f: fn(i64, i64) -> i64) -> CmdResult {
+    let now = ctx.now;
+    Ok(Reply::Int(match ctx.read(args.get(1)) {
+        None => -2,
+        Some(e) => e.expire_at().map_or(-1, |at| f(at, now)),
+    }))
+}
+
+fn ttl(ctx: &mut Ctx, args: Args) -> CmdResult {
+    ttl_generic(ctx, args, |at, now| ((at - now).max(0) + 500) / 1000)
+}
+
+fn pttl(ctx: &mut Ctx, args: Args) -> CmdResult {
+    ttl_generic(ctx, args, |at, now| (at - now).max(0))
+}
+
+fn expiretime(ctx: &mut Ctx, args: Args) -> CmdResult {
+    ttl_generic(ctx, args, |at, _| at / 1000)
+}
+
+fn pexpiretime(ctx: &mut Ctx, args: Args) -> CmdResult {
+    ttl_generic(ctx, args, |at, _| at)
+}
+
+fn persist(ctx: &mut Ctx, args: Args) -> CmdResult {
+    let key = args.get(1);
+    let had = ctx.lookup(key).is_some_and(|e| e.expire_at().is_some());
+    if had {
+        ctx.db().set_expire(key, None);
+    }
+    Ok(Reply::Int(had as i64))
+}
+
+const OBJECT_HELP: &[&str] = &[
+    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ENCODING <key>",
+    "    Return the kind of internal representation used in order to store the value",
+    "    associated with a <key>.",
+    "FREQ <key>",
+    "    Return the access frequency index of the <key>. The returned integer is",
+    "    proportional to the logarithm of the recent access frequency of the key.",
+    "IDLETIME <key>",
+    "    Return the idle time of the <key>, that is the approximated number of",
+    "    seconds elapsed since the last access to the key.",
+    "REFCOUNT <key>",
+    "    Return the number of references of the value associated with the specified",
+    "    <key>.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// Redis shares the integers 0..10000 between keys.
+const SHARED_INTEGERS: i64 = 10000;
+
+fn object(ctx: &mut Ctx, args: Args) -> CmdResult {
+    let sub = args.keyword(1);
+    if sub == "HELP" && args.len() == 2 {
+        return Ok(Reply::Array(OBJECT_HELP.iter().map(|l| Reply::Status((*l).into())).collect()));
+    }
+    if !matches!(sub.as_str(), "ENCODING" | "FREQ" | "IDLETIME" | "REFCOUNT") {
+        return Err(CmdError::UnknownSubcommand { cmd: "OBJECT".into(), sub: args.str(1) });
+    }
+    if args.len() != 3 {
+        return Err(CmdError::WrongArity(format!("object|{}", sub.to_ascii_lowercase())));
+    }
+    let policy_lfu = ctx.server.config(|c| c.str("maxmemory-policy").contains("lfu"));
+    let now = ctx.now;
+    let Some(e) = ctx.lookup(args.get(2)) else { return Ok(Reply::Null) };
+    Ok(match sub.as_str() {
+        "ENCODING" => Reply::text(e.value.encoding()),
+        "IDLETIME" if policy_lfu => {
+            return Err(CmdError::err(
+                "An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+            ));
+        }
+        "IDLETIME" => Reply::Int(e.idle_secs(now) as i64),
+        "FREQ" if !policy_lfu => {
+            return Err(CmdError::err(
+                "An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+            ));
+        }
+        "FREQ" => Reply::Int(0),
+        _ => match &e.value {
+            Value::Str(Str::Int(n)) if (0..SHARED_INTEGERS).contains(n) => Reply::Int(i32::MAX as i64),
+            _ => Reply::Int(1),
+        },
+    })
+}
+
+/// KEYS pattern: every shard's matching live keys.
+fn keys<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(async move {
+        let pattern: Key = args.get(1).into();
+        let db = client.db();
+        let parts = client
+            .shard
+            .broadcast(move |sh| {
+                let ks = sh.ks.borrow();
+                let now = sh.now();
+                let d = &ks.dbs[db];
+                let all = pattern.as_ref() == b"*";
+                let mut found: Vec<Key> = Vec::new();
+                for slot in 0..SLOTS {
+                    for e in d.slot_entries(slot) {
+                        if e.expire_at().is_none_or(|at| at > now) && (all || glob_match(&pattern, e.key(), false)) {
+                            found.push(e.key().into());
+                        }
+                    }
+                }
+                found
+            })
+            .await;
+        Ok(Reply::bulks(parts.into_iter().flatten()))
+    })
+}
+
+/// SCAN cursor [MATCH pattern] [COUNT n] [TYPE type].
+///
+/// The cursor is the next slot to visit plus one (0 starts and ends). Slots
+/// are visited shard by shard, each shard's slots in ascending order, and a
+/// slot is always returned whole, so keys present for the whole iteration
+/// are returned however tables resize in between.
+fn scan<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(async move {
+        let cursor: u64 = std::str::from_utf8(args.get(1)).ok().and_then(|s| s.parse().ok()).ok_or(CmdError::InvalidCursor)?;
+        let (mut pattern, mut count, mut type_filter): (Option<Key>, usize, Option<String>) = (None, 10, None);
+        let mut j = 2;
+        while j < args.len() {
+            if j + 1 >= args.len() {
+                return Err(CmdError::Syntax);
+            }
+            match args.keyword(j).as_str() {
+                "MATCH" => pattern = Some(args.get(j + 1).into()),
+                "COUNT" => {
+                    let n = args.int(j + 1)?;
+                    if n < 1 {
+                        return Err(CmdError::Syntax);
+                    }
+                    count = n as usize;
+                }
+                "TYPE" => type_filter = Some(args.str(j + 1).to_ascii_lowercase()),
+                _ => return Err(CmdError::Syntax),
+            }
+            j += 2;
+        }
+        let n = client.shard.count;
+        let start = if cursor == 0 || cursor > SLOTS as u64 { 0 } else { cursor as usize - 1 };
+        if cursor > SLOTS as u64 {
+            return Ok(Reply::Array(vec![Reply::text("0"), Reply::Array(vec![])]));
+        }
+        let db = client.db();
+        let owner = start % n;
+        let (next, keys) = client
+            .shard
+            .run_on(owner, move |sh| {
+                let ks = sh.ks.borrow();
+                let now = sh.now();
+                let d = &ks.dbs[db];
+                let mut keys: Vec<Key> = Vec::new();
+                let mut examined = 0;
+                let mut slot = start;
+                while slot < SLOTS && examined < count {
+                    for e in d.slot_entries(slot) {
+                        examined += 1;
+                        let live = e.expire_at().is_none_or(|at| at > now);
+                        let matches = pattern.as_deref().is_none_or(|p| glob_match(p, e.key(), false));
+                        let typed = type_filter.as_deref().is_none_or(|t| e.value.type_name() == t);
+                        if live && matches && typed {
+                            keys.push(e.key().into());
+                        }
+                    }
+                    slot += n;
+                }
+                let next = if slot < SLOTS {
+                    slot + 1
+                } else if owner + 1 < n {
+                    owner + 2
+                } else {
+                    0
+                };
+                (next, keys)
+            })
+            .await;
+        Ok(Reply::Array(vec![Reply::text(next.to_string()), Reply::bulks(keys)]))
+    })
+}
+
+fn randomkey<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(async move {
+        let db = client.db();
+        let sizes = client.shard.broadcast(move |sh| sh.ks.borrow().dbs[db].len()).await;
+        let total: usize = sizes.iter().sum();
+        if total == 0 {
+            return Ok(Reply::Null);
+        }
+        // Pick a shard in proportion to its size, then a key on it.
+        let mut pick = fastrand::usize(..total);
+        let owner = sizes.iter().position(|&s| if pick < s { true } else { pick -= s; false }).unwrap_or(0);
+        let key = client.shard.run_on(owner, move |sh| sh.ks.borrow_mut().dbs[db].random_key(sh.now())).await;
+        Ok(key.map_or(Reply::Null, |k| Reply::bulk(&k)))
+    })
+}
+
+const KEY1: Keys = Keys::Range(1, 1, 1);
+const ALL_KEYS: Keys = Keys::Range(1, -1, 1);
+const TWO_KEYS: Keys = Keys::Range(1, 2, 1);
+
+pub(super) const TABLE: &[Spec] = &[
+    Spec::new("del", -2, WRITE, ALL_KEYS, Handler::Split(del, Merge::Sum)),
+    Spec::new("unlink", -2, WRITE | FAST, ALL_KEYS, Handler::Split(del, Merge::Sum)),
+    Spec::new("exists", -2, READONLY | FAST, ALL_KEYS, Handler::Split(exists, Merge::Sum)),
+    Spec::new("touch", -2, READONLY | FAST, ALL_KEYS, Handler::Split(touch, Merge::Sum)),
+    Spec::new("type", 2, READONLY | FAST, KEY1, Handler::Data(type_)),
+    Spec::new("rename", 3, WRITE, TWO_KEYS, Handler::Cross(rename, rename_cross)),
+    Spec::new("renamenx", 3, WRITE | FAST, TWO_KEYS, Handler::Cross(renamenx, renamenx_cross)),
+    Spec::new("copy", -3, WRITE | super::DENYOOM, TWO_KEYS, Handler::Cross(copy, copy_cross)),
+    Spec::new("move", 3, WRITE | FAST, KEY1, Handler::Data(move_)),
+    Spec::new("expire", -3, WRITE | FAST, KEY1, Handler::Data(expire)),
+    Spec::new("pexpire", -3, WRITE | FAST, KEY1, Handler::Data(pexpire)),
+    Spec::new("expireat", -3, WRITE | FAST, KEY1, Handler::Data(expireat)),
+    Spec::new("pexpireat", -3, WRITE | FAST, KEY1, Handler::Data(pexpireat)),
+    Spec::new("ttl", 2, READONLY | FAST, KEY1, Handler::Data(ttl)),
+    Spec::new("pttl", 2, READONLY | FAST, KEY1, Handler::Data(pttl)),
+    Spec::new("expiretime", 2, READONLY | FAST, KEY1, Handler::Data(expiretime)),
+    Spec::new("pexpiretime", 2, READONLY | FAST, KEY1, Handler::Data(pexpiretime)),
+    Spec::new("persist", 2, WRITE | FAST, KEY1, Handler::Data(persist)),
+    Spec::new("object", -2, READONLY, Keys::Range(2, 2, 1), Handler::Data(object)),
+    Spec::new("keys", 2, READONLY, Keys::None, Handler::Async(keys)),
+    Spec::new("scan", -2, READONLY, Keys::None, Handler::Async(scan)),
+    Spec::new("randomkey", 1, READONLY, Keys::None, Handler::Async(randomkey)),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expire_arithmetic() {
+        assert_eq!(expire_at(10, Unit::Seconds, false, 1000), Some(11_000));
+        assert_eq!(expire_at(10, Unit::Millis, true, 1000), Some(10));
+        assert_eq!(expire_at(i64::MAX / 10, Unit::Seconds, false, 0), None);
+        assert_eq!(expire_at(i64::MAX, Unit::Millis, false, 1), None);
+    }
+}

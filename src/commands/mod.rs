@@ -1,0 +1,365 @@
+//! The command table and what command bodies get to work with.
+//!
+//! Each family file ends with its `TABLE` of `Spec`s: name, arity, flags,
+//! key positions and handler. `dispatch` is the only gate: it checks arity
+//! and auth, finds the owner shard of the keys and runs the handler there.
+//! Bodies never repeat those checks.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use futures::future::LocalBoxFuture;
+
+use crate::protocol::resp::{Span, parse_i64};
+use crate::protocol::{CmdError, CmdResult};
+use crate::server::client::Client;
+use crate::server::shared::Shared;
+use crate::storage::{Db, Entry, Keyspace, Str, Value};
+
+pub mod connection;
+pub mod keys;
+pub mod server;
+pub mod strings;
+
+// Flags, with Redis's meaning (server.h, above `struct redisCommand`).
+/// May modify the keyspace.
+pub const WRITE: u32 = 1;
+/// Only reads the keyspace.
+pub const READONLY: u32 = 1 << 1;
+/// May grow memory; refused when over maxmemory.
+pub const DENYOOM: u32 = 1 << 2;
+/// Administrative; not for ordinary clients.
+pub const ADMIN: u32 = 1 << 3;
+/// O(1) or O(log N): never blocks the server for long.
+pub const FAST: u32 = 1 << 4;
+/// Allowed before AUTH.
+pub const NO_AUTH: u32 = 1 << 5;
+/// Allowed while loading a dataset.
+pub const LOADING: u32 = 1 << 6;
+/// Allowed on a replica with stale data.
+pub const STALE: u32 = 1 << 7;
+/// Not allowed from scripts.
+pub const NOSCRIPT: u32 = 1 << 8;
+
+const FLAG_NAMES: &[(u32, &str)] = &[
+    (WRITE, "write"),
+    (READONLY, "readonly"),
+    (DENYOOM, "denyoom"),
+    (ADMIN, "admin"),
+    (NOSCRIPT, "noscript"),
+    (LOADING, "loading"),
+    (STALE, "stale"),
+    (FAST, "fast"),
+    (NO_AUTH, "no_auth"),
+];
+
+/// Where a command's keys are among its arguments (the name is argument 0).
+#[derive(Clone, Copy, Debug)]
+pub enum Keys {
+    None,
+    /// first, last (negative counts from the end), step.
+    Range(i32, i32, i32),
+}
+
+impl Keys {
+    /// Argument indexes that are keys, for a call with `argc` arguments.
+    pub fn positions(self, argc: usize) -> impl Iterator<Item = usize> + Clone {
+        let (first, last, step) = match self {
+            Keys::None => (1, 0, 1),
+            Keys::Range(f, l, s) => {
+                let last = if l < 0 { argc as i64 + l as i64 } else { l as i64 };
+                let last = last.min(argc as i64 - 1);
+                (f as i64, last, s as i64)
+            }
+        };
+        (first..=last).step_by(step.max(1) as usize).map(|i| i as usize)
+    }
+
+    pub fn step(self) -> usize {
+        match self {
+            Keys::None => 1,
+            Keys::Range(_, _, s) => s.max(1) as usize,
+        }
+    }
+}
+
+/// How a multi-key command's per-shard replies combine.
+#[derive(Clone, Copy, Debug)]
+pub enum Merge {
+    /// Integer replies add up (DEL, EXISTS).
+    Sum,
+    /// Array replies are reassembled in key order (MGET).
+    Gather,
+    /// Every part answers OK (MSET).
+    AllOk,
+}
+
+pub type DataFn = fn(&mut Ctx, Args) -> CmdResult;
+pub type ConnFn = fn(&mut Client, Args) -> CmdResult;
+pub type AsyncFn = for<'a> fn(&'a mut Client, Args<'a>) -> LocalBoxFuture<'a, CmdResult>;
+
+#[derive(Clone, Copy)]
+pub enum Handler {
+    /// Runs on the shard that owns all its keys.
+    Data(DataFn),
+    /// Keys may span shards: each shard runs `DataFn` on its keys inside a
+    /// transaction and the replies merge.
+    Split(DataFn, Merge),
+    /// `DataFn` when the keys share a shard, otherwise the coordinator
+    /// `AsyncFn` runs a transaction across shards.
+    Cross(DataFn, AsyncFn),
+    /// Runs on the connection's core and touches only client state.
+    Conn(ConnFn),
+    /// Runs on the connection's core and may call other shards.
+    Async(AsyncFn),
+}
+
+pub struct Spec {
+    pub name: &'static str,
+    pub arity: i32,
+    pub flags: u32,
+    pub keys: Keys,
+    pub handler: Handler,
+}
+
+impl Spec {
+    pub const fn new(name: &'static str, arity: i32, flags: u32, keys: Keys, handler: Handler) -> Spec {
+        Spec { name, arity, flags, keys, handler }
+    }
+
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        if self.arity >= 0 { argc == self.arity as usize } else { argc >= (-self.arity) as usize }
+    }
+
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    pub fn flag_names(&self) -> Vec<&'static str> {
+        FLAG_NAMES.iter().filter(|(f, _)| self.has(*f)).map(|(_, n)| *n).collect()
+    }
+}
+
+static TABLE: LazyLock<HashMap<&'static str, &'static Spec>> = LazyLock::new(|| {
+    [strings::TABLE, keys::TABLE, connection::TABLE, server::TABLE]
+        .into_iter()
+        .flatten()
+        .map(|s| (s.name, s))
+        .collect()
+});
+
+/// Looks a command up by name, case-insensitively, without allocating.
+pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
+    let mut buf = [0u8; 32];
+    let lower = buf.get_mut(..name.len())?;
+    for (d, s) in lower.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    TABLE.get(std::str::from_utf8(lower).ok()?).copied()
+}
+
+pub fn all() -> impl Iterator<Item = &'static Spec> {
+    TABLE.values().copied()
+}
+
+/// A command's arguments (index 0 is the name), borrowed from wherever
+/// they were parsed or copied to.
+#[derive(Clone, Copy)]
+pub struct Args<'a> {
+    data: &'a [u8],
+    spans: &'a [Span],
+}
+
+impl<'a> Args<'a> {
+    pub fn new(data: &'a [u8], spans: &'a [Span]) -> Args<'a> {
+        Args { data, spans }
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> &'a [u8] {
+        let (o, l) = self.spans[i];
+        &self.data[o as usize..(o + l) as usize]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + Clone + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// The argument, upper-cased for keyword matching (short arguments).
+    pub fn keyword(&self, i: usize) -> String {
+        String::from_utf8_lossy(self.get(i)).to_ascii_uppercase()
+    }
+
+    pub fn is(&self, i: usize, word: &str) -> bool {
+        self.get(i).eq_ignore_ascii_case(word.as_bytes())
+    }
+
+    pub fn str(&self, i: usize) -> String {
+        String::from_utf8_lossy(self.get(i)).into_owned()
+    }
+
+    pub fn int(&self, i: usize) -> Result<i64, CmdError> {
+        parse_i64(self.get(i)).ok_or(CmdError::NotInteger)
+    }
+
+    pub fn float(&self, i: usize) -> Result<f64, CmdError> {
+        parse_f64(self.get(i)).ok_or(CmdError::NotFloat)
+    }
+
+}
+
+/// Parses a float as Redis's `string2ld`/`strtold` would accept it:
+/// no spaces, not NaN; "inf" and "-inf" allowed.
+pub fn parse_f64(b: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(b).ok()?;
+    if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
+        return None;
+    }
+    let v: f64 = match s.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        lower if lower.contains("nan") || lower.contains("inf") => return None,
+        _ => s.parse().ok()?,
+    };
+    Some(v)
+}
+
+/// Arguments owned in one buffer, for sending to another shard.
+#[derive(Default, Debug, Clone)]
+pub struct OwnedArgs {
+    data: Vec<u8>,
+    spans: Vec<Span>,
+}
+
+impl OwnedArgs {
+    pub fn push(&mut self, arg: &[u8]) {
+        self.spans.push((self.data.len() as u32, arg.len() as u32));
+        self.data.extend_from_slice(arg);
+    }
+
+    pub fn args(&self) -> Args<'_> {
+        Args::new(&self.data, &self.spans)
+    }
+
+    /// Arguments `from..to` of the whole set, as their own `Args`.
+    pub fn range(&self, from: usize, to: usize) -> Args<'_> {
+        Args::new(&self.data, &self.spans[from..to])
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+}
+
+/// What a command body running on a shard works with.
+pub struct Ctx<'a> {
+    pub ks: &'a mut Keyspace,
+    pub db: usize,
+    pub now: i64,
+    pub no_touch: bool,
+    pub server: &'a Shared,
+}
+
+impl Ctx<'_> {
+    pub fn db(&mut self) -> &mut Db {
+        &mut self.ks.dbs[self.db]
+    }
+
+    /// Looks a key up for reading: counts a hit or miss and updates its
+    /// access time (unless the client asked for NO-TOUCH).
+    pub fn read(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let (now, touch) = (self.now, !self.no_touch);
+        let ks = &mut *self.ks;
+        match ks.dbs[self.db].get(key, now) {
+            Some(e) => {
+                ks.hits += 1;
+                if touch {
+                    e.touch(now);
+                }
+                Some(e)
+            }
+            None => {
+                ks.misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Looks a key up for writing: no hit/miss accounting.
+    pub fn lookup(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let now = self.now;
+        self.ks.dbs[self.db].get(key, now)
+    }
+
+    /// The string at `key`, WRONGTYPE if it holds another type.
+    pub fn read_str(&mut self, key: &[u8]) -> Result<Option<&mut Str>, CmdError> {
+        match self.read(key) {
+            None => Ok(None),
+            Some(e) => e.value.as_str_mut().map(Some).ok_or(CmdError::WrongType),
+        }
+    }
+
+    pub fn lookup_str(&mut self, key: &[u8]) -> Result<Option<&mut Entry>, CmdError> {
+        match self.lookup(key) {
+            None => Ok(None),
+            Some(e) if e.value.as_str().is_some() => Ok(Some(e)),
+            Some(_) => Err(CmdError::WrongType),
+        }
+    }
+
+    pub fn set(&mut self, key: &[u8], value: Value, expire_at: i64) {
+        let now = self.now;
+        self.ks.dbs[self.db].insert(key, value, expire_at, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_consistent() {
+        for spec in all() {
+            assert_eq!(spec.name, spec.name.to_ascii_lowercase());
+            assert!(spec.arity != 0, "{}", spec.name);
+            assert!(
+                spec.has(WRITE) || spec.has(READONLY) || !matches!(spec.handler, Handler::Data(_) | Handler::Split(..) | Handler::Cross(..)),
+                "{} touches keys but is neither WRITE nor READONLY",
+                spec.name
+            );
+        }
+        assert!(lookup(b"GeT").is_some());
+        assert!(lookup(b"nosuchcommand").is_none());
+        assert!(lookup(&[b'a'; 100]).is_none());
+    }
+
+    #[test]
+    fn key_positions() {
+        assert_eq!(Keys::Range(1, -1, 2).positions(5).collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(Keys::Range(1, 1, 1).positions(2).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(Keys::Range(2, 2, 1).positions(2).count(), 0);
+        assert_eq!(Keys::None.positions(3).count(), 0);
+    }
+
+    #[test]
+    fn floats_like_strtold() {
+        assert_eq!(parse_f64(b"1.5"), Some(1.5));
+        assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_f64(b"1e3"), Some(1000.0));
+        assert_eq!(parse_f64(b" 1"), None);
+        assert_eq!(parse_f64(b"nan"), None);
+        assert_eq!(parse_f64(b"abc"), None);
+        assert_eq!(parse_f64(b""), None);
+    }
+}

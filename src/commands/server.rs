@@ -1,0 +1,536 @@
+//! Server commands: INFO DBSIZE FLUSHDB FLUSHALL SWAPDB CONFIG COMMAND TIME
+//! SHUTDOWN LASTSAVE DEBUG.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use futures::future::LocalBoxFuture;
+
+use super::connection::REDIS_VERSION;
+use super::{ADMIN, Args, FAST, Handler, Keys, LOADING, NOSCRIPT, READONLY, STALE, Spec, WRITE};
+use crate::config::{ConfigError, Hot};
+use crate::pattern::glob_match;
+use crate::protocol::{CmdError, CmdResult, Reply};
+use crate::server::client::Client;
+use crate::server::shared::{now_ms, now_us};
+
+/// Per-shard numbers INFO adds up.
+#[derive(Default, Clone)]
+struct ShardReport {
+    /// (keys, expires, avg_ttl) per database.
+    dbs: Vec<(usize, usize, i64)>,
+    hits: u64,
+    misses: u64,
+    expired: u64,
+    dirty: u64,
+    commands: u64,
+    net_input: u64,
+    net_output: u64,
+    expire_timeouts: u64,
+}
+
+impl ShardReport {
+    fn add(&mut self, o: &ShardReport) {
+        if self.dbs.len() < o.dbs.len() {
+            self.dbs.resize(o.dbs.len(), (0, 0, 0));
+        }
+        for (a, b) in self.dbs.iter_mut().zip(&o.dbs) {
+            // Average TTL weighted by each shard's keys with a TTL.
+            let total = a.1 + b.1;
+            a.2 = if total == 0 { 0 } else { (a.2 * a.1 as i64 + b.2 * b.1 as i64) / total as i64 };
+            a.0 += b.0;
+            a.1 += b.1;
+        }
+        self.hits += o.hits;
+        self.misses += o.misses;
+        self.expired += o.expired;
+        self.dirty += o.dirty;
+        self.commands += o.commands;
+        self.net_input += o.net_input;
+        self.net_output += o.net_output;
+        self.expire_timeouts += o.expire_timeouts;
+    }
+}
+
+async fn gather(client: &Client) -> ShardReport {
+    let reports = client
+        .shard
+        .broadcast(|sh| {
+            let ks = sh.ks.borrow();
+            let now = sh.now();
+            ShardReport {
+                dbs: ks.dbs.iter().map(|d| (d.len(), d.expires_len(), d.avg_ttl(now))).collect(),
+                hits: ks.hits,
+                misses: ks.misses,
+                expired: ks.expired(),
+                dirty: ks.dirty,
+                commands: sh.stats.commands.get(),
+                net_input: sh.stats.net_input.get(),
+                net_output: sh.stats.net_output.get(),
+                expire_timeouts: sh.stats.expire_cycle_timeouts.get(),
+            }
+        })
+        .await;
+    let mut total = ShardReport::default();
+    for r in &reports {
+        total.add(r);
+    }
+    total
+}
+
+fn memory_stats() -> (u64, u64, u64) {
+    let _ = tikv_jemalloc_ctl::epoch::advance();
+    let allocated = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64;
+    let peak_hint = tikv_jemalloc_ctl::stats::active::read().unwrap_or(0) as u64;
+    let page = 4096;
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .map_or(0, |p| p * page);
+    (allocated, peak_hint, rss)
+}
+
+fn human_bytes(n: u64) -> String {
+    let n = n as f64;
+    match n {
+        _ if n < 1024.0 => format!("{n}B"),
+        _ if n < 1024.0 * 1024.0 => format!("{:.2}K", n / 1024.0),
+        _ if n < 1024.0 * 1024.0 * 1024.0 => format!("{:.2}M", n / (1024.0 * 1024.0)),
+        _ => format!("{:.2}G", n / (1024.0 * 1024.0 * 1024.0)),
+    }
+}
+
+fn cpu_times() -> (f64, f64) {
+    // SAFETY: getrusage fills the struct we pass; no other memory is touched.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(ru.ru_stime), secs(ru.ru_utime))
+}
+
+const DEFAULT_SECTIONS: &[&str] = &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keyspace"];
+
+fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(async move {
+        let mut wanted: Vec<String> = (1..args.len()).map(|i| args.str(i).to_ascii_lowercase()).collect();
+        let everything = wanted.iter().any(|s| s == "all" || s == "everything");
+        if wanted.is_empty() || wanted.iter().any(|s| s == "default") || everything {
+            wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
+        }
+        let want = |s: &str| wanted.iter().any(|w| w == s);
+        let report = gather(client).await;
+        let server = &client.shard.server;
+        let mut out = String::new();
+        let mut section = |title: &str, body: String| {
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            let _ = write!(out, "# {title}\r\n{body}");
+        };
+        if want("server") {
+            let uptime = server.started.elapsed().as_secs();
+            let (port, hz, file) = server.config(|c| (c.int("port"), c.int("hz"), c.file.clone().unwrap_or_default()));
+            let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
+            section(
+                "Server",
+                format!(
+                    "redis_version:{REDIS_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\npercore_version:{}\r\nos:Linux {} {}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:io_uring\r\natomicvar_api:c11-builtin\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{port}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:{hz}\r\nconfigured_hz:{hz}\r\nlru_clock:{}\r\nexecutable:{exe}\r\nconfig_file:{file}\r\nio_threads_active:0\r\nshards:{}\r\n",
+                    env!("CARGO_PKG_VERSION"),
+                    std::env::consts::OS,
+                    std::env::consts::ARCH,
+                    std::process::id(),
+                    server.run_id,
+                    now_us(),
+                    uptime / 86400,
+                    (now_ms() / 1000) & ((1 << 24) - 1),
+                    server.shards,
+                ),
+            );
+        }
+        if want("clients") {
+            section(
+                "Clients",
+                format!(
+                    "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+                    server.counters.connected_clients.load(Ordering::Relaxed),
+                    Hot::get(&server.hot.maxclients),
+                ),
+            );
+        }
+        if want("memory") {
+            let (used, active, rss) = memory_stats();
+            let (maxmemory, policy) = server.config(|c| (c.int("maxmemory"), c.str("maxmemory-policy").to_string()));
+            section(
+                "Memory",
+                format!(
+                    "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{active}\r\nused_memory_peak_human:{}\r\nused_memory_dataset:{used}\r\nallocator_allocated:{used}\r\nallocator_active:{active}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{policy}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:jemalloc-5.3.0\r\nlazyfree_pending_objects:0\r\n",
+                    human_bytes(used),
+                    human_bytes(rss),
+                    human_bytes(active),
+                    human_bytes(maxmemory as u64),
+                    if used == 0 { 0.0 } else { rss as f64 / used as f64 },
+                ),
+            );
+        }
+        if want("persistence") {
+            section(
+                "Persistence",
+                format!(
+                    "loading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n",
+                    report.dirty,
+                    server.started_unix_ms / 1000,
+                ),
+            );
+        }
+        if want("stats") {
+            section(
+                "Stats",
+                format!(
+                    "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nexpired_time_cap_reached_count:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\ntotal_error_replies:0\r\n",
+                    server.counters.total_connections.load(Ordering::Relaxed),
+                    report.commands,
+                    report.net_input,
+                    report.net_output,
+                    server.counters.rejected_connections.load(Ordering::Relaxed),
+                    report.expired,
+                    report.expire_timeouts,
+                    report.hits,
+                    report.misses,
+                ),
+            );
+        }
+        if want("replication") {
+            section(
+                "Replication",
+                format!(
+                    "role:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
+                    server.run_id
+                ),
+            );
+        }
+        if want("cpu") {
+            let (sys, user) = cpu_times();
+            section(
+                "CPU",
+                format!("used_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n"),
+            );
+        }
+        if want("keyspace") {
+            let mut body = String::new();
+            for (i, (keys, expires, avg)) in report.dbs.iter().enumerate() {
+                if *keys > 0 {
+                    let _ = write!(body, "db{i}:keys={keys},expires={expires},avg_ttl={avg}\r\n");
+                }
+            }
+            section("Keyspace", body);
+        }
+        Ok(Reply::Verbatim(out.into()))
+    })
+}
+
+fn dbsize<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(async move {
+        let db = client.db();
+        let sizes = client.shard.broadcast(move |sh| sh.ks.borrow().dbs[db].len()).await;
+        Ok(Reply::Int(sizes.iter().sum::<usize>() as i64))
+    })
+}
+
+/// FLUSHDB / FLUSHALL take an optional ASYNC or SYNC (both free memory
+/// right away here).
+fn flush_mode(args: Args) -> Result<(), CmdError> {
+    match args.len() {
+        1 => Ok(()),
+        2 if args.is(1, "ASYNC") || args.is(1, "SYNC") => Ok(()),
+        _ => Err(CmdError::Syntax),
+    }
+}
+
+fn flushdb<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(async move {
+        flush_mode(args)?;
+        let db = client.db();
+        client.shard.broadcast(move |sh| sh.ks.borrow_mut().dbs[db].clear()).await;
+        Ok(Reply::Ok)
+    })
+}
+
+fn flushall<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(async move {
+        flush_mode(args)?;
+        client
+            .shard
+            .broadcast(|sh| {
+                let mut ks = sh.ks.borrow_mut();
+                ks.dbs.iter_mut().for_each(|d| d.clear());
+                ks.dirty += 1;
+            })
+            .await;
+        Ok(Reply::Ok)
+    })
+}
+
+fn swapdb<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(async move {
+        let a = args.int(1).map_err(|_| CmdError::err("invalid first DB index"))?;
+        let b = args.int(2).map_err(|_| CmdError::err("invalid second DB index"))?;
+        let n = client.shard.databases() as i64;
+        if !(0..n).contains(&a) || !(0..n).contains(&b) {
+            return Err(CmdError::DbIndexOutOfRange);
+        }
+        let (a, b) = (a as usize, b as usize);
+        client.shard.broadcast(move |sh| sh.ks.borrow_mut().dbs.swap(a, b)).await;
+        Ok(Reply::Ok)
+    })
+}
+
+fn config<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(async move {
+        let sub = args.keyword(1);
+        let server = &client.shard.server;
+        let arity = || CmdError::WrongArity(format!("config|{}", sub.to_ascii_lowercase()));
+        match sub.as_str() {
+            "GET" => {
+                if args.len() < 3 {
+                    return Err(arity());
+                }
+                let mut pairs: Vec<(String, String)> = Vec::new();
+                for i in 2..args.len() {
+                    for (k, v) in server.config(|c| c.get_matching(&args.str(i))) {
+                        if !pairs.iter().any(|(n, _)| *n == k) {
+                            pairs.push((k, v));
+                        }
+                    }
+                }
+                Ok(Reply::Map(pairs.into_iter().map(|(k, v)| (Reply::text(k), Reply::text(v))).collect()))
+            }
+            "SET" => {
+                if args.len() < 4 || args.len() % 2 != 0 {
+                    return Err(arity());
+                }
+                let mut seen: Vec<String> = Vec::new();
+                for i in (2..args.len()).step_by(2) {
+                    let name = args.str(i).to_ascii_lowercase();
+                    if seen.contains(&name) {
+                        return Err(CmdError::ConfigSet { name, reason: "duplicate parameter".into() });
+                    }
+                    seen.push(name);
+                }
+                // Validate everything first so a bad pair leaves nothing applied.
+                let snapshot: Vec<(String, String)> = (2..args.len()).step_by(2).map(|i| (args.str(i), args.str(i + 1))).collect();
+                for (name, value) in &snapshot {
+                    let probe = server.config(|c| {
+                        let mut copy = crate::config::Config::default();
+                        for (k, v) in c.get_matching("*") {
+                            let _ = copy.set(&k, &v, true);
+                        }
+                        copy.set(name, value, false)
+                    });
+                    if name.eq_ignore_ascii_case("dir") {
+                        // Changing directory is validated by doing it.
+                        continue;
+                    }
+                    match probe {
+                        Ok(()) => {}
+                        Err(ConfigError::Unknown) => return Err(CmdError::ConfigUnknown(name.clone())),
+                        Err(e) => return Err(CmdError::ConfigSet { name: name.clone(), reason: e.to_string() }),
+                    }
+                }
+                for (name, value) in snapshot {
+                    server.config_set(&name, &value).map_err(|e| match e {
+                        ConfigError::Unknown => CmdError::ConfigUnknown(name.clone()),
+                        e => CmdError::ConfigSet { name: name.clone(), reason: e.to_string() },
+                    })?;
+                }
+                Ok(Reply::Ok)
+            }
+            "RESETSTAT" => {
+                if args.len() != 2 {
+                    return Err(arity());
+                }
+                client
+                    .shard
+                    .broadcast(|sh| {
+                        let mut ks = sh.ks.borrow_mut();
+                        ks.hits = 0;
+                        ks.misses = 0;
+                        ks.dbs.iter_mut().for_each(|d| d.expired = 0);
+                        for c in [&sh.stats.commands, &sh.stats.net_input, &sh.stats.net_output, &sh.stats.expire_cycle_timeouts] {
+                            c.set(0);
+                        }
+                    })
+                    .await;
+                server.counters.total_connections.store(0, Ordering::Relaxed);
+                server.counters.rejected_connections.store(0, Ordering::Relaxed);
+                Ok(Reply::Ok)
+            }
+            "REWRITE" => Err(CmdError::err("The server is running without a config file")),
+            "HELP" => Ok(Reply::Array(
+                [
+                    "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                    "GET <pattern>",
+                    "    Return parameters matching the glob-like <pattern> and their values.",
+                    "SET <directive> <value>",
+                    "    Set the configuration <directive> to <value>.",
+                    "RESETSTAT",
+                    "    Reset statistics reported by the INFO command.",
+                    "REWRITE",
+                    "    Rewrite the configuration file.",
+                    "HELP",
+                    "    Prints this help.",
+                ]
+                .iter()
+                .map(|l| Reply::Status((*l).into()))
+                .collect(),
+            )),
+            _ => Err(CmdError::UnknownSubcommand { cmd: "CONFIG".into(), sub: args.str(1) }),
+        }
+    })
+}
+
+fn command_info(spec: &Spec) -> Reply {
+    let (first, last, step) = match spec.keys {
+        Keys::None => (0, 0, 0),
+        Keys::Range(f, l, s) => (f as i64, l as i64, s as i64),
+    };
+    let mut acl = vec![if spec.has(WRITE) { "@write" } else { "@read" }];
+    acl.push(if spec.has(FAST) { "@fast" } else { "@slow" });
+    if spec.has(ADMIN) {
+        acl.push("@admin");
+        acl.push("@dangerous");
+    }
+    Reply::Array(vec![
+        Reply::text(spec.name),
+        Reply::Int(spec.arity as i64),
+        Reply::Set(spec.flag_names().into_iter().map(|f| Reply::Status(f.into())).collect()),
+        Reply::Int(first),
+        Reply::Int(last),
+        Reply::Int(step),
+        Reply::Set(acl.into_iter().map(|a| Reply::Status(a.into())).collect()),
+        Reply::Set(vec![]),
+        Reply::Array(vec![]),
+        Reply::Array(vec![]),
+    ])
+}
+
+fn command_docs(spec: &Spec) -> Reply {
+    Reply::Map(vec![
+        (Reply::text("summary"), Reply::text(format!("The {} command", spec.name.to_ascii_uppercase()))),
+        (Reply::text("since"), Reply::text("1.0.0")),
+        (Reply::text("group"), Reply::text(if spec.keys.positions(3).count() > 0 { "generic" } else { "server" })),
+    ])
+}
+
+fn sorted_specs() -> Vec<&'static Spec> {
+    let mut all: Vec<_> = super::all().collect();
+    all.sort_by_key(|s| s.name);
+    all
+}
+
+fn command(_client: &mut Client, args: Args) -> CmdResult {
+    if args.len() == 1 {
+        return Ok(Reply::Array(sorted_specs().into_iter().map(command_info).collect()));
+    }
+    let sub = args.keyword(1);
+    let named = |from: usize| (from..args.len()).map(move |i| (args.str(i), super::lookup(args.get(i))));
+    match sub.as_str() {
+        "COUNT" => Ok(Reply::Int(super::all().count() as i64)),
+        "INFO" if args.len() == 2 => Ok(Reply::Array(sorted_specs().into_iter().map(command_info).collect())),
+        "INFO" => Ok(Reply::Array(named(2).map(|(_, s)| s.map_or(Reply::NullArray, command_info)).collect())),
+        "DOCS" if args.len() == 2 => Ok(Reply::Map(sorted_specs().into_iter().map(|s| (Reply::text(s.name), command_docs(s))).collect())),
+        "DOCS" => Ok(Reply::Map(named(2).filter_map(|(n, s)| s.map(|s| (Reply::text(n.to_ascii_lowercase()), command_docs(s)))).collect())),
+        "LIST" => {
+            let mut pattern = None;
+            if args.len() == 5 && args.is(2, "FILTERBY") && args.is(3, "PATTERN") {
+                pattern = Some(args.get(4));
+            } else if args.len() != 2 {
+                return Err(CmdError::Syntax);
+            }
+            let names = sorted_specs().into_iter().map(|s| s.name).filter(|n| pattern.is_none_or(|p| glob_match(p, n.as_bytes(), true)));
+            Ok(Reply::bulks(names))
+        }
+        "GETKEYS" if args.len() >= 3 => {
+            let spec = super::lookup(args.get(2)).ok_or_else(|| CmdError::err("Invalid command specified"))?;
+            let argc = args.len() - 2;
+            if !spec.arity_ok(argc) {
+                return Err(CmdError::err("Invalid number of arguments specified for command"));
+            }
+            let keys: Vec<&[u8]> = spec.keys.positions(argc).map(|i| args.get(i + 2)).collect();
+            if keys.is_empty() {
+                return Err(CmdError::err("The command has no key arguments"));
+            }
+            Ok(Reply::bulks(keys))
+        }
+        "HELP" => Ok(Reply::Array(
+            ["COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "(no subcommand)", "    Return details about all Redis commands.", "COUNT", "    Return the total number of commands in this Redis server.", "LIST", "    Return a list of all commands in this Redis server.", "INFO [<command-name> ...]", "    Return details about multiple Redis commands.", "DOCS [<command-name> ...]", "    Return documentation details about multiple Redis commands.", "GETKEYS <full-command>", "    Return the keys from a full Redis command.", "HELP", "    Print this help."]
+                .iter()
+                .map(|l| Reply::Status((*l).into()))
+                .collect(),
+        )),
+        _ => Err(CmdError::UnknownSubcommand { cmd: "COMMAND".into(), sub: args.str(1) }),
+    }
+}
+
+fn time(_client: &mut Client, _args: Args) -> CmdResult {
+    let us = now_us();
+    Ok(Reply::Array(vec![Reply::text((us / 1_000_000).to_string()), Reply::text((us % 1_000_000).to_string())]))
+}
+
+fn lastsave(client: &mut Client, _args: Args) -> CmdResult {
+    Ok(Reply::Int(client.shard.server.started_unix_ms / 1000))
+}
+
+fn shutdown(client: &mut Client, args: Args) -> CmdResult {
+    for i in 1..args.len() {
+        match args.keyword(i).as_str() {
+            "NOSAVE" | "SAVE" | "NOW" | "FORCE" => {}
+            "ABORT" if args.len() == 2 => return Err(CmdError::err("No shutdown in progress.")),
+            _ => return Err(CmdError::Syntax),
+        }
+    }
+    let pidfile = client.shard.server.config(|c| c.str("pidfile").to_string());
+    crate::server::signals::shutdown(&pidfile)
+}
+
+fn debug(client: &mut Client, args: Args) -> CmdResult {
+    let allowed = client.shard.server.config(|c| c.str("enable-debug-command").to_string());
+    let local = client.meta.addr.starts_with("127.") || client.meta.addr.starts_with("[::1]");
+    if allowed == "no" || (allowed == "local" && !local) {
+        return Err(CmdError::err(
+            "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
+        ));
+    }
+    match args.keyword(1).as_str() {
+        "SLEEP" if args.len() == 3 => {
+            let secs = args.float(2)?;
+            // Like Redis, DEBUG SLEEP blocks the server: here, this core.
+            if secs > 0.0 && secs.is_finite() {
+                std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+            }
+            Ok(Reply::Ok)
+        }
+        "HELP" => Ok(Reply::Array(
+            ["DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "SLEEP <seconds>", "    Stop the server for <seconds>. Decimals allowed.", "HELP", "    Prints this help."]
+                .iter()
+                .map(|l| Reply::Status((*l).into()))
+                .collect(),
+        )),
+        _ => Err(CmdError::UnknownSubcommand { cmd: "DEBUG".into(), sub: args.str(1) }),
+    }
+}
+
+const ANY: u32 = LOADING | STALE;
+
+pub(super) const TABLE: &[Spec] = &[
+    Spec::new("info", -1, ANY, Keys::None, Handler::Async(info)),
+    Spec::new("dbsize", 1, READONLY | FAST, Keys::None, Handler::Async(dbsize)),
+    Spec::new("flushdb", -1, WRITE, Keys::None, Handler::Async(flushdb)),
+    Spec::new("flushall", -1, WRITE, Keys::None, Handler::Async(flushall)),
+    Spec::new("swapdb", 3, WRITE | FAST, Keys::None, Handler::Async(swapdb)),
+    Spec::new("config", -2, ADMIN | NOSCRIPT | ANY, Keys::None, Handler::Async(config)),
+    Spec::new("command", -1, ANY, Keys::None, Handler::Conn(command)),
+    Spec::new("time", 1, ANY | FAST, Keys::None, Handler::Conn(time)),
+    Spec::new("lastsave", 1, ANY | FAST, Keys::None, Handler::Conn(lastsave)),
+    Spec::new("shutdown", -1, ADMIN | NOSCRIPT | ANY, Keys::None, Handler::Conn(shutdown)),
+    Spec::new("debug", -2, ADMIN | NOSCRIPT | ANY, Keys::None, Handler::Conn(debug)),
+];

@@ -1,0 +1,127 @@
+//! Per-connection state. `Client` is owned by the connection task;
+//! `ClientMeta` is the part other code may read (CLIENT LIST, CLIENT KILL)
+//! through the shard's registry.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use super::shard::Shard;
+use super::shared::now_ms;
+use crate::protocol::Proto;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Skip the reply of the next command only.
+    Skip,
+}
+
+#[derive(Debug)]
+pub struct ClientMeta {
+    pub id: u64,
+    pub addr: String,
+    pub laddr: String,
+    pub fd: i32,
+    pub created_ms: i64,
+    pub name: RefCell<Option<String>>,
+    pub db: Cell<usize>,
+    pub proto: Cell<Proto>,
+    pub last_cmd: Cell<&'static str>,
+    pub last_active_ms: Cell<i64>,
+    pub qbuf: Cell<usize>,
+    pub no_evict: Cell<bool>,
+    pub no_touch: Cell<bool>,
+    pub killed: Cell<bool>,
+}
+
+impl ClientMeta {
+    pub fn new(id: u64, addr: String, laddr: String, fd: i32) -> ClientMeta {
+        let now = now_ms();
+        ClientMeta {
+            id,
+            addr,
+            laddr,
+            fd,
+            created_ms: now,
+            name: RefCell::new(None),
+            db: Cell::new(0),
+            proto: Cell::new(Proto::Resp2),
+            last_cmd: Cell::new("NULL"),
+            last_active_ms: Cell::new(now),
+            qbuf: Cell::new(0),
+            no_evict: Cell::new(false),
+            no_touch: Cell::new(false),
+            killed: Cell::new(false),
+        }
+    }
+
+    /// One line of CLIENT LIST / CLIENT INFO, in Redis's field order.
+    pub fn describe(&self) -> String {
+        let now = now_ms();
+        let mut flags = String::new();
+        if self.no_evict.get() {
+            flags.push('e');
+        }
+        if self.no_touch.get() {
+            flags.push('T');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        format!(
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            self.fd,
+            self.name.borrow().as_deref().unwrap_or(""),
+            (now - self.created_ms) / 1000,
+            (now - self.last_active_ms.get()) / 1000,
+            flags,
+            self.db.get(),
+            self.qbuf.get(),
+            self.last_cmd.get(),
+            if self.proto.get() == Proto::Resp3 { 3 } else { 2 },
+        )
+    }
+
+    /// Closes the socket under the connection task, which then sees EOF.
+    pub fn kill(&self) {
+        self.killed.set(true);
+        // SAFETY: shutdown on a descriptor this process owns; it does not
+        // close it, so the owning task's later close stays valid.
+        unsafe {
+            libc::shutdown(self.fd, libc::SHUT_RDWR);
+        }
+    }
+}
+
+pub struct Client {
+    pub meta: Rc<ClientMeta>,
+    pub shard: Rc<Shard>,
+    pub authenticated: bool,
+    pub reply_mode: ReplyMode,
+    /// Close the connection once the replies so far are written (QUIT,
+    /// protocol errors, CLIENT KILL of oneself).
+    pub close_after_reply: bool,
+}
+
+impl Client {
+    pub fn new(shard: Rc<Shard>, meta: Rc<ClientMeta>) -> Client {
+        let authenticated = shard.server.requirepass().is_none();
+        Client { meta, shard, authenticated, reply_mode: ReplyMode::On, close_after_reply: false }
+    }
+
+    pub fn db(&self) -> usize {
+        self.meta.db.get()
+    }
+
+    pub fn proto(&self) -> Proto {
+        self.meta.proto.get()
+    }
+
+    pub fn no_touch(&self) -> bool {
+        self.meta.no_touch.get()
+    }
+}

@@ -1,0 +1,229 @@
+//! A client connection: read requests, dispatch them in order, write the
+//! replies. The connection stays on the core that accepted it.
+//!
+//! I/O shape: one read fills as much of the buffer as the socket has; every
+//! complete request in it is dispatched; all replies go out in one write.
+//! A pipelined burst therefore costs one read and one write, and replies
+//! for remote shards are gathered into one hop per run of commands.
+
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use tracing::debug;
+
+use super::client::{Client, ClientMeta};
+use super::dispatch::{Batch, dispatch};
+use super::shard::Shard;
+use crate::commands::Args;
+use crate::config::Hot;
+use crate::protocol::CmdError;
+use crate::protocol::reply::encode_error;
+use crate::protocol::resp::{Limits, Parser};
+
+const READ_CHUNK: usize = 16 * 1024;
+/// Replies are written out once this much is pending, even mid-pipeline.
+const WRITE_HIGH_WATER: usize = 64 * 1024;
+
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+    let server = shard.server.clone();
+    let counters = &server.counters;
+    counters.total_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let connected = counters.connected_clients.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    let _guard = scopeguard(|| {
+        server.counters.connected_clients.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    let mut stream = stream;
+    if connected > Hot::get(&server.hot.maxclients) {
+        counters.rejected_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut out = Vec::new();
+        encode_error(&mut out, &CmdError::MaxClients.to_string());
+        let _ = stream.write_all(&out).await;
+        return;
+    }
+    let _ = stream.set_nodelay(true);
+    set_keepalive(stream.as_raw_fd(), Hot::get(&server.hot.tcp_keepalive));
+    let timeout = Hot::get(&server.hot.timeout);
+    if timeout > 0 {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(timeout)));
+    }
+    let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let meta = Rc::new(ClientMeta::new(server.next_client_id(), addr, laddr, stream.as_raw_fd()));
+    shard.clients.borrow_mut().insert(meta.id, meta.clone());
+    debug!(id = meta.id, addr = %meta.addr, "accepted client");
+    let mut conn = Conn {
+        client: Client::new(shard.clone(), meta.clone()),
+        stream,
+        rbuf: vec![0; READ_CHUNK],
+        start: 0,
+        end: 0,
+        parser: Parser::default(),
+        out: Vec::with_capacity(READ_CHUNK),
+        batch: Batch::default(),
+    };
+    conn.run().await;
+    shard.clients.borrow_mut().remove(&meta.id);
+    debug!(id = meta.id, "client closed");
+}
+
+/// Runs `f` when dropped: the connection count stays right on every exit.
+fn scopeguard<F: FnMut()>(f: F) -> impl Drop {
+    struct Guard<F: FnMut()>(F);
+    impl<F: FnMut()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            (self.0)()
+        }
+    }
+    Guard(f)
+}
+
+fn set_keepalive(fd: i32, secs: u64) {
+    if secs == 0 {
+        return;
+    }
+    let fd = Fd(fd);
+    let sock = socket2::SockRef::from(&fd);
+    let ka = socket2::TcpKeepalive::new().with_time(Duration::from_secs(secs)).with_interval(Duration::from_secs((secs / 3).max(1)));
+    let _ = sock.set_tcp_keepalive(&ka);
+}
+
+/// A borrowed descriptor, for socket options on a stream glommio owns.
+struct Fd(i32);
+
+impl std::os::fd::AsFd for Fd {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        // SAFETY: the descriptor belongs to a stream that outlives this call.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.0) }
+    }
+}
+
+struct Conn {
+    client: Client,
+    stream: TcpStream,
+    /// Received bytes live in `rbuf[start..end]`; the rest is free space
+    /// (always initialised, so reads need no unsafe).
+    rbuf: Vec<u8>,
+    start: usize,
+    end: usize,
+    parser: Parser,
+    out: Vec<u8>,
+    batch: Batch,
+}
+
+impl Conn {
+    async fn run(&mut self) {
+        loop {
+            self.make_room();
+            let n = match self.stream.read(&mut self.rbuf[self.end..]).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            self.end += n;
+            let shard = &self.client.shard;
+            shard.stats.net_input.set(shard.stats.net_input.get() + n as u64);
+            self.client.meta.last_active_ms.set(shard.now());
+            let limit = Hot::get(&shard.server.hot.query_buffer_limit) as usize;
+            if self.end - self.start > limit {
+                tracing::warn!(id = self.client.meta.id, "closing client that reached max query buffer length");
+                return;
+            }
+            self.process().await;
+            if self.flush().await.is_err() || self.client.close_after_reply || self.client.meta.killed.get() {
+                return;
+            }
+        }
+    }
+
+    /// Dispatches every complete request in the buffer.
+    async fn process(&mut self) {
+        let Conn { client, stream, rbuf, start, end, parser, out, batch } = self;
+        loop {
+            let limits = Limits {
+                max_bulk: Hot::get(&client.shard.server.hot.proto_max_bulk_len) as usize,
+                authenticated: client.authenticated,
+            };
+            match parser.parse(&rbuf[*start..*end], limits) {
+                Ok(Some(frame)) => {
+                    if !parser.spans().is_empty() {
+                        let data = if frame.inline { parser.scratch() } else { &rbuf[*start..*end] };
+                        dispatch(client, out, batch, Args::new(data, parser.spans())).await;
+                    }
+                    *start += frame.consumed;
+                    if client.close_after_reply || client.meta.killed.get() {
+                        break;
+                    }
+                    if out.len() >= WRITE_HIGH_WATER {
+                        batch.flush(client, out).await;
+                        let shard = client.shard.clone();
+                        if ShardIo::write(stream, out, &shard).await.is_err() {
+                            client.close_after_reply = true;
+                            break;
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    batch.flush(client, out).await;
+                    encode_error(out, &format!("ERR Protocol error: {e}"));
+                    client.close_after_reply = true;
+                    break;
+                }
+            }
+        }
+        batch.flush(client, out).await;
+        client.meta.qbuf.set(*end - *start);
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        let shard = self.client.shard.clone();
+        ShardIo::write(&mut self.stream, &mut self.out, &shard).await
+    }
+
+    /// Keeps free space after `end`: compacts consumed bytes away and grows
+    /// when a request needs more than the buffer holds.
+    fn make_room(&mut self) {
+        const MIN_READ: usize = 4096;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if self.rbuf.len() > 4 * READ_CHUNK {
+                self.rbuf = vec![0; READ_CHUNK];
+            }
+        }
+        let pending = self.end - self.start;
+        // Bytes needed from `start`: the frame in progress or one more read.
+        let need = self.parser.needed().unwrap_or(0).max(pending + MIN_READ);
+        if self.rbuf.len() - self.start >= need {
+            return;
+        }
+        self.rbuf.copy_within(self.start..self.end, 0);
+        self.start = 0;
+        self.end = pending;
+        if self.rbuf.len() < need {
+            // Double at most: a client claiming a huge bulk gets memory only
+            // as its bytes arrive.
+            let len = need.min(self.rbuf.len() * 2);
+            self.rbuf.resize(len, 0);
+        }
+    }
+}
+
+struct ShardIo;
+
+impl ShardIo {
+    async fn write(stream: &mut TcpStream, out: &mut Vec<u8>, shard: &Shard) -> std::io::Result<()> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        let r = stream.write_all(out).await;
+        shard.stats.net_output.set(shard.stats.net_output.get() + out.len() as u64);
+        out.clear();
+        if out.capacity() > 1024 * 1024 {
+            out.shrink_to(READ_CHUNK);
+        }
+        r
+    }
+}

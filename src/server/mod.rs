@@ -1,0 +1,195 @@
+//! The engine: one shard per core, connections, dispatch, transactions.
+
+pub mod client;
+pub mod connection;
+pub mod dispatch;
+pub mod locks;
+pub mod shard;
+pub mod shared;
+pub mod signals;
+pub mod transaction;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorBuilder, Placement};
+use thiserror::Error;
+use tracing::{info, warn};
+
+use crate::config::{Config, Hot};
+use crate::storage::expire::active_expire_cycle;
+use shard::{Msg, Shard};
+use shared::{Shared, now_ms};
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error("Could not create server TCP listening socket {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("Invalid bind address '{0}'")]
+    BadBind(String),
+    #[error("Failed to start shard {0}: {1}")]
+    Executor(usize, String),
+}
+
+/// Addresses from `bind`; a leading '-' marks one that may be unavailable.
+fn bind_addrs(bind: &str, port: u16) -> Result<Vec<SocketAddr>, StartError> {
+    let mut addrs = Vec::new();
+    for item in bind.split_whitespace() {
+        let (optional, host) = match item.strip_prefix('-') {
+            Some(h) => (true, h),
+            None => (false, item),
+        };
+        let host = match host {
+            "*" => "0.0.0.0",
+            "::*" => "::",
+            h => h,
+        };
+        let resolved = (host, port).to_socket_addrs().ok().and_then(|mut a| a.next());
+        match resolved {
+            Some(a) => addrs.push(a),
+            None if optional => {}
+            None => return Err(StartError::BadBind(item.to_string())),
+        }
+    }
+    Ok(addrs)
+}
+
+/// Creates one SO_REUSEPORT listener per shard on `addr`. The address is
+/// first bound exclusively: SO_REUSEPORT would otherwise let a second
+/// server share a port that is already taken.
+fn check_free(addr: SocketAddr) -> Result<(), StartError> {
+    std::net::TcpListener::bind(addr).map(drop).map_err(|source| StartError::Listen { addr: addr.to_string(), source })
+}
+
+fn listener(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_reuse_address(true)?;
+    sock.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    sock.bind(&addr.into())?;
+    sock.listen(backlog)?;
+    // SAFETY: the descriptor is a listening TCP socket we own and hand over.
+    Ok(unsafe { TcpListener::from_raw_fd(sock.into_raw_fd()) })
+}
+
+/// Number of shards: the `threads` directive, or every CPU this process may
+/// run on.
+fn shard_count(config: &Config) -> usize {
+    match config.int("threads") {
+        n if n > 0 => n as usize,
+        _ => core_affinity::get_core_ids().map_or(1, |c| c.len().max(1)),
+    }
+}
+
+/// Starts every shard and blocks until they exit.
+pub fn run(config: Config) -> Result<(), StartError> {
+    let port = config.int("port") as u16;
+    let addrs = bind_addrs(config.str("bind"), port)?;
+    let backlog = config.int("tcp-backlog") as i32;
+    for &a in &addrs {
+        check_free(a)?;
+    }
+    let shards = shard_count(&config);
+    let shared = Arc::new(Shared::new(config, shards));
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let mesh = (shards > 1).then(|| MeshBuilder::<Msg, _>::full(shards, 1024));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let mut handles = Vec::new();
+    for i in 0..shards {
+        let placement = if shards <= cores.len() { Placement::Fixed(cores[i].id) } else { Placement::Unbound };
+        let shared = shared.clone();
+        let mesh = mesh.clone();
+        let addrs = addrs.clone();
+        let ready = ready_tx.clone();
+        let handle = LocalExecutorBuilder::new(placement)
+            .name(&format!("percore-shard-{i}"))
+            .spawn(move || async move {
+                let (id, senders, mut receivers) = match mesh {
+                    Some(m) => match m.join().await {
+                        Ok((s, r)) => (s.peer_id(), Some(s), Some(r)),
+                        Err(e) => {
+                            let _ = ready.send(Err(format!("channel mesh join failed: {e}")));
+                            return;
+                        }
+                    },
+                    None => (0, None, None),
+                };
+                let shard = Shard::new(id, shared, senders);
+                if let Some(r) = receivers.as_mut() {
+                    shard.serve_peer(r);
+                }
+                let mut listeners = Vec::new();
+                for &a in &addrs {
+                    match listener(a, backlog) {
+                        Ok(l) => listeners.push(l),
+                        Err(e) => {
+                            let _ = ready.send(Err(format!("{a}: {e}")));
+                            return;
+                        }
+                    }
+                }
+                glommio::spawn_local(expire_cron(shard.clone())).detach();
+                let accepts = listeners.into_iter().map(|l| {
+                    let shard = shard.clone();
+                    glommio::spawn_local(accept_loop(shard, l))
+                });
+                let accepts: Vec<_> = accepts.collect();
+                let _ = ready.send(Ok(()));
+                futures::future::join_all(accepts).await;
+            })
+            .map_err(|e| StartError::Executor(i, e.to_string()))?;
+        handles.push(handle);
+    }
+    drop(ready_tx);
+    for _ in 0..shards {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(StartError::Executor(0, e)),
+            Err(_) => return Err(StartError::Executor(0, "shard exited during startup".into())),
+        }
+    }
+    info!("Server initialized with {shards} shard(s), one per core");
+    let listening: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    info!("Ready to accept connections tcp ({})", listening.join(" "));
+    for h in handles {
+        let _ = h.join();
+    }
+    Ok(())
+}
+
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                glommio::spawn_local(connection::serve(shard.clone(), stream)).detach();
+            }
+            Err(e) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                warn!("Accepting client connection: {e}");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// The shard's periodic work: active expiry at `hz` ticks per second, with
+/// a quarter of each tick as its budget (Redis's slow cycle).
+async fn expire_cron(shard: Rc<Shard>) {
+    loop {
+        let hz = Hot::get(&shard.server.hot.hz).max(1);
+        let period = Duration::from_millis(1000 / hz);
+        glommio::timer::sleep(period).await;
+        let stats = active_expire_cycle(&mut shard.ks.borrow_mut(), now_ms(), period / 4);
+        if stats.timed_out {
+            shard.stats.expire_cycle_timeouts.set(shard.stats.expire_cycle_timeouts.get() + 1);
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! One shard: the core-local owner of a set of slots, and its mailboxes.
+//!
+//! A `Shard` lives on one executor thread behind an `Rc`; nothing in it is
+//! shared with other threads. Other cores reach it only through the channel
+//! mesh: a `Call` carries a closure to run here, a `Return` carries the
+//! result back to the caller's core, which wakes the waiting task.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use futures::channel::oneshot;
+use futures::future::LocalBoxFuture;
+use glommio::channels::channel_mesh::{Receivers, Senders};
+
+use super::client::ClientMeta;
+use super::locks::LockTable;
+use super::shared::{Shared, now_ms};
+use crate::storage::Keyspace;
+use crate::storage::slots::key_owner;
+
+pub type Payload = Box<dyn Any + Send>;
+pub type Job = Box<dyn FnOnce(Rc<Shard>) -> LocalBoxFuture<'static, Payload> + Send>;
+
+pub enum Msg {
+    Call { id: u64, job: Job },
+    Return { id: u64, payload: Payload },
+}
+
+/// Per-shard counters, summed across shards by INFO.
+#[derive(Debug, Default)]
+pub struct ShardStats {
+    pub commands: Cell<u64>,
+    pub net_input: Cell<u64>,
+    pub net_output: Cell<u64>,
+    pub expire_cycle_timeouts: Cell<u64>,
+}
+
+pub struct Shard {
+    pub id: usize,
+    pub count: usize,
+    pub server: Arc<Shared>,
+    pub ks: RefCell<Keyspace>,
+    pub locks: RefCell<LockTable>,
+    pub clients: RefCell<HashMap<u64, Rc<ClientMeta>>>,
+    pub stats: ShardStats,
+    mesh: Option<Senders<Msg>>,
+    pending: RefCell<HashMap<u64, oneshot::Sender<Payload>>>,
+    next_call: Cell<u64>,
+}
+
+impl Shard {
+    pub fn new(id: usize, server: Arc<Shared>, mesh: Option<Senders<Msg>>) -> Rc<Shard> {
+        let databases = server.config(|c| c.int("databases")) as usize;
+        Rc::new(Shard {
+            id,
+            count: server.shards,
+            server,
+            ks: RefCell::new(Keyspace::new(databases)),
+            locks: RefCell::new(LockTable::default()),
+            clients: RefCell::new(HashMap::new()),
+            stats: ShardStats::default(),
+            mesh,
+            pending: RefCell::new(HashMap::new()),
+            next_call: Cell::new(0),
+        })
+    }
+
+    pub fn owner(&self, key: &[u8]) -> usize {
+        key_owner(key, self.count)
+    }
+
+    pub fn databases(&self) -> usize {
+        self.ks.borrow().dbs.len()
+    }
+
+    /// Runs `f` on shard `target` and returns its result; a local target
+    /// runs inline.
+    pub async fn run_on<R, F>(self: &Rc<Self>, target: usize, f: F) -> R
+    where
+        F: FnOnce(&Rc<Shard>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        if target == self.id {
+            return f(self);
+        }
+        self.hop(target, Box::new(move |sh| Box::pin(async move { Box::new(f(&sh)) as Payload })))
+            .await
+    }
+
+    /// Like `run_on` for work that has to wait on the target (key locks).
+    pub async fn run_on_async<R, F, Fut>(self: &Rc<Self>, target: usize, f: F) -> R
+    where
+        F: FnOnce(Rc<Shard>) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+        R: Send + 'static,
+    {
+        if target == self.id {
+            return f(self.clone()).await;
+        }
+        self.hop(target, Box::new(move |sh| Box::pin(async move { Box::new(f(sh).await) as Payload })))
+            .await
+    }
+
+    /// Runs `f` on every shard (this one inline) and returns the results in
+    /// shard order.
+    pub async fn broadcast<R, F>(self: &Rc<Self>, f: F) -> Vec<R>
+    where
+        F: Fn(&Rc<Shard>) -> R + Send + Clone + 'static,
+        R: Send + 'static,
+    {
+        let calls = (0..self.count).map(|s| {
+            let f = f.clone();
+            self.run_on(s, move |sh| f(sh))
+        });
+        futures::future::join_all(calls).await
+    }
+
+    async fn hop<R: 'static>(self: &Rc<Self>, target: usize, job: Job) -> R {
+        let id = self.next_call.get();
+        self.next_call.set(id + 1);
+        let (tx, rx) = oneshot::channel();
+        self.pending.borrow_mut().insert(id, tx);
+        let mesh = self.mesh.as_ref().expect("a remote shard implies a mesh");
+        if mesh.send_to(target, Msg::Call { id, job }).await.is_err() {
+            panic!("shard {target} mailbox closed while the server is running");
+        }
+        let payload = rx.await.expect("a call is always answered");
+        *payload.downcast::<R>().expect("a call returns the type its closure produced")
+    }
+
+    /// Serves the mailbox from one peer until the mesh closes.
+    pub fn serve_peer(self: &Rc<Self>, receivers: &mut Receivers<Msg>) {
+        for (peer, rx) in receivers.streams() {
+            let shard = self.clone();
+            glommio::spawn_local(async move {
+                while let Some(msg) = rx.recv().await {
+                    match msg {
+                        Msg::Call { id, job } => {
+                            let shard = shard.clone();
+                            glommio::spawn_local(async move {
+                                let payload = job(shard.clone()).await;
+                                if let Some(mesh) = shard.mesh.as_ref() {
+                                    let _ = mesh.send_to(peer, Msg::Return { id, payload }).await;
+                                }
+                            })
+                            .detach();
+                        }
+                        Msg::Return { id, payload } => {
+                            if let Some(tx) = shard.pending.borrow_mut().remove(&id) {
+                                let _ = tx.send(payload);
+                            }
+                        }
+                    }
+                }
+            })
+            .detach();
+        }
+    }
+
+    /// Current time for command execution.
+    pub fn now(&self) -> i64 {
+        now_ms()
+    }
+}

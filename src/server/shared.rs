@@ -1,0 +1,83 @@
+//! State every core can read: configuration and server-wide counters.
+//! Nothing here is keyspace data; it is atomics plus a lock that only
+//! CONFIG and startup take.
+
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use crate::config::{Config, ConfigError, Hot};
+
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub connected_clients: AtomicU64,
+    pub total_connections: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub next_client_id: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct Shared {
+    config: RwLock<Config>,
+    pub hot: Hot,
+    pub counters: Counters,
+    pub shards: usize,
+    pub started: Instant,
+    pub started_unix_ms: i64,
+    pub run_id: String,
+    pub port: u16,
+    pub shutting_down: AtomicBool,
+}
+
+impl Shared {
+    pub fn new(config: Config, shards: usize) -> Shared {
+        let hot = Hot::default();
+        config.fill_hot(&hot);
+        let port = config.int("port") as u16;
+        Shared {
+            config: RwLock::new(config),
+            hot,
+            counters: Counters::default(),
+            shards,
+            started: Instant::now(),
+            started_unix_ms: now_ms(),
+            run_id: (0..40).map(|_| b"0123456789abcdef"[fastrand::usize(..16)] as char).collect(),
+            port,
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    /// Reads the configuration (poisoning cannot leave it half-written:
+    /// `Config::set` validates before it stores).
+    pub fn config<R>(&self, f: impl FnOnce(&Config) -> R) -> R {
+        let guard = self.config.read().unwrap_or_else(|p| p.into_inner());
+        f(&guard)
+    }
+
+    pub fn config_set(&self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let mut guard = self.config.write().unwrap_or_else(|p| p.into_inner());
+        guard.set(name, value, false)?;
+        guard.fill_hot(&self.hot);
+        Ok(())
+    }
+
+    pub fn next_client_id(&self) -> u64 {
+        self.counters.next_client_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub fn requirepass(&self) -> Option<String> {
+        if !self.hot.requirepass.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.config(|c| Some(c.str("requirepass").to_string()))
+    }
+}
+
+/// Wall-clock Unix time in milliseconds (TTLs are absolute, like Redis's).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}

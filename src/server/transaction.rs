@@ -1,0 +1,68 @@
+//! Atomic operations across shards.
+//!
+//! A transaction first locks every key it will touch, shard by shard in
+//! ascending order (see `locks.rs` for why that cannot deadlock), then runs
+//! its steps on the owners, then releases. While a key is locked, plain
+//! commands on it wait, so no client can observe a transaction half-done:
+//! every shard's part becomes visible only when the key is released, and
+//! every key is locked before any part runs.
+//!
+//! Ordered locking replaces VLL's global transaction counter: there is no
+//! reordering to detect and no retry, at the price of one lock hop per
+//! shard. MULTI/EXEC and scripts reuse `Tx` with all their declared keys.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use super::shard::Shard;
+use crate::storage::Key;
+
+pub struct Tx {
+    shard: Rc<Shard>,
+    /// Locked (database, key) pairs per shard, ascending by shard.
+    parts: Vec<(usize, Vec<(usize, Key)>)>,
+}
+
+impl Tx {
+    /// Locks `keys` of database `db` wherever they live.
+    pub async fn lock<'a>(shard: &Rc<Shard>, db: usize, keys: impl Iterator<Item = &'a [u8]>) -> Tx {
+        Tx::lock_in(shard, keys.map(|k| (db, k))).await
+    }
+
+    /// Locks keys that may belong to different databases.
+    pub async fn lock_in<'a>(shard: &Rc<Shard>, keys: impl Iterator<Item = (usize, &'a [u8])>) -> Tx {
+        let mut by_shard: BTreeMap<usize, Vec<(usize, Key)>> = BTreeMap::new();
+        for (db, key) in keys {
+            by_shard.entry(shard.owner(key)).or_default().push((db, key.into()));
+        }
+        let mut parts = Vec::with_capacity(by_shard.len());
+        for (owner, mut keys) in by_shard {
+            keys.sort_unstable();
+            keys.dedup();
+            let to_lock = keys.clone();
+            shard.run_on_async(owner, move |sh| async move { sh.lock_keys(&to_lock).await }).await;
+            parts.push((owner, keys));
+        }
+        Tx { shard: shard.clone(), parts }
+    }
+
+    /// Shards holding part of the transaction, ascending.
+    pub fn shards(&self) -> impl Iterator<Item = usize> + '_ {
+        self.parts.iter().map(|(s, _)| *s)
+    }
+
+    /// Runs one step on `target` with the transaction's locks held.
+    pub async fn run<R, F>(&self, target: usize, f: F) -> R
+    where
+        F: FnOnce(&Rc<Shard>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.shard.run_on(target, f).await
+    }
+
+    /// Releases every lock, waking commands that waited on them.
+    pub async fn unlock(self) {
+        let releases = self.parts.into_iter().map(|(owner, keys)| self.shard.run_on(owner, move |sh| sh.unlock_keys(&keys)));
+        futures::future::join_all(releases).await;
+    }
+}

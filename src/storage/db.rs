@@ -1,0 +1,346 @@
+//! One logical database (SELECT n) on one shard.
+//!
+//! Keys are kept per hash slot: each slot owned by the shard has its own
+//! small table. That gives SCAN a cursor that survives rehashing (a cursor is
+//! a slot position and a slot is always returned whole), and gives cluster
+//! mode COUNTKEYSINSLOT / GETKEYSINSLOT and slot migration without a second
+//! index. Keys with a TTL are also in `expires`, an index set the active
+//! expiry cycle samples at random, as Redis samples its expires dict.
+
+use std::hash::BuildHasher;
+use std::sync::OnceLock;
+
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry as TableEntry;
+use indexmap::IndexSet;
+
+use super::slots::{SLOTS, key_slot};
+use super::value::Value;
+
+pub type Key = Box<[u8]>;
+
+/// ahash seeded once per process: fast, and not predictable by clients
+/// (hash flooding).
+#[derive(Clone, Copy, Default, Debug)]
+pub struct KeyHasher;
+
+impl BuildHasher for KeyHasher {
+    type Hasher = ahash::AHasher;
+
+    fn build_hasher(&self) -> ahash::AHasher {
+        static STATE: OnceLock<ahash::RandomState> = OnceLock::new();
+        STATE.get_or_init(ahash::RandomState::new).build_hasher()
+    }
+}
+
+fn hash(key: &[u8]) -> u64 {
+    KeyHasher.hash_one(key)
+}
+
+#[derive(Debug)]
+pub struct Entry {
+    key: Key,
+    pub value: Value,
+    /// Absolute expiry in Unix milliseconds; 0 when the key is persistent.
+    expire_at: i64,
+    /// Last access, in seconds of the server clock (OBJECT IDLETIME).
+    access: u32,
+}
+
+impl Entry {
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    pub fn expire_at(&self) -> Option<i64> {
+        (self.expire_at != 0).then_some(self.expire_at)
+    }
+
+    pub fn touch(&mut self, now_ms: i64) {
+        self.access = lru_clock(now_ms);
+    }
+
+    pub fn idle_secs(&self, now_ms: i64) -> u64 {
+        lru_clock(now_ms).wrapping_sub(self.access) as u64
+    }
+
+    fn expired(&self, now_ms: i64) -> bool {
+        self.expire_at != 0 && self.expire_at <= now_ms
+    }
+}
+
+fn lru_clock(now_ms: i64) -> u32 {
+    (now_ms / 1000) as u32
+}
+
+#[derive(Default, Debug)]
+pub struct Db {
+    /// Indexed by slot; empty until the first key is written.
+    slots: Vec<Option<Box<HashTable<Entry>>>>,
+    len: usize,
+    expires: IndexSet<Key, KeyHasher>,
+    /// Keys removed because their TTL passed (lazily or actively).
+    pub expired: u64,
+}
+
+impl Db {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn expires_len(&self) -> usize {
+        self.expires.len()
+    }
+
+    fn table(&self, slot: usize) -> Option<&HashTable<Entry>> {
+        self.slots.get(slot)?.as_deref()
+    }
+
+    /// The live entry for `key`; an expired one is deleted on the way.
+    pub fn get(&mut self, key: &[u8], now_ms: i64) -> Option<&mut Entry> {
+        let slot = key_slot(key);
+        let h = hash(key);
+        let table = self.slots.get_mut(slot)?.as_deref_mut()?;
+        let expired = table.find(h, |e| *e.key == *key)?.expired(now_ms);
+        if expired {
+            self.remove_hashed(slot, h, key);
+            self.expired += 1;
+            return None;
+        }
+        self.slots[slot].as_deref_mut()?.find_mut(h, |e| *e.key == *key)
+    }
+
+    pub fn contains(&mut self, key: &[u8], now_ms: i64) -> bool {
+        self.get(key, now_ms).is_some()
+    }
+
+    /// Stores `value` under `key`, replacing any old value and its TTL
+    /// (`expire_at` 0: persistent). Returns the entry.
+    pub fn insert(&mut self, key: &[u8], value: Value, expire_at: i64, now_ms: i64) -> &mut Entry {
+        let slot = key_slot(key);
+        let h = hash(key);
+        if self.slots.is_empty() {
+            self.slots.resize_with(SLOTS, || None);
+        }
+        let table = self.slots[slot].get_or_insert_with(Default::default);
+        let entry = match table.entry(h, |e| *e.key == *key, |e| hash(&e.key)) {
+            TableEntry::Occupied(o) => {
+                let e = o.into_mut();
+                let had = e.expire_at != 0;
+                e.value = value;
+                e.expire_at = expire_at;
+                e.touch(now_ms);
+                match (had, expire_at != 0) {
+                    (true, false) => {
+                        self.expires.swap_remove(key);
+                    }
+                    (false, true) => {
+                        self.expires.insert(key.into());
+                    }
+                    _ => {}
+                }
+                return e;
+            }
+            TableEntry::Vacant(v) => v.insert(Entry {
+                key: key.into(),
+                value,
+                expire_at,
+                access: lru_clock(now_ms),
+            }),
+        };
+        self.len += 1;
+        if expire_at != 0 {
+            self.expires.insert(key.into());
+        }
+        entry.into_mut()
+    }
+
+    /// Sets (`Some`) or clears (`None`) the TTL of an existing key.
+    /// Returns false when the key does not exist.
+    pub fn set_expire(&mut self, key: &[u8], expire_at: Option<i64>) -> bool {
+        let slot = key_slot(key);
+        let Some(table) = self.slots.get_mut(slot).and_then(|t| t.as_deref_mut()) else {
+            return false;
+        };
+        let Some(e) = table.find_mut(hash(key), |e| *e.key == *key) else {
+            return false;
+        };
+        let had = e.expire_at != 0;
+        e.expire_at = expire_at.unwrap_or(0);
+        match (had, expire_at.is_some()) {
+            (true, false) => {
+                self.expires.swap_remove(key);
+            }
+            (false, true) => {
+                self.expires.insert(key.into());
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Removes a live key and returns its entry (an expired key counts as
+    /// missing and is reclaimed).
+    pub fn remove(&mut self, key: &[u8], now_ms: i64) -> Option<Entry> {
+        let slot = key_slot(key);
+        let e = self.remove_hashed(slot, hash(key), key)?;
+        if e.expired(now_ms) {
+            self.expired += 1;
+            return None;
+        }
+        Some(e)
+    }
+
+    fn remove_hashed(&mut self, slot: usize, h: u64, key: &[u8]) -> Option<Entry> {
+        let table = self.slots.get_mut(slot)?.as_deref_mut()?;
+        let e = table.find_entry(h, |e| *e.key == *key).ok()?.remove().0;
+        if table.is_empty() {
+            self.slots[slot] = None;
+        }
+        self.len -= 1;
+        if e.expire_at != 0 {
+            self.expires.swap_remove(key);
+        }
+        Some(e)
+    }
+
+    pub fn clear(&mut self) {
+        *self = Db { expired: self.expired, ..Db::default() };
+    }
+
+    /// Entries of one slot (expired ones included; callers filter).
+    pub fn slot_entries(&self, slot: usize) -> impl Iterator<Item = &Entry> {
+        self.table(slot).into_iter().flat_map(|t| t.iter())
+    }
+
+    /// Keys of one slot count.
+    pub fn slot_len(&self, slot: usize) -> usize {
+        self.table(slot).map_or(0, |t| t.len())
+    }
+
+    /// A random live key, or None if the database is empty.
+    pub fn random_key(&mut self, now_ms: i64) -> Option<Key> {
+        // Bounded tries, like Redis, so a db full of expired keys cannot
+        // loop forever: expired picks are reclaimed as we go.
+        for _ in 0..100 {
+            if self.len == 0 {
+                return None;
+            }
+            let occupied: Vec<usize> = (0..self.slots.len()).filter(|&s| self.slots[s].is_some()).collect();
+            let slot = occupied[fastrand::usize(..occupied.len())];
+            let table = self.table(slot)?;
+            let e = table.iter().nth(fastrand::usize(..table.len()))?;
+            let key = e.key.clone();
+            if self.get(&key, now_ms).is_some() {
+                return Some(key);
+            }
+        }
+        None
+    }
+
+    /// One round of active expiry: samples up to `samples` keys with a TTL
+    /// and deletes the expired ones. Returns (sampled, expired).
+    pub fn expire_sample(&mut self, samples: usize, now_ms: i64) -> (usize, usize) {
+        let mut sampled = 0;
+        let mut expired = 0;
+        while sampled < samples && !self.expires.is_empty() {
+            let i = fastrand::usize(..self.expires.len());
+            let key = self.expires[i].clone();
+            sampled += 1;
+            let slot = key_slot(&key);
+            let h = hash(&key);
+            let dead = self.table(slot).and_then(|t| t.find(h, |e| e.key == key)).is_some_and(|e| e.expired(now_ms));
+            if dead {
+                self.remove_hashed(slot, h, &key);
+                self.expired += 1;
+                expired += 1;
+            }
+        }
+        (sampled, expired)
+    }
+
+    /// Sum of remaining TTLs of a sample, for INFO's avg_ttl.
+    pub fn avg_ttl(&self, now_ms: i64) -> i64 {
+        let n = self.expires.len().min(128);
+        if n == 0 {
+            return 0;
+        }
+        let mut sum = 0i64;
+        for key in self.expires.iter().take(n) {
+            if let Some(e) = self.table(key_slot(key)).and_then(|t| t.find(hash(key), |e| e.key == *key)) {
+                sum += (e.expire_at - now_ms).max(0);
+            }
+        }
+        sum / n as i64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::value::Str;
+
+    fn s(v: &[u8]) -> Value {
+        Value::Str(Str::from_bytes(v))
+    }
+
+    #[test]
+    fn insert_get_remove() {
+        let mut db = Db::default();
+        db.insert(b"a", s(b"1"), 0, 1000);
+        db.insert(b"b", s(b"2"), 0, 1000);
+        db.insert(b"a", s(b"3"), 0, 1000);
+        assert_eq!(db.len(), 2);
+        assert_eq!(db.get(b"a", 1000).unwrap().value, s(b"3"));
+        assert!(db.remove(b"a", 1000).is_some());
+        assert!(db.get(b"a", 1000).is_none());
+        assert_eq!(db.len(), 1);
+    }
+
+    #[test]
+    fn lazy_and_active_expiry() {
+        let mut db = Db::default();
+        db.insert(b"t", s(b"v"), 2000, 1000);
+        assert_eq!(db.expires_len(), 1);
+        assert!(db.get(b"t", 1999).is_some());
+        assert!(db.get(b"t", 2000).is_none());
+        assert_eq!((db.len(), db.expires_len(), db.expired), (0, 0, 1));
+
+        for i in 0..100 {
+            db.insert(format!("k{i}").as_bytes(), s(b"v"), if i % 2 == 0 { 1500 } else { 0 }, 1000);
+        }
+        assert_eq!(db.expires_len(), 50);
+        let mut total = 0;
+        while db.expires_len() > 0 {
+            total += db.expire_sample(20, 5000).1;
+        }
+        assert_eq!((total, db.len()), (50, 50));
+    }
+
+    #[test]
+    fn ttl_follows_overwrites() {
+        let mut db = Db::default();
+        db.insert(b"k", s(b"v"), 9000, 1000);
+        db.insert(b"k", s(b"w"), 0, 1000);
+        assert_eq!(db.expires_len(), 0);
+        assert!(db.set_expire(b"k", Some(5000)));
+        assert_eq!(db.get(b"k", 1000).unwrap().expire_at(), Some(5000));
+        assert!(db.set_expire(b"k", None));
+        assert_eq!(db.expires_len(), 0);
+        assert!(!db.set_expire(b"missing", None));
+    }
+
+    #[test]
+    fn slots_group_keys() {
+        let mut db = Db::default();
+        db.insert(b"{x}1", s(b"v"), 0, 0);
+        db.insert(b"{x}2", s(b"v"), 0, 0);
+        assert_eq!(db.slot_len(key_slot(b"x")), 2);
+        assert_eq!(db.slot_entries(key_slot(b"x")).count(), 2);
+        assert!(db.random_key(0).is_some());
+    }
+}

@@ -1,0 +1,29 @@
+//! Data owned by one shard: its databases and their counters.
+
+pub mod db;
+pub mod expire;
+pub mod slots;
+pub mod value;
+
+pub use db::{Db, Entry, Key};
+pub use value::{Str, Value};
+
+/// Everything a shard stores: one `Db` per logical database.
+#[derive(Debug)]
+pub struct Keyspace {
+    pub dbs: Vec<Db>,
+    pub hits: u64,
+    pub misses: u64,
+    /// Writes since start (INFO's rdb_changes_since_last_save).
+    pub dirty: u64,
+}
+
+impl Keyspace {
+    pub fn new(databases: usize) -> Keyspace {
+        Keyspace { dbs: (0..databases).map(|_| Db::default()).collect(), hits: 0, misses: 0, dirty: 0 }
+    }
+
+    pub fn expired(&self) -> u64 {
+        self.dbs.iter().map(|d| d.expired).sum()
+    }
+}

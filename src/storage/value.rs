@@ -1,0 +1,137 @@
+//! Values stored under keys.
+
+use std::borrow::Cow;
+
+use crate::protocol::resp::parse_i64;
+
+/// Strings up to this length are stored exactly sized, like Redis's embstr.
+pub const EMBSTR_MAX: usize = 44;
+
+/// A string value in the encoding Redis would pick for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Str {
+    /// A canonical decimal integer (`int`).
+    Int(i64),
+    /// A short string stored exactly sized (`embstr`).
+    Emb(Box<[u8]>),
+    /// A string that grows in place (APPEND, SETRANGE) (`raw`).
+    Raw(Vec<u8>),
+}
+
+impl Str {
+    /// Picks the encoding Redis's `tryObjectEncoding` would.
+    pub fn from_bytes(data: &[u8]) -> Str {
+        if data.len() <= 20
+            && let Some(n) = parse_i64(data)
+        {
+            return Str::Int(n);
+        }
+        if data.len() <= EMBSTR_MAX {
+            Str::Emb(data.into())
+        } else {
+            Str::Raw(data.to_vec())
+        }
+    }
+
+    pub fn as_bytes(&self) -> Cow<'_, [u8]> {
+        match self {
+            Str::Int(n) => Cow::Owned(itoa::Buffer::new().format(*n).as_bytes().to_vec()),
+            Str::Emb(b) => Cow::Borrowed(b),
+            Str::Raw(v) => Cow::Borrowed(v),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Str::Int(n) => itoa::Buffer::new().format(*n).len(),
+            Str::Emb(b) => b.len(),
+            Str::Raw(v) => v.len(),
+        }
+    }
+
+    /// The value as an integer, if it is one Redis would accept.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Str::Int(n) => Some(*n),
+            Str::Emb(b) => parse_i64(b),
+            Str::Raw(v) => parse_i64(v),
+        }
+    }
+
+    /// Switches to the growable encoding, as APPEND and SETRANGE do.
+    pub fn make_raw(&mut self) -> &mut Vec<u8> {
+        if !matches!(self, Str::Raw(_)) {
+            *self = Str::Raw(self.as_bytes().into_owned());
+        }
+        match self {
+            Str::Raw(v) => v,
+            _ => unreachable!("converted to raw above"),
+        }
+    }
+
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Str::Int(_) => "int",
+            Str::Emb(_) => "embstr",
+            Str::Raw(_) => "raw",
+        }
+    }
+}
+
+/// A value of any type. Later data types add variants here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    Str(Str),
+}
+
+impl Value {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+        }
+    }
+
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Value::Str(s) => s.encoding(),
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&Str> {
+        match self {
+            Value::Str(s) => Some(s),
+        }
+    }
+
+    pub fn as_str_mut(&mut self) -> Option<&mut Str> {
+        match self {
+            Value::Str(s) => Some(s),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodings_follow_redis() {
+        assert_eq!(Str::from_bytes(b"12345").encoding(), "int");
+        assert_eq!(Str::from_bytes(b"-12").encoding(), "int");
+        assert_eq!(Str::from_bytes(b"012").encoding(), "embstr");
+        assert_eq!(Str::from_bytes(b"+1").encoding(), "embstr");
+        assert_eq!(Str::from_bytes(b"99999999999999999999").encoding(), "embstr");
+        assert_eq!(Str::from_bytes(&[b'a'; 44]).encoding(), "embstr");
+        assert_eq!(Str::from_bytes(&[b'a'; 45]).encoding(), "raw");
+    }
+
+    #[test]
+    fn raw_conversion_keeps_bytes() {
+        let mut s = Str::from_bytes(b"-42");
+        assert_eq!(s.len(), 3);
+        s.make_raw().extend_from_slice(b"x");
+        assert_eq!(&*s.as_bytes(), b"-42x");
+        assert_eq!(s.encoding(), "raw");
+        assert_eq!(s.as_int(), None);
+    }
+}
