@@ -28,7 +28,12 @@ fn quit(client: &mut Client, _args: Args) -> CmdResult {
 }
 
 fn check_password(client: &Client, user: &[u8], pass: &[u8]) -> Result<(), CmdError> {
-    let ok = user == b"default" && client.shard.server.requirepass().is_none_or(|p| p.as_bytes() == pass);
+    let ok = user == b"default"
+        && client
+            .shard
+            .server
+            .requirepass()
+            .is_none_or(|p| p.as_bytes() == pass);
     if ok { Ok(()) } else { Err(CmdError::WrongPass) }
 }
 
@@ -54,7 +59,9 @@ fn valid_client_name(name: &[u8]) -> bool {
 
 fn set_name(client: &Client, name: &[u8]) -> Result<(), CmdError> {
     if !valid_client_name(name) {
-        return Err(CmdError::err("Client names cannot contain spaces, newlines or special characters."));
+        return Err(CmdError::err(
+            "Client names cannot contain spaces, newlines or special characters.",
+        ));
     }
     let name = (!name.is_empty()).then(|| String::from_utf8_lossy(name).into_owned());
     *client.meta.name.borrow_mut() = name;
@@ -66,7 +73,9 @@ fn hello(client: &mut Client, args: Args) -> CmdResult {
     let mut proto = None;
     let mut j = 1;
     if args.len() >= 2 {
-        let v = args.int(1).map_err(|_| CmdError::err("Protocol version is not an integer or out of range"))?;
+        let v = args
+            .int(1)
+            .map_err(|_| CmdError::err("Protocol version is not an integer or out of range"))?;
         if !(2..=3).contains(&v) {
             return Err(CmdError::NoProto);
         }
@@ -83,7 +92,10 @@ fn hello(client: &mut Client, args: Args) -> CmdResult {
             name = Some(args.get(j + 1));
             j += 2;
         } else {
-            return Err(CmdError::err(format!("Syntax error in HELLO option '{}'", args.str(j))));
+            return Err(CmdError::err(format!(
+                "Syntax error in HELLO option '{}'",
+                args.str(j)
+            )));
         }
     }
     if let Some((user, pass)) = credentials {
@@ -194,13 +206,18 @@ impl ClientFilter {
             && self.laddr.as_ref().is_none_or(|a| *a == m.laddr)
             && self.user.as_ref().is_none_or(|u| u == "default")
             && self.kind.as_ref().is_none_or(|t| t == "normal")
-            && self.max_age.is_none_or(|age| (now - m.created_ms) / 1000 >= age)
+            && self
+                .max_age
+                .is_none_or(|age| (now - m.created_ms) / 1000 >= age)
             && self.skip != Some(m.id)
     }
 }
 
 fn parse_kill_filter(client: &Client, args: Args) -> Result<ClientFilter, CmdError> {
-    let mut f = ClientFilter { skip: Some(client.meta.id), ..Default::default() };
+    let mut f = ClientFilter {
+        skip: Some(client.meta.id),
+        ..Default::default()
+    };
     let mut j = 2;
     while j < args.len() {
         if j + 1 >= args.len() {
@@ -209,12 +226,19 @@ fn parse_kill_filter(client: &Client, args: Args) -> Result<ClientFilter, CmdErr
         let value = args.str(j + 1);
         match args.keyword(j).as_str() {
             "ID" => {
-                let id = args.int(j + 1).ok().filter(|&n| n > 0).ok_or_else(|| CmdError::err("client-id should be greater than 0"))?;
+                let id = args
+                    .int(j + 1)
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| CmdError::err("client-id should be greater than 0"))?;
                 f.id = Some(id as u64);
             }
             "TYPE" => {
                 let t = value.to_ascii_lowercase();
-                if !matches!(t.as_str(), "normal" | "master" | "replica" | "slave" | "pubsub") {
+                if !matches!(
+                    t.as_str(),
+                    "normal" | "master" | "replica" | "slave" | "pubsub"
+                ) {
                     return Err(CmdError::err(format!("Unknown client type '{value}'")));
                 }
                 f.kind = Some(t);
@@ -251,19 +275,37 @@ fn client<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
     Box::pin(async move {
         let sub = args.keyword(1);
         let n = args.len();
-        let exact = |want: usize| if n == want { Ok(()) } else { Err(client_arity(&sub)) };
+        let exact = |want: usize| {
+            if n == want {
+                Ok(())
+            } else {
+                Err(client_arity(&sub))
+            }
+        };
         match sub.as_str() {
-            "HELP" if n == 2 => Ok(Reply::Array(CLIENT_HELP.iter().map(|l| Reply::Status((*l).into())).collect())),
+            "HELP" if n == 2 => Ok(Reply::Array(
+                CLIENT_HELP
+                    .iter()
+                    .map(|l| Reply::Status((*l).into()))
+                    .collect(),
+            )),
             "ID" => exact(2).map(|_| Reply::Int(client.meta.id as i64)),
             "GETNAME" => {
                 exact(2)?;
-                Ok(client.meta.name.borrow().as_ref().map_or(Reply::Null, |n| Reply::text(n.clone())))
+                Ok(client
+                    .meta
+                    .name
+                    .borrow()
+                    .as_ref()
+                    .map_or(Reply::Null, |n| Reply::text(n.clone())))
             }
             "SETNAME" => {
                 exact(3)?;
                 set_name(client, args.get(2)).map(|_| Reply::Ok)
             }
-            "INFO" => exact(2).map(|_| Reply::Verbatim(format!("{}\n", client.meta.describe()).into())),
+            "INFO" => {
+                exact(2).map(|_| Reply::Verbatim(format!("{}\n", client.meta.describe()).into()))
+            }
             "NO-EVICT" => {
                 exact(3)?;
                 client.meta.no_evict.set(on_off(args, 2)?);
@@ -303,7 +345,9 @@ fn client<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                         filter.kind = Some(args.str(j + 1).to_ascii_lowercase());
                         j += 2;
                     } else if args.is(j, "ID") && j + 1 < n {
-                        let list = (j + 1..n).map(|i| args.int(i).ok().filter(|&v| v > 0).map(|v| v as u64)).collect::<Option<Vec<_>>>();
+                        let list = (j + 1..n)
+                            .map(|i| args.int(i).ok().filter(|&v| v > 0).map(|v| v as u64))
+                            .collect::<Option<Vec<_>>>();
                         ids = Some(list.ok_or_else(|| CmdError::err("Invalid client ID"))?);
                         j = n;
                     } else {
@@ -314,7 +358,13 @@ fn client<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                     .shard
                     .broadcast(move |sh| {
                         let now = sh.now();
-                        let mut metas: Vec<_> = sh.clients.borrow().values().filter(|m| filter.matches(m, now)).cloned().collect();
+                        let mut metas: Vec<_> = sh
+                            .clients
+                            .borrow()
+                            .values()
+                            .filter(|m| filter.matches(m, now))
+                            .cloned()
+                            .collect();
                         metas.sort_by_key(|m| m.id);
                         metas
                             .iter()
@@ -329,15 +379,25 @@ fn client<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                 Ok(Reply::Verbatim(text.into()))
             }
             "KILL" if n == 3 => {
-                let filter = ClientFilter { addr: Some(args.str(2)), ..Default::default() };
+                let filter = ClientFilter {
+                    addr: Some(args.str(2)),
+                    ..Default::default()
+                };
                 let killed = kill_clients(client, filter).await;
-                if killed == 0 { Err(CmdError::NoSuchClient) } else { Ok(Reply::Ok) }
+                if killed == 0 {
+                    Err(CmdError::NoSuchClient)
+                } else {
+                    Ok(Reply::Ok)
+                }
             }
             "KILL" if n > 3 => {
                 let filter = parse_kill_filter(client, args)?;
                 Ok(Reply::Int(kill_clients(client, filter).await as i64))
             }
-            _ => Err(CmdError::UnknownSubcommand { cmd: "CLIENT".into(), sub: args.str(1) }),
+            _ => Err(CmdError::UnknownSubcommand {
+                cmd: "CLIENT".into(),
+                sub: args.str(1),
+            }),
         }
     })
 }
@@ -350,7 +410,13 @@ async fn kill_clients(client: &mut Client, filter: ClientFilter) -> usize {
         .shard
         .broadcast(move |sh| {
             let now = sh.now();
-            let victims: Vec<_> = sh.clients.borrow().values().filter(|m| filter.matches(m, now)).cloned().collect();
+            let victims: Vec<_> = sh
+                .clients
+                .borrow()
+                .values()
+                .filter(|m| filter.matches(m, now))
+                .cloned()
+                .collect();
             let mut self_killed = false;
             for m in &victims {
                 if m.id == me {
@@ -373,10 +439,40 @@ const ANY: u32 = NOSCRIPT | LOADING | STALE;
 pub(super) const TABLE: &[Spec] = &[
     Spec::new("ping", -1, FAST, Keys::None, Handler::Conn(ping)),
     Spec::new("echo", 2, FAST, Keys::None, Handler::Conn(echo)),
-    Spec::new("quit", -1, ANY | FAST | NO_AUTH, Keys::None, Handler::Conn(quit)),
-    Spec::new("auth", -2, ANY | FAST | NO_AUTH, Keys::None, Handler::Conn(auth)),
-    Spec::new("hello", -1, ANY | FAST | NO_AUTH, Keys::None, Handler::Conn(hello)),
-    Spec::new("select", 2, LOADING | STALE | FAST, Keys::None, Handler::Conn(select)),
-    Spec::new("reset", 1, ANY | FAST | NO_AUTH, Keys::None, Handler::Conn(reset)),
+    Spec::new(
+        "quit",
+        -1,
+        ANY | FAST | NO_AUTH,
+        Keys::None,
+        Handler::Conn(quit),
+    ),
+    Spec::new(
+        "auth",
+        -2,
+        ANY | FAST | NO_AUTH,
+        Keys::None,
+        Handler::Conn(auth),
+    ),
+    Spec::new(
+        "hello",
+        -1,
+        ANY | FAST | NO_AUTH,
+        Keys::None,
+        Handler::Conn(hello),
+    ),
+    Spec::new(
+        "select",
+        2,
+        LOADING | STALE | FAST,
+        Keys::None,
+        Handler::Conn(select),
+    ),
+    Spec::new(
+        "reset",
+        1,
+        ANY | FAST | NO_AUTH,
+        Keys::None,
+        Handler::Conn(reset),
+    ),
     Spec::new("client", -2, ANY, Keys::None, Handler::Async(client)),
 ];

@@ -18,6 +18,7 @@ use crate::storage::{Db, Entry, Keyspace, Str, Value};
 
 pub mod connection;
 pub mod keys;
+mod long_double;
 pub mod server;
 pub mod strings;
 
@@ -67,12 +68,29 @@ impl Keys {
         let (first, last, step) = match self {
             Keys::None => (1, 0, 1),
             Keys::Range(f, l, s) => {
-                let last = if l < 0 { argc as i64 + l as i64 } else { l as i64 };
+                let last = if l < 0 {
+                    argc as i64 + l as i64
+                } else {
+                    l as i64
+                };
                 let last = last.min(argc as i64 - 1);
                 (f as i64, last, s as i64)
             }
         };
-        (first..=last).step_by(step.max(1) as usize).map(|i| i as usize)
+        (first..=last)
+            .step_by(step.max(1) as usize)
+            .map(|i| i as usize)
+    }
+
+    /// A key range open to the end with a step (MSET's key value pairs)
+    /// needs whole groups; anything else is the arity rule's business.
+    pub fn fits(self, argc: usize) -> bool {
+        match self {
+            Keys::Range(first, last, step) if last < 0 && step > 1 => {
+                (argc as i64 - first as i64) % step as i64 == 0
+            }
+            _ => true,
+        }
     }
 
     pub fn step(self) -> usize {
@@ -123,12 +141,29 @@ pub struct Spec {
 }
 
 impl Spec {
-    pub const fn new(name: &'static str, arity: i32, flags: u32, keys: Keys, handler: Handler) -> Spec {
-        Spec { name, arity, flags, keys, handler }
+    pub const fn new(
+        name: &'static str,
+        arity: i32,
+        flags: u32,
+        keys: Keys,
+        handler: Handler,
+    ) -> Spec {
+        Spec {
+            name,
+            arity,
+            flags,
+            keys,
+            handler,
+        }
     }
 
     pub fn arity_ok(&self, argc: usize) -> bool {
-        if self.arity >= 0 { argc == self.arity as usize } else { argc >= (-self.arity) as usize }
+        let count_ok = if self.arity >= 0 {
+            argc == self.arity as usize
+        } else {
+            argc >= (-self.arity) as usize
+        };
+        count_ok && self.keys.fits(argc)
     }
 
     pub fn has(&self, flag: u32) -> bool {
@@ -136,16 +171,25 @@ impl Spec {
     }
 
     pub fn flag_names(&self) -> Vec<&'static str> {
-        FLAG_NAMES.iter().filter(|(f, _)| self.has(*f)).map(|(_, n)| *n).collect()
+        FLAG_NAMES
+            .iter()
+            .filter(|(f, _)| self.has(*f))
+            .map(|(_, n)| *n)
+            .collect()
     }
 }
 
 static TABLE: LazyLock<HashMap<&'static str, &'static Spec>> = LazyLock::new(|| {
-    [strings::TABLE, keys::TABLE, connection::TABLE, server::TABLE]
-        .into_iter()
-        .flatten()
-        .map(|s| (s.name, s))
-        .collect()
+    [
+        strings::TABLE,
+        keys::TABLE,
+        connection::TABLE,
+        server::TABLE,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|s| (s.name, s))
+    .collect()
 });
 
 /// Looks a command up by name, case-insensitively, without allocating.
@@ -179,10 +223,6 @@ impl<'a> Args<'a> {
         self.spans.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
-    }
-
     pub fn get(&self, i: usize) -> &'a [u8] {
         let (o, l) = self.spans[i];
         &self.data[o as usize..(o + l) as usize]
@@ -212,7 +252,6 @@ impl<'a> Args<'a> {
     pub fn float(&self, i: usize) -> Result<f64, CmdError> {
         parse_f64(self.get(i)).ok_or(CmdError::NotFloat)
     }
-
 }
 
 /// Parses a float as Redis's `string2ld`/`strtold` would accept it:
@@ -255,10 +294,6 @@ impl OwnedArgs {
 
     pub fn len(&self) -> usize {
         self.spans.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
     }
 }
 
@@ -334,7 +369,12 @@ mod tests {
             assert_eq!(spec.name, spec.name.to_ascii_lowercase());
             assert!(spec.arity != 0, "{}", spec.name);
             assert!(
-                spec.has(WRITE) || spec.has(READONLY) || !matches!(spec.handler, Handler::Data(_) | Handler::Split(..) | Handler::Cross(..)),
+                spec.has(WRITE)
+                    || spec.has(READONLY)
+                    || !matches!(
+                        spec.handler,
+                        Handler::Data(_) | Handler::Split(..) | Handler::Cross(..)
+                    ),
                 "{} touches keys but is neither WRITE nor READONLY",
                 spec.name
             );
@@ -346,10 +386,19 @@ mod tests {
 
     #[test]
     fn key_positions() {
-        assert_eq!(Keys::Range(1, -1, 2).positions(5).collect::<Vec<_>>(), vec![1, 3]);
-        assert_eq!(Keys::Range(1, 1, 1).positions(2).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(
+            Keys::Range(1, -1, 2).positions(5).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
+        assert_eq!(
+            Keys::Range(1, 1, 1).positions(2).collect::<Vec<_>>(),
+            vec![1]
+        );
         assert_eq!(Keys::Range(2, 2, 1).positions(2).count(), 0);
         assert_eq!(Keys::None.positions(3).count(), 0);
+        assert!(Keys::Range(1, -1, 2).fits(5));
+        assert!(!Keys::Range(1, -1, 2).fits(4));
+        assert!(Keys::Range(1, -1, 1).fits(4));
     }
 
     #[test]

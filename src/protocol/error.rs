@@ -11,6 +11,9 @@ pub enum CmdError {
     UnknownCommand { name: String, args: String },
     #[error("ERR unknown subcommand '{sub}'. Try {cmd} HELP.")]
     UnknownSubcommand { cmd: String, sub: String },
+    /// For commands whose subcommands are parsed by the command itself.
+    #[error("ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {cmd} HELP.")]
+    SubcommandSyntax { cmd: String, sub: String },
     #[error("ERR wrong number of arguments for '{0}' command")]
     WrongArity(String),
     #[error("ERR syntax error")]
@@ -88,8 +91,15 @@ impl CmdError {
             let s = String::from_utf8_lossy(&b[..b.len().min(128)]).into_owned();
             s.replace(['\r', '\n'], " ")
         };
-        let args = args.iter().take(128).map(|a| format!("'{}' ", clip(a))).collect();
-        CmdError::UnknownCommand { name: clip(name), args }
+        let args = args
+            .iter()
+            .take(128)
+            .map(|a| format!("'{}' ", clip(a)))
+            .collect();
+        CmdError::UnknownCommand {
+            name: clip(name),
+            args,
+        }
     }
 }
 
@@ -109,6 +119,9 @@ mod tests {
             CmdError::arity("GET").to_string(),
             "ERR wrong number of arguments for 'get' command"
         );
-        assert_eq!(CmdError::Raw("BUSYKEY Target key name already exists.".into()).to_string(), "BUSYKEY Target key name already exists.");
+        assert_eq!(
+            CmdError::Raw("BUSYKEY Target key name already exists.".into()).to_string(),
+            "BUSYKEY Target key name already exists."
+        );
     }
 }

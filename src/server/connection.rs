@@ -30,14 +30,24 @@ const WRITE_HIGH_WATER: usize = 64 * 1024;
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let server = shard.server.clone();
     let counters = &server.counters;
-    counters.total_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let connected = counters.connected_clients.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    counters
+        .total_connections
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let connected = counters
+        .connected_clients
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        + 1;
     let _guard = scopeguard(|| {
-        server.counters.connected_clients.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        server
+            .counters
+            .connected_clients
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     });
     let mut stream = stream;
     if connected > Hot::get(&server.hot.maxclients) {
-        counters.rejected_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        counters
+            .rejected_connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut out = Vec::new();
         encode_error(&mut out, &CmdError::MaxClients.to_string());
         let _ = stream.write_all(&out).await;
@@ -49,9 +59,20 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     if timeout > 0 {
         let _ = stream.set_read_timeout(Some(Duration::from_secs(timeout)));
     }
-    let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    let meta = Rc::new(ClientMeta::new(server.next_client_id(), addr, laddr, stream.as_raw_fd()));
+    let addr = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let laddr = stream
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let meta = Rc::new(ClientMeta::new(
+        server.next_client_id(),
+        addr,
+        laddr,
+        stream.as_raw_fd(),
+    ));
     shard.clients.borrow_mut().insert(meta.id, meta.clone());
     debug!(id = meta.id, addr = %meta.addr, "accepted client");
     let mut conn = Conn {
@@ -86,7 +107,9 @@ fn set_keepalive(fd: i32, secs: u64) {
     }
     let fd = Fd(fd);
     let sock = socket2::SockRef::from(&fd);
-    let ka = socket2::TcpKeepalive::new().with_time(Duration::from_secs(secs)).with_interval(Duration::from_secs((secs / 3).max(1)));
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(secs))
+        .with_interval(Duration::from_secs((secs / 3).max(1)));
     let _ = sock.set_tcp_keepalive(&ka);
 }
 
@@ -123,15 +146,24 @@ impl Conn {
             };
             self.end += n;
             let shard = &self.client.shard;
-            shard.stats.net_input.set(shard.stats.net_input.get() + n as u64);
+            shard
+                .stats
+                .net_input
+                .set(shard.stats.net_input.get() + n as u64);
             self.client.meta.last_active_ms.set(shard.now());
             let limit = Hot::get(&shard.server.hot.query_buffer_limit) as usize;
             if self.end - self.start > limit {
-                tracing::warn!(id = self.client.meta.id, "closing client that reached max query buffer length");
+                tracing::warn!(
+                    id = self.client.meta.id,
+                    "closing client that reached max query buffer length"
+                );
                 return;
             }
             self.process().await;
-            if self.flush().await.is_err() || self.client.close_after_reply || self.client.meta.killed.get() {
+            if self.flush().await.is_err()
+                || self.client.close_after_reply
+                || self.client.meta.killed.get()
+            {
                 return;
             }
         }
@@ -139,7 +171,16 @@ impl Conn {
 
     /// Dispatches every complete request in the buffer.
     async fn process(&mut self) {
-        let Conn { client, stream, rbuf, start, end, parser, out, batch } = self;
+        let Conn {
+            client,
+            stream,
+            rbuf,
+            start,
+            end,
+            parser,
+            out,
+            batch,
+        } = self;
         loop {
             let limits = Limits {
                 max_bulk: Hot::get(&client.shard.server.hot.proto_max_bulk_len) as usize,
@@ -148,7 +189,11 @@ impl Conn {
             match parser.parse(&rbuf[*start..*end], limits) {
                 Ok(Some(frame)) => {
                     if !parser.spans().is_empty() {
-                        let data = if frame.inline { parser.scratch() } else { &rbuf[*start..*end] };
+                        let data = if frame.inline {
+                            parser.scratch()
+                        } else {
+                            &rbuf[*start..*end]
+                        };
                         dispatch(client, out, batch, Args::new(data, parser.spans())).await;
                     }
                     *start += frame.consumed;
@@ -214,12 +259,19 @@ impl Conn {
 struct ShardIo;
 
 impl ShardIo {
-    async fn write(stream: &mut TcpStream, out: &mut Vec<u8>, shard: &Shard) -> std::io::Result<()> {
+    async fn write(
+        stream: &mut TcpStream,
+        out: &mut Vec<u8>,
+        shard: &Shard,
+    ) -> std::io::Result<()> {
         if out.is_empty() {
             return Ok(());
         }
         let r = stream.write_all(out).await;
-        shard.stats.net_output.set(shard.stats.net_output.get() + out.len() as u64);
+        shard
+            .stats
+            .net_output
+            .set(shard.stats.net_output.get() + out.len() as u64);
         out.clear();
         if out.capacity() > 1024 * 1024 {
             out.shrink_to(READ_CHUNK);

@@ -29,7 +29,10 @@ use shared::{Shared, now_ms};
 #[derive(Debug, Error)]
 pub enum StartError {
     #[error("Could not create server TCP listening socket {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("Invalid bind address '{0}'")]
     BadBind(String),
     #[error("Failed to start shard {0}: {1}")]
@@ -49,7 +52,10 @@ fn bind_addrs(bind: &str, port: u16) -> Result<Vec<SocketAddr>, StartError> {
             "::*" => "::",
             h => h,
         };
-        let resolved = (host, port).to_socket_addrs().ok().and_then(|mut a| a.next());
+        let resolved = (host, port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next());
         match resolved {
             Some(a) => addrs.push(a),
             None if optional => {}
@@ -63,7 +69,12 @@ fn bind_addrs(bind: &str, port: u16) -> Result<Vec<SocketAddr>, StartError> {
 /// first bound exclusively: SO_REUSEPORT would otherwise let a second
 /// server share a port that is already taken.
 fn check_free(addr: SocketAddr) -> Result<(), StartError> {
-    std::net::TcpListener::bind(addr).map(drop).map_err(|source| StartError::Listen { addr: addr.to_string(), source })
+    std::net::TcpListener::bind(addr)
+        .map(drop)
+        .map_err(|source| StartError::Listen {
+            addr: addr.to_string(),
+            source,
+        })
 }
 
 fn listener(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
@@ -104,7 +115,11 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let mut handles = Vec::new();
     for i in 0..shards {
-        let placement = if shards <= cores.len() { Placement::Fixed(cores[i].id) } else { Placement::Unbound };
+        let placement = if shards <= cores.len() {
+            Placement::Fixed(cores[i].id)
+        } else {
+            Placement::Unbound
+        };
         let shared = shared.clone();
         let mesh = mesh.clone();
         let addrs = addrs.clone();
@@ -153,7 +168,12 @@ pub fn run(config: Config) -> Result<(), StartError> {
         match ready_rx.recv() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(StartError::Executor(0, e)),
-            Err(_) => return Err(StartError::Executor(0, "shard exited during startup".into())),
+            Err(_) => {
+                return Err(StartError::Executor(
+                    0,
+                    "shard exited during startup".into(),
+                ));
+            }
         }
     }
     info!("Server initialized with {shards} shard(s), one per core");
@@ -189,7 +209,10 @@ async fn expire_cron(shard: Rc<Shard>) {
         glommio::timer::sleep(period).await;
         let stats = active_expire_cycle(&mut shard.ks.borrow_mut(), now_ms(), period / 4);
         if stats.timed_out {
-            shard.stats.expire_cycle_timeouts.set(shard.stats.expire_cycle_timeouts.get() + 1);
+            shard
+                .stats
+                .expire_cycle_timeouts
+                .set(shard.stats.expire_cycle_timeouts.get() + 1);
         }
     }
 }

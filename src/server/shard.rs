@@ -87,8 +87,11 @@ impl Shard {
         if target == self.id {
             return f(self);
         }
-        self.hop(target, Box::new(move |sh| Box::pin(async move { Box::new(f(&sh)) as Payload })))
-            .await
+        self.hop(
+            target,
+            Box::new(move |sh| Box::pin(async move { Box::new(f(&sh)) as Payload })),
+        )
+        .await
     }
 
     /// Like `run_on` for work that has to wait on the target (key locks).
@@ -101,8 +104,11 @@ impl Shard {
         if target == self.id {
             return f(self.clone()).await;
         }
-        self.hop(target, Box::new(move |sh| Box::pin(async move { Box::new(f(sh).await) as Payload })))
-            .await
+        self.hop(
+            target,
+            Box::new(move |sh| Box::pin(async move { Box::new(f(sh).await) as Payload })),
+        )
+        .await
     }
 
     /// Runs `f` on every shard (this one inline) and returns the results in
@@ -129,7 +135,9 @@ impl Shard {
             panic!("shard {target} mailbox closed while the server is running");
         }
         let payload = rx.await.expect("a call is always answered");
-        *payload.downcast::<R>().expect("a call returns the type its closure produced")
+        *payload
+            .downcast::<R>()
+            .expect("a call returns the type its closure produced")
     }
 
     /// Serves the mailbox from one peer until the mesh closes.

@@ -3,7 +3,7 @@
 //! CONFIG and startup take.
 
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::config::{Config, ConfigError, Hot};
@@ -25,15 +25,12 @@ pub struct Shared {
     pub started: Instant,
     pub started_unix_ms: i64,
     pub run_id: String,
-    pub port: u16,
-    pub shutting_down: AtomicBool,
 }
 
 impl Shared {
     pub fn new(config: Config, shards: usize) -> Shared {
         let hot = Hot::default();
         config.fill_hot(&hot);
-        let port = config.int("port") as u16;
         Shared {
             config: RwLock::new(config),
             hot,
@@ -41,9 +38,9 @@ impl Shared {
             shards,
             started: Instant::now(),
             started_unix_ms: now_ms(),
-            run_id: (0..40).map(|_| b"0123456789abcdef"[fastrand::usize(..16)] as char).collect(),
-            port,
-            shutting_down: AtomicBool::new(false),
+            run_id: (0..40)
+                .map(|_| b"0123456789abcdef"[fastrand::usize(..16)] as char)
+                .collect(),
         }
     }
 
@@ -75,9 +72,13 @@ impl Shared {
 
 /// Wall-clock Unix time in milliseconds (TTLs are absolute, like Redis's).
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 pub fn now_us() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }

@@ -88,10 +88,6 @@ impl Db {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     pub fn expires_len(&self) -> usize {
         self.expires.len()
     }
@@ -111,7 +107,9 @@ impl Db {
             self.expired += 1;
             return None;
         }
-        self.slots[slot].as_deref_mut()?.find_mut(h, |e| *e.key == *key)
+        self.slots[slot]
+            .as_deref_mut()?
+            .find_mut(h, |e| *e.key == *key)
     }
 
     pub fn contains(&mut self, key: &[u8], now_ms: i64) -> bool {
@@ -209,17 +207,15 @@ impl Db {
     }
 
     pub fn clear(&mut self) {
-        *self = Db { expired: self.expired, ..Db::default() };
+        *self = Db {
+            expired: self.expired,
+            ..Db::default()
+        };
     }
 
     /// Entries of one slot (expired ones included; callers filter).
     pub fn slot_entries(&self, slot: usize) -> impl Iterator<Item = &Entry> {
         self.table(slot).into_iter().flat_map(|t| t.iter())
-    }
-
-    /// Keys of one slot count.
-    pub fn slot_len(&self, slot: usize) -> usize {
-        self.table(slot).map_or(0, |t| t.len())
     }
 
     /// A random live key, or None if the database is empty.
@@ -230,7 +226,9 @@ impl Db {
             if self.len == 0 {
                 return None;
             }
-            let occupied: Vec<usize> = (0..self.slots.len()).filter(|&s| self.slots[s].is_some()).collect();
+            let occupied: Vec<usize> = (0..self.slots.len())
+                .filter(|&s| self.slots[s].is_some())
+                .collect();
             let slot = occupied[fastrand::usize(..occupied.len())];
             let table = self.table(slot)?;
             let e = table.iter().nth(fastrand::usize(..table.len()))?;
@@ -253,7 +251,10 @@ impl Db {
             sampled += 1;
             let slot = key_slot(&key);
             let h = hash(&key);
-            let dead = self.table(slot).and_then(|t| t.find(h, |e| e.key == key)).is_some_and(|e| e.expired(now_ms));
+            let dead = self
+                .table(slot)
+                .and_then(|t| t.find(h, |e| e.key == key))
+                .is_some_and(|e| e.expired(now_ms));
             if dead {
                 self.remove_hashed(slot, h, &key);
                 self.expired += 1;
@@ -271,7 +272,10 @@ impl Db {
         }
         let mut sum = 0i64;
         for key in self.expires.iter().take(n) {
-            if let Some(e) = self.table(key_slot(key)).and_then(|t| t.find(hash(key), |e| e.key == *key)) {
+            if let Some(e) = self
+                .table(key_slot(key))
+                .and_then(|t| t.find(hash(key), |e| e.key == *key))
+            {
                 sum += (e.expire_at - now_ms).max(0);
             }
         }
@@ -311,7 +315,12 @@ mod tests {
         assert_eq!((db.len(), db.expires_len(), db.expired), (0, 0, 1));
 
         for i in 0..100 {
-            db.insert(format!("k{i}").as_bytes(), s(b"v"), if i % 2 == 0 { 1500 } else { 0 }, 1000);
+            db.insert(
+                format!("k{i}").as_bytes(),
+                s(b"v"),
+                if i % 2 == 0 { 1500 } else { 0 },
+                1000,
+            );
         }
         assert_eq!(db.expires_len(), 50);
         let mut total = 0;
@@ -339,7 +348,6 @@ mod tests {
         let mut db = Db::default();
         db.insert(b"{x}1", s(b"v"), 0, 0);
         db.insert(b"{x}2", s(b"v"), 0, 0);
-        assert_eq!(db.slot_len(key_slot(b"x")), 2);
         assert_eq!(db.slot_entries(key_slot(b"x")).count(), 2);
         assert!(db.random_key(0).is_some());
     }

@@ -120,7 +120,10 @@ mod tests {
         assert_eq!(Str::from_bytes(b"-12").encoding(), "int");
         assert_eq!(Str::from_bytes(b"012").encoding(), "embstr");
         assert_eq!(Str::from_bytes(b"+1").encoding(), "embstr");
-        assert_eq!(Str::from_bytes(b"99999999999999999999").encoding(), "embstr");
+        assert_eq!(
+            Str::from_bytes(b"99999999999999999999").encoding(),
+            "embstr"
+        );
         assert_eq!(Str::from_bytes(&[b'a'; 44]).encoding(), "embstr");
         assert_eq!(Str::from_bytes(&[b'a'; 45]).encoding(), "raw");
     }
