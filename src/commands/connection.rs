@@ -329,7 +329,7 @@ fn client<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                     }
                     "SKIP" => {
                         if client.reply_mode != ReplyMode::Off {
-                            client.reply_mode = ReplyMode::Skip;
+                            client.reply_mode = ReplyMode::SkipNext;
                         }
                         Ok(Reply::Nothing)
                     }

@@ -13,8 +13,10 @@ use crate::protocol::Proto;
 pub enum ReplyMode {
     On,
     Off,
-    /// Skip the reply of the next command only.
-    Skip,
+    /// CLIENT REPLY SKIP: the next command's reply is dropped.
+    SkipNext,
+    /// The command being run is the one whose reply is dropped.
+    Skipping,
 }
 
 #[derive(Debug)]

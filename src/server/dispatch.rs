@@ -126,12 +126,20 @@ pub fn write_result(client: &Client, out: &mut Vec<u8>, result: CmdResult) {
     }
 }
 
-/// Decides whether this command's reply is sent (CLIENT REPLY OFF/SKIP).
-fn take_quiet(client: &mut Client) -> bool {
+/// Called before a command runs: a pending CLIENT REPLY SKIP applies to it.
+fn begin_reply(client: &mut Client) {
+    if client.reply_mode == ReplyMode::SkipNext {
+        client.reply_mode = ReplyMode::Skipping;
+    }
+}
+
+/// Called after a command ran (it may have changed the mode itself, as
+/// CLIENT REPLY ON does): whether its reply is dropped.
+fn end_reply(client: &mut Client) -> bool {
     match client.reply_mode {
-        ReplyMode::On => false,
+        ReplyMode::On | ReplyMode::SkipNext => false,
         ReplyMode::Off => true,
-        ReplyMode::Skip => {
+        ReplyMode::Skipping => {
             client.reply_mode = ReplyMode::On;
             true
         }
@@ -146,17 +154,16 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
         .stats
         .commands
         .set(client.shard.stats.commands.get() + 1);
+    begin_reply(client);
     let Some(spec) = commands::lookup(name) else {
         batch.flush(client, out).await;
         let rest: Vec<&[u8]> = args.iter().skip(1).collect();
-        let quiet = take_quiet(client);
-        if !quiet {
+        if !end_reply(client) {
             write_result(client, out, Err(CmdError::unknown_command(name, &rest)));
         }
         return;
     };
     client.meta.last_cmd.set(spec.name);
-    let quiet = take_quiet(client);
     let result = if !spec.arity_ok(args.len()) {
         Err(CmdError::arity(spec.name))
     } else if !client.authenticated && !spec.has(commands::NO_AUTH) {
@@ -172,6 +179,7 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
                         if !batch.cmds.is_empty() && batch.target != target {
                             batch.flush(client, out).await;
                         }
+                        let quiet = end_reply(client);
                         batch.push(target, spec, args, quiet);
                         return;
                     }
@@ -199,7 +207,7 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
             }
         }
     };
-    if !quiet {
+    if !end_reply(client) {
         write_result(client, out, result);
     }
 }
