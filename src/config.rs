@@ -33,12 +33,7 @@ struct Directive {
 }
 
 const fn d(name: &'static str, default: &'static str, kind: Kind, mutable: bool) -> Directive {
-    Directive {
-        name,
-        default,
-        kind,
-        mutable,
-    }
+    Directive { name, default, kind, mutable }
 }
 
 const I32: i64 = i32::MAX as i64;
@@ -73,25 +68,10 @@ static DIRECTIVES: &[Directive] = &[
     d("dir", "", Kind::Str, true),
     d("pidfile", "", Kind::Str, false),
     d("daemonize", "no", Kind::Bool, false),
-    d(
-        "supervised",
-        "no",
-        Kind::Enum(&["upstart", "systemd", "auto", "no"]),
-        false,
-    ),
+    d("supervised", "no", Kind::Enum(&["upstart", "systemd", "auto", "no"]), false),
     d("protected-mode", "yes", Kind::Bool, true),
-    d(
-        "proto-max-bulk-len",
-        "536870912",
-        Kind::Memory(MB, i64::MAX as u64),
-        true,
-    ),
-    d(
-        "client-query-buffer-limit",
-        "1073741824",
-        Kind::Memory(MB, i64::MAX as u64),
-        true,
-    ),
+    d("proto-max-bulk-len", "536870912", Kind::Memory(MB, i64::MAX as u64), true),
+    d("client-query-buffer-limit", "1073741824", Kind::Memory(MB, i64::MAX as u64), true),
     d(
         "client-output-buffer-limit",
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
@@ -100,12 +80,7 @@ static DIRECTIVES: &[Directive] = &[
     ),
     d("hz", "10", Kind::Int(1, 500), true),
     d("dynamic-hz", "yes", Kind::Bool, true),
-    d(
-        "enable-debug-command",
-        "local",
-        Kind::Enum(&["no", "yes", "local"]),
-        false,
-    ),
+    d("enable-debug-command", "local", Kind::Enum(&["no", "yes", "local"]), false),
     d("save", "3600 1 300 100 60 10000", Kind::Str, true),
     d("dbfilename", "dump.rdb", Kind::Str, true),
     d("rdbcompression", "yes", Kind::Bool, true),
@@ -113,40 +88,20 @@ static DIRECTIVES: &[Directive] = &[
     d("appendonly", "no", Kind::Bool, true),
     d("appendfilename", "appendonly.aof", Kind::Str, false),
     d("appenddirname", "appendonlydir", Kind::Str, false),
-    d(
-        "appendfsync",
-        "everysec",
-        Kind::Enum(&["everysec", "always", "no"]),
-        true,
-    ),
+    d("appendfsync", "everysec", Kind::Enum(&["everysec", "always", "no"]), true),
     d("maxmemory", "0", Kind::Memory(0, u64::MAX), true),
     d("maxmemory-policy", "noeviction", Kind::Enum(POLICIES), true),
     d("maxmemory-samples", "5", Kind::Int(1, 64), true),
     d("notify-keyspace-events", "", Kind::Str, true),
     d("lua-time-limit", "5000", Kind::Int(0, i64::MAX), true),
     d("busy-reply-threshold", "5000", Kind::Int(0, i64::MAX), true),
-    d(
-        "slowlog-log-slower-than",
-        "10000",
-        Kind::Int(-1, i64::MAX),
-        true,
-    ),
+    d("slowlog-log-slower-than", "10000", Kind::Int(-1, i64::MAX), true),
     d("slowlog-max-len", "128", Kind::Int(0, i64::MAX), true),
-    d(
-        "latency-monitor-threshold",
-        "0",
-        Kind::Int(0, i64::MAX),
-        true,
-    ),
+    d("latency-monitor-threshold", "0", Kind::Int(0, i64::MAX), true),
     d("latency-tracking", "yes", Kind::Bool, true),
     d("replica-read-only", "yes", Kind::Bool, true),
     d("replica-serve-stale-data", "yes", Kind::Bool, true),
-    d(
-        "repl-backlog-size",
-        "1048576",
-        Kind::Memory(1, i64::MAX as u64),
-        true,
-    ),
+    d("repl-backlog-size", "1048576", Kind::Memory(1, i64::MAX as u64), true),
     d("repl-diskless-sync", "yes", Kind::Bool, true),
     d("repl-diskless-sync-delay", "5", Kind::Int(0, I32), true),
     d("repl-timeout", "60", Kind::Int(1, I32), true),
@@ -156,79 +111,19 @@ static DIRECTIVES: &[Directive] = &[
     d("masteruser", "", Kind::Str, true),
     d("cluster-enabled", "no", Kind::Bool, false),
     d("cluster-config-file", "nodes.conf", Kind::Str, false),
-    d(
-        "cluster-node-timeout",
-        "15000",
-        Kind::Int(0, i64::MAX),
-        true,
-    ),
-    d(
-        "hash-max-listpack-entries",
-        "512",
-        Kind::Memory(0, u64::MAX),
-        true,
-    ),
-    d(
-        "hash-max-listpack-value",
-        "64",
-        Kind::Memory(0, u64::MAX),
-        true,
-    ),
-    d(
-        "set-max-intset-entries",
-        "512",
-        Kind::Memory(0, u64::MAX),
-        true,
-    ),
-    d(
-        "set-max-listpack-entries",
-        "128",
-        Kind::Memory(0, u64::MAX),
-        true,
-    ),
-    d(
-        "set-max-listpack-value",
-        "64",
-        Kind::Memory(0, u64::MAX),
-        true,
-    ),
-    d(
-        "zset-max-listpack-entries",
-        "128",
-        Kind::Memory(0, u64::MAX),
-        true,
-    ),
-    d(
-        "zset-max-listpack-value",
-        "64",
-        Kind::Memory(0, u64::MAX),
-        true,
-    ),
-    d(
-        "list-max-listpack-size",
-        "-2",
-        Kind::Int(i32::MIN as i64, I32),
-        true,
-    ),
+    d("cluster-node-timeout", "15000", Kind::Int(0, i64::MAX), true),
+    d("hash-max-listpack-entries", "512", Kind::Memory(0, u64::MAX), true),
+    d("hash-max-listpack-value", "64", Kind::Memory(0, u64::MAX), true),
+    d("set-max-intset-entries", "512", Kind::Memory(0, u64::MAX), true),
+    d("set-max-listpack-entries", "128", Kind::Memory(0, u64::MAX), true),
+    d("set-max-listpack-value", "64", Kind::Memory(0, u64::MAX), true),
+    d("zset-max-listpack-entries", "128", Kind::Memory(0, u64::MAX), true),
+    d("zset-max-listpack-value", "64", Kind::Memory(0, u64::MAX), true),
+    d("list-max-listpack-size", "-2", Kind::Int(i32::MIN as i64, I32), true),
     d("list-compress-depth", "0", Kind::Int(0, I32), true),
-    d(
-        "hll-sparse-max-bytes",
-        "3000",
-        Kind::Memory(0, i64::MAX as u64),
-        true,
-    ),
-    d(
-        "stream-node-max-bytes",
-        "4096",
-        Kind::Memory(0, i64::MAX as u64),
-        true,
-    ),
-    d(
-        "stream-node-max-entries",
-        "100",
-        Kind::Int(0, i64::MAX),
-        true,
-    ),
+    d("hll-sparse-max-bytes", "3000", Kind::Memory(0, i64::MAX as u64), true),
+    d("stream-node-max-bytes", "4096", Kind::Memory(0, i64::MAX as u64), true),
+    d("stream-node-max-entries", "100", Kind::Int(0, i64::MAX), true),
     d("activerehashing", "yes", Kind::Bool, true),
     d("lazyfree-lazy-eviction", "no", Kind::Bool, true),
     d("lazyfree-lazy-expire", "no", Kind::Bool, true),
@@ -253,10 +148,7 @@ static ALIASES: &[(&str, &str)] = &[
 
 fn directive(name: &str) -> Option<&'static Directive> {
     let name = name.to_ascii_lowercase();
-    let name = ALIASES
-        .iter()
-        .find(|(old, _)| *old == name)
-        .map_or(name.as_str(), |(_, new)| new);
+    let name = ALIASES.iter().find(|(old, _)| *old == name).map_or(name.as_str(), |(_, new)| new);
     DIRECTIVES.iter().find(|d| d.name == name)
 }
 
@@ -311,10 +203,7 @@ fn validate(d: &Directive, value: &str) -> Result<String, ConfigError> {
         Kind::Memory(min, max) => {
             let n = parse_memory(value).ok_or(ConfigError::NotMemory)?;
             if n < min || n > max {
-                return Err(ConfigError::OutOfRange(
-                    min as i64,
-                    max.min(i64::MAX as u64) as i64,
-                ));
+                return Err(ConfigError::OutOfRange(min as i64, max.min(i64::MAX as u64) as i64));
             }
             Ok(n.to_string())
         }
@@ -325,11 +214,7 @@ fn validate(d: &Directive, value: &str) -> Result<String, ConfigError> {
         },
         Kind::Enum(options) => {
             let v = value.to_ascii_lowercase();
-            if options.contains(&v.as_str()) {
-                Ok(v)
-            } else {
-                Err(ConfigError::NotInEnum(options.join(", ")))
-            }
+            if options.contains(&v.as_str()) { Ok(v) } else { Err(ConfigError::NotInEnum(options.join(", "))) }
         }
         Kind::Str => Ok(value.to_string()),
     }
@@ -398,13 +283,7 @@ impl fmt::Display for ConfigFileError {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            values: DIRECTIVES
-                .iter()
-                .map(|d| (d.name, d.default.to_string()))
-                .collect(),
-            file: None,
-        }
+        Config { values: DIRECTIVES.iter().map(|d| (d.name, d.default.to_string())).collect(), file: None }
     }
 }
 
@@ -412,10 +291,7 @@ impl Config {
     /// Builds the configuration from a file's text (if any) followed by
     /// command-line overrides, each `--name value...` read as one more line,
     /// as redis-server does.
-    pub fn load(
-        file: Option<(&str, &str)>,
-        overrides: &[String],
-    ) -> Result<Config, ConfigFileError> {
+    pub fn load(file: Option<(&str, &str)>, overrides: &[String]) -> Result<Config, ConfigFileError> {
         let mut config = Config::default();
         if let Some((name, text)) = file {
             config.file = Some(name.to_string());
@@ -455,9 +331,7 @@ impl Config {
                 .map_err(|e| fail(format!("Unbalanced quotes in configuration line ({e})")))?;
             let args: Vec<String> = spans
                 .iter()
-                .map(|&(o, l)| {
-                    String::from_utf8_lossy(&scratch[o as usize..(o + l) as usize]).into_owned()
-                })
+                .map(|&(o, l)| String::from_utf8_lossy(&scratch[o as usize..(o + l) as usize]).into_owned())
                 .collect();
             let Some((name, values)) = args.split_first() else {
                 continue;
@@ -465,8 +339,7 @@ impl Config {
             if values.is_empty() && !matches!(directive(name).map(|d| d.kind), Some(Kind::Str)) {
                 return Err(fail(ConfigError::Unknown.to_string()));
             }
-            self.set(name, &values.join(" "), true)
-                .map_err(|e| fail(e.to_string()))?;
+            self.set(name, &values.join(" "), true).map_err(|e| fail(e.to_string()))?;
         }
         Ok(())
     }
@@ -488,23 +361,14 @@ impl Config {
 
     /// Copies the values the request path reads into `h`.
     pub fn fill_hot(&self, h: &Hot) {
-        let num = |n: &str| {
-            self.values
-                .get(n)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        h.proto_max_bulk_len
-            .store(num("proto-max-bulk-len"), Ordering::Relaxed);
-        h.query_buffer_limit
-            .store(num("client-query-buffer-limit"), Ordering::Relaxed);
+        let num = |n: &str| self.values.get(n).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        h.proto_max_bulk_len.store(num("proto-max-bulk-len"), Ordering::Relaxed);
+        h.query_buffer_limit.store(num("client-query-buffer-limit"), Ordering::Relaxed);
         h.maxclients.store(num("maxclients"), Ordering::Relaxed);
         h.timeout.store(num("timeout"), Ordering::Relaxed);
-        h.tcp_keepalive
-            .store(num("tcp-keepalive"), Ordering::Relaxed);
+        h.tcp_keepalive.store(num("tcp-keepalive"), Ordering::Relaxed);
         h.hz.store(num("hz").max(1), Ordering::Relaxed);
-        h.requirepass
-            .store(!self.str("requirepass").is_empty(), Ordering::Relaxed);
+        h.requirepass.store(!self.str("requirepass").is_empty(), Ordering::Relaxed);
     }
 
     pub fn str(&self, name: &str) -> &str {
@@ -519,10 +383,7 @@ impl Config {
     /// answers to (old aliases included, as Redis lists them).
     pub fn get_matching(&self, pattern: &str) -> Vec<(String, String)> {
         let lower = pattern.to_ascii_lowercase();
-        let names = DIRECTIVES
-            .iter()
-            .map(|d| (d.name, d.name))
-            .chain(ALIASES.iter().copied());
+        let names = DIRECTIVES.iter().map(|d| (d.name, d.name)).chain(ALIASES.iter().copied());
         names
             .filter(|(name, _)| glob_match(lower.as_bytes(), name.as_bytes(), true))
             .map(|(name, canonical)| (name.to_string(), self.display(canonical)))
@@ -531,20 +392,14 @@ impl Config {
 
     fn display(&self, name: &str) -> String {
         match name {
-            "dir" => std::env::current_dir()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
+            "dir" => std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default(),
             _ => self.str(name).to_string(),
         }
     }
 }
 
 fn quote(arg: &str) -> String {
-    if !arg.is_empty()
-        && !arg
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b == b'"' || b == b'\'' || b == b'\\')
-    {
+    if !arg.is_empty() && !arg.bytes().any(|b| b.is_ascii_whitespace() || b == b'"' || b == b'\'' || b == b'\\') {
         return arg.to_string();
     }
     let mut q = String::from("\"");
@@ -573,12 +428,7 @@ mod tests {
         let text = "# comment\nport 7000\nmaxclients 50\nsave \"\"\nhash-max-ziplist-entries 64\n";
         let c = Config::load(
             Some(("x.conf", text)),
-            &[
-                "--port".into(),
-                "7001".into(),
-                "--requirepass".into(),
-                "a b".into(),
-            ],
+            &["--port".into(), "7001".into(), "--requirepass".into(), "a b".into()],
         )
         .unwrap();
         assert_eq!(c.int("port"), 7001);
@@ -595,10 +445,7 @@ mod tests {
     #[test]
     fn errors_name_file_and_line() {
         let e = Config::load(Some(("x.conf", "port 1\nbogus 3\n")), &[]).unwrap_err();
-        assert_eq!(
-            (e.file.as_str(), e.line, e.text.as_str()),
-            ("x.conf", 2, "bogus 3")
-        );
+        assert_eq!((e.file.as_str(), e.line, e.text.as_str()), ("x.conf", 2, "bogus 3"));
         assert!(e.to_string().contains("Bad directive"));
         let e = Config::load(Some(("x.conf", "port abc\n")), &[]).unwrap_err();
         assert!(e.reason.contains("integer"));
@@ -612,20 +459,10 @@ mod tests {
         c.set("proto-max-bulk-len", "2mb", false).unwrap();
         assert_eq!(c.str("proto-max-bulk-len"), "2097152");
         assert_eq!(c.set("databases", "4", false), Err(ConfigError::Immutable));
-        assert_eq!(
-            c.set("appendonly", "maybe", false),
-            Err(ConfigError::NotBool)
-        );
+        assert_eq!(c.set("appendonly", "maybe", false), Err(ConfigError::NotBool));
         c.set("LogLevel", "WARNING", false).unwrap();
-        assert_eq!(
-            c.get_matching("loglevel"),
-            vec![("loglevel".into(), "warning".into())]
-        );
-        assert!(
-            c.get_matching("max*")
-                .iter()
-                .any(|(n, _)| n == "maxclients")
-        );
+        assert_eq!(c.get_matching("loglevel"), vec![("loglevel".into(), "warning".into())]);
+        assert!(c.get_matching("max*").iter().any(|(n, _)| n == "maxclients"));
         assert_eq!(parse_memory("1kb"), Some(1024));
         assert_eq!(parse_memory("1k"), Some(1000));
         assert_eq!(parse_memory("x"), None);

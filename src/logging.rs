@@ -14,9 +14,7 @@ struct RedisFormat {
     pid: u32,
 }
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
 fn civil(days: i64) -> (i64, usize, i64) {
@@ -28,25 +26,14 @@ fn civil(days: i64) -> (i64, usize, i64) {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (
-        yoe + era * 400 + (month <= 2) as i64,
-        (month - 1) as usize,
-        day,
-    )
+    (yoe + era * 400 + (month <= 2) as i64, (month - 1) as usize, day)
 }
 
 pub fn timestamp(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (y, m, d) = civil(secs.div_euclid(86_400));
     let t = secs.rem_euclid(86_400);
-    format!(
-        "{d} {} {y} {:02}:{:02}:{:02}.{:03}",
-        MONTHS[m],
-        t / 3600,
-        t / 60 % 60,
-        t % 60,
-        ms.rem_euclid(1000)
-    )
+    format!("{d} {} {y} {:02}:{:02}:{:02}.{:03}", MONTHS[m], t / 3600, t / 60 % 60, t % 60, ms.rem_euclid(1000))
 }
 
 impl<S, N> FormatEvent<S, N> for RedisFormat
@@ -54,25 +41,14 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut w: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let mark = match *event.metadata().level() {
             Level::ERROR | Level::WARN => '#',
             Level::INFO => '*',
             Level::DEBUG => '-',
             Level::TRACE => '.',
         };
-        write!(
-            w,
-            "{}:M {} {} ",
-            self.pid,
-            timestamp(crate::server::shared::now_ms()),
-            mark
-        )?;
+        write!(w, "{}:M {} {} ", self.pid, timestamp(crate::server::shared::now_ms()), mark)?;
         ctx.field_format().format_fields(w.by_ref(), event)?;
         writeln!(w)
     }
@@ -106,18 +82,11 @@ pub fn init(loglevel: &str, logfile: &str) -> std::io::Result<()> {
     let file = if logfile.is_empty() {
         None
     } else {
-        Some(Mutex::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(logfile)?,
-        ))
+        Some(Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(logfile)?))
     };
     let sink: &'static Sink = Box::leak(Box::new(Sink(file)));
     tracing_subscriber::fmt()
-        .event_format(RedisFormat {
-            pid: std::process::id(),
-        })
+        .event_format(RedisFormat { pid: std::process::id() })
         .with_max_level(level)
         .with_writer(move || sink)
         .init();
@@ -129,9 +98,6 @@ mod tests {
     #[test]
     fn timestamps() {
         assert_eq!(super::timestamp(0), "1 Jan 1970 00:00:00.000");
-        assert_eq!(
-            super::timestamp(1_795_316_645_123),
-            "22 Nov 2026 03:04:05.123"
-        );
+        assert_eq!(super::timestamp(1_795_316_645_123), "22 Nov 2026 03:04:05.123");
     }
 }

@@ -32,10 +32,7 @@ fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("-v" | "--version") => {
-            println!(
-                "percore v={} bits=64 (Redis-compatible 7.0.15)",
-                env!("CARGO_PKG_VERSION")
-            );
+            println!("percore v={} bits=64 (Redis-compatible 7.0.15)", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
         Some("-h" | "--help") => {
@@ -72,20 +69,14 @@ fn main() -> ExitCode {
     }
     let pid = std::process::id();
     info!("oO0OoO0OoO0Oo percore is starting oO0OoO0OoO0Oo");
-    info!(
-        "percore version={}, bits=64, pid={pid}, just started",
-        env!("CARGO_PKG_VERSION")
-    );
+    info!("percore version={}, bits=64, pid={pid}, just started", env!("CARGO_PKG_VERSION"));
     match &file {
         Some(_) => info!("Configuration loaded"),
         None => warn!(
             "Warning: no config file specified, using the embedded default config. In order to specify a config file use percore /path/to/redis.conf"
         ),
     }
-    info!(
-        "Running mode=standalone, port={}. PID: {pid}",
-        config.int("port")
-    );
+    info!("Running mode=standalone, port={}. PID: {pid}", config.int("port"));
     let pidfile = config.str("pidfile").to_string();
     if !pidfile.is_empty()
         && let Err(e) = std::fs::write(&pidfile, format!("{pid}\n"))

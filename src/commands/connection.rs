@@ -28,12 +28,7 @@ fn quit(client: &mut Client, _args: Args) -> CmdResult {
 }
 
 fn check_password(client: &Client, user: &[u8], pass: &[u8]) -> Result<(), CmdError> {
-    let ok = user == b"default"
-        && client
-            .shard
-            .server
-            .requirepass()
-            .is_none_or(|p| p.as_bytes() == pass);
+    let ok = user == b"default" && client.shard.server.requirepass().is_none_or(|p| p.as_bytes() == pass);
     if ok { Ok(()) } else { Err(CmdError::WrongPass) }
 }
 
@@ -59,9 +54,7 @@ fn valid_client_name(name: &[u8]) -> bool {
 
 fn set_name(client: &Client, name: &[u8]) -> Result<(), CmdError> {
     if !valid_client_name(name) {
-        return Err(CmdError::err(
-            "Client names cannot contain spaces, newlines or special characters.",
-        ));
+        return Err(CmdError::err("Client names cannot contain spaces, newlines or special characters."));
     }
     let name = (!name.is_empty()).then(|| String::from_utf8_lossy(name).into_owned());
     *client.meta.name.borrow_mut() = name;
@@ -73,9 +66,7 @@ fn hello(client: &mut Client, args: Args) -> CmdResult {
     let mut proto = None;
     let mut j = 1;
     if args.len() >= 2 {
-        let v = args
-            .int(1)
-            .map_err(|_| CmdError::err("Protocol version is not an integer or out of range"))?;
+        let v = args.int(1).map_err(|_| CmdError::err("Protocol version is not an integer or out of range"))?;
         if !(2..=3).contains(&v) {
             return Err(CmdError::NoProto);
         }
@@ -92,10 +83,7 @@ fn hello(client: &mut Client, args: Args) -> CmdResult {
             name = Some(args.get(j + 1));
             j += 2;
         } else {
-            return Err(CmdError::err(format!(
-                "Syntax error in HELLO option '{}'",
-                args.str(j)
-            )));
+            return Err(CmdError::err(format!("Syntax error in HELLO option '{}'", args.str(j))));
         }
     }
     if let Some((user, pass)) = credentials {
@@ -206,18 +194,13 @@ impl ClientFilter {
             && self.laddr.as_ref().is_none_or(|a| *a == m.laddr)
             && self.user.as_ref().is_none_or(|u| u == "default")
             && self.kind.as_ref().is_none_or(|t| t == "normal")
-            && self
-                .max_age
-                .is_none_or(|age| (now - m.created_ms) / 1000 >= age)
+            && self.max_age.is_none_or(|age| (now - m.created_ms) / 1000 >= age)
             && self.skip != Some(m.id)
     }
 }
 
 fn parse_kill_filter(client: &Client, args: Args) -> Result<ClientFilter, CmdError> {
-    let mut f = ClientFilter {
-        skip: Some(client.meta.id),
-        ..Default::default()
-    };
+    let mut f = ClientFilter { skip: Some(client.meta.id), ..Default::default() };
     let mut j = 2;
     while j < args.len() {
         if j + 1 >= args.len() {
@@ -235,10 +218,7 @@ fn parse_kill_filter(client: &Client, args: Args) -> Result<ClientFilter, CmdErr
             }
             "TYPE" => {
                 let t = value.to_ascii_lowercase();
-                if !matches!(
-                    t.as_str(),
-                    "normal" | "master" | "replica" | "slave" | "pubsub"
-                ) {
+                if !matches!(t.as_str(), "normal" | "master" | "replica" | "slave" | "pubsub") {
                     return Err(CmdError::err(format!("Unknown client type '{value}'")));
                 }
                 f.kind = Some(t);
@@ -276,36 +256,20 @@ fn client<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
         let sub = args.keyword(1);
         let n = args.len();
         let exact = |want: usize| {
-            if n == want {
-                Ok(())
-            } else {
-                Err(client_arity(&sub))
-            }
+            if n == want { Ok(()) } else { Err(client_arity(&sub)) }
         };
         match sub.as_str() {
-            "HELP" if n == 2 => Ok(Reply::Array(
-                CLIENT_HELP
-                    .iter()
-                    .map(|l| Reply::Status((*l).into()))
-                    .collect(),
-            )),
+            "HELP" if n == 2 => Ok(Reply::Array(CLIENT_HELP.iter().map(|l| Reply::Status((*l).into())).collect())),
             "ID" => exact(2).map(|_| Reply::Int(client.meta.id as i64)),
             "GETNAME" => {
                 exact(2)?;
-                Ok(client
-                    .meta
-                    .name
-                    .borrow()
-                    .as_ref()
-                    .map_or(Reply::Null, |n| Reply::text(n.clone())))
+                Ok(client.meta.name.borrow().as_ref().map_or(Reply::Null, |n| Reply::text(n.clone())))
             }
             "SETNAME" => {
                 exact(3)?;
                 set_name(client, args.get(2)).map(|_| Reply::Ok)
             }
-            "INFO" => {
-                exact(2).map(|_| Reply::Verbatim(format!("{}\n", client.meta.describe()).into()))
-            }
+            "INFO" => exact(2).map(|_| Reply::Verbatim(format!("{}\n", client.meta.describe()).into())),
             "NO-EVICT" => {
                 exact(3)?;
                 client.meta.no_evict.set(on_off(args, 2)?);
@@ -358,13 +322,8 @@ fn client<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                     .shard
                     .broadcast(move |sh| {
                         let now = sh.now();
-                        let mut metas: Vec<_> = sh
-                            .clients
-                            .borrow()
-                            .values()
-                            .filter(|m| filter.matches(m, now))
-                            .cloned()
-                            .collect();
+                        let mut metas: Vec<_> =
+                            sh.clients.borrow().values().filter(|m| filter.matches(m, now)).cloned().collect();
                         metas.sort_by_key(|m| m.id);
                         metas
                             .iter()
@@ -379,25 +338,15 @@ fn client<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                 Ok(Reply::Verbatim(text.into()))
             }
             "KILL" if n == 3 => {
-                let filter = ClientFilter {
-                    addr: Some(args.str(2)),
-                    ..Default::default()
-                };
+                let filter = ClientFilter { addr: Some(args.str(2)), ..Default::default() };
                 let killed = kill_clients(client, filter).await;
-                if killed == 0 {
-                    Err(CmdError::NoSuchClient)
-                } else {
-                    Ok(Reply::Ok)
-                }
+                if killed == 0 { Err(CmdError::NoSuchClient) } else { Ok(Reply::Ok) }
             }
             "KILL" if n > 3 => {
                 let filter = parse_kill_filter(client, args)?;
                 Ok(Reply::Int(kill_clients(client, filter).await as i64))
             }
-            _ => Err(CmdError::UnknownSubcommand {
-                cmd: "CLIENT".into(),
-                sub: args.str(1),
-            }),
+            _ => Err(CmdError::UnknownSubcommand { cmd: "CLIENT".into(), sub: args.str(1) }),
         }
     })
 }
@@ -410,13 +359,7 @@ async fn kill_clients(client: &mut Client, filter: ClientFilter) -> usize {
         .shard
         .broadcast(move |sh| {
             let now = sh.now();
-            let victims: Vec<_> = sh
-                .clients
-                .borrow()
-                .values()
-                .filter(|m| filter.matches(m, now))
-                .cloned()
-                .collect();
+            let victims: Vec<_> = sh.clients.borrow().values().filter(|m| filter.matches(m, now)).cloned().collect();
             let mut self_killed = false;
             for m in &victims {
                 if m.id == me {
@@ -439,40 +382,10 @@ const ANY: u32 = NOSCRIPT | LOADING | STALE;
 pub(super) const TABLE: &[Spec] = &[
     Spec::new("ping", -1, FAST, Keys::None, Handler::Conn(ping)),
     Spec::new("echo", 2, FAST, Keys::None, Handler::Conn(echo)),
-    Spec::new(
-        "quit",
-        -1,
-        ANY | FAST | NO_AUTH,
-        Keys::None,
-        Handler::Conn(quit),
-    ),
-    Spec::new(
-        "auth",
-        -2,
-        ANY | FAST | NO_AUTH,
-        Keys::None,
-        Handler::Conn(auth),
-    ),
-    Spec::new(
-        "hello",
-        -1,
-        ANY | FAST | NO_AUTH,
-        Keys::None,
-        Handler::Conn(hello),
-    ),
-    Spec::new(
-        "select",
-        2,
-        LOADING | STALE | FAST,
-        Keys::None,
-        Handler::Conn(select),
-    ),
-    Spec::new(
-        "reset",
-        1,
-        ANY | FAST | NO_AUTH,
-        Keys::None,
-        Handler::Conn(reset),
-    ),
+    Spec::new("quit", -1, ANY | FAST | NO_AUTH, Keys::None, Handler::Conn(quit)),
+    Spec::new("auth", -2, ANY | FAST | NO_AUTH, Keys::None, Handler::Conn(auth)),
+    Spec::new("hello", -1, ANY | FAST | NO_AUTH, Keys::None, Handler::Conn(hello)),
+    Spec::new("select", 2, LOADING | STALE | FAST, Keys::None, Handler::Conn(select)),
+    Spec::new("reset", 1, ANY | FAST | NO_AUTH, Keys::None, Handler::Conn(reset)),
     Spec::new("client", -2, ANY, Keys::None, Handler::Async(client)),
 ];

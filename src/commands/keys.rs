@@ -23,41 +23,25 @@ pub fn expire_at(n: i64, unit: Unit, absolute: bool, now: i64) -> Option<i64> {
         Unit::Seconds => n.checked_mul(1000)?,
         Unit::Millis => n,
     };
-    if absolute {
-        Some(ms)
-    } else {
-        ms.checked_add(now)
-    }
+    if absolute { Some(ms) } else { ms.checked_add(now) }
 }
 
 fn del(ctx: &mut Ctx, args: Args) -> CmdResult {
     let now = ctx.now;
-    let removed = (1..args.len())
-        .filter(|&i| ctx.db().remove(args.get(i), now).is_some())
-        .count();
+    let removed = (1..args.len()).filter(|&i| ctx.db().remove(args.get(i), now).is_some()).count();
     Ok(Reply::Int(removed as i64))
 }
 
 fn exists(ctx: &mut Ctx, args: Args) -> CmdResult {
-    Ok(Reply::Int(
-        (1..args.len())
-            .filter(|&i| ctx.lookup(args.get(i)).is_some())
-            .count() as i64,
-    ))
+    Ok(Reply::Int((1..args.len()).filter(|&i| ctx.lookup(args.get(i)).is_some()).count() as i64))
 }
 
 fn touch(ctx: &mut Ctx, args: Args) -> CmdResult {
-    Ok(Reply::Int(
-        (1..args.len())
-            .filter(|&i| ctx.read(args.get(i)).is_some())
-            .count() as i64,
-    ))
+    Ok(Reply::Int((1..args.len()).filter(|&i| ctx.read(args.get(i)).is_some()).count() as i64))
 }
 
 fn type_(ctx: &mut Ctx, args: Args) -> CmdResult {
-    let name = ctx
-        .lookup(args.get(1))
-        .map_or("none", |e| e.value.type_name());
+    let name = ctx.lookup(args.get(1)).map_or("none", |e| e.value.type_name());
     Ok(Reply::status(name))
 }
 
@@ -103,13 +87,7 @@ where
     let no_touch = client.no_touch();
     tx.run(client.shard.owner(&key), move |sh| {
         let mut ks = sh.ks.borrow_mut();
-        let mut ctx = Ctx {
-            ks: &mut ks,
-            db,
-            now: sh.now(),
-            no_touch,
-            server: &sh.server,
-        };
+        let mut ctx = Ctx { ks: &mut ks, db, now: sh.now(), no_touch, server: &sh.server };
         f(&mut ctx, &key)
     })
     .await
@@ -138,10 +116,7 @@ async fn rename_across(client: &mut Client, args: Args<'_>, nx: bool) -> CmdResu
         let Some(moved) = taken else {
             return Err(CmdError::NoSuchKey);
         };
-        on_owner(&tx, client, dst, db, move |ctx, k| {
-            ctx.set(k, moved.0, moved.1.unwrap_or(0))
-        })
-        .await;
+        on_owner(&tx, client, dst, db, move |ctx, k| ctx.set(k, moved.0, moved.1.unwrap_or(0))).await;
         Ok(if nx { Reply::Int(1) } else { Reply::Ok })
     }
     .await;
@@ -158,11 +133,7 @@ fn renamenx_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<
 }
 
 /// COPY's options: destination database and REPLACE.
-fn copy_options(
-    args: Args,
-    current_db: usize,
-    databases: usize,
-) -> Result<(usize, bool), CmdError> {
+fn copy_options(args: Args, current_db: usize, databases: usize) -> Result<(usize, bool), CmdError> {
     let (mut db, mut replace) = (current_db, false);
     let mut j = 3;
     while j < args.len() {
@@ -211,10 +182,8 @@ fn copy_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, 
         let (src, dst) = (args.get(1), args.get(2));
         let tx = Tx::lock_in(&client.shard, [(db, src), (dst_db, dst)].into_iter()).await;
         let result = async {
-            let copied: Option<Moved> = on_owner(&tx, client, src, db, |ctx, k| {
-                ctx.read(k).map(|e| (e.value.clone(), e.expire_at()))
-            })
-            .await;
+            let copied: Option<Moved> =
+                on_owner(&tx, client, src, db, |ctx, k| ctx.read(k).map(|e| (e.value.clone(), e.expire_at()))).await;
             let Some((value, ttl)) = copied else {
                 return Ok(Reply::Int(0));
             };
@@ -280,8 +249,7 @@ fn expire_generic(ctx: &mut Ctx, args: Args, unit: Unit, absolute: bool, cmd: &s
         return Err(CmdError::GtAndLt);
     }
     let n = args.int(2)?;
-    let at =
-        expire_at(n, unit, absolute, ctx.now).ok_or_else(|| CmdError::InvalidExpire(cmd.into()))?;
+    let at = expire_at(n, unit, absolute, ctx.now).ok_or_else(|| CmdError::InvalidExpire(cmd.into()))?;
     let key = args.get(1);
     let Some(e) = ctx.lookup(key) else {
         return Ok(Reply::Int(0));
@@ -377,28 +345,15 @@ const SHARED_INTEGERS: i64 = 10000;
 fn object(ctx: &mut Ctx, args: Args) -> CmdResult {
     let sub = args.keyword(1);
     if sub == "HELP" && args.len() == 2 {
-        return Ok(Reply::Array(
-            OBJECT_HELP
-                .iter()
-                .map(|l| Reply::Status((*l).into()))
-                .collect(),
-        ));
+        return Ok(Reply::Array(OBJECT_HELP.iter().map(|l| Reply::Status((*l).into())).collect()));
     }
     if !matches!(sub.as_str(), "ENCODING" | "FREQ" | "IDLETIME" | "REFCOUNT") {
-        return Err(CmdError::UnknownSubcommand {
-            cmd: "OBJECT".into(),
-            sub: args.str(1),
-        });
+        return Err(CmdError::UnknownSubcommand { cmd: "OBJECT".into(), sub: args.str(1) });
     }
     if args.len() != 3 {
-        return Err(CmdError::WrongArity(format!(
-            "object|{}",
-            sub.to_ascii_lowercase()
-        )));
+        return Err(CmdError::WrongArity(format!("object|{}", sub.to_ascii_lowercase())));
     }
-    let policy_lfu = ctx
-        .server
-        .config(|c| c.str("maxmemory-policy").contains("lfu"));
+    let policy_lfu = ctx.server.config(|c| c.str("maxmemory-policy").contains("lfu"));
     let now = ctx.now;
     let Some(e) = ctx.lookup(args.get(2)) else {
         return Ok(Reply::Null);
@@ -418,9 +373,7 @@ fn object(ctx: &mut Ctx, args: Args) -> CmdResult {
         }
         "FREQ" => Reply::Int(0),
         _ => match &e.value {
-            Value::Str(Str::Int(n)) if (0..SHARED_INTEGERS).contains(n) => {
-                Reply::Int(i32::MAX as i64)
-            }
+            Value::Str(Str::Int(n)) if (0..SHARED_INTEGERS).contains(n) => Reply::Int(i32::MAX as i64),
             _ => Reply::Int(1),
         },
     })
@@ -441,9 +394,7 @@ fn keys<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
                 let mut found: Vec<Key> = Vec::new();
                 for slot in 0..SLOTS {
                     for e in d.slot_entries(slot) {
-                        if e.expire_at().is_none_or(|at| at > now)
-                            && (all || glob_match(&pattern, e.key(), false))
-                        {
+                        if e.expire_at().is_none_or(|at| at > now) && (all || glob_match(&pattern, e.key(), false)) {
                             found.push(e.key().into());
                         }
                     }
@@ -463,12 +414,9 @@ fn keys<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
 /// are returned however tables resize in between.
 fn scan<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
-        let cursor: u64 = std::str::from_utf8(args.get(1))
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or(CmdError::InvalidCursor)?;
-        let (mut pattern, mut count, mut type_filter): (Option<Key>, usize, Option<String>) =
-            (None, 10, None);
+        let cursor: u64 =
+            std::str::from_utf8(args.get(1)).ok().and_then(|s| s.parse().ok()).ok_or(CmdError::InvalidCursor)?;
+        let (mut pattern, mut count, mut type_filter): (Option<Key>, usize, Option<String>) = (None, 10, None);
         let mut j = 2;
         while j < args.len() {
             if j + 1 >= args.len() {
@@ -514,12 +462,8 @@ fn scan<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
                         for e in d.slot_entries(slot) {
                             seen += 1;
                             let live = e.expire_at().is_none_or(|at| at > now);
-                            let matches = pattern
-                                .as_deref()
-                                .is_none_or(|p| glob_match(p, e.key(), false));
-                            let typed = type_filter
-                                .as_deref()
-                                .is_none_or(|t| e.value.type_name() == t);
+                            let matches = pattern.as_deref().is_none_or(|p| glob_match(p, e.key(), false));
+                            let typed = type_filter.as_deref().is_none_or(|t| e.value.type_name() == t);
                             if live && matches && typed {
                                 found.push(e.key().into());
                             }
@@ -541,20 +485,14 @@ fn scan<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
                 break start + 1;
             }
         };
-        Ok(Reply::Array(vec![
-            Reply::text(next.to_string()),
-            Reply::bulks(keys),
-        ]))
+        Ok(Reply::Array(vec![Reply::text(next.to_string()), Reply::bulks(keys)]))
     })
 }
 
 fn randomkey<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
         let db = client.db();
-        let sizes = client
-            .shard
-            .broadcast(move |sh| sh.ks.borrow().dbs[db].len())
-            .await;
+        let sizes = client.shard.broadcast(move |sh| sh.ks.borrow().dbs[db].len()).await;
         let total: usize = sizes.iter().sum();
         if total == 0 {
             return Ok(Reply::Null);
@@ -572,12 +510,7 @@ fn randomkey<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, 
                 }
             })
             .unwrap_or(0);
-        let key = client
-            .shard
-            .run_on(owner, move |sh| {
-                sh.ks.borrow_mut().dbs[db].random_key(sh.now())
-            })
-            .await;
+        let key = client.shard.run_on(owner, move |sh| sh.ks.borrow_mut().dbs[db].random_key(sh.now())).await;
         Ok(key.map_or(Reply::Null, |k| Reply::bulk(&k)))
     })
 }
@@ -588,93 +521,27 @@ const TWO_KEYS: Keys = Keys::Range(1, 2, 1);
 
 pub(super) const TABLE: &[Spec] = &[
     Spec::new("del", -2, WRITE, ALL_KEYS, Handler::Split(del, Merge::Sum)),
-    Spec::new(
-        "unlink",
-        -2,
-        WRITE | FAST,
-        ALL_KEYS,
-        Handler::Split(del, Merge::Sum),
-    ),
-    Spec::new(
-        "exists",
-        -2,
-        READONLY | FAST,
-        ALL_KEYS,
-        Handler::Split(exists, Merge::Sum),
-    ),
-    Spec::new(
-        "touch",
-        -2,
-        READONLY | FAST,
-        ALL_KEYS,
-        Handler::Split(touch, Merge::Sum),
-    ),
+    Spec::new("unlink", -2, WRITE | FAST, ALL_KEYS, Handler::Split(del, Merge::Sum)),
+    Spec::new("exists", -2, READONLY | FAST, ALL_KEYS, Handler::Split(exists, Merge::Sum)),
+    Spec::new("touch", -2, READONLY | FAST, ALL_KEYS, Handler::Split(touch, Merge::Sum)),
     Spec::new("type", 2, READONLY | FAST, KEY1, Handler::Data(type_)),
-    Spec::new(
-        "rename",
-        3,
-        WRITE,
-        TWO_KEYS,
-        Handler::Cross(rename, rename_cross),
-    ),
-    Spec::new(
-        "renamenx",
-        3,
-        WRITE | FAST,
-        TWO_KEYS,
-        Handler::Cross(renamenx, renamenx_cross),
-    ),
-    Spec::new(
-        "copy",
-        -3,
-        WRITE | super::DENYOOM,
-        TWO_KEYS,
-        Handler::Cross(copy, copy_cross),
-    ),
+    Spec::new("rename", 3, WRITE, TWO_KEYS, Handler::Cross(rename, rename_cross)),
+    Spec::new("renamenx", 3, WRITE | FAST, TWO_KEYS, Handler::Cross(renamenx, renamenx_cross)),
+    Spec::new("copy", -3, WRITE | super::DENYOOM, TWO_KEYS, Handler::Cross(copy, copy_cross)),
     Spec::new("move", 3, WRITE | FAST, KEY1, Handler::Data(move_)),
     Spec::new("expire", -3, WRITE | FAST, KEY1, Handler::Data(expire)),
     Spec::new("pexpire", -3, WRITE | FAST, KEY1, Handler::Data(pexpire)),
     Spec::new("expireat", -3, WRITE | FAST, KEY1, Handler::Data(expireat)),
-    Spec::new(
-        "pexpireat",
-        -3,
-        WRITE | FAST,
-        KEY1,
-        Handler::Data(pexpireat),
-    ),
+    Spec::new("pexpireat", -3, WRITE | FAST, KEY1, Handler::Data(pexpireat)),
     Spec::new("ttl", 2, READONLY | FAST, KEY1, Handler::Data(ttl)),
     Spec::new("pttl", 2, READONLY | FAST, KEY1, Handler::Data(pttl)),
-    Spec::new(
-        "expiretime",
-        2,
-        READONLY | FAST,
-        KEY1,
-        Handler::Data(expiretime),
-    ),
-    Spec::new(
-        "pexpiretime",
-        2,
-        READONLY | FAST,
-        KEY1,
-        Handler::Data(pexpiretime),
-    ),
+    Spec::new("expiretime", 2, READONLY | FAST, KEY1, Handler::Data(expiretime)),
+    Spec::new("pexpiretime", 2, READONLY | FAST, KEY1, Handler::Data(pexpiretime)),
     Spec::new("persist", 2, WRITE | FAST, KEY1, Handler::Data(persist)),
-    Spec::new(
-        "object",
-        -2,
-        READONLY,
-        Keys::Range(2, 2, 1),
-        Handler::Data(object),
-    ),
+    Spec::new("object", -2, READONLY, Keys::Range(2, 2, 1), Handler::Data(object)),
     Spec::new("keys", 2, READONLY, Keys::None, Handler::Async(keys)),
     Spec::new("scan", -2, READONLY, Keys::None, Handler::Async(scan)),
-    Spec::new(
-        "randomkey",
-        1,
-        READONLY,
-        Keys::None,
-        Handler::Async(randomkey),
-    ),
+    Spec::new("randomkey", 1, READONLY, Keys::None, Handler::Async(randomkey)),
 ];
 
 #[cfg(test)]

@@ -19,16 +19,7 @@ pub fn add(current: Option<&[u8]>, incr: &[u8]) -> Result<Vec<u8>, CmdError> {
     let (cur_ptr, cur_len) = current.map_or((std::ptr::null(), 0), |c| (c.as_ptr(), c.len()));
     // SAFETY: every pointer/length pair describes a live buffer, and the C
     // side writes at most `out.len()` bytes.
-    let n = unsafe {
-        percore_incrbyfloat(
-            cur_ptr,
-            cur_len,
-            incr.as_ptr(),
-            incr.len(),
-            out.as_mut_ptr(),
-            out.len(),
-        )
-    };
+    let n = unsafe { percore_incrbyfloat(cur_ptr, cur_len, incr.as_ptr(), incr.len(), out.as_mut_ptr(), out.len()) };
     match n {
         -3 => Err(CmdError::NanOrInfinity),
         n if n < 0 => Err(CmdError::NotFloat),
@@ -47,10 +38,7 @@ mod tests {
     fn like_redis() {
         assert_eq!(add(Some(b"10.50"), b"0.1").unwrap(), b"10.6");
         // As redis-server 7.0 answers: long double digits show.
-        assert_eq!(
-            add(Some(b"5.6"), b"5.0e3").unwrap(),
-            b"5005.60000000000000009"
-        );
+        assert_eq!(add(Some(b"5.6"), b"5.0e3").unwrap(), b"5005.60000000000000009");
         assert_eq!(add(None, b"3").unwrap(), b"3");
         assert_eq!(add(Some(b"0.1"), b"-0.1").unwrap(), b"0");
         assert!(add(Some(b"abc"), b"1").is_err());

@@ -68,27 +68,19 @@ impl Keys {
         let (first, last, step) = match self {
             Keys::None => (1, 0, 1),
             Keys::Range(f, l, s) => {
-                let last = if l < 0 {
-                    argc as i64 + l as i64
-                } else {
-                    l as i64
-                };
+                let last = if l < 0 { argc as i64 + l as i64 } else { l as i64 };
                 let last = last.min(argc as i64 - 1);
                 (f as i64, last, s as i64)
             }
         };
-        (first..=last)
-            .step_by(step.max(1) as usize)
-            .map(|i| i as usize)
+        (first..=last).step_by(step.max(1) as usize).map(|i| i as usize)
     }
 
     /// A key range open to the end with a step (MSET's key value pairs)
     /// needs whole groups; anything else is the arity rule's business.
     pub fn fits(self, argc: usize) -> bool {
         match self {
-            Keys::Range(first, last, step) if last < 0 && step > 1 => {
-                (argc as i64 - first as i64) % step as i64 == 0
-            }
+            Keys::Range(first, last, step) if last < 0 && step > 1 => (argc as i64 - first as i64) % step as i64 == 0,
             _ => true,
         }
     }
@@ -141,28 +133,12 @@ pub struct Spec {
 }
 
 impl Spec {
-    pub const fn new(
-        name: &'static str,
-        arity: i32,
-        flags: u32,
-        keys: Keys,
-        handler: Handler,
-    ) -> Spec {
-        Spec {
-            name,
-            arity,
-            flags,
-            keys,
-            handler,
-        }
+    pub const fn new(name: &'static str, arity: i32, flags: u32, keys: Keys, handler: Handler) -> Spec {
+        Spec { name, arity, flags, keys, handler }
     }
 
     pub fn arity_ok(&self, argc: usize) -> bool {
-        let count_ok = if self.arity >= 0 {
-            argc == self.arity as usize
-        } else {
-            argc >= (-self.arity) as usize
-        };
+        let count_ok = if self.arity >= 0 { argc == self.arity as usize } else { argc >= (-self.arity) as usize };
         count_ok && self.keys.fits(argc)
     }
 
@@ -171,25 +147,12 @@ impl Spec {
     }
 
     pub fn flag_names(&self) -> Vec<&'static str> {
-        FLAG_NAMES
-            .iter()
-            .filter(|(f, _)| self.has(*f))
-            .map(|(_, n)| *n)
-            .collect()
+        FLAG_NAMES.iter().filter(|(f, _)| self.has(*f)).map(|(_, n)| *n).collect()
     }
 }
 
 static TABLE: LazyLock<HashMap<&'static str, &'static Spec>> = LazyLock::new(|| {
-    [
-        strings::TABLE,
-        keys::TABLE,
-        connection::TABLE,
-        server::TABLE,
-    ]
-    .into_iter()
-    .flatten()
-    .map(|s| (s.name, s))
-    .collect()
+    [strings::TABLE, keys::TABLE, connection::TABLE, server::TABLE].into_iter().flatten().map(|s| (s.name, s)).collect()
 });
 
 /// Looks a command up by name, case-insensitively, without allocating.
@@ -371,10 +334,7 @@ mod tests {
             assert!(
                 spec.has(WRITE)
                     || spec.has(READONLY)
-                    || !matches!(
-                        spec.handler,
-                        Handler::Data(_) | Handler::Split(..) | Handler::Cross(..)
-                    ),
+                    || !matches!(spec.handler, Handler::Data(_) | Handler::Split(..) | Handler::Cross(..)),
                 "{} touches keys but is neither WRITE nor READONLY",
                 spec.name
             );
@@ -386,14 +346,8 @@ mod tests {
 
     #[test]
     fn key_positions() {
-        assert_eq!(
-            Keys::Range(1, -1, 2).positions(5).collect::<Vec<_>>(),
-            vec![1, 3]
-        );
-        assert_eq!(
-            Keys::Range(1, 1, 1).positions(2).collect::<Vec<_>>(),
-            vec![1]
-        );
+        assert_eq!(Keys::Range(1, -1, 2).positions(5).collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(Keys::Range(1, 1, 1).positions(2).collect::<Vec<_>>(), vec![1]);
         assert_eq!(Keys::Range(2, 2, 1).positions(2).count(), 0);
         assert_eq!(Keys::None.positions(3).count(), 0);
         assert!(Keys::Range(1, -1, 2).fits(5));

@@ -37,11 +37,7 @@ impl ShardReport {
         for (a, b) in self.dbs.iter_mut().zip(&o.dbs) {
             // Average TTL weighted by each shard's keys with a TTL.
             let total = a.1 + b.1;
-            a.2 = if total == 0 {
-                0
-            } else {
-                (a.2 * a.1 as i64 + b.2 * b.1 as i64) / total as i64
-            };
+            a.2 = if total == 0 { 0 } else { (a.2 * a.1 as i64 + b.2 * b.1 as i64) / total as i64 };
             a.0 += b.0;
             a.1 += b.1;
         }
@@ -63,11 +59,7 @@ async fn gather(client: &Client) -> ShardReport {
             let ks = sh.ks.borrow();
             let now = sh.now();
             ShardReport {
-                dbs: ks
-                    .dbs
-                    .iter()
-                    .map(|d| (d.len(), d.expires_len(), d.avg_ttl(now)))
-                    .collect(),
+                dbs: ks.dbs.iter().map(|d| (d.len(), d.expires_len(), d.avg_ttl(now))).collect(),
                 hits: ks.hits,
                 misses: ks.misses,
                 expired: ks.expired(),
@@ -93,11 +85,7 @@ fn memory_stats() -> (u64, u64, u64) {
     let page = 4096;
     let rss = std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-        })
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
         .map_or(0, |p| p * page);
     (allocated, peak_hint, rss)
 }
@@ -120,22 +108,12 @@ fn cpu_times() -> (f64, f64) {
     (secs(ru.ru_stime), secs(ru.ru_utime))
 }
 
-const DEFAULT_SECTIONS: &[&str] = &[
-    "server",
-    "clients",
-    "memory",
-    "persistence",
-    "stats",
-    "replication",
-    "cpu",
-    "keyspace",
-];
+const DEFAULT_SECTIONS: &[&str] =
+    &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keyspace"];
 
 fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
-        let mut wanted: Vec<String> = (1..args.len())
-            .map(|i| args.str(i).to_ascii_lowercase())
-            .collect();
+        let mut wanted: Vec<String> = (1..args.len()).map(|i| args.str(i).to_ascii_lowercase()).collect();
         let everything = wanted.iter().any(|s| s == "all" || s == "everything");
         if wanted.is_empty() || wanted.iter().any(|s| s == "default") || everything {
             wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
@@ -152,16 +130,8 @@ fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
         };
         if want("server") {
             let uptime = server.started.elapsed().as_secs();
-            let (port, hz, file) = server.config(|c| {
-                (
-                    c.int("port"),
-                    c.int("hz"),
-                    c.file.clone().unwrap_or_default(),
-                )
-            });
-            let exe = std::env::current_exe()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
+            let (port, hz, file) = server.config(|c| (c.int("port"), c.int("hz"), c.file.clone().unwrap_or_default()));
+            let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
             section(
                 "Server",
                 format!(
@@ -190,8 +160,7 @@ fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
         }
         if want("memory") {
             let (used, active, rss) = memory_stats();
-            let (maxmemory, policy) =
-                server.config(|c| (c.int("maxmemory"), c.str("maxmemory-policy").to_string()));
+            let (maxmemory, policy) = server.config(|c| (c.int("maxmemory"), c.str("maxmemory-policy").to_string()));
             section(
                 "Memory",
                 format!(
@@ -200,11 +169,7 @@ fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
                     human_bytes(rss),
                     human_bytes(active),
                     human_bytes(maxmemory as u64),
-                    if used == 0 {
-                        0.0
-                    } else {
-                        rss as f64 / used as f64
-                    },
+                    if used == 0 { 0.0 } else { rss as f64 / used as f64 },
                 ),
             );
         }
@@ -257,10 +222,7 @@ fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
             let mut body = String::new();
             for (i, (keys, expires, avg)) in report.dbs.iter().enumerate() {
                 if *keys > 0 {
-                    let _ = write!(
-                        body,
-                        "db{i}:keys={keys},expires={expires},avg_ttl={avg}\r\n"
-                    );
+                    let _ = write!(body, "db{i}:keys={keys},expires={expires},avg_ttl={avg}\r\n");
                 }
             }
             section("Keyspace", body);
@@ -272,10 +234,7 @@ fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
 fn dbsize<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
         let db = client.db();
-        let sizes = client
-            .shard
-            .broadcast(move |sh| sh.ks.borrow().dbs[db].len())
-            .await;
+        let sizes = client.shard.broadcast(move |sh| sh.ks.borrow().dbs[db].len()).await;
         Ok(Reply::Int(sizes.iter().sum::<usize>() as i64))
     })
 }
@@ -294,10 +253,7 @@ fn flushdb<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cmd
     Box::pin(async move {
         flush_mode(args)?;
         let db = client.db();
-        client
-            .shard
-            .broadcast(move |sh| sh.ks.borrow_mut().dbs[db].clear())
-            .await;
+        client.shard.broadcast(move |sh| sh.ks.borrow_mut().dbs[db].clear()).await;
         Ok(Reply::Ok)
     })
 }
@@ -319,21 +275,14 @@ fn flushall<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cm
 
 fn swapdb<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
-        let a = args
-            .int(1)
-            .map_err(|_| CmdError::err("invalid first DB index"))?;
-        let b = args
-            .int(2)
-            .map_err(|_| CmdError::err("invalid second DB index"))?;
+        let a = args.int(1).map_err(|_| CmdError::err("invalid first DB index"))?;
+        let b = args.int(2).map_err(|_| CmdError::err("invalid second DB index"))?;
         let n = client.shard.databases() as i64;
         if !(0..n).contains(&a) || !(0..n).contains(&b) {
             return Err(CmdError::DbIndexOutOfRange);
         }
         let (a, b) = (a as usize, b as usize);
-        client
-            .shard
-            .broadcast(move |sh| sh.ks.borrow_mut().dbs.swap(a, b))
-            .await;
+        client.shard.broadcast(move |sh| sh.ks.borrow_mut().dbs.swap(a, b)).await;
         Ok(Reply::Ok)
     })
 }
@@ -356,12 +305,7 @@ fn config<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                         }
                     }
                 }
-                Ok(Reply::Map(
-                    pairs
-                        .into_iter()
-                        .map(|(k, v)| (Reply::text(k), Reply::text(v)))
-                        .collect(),
-                ))
+                Ok(Reply::Map(pairs.into_iter().map(|(k, v)| (Reply::text(k), Reply::text(v))).collect()))
             }
             "SET" => {
                 if args.len() < 4 || !args.len().is_multiple_of(2) {
@@ -371,18 +315,13 @@ fn config<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                 for i in (2..args.len()).step_by(2) {
                     let name = args.str(i).to_ascii_lowercase();
                     if seen.contains(&name) {
-                        return Err(CmdError::ConfigSet {
-                            name,
-                            reason: "duplicate parameter".into(),
-                        });
+                        return Err(CmdError::ConfigSet { name, reason: "duplicate parameter".into() });
                     }
                     seen.push(name);
                 }
                 // Validate everything first so a bad pair leaves nothing applied.
-                let snapshot: Vec<(String, String)> = (2..args.len())
-                    .step_by(2)
-                    .map(|i| (args.str(i), args.str(i + 1)))
-                    .collect();
+                let snapshot: Vec<(String, String)> =
+                    (2..args.len()).step_by(2).map(|i| (args.str(i), args.str(i + 1))).collect();
                 for (name, value) in &snapshot {
                     let probe = server.config(|c| {
                         let mut copy = crate::config::Config::default();
@@ -401,20 +340,14 @@ fn config<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                             return Err(CmdError::ConfigUnknown(name.clone()));
                         }
                         Err(e) => {
-                            return Err(CmdError::ConfigSet {
-                                name: name.clone(),
-                                reason: e.to_string(),
-                            });
+                            return Err(CmdError::ConfigSet { name: name.clone(), reason: e.to_string() });
                         }
                     }
                 }
                 for (name, value) in snapshot {
                     server.config_set(&name, &value).map_err(|e| match e {
                         ConfigError::Unknown => CmdError::ConfigUnknown(name.clone()),
-                        e => CmdError::ConfigSet {
-                            name: name.clone(),
-                            reason: e.to_string(),
-                        },
+                        e => CmdError::ConfigSet { name: name.clone(), reason: e.to_string() },
                     })?;
                 }
                 Ok(Reply::Ok)
@@ -440,14 +373,8 @@ fn config<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                         }
                     })
                     .await;
-                server
-                    .counters
-                    .total_connections
-                    .store(0, Ordering::Relaxed);
-                server
-                    .counters
-                    .rejected_connections
-                    .store(0, Ordering::Relaxed);
+                server.counters.total_connections.store(0, Ordering::Relaxed);
+                server.counters.rejected_connections.store(0, Ordering::Relaxed);
                 Ok(Reply::Ok)
             }
             "REWRITE" => Err(CmdError::err("The server is running without a config file")),
@@ -469,10 +396,7 @@ fn config<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                 .map(|l| Reply::Status((*l).into()))
                 .collect(),
             )),
-            _ => Err(CmdError::UnknownSubcommand {
-                cmd: "CONFIG".into(),
-                sub: args.str(1),
-            }),
+            _ => Err(CmdError::UnknownSubcommand { cmd: "CONFIG".into(), sub: args.str(1) }),
         }
     })
 }
@@ -491,12 +415,7 @@ fn command_info(spec: &Spec) -> Reply {
     Reply::Array(vec![
         Reply::text(spec.name),
         Reply::Int(spec.arity as i64),
-        Reply::Set(
-            spec.flag_names()
-                .into_iter()
-                .map(|f| Reply::Status(f.into()))
-                .collect(),
-        ),
+        Reply::Set(spec.flag_names().into_iter().map(|f| Reply::Status(f.into())).collect()),
         Reply::Int(first),
         Reply::Int(last),
         Reply::Int(step),
@@ -509,19 +428,9 @@ fn command_info(spec: &Spec) -> Reply {
 
 fn command_docs(spec: &Spec) -> Reply {
     Reply::Map(vec![
-        (
-            Reply::text("summary"),
-            Reply::text(format!("The {} command", spec.name.to_ascii_uppercase())),
-        ),
+        (Reply::text("summary"), Reply::text(format!("The {} command", spec.name.to_ascii_uppercase()))),
         (Reply::text("since"), Reply::text("1.0.0")),
-        (
-            Reply::text("group"),
-            Reply::text(if spec.keys.positions(3).count() > 0 {
-                "generic"
-            } else {
-                "server"
-            }),
-        ),
+        (Reply::text("group"), Reply::text(if spec.keys.positions(3).count() > 0 { "generic" } else { "server" })),
     ])
 }
 
@@ -533,35 +442,19 @@ fn sorted_specs() -> Vec<&'static Spec> {
 
 fn command(_client: &mut Client, args: Args) -> CmdResult {
     if args.len() == 1 {
-        return Ok(Reply::Array(
-            sorted_specs().into_iter().map(command_info).collect(),
-        ));
+        return Ok(Reply::Array(sorted_specs().into_iter().map(command_info).collect()));
     }
     let sub = args.keyword(1);
-    let named =
-        |from: usize| (from..args.len()).map(move |i| (args.str(i), super::lookup(args.get(i))));
+    let named = |from: usize| (from..args.len()).map(move |i| (args.str(i), super::lookup(args.get(i))));
     match sub.as_str() {
         "COUNT" => Ok(Reply::Int(super::all().count() as i64)),
-        "INFO" if args.len() == 2 => Ok(Reply::Array(
-            sorted_specs().into_iter().map(command_info).collect(),
-        )),
-        "INFO" => Ok(Reply::Array(
-            named(2)
-                .map(|(_, s)| s.map_or(Reply::NullArray, command_info))
-                .collect(),
-        )),
-        "DOCS" if args.len() == 2 => Ok(Reply::Map(
-            sorted_specs()
-                .into_iter()
-                .map(|s| (Reply::text(s.name), command_docs(s)))
-                .collect(),
-        )),
+        "INFO" if args.len() == 2 => Ok(Reply::Array(sorted_specs().into_iter().map(command_info).collect())),
+        "INFO" => Ok(Reply::Array(named(2).map(|(_, s)| s.map_or(Reply::NullArray, command_info)).collect())),
+        "DOCS" if args.len() == 2 => {
+            Ok(Reply::Map(sorted_specs().into_iter().map(|s| (Reply::text(s.name), command_docs(s))).collect()))
+        }
         "DOCS" => Ok(Reply::Map(
-            named(2)
-                .filter_map(|(n, s)| {
-                    s.map(|s| (Reply::text(n.to_ascii_lowercase()), command_docs(s)))
-                })
-                .collect(),
+            named(2).filter_map(|(n, s)| s.map(|s| (Reply::text(n.to_ascii_lowercase()), command_docs(s)))).collect(),
         )),
         "LIST" => {
             let mut pattern = None;
@@ -578,13 +471,10 @@ fn command(_client: &mut Client, args: Args) -> CmdResult {
         }
         "GETKEYS" if args.len() < 4 => Err(CmdError::WrongArity("command|getkeys".into())),
         "GETKEYS" => {
-            let spec = super::lookup(args.get(2))
-                .ok_or_else(|| CmdError::err("Invalid command specified"))?;
+            let spec = super::lookup(args.get(2)).ok_or_else(|| CmdError::err("Invalid command specified"))?;
             let argc = args.len() - 2;
             if !spec.arity_ok(argc) {
-                return Err(CmdError::err(
-                    "Invalid number of arguments specified for command",
-                ));
+                return Err(CmdError::err("Invalid number of arguments specified for command"));
             }
             let keys: Vec<&[u8]> = spec.keys.positions(argc).map(|i| args.get(i + 2)).collect();
             if keys.is_empty() {
@@ -614,19 +504,13 @@ fn command(_client: &mut Client, args: Args) -> CmdResult {
             .map(|l| Reply::Status((*l).into()))
             .collect(),
         )),
-        _ => Err(CmdError::UnknownSubcommand {
-            cmd: "COMMAND".into(),
-            sub: args.str(1),
-        }),
+        _ => Err(CmdError::UnknownSubcommand { cmd: "COMMAND".into(), sub: args.str(1) }),
     }
 }
 
 fn time(_client: &mut Client, _args: Args) -> CmdResult {
     let us = now_us();
-    Ok(Reply::Array(vec![
-        Reply::text((us / 1_000_000).to_string()),
-        Reply::text((us % 1_000_000).to_string()),
-    ]))
+    Ok(Reply::Array(vec![Reply::text((us / 1_000_000).to_string()), Reply::text((us % 1_000_000).to_string())]))
 }
 
 fn lastsave(client: &mut Client, _args: Args) -> CmdResult {
@@ -646,10 +530,7 @@ fn shutdown(client: &mut Client, args: Args) -> CmdResult {
 }
 
 fn debug(client: &mut Client, args: Args) -> CmdResult {
-    let allowed = client
-        .shard
-        .server
-        .config(|c| c.str("enable-debug-command").to_string());
+    let allowed = client.shard.server.config(|c| c.str("enable-debug-command").to_string());
     let local = client.meta.addr.starts_with("127.") || client.meta.addr.starts_with("[::1]");
     if allowed == "no" || (allowed == "local" && !local) {
         return Err(CmdError::err(
@@ -677,10 +558,7 @@ fn debug(client: &mut Client, args: Args) -> CmdResult {
             .map(|l| Reply::Status((*l).into()))
             .collect(),
         )),
-        _ => Err(CmdError::SubcommandSyntax {
-            cmd: "DEBUG".into(),
-            sub: args.str(1),
-        }),
+        _ => Err(CmdError::SubcommandSyntax { cmd: "DEBUG".into(), sub: args.str(1) }),
     }
 }
 
@@ -688,50 +566,14 @@ const ANY: u32 = LOADING | STALE;
 
 pub(super) const TABLE: &[Spec] = &[
     Spec::new("info", -1, ANY, Keys::None, Handler::Async(info)),
-    Spec::new(
-        "dbsize",
-        1,
-        READONLY | FAST,
-        Keys::None,
-        Handler::Async(dbsize),
-    ),
+    Spec::new("dbsize", 1, READONLY | FAST, Keys::None, Handler::Async(dbsize)),
     Spec::new("flushdb", -1, WRITE, Keys::None, Handler::Async(flushdb)),
     Spec::new("flushall", -1, WRITE, Keys::None, Handler::Async(flushall)),
-    Spec::new(
-        "swapdb",
-        3,
-        WRITE | FAST,
-        Keys::None,
-        Handler::Async(swapdb),
-    ),
-    Spec::new(
-        "config",
-        -2,
-        ADMIN | NOSCRIPT | ANY,
-        Keys::None,
-        Handler::Async(config),
-    ),
+    Spec::new("swapdb", 3, WRITE | FAST, Keys::None, Handler::Async(swapdb)),
+    Spec::new("config", -2, ADMIN | NOSCRIPT | ANY, Keys::None, Handler::Async(config)),
     Spec::new("command", -1, ANY, Keys::None, Handler::Conn(command)),
     Spec::new("time", 1, ANY | FAST, Keys::None, Handler::Conn(time)),
-    Spec::new(
-        "lastsave",
-        1,
-        ANY | FAST,
-        Keys::None,
-        Handler::Conn(lastsave),
-    ),
-    Spec::new(
-        "shutdown",
-        -1,
-        ADMIN | NOSCRIPT | ANY,
-        Keys::None,
-        Handler::Conn(shutdown),
-    ),
-    Spec::new(
-        "debug",
-        -2,
-        ADMIN | NOSCRIPT | ANY,
-        Keys::None,
-        Handler::Conn(debug),
-    ),
+    Spec::new("lastsave", 1, ANY | FAST, Keys::None, Handler::Conn(lastsave)),
+    Spec::new("shutdown", -1, ADMIN | NOSCRIPT | ANY, Keys::None, Handler::Conn(shutdown)),
+    Spec::new("debug", -2, ADMIN | NOSCRIPT | ANY, Keys::None, Handler::Conn(debug)),
 ];

@@ -25,13 +25,7 @@ struct SetOptions {
 
 /// Parses SET's (`getex` false) or GETEX's option list from `args[from..]`
 /// with Redis's compatibility rules between options.
-fn parse_options(
-    ctx: &Ctx,
-    args: Args,
-    from: usize,
-    getex: bool,
-    cmd: &str,
-) -> Result<SetOptions, CmdError> {
+fn parse_options(ctx: &Ctx, args: Args, from: usize, getex: bool, cmd: &str) -> Result<SetOptions, CmdError> {
     let mut o = SetOptions::default();
     let mut expire: Option<(usize, Unit, bool)> = None;
     let mut i = from;
@@ -64,10 +58,7 @@ fn parse_options(
         if n <= 0 {
             return Err(CmdError::InvalidExpire(cmd.into()));
         }
-        o.expire = Some(
-            expire_at(n, unit, absolute, ctx.now)
-                .ok_or_else(|| CmdError::InvalidExpire(cmd.into()))?,
-        );
+        o.expire = Some(expire_at(n, unit, absolute, ctx.now).ok_or_else(|| CmdError::InvalidExpire(cmd.into()))?);
     }
     Ok(o)
 }
@@ -97,26 +88,14 @@ fn get(ctx: &mut Ctx, args: Args) -> CmdResult {
 fn set(ctx: &mut Ctx, args: Args) -> CmdResult {
     let o = parse_options(ctx, args, 3, false, "set")?;
     let key = args.get(1);
-    let old = if o.get {
-        Some(reply_str(ctx.read_str(key)?))
-    } else {
-        None
-    };
+    let old = if o.get { Some(reply_str(ctx.read_str(key)?)) } else { None };
     let existing = ctx.lookup(key);
     let found = existing.is_some();
     if (o.nx && found) || (o.xx && !found) {
         return Ok(old.unwrap_or(Reply::Null));
     }
-    let keep = if o.keepttl {
-        existing.and_then(|e| e.expire_at())
-    } else {
-        None
-    };
-    ctx.set(
-        key,
-        string_value(args.get(2)),
-        o.expire.or(keep).unwrap_or(0),
-    );
+    let keep = if o.keepttl { existing.and_then(|e| e.expire_at()) } else { None };
+    ctx.set(key, string_value(args.get(2)), o.expire.or(keep).unwrap_or(0));
     Ok(old.unwrap_or(Reply::Ok))
 }
 
@@ -134,8 +113,7 @@ fn set_with_ttl(ctx: &mut Ctx, args: Args, unit: Unit, cmd: &str) -> CmdResult {
     if n <= 0 {
         return Err(CmdError::InvalidExpire(cmd.into()));
     }
-    let at =
-        expire_at(n, unit, false, ctx.now).ok_or_else(|| CmdError::InvalidExpire(cmd.into()))?;
+    let at = expire_at(n, unit, false, ctx.now).ok_or_else(|| CmdError::InvalidExpire(cmd.into()))?;
     ctx.set(args.get(1), string_value(args.get(3)), at);
     Ok(Reply::Ok)
 }
@@ -186,10 +164,7 @@ fn getex(ctx: &mut Ctx, args: Args) -> CmdResult {
 
 fn mget(ctx: &mut Ctx, args: Args) -> CmdResult {
     let values = (1..args.len()).map(|i| match ctx.read(args.get(i)) {
-        Some(e) => e
-            .value
-            .as_str_mut()
-            .map_or(Reply::Null, |s| Reply::bulk(&s.as_bytes())),
+        Some(e) => e.value.as_str_mut().map_or(Reply::Null, |s| Reply::bulk(&s.as_bytes())),
         None => Reply::Null,
     });
     Ok(Reply::Array(values.collect()))
@@ -203,10 +178,7 @@ fn mset(ctx: &mut Ctx, args: Args) -> CmdResult {
 }
 
 fn msetnx(ctx: &mut Ctx, args: Args) -> CmdResult {
-    if (1..args.len())
-        .step_by(2)
-        .any(|i| ctx.lookup(args.get(i)).is_some())
-    {
+    if (1..args.len()).step_by(2).any(|i| ctx.lookup(args.get(i)).is_some()) {
         return Ok(Reply::Int(0));
     }
     mset(ctx, args).map(|_| Reply::Int(1))
@@ -224,10 +196,7 @@ fn msetnx_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a
             .map(|s| {
                 let mut part = super::OwnedArgs::default();
                 part.push(b"mset");
-                for i in (1..args.len())
-                    .step_by(2)
-                    .filter(|&i| shard.owner(args.get(i)) == s)
-                {
+                for i in (1..args.len()).step_by(2).filter(|&i| shard.owner(args.get(i)) == s) {
                     part.push(args.get(i));
                     part.push(args.get(i + 1));
                 }
@@ -240,15 +209,10 @@ fn msetnx_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a
                 let mut ks = sh.ks.borrow_mut();
                 let now = sh.now();
                 let a = part.args();
-                (1..a.len())
-                    .step_by(2)
-                    .any(|i| ks.dbs[db].contains(a.get(i), now))
+                (1..a.len()).step_by(2).any(|i| ks.dbs[db].contains(a.get(i), now))
             })
         });
-        let any_exists = futures::future::join_all(checks)
-            .await
-            .into_iter()
-            .any(|e| e);
+        let any_exists = futures::future::join_all(checks).await.into_iter().any(|e| e);
         if !any_exists {
             let writes = parts.into_iter().map(|(s, part)| {
                 tx.run(s, move |sh| {
@@ -288,9 +252,7 @@ fn append(ctx: &mut Ctx, args: Args) -> CmdResult {
 }
 
 fn strlen(ctx: &mut Ctx, args: Args) -> CmdResult {
-    Ok(Reply::Int(
-        ctx.read_str(args.get(1))?.map_or(0, |s| s.len() as i64),
-    ))
+    Ok(Reply::Int(ctx.read_str(args.get(1))?.map_or(0, |s| s.len() as i64)))
 }
 
 /// INCR, DECR, INCRBY, DECRBY: the value must be a 64-bit integer and the
@@ -303,11 +265,7 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], by: i64) -> CmdResult {
         }
         Some(e) => {
             let s = e.value.as_str_mut().ok_or(CmdError::WrongType)?;
-            let n = s
-                .as_int()
-                .ok_or(CmdError::NotInteger)?
-                .checked_add(by)
-                .ok_or(CmdError::Overflow)?;
+            let n = s.as_int().ok_or(CmdError::NotInteger)?.checked_add(by).ok_or(CmdError::Overflow)?;
             *s = Str::Int(n);
             Ok(Reply::Int(n))
         }
@@ -329,9 +287,7 @@ fn incrby(ctx: &mut Ctx, args: Args) -> CmdResult {
 
 fn decrby(ctx: &mut Ctx, args: Args) -> CmdResult {
     let by = args.int(2)?;
-    let by = by
-        .checked_neg()
-        .ok_or_else(|| CmdError::err("decrement would overflow"))?;
+    let by = by.checked_neg().ok_or_else(|| CmdError::err("decrement would overflow"))?;
     incr_by(ctx, args.get(1), by)
 }
 
@@ -385,11 +341,7 @@ fn setrange(ctx: &mut Ctx, args: Args) -> CmdResult {
     let limit = max_string(ctx);
     let offset = offset as usize;
     let check = |len: usize| {
-        if offset.saturating_add(len) > limit {
-            Err(CmdError::StringTooLong)
-        } else {
-            Ok(())
-        }
+        if offset.saturating_add(len) > limit { Err(CmdError::StringTooLong) } else { Ok(()) }
     };
     match ctx.lookup_str(key)? {
         None => {
@@ -426,9 +378,7 @@ fn lcs_values(ctx: &mut Ctx, a: &[u8], b: &[u8]) -> Result<(Vec<u8>, Vec<u8>), C
             None => Ok(Vec::new()),
             Some(e) => match e.value.as_str_mut() {
                 Some(s) => Ok(s.as_bytes().into_owned()),
-                None => Err(CmdError::err(
-                    "The specified keys must contain string values",
-                )),
+                None => Err(CmdError::err("The specified keys must contain string values")),
             },
         }
     };
@@ -451,13 +401,7 @@ fn lcs_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, C
             let v = tx
                 .run(shard.owner(&key), move |sh| {
                     let mut ks = sh.ks.borrow_mut();
-                    let mut ctx = Ctx {
-                        ks: &mut ks,
-                        db,
-                        now: sh.now(),
-                        no_touch,
-                        server: &sh.server,
-                    };
+                    let mut ctx = Ctx { ks: &mut ks, db, now: sh.now(), no_touch, server: &sh.server };
                     lcs_values(&mut ctx, &key, &key).map(|(v, _)| v)
                 })
                 .await;
@@ -466,12 +410,7 @@ fn lcs_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, C
         tx.unlock().await;
         let b = values.pop().expect("two values")?;
         let a = values.pop().expect("two values")?;
-        lcs_reply(
-            &a,
-            &b,
-            args,
-            Hot::get(&shard.server.hot.proto_max_bulk_len) as usize,
-        )
+        lcs_reply(&a, &b, args, Hot::get(&shard.server.hot.proto_max_bulk_len) as usize)
     })
 }
 
@@ -495,18 +434,14 @@ fn lcs_reply(a: &[u8], b: &[u8], args: Args, max_alloc: usize) -> CmdResult {
         j += 1;
     }
     if getidx && getlen {
-        return Err(CmdError::err(
-            "If you want both the length and indexes, please just use IDX.",
-        ));
+        return Err(CmdError::err("If you want both the length and indexes, please just use IDX."));
     }
     let (alen, blen) = (a.len(), b.len());
-    let cells = (alen + 1).checked_mul(blen + 1).ok_or_else(|| {
-        CmdError::err("Insufficient memory, failed allocating transient memory for LCS")
-    })?;
+    let cells = (alen + 1)
+        .checked_mul(blen + 1)
+        .ok_or_else(|| CmdError::err("Insufficient memory, failed allocating transient memory for LCS"))?;
     if cells.saturating_mul(4) > max_alloc {
-        return Err(CmdError::err(
-            "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
-        ));
+        return Err(CmdError::err("Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"));
     }
     let w = blen + 1;
     let mut t = vec![0u32; cells];
@@ -585,90 +520,24 @@ const KEY1: Keys = Keys::Range(1, 1, 1);
 pub(super) const TABLE: &[Spec] = &[
     Spec::new("get", 2, READONLY | FAST, KEY1, Handler::Data(get)),
     Spec::new("set", -3, WRITE | DENYOOM, KEY1, Handler::Data(set)),
-    Spec::new(
-        "setnx",
-        3,
-        WRITE | DENYOOM | FAST,
-        KEY1,
-        Handler::Data(setnx),
-    ),
+    Spec::new("setnx", 3, WRITE | DENYOOM | FAST, KEY1, Handler::Data(setnx)),
     Spec::new("setex", 4, WRITE | DENYOOM, KEY1, Handler::Data(setex)),
     Spec::new("psetex", 4, WRITE | DENYOOM, KEY1, Handler::Data(psetex)),
-    Spec::new(
-        "getset",
-        3,
-        WRITE | DENYOOM | FAST,
-        KEY1,
-        Handler::Data(getset),
-    ),
+    Spec::new("getset", 3, WRITE | DENYOOM | FAST, KEY1, Handler::Data(getset)),
     Spec::new("getdel", 2, WRITE | FAST, KEY1, Handler::Data(getdel)),
     Spec::new("getex", -2, WRITE | FAST, KEY1, Handler::Data(getex)),
-    Spec::new(
-        "mget",
-        -2,
-        READONLY | FAST,
-        Keys::Range(1, -1, 1),
-        Handler::Split(mget, Merge::Gather),
-    ),
-    Spec::new(
-        "mset",
-        -3,
-        WRITE | DENYOOM,
-        Keys::Range(1, -1, 2),
-        Handler::Split(mset, Merge::AllOk),
-    ),
-    Spec::new(
-        "msetnx",
-        -3,
-        WRITE | DENYOOM,
-        Keys::Range(1, -1, 2),
-        Handler::Cross(msetnx, msetnx_cross),
-    ),
-    Spec::new(
-        "append",
-        3,
-        WRITE | DENYOOM | FAST,
-        KEY1,
-        Handler::Data(append),
-    ),
+    Spec::new("mget", -2, READONLY | FAST, Keys::Range(1, -1, 1), Handler::Split(mget, Merge::Gather)),
+    Spec::new("mset", -3, WRITE | DENYOOM, Keys::Range(1, -1, 2), Handler::Split(mset, Merge::AllOk)),
+    Spec::new("msetnx", -3, WRITE | DENYOOM, Keys::Range(1, -1, 2), Handler::Cross(msetnx, msetnx_cross)),
+    Spec::new("append", 3, WRITE | DENYOOM | FAST, KEY1, Handler::Data(append)),
     Spec::new("strlen", 2, READONLY | FAST, KEY1, Handler::Data(strlen)),
     Spec::new("incr", 2, WRITE | DENYOOM | FAST, KEY1, Handler::Data(incr)),
     Spec::new("decr", 2, WRITE | DENYOOM | FAST, KEY1, Handler::Data(decr)),
-    Spec::new(
-        "incrby",
-        3,
-        WRITE | DENYOOM | FAST,
-        KEY1,
-        Handler::Data(incrby),
-    ),
-    Spec::new(
-        "decrby",
-        3,
-        WRITE | DENYOOM | FAST,
-        KEY1,
-        Handler::Data(decrby),
-    ),
-    Spec::new(
-        "incrbyfloat",
-        3,
-        WRITE | DENYOOM | FAST,
-        KEY1,
-        Handler::Data(incrbyfloat),
-    ),
+    Spec::new("incrby", 3, WRITE | DENYOOM | FAST, KEY1, Handler::Data(incrby)),
+    Spec::new("decrby", 3, WRITE | DENYOOM | FAST, KEY1, Handler::Data(decrby)),
+    Spec::new("incrbyfloat", 3, WRITE | DENYOOM | FAST, KEY1, Handler::Data(incrbyfloat)),
     Spec::new("getrange", 4, READONLY, KEY1, Handler::Data(getrange)),
     Spec::new("substr", 4, READONLY, KEY1, Handler::Data(getrange)),
-    Spec::new(
-        "setrange",
-        4,
-        WRITE | DENYOOM,
-        KEY1,
-        Handler::Data(setrange),
-    ),
-    Spec::new(
-        "lcs",
-        -3,
-        READONLY,
-        Keys::Range(1, 2, 1),
-        Handler::Cross(lcs, lcs_cross),
-    ),
+    Spec::new("setrange", 4, WRITE | DENYOOM, KEY1, Handler::Data(setrange)),
+    Spec::new("lcs", -3, READONLY, Keys::Range(1, 2, 1), Handler::Cross(lcs, lcs_cross)),
 ];

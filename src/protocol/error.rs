@@ -91,15 +91,8 @@ impl CmdError {
             let s = String::from_utf8_lossy(&b[..b.len().min(128)]).into_owned();
             s.replace(['\r', '\n'], " ")
         };
-        let args = args
-            .iter()
-            .take(128)
-            .map(|a| format!("'{}' ", clip(a)))
-            .collect();
-        CmdError::UnknownCommand {
-            name: clip(name),
-            args,
-        }
+        let args = args.iter().take(128).map(|a| format!("'{}' ", clip(a))).collect();
+        CmdError::UnknownCommand { name: clip(name), args }
     }
 }
 
@@ -115,10 +108,7 @@ mod tests {
             CmdError::unknown_command(b"foo", &[b"a", b"b"]).to_string(),
             "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
         );
-        assert_eq!(
-            CmdError::arity("GET").to_string(),
-            "ERR wrong number of arguments for 'get' command"
-        );
+        assert_eq!(CmdError::arity("GET").to_string(), "ERR wrong number of arguments for 'get' command");
         assert_eq!(
             CmdError::Raw("BUSYKEY Target key name already exists.".into()).to_string(),
             "BUSYKEY Target key name already exists."

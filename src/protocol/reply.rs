@@ -83,10 +83,7 @@ pub fn encode_bulk(out: &mut Vec<u8>, data: &[u8]) {
 pub fn encode_error(out: &mut Vec<u8>, text: &str) {
     out.push(b'-');
     // Newlines would break the framing; Redis replaces them with spaces.
-    out.extend(
-        text.bytes()
-            .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-    );
+    out.extend(text.bytes().map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
     out.extend_from_slice(b"\r\n");
 }
 
@@ -99,30 +96,17 @@ pub fn format_double(d: f64) -> String {
         return if d > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if d == 0.0 {
-        return if d.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
+        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
     }
     // 17 significant digits, correctly rounded, then %g's layout rules.
     let sci = format!("{d:.16e}");
     let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let trim = |s: &str| -> String {
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            s.to_string()
-        }
+        if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s.to_string() }
     };
     if !(-4..17).contains(&exp) {
-        format!(
-            "{}e{}{:02}",
-            trim(mant),
-            if exp < 0 { '-' } else { '+' },
-            exp.abs()
-        )
+        format!("{}e{}{:02}", trim(mant), if exp < 0 { '-' } else { '+' }, exp.abs())
     } else {
         trim(&format!("{:.*}", (16 - exp) as usize, d))
     }
@@ -203,14 +187,8 @@ mod tests {
         assert_eq!(enc(&Reply::Double(1.5), Proto::Resp3), ",1.5\r\n");
         assert_eq!(enc(&Reply::Double(1.5), Proto::Resp2), "$3\r\n1.5\r\n");
         assert_eq!(enc(&Reply::Bool(true), Proto::Resp2), ":1\r\n");
-        assert_eq!(
-            enc(&Reply::Set(vec![Reply::Int(1)]), Proto::Resp3),
-            "~1\r\n:1\r\n"
-        );
-        assert_eq!(
-            enc(&Reply::Verbatim("hi".into()), Proto::Resp3),
-            "=6\r\ntxt:hi\r\n"
-        );
+        assert_eq!(enc(&Reply::Set(vec![Reply::Int(1)]), Proto::Resp3), "~1\r\n:1\r\n");
+        assert_eq!(enc(&Reply::Verbatim("hi".into()), Proto::Resp3), "=6\r\ntxt:hi\r\n");
         assert_eq!(enc(&Reply::Int(-42), Proto::Resp2), ":-42\r\n");
     }
 

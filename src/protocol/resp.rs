@@ -107,11 +107,7 @@ impl Parser {
         p.bulk.map(|b| p.pos + b + 2)
     }
 
-    fn parse_multibulk(
-        &mut self,
-        buf: &[u8],
-        limits: Limits,
-    ) -> Result<Option<Frame>, ProtocolError> {
+    fn parse_multibulk(&mut self, buf: &[u8], limits: Limits) -> Result<Option<Frame>, ProtocolError> {
         if self.partial.is_none() {
             let Some(cr) = find_crlf(buf, 0) else {
                 if buf.len() > INLINE_MAX {
@@ -130,18 +126,11 @@ impl Parser {
             }
             self.spans.clear();
             if n <= 0 {
-                return Ok(Some(Frame {
-                    consumed: cr + 2,
-                    inline: false,
-                }));
+                return Ok(Some(Frame { consumed: cr + 2, inline: false }));
             }
             // Reserve for what fits in the bytes at hand, not for the claim.
             self.spans.reserve((n as usize).min(1024));
-            self.partial = Some(Partial {
-                expected: n as usize,
-                pos: cr + 2,
-                bulk: None,
-            });
+            self.partial = Some(Partial { expected: n as usize, pos: cr + 2, bulk: None });
         }
         let p = self.partial.as_mut().expect("partial frame set above");
         while self.spans.len() < p.expected {
@@ -183,10 +172,7 @@ impl Parser {
         }
         let consumed = p.pos;
         self.partial = None;
-        Ok(Some(Frame {
-            consumed,
-            inline: false,
-        }))
+        Ok(Some(Frame { consumed, inline: false }))
     }
 
     fn parse_inline(&mut self, buf: &[u8]) -> Result<Option<Frame>, ProtocolError> {
@@ -201,10 +187,7 @@ impl Parser {
             line = &line[..line.len() - 1];
         }
         split_args(line, &mut self.scratch, &mut self.spans)?;
-        Ok(Some(Frame {
-            consumed: nl + 1,
-            inline: true,
-        }))
+        Ok(Some(Frame { consumed: nl + 1, inline: true }))
     }
 }
 
@@ -255,11 +238,7 @@ fn hex_digit(b: u8) -> Option<u8> {
 /// Splits an inline line into arguments the way redis-cli and Redis's
 /// `sdssplitargs` do: whitespace separated, "double quotes" with escapes,
 /// 'single quotes' with only \' escaped.
-pub fn split_args(
-    line: &[u8],
-    out: &mut Vec<u8>,
-    spans: &mut Vec<Span>,
-) -> Result<(), ProtocolError> {
+pub fn split_args(line: &[u8], out: &mut Vec<u8>, spans: &mut Vec<Span>) -> Result<(), ProtocolError> {
     out.clear();
     spans.clear();
     let mut i = 0;
@@ -280,10 +259,8 @@ pub fn split_args(
                 };
                 if c == b'\\'
                     && line.get(i + 1) == Some(&b'x')
-                    && let (Some(h), Some(l)) = (
-                        line.get(i + 2).copied().and_then(hex_digit),
-                        line.get(i + 3).copied().and_then(hex_digit),
-                    )
+                    && let (Some(h), Some(l)) =
+                        (line.get(i + 2).copied().and_then(hex_digit), line.get(i + 3).copied().and_then(hex_digit))
                 {
                     out.push(h * 16 + l);
                     i += 3;
@@ -342,17 +319,11 @@ pub fn split_args(
 mod tests {
     use super::*;
 
-    const AUTH: Limits = Limits {
-        max_bulk: 512 * 1024 * 1024,
-        authenticated: true,
-    };
+    const AUTH: Limits = Limits { max_bulk: 512 * 1024 * 1024, authenticated: true };
 
     fn args<'a>(p: &'a Parser, buf: &'a [u8], f: &Frame) -> Vec<&'a [u8]> {
         let data = if f.inline { p.scratch() } else { buf };
-        p.spans()
-            .iter()
-            .map(|&(o, l)| &data[o as usize..(o + l) as usize])
-            .collect()
+        p.spans().iter().map(|&(o, l)| &data[o as usize..(o + l) as usize]).collect()
     }
 
     #[test]
@@ -393,57 +364,27 @@ mod tests {
     #[test]
     fn protocol_errors() {
         let mut p = Parser::default();
-        assert_eq!(
-            p.parse(b"*x\r\n", AUTH),
-            Err(ProtocolError::InvalidMultibulkLength)
-        );
+        assert_eq!(p.parse(b"*x\r\n", AUTH), Err(ProtocolError::InvalidMultibulkLength));
         let mut p = Parser::default();
-        assert_eq!(
-            p.parse(b"*1\r\n+a\r\n", AUTH),
-            Err(ProtocolError::ExpectedDollar('+'))
-        );
+        assert_eq!(p.parse(b"*1\r\n+a\r\n", AUTH), Err(ProtocolError::ExpectedDollar('+')));
         let mut p = Parser::default();
-        assert_eq!(
-            p.parse(b"*1\r\n$-5\r\n", AUTH),
-            Err(ProtocolError::InvalidBulkLength)
-        );
+        assert_eq!(p.parse(b"*1\r\n$-5\r\n", AUTH), Err(ProtocolError::InvalidBulkLength));
         let mut p = Parser::default();
-        let small = Limits {
-            max_bulk: 10,
-            authenticated: true,
-        };
-        assert_eq!(
-            p.parse(b"*1\r\n$11\r\n", small),
-            Err(ProtocolError::InvalidBulkLength)
-        );
+        let small = Limits { max_bulk: 10, authenticated: true };
+        assert_eq!(p.parse(b"*1\r\n$11\r\n", small), Err(ProtocolError::InvalidBulkLength));
         let mut p = Parser::default();
-        assert_eq!(
-            p.parse(b"*3000000000\r\n", AUTH),
-            Err(ProtocolError::InvalidMultibulkLength)
-        );
+        assert_eq!(p.parse(b"*3000000000\r\n", AUTH), Err(ProtocolError::InvalidMultibulkLength));
         let mut p = Parser::default();
-        let unauth = Limits {
-            authenticated: false,
-            ..AUTH
-        };
-        assert_eq!(
-            p.parse(b"*11\r\n", unauth),
-            Err(ProtocolError::UnauthenticatedMultibulkLength)
-        );
+        let unauth = Limits { authenticated: false, ..AUTH };
+        assert_eq!(p.parse(b"*11\r\n", unauth), Err(ProtocolError::UnauthenticatedMultibulkLength));
         let mut p = Parser::default();
-        assert_eq!(
-            p.parse(b"*1\r\n$16385\r\n", unauth),
-            Err(ProtocolError::UnauthenticatedBulkLength)
-        );
+        assert_eq!(p.parse(b"*1\r\n$16385\r\n", unauth), Err(ProtocolError::UnauthenticatedBulkLength));
         let mut p = Parser::default();
         let long = vec![b'a'; INLINE_MAX + 1];
         assert_eq!(p.parse(&long, AUTH), Err(ProtocolError::TooBigInline));
         let mut long = b"*1".to_vec();
         long.extend(vec![b'1'; INLINE_MAX + 1]);
-        assert_eq!(
-            Parser::default().parse(&long, AUTH),
-            Err(ProtocolError::TooBigMultibulkCount)
-        );
+        assert_eq!(Parser::default().parse(&long, AUTH), Err(ProtocolError::TooBigMultibulkCount));
     }
 
     #[test]
@@ -462,20 +403,11 @@ mod tests {
         let buf = b"set  key \"a b\\x41\\n\" 'it\\'s'\r\nping\n";
         let f = p.parse(buf, AUTH).unwrap().unwrap();
         assert!(f.inline);
-        assert_eq!(
-            args(&p, buf, &f),
-            vec![&b"set"[..], b"key", b"a bA\n", b"it's"]
-        );
+        assert_eq!(args(&p, buf, &f), vec![&b"set"[..], b"key", b"a bA\n", b"it's"]);
         let f2 = p.parse(&buf[f.consumed..], AUTH).unwrap().unwrap();
         assert_eq!(args(&p, &buf[f.consumed..], &f2), vec![&b"ping"[..]]);
-        assert_eq!(
-            p.parse(b"get \"abc\n", AUTH),
-            Err(ProtocolError::UnbalancedQuotes)
-        );
-        assert_eq!(
-            p.parse(b"get \"a\"b\n", AUTH),
-            Err(ProtocolError::UnbalancedQuotes)
-        );
+        assert_eq!(p.parse(b"get \"abc\n", AUTH), Err(ProtocolError::UnbalancedQuotes));
+        assert_eq!(p.parse(b"get \"a\"b\n", AUTH), Err(ProtocolError::UnbalancedQuotes));
         let f = p.parse(b"   \r\n", AUTH).unwrap().unwrap();
         assert!(p.spans().is_empty());
         assert_eq!(f.consumed, 5);
@@ -488,17 +420,7 @@ mod tests {
         assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
         assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
         assert_eq!(parse_i64(b"9223372036854775808"), None);
-        for bad in [
-            &b""[..],
-            b"-",
-            b"+1",
-            b"01",
-            b" 1",
-            b"1 ",
-            b"1.0",
-            b"-0x",
-            b"-0",
-        ] {
+        for bad in [&b""[..], b"-", b"+1", b"01", b" 1", b"1 ", b"1.0", b"-0x", b"-0"] {
             assert_eq!(parse_i64(bad), None, "{:?}", bad);
         }
     }

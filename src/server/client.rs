@@ -84,11 +84,7 @@ impl ClientMeta {
             self.db.get(),
             self.qbuf.get(),
             self.last_cmd.get(),
-            if self.proto.get() == Proto::Resp3 {
-                3
-            } else {
-                2
-            },
+            if self.proto.get() == Proto::Resp3 { 3 } else { 2 },
         )
     }
 
@@ -116,13 +112,7 @@ pub struct Client {
 impl Client {
     pub fn new(shard: Rc<Shard>, meta: Rc<ClientMeta>) -> Client {
         let authenticated = shard.server.requirepass().is_none();
-        Client {
-            meta,
-            shard,
-            authenticated,
-            reply_mode: ReplyMode::On,
-            close_after_reply: false,
-        }
+        Client { meta, shard, authenticated, reply_mode: ReplyMode::On, close_after_reply: false }
     }
 
     pub fn db(&self) -> usize {

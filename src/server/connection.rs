@@ -6,16 +6,18 @@
 //! A pipelined burst therefore costs one read and one write, and replies
 //! for remote shards are gathered into one hop per run of commands.
 
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
 use tracing::debug;
 
 use super::client::{Client, ClientMeta};
 use super::dispatch::{Batch, dispatch};
+use super::poller::Readiness;
 use super::shard::Shard;
 use crate::commands::Args;
 use crate::config::Hot;
@@ -30,54 +32,21 @@ const WRITE_HIGH_WATER: usize = 64 * 1024;
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let server = shard.server.clone();
     let counters = &server.counters;
-    counters
-        .total_connections
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let connected = counters
-        .connected_clients
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        + 1;
+    counters.total_connections.fetch_add(1, Ordering::Relaxed);
+    let connected = counters.connected_clients.fetch_add(1, Ordering::Relaxed) + 1;
     let _guard = scopeguard(|| {
-        server
-            .counters
-            .connected_clients
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        server.counters.connected_clients.fetch_sub(1, Ordering::Relaxed);
     });
-    let mut stream = stream;
-    if connected > Hot::get(&server.hot.maxclients) {
-        counters
-            .rejected_connections
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut out = Vec::new();
-        encode_error(&mut out, &CmdError::MaxClients.to_string());
-        let _ = stream.write_all(&out).await;
+    if stream.set_nonblocking(true).is_err() {
         return;
     }
-    let _ = stream.set_nodelay(true);
-    set_keepalive(stream.as_raw_fd(), Hot::get(&server.hot.tcp_keepalive));
-    let timeout = Hot::get(&server.hot.timeout);
-    if timeout > 0 {
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(timeout)));
-    }
-    let addr = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let laddr = stream
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let meta = Rc::new(ClientMeta::new(
-        server.next_client_id(),
-        addr,
-        laddr,
-        stream.as_raw_fd(),
-    ));
-    shard.clients.borrow_mut().insert(meta.id, meta.clone());
-    debug!(id = meta.id, addr = %meta.addr, "accepted client");
+    let fd = stream.as_raw_fd();
+    let Ok(ready) = shard.poller.register(fd) else { return };
+    let _registered = scopeguard(|| shard.poller.deregister(fd));
     let mut conn = Conn {
-        client: Client::new(shard.clone(), meta.clone()),
+        client: Client::new(shard.clone(), Rc::new(ClientMeta::new(0, String::new(), String::new(), fd))),
         stream,
+        ready,
         rbuf: vec![0; READ_CHUNK],
         start: 0,
         end: 0,
@@ -85,6 +54,20 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         out: Vec::with_capacity(READ_CHUNK),
         batch: Batch::default(),
     };
+    if connected > Hot::get(&server.hot.maxclients) {
+        counters.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        encode_error(&mut conn.out, &CmdError::MaxClients.to_string());
+        let _ = conn.flush().await;
+        return;
+    }
+    let _ = conn.stream.set_nodelay(true);
+    set_keepalive(&conn.stream, Hot::get(&server.hot.tcp_keepalive));
+    let addr = conn.stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let laddr = conn.stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let meta = Rc::new(ClientMeta::new(server.next_client_id(), addr, laddr, fd));
+    conn.client.meta = meta.clone();
+    shard.clients.borrow_mut().insert(meta.id, meta.clone());
+    debug!(id = meta.id, addr = %meta.addr, "accepted client");
     conn.run().await;
     shard.clients.borrow_mut().remove(&meta.id);
     debug!(id = meta.id, "client closed");
@@ -101,31 +84,20 @@ fn scopeguard<F: FnMut()>(f: F) -> impl Drop {
     Guard(f)
 }
 
-fn set_keepalive(fd: i32, secs: u64) {
+fn set_keepalive(stream: &TcpStream, secs: u64) {
     if secs == 0 {
         return;
     }
-    let fd = Fd(fd);
-    let sock = socket2::SockRef::from(&fd);
     let ka = socket2::TcpKeepalive::new()
         .with_time(Duration::from_secs(secs))
         .with_interval(Duration::from_secs((secs / 3).max(1)));
-    let _ = sock.set_tcp_keepalive(&ka);
-}
-
-/// A borrowed descriptor, for socket options on a stream glommio owns.
-struct Fd(i32);
-
-impl std::os::fd::AsFd for Fd {
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        // SAFETY: the descriptor belongs to a stream that outlives this call.
-        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.0) }
-    }
+    let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&ka);
 }
 
 struct Conn {
     client: Client,
     stream: TcpStream,
+    ready: Rc<Readiness>,
     /// Received bytes live in `rbuf[start..end]`; the rest is free space
     /// (always initialised, so reads need no unsafe).
     rbuf: Vec<u8>,
@@ -140,30 +112,21 @@ impl Conn {
     async fn run(&mut self) {
         loop {
             self.make_room();
-            let n = match self.stream.read(&mut self.rbuf[self.end..]).await {
+            let n = match self.read().await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
             self.end += n;
             let shard = &self.client.shard;
-            shard
-                .stats
-                .net_input
-                .set(shard.stats.net_input.get() + n as u64);
+            shard.stats.net_input.set(shard.stats.net_input.get() + n as u64);
             self.client.meta.last_active_ms.set(shard.now());
             let limit = Hot::get(&shard.server.hot.query_buffer_limit) as usize;
             if self.end - self.start > limit {
-                tracing::warn!(
-                    id = self.client.meta.id,
-                    "closing client that reached max query buffer length"
-                );
+                tracing::warn!(id = self.client.meta.id, "closing client that reached max query buffer length");
                 return;
             }
             self.process().await;
-            if self.flush().await.is_err()
-                || self.client.close_after_reply
-                || self.client.meta.killed.get()
-            {
+            if self.flush().await.is_err() || self.client.close_after_reply || self.client.meta.killed.get() {
                 return;
             }
         }
@@ -171,16 +134,7 @@ impl Conn {
 
     /// Dispatches every complete request in the buffer.
     async fn process(&mut self) {
-        let Conn {
-            client,
-            stream,
-            rbuf,
-            start,
-            end,
-            parser,
-            out,
-            batch,
-        } = self;
+        let Conn { client, stream, ready, rbuf, start, end, parser, out, batch } = self;
         loop {
             let limits = Limits {
                 max_bulk: Hot::get(&client.shard.server.hot.proto_max_bulk_len) as usize,
@@ -189,11 +143,7 @@ impl Conn {
             match parser.parse(&rbuf[*start..*end], limits) {
                 Ok(Some(frame)) => {
                     if !parser.spans().is_empty() {
-                        let data = if frame.inline {
-                            parser.scratch()
-                        } else {
-                            &rbuf[*start..*end]
-                        };
+                        let data = if frame.inline { parser.scratch() } else { &rbuf[*start..*end] };
                         dispatch(client, out, batch, Args::new(data, parser.spans())).await;
                     }
                     *start += frame.consumed;
@@ -203,7 +153,7 @@ impl Conn {
                     if out.len() >= WRITE_HIGH_WATER {
                         batch.flush(client, out).await;
                         let shard = client.shard.clone();
-                        if ShardIo::write(stream, out, &shard).await.is_err() {
+                        if write_out(stream, ready, out, &shard).await.is_err() {
                             client.close_after_reply = true;
                             break;
                         }
@@ -222,9 +172,30 @@ impl Conn {
         client.meta.qbuf.set(*end - *start);
     }
 
-    async fn flush(&mut self) -> std::io::Result<()> {
+    async fn flush(&mut self) -> io::Result<()> {
         let shard = self.client.shard.clone();
-        ShardIo::write(&mut self.stream, &mut self.out, &shard).await
+        write_out(&self.stream, &self.ready, &mut self.out, &shard).await
+    }
+
+    /// Reads what the socket has into the free part of the buffer, waiting
+    /// for readiness only when it has nothing.
+    async fn read(&mut self) -> io::Result<usize> {
+        loop {
+            self.ready.clear_readable();
+            let space = &mut self.rbuf[self.end..];
+            match (&self.stream).read(space) {
+                Ok(n) => {
+                    if n == space.len() {
+                        // The socket may hold more than fitted.
+                        self.ready.set_readable();
+                    }
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.ready.readable().await,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Keeps free space after `end`: compacts consumed bytes away and grows
@@ -256,26 +227,25 @@ impl Conn {
     }
 }
 
-struct ShardIo;
-
-impl ShardIo {
-    async fn write(
-        stream: &mut TcpStream,
-        out: &mut Vec<u8>,
-        shard: &Shard,
-    ) -> std::io::Result<()> {
-        if out.is_empty() {
-            return Ok(());
+/// Writes all of `out`, waiting for the socket to drain when it is full.
+async fn write_out(stream: &TcpStream, ready: &Readiness, out: &mut Vec<u8>, shard: &Shard) -> io::Result<()> {
+    let mut sent = 0;
+    while sent < out.len() {
+        ready.clear_writable();
+        match (&*stream).write(&out[sent..]) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready.writable().await,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                out.clear();
+                return Err(e);
+            }
         }
-        let r = stream.write_all(out).await;
-        shard
-            .stats
-            .net_output
-            .set(shard.stats.net_output.get() + out.len() as u64);
-        out.clear();
-        if out.capacity() > 1024 * 1024 {
-            out.shrink_to(READ_CHUNK);
-        }
-        r
     }
+    shard.stats.net_output.set(shard.stats.net_output.get() + out.len() as u64);
+    out.clear();
+    if out.capacity() > 1024 * 1024 {
+        out.shrink_to(READ_CHUNK);
+    }
+    Ok(())
 }

@@ -14,22 +14,9 @@ use crate::protocol::reply::{encode, encode_error};
 use crate::protocol::{CmdError, CmdResult, Reply};
 
 /// Runs a command body on this shard and keeps the write counter.
-pub fn run_data(
-    shard: &Shard,
-    spec: &Spec,
-    f: DataFn,
-    db: usize,
-    no_touch: bool,
-    args: Args,
-) -> CmdResult {
+pub fn run_data(shard: &Shard, spec: &Spec, f: DataFn, db: usize, no_touch: bool, args: Args) -> CmdResult {
     let mut ks = shard.ks.borrow_mut();
-    let mut ctx = Ctx {
-        ks: &mut ks,
-        db,
-        now: shard.now(),
-        no_touch,
-        server: &shard.server,
-    };
+    let mut ctx = Ctx { ks: &mut ks, db, now: shard.now(), no_touch, server: &shard.server };
     let result = f(&mut ctx, args);
     if result.is_ok() && spec.has(WRITE) {
         ks.dirty += 1;
@@ -47,9 +34,7 @@ async fn run_data_when_unlocked(
     args: Args<'_>,
 ) -> CmdResult {
     if !shard.locks.borrow().is_empty() {
-        shard
-            .wait_unlocked(db, spec.keys.positions(args.len()).map(|i| args.get(i)))
-            .await;
+        shard.wait_unlocked(db, spec.keys.positions(args.len()).map(|i| args.get(i))).await;
     }
     run_data(shard, spec, f, db, no_touch, args)
 }
@@ -79,33 +64,18 @@ impl Batch {
             return;
         }
         let args = std::mem::take(&mut self.args);
-        let cmds: Vec<_> = self
-            .cmds
-            .iter()
-            .map(|&(spec, first, n, _)| (spec, first, n))
-            .collect();
+        let cmds: Vec<_> = self.cmds.iter().map(|&(spec, first, n, _)| (spec, first, n)).collect();
         let (db, no_touch) = (client.db(), client.no_touch());
         let results: Vec<CmdResult> = client
             .shard
             .run_on_async(self.target, move |sh| async move {
                 let mut results = Vec::with_capacity(cmds.len());
                 for (spec, first, n) in cmds {
-                    let (Handler::Data(f) | Handler::Split(f, _) | Handler::Cross(f, _)) =
-                        spec.handler
-                    else {
+                    let (Handler::Data(f) | Handler::Split(f, _) | Handler::Cross(f, _)) = spec.handler else {
                         unreachable!("only keyed commands are batched");
                     };
-                    results.push(
-                        run_data_when_unlocked(
-                            &sh,
-                            spec,
-                            f,
-                            db,
-                            no_touch,
-                            args.range(first, first + n),
-                        )
-                        .await,
-                    );
+                    results
+                        .push(run_data_when_unlocked(&sh, spec, f, db, no_touch, args.range(first, first + n)).await);
                 }
                 results
             })
@@ -149,11 +119,7 @@ fn end_reply(client: &mut Client) -> bool {
 /// Handles one parsed request.
 pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch, args: Args<'_>) {
     let name = args.get(0);
-    client
-        .shard
-        .stats
-        .commands
-        .set(client.shard.stats.commands.get() + 1);
+    client.shard.stats.commands.set(client.shard.stats.commands.get() + 1);
     begin_reply(client);
     let Some(spec) = commands::lookup(name) else {
         batch.flush(client, out).await;
@@ -184,16 +150,13 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
                         return;
                     }
                     batch.flush(client, out).await;
-                    run_data_when_unlocked(&shard, spec, f, client.db(), client.no_touch(), args)
-                        .await
+                    run_data_when_unlocked(&shard, spec, f, client.db(), client.no_touch(), args).await
                 } else {
                     batch.flush(client, out).await;
                     match spec.handler {
                         Handler::Split(f, merge) => run_split(client, spec, f, merge, args).await,
                         Handler::Cross(_, cross) => cross(client, args).await,
-                        _ => Err(CmdError::Raw(
-                            "CROSSSLOT Keys in request don't hash to the same slot".into(),
-                        )),
+                        _ => Err(CmdError::Raw("CROSSSLOT Keys in request don't hash to the same slot".into())),
                     }
                 }
             }
@@ -214,22 +177,13 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
 
 /// A multi-key command whose keys live on several shards: each shard runs
 /// the command on its own keys inside one transaction.
-async fn run_split(
-    client: &Client,
-    spec: &'static Spec,
-    f: DataFn,
-    merge: Merge,
-    args: Args<'_>,
-) -> CmdResult {
+async fn run_split(client: &Client, spec: &'static Spec, f: DataFn, merge: Merge, args: Args<'_>) -> CmdResult {
     let shard = &client.shard;
     let step = spec.keys.step();
     let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     let positions: Vec<usize> = spec.keys.positions(args.len()).collect();
     for (ordinal, &i) in positions.iter().enumerate() {
-        groups
-            .entry(shard.owner(args.get(i)))
-            .or_default()
-            .push(ordinal);
+        groups.entry(shard.owner(args.get(i))).or_default().push(ordinal);
     }
     let (db, no_touch) = (client.db(), client.no_touch());
     let tx = Tx::lock(shard, db, positions.iter().map(|&i| args.get(i))).await;
@@ -241,9 +195,7 @@ async fn run_split(
                 owned.push(args.get(positions[o] + j));
             }
         }
-        tx.run(owner, move |sh| {
-            run_data(sh, spec, f, db, no_touch, owned.args())
-        })
+        tx.run(owner, move |sh| run_data(sh, spec, f, db, no_touch, owned.args()))
     });
     let results = futures::future::join_all(parts).await;
     tx.unlock().await;

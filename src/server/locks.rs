@@ -71,11 +71,7 @@ impl LockTable {
 
 impl Shard {
     /// Waits until none of `keys` is held by a transaction.
-    pub async fn wait_unlocked<'a>(
-        self: &Rc<Self>,
-        db: usize,
-        keys: impl Iterator<Item = &'a [u8]> + Clone,
-    ) {
+    pub async fn wait_unlocked<'a>(self: &Rc<Self>, db: usize, keys: impl Iterator<Item = &'a [u8]> + Clone) {
         loop {
             let rx = {
                 let mut locks = self.locks.borrow_mut();
@@ -128,8 +124,7 @@ mod tests {
     fn lock_and_release_wakes_waiters() {
         let mut t = LockTable::default();
         assert!(t.waiter(0, b"k").is_none());
-        t.held
-            .insert(LockKey(0, b"k".as_slice().into()), Vec::new());
+        t.held.insert(LockKey(0, b"k".as_slice().into()), Vec::new());
         assert!(t.is_locked(0, b"k"));
         assert!(!t.is_locked(1, b"k"));
         let mut rx = t.waiter(0, b"k").unwrap();

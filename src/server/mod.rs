@@ -4,19 +4,19 @@ pub mod client;
 pub mod connection;
 pub mod dispatch;
 pub mod locks;
+pub mod poller;
 pub mod shard;
 pub mod shared;
 pub mod signals;
 pub mod transaction;
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use glommio::channels::channel_mesh::MeshBuilder;
-use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use thiserror::Error;
 use tracing::{info, warn};
@@ -29,10 +29,7 @@ use shared::{Shared, now_ms};
 #[derive(Debug, Error)]
 pub enum StartError {
     #[error("Could not create server TCP listening socket {addr}: {source}")]
-    Listen {
-        addr: String,
-        source: std::io::Error,
-    },
+    Listen { addr: String, source: std::io::Error },
     #[error("Invalid bind address '{0}'")]
     BadBind(String),
     #[error("Failed to start shard {0}: {1}")]
@@ -52,10 +49,7 @@ fn bind_addrs(bind: &str, port: u16) -> Result<Vec<SocketAddr>, StartError> {
             "::*" => "::",
             h => h,
         };
-        let resolved = (host, port)
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next());
+        let resolved = (host, port).to_socket_addrs().ok().and_then(|mut a| a.next());
         match resolved {
             Some(a) => addrs.push(a),
             None if optional => {}
@@ -69,15 +63,10 @@ fn bind_addrs(bind: &str, port: u16) -> Result<Vec<SocketAddr>, StartError> {
 /// first bound exclusively: SO_REUSEPORT would otherwise let a second
 /// server share a port that is already taken.
 fn check_free(addr: SocketAddr) -> Result<(), StartError> {
-    std::net::TcpListener::bind(addr)
-        .map(drop)
-        .map_err(|source| StartError::Listen {
-            addr: addr.to_string(),
-            source,
-        })
+    std::net::TcpListener::bind(addr).map(drop).map_err(|source| StartError::Listen { addr: addr.to_string(), source })
 }
 
-fn listener(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
+fn listener(addr: SocketAddr, backlog: i32) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     sock.set_reuse_address(true)?;
@@ -87,8 +76,8 @@ fn listener(addr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
     }
     sock.bind(&addr.into())?;
     sock.listen(backlog)?;
-    // SAFETY: the descriptor is a listening TCP socket we own and hand over.
-    Ok(unsafe { TcpListener::from_raw_fd(sock.into_raw_fd()) })
+    sock.set_nonblocking(true)?;
+    Ok(sock.into())
 }
 
 /// Number of shards: the `threads` directive, or every CPU this process may
@@ -115,11 +104,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let mut handles = Vec::new();
     for i in 0..shards {
-        let placement = if shards <= cores.len() {
-            Placement::Fixed(cores[i].id)
-        } else {
-            Placement::Unbound
-        };
+        let placement = if shards <= cores.len() { Placement::Fixed(cores[i].id) } else { Placement::Unbound };
         let shared = shared.clone();
         let mesh = mesh.clone();
         let addrs = addrs.clone();
@@ -151,7 +136,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
                         }
                     }
                 }
-                glommio::spawn_local(expire_cron(shard.clone())).detach();
+                glommio::spawn_local(shard.poller.clone().run()).detach();
+                glommio::spawn_local(cron(shard.clone())).detach();
                 let accepts = listeners.into_iter().map(|l| {
                     let shard = shard.clone();
                     glommio::spawn_local(accept_loop(shard, l))
@@ -169,10 +155,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(StartError::Executor(0, e)),
             Err(_) => {
-                return Err(StartError::Executor(
-                    0,
-                    "shard exited during startup".into(),
-                ));
+                return Err(StartError::Executor(0, "shard exited during startup".into()));
             }
         }
     }
@@ -185,12 +168,18 @@ pub fn run(config: Config) -> Result<(), StartError> {
     Ok(())
 }
 
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+async fn accept_loop(shard: Rc<Shard>, listener: std::net::TcpListener) {
+    let Ok(ready) = shard.poller.register(listener.as_raw_fd()) else {
+        warn!("Could not watch the listening socket");
+        return;
+    };
     loop {
-        match listener.accept().await {
-            Ok(stream) => {
+        ready.clear_readable();
+        match listener.accept() {
+            Ok((stream, _)) => {
                 glommio::spawn_local(connection::serve(shard.clone(), stream)).detach();
             }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => ready.readable().await,
             Err(e) => {
                 // Out of descriptors and the like: back off instead of spinning.
                 warn!("Accepting client connection: {e}");
@@ -200,19 +189,26 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     }
 }
 
-/// The shard's periodic work: active expiry at `hz` ticks per second, with
-/// a quarter of each tick as its budget (Redis's slow cycle).
-async fn expire_cron(shard: Rc<Shard>) {
+/// The shard's periodic work, `hz` ticks per second: active expiry with a
+/// quarter of each tick as its budget (Redis's slow cycle), and closing
+/// clients idle for longer than `timeout`.
+async fn cron(shard: Rc<Shard>) {
     loop {
         let hz = Hot::get(&shard.server.hot.hz).max(1);
         let period = Duration::from_millis(1000 / hz);
         glommio::timer::sleep(period).await;
-        let stats = active_expire_cycle(&mut shard.ks.borrow_mut(), now_ms(), period / 4);
+        let now = now_ms();
+        let stats = active_expire_cycle(&mut shard.ks.borrow_mut(), now, period / 4);
         if stats.timed_out {
-            shard
-                .stats
-                .expire_cycle_timeouts
-                .set(shard.stats.expire_cycle_timeouts.get() + 1);
+            shard.stats.expire_cycle_timeouts.set(shard.stats.expire_cycle_timeouts.get() + 1);
+        }
+        let timeout_ms = Hot::get(&shard.server.hot.timeout) as i64 * 1000;
+        if timeout_ms > 0 {
+            for client in shard.clients.borrow().values() {
+                if now - client.last_active_ms.get() > timeout_ms {
+                    client.kill();
+                }
+            }
         }
     }
 }

@@ -18,6 +18,7 @@ use glommio::channels::channel_mesh::{Receivers, Senders};
 
 use super::client::ClientMeta;
 use super::locks::LockTable;
+use super::poller::Poller;
 use super::shared::{Shared, now_ms};
 use crate::storage::Keyspace;
 use crate::storage::slots::key_owner;
@@ -47,6 +48,7 @@ pub struct Shard {
     pub locks: RefCell<LockTable>,
     pub clients: RefCell<HashMap<u64, Rc<ClientMeta>>>,
     pub stats: ShardStats,
+    pub poller: Rc<Poller>,
     mesh: Option<Senders<Msg>>,
     pending: RefCell<HashMap<u64, oneshot::Sender<Payload>>>,
     next_call: Cell<u64>,
@@ -63,6 +65,7 @@ impl Shard {
             locks: RefCell::new(LockTable::default()),
             clients: RefCell::new(HashMap::new()),
             stats: ShardStats::default(),
+            poller: Poller::new().expect("epoll_create1 failed: out of file descriptors at startup"),
             mesh,
             pending: RefCell::new(HashMap::new()),
             next_call: Cell::new(0),
@@ -87,11 +90,7 @@ impl Shard {
         if target == self.id {
             return f(self);
         }
-        self.hop(
-            target,
-            Box::new(move |sh| Box::pin(async move { Box::new(f(&sh)) as Payload })),
-        )
-        .await
+        self.hop(target, Box::new(move |sh| Box::pin(async move { Box::new(f(&sh)) as Payload }))).await
     }
 
     /// Like `run_on` for work that has to wait on the target (key locks).
@@ -104,11 +103,7 @@ impl Shard {
         if target == self.id {
             return f(self.clone()).await;
         }
-        self.hop(
-            target,
-            Box::new(move |sh| Box::pin(async move { Box::new(f(sh).await) as Payload })),
-        )
-        .await
+        self.hop(target, Box::new(move |sh| Box::pin(async move { Box::new(f(sh).await) as Payload }))).await
     }
 
     /// Runs `f` on every shard (this one inline) and returns the results in
@@ -135,9 +130,7 @@ impl Shard {
             panic!("shard {target} mailbox closed while the server is running");
         }
         let payload = rx.await.expect("a call is always answered");
-        *payload
-            .downcast::<R>()
-            .expect("a call returns the type its closure produced")
+        *payload.downcast::<R>().expect("a call returns the type its closure produced")
     }
 
     /// Serves the mailbox from one peer until the mesh closes.

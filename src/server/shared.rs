@@ -38,9 +38,7 @@ impl Shared {
             shards,
             started: Instant::now(),
             started_unix_ms: now_ms(),
-            run_id: (0..40)
-                .map(|_| b"0123456789abcdef"[fastrand::usize(..16)] as char)
-                .collect(),
+            run_id: (0..40).map(|_| b"0123456789abcdef"[fastrand::usize(..16)] as char).collect(),
         }
     }
 
@@ -72,13 +70,9 @@ impl Shared {
 
 /// Wall-clock Unix time in milliseconds (TTLs are absolute, like Redis's).
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 pub fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }

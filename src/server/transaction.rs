@@ -25,40 +25,25 @@ pub struct Tx {
 
 impl Tx {
     /// Locks `keys` of database `db` wherever they live.
-    pub async fn lock<'a>(
-        shard: &Rc<Shard>,
-        db: usize,
-        keys: impl Iterator<Item = &'a [u8]>,
-    ) -> Tx {
+    pub async fn lock<'a>(shard: &Rc<Shard>, db: usize, keys: impl Iterator<Item = &'a [u8]>) -> Tx {
         Tx::lock_in(shard, keys.map(|k| (db, k))).await
     }
 
     /// Locks keys that may belong to different databases.
-    pub async fn lock_in<'a>(
-        shard: &Rc<Shard>,
-        keys: impl Iterator<Item = (usize, &'a [u8])>,
-    ) -> Tx {
+    pub async fn lock_in<'a>(shard: &Rc<Shard>, keys: impl Iterator<Item = (usize, &'a [u8])>) -> Tx {
         let mut by_shard: BTreeMap<usize, Vec<(usize, Key)>> = BTreeMap::new();
         for (db, key) in keys {
-            by_shard
-                .entry(shard.owner(key))
-                .or_default()
-                .push((db, key.into()));
+            by_shard.entry(shard.owner(key)).or_default().push((db, key.into()));
         }
         let mut parts = Vec::with_capacity(by_shard.len());
         for (owner, mut keys) in by_shard {
             keys.sort_unstable();
             keys.dedup();
             let to_lock = keys.clone();
-            shard
-                .run_on_async(owner, move |sh| async move { sh.lock_keys(&to_lock).await })
-                .await;
+            shard.run_on_async(owner, move |sh| async move { sh.lock_keys(&to_lock).await }).await;
             parts.push((owner, keys));
         }
-        Tx {
-            shard: shard.clone(),
-            parts,
-        }
+        Tx { shard: shard.clone(), parts }
     }
 
     /// Shards holding part of the transaction, ascending.
@@ -77,10 +62,8 @@ impl Tx {
 
     /// Releases every lock, waking commands that waited on them.
     pub async fn unlock(self) {
-        let releases = self
-            .parts
-            .into_iter()
-            .map(|(owner, keys)| self.shard.run_on(owner, move |sh| sh.unlock_keys(&keys)));
+        let releases =
+            self.parts.into_iter().map(|(owner, keys)| self.shard.run_on(owner, move |sh| sh.unlock_keys(&keys)));
         futures::future::join_all(releases).await;
     }
 }

@@ -107,9 +107,7 @@ impl Db {
             self.expired += 1;
             return None;
         }
-        self.slots[slot]
-            .as_deref_mut()?
-            .find_mut(h, |e| *e.key == *key)
+        self.slots[slot].as_deref_mut()?.find_mut(h, |e| *e.key == *key)
     }
 
     pub fn contains(&mut self, key: &[u8], now_ms: i64) -> bool {
@@ -143,12 +141,7 @@ impl Db {
                 }
                 return e;
             }
-            TableEntry::Vacant(v) => v.insert(Entry {
-                key: key.into(),
-                value,
-                expire_at,
-                access: lru_clock(now_ms),
-            }),
+            TableEntry::Vacant(v) => v.insert(Entry { key: key.into(), value, expire_at, access: lru_clock(now_ms) }),
         };
         self.len += 1;
         if expire_at != 0 {
@@ -207,10 +200,7 @@ impl Db {
     }
 
     pub fn clear(&mut self) {
-        *self = Db {
-            expired: self.expired,
-            ..Db::default()
-        };
+        *self = Db { expired: self.expired, ..Db::default() };
     }
 
     /// Entries of one slot (expired ones included; callers filter).
@@ -226,9 +216,7 @@ impl Db {
             if self.len == 0 {
                 return None;
             }
-            let occupied: Vec<usize> = (0..self.slots.len())
-                .filter(|&s| self.slots[s].is_some())
-                .collect();
+            let occupied: Vec<usize> = (0..self.slots.len()).filter(|&s| self.slots[s].is_some()).collect();
             let slot = occupied[fastrand::usize(..occupied.len())];
             let table = self.table(slot)?;
             let e = table.iter().nth(fastrand::usize(..table.len()))?;
@@ -251,10 +239,7 @@ impl Db {
             sampled += 1;
             let slot = key_slot(&key);
             let h = hash(&key);
-            let dead = self
-                .table(slot)
-                .and_then(|t| t.find(h, |e| e.key == key))
-                .is_some_and(|e| e.expired(now_ms));
+            let dead = self.table(slot).and_then(|t| t.find(h, |e| e.key == key)).is_some_and(|e| e.expired(now_ms));
             if dead {
                 self.remove_hashed(slot, h, &key);
                 self.expired += 1;
@@ -272,10 +257,7 @@ impl Db {
         }
         let mut sum = 0i64;
         for key in self.expires.iter().take(n) {
-            if let Some(e) = self
-                .table(key_slot(key))
-                .and_then(|t| t.find(hash(key), |e| e.key == *key))
-            {
+            if let Some(e) = self.table(key_slot(key)).and_then(|t| t.find(hash(key), |e| e.key == *key)) {
                 sum += (e.expire_at - now_ms).max(0);
             }
         }
@@ -315,12 +297,7 @@ mod tests {
         assert_eq!((db.len(), db.expires_len(), db.expired), (0, 0, 1));
 
         for i in 0..100 {
-            db.insert(
-                format!("k{i}").as_bytes(),
-                s(b"v"),
-                if i % 2 == 0 { 1500 } else { 0 },
-                1000,
-            );
+            db.insert(format!("k{i}").as_bytes(), s(b"v"), if i % 2 == 0 { 1500 } else { 0 }, 1000);
         }
         assert_eq!(db.expires_len(), 50);
         let mut total = 0;

@@ -50,12 +50,7 @@ mod tests {
         let mut ks = Keyspace::new(2);
         for i in 0..1000 {
             let v = Value::Str(Str::from_bytes(b"x"));
-            ks.dbs[1].insert(
-                format!("k{i}").as_bytes(),
-                v,
-                if i < 900 { 10 } else { 0 },
-                0,
-            );
+            ks.dbs[1].insert(format!("k{i}").as_bytes(), v, if i < 900 { 10 } else { 0 }, 0);
         }
         let stats = active_expire_cycle(&mut ks, 100, Duration::from_secs(5));
         // Sampling continues while more than 10% of a sample is stale, so

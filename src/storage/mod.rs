@@ -20,12 +20,7 @@ pub struct Keyspace {
 
 impl Keyspace {
     pub fn new(databases: usize) -> Keyspace {
-        Keyspace {
-            dbs: (0..databases).map(|_| Db::default()).collect(),
-            hits: 0,
-            misses: 0,
-            dirty: 0,
-        }
+        Keyspace { dbs: (0..databases).map(|_| Db::default()).collect(), hits: 0, misses: 0, dirty: 0 }
     }
 
     pub fn expired(&self) -> u64 {

@@ -29,11 +29,7 @@ pub fn slot_owner(slot: usize, shards: usize) -> usize {
 /// The shard that owns `key`.
 #[inline]
 pub fn key_owner(key: &[u8], shards: usize) -> usize {
-    if shards == 1 {
-        0
-    } else {
-        slot_owner(key_slot(key), shards)
-    }
+    if shards == 1 { 0 } else { slot_owner(key_slot(key), shards) }
 }
 
 #[cfg(test)]
@@ -54,10 +50,7 @@ mod tests {
 
     #[test]
     fn crc16_reference_vector() {
-        assert_eq!(
-            crc16::State::<crc16::XMODEM>::calculate(b"123456789"),
-            0x31C3
-        );
+        assert_eq!(crc16::State::<crc16::XMODEM>::calculate(b"123456789"), 0x31C3);
     }
 
     #[test]
@@ -67,10 +60,7 @@ mod tests {
         assert_eq!(hash_tag(b"foo{{bar}}zap"), b"{bar");
         assert_eq!(hash_tag(b"foo{bar}{zap}"), b"bar");
         assert_eq!(hash_tag(b"no-tag{"), b"no-tag{");
-        assert_eq!(
-            key_slot(b"{user1000}.following"),
-            key_slot(b"{user1000}.followers")
-        );
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"{user1000}.followers"));
     }
 
     #[test]

@@ -26,11 +26,7 @@ impl Str {
         {
             return Str::Int(n);
         }
-        if data.len() <= EMBSTR_MAX {
-            Str::Emb(data.into())
-        } else {
-            Str::Raw(data.to_vec())
-        }
+        if data.len() <= EMBSTR_MAX { Str::Emb(data.into()) } else { Str::Raw(data.to_vec()) }
     }
 
     pub fn as_bytes(&self) -> Cow<'_, [u8]> {
@@ -120,10 +116,7 @@ mod tests {
         assert_eq!(Str::from_bytes(b"-12").encoding(), "int");
         assert_eq!(Str::from_bytes(b"012").encoding(), "embstr");
         assert_eq!(Str::from_bytes(b"+1").encoding(), "embstr");
-        assert_eq!(
-            Str::from_bytes(b"99999999999999999999").encoding(),
-            "embstr"
-        );
+        assert_eq!(Str::from_bytes(b"99999999999999999999").encoding(), "embstr");
         assert_eq!(Str::from_bytes(&[b'a'; 44]).encoding(), "embstr");
         assert_eq!(Str::from_bytes(&[b'a'; 45]).encoding(), "raw");
     }
