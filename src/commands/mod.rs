@@ -5,7 +5,7 @@
 //! and auth, finds the owner shard of the keys and runs the handler there.
 //! Bodies never repeat those checks.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::LazyLock;
 
 use futures::future::LocalBoxFuture;
@@ -151,8 +151,14 @@ impl Spec {
     }
 }
 
-static TABLE: LazyLock<HashMap<&'static str, &'static Spec>> = LazyLock::new(|| {
-    [strings::TABLE, keys::TABLE, connection::TABLE, server::TABLE].into_iter().flatten().map(|s| (s.name, s)).collect()
+/// Keyed by lower-case name bytes; ahash because the lookup is on every
+/// request and the keys are fixed, so flooding is not a concern.
+static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec, ahash::RandomState>> = LazyLock::new(|| {
+    [strings::TABLE, keys::TABLE, connection::TABLE, server::TABLE]
+        .into_iter()
+        .flatten()
+        .map(|s| (s.name.as_bytes(), s))
+        .collect()
 });
 
 /// Looks a command up by name, case-insensitively, without allocating.
@@ -162,7 +168,7 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
     for (d, s) in lower.iter_mut().zip(name) {
         *d = s.to_ascii_lowercase();
     }
-    TABLE.get(std::str::from_utf8(lower).ok()?).copied()
+    TABLE.get(&*lower).copied()
 }
 
 pub fn all() -> impl Iterator<Item = &'static Spec> {

@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use crate::config::{Config, Hot};
 use crate::storage::expire::active_expire_cycle;
 use shard::{Msg, Shard};
-use shared::{Shared, now_ms};
+use shared::Shared;
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -197,7 +197,7 @@ async fn cron(shard: Rc<Shard>) {
         let hz = Hot::get(&shard.server.hot.hz).max(1);
         let period = Duration::from_millis(1000 / hz);
         glommio::timer::sleep(period).await;
-        let now = now_ms();
+        let now = shard.tick();
         let stats = active_expire_cycle(&mut shard.ks.borrow_mut(), now, period / 4);
         if stats.timed_out {
             shard.stats.expire_cycle_timeouts.set(shard.stats.expire_cycle_timeouts.get() + 1);

@@ -52,6 +52,7 @@ pub struct Shard {
     mesh: Option<Senders<Msg>>,
     pending: RefCell<HashMap<u64, oneshot::Sender<Payload>>>,
     next_call: Cell<u64>,
+    clock_ms: Cell<i64>,
 }
 
 impl Shard {
@@ -69,6 +70,7 @@ impl Shard {
             mesh,
             pending: RefCell::new(HashMap::new()),
             next_call: Cell::new(0),
+            clock_ms: Cell::new(now_ms()),
         })
     }
 
@@ -141,6 +143,7 @@ impl Shard {
                 while let Some(msg) = rx.recv().await {
                     match msg {
                         Msg::Call { id, job } => {
+                            shard.tick();
                             let shard = shard.clone();
                             glommio::spawn_local(async move {
                                 let payload = job(shard.clone()).await;
@@ -162,8 +165,18 @@ impl Shard {
         }
     }
 
-    /// Current time for command execution.
+    /// The time commands see: read once per batch of work (a read from a
+    /// client, a message from another shard, a cron tick), as Redis caches
+    /// its clock per command, so a pipeline does not pay a clock read per
+    /// command.
     pub fn now(&self) -> i64 {
-        now_ms()
+        self.clock_ms.get()
+    }
+
+    /// Refreshes the cached clock; returns it.
+    pub fn tick(&self) -> i64 {
+        let now = now_ms();
+        self.clock_ms.set(now);
+        now
     }
 }

@@ -17,7 +17,7 @@ use indexmap::IndexSet;
 use super::slots::{SLOTS, key_slot};
 use super::value::Value;
 
-pub type Key = Box<[u8]>;
+use super::key::Key;
 
 /// ahash seeded once per process: fast, and not predictable by clients
 /// (hash flooding).
@@ -75,8 +75,9 @@ fn lru_clock(now_ms: i64) -> u32 {
 
 #[derive(Default, Debug)]
 pub struct Db {
-    /// Indexed by slot; empty until the first key is written.
-    slots: Vec<Option<Box<HashTable<Entry>>>>,
+    /// Indexed by slot; empty until the first key is written. The tables
+    /// sit in the vector itself: one pointer less to chase per lookup.
+    slots: Vec<HashTable<Entry>>,
     len: usize,
     expires: IndexSet<Key, KeyHasher>,
     /// Keys removed because their TTL passed (lazily or actively).
@@ -93,21 +94,21 @@ impl Db {
     }
 
     fn table(&self, slot: usize) -> Option<&HashTable<Entry>> {
-        self.slots.get(slot)?.as_deref()
+        self.slots.get(slot)
     }
 
     /// The live entry for `key`; an expired one is deleted on the way.
     pub fn get(&mut self, key: &[u8], now_ms: i64) -> Option<&mut Entry> {
         let slot = key_slot(key);
         let h = hash(key);
-        let table = self.slots.get_mut(slot)?.as_deref_mut()?;
+        let table = self.slots.get_mut(slot)?;
         let expired = table.find(h, |e| *e.key == *key)?.expired(now_ms);
         if expired {
             self.remove_hashed(slot, h, key);
             self.expired += 1;
             return None;
         }
-        self.slots[slot].as_deref_mut()?.find_mut(h, |e| *e.key == *key)
+        self.slots[slot].find_mut(h, |e| *e.key == *key)
     }
 
     pub fn contains(&mut self, key: &[u8], now_ms: i64) -> bool {
@@ -120,9 +121,9 @@ impl Db {
         let slot = key_slot(key);
         let h = hash(key);
         if self.slots.is_empty() {
-            self.slots.resize_with(SLOTS, || None);
+            self.slots.resize_with(SLOTS, HashTable::new);
         }
-        let table = self.slots[slot].get_or_insert_with(Default::default);
+        let table = &mut self.slots[slot];
         let entry = match table.entry(h, |e| *e.key == *key, |e| hash(&e.key)) {
             TableEntry::Occupied(o) => {
                 let e = o.into_mut();
@@ -154,7 +155,7 @@ impl Db {
     /// Returns false when the key does not exist.
     pub fn set_expire(&mut self, key: &[u8], expire_at: Option<i64>) -> bool {
         let slot = key_slot(key);
-        let Some(table) = self.slots.get_mut(slot).and_then(|t| t.as_deref_mut()) else {
+        let Some(table) = self.slots.get_mut(slot) else {
             return false;
         };
         let Some(e) = table.find_mut(hash(key), |e| *e.key == *key) else {
@@ -187,10 +188,12 @@ impl Db {
     }
 
     fn remove_hashed(&mut self, slot: usize, h: u64, key: &[u8]) -> Option<Entry> {
-        let table = self.slots.get_mut(slot)?.as_deref_mut()?;
+        let table = self.slots.get_mut(slot)?;
         let e = table.find_entry(h, |e| *e.key == *key).ok()?.remove().0;
         if table.is_empty() {
-            self.slots[slot] = None;
+            // Give the memory back: a slot emptied by deletes or
+            // migration should not keep its peak size.
+            *table = HashTable::new();
         }
         self.len -= 1;
         if e.expire_at != 0 {
@@ -216,7 +219,7 @@ impl Db {
             if self.len == 0 {
                 return None;
             }
-            let occupied: Vec<usize> = (0..self.slots.len()).filter(|&s| self.slots[s].is_some()).collect();
+            let occupied: Vec<usize> = (0..self.slots.len()).filter(|&s| !self.slots[s].is_empty()).collect();
             let slot = occupied[fastrand::usize(..occupied.len())];
             let table = self.table(slot)?;
             let e = table.iter().nth(fastrand::usize(..table.len()))?;

@@ -2,10 +2,12 @@
 
 pub mod db;
 pub mod expire;
+pub mod key;
 pub mod slots;
 pub mod value;
 
-pub use db::{Db, Entry, Key};
+pub use db::{Db, Entry};
+pub use key::Key;
 pub use value::{Str, Value};
 
 /// Everything a shard stores: one `Db` per logical database.
