@@ -17,7 +17,7 @@ use tracing::debug;
 
 use super::client::{Client, ClientMeta};
 use super::dispatch::{Batch, dispatch};
-use super::poller::Readiness;
+use super::poller::{Readiness, yield_now};
 use super::shard::Shard;
 use crate::commands::Args;
 use crate::config::Hot;
@@ -126,6 +126,11 @@ impl Conn {
                 return;
             }
             self.process().await;
+            // Let every other connection woken by the same epoll round run
+            // its commands first, so the replies leave back to back, as in
+            // Redis's event loop: the peers' readers wake once for several
+            // replies instead of once per reply.
+            yield_now().await;
             if self.flush().await.is_err() || self.client.close_after_reply || self.client.meta.killed.get() {
                 return;
             }

@@ -93,7 +93,7 @@ impl Readiness {
 }
 
 /// Goes to the back of the executor's queue once.
-async fn yield_now() {
+pub async fn yield_now() {
     let mut yielded = false;
     poll_fn(|cx| {
         if yielded {
