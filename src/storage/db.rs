@@ -17,7 +17,7 @@ use indexmap::IndexSet;
 use super::slots::{SLOTS, key_slot};
 use super::value::Value;
 
-use super::key::Key;
+use super::Key;
 
 /// ahash seeded once per process: fast, and not predictable by clients
 /// (hash flooding).

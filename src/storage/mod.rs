@@ -2,12 +2,15 @@
 
 pub mod db;
 pub mod expire;
-pub mod key;
 pub mod slots;
+pub mod small_bytes;
 pub mod value;
 
 pub use db::{Db, Entry};
-pub use key::Key;
+pub use small_bytes::SmallBytes;
+
+/// Keys are short byte strings, inline up to 22 bytes.
+pub type Key = SmallBytes;
 pub use value::{Str, Value};
 
 /// Everything a shard stores: one `Db` per logical database.

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use super::SmallBytes;
 use crate::protocol::resp::parse_i64;
 
 /// Strings up to this length are stored exactly sized, like Redis's embstr.
@@ -12,8 +13,8 @@ pub const EMBSTR_MAX: usize = 44;
 pub enum Str {
     /// A canonical decimal integer (`int`).
     Int(i64),
-    /// A short string stored exactly sized (`embstr`).
-    Emb(Box<[u8]>),
+    /// A short string, inline up to 22 bytes (`embstr`).
+    Emb(SmallBytes),
     /// A string that grows in place (APPEND, SETRANGE) (`raw`).
     Raw(Vec<u8>),
 }
