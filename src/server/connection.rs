@@ -182,10 +182,11 @@ impl Conn {
         write_out(&self.stream, &self.ready, &mut self.out, &shard).await
     }
 
-    /// Reads what the socket has into the free part of the buffer, waiting
-    /// for readiness only when it has nothing.
+    /// Reads what the socket has into the free part of the buffer. Like
+    /// Redis, it reads only once readiness was reported, never on spec.
     async fn read(&mut self) -> io::Result<usize> {
         loop {
+            self.ready.readable().await;
             self.ready.clear_readable();
             let space = &mut self.rbuf[self.end..];
             match (&self.stream).read(space) {
@@ -196,8 +197,7 @@ impl Conn {
                     }
                     return Ok(n);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.ready.readable().await,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
                 Err(e) => return Err(e),
             }
         }
