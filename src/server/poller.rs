@@ -158,18 +158,21 @@ impl Poller {
             // SAFETY: `events` has room for `len` entries.
             let n = unsafe { libc::epoll_wait(self.epfd.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, 0) };
             if n > 0 {
-                let registered = self.registered.borrow();
-                for ev in &events[..n as usize] {
-                    let (fd, bits) = (ev.u64 as RawFd, ev.events);
-                    if let Some(r) = registered.get(&fd) {
-                        r.fire(bits);
-                    }
-                }
-                drop(registered);
+                self.dispatch(&events[..n as usize]);
                 // Let the woken connections run before looking again.
                 yield_now().await;
             } else {
                 self.park().await;
+            }
+        }
+    }
+
+    fn dispatch(&self, events: &[libc::epoll_event]) {
+        let registered = self.registered.borrow();
+        for ev in events {
+            let (fd, bits) = (ev.u64 as RawFd, ev.events);
+            if let Some(r) = registered.get(&fd) {
+                r.fire(bits);
             }
         }
     }

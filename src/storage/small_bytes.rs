@@ -96,7 +96,6 @@ impl fmt::Debug for SmallBytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::hash::BuildHasher;
 
     #[test]
     fn inline_and_heap_behave_alike() {
