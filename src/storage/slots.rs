@@ -46,6 +46,14 @@ mod tests {
         assert_eq!(key_slot(b"foo{hash_tag}"), 2515);
         assert_eq!(key_slot(b"bar{hash_tag}"), 2515);
         assert_eq!(key_slot(b""), 0);
+        assert_eq!(key_slot(b"{user1000}.following"), 3443);
+        assert_eq!(key_slot(b"foo{}{bar}"), 8363);
+        assert_eq!(key_slot(b"foo{{bar}}zap"), 4015);
+        assert_eq!(key_slot(b"foo{bar}{zap}"), 5061);
+        assert_eq!(key_slot(b"a{b}"), 3300);
+        assert_eq!(key_slot(b"{}"), 15257);
+        assert_eq!(key_slot(b"user:1000"), 1649);
+        assert_eq!(key_slot(b"key:000000012345"), 12533);
     }
 
     #[test]
