@@ -58,3 +58,26 @@ def test_overwrite_clears_ttl_and_keepttl_keeps_it(percore):
     c.set("n", 1, ex=100)
     c.incr("n")
     assert c.ttl("n") > 0
+
+
+def test_lazy_expiry_alone_when_active_expiry_is_off(start_percore):
+    percore = start_percore(threads=2)
+    c = percore.client()
+    assert c.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0") == b"OK"
+    for i in range(50):
+        c.set(f"lazy:{i}", "x", px=20)
+    wait_until(lambda: c.pttl("lazy:0") == -2, timeout=3, what="first key to expire")
+    # Nothing reclaims the others until they are touched.
+    assert c.dbsize() == 49
+    assert c.exists(*[f"lazy:{i}" for i in range(50)]) == 0
+    assert c.dbsize() == 0
+    c.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "1")
+
+
+def test_debug_object(percore):
+    c = percore.client()
+    c.set("n", 12)
+    c.set("s", "hello")
+    assert c.debug_object("n")["encoding"] == "int"
+    info = c.debug_object("s")
+    assert info["encoding"] == "embstr" and info["serializedlength"] == 6

@@ -17,6 +17,7 @@ use crate::server::shared::Shared;
 use crate::storage::{Db, Entry, Keyspace, Str, Value};
 
 pub mod connection;
+mod debug;
 pub mod keys;
 mod long_double;
 pub mod server;
@@ -154,7 +155,7 @@ impl Spec {
 /// Keyed by lower-case name bytes; ahash because the lookup is on every
 /// request and the keys are fixed, so flooding is not a concern.
 static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec, ahash::RandomState>> = LazyLock::new(|| {
-    [strings::TABLE, keys::TABLE, connection::TABLE, server::TABLE]
+    [strings::TABLE, keys::TABLE, connection::TABLE, server::TABLE, debug::TABLE]
         .into_iter()
         .flatten()
         .map(|s| (s.name.as_bytes(), s))

@@ -1,5 +1,5 @@
 //! Server commands: INFO DBSIZE FLUSHDB FLUSHALL SWAPDB CONFIG COMMAND TIME
-//! SHUTDOWN LASTSAVE DEBUG.
+//! SHUTDOWN LASTSAVE.
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
@@ -529,39 +529,6 @@ fn shutdown(client: &mut Client, args: Args) -> CmdResult {
     crate::server::signals::shutdown(&pidfile)
 }
 
-fn debug(client: &mut Client, args: Args) -> CmdResult {
-    let allowed = client.shard.server.config(|c| c.str("enable-debug-command").to_string());
-    let local = client.meta.addr.starts_with("127.") || client.meta.addr.starts_with("[::1]");
-    if allowed == "no" || (allowed == "local" && !local) {
-        return Err(CmdError::err(
-            "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
-        ));
-    }
-    match args.keyword(1).as_str() {
-        "SLEEP" if args.len() == 3 => {
-            let secs = args.float(2)?;
-            // Like Redis, DEBUG SLEEP blocks the server: here, this core.
-            if secs > 0.0 && secs.is_finite() {
-                std::thread::sleep(std::time::Duration::from_secs_f64(secs));
-            }
-            Ok(Reply::Ok)
-        }
-        "HELP" => Ok(Reply::Array(
-            [
-                "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "SLEEP <seconds>",
-                "    Stop the server for <seconds>. Decimals allowed.",
-                "HELP",
-                "    Prints this help.",
-            ]
-            .iter()
-            .map(|l| Reply::Status((*l).into()))
-            .collect(),
-        )),
-        _ => Err(CmdError::SubcommandSyntax { cmd: "DEBUG".into(), sub: args.str(1) }),
-    }
-}
-
 const ANY: u32 = LOADING | STALE;
 
 pub(super) const TABLE: &[Spec] = &[
@@ -575,5 +542,4 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("time", 1, ANY | FAST, Keys::None, Handler::Conn(time)),
     Spec::new("lastsave", 1, ANY | FAST, Keys::None, Handler::Conn(lastsave)),
     Spec::new("shutdown", -1, ADMIN | NOSCRIPT | ANY, Keys::None, Handler::Conn(shutdown)),
-    Spec::new("debug", -2, ADMIN | NOSCRIPT | ANY, Keys::None, Handler::Conn(debug)),
 ];

@@ -198,9 +198,11 @@ async fn cron(shard: Rc<Shard>) {
         let period = Duration::from_millis(1000 / hz);
         glommio::timer::sleep(period).await;
         let now = shard.tick();
-        let stats = active_expire_cycle(&mut shard.ks.borrow_mut(), now, period / 4);
-        if stats.timed_out {
-            shard.stats.expire_cycle_timeouts.set(shard.stats.expire_cycle_timeouts.get() + 1);
+        if shard.server.active_expire.load(std::sync::atomic::Ordering::Relaxed) {
+            let stats = active_expire_cycle(&mut shard.ks.borrow_mut(), now, period / 4);
+            if stats.timed_out {
+                shard.stats.expire_cycle_timeouts.set(shard.stats.expire_cycle_timeouts.get() + 1);
+            }
         }
         let timeout_ms = Hot::get(&shard.server.hot.timeout) as i64 * 1000;
         if timeout_ms > 0 {

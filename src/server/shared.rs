@@ -3,7 +3,7 @@
 //! CONFIG and startup take.
 
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::config::{Config, ConfigError, Hot};
@@ -25,6 +25,8 @@ pub struct Shared {
     pub started: Instant,
     pub started_unix_ms: i64,
     pub run_id: String,
+    /// DEBUG SET-ACTIVE-EXPIRE: whether the cron reclaims expired keys.
+    pub active_expire: AtomicBool,
 }
 
 impl Shared {
@@ -38,6 +40,7 @@ impl Shared {
             shards,
             started: Instant::now(),
             started_unix_ms: now_ms(),
+            active_expire: AtomicBool::new(true),
             run_id: (0..40).map(|_| b"0123456789abcdef"[fastrand::usize(..16)] as char).collect(),
         }
     }

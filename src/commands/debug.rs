@@ -1,0 +1,104 @@
+//! DEBUG: the subcommands tests and tools rely on (SLEEP, OBJECT,
+//! SET-ACTIVE-EXPIRE). Allowed according to `enable-debug-command`.
+
+use std::sync::atomic::Ordering;
+
+use futures::future::LocalBoxFuture;
+
+use super::{ADMIN, Args, Handler, Keys, LOADING, NOSCRIPT, STALE, Spec};
+use crate::protocol::{CmdError, CmdResult, Reply};
+use crate::server::client::Client;
+use crate::storage::{Str, Value};
+
+const HELP: &[&str] = &[
+    "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "OBJECT <key>",
+    "    Show low level info about the key and associated value.",
+    "SET-ACTIVE-EXPIRE <0|1>",
+    "    Setting it to 0 disables expiring keys in background when they are not",
+    "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+    "    default.",
+    "SLEEP <seconds>",
+    "    Stop the server for <seconds>. Decimals allowed.",
+    "HELP",
+    "    Prints this help.",
+];
+
+fn allowed(client: &Client) -> bool {
+    let setting = client.shard.server.config(|c| c.str("enable-debug-command").to_string());
+    let local = client.meta.addr.starts_with("127.") || client.meta.addr.starts_with("[::1]");
+    setting == "yes" || (setting == "local" && local)
+}
+
+/// Length of a string value as RDB would store it (DEBUG OBJECT's
+/// serializedlength): integers in their compact encodings, otherwise a
+/// length prefix and the bytes.
+fn serialized_len(s: &Str) -> usize {
+    match s {
+        Str::Int(n) if i8::try_from(*n).is_ok() => 2,
+        Str::Int(n) if i16::try_from(*n).is_ok() => 3,
+        Str::Int(n) if i32::try_from(*n).is_ok() => 5,
+        _ => {
+            let len = s.len();
+            len + if len < 64 {
+                1
+            } else if len < 16384 {
+                2
+            } else {
+                5
+            }
+        }
+    }
+}
+
+fn debug<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(async move {
+        if !allowed(client) {
+            return Err(CmdError::err(
+                "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
+            ));
+        }
+        match args.keyword(1).as_str() {
+            "SLEEP" if args.len() == 3 => {
+                let secs = args.float(2)?;
+                // Like Redis, DEBUG SLEEP blocks the server: here, this core.
+                if secs > 0.0 && secs.is_finite() {
+                    std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+                }
+                Ok(Reply::Ok)
+            }
+            "SET-ACTIVE-EXPIRE" if args.len() == 3 => {
+                let on = args.int(2)? != 0;
+                client.shard.server.active_expire.store(on, Ordering::Relaxed);
+                Ok(Reply::Ok)
+            }
+            "OBJECT" if args.len() == 3 => {
+                let key: crate::storage::Key = args.get(2).into();
+                let (db, owner) = (client.db(), client.shard.owner(&key));
+                let line = client
+                    .shard
+                    .run_on(owner, move |sh| {
+                        let mut ks = sh.ks.borrow_mut();
+                        let now = sh.now();
+                        let e = ks.dbs[db].get(&key, now)?;
+                        let (encoding, len) = match &e.value {
+                            Value::Str(s) => (s.encoding(), serialized_len(s)),
+                        };
+                        Some(format!(
+                            "Value at:{:p} refcount:1 encoding:{encoding} serializedlength:{len} lru:{} lru_seconds_idle:{}",
+                            e as *const _,
+                            (now / 1000) & ((1 << 24) - 1),
+                            e.idle_secs(now),
+                        ))
+                    })
+                    .await;
+                line.map(|l| Reply::Status(l.into())).ok_or(CmdError::NoSuchKey)
+            }
+            "HELP" => Ok(Reply::Array(HELP.iter().map(|l| Reply::Status((*l).into())).collect())),
+            _ => Err(CmdError::SubcommandSyntax { cmd: "DEBUG".into(), sub: args.str(1) }),
+        }
+    })
+}
+
+pub(super) const TABLE: &[Spec] =
+    &[Spec::new("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, Keys::None, Handler::Async(debug))];
