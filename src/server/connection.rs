@@ -119,7 +119,7 @@ impl Conn {
             self.end += n;
             let shard = &self.client.shard;
             shard.stats.net_input.set(shard.stats.net_input.get() + n as u64);
-            self.client.meta.last_active_ms.set(shard.tick());
+            self.client.meta.last_active_ms.set(shard.now());
             let limit = Hot::get(&shard.server.hot.query_buffer_limit) as usize;
             if self.end - self.start > limit {
                 tracing::warn!(id = self.client.meta.id, "closing client that reached max query buffer length");

@@ -136,7 +136,11 @@ pub fn run(config: Config) -> Result<(), StartError> {
                         }
                     }
                 }
-                glommio::spawn_local(shard.poller.clone().run()).detach();
+                let clock = shard.clone();
+                glommio::spawn_local(shard.poller.clone().run(move || {
+                    clock.tick();
+                }))
+                .detach();
                 glommio::spawn_local(cron(shard.clone())).detach();
                 let accepts = listeners.into_iter().map(|l| {
                     let shard = shard.clone();

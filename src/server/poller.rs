@@ -151,13 +151,15 @@ impl Poller {
     }
 
     /// The driver: collects edges and wakes tasks, parking the shard only
-    /// when there is nothing to do.
-    pub async fn run(self: Rc<Self>) {
+    /// when there is nothing to do. `on_round` runs before the woken tasks
+    /// of each round (the shard refreshes its clock there).
+    pub async fn run(self: Rc<Self>, on_round: impl Fn()) {
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
         loop {
             // SAFETY: `events` has room for `len` entries.
             let n = unsafe { libc::epoll_wait(self.epfd.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, 0) };
             if n > 0 {
+                on_round();
                 self.dispatch(&events[..n as usize]);
                 // Let the woken connections run before looking again.
                 yield_now().await;
