@@ -259,7 +259,7 @@ fn client<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
             if n == want { Ok(()) } else { Err(client_arity(&sub)) }
         };
         match sub.as_str() {
-            "HELP" if n == 2 => Ok(Reply::Array(CLIENT_HELP.iter().map(|l| Reply::Status((*l).into())).collect())),
+            "HELP" if n == 2 => Ok(Reply::help(CLIENT_HELP)),
             "ID" => exact(2).map(|_| Reply::Int(client.meta.id as i64)),
             "GETNAME" => {
                 exact(2)?;

@@ -94,7 +94,7 @@ fn debug<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
                     .await;
                 line.map(|l| Reply::Status(l.into())).ok_or(CmdError::NoSuchKey)
             }
-            "HELP" => Ok(Reply::Array(HELP.iter().map(|l| Reply::Status((*l).into())).collect())),
+            "HELP" => Ok(Reply::help(HELP)),
             _ => Err(CmdError::SubcommandSyntax { cmd: "DEBUG".into(), sub: args.str(1) }),
         }
     })

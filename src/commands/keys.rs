@@ -345,7 +345,7 @@ const SHARED_INTEGERS: i64 = 10000;
 fn object(ctx: &mut Ctx, args: Args) -> CmdResult {
     let sub = args.keyword(1);
     if sub == "HELP" && args.len() == 2 {
-        return Ok(Reply::Array(OBJECT_HELP.iter().map(|l| Reply::Status((*l).into())).collect()));
+        return Ok(Reply::help(OBJECT_HELP));
     }
     if !matches!(sub.as_str(), "ENCODING" | "FREQ" | "IDLETIME" | "REFCOUNT") {
         return Err(CmdError::UnknownSubcommand { cmd: "OBJECT".into(), sub: args.str(1) });

@@ -287,6 +287,20 @@ fn swapdb<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
     })
 }
 
+const CONFIG_HELP: &[&str] = &[
+    "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET <pattern>",
+    "    Return parameters matching the glob-like <pattern> and their values.",
+    "SET <directive> <value>",
+    "    Set the configuration <directive> to <value>.",
+    "RESETSTAT",
+    "    Reset statistics reported by the INFO command.",
+    "REWRITE",
+    "    Rewrite the configuration file.",
+    "HELP",
+    "    Prints this help.",
+];
+
 fn config<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
         let sub = args.keyword(1);
@@ -378,24 +392,7 @@ fn config<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                 Ok(Reply::Ok)
             }
             "REWRITE" => Err(CmdError::err("The server is running without a config file")),
-            "HELP" => Ok(Reply::Array(
-                [
-                    "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                    "GET <pattern>",
-                    "    Return parameters matching the glob-like <pattern> and their values.",
-                    "SET <directive> <value>",
-                    "    Set the configuration <directive> to <value>.",
-                    "RESETSTAT",
-                    "    Reset statistics reported by the INFO command.",
-                    "REWRITE",
-                    "    Rewrite the configuration file.",
-                    "HELP",
-                    "    Prints this help.",
-                ]
-                .iter()
-                .map(|l| Reply::Status((*l).into()))
-                .collect(),
-            )),
+            "HELP" => Ok(Reply::help(CONFIG_HELP)),
             _ => Err(CmdError::UnknownSubcommand { cmd: "CONFIG".into(), sub: args.str(1) }),
         }
     })
@@ -440,6 +437,24 @@ fn sorted_specs() -> Vec<&'static Spec> {
     all
 }
 
+const COMMAND_HELP: &[&str] = &[
+    "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "(no subcommand)",
+    "    Return details about all Redis commands.",
+    "COUNT",
+    "    Return the total number of commands in this Redis server.",
+    "LIST",
+    "    Return a list of all commands in this Redis server.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple Redis commands.",
+    "DOCS [<command-name> ...]",
+    "    Return documentation details about multiple Redis commands.",
+    "GETKEYS <full-command>",
+    "    Return the keys from a full Redis command.",
+    "HELP",
+    "    Print this help.",
+];
+
 fn command(_client: &mut Client, args: Args) -> CmdResult {
     if args.len() == 1 {
         return Ok(Reply::Array(sorted_specs().into_iter().map(command_info).collect()));
@@ -482,28 +497,7 @@ fn command(_client: &mut Client, args: Args) -> CmdResult {
             }
             Ok(Reply::bulks(keys))
         }
-        "HELP" => Ok(Reply::Array(
-            [
-                "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                "(no subcommand)",
-                "    Return details about all Redis commands.",
-                "COUNT",
-                "    Return the total number of commands in this Redis server.",
-                "LIST",
-                "    Return a list of all commands in this Redis server.",
-                "INFO [<command-name> ...]",
-                "    Return details about multiple Redis commands.",
-                "DOCS [<command-name> ...]",
-                "    Return documentation details about multiple Redis commands.",
-                "GETKEYS <full-command>",
-                "    Return the keys from a full Redis command.",
-                "HELP",
-                "    Print this help.",
-            ]
-            .iter()
-            .map(|l| Reply::Status((*l).into()))
-            .collect(),
-        )),
+        "HELP" => Ok(Reply::help(COMMAND_HELP)),
         _ => Err(CmdError::UnknownSubcommand { cmd: "COMMAND".into(), sub: args.str(1) }),
     }
 }

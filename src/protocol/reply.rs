@@ -54,6 +54,11 @@ impl Reply {
         Reply::Status(Cow::Borrowed(s))
     }
 
+    /// A HELP subcommand's reply: one status line per entry.
+    pub fn help(lines: &[&'static str]) -> Reply {
+        Reply::Array(lines.iter().map(|l| Reply::status(l)).collect())
+    }
+
     pub fn text(s: impl Into<String>) -> Reply {
         Reply::Bulk(Bytes::from(s.into()))
     }

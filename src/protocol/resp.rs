@@ -235,6 +235,15 @@ fn hex_digit(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
 
+/// A closing quote at `i` must be followed by a space or the end of the
+/// line; returns the position after it.
+fn after_closing_quote(line: &[u8], i: usize) -> Result<usize, ProtocolError> {
+    if line.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace()) {
+        return Err(ProtocolError::UnbalancedQuotes);
+    }
+    Ok(i + 1)
+}
+
 /// Splits an inline line into arguments the way redis-cli and Redis's
 /// `sdssplitargs` do: whitespace separated, "double quotes" with escapes,
 /// 'single quotes' with only \' escaped.
@@ -275,11 +284,7 @@ pub fn split_args(line: &[u8], out: &mut Vec<u8>, spans: &mut Vec<Span>) -> Resu
                         other => other,
                     });
                 } else if c == b'"' {
-                    // The closing quote must be followed by a space or the end.
-                    if line.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace()) {
-                        return Err(ProtocolError::UnbalancedQuotes);
-                    }
-                    i += 1;
+                    i = after_closing_quote(line, i)?;
                     break;
                 } else {
                     out.push(c);
@@ -292,10 +297,7 @@ pub fn split_args(line: &[u8], out: &mut Vec<u8>, spans: &mut Vec<Span>) -> Resu
                     i += 1;
                     out.push(b'\'');
                 } else if c == b'\'' {
-                    if line.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace()) {
-                        return Err(ProtocolError::UnbalancedQuotes);
-                    }
-                    i += 1;
+                    i = after_closing_quote(line, i)?;
                     break;
                 } else {
                     out.push(c);
