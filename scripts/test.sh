@@ -21,4 +21,6 @@ python3 -c 'import redis, pytest' 2>/dev/null || python3 -m pip install -q redis
 cargo fmt --check
 cargo clippy --release --all-targets -- -D warnings
 cargo test --release
+# The integration tests drive the release binary.
+cargo build --release
 python3 -m pytest -q -p no:cacheprovider tests "$@"

@@ -230,6 +230,8 @@ pub struct Hot {
     pub tcp_keepalive: AtomicU64,
     pub requirepass: AtomicBool,
     pub hz: AtomicU64,
+    pub hash_max_listpack_entries: AtomicU64,
+    pub hash_max_listpack_value: AtomicU64,
 }
 
 impl Default for Hot {
@@ -242,6 +244,8 @@ impl Default for Hot {
             tcp_keepalive: AtomicU64::new(0),
             requirepass: AtomicBool::new(false),
             hz: AtomicU64::new(10),
+            hash_max_listpack_entries: AtomicU64::new(0),
+            hash_max_listpack_value: AtomicU64::new(0),
         }
     }
 }
@@ -368,6 +372,8 @@ impl Config {
         h.timeout.store(num("timeout"), Ordering::Relaxed);
         h.tcp_keepalive.store(num("tcp-keepalive"), Ordering::Relaxed);
         h.hz.store(num("hz").max(1), Ordering::Relaxed);
+        h.hash_max_listpack_entries.store(num("hash-max-listpack-entries"), Ordering::Relaxed);
+        h.hash_max_listpack_value.store(num("hash-max-listpack-value"), Ordering::Relaxed);
         h.requirepass.store(!self.str("requirepass").is_empty(), Ordering::Relaxed);
     }
 

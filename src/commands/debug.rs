@@ -83,6 +83,7 @@ fn debug<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
                         let e = ks.dbs[db].get(&key, now)?;
                         let (encoding, len) = match &e.value {
                             Value::Str(s) => (s.encoding(), serialized_len(s)),
+                            other => (other.encoding(), 0),
                         };
                         Some(format!(
                             "Value at:{:p} refcount:1 encoding:{encoding} serializedlength:{len} lru:{} lru_seconds_idle:{}",

@@ -406,6 +406,48 @@ fn keys<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
     })
 }
 
+/// The cursor and options of SCAN, HSCAN, SSCAN, ZSCAN.
+pub(super) struct ScanOptions {
+    pub cursor: u64,
+    pub pattern: Option<Key>,
+    pub count: usize,
+    pub type_filter: Option<String>,
+}
+
+impl ScanOptions {
+    /// Parses `cursor [MATCH p] [COUNT n]` (and `[TYPE t]` for SCAN)
+    /// starting at argument `at`.
+    pub fn parse(args: Args, at: usize, allow_type: bool) -> Result<ScanOptions, CmdError> {
+        let cursor =
+            std::str::from_utf8(args.get(at)).ok().and_then(|s| s.parse().ok()).ok_or(CmdError::InvalidCursor)?;
+        let mut o = ScanOptions { cursor, pattern: None, count: 10, type_filter: None };
+        let mut j = at + 1;
+        while j < args.len() {
+            if j + 1 >= args.len() {
+                return Err(CmdError::Syntax);
+            }
+            match args.keyword(j).as_str() {
+                "MATCH" => o.pattern = Some(args.get(j + 1).into()),
+                "COUNT" => {
+                    let n = args.int(j + 1)?;
+                    if n < 1 {
+                        return Err(CmdError::Syntax);
+                    }
+                    o.count = n as usize;
+                }
+                "TYPE" if allow_type => o.type_filter = Some(args.str(j + 1).to_ascii_lowercase()),
+                _ => return Err(CmdError::Syntax),
+            }
+            j += 2;
+        }
+        Ok(o)
+    }
+
+    pub fn matches(&self, item: &[u8]) -> bool {
+        self.pattern.as_deref().is_none_or(|p| glob_match(p, item, false))
+    }
+}
+
 /// SCAN cursor [MATCH pattern] [COUNT n] [TYPE type].
 ///
 /// The cursor is the next slot to visit plus one (0 starts and ends). Slots
@@ -414,28 +456,7 @@ fn keys<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
 /// are returned however tables resize in between.
 fn scan<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
-        let cursor: u64 =
-            std::str::from_utf8(args.get(1)).ok().and_then(|s| s.parse().ok()).ok_or(CmdError::InvalidCursor)?;
-        let (mut pattern, mut count, mut type_filter): (Option<Key>, usize, Option<String>) = (None, 10, None);
-        let mut j = 2;
-        while j < args.len() {
-            if j + 1 >= args.len() {
-                return Err(CmdError::Syntax);
-            }
-            match args.keyword(j).as_str() {
-                "MATCH" => pattern = Some(args.get(j + 1).into()),
-                "COUNT" => {
-                    let n = args.int(j + 1)?;
-                    if n < 1 {
-                        return Err(CmdError::Syntax);
-                    }
-                    count = n as usize;
-                }
-                "TYPE" => type_filter = Some(args.str(j + 1).to_ascii_lowercase()),
-                _ => return Err(CmdError::Syntax),
-            }
-            j += 2;
-        }
+        let ScanOptions { cursor, pattern, count, type_filter } = ScanOptions::parse(args, 1, true)?;
         if cursor > SLOTS as u64 {
             return Ok(Reply::Array(vec![Reply::text("0"), Reply::Array(vec![])]));
         }

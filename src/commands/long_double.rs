@@ -13,16 +13,37 @@ unsafe extern "C" {
     ) -> i64;
 }
 
+/// Why a long double addition failed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AddError {
+    /// The stored value is not a float.
+    Current,
+    /// The increment is not a float.
+    Increment,
+    NanOrInfinity,
+}
+
+impl From<AddError> for CmdError {
+    fn from(e: AddError) -> CmdError {
+        match e {
+            AddError::NanOrInfinity => CmdError::NanOrInfinity,
+            _ => CmdError::NotFloat,
+        }
+    }
+}
+
 /// `current + incr` printed as Redis prints it; `current` None counts as 0.
-pub fn add(current: Option<&[u8]>, incr: &[u8]) -> Result<Vec<u8>, CmdError> {
+pub fn add(current: Option<&[u8]>, incr: &[u8]) -> Result<Vec<u8>, AddError> {
     let mut out = vec![0u8; 5 * 1024 + 32];
     let (cur_ptr, cur_len) = current.map_or((std::ptr::null(), 0), |c| (c.as_ptr(), c.len()));
     // SAFETY: every pointer/length pair describes a live buffer, and the C
     // side writes at most `out.len()` bytes.
     let n = unsafe { percore_incrbyfloat(cur_ptr, cur_len, incr.as_ptr(), incr.len(), out.as_mut_ptr(), out.len()) };
     match n {
-        -3 => Err(CmdError::NanOrInfinity),
-        n if n < 0 => Err(CmdError::NotFloat),
+        -1 => Err(AddError::Current),
+        -2 => Err(AddError::Increment),
+        -3 => Err(AddError::NanOrInfinity),
+        n if n < 0 => Err(AddError::Current),
         n => {
             out.truncate(n as usize);
             Ok(out)
@@ -32,7 +53,7 @@ pub fn add(current: Option<&[u8]>, incr: &[u8]) -> Result<Vec<u8>, CmdError> {
 
 #[cfg(test)]
 mod tests {
-    use super::add;
+    use super::{AddError, add};
 
     #[test]
     fn like_redis() {
@@ -41,8 +62,8 @@ mod tests {
         assert_eq!(add(Some(b"5.6"), b"5.0e3").unwrap(), b"5005.60000000000000009");
         assert_eq!(add(None, b"3").unwrap(), b"3");
         assert_eq!(add(Some(b"0.1"), b"-0.1").unwrap(), b"0");
-        assert!(add(Some(b"abc"), b"1").is_err());
-        assert!(add(Some(b"1"), b" 1").is_err());
-        assert!(add(Some(b"1"), b"inf").is_err());
+        assert_eq!(add(Some(b"abc"), b"1"), Err(AddError::Current));
+        assert_eq!(add(Some(b"1"), b" 1"), Err(AddError::Increment));
+        assert_eq!(add(Some(b"1"), b"inf"), Err(AddError::NanOrInfinity));
     }
 }

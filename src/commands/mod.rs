@@ -14,12 +14,13 @@ use crate::protocol::resp::{Span, parse_i64};
 use crate::protocol::{CmdError, CmdResult};
 use crate::server::client::Client;
 use crate::server::shared::Shared;
-use crate::storage::{Db, Entry, Keyspace, Str, Value};
+use crate::storage::{Db, Entry, Hash, Keyspace, Str, Value};
 
 pub mod connection;
 mod debug;
+pub mod hashes;
 pub mod keys;
-mod long_double;
+pub mod long_double;
 pub mod server;
 pub mod strings;
 
@@ -155,7 +156,7 @@ impl Spec {
 /// Keyed by lower-case name bytes; ahash because the lookup is on every
 /// request and the keys are fixed, so flooding is not a concern.
 static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec, ahash::RandomState>> = LazyLock::new(|| {
-    [strings::TABLE, keys::TABLE, connection::TABLE, server::TABLE, debug::TABLE]
+    [strings::TABLE, keys::TABLE, hashes::TABLE, connection::TABLE, server::TABLE, debug::TABLE]
         .into_iter()
         .flatten()
         .map(|s| (s.name.as_bytes(), s))
@@ -267,6 +268,30 @@ impl OwnedArgs {
     }
 }
 
+/// A value type commands can ask a key for by type.
+pub trait Typed: Default {
+    fn cast(v: &mut Value) -> Option<&mut Self>;
+    fn wrap(self) -> Value;
+    fn is_empty(&self) -> bool;
+}
+
+impl Typed for Hash {
+    fn cast(v: &mut Value) -> Option<&mut Hash> {
+        match v {
+            Value::Hash(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    fn wrap(self) -> Value {
+        Value::Hash(Box::new(self))
+    }
+
+    fn is_empty(&self) -> bool {
+        Hash::is_empty(self)
+    }
+}
+
 /// What a command body running on a shard works with.
 pub struct Ctx<'a> {
     pub ks: &'a mut Keyspace,
@@ -320,6 +345,34 @@ impl Ctx<'_> {
             None => Ok(None),
             Some(e) if e.value.as_str().is_some() => Ok(Some(e)),
             Some(_) => Err(CmdError::WrongType),
+        }
+    }
+
+    /// The value at `key` if it has type `T` (a read: counts hit/miss).
+    pub fn read_as<T: Typed>(&mut self, key: &[u8]) -> Result<Option<&mut T>, CmdError> {
+        match self.read(key) {
+            None => Ok(None),
+            Some(e) => T::cast(&mut e.value).map(Some).ok_or(CmdError::WrongType),
+        }
+    }
+
+    /// The value at `key` for writing, created empty if missing; callers
+    /// validate their arguments first and call `drop_if_empty` after.
+    pub fn write_as<T: Typed>(&mut self, key: &[u8]) -> Result<&mut T, CmdError> {
+        if self.lookup(key).is_none() {
+            self.set(key, T::default().wrap(), 0);
+        }
+        let e = self.lookup(key).expect("created above");
+        T::cast(&mut e.value).ok_or(CmdError::WrongType)
+    }
+
+    /// Deletes `key` if it holds an empty collection (Redis never keeps
+    /// one).
+    pub fn drop_if_empty<T: Typed>(&mut self, key: &[u8]) {
+        let empty = self.lookup(key).and_then(|e| T::cast(&mut e.value)).is_some_and(|v| v.is_empty());
+        if empty {
+            let now = self.now;
+            self.db().remove(key, now);
         }
     }
 

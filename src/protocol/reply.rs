@@ -34,6 +34,9 @@ pub enum Reply {
     NullArray,
     Array(Vec<Reply>),
     Map(Vec<(Reply, Reply)>),
+    /// Pairs that RESP3 shows as 2-element arrays and RESP2 flattens
+    /// (HRANDFIELD WITHVALUES, ZRANGE WITHSCORES).
+    Pairs(Vec<(Reply, Reply)>),
     Set(Vec<Reply>),
     Double(f64),
     Bool(bool),
@@ -151,6 +154,16 @@ pub fn encode(reply: &Reply, proto: Proto, out: &mut Vec<u8>) {
                 encode(v, proto, out);
             }
         }
+        Reply::Pairs(pairs) => {
+            header(out, b'*', if resp3 { pairs.len() } else { 2 * pairs.len() } as i64);
+            for (a, b) in pairs {
+                if resp3 {
+                    out.extend_from_slice(b"*2\r\n");
+                }
+                encode(a, proto, out);
+                encode(b, proto, out);
+            }
+        }
         Reply::Double(d) if resp3 => {
             out.push(b',');
             out.extend_from_slice(format_double(*d).as_bytes());
@@ -187,6 +200,9 @@ mod tests {
         assert_eq!(enc(&map, Proto::Resp2), "*2\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(enc(&map, Proto::Resp3), "%1\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(enc(&Reply::Null, Proto::Resp2), "$-1\r\n");
+        let pairs = Reply::Pairs(vec![(Reply::text("f"), Reply::Int(1))]);
+        assert_eq!(enc(&pairs, Proto::Resp2), "*2\r\n$1\r\nf\r\n:1\r\n");
+        assert_eq!(enc(&pairs, Proto::Resp3), "*1\r\n*2\r\n$1\r\nf\r\n:1\r\n");
         assert_eq!(enc(&Reply::NullArray, Proto::Resp2), "*-1\r\n");
         assert_eq!(enc(&Reply::Null, Proto::Resp3), "_\r\n");
         assert_eq!(enc(&Reply::Double(1.5), Proto::Resp3), ",1.5\r\n");

@@ -1,7 +1,9 @@
 //! Data owned by one shard: its databases and their counters.
 
 pub mod db;
+pub mod encodings;
 pub mod expire;
+pub mod hash;
 pub mod slots;
 pub mod small_bytes;
 pub mod value;
@@ -11,6 +13,7 @@ pub use small_bytes::SmallBytes;
 
 /// Keys are short byte strings, inline up to 22 bytes.
 pub type Key = SmallBytes;
+pub use hash::{Hash, PackLimits};
 pub use value::{Str, Value};
 
 /// Everything a shard stores: one `Db` per logical database.

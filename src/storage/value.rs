@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 
 use super::SmallBytes;
+use super::hash::Hash;
 use crate::protocol::resp::parse_i64;
 
 /// Strings up to this length are stored exactly sized, like Redis's embstr.
@@ -75,34 +76,39 @@ impl Str {
     }
 }
 
-/// A value of any type. Later data types add variants here.
+/// A value of any type. Collections are boxed so a key's entry stays small.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
     Str(Str),
+    Hash(Box<Hash>),
 }
 
 impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::Hash(_) => "hash",
         }
     }
 
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            Value::Hash(h) => h.encoding(),
         }
     }
 
     pub fn as_str(&self) -> Option<&Str> {
         match self {
             Value::Str(s) => Some(s),
+            _ => None,
         }
     }
 
     pub fn as_str_mut(&mut self) -> Option<&mut Str> {
         match self {
             Value::Str(s) => Some(s),
+            _ => None,
         }
     }
 }

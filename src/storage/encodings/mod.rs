@@ -1,0 +1,5 @@
+//! Compact encodings for small collections.
+
+pub mod listpack;
+
+pub use listpack::Listpack;
