@@ -232,6 +232,9 @@ pub struct Hot {
     pub hz: AtomicU64,
     pub hash_max_listpack_entries: AtomicU64,
     pub hash_max_listpack_value: AtomicU64,
+    pub set_max_intset_entries: AtomicU64,
+    pub set_max_listpack_entries: AtomicU64,
+    pub set_max_listpack_value: AtomicU64,
 }
 
 impl Default for Hot {
@@ -246,6 +249,9 @@ impl Default for Hot {
             hz: AtomicU64::new(10),
             hash_max_listpack_entries: AtomicU64::new(0),
             hash_max_listpack_value: AtomicU64::new(0),
+            set_max_intset_entries: AtomicU64::new(0),
+            set_max_listpack_entries: AtomicU64::new(0),
+            set_max_listpack_value: AtomicU64::new(0),
         }
     }
 }
@@ -374,6 +380,9 @@ impl Config {
         h.hz.store(num("hz").max(1), Ordering::Relaxed);
         h.hash_max_listpack_entries.store(num("hash-max-listpack-entries"), Ordering::Relaxed);
         h.hash_max_listpack_value.store(num("hash-max-listpack-value"), Ordering::Relaxed);
+        h.set_max_intset_entries.store(num("set-max-intset-entries"), Ordering::Relaxed);
+        h.set_max_listpack_entries.store(num("set-max-listpack-entries"), Ordering::Relaxed);
+        h.set_max_listpack_value.store(num("set-max-listpack-value"), Ordering::Relaxed);
         h.requirepass.store(!self.str("requirepass").is_empty(), Ordering::Relaxed);
     }
 

@@ -119,3 +119,39 @@ def test_cross_shard_commands_match_single_shard_results(start_percore):
     assert c.exists(*k) == 4
     assert c.delete(*k) == 4
     assert c.dbsize() == 0
+
+
+def test_set_algebra_across_shards(start_percore):
+    percore = start_percore(threads=SHARDS)
+    c = percore.client()
+    a, b, dst = keys_on_distinct_shards(3, prefix="set")
+    c.sadd(a, "x", "y", "z")
+    c.sadd(b, "y", "z", "w")
+    assert c.sinter(a, b) == {b"y", b"z"}
+    assert c.sunion(a, b) == {b"x", b"y", b"z", b"w"}
+    assert c.sdiff(a, b) == {b"x"}
+    assert c.sinterstore(dst, a, b) == 2
+    assert c.smembers(dst) == {b"y", b"z"}
+    assert c.sintercard(2, [a, b]) == 2
+    assert c.smove(a, dst, "x") is True
+    assert c.smembers(dst) == {b"x", b"y", b"z"}
+    assert c.sdiffstore(dst, a, a) == 0
+    assert c.exists(dst) == 0
+
+
+def test_smove_between_shards_never_loses_a_member(start_percore):
+    percore = start_percore(threads=SHARDS)
+    a, b = keys_on_distinct_shards(2, prefix="mv")
+    percore.client().sadd(a, "m")
+
+    def writer(c, seed, n):
+        src, dst = (a, b) if c.sismember(a, "m") else (b, a)
+        c.smove(src, dst, "m")
+
+    def reader(c, seed, n):
+        total = c.sunion(a, b)
+        assert total == {b"m"}, f"member lost: {total}"
+        both = c.sinter(a, b)
+        assert both == set(), f"member in both sets at once: {both}"
+
+    hammer(percore, writer, reader, writers=1)

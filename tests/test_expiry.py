@@ -64,9 +64,12 @@ def test_lazy_expiry_alone_when_active_expiry_is_off(start_percore):
     percore = start_percore(threads=2)
     c = percore.client()
     assert c.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0") == b"OK"
+    pipe = c.pipeline(transaction=False)
     for i in range(50):
-        c.set(f"lazy:{i}", "x", px=20)
-    wait_until(lambda: c.pttl("lazy:0") == -2, timeout=3, what="first key to expire")
+        pipe.set(f"lazy:{i}", "x", px=20)
+    pipe.execute()
+    # The last key set expires last; reading it reclaims only that one.
+    wait_until(lambda: c.pttl("lazy:49") == -2, timeout=3, what="last key to expire")
     # Nothing reclaims the others until they are touched.
     assert c.dbsize() == 49
     assert c.exists(*[f"lazy:{i}" for i in range(50)]) == 0

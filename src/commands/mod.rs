@@ -14,7 +14,7 @@ use crate::protocol::resp::{Span, parse_i64};
 use crate::protocol::{CmdError, CmdResult};
 use crate::server::client::Client;
 use crate::server::shared::Shared;
-use crate::storage::{Db, Entry, Hash, Keyspace, Str, Value};
+use crate::storage::{Db, Entry, Hash, Keyspace, Set, Str, Value};
 
 pub mod connection;
 mod debug;
@@ -22,6 +22,7 @@ pub mod hashes;
 pub mod keys;
 pub mod long_double;
 pub mod server;
+pub mod sets;
 pub mod strings;
 
 // Flags, with Redis's meaning (server.h, above `struct redisCommand`).
@@ -62,17 +63,30 @@ pub enum Keys {
     None,
     /// first, last (negative counts from the end), step.
     Range(i32, i32, i32),
+    /// The argument at this index counts the keys that follow it
+    /// (SINTERCARD, ZUNIONSTORE's sources, EVAL).
+    Numkeys(i32),
 }
 
 impl Keys {
     /// Argument indexes that are keys, for a call with `argc` arguments.
-    pub fn positions(self, argc: usize) -> impl Iterator<Item = usize> + Clone {
+    pub fn positions(self, args: Args) -> impl Iterator<Item = usize> + Clone {
+        let argc = args.len();
         let (first, last, step) = match self {
             Keys::None => (1, 0, 1),
             Keys::Range(f, l, s) => {
                 let last = if l < 0 { argc as i64 + l as i64 } else { l as i64 };
                 let last = last.min(argc as i64 - 1);
                 (f as i64, last, s as i64)
+            }
+            Keys::Numkeys(at) => {
+                let at = at as usize;
+                // An invalid count means no keys here; the command itself
+                // reports the error.
+                match (at < argc).then(|| parse_i64(args.get(at))).flatten() {
+                    Some(n) if n > 0 && (n as u64) < (argc - at) as u64 => (at as i64 + 1, at as i64 + n, 1),
+                    _ => (1, 0, 1),
+                }
             }
         };
         (first..=last).step_by(step.max(1) as usize).map(|i| i as usize)
@@ -89,7 +103,7 @@ impl Keys {
 
     pub fn step(self) -> usize {
         match self {
-            Keys::None => 1,
+            Keys::None | Keys::Numkeys(_) => 1,
             Keys::Range(_, _, s) => s.max(1) as usize,
         }
     }
@@ -156,7 +170,7 @@ impl Spec {
 /// Keyed by lower-case name bytes; ahash because the lookup is on every
 /// request and the keys are fixed, so flooding is not a concern.
 static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec, ahash::RandomState>> = LazyLock::new(|| {
-    [strings::TABLE, keys::TABLE, hashes::TABLE, connection::TABLE, server::TABLE, debug::TABLE]
+    [strings::TABLE, keys::TABLE, hashes::TABLE, sets::TABLE, connection::TABLE, server::TABLE, debug::TABLE]
         .into_iter()
         .flatten()
         .map(|s| (s.name.as_bytes(), s))
@@ -197,6 +211,11 @@ impl<'a> Args<'a> {
     pub fn get(&self, i: usize) -> &'a [u8] {
         let (o, l) = self.spans[i];
         &self.data[o as usize..(o + l) as usize]
+    }
+
+    /// The arguments after the first `n` (COMMAND GETKEYS's command).
+    pub fn skip(&self, n: usize) -> Args<'a> {
+        Args { data: self.data, spans: &self.spans[n.min(self.spans.len())..] }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + Clone + '_ {
@@ -289,6 +308,23 @@ impl Typed for Hash {
 
     fn is_empty(&self) -> bool {
         Hash::is_empty(self)
+    }
+}
+
+impl Typed for Set {
+    fn cast(v: &mut Value) -> Option<&mut Set> {
+        match v {
+            Value::Set(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn wrap(self) -> Value {
+        Value::Set(Box::new(self))
+    }
+
+    fn is_empty(&self) -> bool {
+        Set::is_empty(self)
     }
 }
 
@@ -406,10 +442,24 @@ mod tests {
 
     #[test]
     fn key_positions() {
-        assert_eq!(Keys::Range(1, -1, 2).positions(5).collect::<Vec<_>>(), vec![1, 3]);
-        assert_eq!(Keys::Range(1, 1, 1).positions(2).collect::<Vec<_>>(), vec![1]);
-        assert_eq!(Keys::Range(2, 2, 1).positions(2).count(), 0);
-        assert_eq!(Keys::None.positions(3).count(), 0);
+        let owned = |words: &[&str]| {
+            let mut o = OwnedArgs::default();
+            words.iter().for_each(|w| o.push(w.as_bytes()));
+            o
+        };
+        let five = owned(&["mset", "a", "1", "b", "2"]);
+        assert_eq!(Keys::Range(1, -1, 2).positions(five.args()).collect::<Vec<_>>(), vec![1, 3]);
+        let two = owned(&["get", "a"]);
+        assert_eq!(Keys::Range(1, 1, 1).positions(two.args()).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(Keys::Range(2, 2, 1).positions(two.args()).count(), 0);
+        assert_eq!(Keys::None.positions(two.args()).count(), 0);
+        let card = owned(&["sintercard", "2", "a", "b", "LIMIT", "1"]);
+        assert_eq!(Keys::Numkeys(1).positions(card.args()).collect::<Vec<_>>(), vec![2, 3]);
+        for bad in
+            [&["sintercard", "9", "a"][..], &["sintercard", "0", "a"], &["sintercard", "x", "a"], &["sintercard"]]
+        {
+            assert_eq!(Keys::Numkeys(1).positions(owned(bad).args()).count(), 0);
+        }
         assert!(Keys::Range(1, -1, 2).fits(5));
         assert!(!Keys::Range(1, -1, 2).fits(4));
         assert!(Keys::Range(1, -1, 1).fits(4));

@@ -400,7 +400,7 @@ fn config<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
 
 fn command_info(spec: &Spec) -> Reply {
     let (first, last, step) = match spec.keys {
-        Keys::None => (0, 0, 0),
+        Keys::None | Keys::Numkeys(_) => (0, 0, 0),
         Keys::Range(f, l, s) => (f as i64, l as i64, s as i64),
     };
     let mut acl = vec![if spec.has(WRITE) { "@write" } else { "@read" }];
@@ -427,7 +427,7 @@ fn command_docs(spec: &Spec) -> Reply {
     Reply::Map(vec![
         (Reply::text("summary"), Reply::text(format!("The {} command", spec.name.to_ascii_uppercase()))),
         (Reply::text("since"), Reply::text("1.0.0")),
-        (Reply::text("group"), Reply::text(if spec.keys.positions(3).count() > 0 { "generic" } else { "server" })),
+        (Reply::text("group"), Reply::text(if matches!(spec.keys, Keys::None) { "server" } else { "generic" })),
     ])
 }
 
@@ -491,7 +491,8 @@ fn command(_client: &mut Client, args: Args) -> CmdResult {
             if !spec.arity_ok(argc) {
                 return Err(CmdError::err("Invalid number of arguments specified for command"));
             }
-            let keys: Vec<&[u8]> = spec.keys.positions(argc).map(|i| args.get(i + 2)).collect();
+            let command = args.skip(2);
+            let keys: Vec<&[u8]> = spec.keys.positions(command).map(|i| command.get(i)).collect();
             if keys.is_empty() {
                 return Err(CmdError::err("The command has no key arguments"));
             }

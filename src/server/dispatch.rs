@@ -34,7 +34,7 @@ async fn run_data_when_unlocked(
     args: Args<'_>,
 ) -> CmdResult {
     if !shard.locks.borrow().is_empty() {
-        shard.wait_unlocked(db, spec.keys.positions(args.len()).map(|i| args.get(i))).await;
+        shard.wait_unlocked(db, spec.keys.positions(args).map(|i| args.get(i))).await;
     }
     run_data(shard, spec, f, db, no_touch, args)
 }
@@ -138,7 +138,7 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
         match spec.handler {
             Handler::Data(f) | Handler::Split(f, _) | Handler::Cross(f, _) => {
                 let shard = client.shard.clone();
-                let mut keys = spec.keys.positions(args.len()).map(|i| args.get(i));
+                let mut keys = spec.keys.positions(args).map(|i| args.get(i));
                 let target = keys.next().map_or(shard.id, |k| shard.owner(k));
                 if keys.all(|k| shard.owner(k) == target) {
                     if target != shard.id {
@@ -181,7 +181,7 @@ async fn run_split(client: &Client, spec: &'static Spec, f: DataFn, merge: Merge
     let shard = &client.shard;
     let step = spec.keys.step();
     let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    let positions: Vec<usize> = spec.keys.positions(args.len()).collect();
+    let positions: Vec<usize> = spec.keys.positions(args).collect();
     for (ordinal, &i) in positions.iter().enumerate() {
         groups.entry(shard.owner(args.get(i))).or_default().push(ordinal);
     }

@@ -4,6 +4,7 @@ use std::borrow::Cow;
 
 use super::SmallBytes;
 use super::hash::Hash;
+use super::set::Set;
 use crate::protocol::resp::parse_i64;
 
 /// Strings up to this length are stored exactly sized, like Redis's embstr.
@@ -81,6 +82,7 @@ impl Str {
 pub enum Value {
     Str(Str),
     Hash(Box<Hash>),
+    Set(Box<Set>),
 }
 
 impl Value {
@@ -88,6 +90,7 @@ impl Value {
         match self {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
         }
     }
 
@@ -95,6 +98,7 @@ impl Value {
         match self {
             Value::Str(s) => s.encoding(),
             Value::Hash(h) => h.encoding(),
+            Value::Set(s) => s.encoding(),
         }
     }
 

@@ -1,0 +1,343 @@
+//! Set commands (t_set.c). Commands over several keys (SINTER, SUNION,
+//! SDIFF and their STORE forms, SINTERCARD, SMOVE) read every source under
+//! one transaction, compute on the connection's core and write the
+//! destination on its owner, whether the keys share a shard or not.
+
+use futures::future::LocalBoxFuture;
+
+use super::keys::ScanOptions;
+use super::{Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, Typed, WRITE};
+use crate::config::Hot;
+use crate::protocol::{CmdError, CmdResult, Reply};
+use crate::server::client::Client;
+use crate::server::transaction::Tx;
+use crate::storage::{Key, Set, SetLimits, SmallBytes, Value};
+
+fn limits(server: &crate::server::shared::Shared) -> SetLimits {
+    let hot = &server.hot;
+    SetLimits {
+        max_intset_entries: Hot::get(&hot.set_max_intset_entries) as usize,
+        max_listpack_entries: Hot::get(&hot.set_max_listpack_entries) as usize,
+        max_listpack_value: Hot::get(&hot.set_max_listpack_value) as usize,
+    }
+}
+
+fn sadd(ctx: &mut Ctx, args: Args) -> CmdResult {
+    let limits = limits(ctx.server);
+    let key = args.get(1);
+    if ctx.lookup(key).is_none() {
+        ctx.set(key, Set::for_member(args.get(2), limits).wrap(), 0);
+    }
+    let s = ctx.write_as::<Set>(key)?;
+    Ok(Reply::Int((2..args.len()).filter(|&i| s.insert(args.get(i), limits)).count() as i64))
+}
+
+fn srem(ctx: &mut Ctx, args: Args) -> CmdResult {
+    let key = args.get(1);
+    let Some(s) = ctx.read_as::<Set>(key)? else { return Ok(Reply::Int(0)) };
+    let removed = (2..args.len()).filter(|&i| s.remove(args.get(i))).count();
+    ctx.drop_if_empty::<Set>(key);
+    Ok(Reply::Int(removed as i64))
+}
+
+fn members_reply(members: impl IntoIterator<Item = SmallBytes>) -> Reply {
+    Reply::Set(members.into_iter().map(|m| Reply::bulk(&m)).collect())
+}
+
+fn smembers(ctx: &mut Ctx, args: Args) -> CmdResult {
+    Ok(members_reply(ctx.read_as::<Set>(args.get(1))?.map(|s| s.members()).unwrap_or_default()))
+}
+
+fn sismember(ctx: &mut Ctx, args: Args) -> CmdResult {
+    Ok(Reply::Int(ctx.read_as::<Set>(args.get(1))?.is_some_and(|s| s.contains(args.get(2))) as i64))
+}
+
+fn smismember(ctx: &mut Ctx, args: Args) -> CmdResult {
+    let s = ctx.read_as::<Set>(args.get(1))?;
+    Ok(Reply::Array(
+        (2..args.len()).map(|i| Reply::Int(s.as_ref().is_some_and(|s| s.contains(args.get(i))) as i64)).collect(),
+    ))
+}
+
+fn scard(ctx: &mut Ctx, args: Args) -> CmdResult {
+    Ok(Reply::Int(ctx.read_as::<Set>(args.get(1))?.map_or(0, |s| s.len() as i64)))
+}
+
+/// Distinct random positions, or `n` draws with repetition.
+fn pick(len: usize, n: usize, repeat: bool) -> Vec<usize> {
+    if repeat {
+        return (0..n).map(|_| fastrand::usize(..len)).collect();
+    }
+    let mut all: Vec<usize> = (0..len).collect();
+    fastrand::shuffle(&mut all);
+    all.truncate(n);
+    all
+}
+
+fn spop(ctx: &mut Ctx, args: Args) -> CmdResult {
+    let count = match args.len() {
+        2 => None,
+        3 => {
+            let n = args.int(2).ok().filter(|&n| n >= 0);
+            Some(n.ok_or_else(|| CmdError::err("value is out of range, must be positive"))? as usize)
+        }
+        _ => return Err(CmdError::Syntax),
+    };
+    let key = args.get(1);
+    let Some(s) = ctx.read_as::<Set>(key)? else {
+        return Ok(if count.is_some() { Reply::Set(Vec::new()) } else { Reply::Null });
+    };
+    let chosen: Vec<SmallBytes> =
+        pick(s.len(), count.unwrap_or(1), false).into_iter().filter_map(|i| s.nth(i)).collect();
+    for m in &chosen {
+        s.remove(m);
+    }
+    ctx.drop_if_empty::<Set>(key);
+    Ok(match count {
+        None => chosen.first().map_or(Reply::Null, |m| Reply::bulk(m)),
+        Some(_) => members_reply(chosen),
+    })
+}
+
+fn srandmember(ctx: &mut Ctx, args: Args) -> CmdResult {
+    let count = match args.len() {
+        2 => None,
+        3 => Some(args.int(2)?),
+        _ => return Err(CmdError::Syntax),
+    };
+    let s = ctx.read_as::<Set>(args.get(1))?;
+    match (s, count) {
+        (None, None) => Ok(Reply::Null),
+        (None, Some(_)) => Ok(Reply::Array(Vec::new())),
+        (Some(s), None) => Ok(s.nth(fastrand::usize(..s.len())).map_or(Reply::Null, |m| Reply::bulk(&m))),
+        (Some(s), Some(n)) => {
+            let picks = pick(s.len(), (n.unsigned_abs() as usize).min(if n < 0 { usize::MAX } else { s.len() }), n < 0);
+            Ok(Reply::Array(picks.into_iter().filter_map(|i| s.nth(i)).map(|m| Reply::bulk(&m)).collect()))
+        }
+    }
+}
+
+fn sscan(ctx: &mut Ctx, args: Args) -> CmdResult {
+    let o = ScanOptions::parse(args, 2, false)?;
+    let s = ctx.read_as::<Set>(args.get(1))?;
+    let mut found = Vec::new();
+    let mut next = 0;
+    if let Some(s) = s {
+        let (start, end) = match s {
+            Set::Table(_) => (o.cursor as usize, (o.cursor as usize).saturating_add(o.count).min(s.len())),
+            _ => (0, s.len()),
+        };
+        found.extend((start..end).filter_map(|i| s.nth(i)).filter(|m| o.matches(m)).map(|m| Reply::bulk(&m)));
+        if end < s.len() {
+            next = end;
+        }
+    }
+    Ok(Reply::Array(vec![Reply::text(next.to_string()), Reply::Array(found)]))
+}
+
+/// The sets at `keys` (None for a missing key), read on their owners
+/// under `tx`; WRONGTYPE if one holds another type.
+async fn read_sets(client: &Client, tx: &Tx, keys: &[Key]) -> Result<Vec<Option<Set>>, CmdError> {
+    let db = client.db();
+    let mut sets = Vec::with_capacity(keys.len());
+    for key in keys {
+        let key = key.clone();
+        let value = tx
+            .run(client.shard.owner(&key), move |sh| {
+                let now = sh.now();
+                sh.ks.borrow_mut().dbs[db].get(&key, now).map(|e| e.value.clone())
+            })
+            .await;
+        sets.push(match value {
+            None => None,
+            Some(Value::Set(s)) => Some(*s),
+            Some(_) => return Err(CmdError::WrongType),
+        });
+    }
+    Ok(sets)
+}
+
+/// Replaces `key` with `set` on its owner (an empty set deletes the key).
+async fn write_set(client: &Client, tx: &Tx, key: &[u8], set: Set) {
+    let (db, key) = (client.db(), Key::new(key));
+    tx.run(client.shard.owner(&key), move |sh| {
+        let mut ks = sh.ks.borrow_mut();
+        let now = sh.now();
+        if set.is_empty() {
+            ks.dbs[db].remove(&key, now);
+        } else {
+            ks.dbs[db].insert(&key, set.wrap(), 0, now);
+        }
+        ks.dirty += 1;
+    })
+    .await;
+}
+
+#[derive(Clone, Copy)]
+enum Algebra {
+    Inter,
+    Union,
+    Diff,
+}
+
+fn combine(op: Algebra, sets: &[Option<Set>]) -> Vec<SmallBytes> {
+    let members = |s: &Option<Set>| s.as_ref().map(|s| s.members()).unwrap_or_default();
+    match op {
+        Algebra::Inter => {
+            if sets.iter().any(|s| s.is_none()) {
+                return Vec::new();
+            }
+            let mut smallest = sets.iter().flatten().min_by_key(|s| s.len()).map(|s| s.members()).unwrap_or_default();
+            smallest.retain(|m| sets.iter().flatten().all(|s| s.contains(m)));
+            smallest
+        }
+        Algebra::Union => {
+            let mut seen = indexmap::IndexSet::<SmallBytes>::new();
+            sets.iter().for_each(|s| seen.extend(members(s)));
+            seen.into_iter().collect()
+        }
+        Algebra::Diff => {
+            let mut first = members(&sets[0]);
+            first.retain(|m| sets[1..].iter().flatten().all(|s| !s.contains(m)));
+            first
+        }
+    }
+}
+
+fn build(members: &[SmallBytes], limits: SetLimits) -> Set {
+    let mut s = members.first().map_or_else(Set::default, |m| Set::for_member(m, limits));
+    members.iter().for_each(|m| {
+        s.insert(m, limits);
+    });
+    s
+}
+
+/// SINTER / SUNION / SDIFF, and with `store` their STORE forms.
+async fn algebra(client: &mut Client, args: Args<'_>, op: Algebra, store: bool) -> CmdResult {
+    let sources: Vec<Key> = (if store { 2 } else { 1 }..args.len()).map(|i| Key::new(args.get(i))).collect();
+    let db = client.db();
+    let mut locked: Vec<&[u8]> = sources.iter().map(|k| &**k).collect();
+    if store {
+        locked.push(args.get(1));
+    }
+    let tx = Tx::lock(&client.shard, db, locked.into_iter()).await;
+    let result = async {
+        let sets = read_sets(client, &tx, &sources).await?;
+        let members = combine(op, &sets);
+        if store {
+            let n = members.len();
+            write_set(client, &tx, args.get(1), build(&members, limits(&client.shard.server))).await;
+            Ok(Reply::Int(n as i64))
+        } else {
+            Ok(members_reply(members))
+        }
+    }
+    .await;
+    tx.unlock().await;
+    result
+}
+
+fn sinter<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(algebra(client, args, Algebra::Inter, false))
+}
+
+fn sunion<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(algebra(client, args, Algebra::Union, false))
+}
+
+fn sdiff<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(algebra(client, args, Algebra::Diff, false))
+}
+
+fn sinterstore<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(algebra(client, args, Algebra::Inter, true))
+}
+
+fn sunionstore<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(algebra(client, args, Algebra::Union, true))
+}
+
+fn sdiffstore<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(algebra(client, args, Algebra::Diff, true))
+}
+
+/// SINTERCARD numkeys key [key ...] [LIMIT limit]
+fn sintercard<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(async move {
+        let n = args.int(1).ok().filter(|&n| n > 0).ok_or_else(|| CmdError::err("numkeys should be greater than 0"))?;
+        if n as u64 > (args.len() - 2) as u64 {
+            return Err(CmdError::err("Number of keys can't be greater than number of args"));
+        }
+        let n = n as usize;
+        let mut limit = 0usize;
+        let mut j = 2 + n;
+        while j < args.len() {
+            if args.is(j, "LIMIT") && j + 1 < args.len() {
+                let l = args.int(j + 1)?;
+                if l < 0 {
+                    return Err(CmdError::err("LIMIT can't be negative"));
+                }
+                limit = l as usize;
+                j += 2;
+            } else {
+                return Err(CmdError::Syntax);
+            }
+        }
+        let sources: Vec<Key> = (2..2 + n).map(|i| Key::new(args.get(i))).collect();
+        let tx = Tx::lock(&client.shard, client.db(), sources.iter().map(|k| &**k)).await;
+        let sets = read_sets(client, &tx, &sources).await;
+        tx.unlock().await;
+        let count = combine(Algebra::Inter, &sets?).len();
+        Ok(Reply::Int(if limit > 0 { count.min(limit) } else { count } as i64))
+    })
+}
+
+fn smove<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(async move {
+        let (src, dst, member) = (Key::new(args.get(1)), Key::new(args.get(2)), SmallBytes::new(args.get(3)));
+        let tx = Tx::lock(&client.shard, client.db(), [&*src, &*dst].into_iter()).await;
+        let result = async {
+            let sets = read_sets(client, &tx, &[src.clone(), dst.clone()]).await?;
+            let [from, to] = <[Option<Set>; 2]>::try_from(sets).expect("two keys read");
+            let Some(mut from) = from else { return Ok(Reply::Int(0)) };
+            if src == dst {
+                return Ok(Reply::Int(from.contains(&member) as i64));
+            }
+            if !from.remove(&member) {
+                return Ok(Reply::Int(0));
+            }
+            let limits = limits(&client.shard.server);
+            let mut to = to.unwrap_or_else(|| Set::for_member(&member, limits));
+            to.insert(&member, limits);
+            write_set(client, &tx, &src, from).await;
+            write_set(client, &tx, &dst, to).await;
+            Ok(Reply::Int(1))
+        }
+        .await;
+        tx.unlock().await;
+        result
+    })
+}
+
+const KEY1: Keys = Keys::Range(1, 1, 1);
+const ALL_KEYS: Keys = Keys::Range(1, -1, 1);
+
+pub(super) const TABLE: &[Spec] = &[
+    Spec::new("sadd", -3, WRITE | DENYOOM | FAST, KEY1, Handler::Data(sadd)),
+    Spec::new("srem", -3, WRITE | FAST, KEY1, Handler::Data(srem)),
+    Spec::new("smembers", 2, READONLY, KEY1, Handler::Data(smembers)),
+    Spec::new("sismember", 3, READONLY | FAST, KEY1, Handler::Data(sismember)),
+    Spec::new("smismember", -3, READONLY | FAST, KEY1, Handler::Data(smismember)),
+    Spec::new("scard", 2, READONLY | FAST, KEY1, Handler::Data(scard)),
+    Spec::new("spop", -2, WRITE | FAST, KEY1, Handler::Data(spop)),
+    Spec::new("srandmember", -2, READONLY, KEY1, Handler::Data(srandmember)),
+    Spec::new("sscan", -3, READONLY, KEY1, Handler::Data(sscan)),
+    Spec::new("smove", 4, WRITE | FAST, Keys::Range(1, 2, 1), Handler::Async(smove)),
+    Spec::new("sinter", -2, READONLY, ALL_KEYS, Handler::Async(sinter)),
+    Spec::new("sunion", -2, READONLY, ALL_KEYS, Handler::Async(sunion)),
+    Spec::new("sdiff", -2, READONLY, ALL_KEYS, Handler::Async(sdiff)),
+    Spec::new("sinterstore", -3, WRITE | DENYOOM, ALL_KEYS, Handler::Async(sinterstore)),
+    Spec::new("sunionstore", -3, WRITE | DENYOOM, ALL_KEYS, Handler::Async(sunionstore)),
+    Spec::new("sdiffstore", -3, WRITE | DENYOOM, ALL_KEYS, Handler::Async(sdiffstore)),
+    Spec::new("sintercard", -3, READONLY, Keys::Numkeys(1), Handler::Async(sintercard)),
+];
