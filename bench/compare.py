@@ -24,7 +24,19 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # redis-benchmark -t names and the row label it prints.
-TESTS = {"set": "SET", "get": "GET", "incr": "INCR", "mset": "MSET (10 keys)"}
+TESTS = {
+    "set": "SET",
+    "get": "GET",
+    "incr": "INCR",
+    "mset": "MSET (10 keys)",
+    "lpush": "LPUSH",
+    "rpop": "RPOP",
+    "sadd": "SADD",
+    "hset": "HSET",
+    "zadd": "ZADD",
+    "lrange_100": "LRANGE_100 (first 100 elements)",
+    "lrange_600": "LRANGE_600 (first 600 elements)",
+}
 
 
 def free_port():

@@ -235,6 +235,8 @@ pub struct Hot {
     pub set_max_intset_entries: AtomicU64,
     pub set_max_listpack_entries: AtomicU64,
     pub set_max_listpack_value: AtomicU64,
+    /// `list-max-listpack-size`, which may be negative.
+    pub list_max_listpack_size: std::sync::atomic::AtomicI64,
 }
 
 impl Default for Hot {
@@ -252,6 +254,7 @@ impl Default for Hot {
             set_max_intset_entries: AtomicU64::new(0),
             set_max_listpack_entries: AtomicU64::new(0),
             set_max_listpack_value: AtomicU64::new(0),
+            list_max_listpack_size: std::sync::atomic::AtomicI64::new(-2),
         }
     }
 }
@@ -383,6 +386,7 @@ impl Config {
         h.set_max_intset_entries.store(num("set-max-intset-entries"), Ordering::Relaxed);
         h.set_max_listpack_entries.store(num("set-max-listpack-entries"), Ordering::Relaxed);
         h.set_max_listpack_value.store(num("set-max-listpack-value"), Ordering::Relaxed);
+        h.list_max_listpack_size.store(self.int("list-max-listpack-size"), Ordering::Relaxed);
         h.requirepass.store(!self.str("requirepass").is_empty(), Ordering::Relaxed);
     }
 

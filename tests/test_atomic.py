@@ -155,3 +155,18 @@ def test_smove_between_shards_never_loses_a_member(start_percore):
         assert both == set(), f"member in both sets at once: {both}"
 
     hammer(percore, writer, reader, writers=1)
+
+
+def test_lmove_between_shards_keeps_every_element(start_percore):
+    percore = start_percore(threads=SHARDS)
+    src, dst = keys_on_distinct_shards(2, prefix="q")
+    c = percore.client()
+    c.rpush(src, *range(200))
+    moved = [c.lmove(src, dst, "LEFT", "RIGHT") for _ in range(120)]
+    assert moved == [str(i).encode() for i in range(120)]
+    assert c.llen(src) == 80 and c.llen(dst) == 120
+    popped = c.lmpop(2, src, dst, direction="RIGHT", count=500)
+    assert popped[0] == src.encode() and len(popped[1]) == 80
+    assert c.exists(src) == 0
+    assert c.rpoplpush(dst, src) == b"119"
+    assert c.lrange(src, 0, -1) == [b"119"]

@@ -78,7 +78,7 @@ fn renamenx(ctx: &mut Ctx, args: Args) -> CmdResult {
 }
 
 /// Runs a step on the owner of `key` in `db` with the transaction held.
-async fn on_owner<R, F>(tx: &Tx, client: &Client, key: &[u8], db: usize, f: F) -> R
+pub(super) async fn on_owner<R, F>(tx: &Tx, client: &Client, key: &[u8], db: usize, f: F) -> R
 where
     F: FnOnce(&mut Ctx, &[u8]) -> R + Send + 'static,
     R: Send + 'static,

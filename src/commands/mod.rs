@@ -14,12 +14,13 @@ use crate::protocol::resp::{Span, parse_i64};
 use crate::protocol::{CmdError, CmdResult};
 use crate::server::client::Client;
 use crate::server::shared::Shared;
-use crate::storage::{Db, Entry, Hash, Keyspace, Set, Str, Value};
+use crate::storage::{Db, Entry, Hash, Keyspace, List, Set, Str, Value};
 
 pub mod connection;
 mod debug;
 pub mod hashes;
 pub mod keys;
+pub mod lists;
 pub mod long_double;
 pub mod server;
 pub mod sets;
@@ -170,11 +171,20 @@ impl Spec {
 /// Keyed by lower-case name bytes; ahash because the lookup is on every
 /// request and the keys are fixed, so flooding is not a concern.
 static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec, ahash::RandomState>> = LazyLock::new(|| {
-    [strings::TABLE, keys::TABLE, hashes::TABLE, sets::TABLE, connection::TABLE, server::TABLE, debug::TABLE]
-        .into_iter()
-        .flatten()
-        .map(|s| (s.name.as_bytes(), s))
-        .collect()
+    [
+        strings::TABLE,
+        keys::TABLE,
+        hashes::TABLE,
+        lists::TABLE,
+        sets::TABLE,
+        connection::TABLE,
+        server::TABLE,
+        debug::TABLE,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|s| (s.name.as_bytes(), s))
+    .collect()
 });
 
 /// Looks a command up by name, case-insensitively, without allocating.
@@ -325,6 +335,23 @@ impl Typed for Set {
 
     fn is_empty(&self) -> bool {
         Set::is_empty(self)
+    }
+}
+
+impl Typed for List {
+    fn cast(v: &mut Value) -> Option<&mut List> {
+        match v {
+            Value::List(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    fn wrap(self) -> Value {
+        Value::List(Box::new(self))
+    }
+
+    fn is_empty(&self) -> bool {
+        List::is_empty(self)
     }
 }
 

@@ -4,6 +4,7 @@ pub mod db;
 pub mod encodings;
 pub mod expire;
 pub mod hash;
+pub mod list;
 pub mod set;
 pub mod slots;
 pub mod small_bytes;
@@ -15,6 +16,7 @@ pub use small_bytes::SmallBytes;
 /// Keys are short byte strings, inline up to 22 bytes.
 pub type Key = SmallBytes;
 pub use hash::{Hash, PackLimits};
+pub use list::{End, List, ListLimits};
 pub use set::{Set, SetLimits};
 pub use value::{Str, Value};
 

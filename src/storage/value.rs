@@ -4,6 +4,7 @@ use std::borrow::Cow;
 
 use super::SmallBytes;
 use super::hash::Hash;
+use super::list::List;
 use super::set::Set;
 use crate::protocol::resp::parse_i64;
 
@@ -83,6 +84,7 @@ pub enum Value {
     Str(Str),
     Hash(Box<Hash>),
     Set(Box<Set>),
+    List(Box<List>),
 }
 
 impl Value {
@@ -91,6 +93,7 @@ impl Value {
             Value::Str(_) => "string",
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
+            Value::List(_) => "list",
         }
     }
 
@@ -99,6 +102,7 @@ impl Value {
             Value::Str(s) => s.encoding(),
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
+            Value::List(l) => l.encoding(),
         }
     }
 

@@ -62,6 +62,18 @@ impl Listpack {
         it.pos
     }
 
+    /// Bytes used by the entries.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Inserts `entry` so it becomes entry number `index`.
+    pub fn insert(&mut self, index: usize, entry: &[u8]) {
+        let at = self.offset(index);
+        self.data.splice(at..at, encoded(entry));
+        self.count += 1;
+    }
+
     pub fn get(&self, index: usize) -> Option<&[u8]> {
         self.iter().nth(index)
     }
@@ -140,6 +152,10 @@ mod tests {
         lp.remove_range(0, 2);
         assert_eq!(all(&lp), vec![b"".to_vec()]);
         assert_eq!(lp.len(), 1);
+        lp.insert(0, b"first");
+        lp.insert(2, b"last");
+        assert_eq!(all(&lp), vec![b"first".to_vec(), b"".to_vec(), b"last".to_vec()]);
+        assert_eq!(lp.bytes(), 6 + 1 + 5);
     }
 
     #[test]
