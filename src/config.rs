@@ -237,6 +237,8 @@ pub struct Hot {
     pub set_max_listpack_value: AtomicU64,
     /// `list-max-listpack-size`, which may be negative.
     pub list_max_listpack_size: std::sync::atomic::AtomicI64,
+    pub zset_max_listpack_entries: AtomicU64,
+    pub zset_max_listpack_value: AtomicU64,
 }
 
 impl Default for Hot {
@@ -255,6 +257,8 @@ impl Default for Hot {
             set_max_listpack_entries: AtomicU64::new(0),
             set_max_listpack_value: AtomicU64::new(0),
             list_max_listpack_size: std::sync::atomic::AtomicI64::new(-2),
+            zset_max_listpack_entries: AtomicU64::new(0),
+            zset_max_listpack_value: AtomicU64::new(0),
         }
     }
 }
@@ -387,6 +391,8 @@ impl Config {
         h.set_max_listpack_entries.store(num("set-max-listpack-entries"), Ordering::Relaxed);
         h.set_max_listpack_value.store(num("set-max-listpack-value"), Ordering::Relaxed);
         h.list_max_listpack_size.store(self.int("list-max-listpack-size"), Ordering::Relaxed);
+        h.zset_max_listpack_entries.store(num("zset-max-listpack-entries"), Ordering::Relaxed);
+        h.zset_max_listpack_value.store(num("zset-max-listpack-value"), Ordering::Relaxed);
         h.requirepass.store(!self.str("requirepass").is_empty(), Ordering::Relaxed);
     }
 

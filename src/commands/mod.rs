@@ -14,7 +14,7 @@ use crate::protocol::resp::{Span, parse_i64};
 use crate::protocol::{CmdError, CmdResult};
 use crate::server::client::Client;
 use crate::server::shared::Shared;
-use crate::storage::{Db, Entry, Hash, Keyspace, List, Set, Str, Value};
+use crate::storage::{Db, Entry, Hash, Keyspace, List, Set, Str, Value, ZSet};
 
 pub mod connection;
 mod debug;
@@ -25,6 +25,7 @@ pub mod long_double;
 pub mod server;
 pub mod sets;
 pub mod strings;
+pub mod zsets;
 
 // Flags, with Redis's meaning (server.h, above `struct redisCommand`).
 /// May modify the keyspace.
@@ -177,6 +178,7 @@ static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec, ahash::RandomState>
         hashes::TABLE,
         lists::TABLE,
         sets::TABLE,
+        zsets::TABLE,
         connection::TABLE,
         server::TABLE,
         debug::TABLE,
@@ -352,6 +354,23 @@ impl Typed for List {
 
     fn is_empty(&self) -> bool {
         List::is_empty(self)
+    }
+}
+
+impl Typed for ZSet {
+    fn cast(v: &mut Value) -> Option<&mut ZSet> {
+        match v {
+            Value::ZSet(z) => Some(z),
+            _ => None,
+        }
+    }
+
+    fn wrap(self) -> Value {
+        Value::ZSet(Box::new(self))
+    }
+
+    fn is_empty(&self) -> bool {
+        ZSet::is_empty(self)
     }
 }
 

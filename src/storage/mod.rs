@@ -9,6 +9,7 @@ pub mod set;
 pub mod slots;
 pub mod small_bytes;
 pub mod value;
+pub mod zset;
 
 pub use db::{Db, Entry};
 pub use small_bytes::SmallBytes;
@@ -19,6 +20,7 @@ pub use hash::{Hash, PackLimits};
 pub use list::{End, List, ListLimits};
 pub use set::{Set, SetLimits};
 pub use value::{Str, Value};
+pub use zset::{ZLimits, ZSet};
 
 /// Everything a shard stores: one `Db` per logical database.
 #[derive(Debug)]

@@ -6,6 +6,7 @@ use super::SmallBytes;
 use super::hash::Hash;
 use super::list::List;
 use super::set::Set;
+use super::zset::ZSet;
 use crate::protocol::resp::parse_i64;
 
 /// Strings up to this length are stored exactly sized, like Redis's embstr.
@@ -79,12 +80,13 @@ impl Str {
 }
 
 /// A value of any type. Collections are boxed so a key's entry stays small.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Str(Str),
     Hash(Box<Hash>),
     Set(Box<Set>),
     List(Box<List>),
+    ZSet(Box<ZSet>),
 }
 
 impl Value {
@@ -94,6 +96,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::List(_) => "list",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -103,6 +106,7 @@ impl Value {
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
             Value::List(l) => l.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 

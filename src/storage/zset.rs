@@ -1,0 +1,270 @@
+//! The sorted set type: members ordered by (score, member).
+//!
+//! Small sets are packed (`listpack`: member, then the score's 8 bytes,
+//! in order). Large ones (`skiplist`, Redis's name) keep a member -> score
+//! map plus the ordered elements in sorted chunks of at most `CHUNK`:
+//! finding a position is a binary search over chunks and within one, a
+//! rank adds the chunk sizes before it (a few hundred additions for a
+//! million members), and an insert moves at most one chunk's tail.
+
+use hashbrown::HashMap;
+
+use super::SmallBytes;
+use super::db::KeyHasher;
+use super::encodings::Listpack;
+
+const CHUNK: usize = 256;
+
+#[derive(Clone, Copy, Debug)]
+pub struct ZLimits {
+    pub max_entries: usize,
+    pub max_value: usize,
+}
+
+/// (score, member) order; scores are never NaN.
+fn less(a: (f64, &[u8]), b: (f64, &[u8])) -> bool {
+    a.0 < b.0 || (a.0 == b.0 && a.1 < b.1)
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Chunked {
+    scores: HashMap<SmallBytes, f64, KeyHasher>,
+    chunks: Vec<Vec<(f64, SmallBytes)>>,
+}
+
+impl Chunked {
+    /// First chunk whose last element is not below `e` (where `e` goes).
+    fn chunk_for(&self, e: (f64, &[u8])) -> usize {
+        let c = self.chunks.partition_point(|ch| ch.last().is_some_and(|l| less((l.0, &l.1), e)));
+        c.min(self.chunks.len().saturating_sub(1))
+    }
+
+    fn insert(&mut self, member: &[u8], score: f64) {
+        self.scores.insert(SmallBytes::new(member), score);
+        if self.chunks.is_empty() {
+            self.chunks.push(Vec::new());
+        }
+        let c = self.chunk_for((score, member));
+        let ch = &mut self.chunks[c];
+        let at = ch.partition_point(|x| less((x.0, &x.1), (score, member)));
+        ch.insert(at, (score, SmallBytes::new(member)));
+        if ch.len() > CHUNK {
+            let tail = ch.split_off(CHUNK / 2);
+            self.chunks.insert(c + 1, tail);
+        }
+    }
+
+    fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        let score = self.scores.remove(member)?;
+        let c = self.chunk_for((score, member));
+        let ch = &mut self.chunks[c];
+        let at = ch.partition_point(|x| less((x.0, &x.1), (score, member)));
+        ch.remove(at);
+        if ch.is_empty() {
+            self.chunks.remove(c);
+        }
+        Some(score)
+    }
+
+    fn count_while(&self, pred: &dyn Fn(f64, &[u8]) -> bool) -> usize {
+        let c = self.chunks.partition_point(|ch| ch.last().is_some_and(|l| pred(l.0, &l.1)));
+        let before: usize = self.chunks[..c].iter().map(|ch| ch.len()).sum();
+        before + self.chunks.get(c).map_or(0, |ch| ch.partition_point(|x| pred(x.0, &x.1)))
+    }
+
+    fn iter_from(&self, mut rank: usize) -> impl DoubleEndedIterator<Item = (f64, &[u8])> + '_ {
+        let mut first = 0;
+        while first < self.chunks.len() && rank >= self.chunks[first].len() {
+            rank -= self.chunks[first].len();
+            first += 1;
+        }
+        self.chunks[first.min(self.chunks.len())..]
+            .iter()
+            .enumerate()
+            .flat_map(move |(i, ch)| ch[if i == 0 { rank.min(ch.len()) } else { 0 }..].iter())
+            .map(|(s, m)| (*s, &**m))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ZSet {
+    Packed(Listpack),
+    Chunked(Box<Chunked>),
+}
+
+impl Default for ZSet {
+    fn default() -> ZSet {
+        ZSet::Packed(Listpack::default())
+    }
+}
+
+fn decode_score(b: &[u8]) -> f64 {
+    f64::from_le_bytes(b.try_into().unwrap_or([0; 8]))
+}
+
+impl ZSet {
+    /// An empty set in the encoding its first member calls for.
+    pub fn for_member(member: &[u8], limits: ZLimits) -> ZSet {
+        if limits.max_entries == 0 || member.len() > limits.max_value {
+            ZSet::Chunked(Box::default())
+        } else {
+            ZSet::default()
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            ZSet::Packed(lp) => lp.len() / 2,
+            ZSet::Chunked(c) => c.scores.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            ZSet::Packed(_) => "listpack",
+            ZSet::Chunked(_) => "skiplist",
+        }
+    }
+
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        match self {
+            ZSet::Packed(lp) => lp.position(member, 2).and_then(|i| lp.get(i + 1)).map(decode_score),
+            ZSet::Chunked(c) => c.scores.get(member).copied(),
+        }
+    }
+
+    /// Sets `member`'s score (adding it if new); true if it was new.
+    pub fn insert(&mut self, member: &[u8], score: f64, limits: ZLimits) -> bool {
+        let new = self.remove(member).is_none();
+        if let ZSet::Chunked(c) = self {
+            c.insert(member, score);
+            return new;
+        }
+        let at = self.count_while(&|s, m| less((s, m), (score, member)));
+        if let ZSet::Packed(lp) = self {
+            lp.insert(2 * at, member);
+            lp.insert(2 * at + 1, &score.to_le_bytes());
+        }
+        if self.len() > limits.max_entries || member.len() > limits.max_value {
+            let mut c = Chunked::default();
+            self.iter_from(0).for_each(|(s, m)| c.insert(m, s));
+            *self = ZSet::Chunked(Box::new(c));
+        }
+        new
+    }
+
+    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        match self {
+            ZSet::Packed(lp) => {
+                let i = lp.position(member, 2)?;
+                let score = lp.get(i + 1).map(decode_score);
+                lp.remove_range(i, 2);
+                score
+            }
+            ZSet::Chunked(c) => c.remove(member),
+        }
+    }
+
+    /// How many leading elements (in order) satisfy `pred`, which must be
+    /// true for a prefix and false after.
+    pub fn count_while(&self, pred: &dyn Fn(f64, &[u8]) -> bool) -> usize {
+        match self {
+            ZSet::Packed(_) => self.iter_from(0).take_while(|&(s, m)| pred(s, m)).count(),
+            ZSet::Chunked(c) => c.count_while(pred),
+        }
+    }
+
+    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+        let score = self.score(member)?;
+        Some(self.count_while(&|s, m| less((s, m), (score, member))))
+    }
+
+    /// Elements in order from rank `rank`.
+    pub fn iter_from(&self, rank: usize) -> Box<dyn Iterator<Item = (f64, &[u8])> + '_> {
+        match self {
+            ZSet::Packed(lp) => {
+                let mut it = lp.iter();
+                let pairs = std::iter::from_fn(move || {
+                    let m = it.next()?;
+                    Some((decode_score(it.next()?), m))
+                });
+                Box::new(pairs.skip(rank))
+            }
+            ZSet::Chunked(c) => Box::new(c.iter_from(rank)),
+        }
+    }
+
+    /// The elements of ranks `start..end`, ascending.
+    pub fn range(&self, start: usize, end: usize) -> Vec<(f64, SmallBytes)> {
+        self.iter_from(start).take(end.saturating_sub(start)).map(|(s, m)| (s, SmallBytes::new(m))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMALL: ZLimits = ZLimits { max_entries: 4, max_value: 16 };
+
+    fn members(z: &ZSet) -> Vec<(f64, Vec<u8>)> {
+        z.iter_from(0).map(|(s, m)| (s, m.to_vec())).collect()
+    }
+
+    #[test]
+    fn ordered_by_score_then_member_in_both_encodings() {
+        let mut z = ZSet::default();
+        assert!(z.insert(b"b", 1.0, SMALL));
+        assert!(z.insert(b"a", 1.0, SMALL));
+        assert!(z.insert(b"c", 0.5, SMALL));
+        assert!(!z.insert(b"b", -1.0, SMALL));
+        assert_eq!(z.encoding(), "listpack");
+        assert_eq!(members(&z), vec![(-1.0, b"b".to_vec()), (0.5, b"c".to_vec()), (1.0, b"a".to_vec())]);
+        for (i, m) in ["d", "e", "f"].iter().enumerate() {
+            z.insert(m.as_bytes(), 10.0 + i as f64, SMALL);
+        }
+        assert_eq!(z.encoding(), "skiplist");
+        assert_eq!(z.len(), 6);
+        assert_eq!(z.rank(b"a"), Some(2));
+        assert_eq!(z.score(b"e"), Some(11.0));
+        assert_eq!(z.remove(b"c"), Some(0.5));
+        assert_eq!(z.rank(b"a"), Some(1));
+        assert_eq!(z.count_while(&|s, _| s < 10.0), 2);
+        assert_eq!(
+            z.range(1, 3).iter().map(|(_, m)| m.to_vec()).collect::<Vec<_>>(),
+            vec![b"a".to_vec(), b"d".to_vec()]
+        );
+    }
+
+    #[test]
+    fn chunked_matches_a_model() {
+        let big = ZLimits { max_entries: 0, max_value: 0 };
+        let mut z = ZSet::for_member(b"x", big);
+        let mut model: Vec<(f64, Vec<u8>)> = Vec::new();
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..5000 {
+            let m = format!("m{}", rng.usize(..800)).into_bytes();
+            if rng.bool() {
+                let s = rng.i32(-50..50) as f64;
+                z.insert(&m, s, big);
+                model.retain(|(_, x)| *x != m);
+                model.push((s, m));
+            } else {
+                let had = model.iter().position(|(_, x)| *x == m);
+                assert_eq!(z.remove(&m).is_some(), had.is_some());
+                if let Some(i) = had {
+                    model.remove(i);
+                }
+            }
+        }
+        model.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap().then_with(|| a.1.cmp(&b.1)));
+        assert_eq!(members(&z), model);
+        for (i, (_, m)) in model.iter().enumerate().step_by(37) {
+            assert_eq!(z.rank(m), Some(i));
+            assert_eq!(z.iter_from(i).next().map(|(_, x)| x.to_vec()), Some(m.clone()));
+        }
+    }
+}
