@@ -16,6 +16,7 @@ use crate::server::client::Client;
 use crate::server::shared::Shared;
 use crate::storage::{Db, Entry, Hash, Keyspace, List, Set, Str, Value, ZSet};
 
+mod bitmaps;
 pub mod connection;
 mod debug;
 pub mod hashes;
@@ -174,6 +175,7 @@ impl Spec {
 static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec, ahash::RandomState>> = LazyLock::new(|| {
     [
         strings::TABLE,
+        bitmaps::TABLE,
         keys::TABLE,
         hashes::TABLE,
         lists::TABLE,
