@@ -167,7 +167,7 @@ fn bitop<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
         let result = async {
             let mut inputs = Vec::with_capacity(sources.len());
             for k in &sources {
-                inputs.push(on_owner(&tx, client, k, db, |ctx, k| read_bytes(ctx, k)).await?.unwrap_or_default());
+                inputs.push(on_owner(&tx, client, k, db, read_bytes).await?.unwrap_or_default());
             }
             let len = inputs.iter().map(|b| b.len()).max().unwrap_or(0);
             let byte = |b: &Vec<u8>, i: usize| b.get(i).copied().unwrap_or(0);
