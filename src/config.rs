@@ -239,6 +239,7 @@ pub struct Hot {
     pub list_max_listpack_size: std::sync::atomic::AtomicI64,
     pub zset_max_listpack_entries: AtomicU64,
     pub zset_max_listpack_value: AtomicU64,
+    pub hll_sparse_max_bytes: AtomicU64,
 }
 
 impl Default for Hot {
@@ -259,6 +260,7 @@ impl Default for Hot {
             list_max_listpack_size: std::sync::atomic::AtomicI64::new(-2),
             zset_max_listpack_entries: AtomicU64::new(0),
             zset_max_listpack_value: AtomicU64::new(0),
+            hll_sparse_max_bytes: AtomicU64::new(0),
         }
     }
 }
@@ -393,6 +395,7 @@ impl Config {
         h.list_max_listpack_size.store(self.int("list-max-listpack-size"), Ordering::Relaxed);
         h.zset_max_listpack_entries.store(num("zset-max-listpack-entries"), Ordering::Relaxed);
         h.zset_max_listpack_value.store(num("zset-max-listpack-value"), Ordering::Relaxed);
+        h.hll_sparse_max_bytes.store(num("hll-sparse-max-bytes"), Ordering::Relaxed);
         h.requirepass.store(!self.str("requirepass").is_empty(), Ordering::Relaxed);
     }
 

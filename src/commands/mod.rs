@@ -20,6 +20,7 @@ mod bitmaps;
 pub mod connection;
 mod debug;
 pub mod hashes;
+mod hyperloglog;
 pub mod keys;
 pub mod lists;
 pub mod long_double;
@@ -176,6 +177,7 @@ static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec, ahash::RandomState>
     [
         strings::TABLE,
         bitmaps::TABLE,
+        hyperloglog::TABLE,
         keys::TABLE,
         hashes::TABLE,
         lists::TABLE,

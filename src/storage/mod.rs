@@ -4,6 +4,7 @@ pub mod db;
 pub mod encodings;
 pub mod expire;
 pub mod hash;
+pub mod hll;
 pub mod list;
 pub mod set;
 pub mod slots;

@@ -1,0 +1,152 @@
+//! PFADD PFCOUNT PFMERGE over Redis-format HLL strings (storage/hll.rs).
+//! Keys on one shard are served there; keys spread over shards are read
+//! and written under one transaction.
+
+use futures::future::LocalBoxFuture;
+
+use super::keys::on_owner;
+use super::{Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, WRITE};
+use crate::config::Hot;
+use crate::protocol::{CmdError, CmdResult, Reply};
+use crate::server::client::Client;
+use crate::server::transaction::Tx;
+use crate::storage::hll::{self, HllError};
+use crate::storage::{Key, Str, Value};
+
+impl From<HllError> for CmdError {
+    fn from(e: HllError) -> CmdError {
+        match e {
+            HllError::NotHll => CmdError::Raw("WRONGTYPE Key is not a valid HyperLogLog string value.".into()),
+            HllError::Corrupt => CmdError::Raw("INVALIDOBJ Corrupted HLL object detected".into()),
+        }
+    }
+}
+
+fn max_sparse(ctx: &Ctx) -> usize {
+    Hot::get(&ctx.server.hot.hll_sparse_max_bytes) as usize
+}
+
+/// The HLL bytes at `key` for writing (validated), if any.
+fn hll_mut<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut Vec<u8>>, CmdError> {
+    let Some(s) = ctx.lookup_str(key)? else { return Ok(None) };
+    let s = s.value.as_str_mut().ok_or(CmdError::WrongType)?;
+    if matches!(s, Str::Int(_)) {
+        return Err(HllError::NotHll.into());
+    }
+    let raw = s.make_raw();
+    hll::validate(raw)?;
+    Ok(Some(raw))
+}
+
+/// A validated copy of the HLL at `key`, if any.
+fn hll_copy(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Vec<u8>>, CmdError> {
+    Ok(hll_mut(ctx, key)?.map(|h| h.clone()))
+}
+
+fn pfadd(ctx: &mut Ctx, args: Args) -> CmdResult {
+    let key = args.get(1);
+    let max = max_sparse(ctx);
+    let mut updated = false;
+    if hll_mut(ctx, key)?.is_none() {
+        ctx.set(key, Value::Str(Str::Raw(hll::create())), 0);
+        updated = true;
+    }
+    let h = hll_mut(ctx, key)?.expect("created above");
+    for i in 2..args.len() {
+        updated |= hll::add(h, args.get(i), max)?;
+    }
+    if updated {
+        hll::invalidate_cache(h);
+    }
+    Ok(Reply::Int(updated as i64))
+}
+
+/// PFCOUNT on one shard: one key uses and refreshes the cached value;
+/// several keys are merged into a scratch register set.
+fn pfcount(ctx: &mut Ctx, args: Args) -> CmdResult {
+    if args.len() == 2 {
+        return Ok(Reply::Int(hll_mut(ctx, args.get(1))?.map_or(Ok(0), |h| hll::count(h))? as i64));
+    }
+    let mut max = vec![0u8; hll::REGISTER_COUNT];
+    for i in 1..args.len() {
+        if let Some(h) = hll_copy(ctx, args.get(i))? {
+            hll::merge_into(&mut max, &h)?;
+        }
+    }
+    Ok(Reply::Int(hll::count_raw(&max) as i64))
+}
+
+fn pfmerge(ctx: &mut Ctx, args: Args) -> CmdResult {
+    let mut max = vec![0u8; hll::REGISTER_COUNT];
+    let mut dense = false;
+    for i in 1..args.len() {
+        if let Some(h) = hll_copy(ctx, args.get(i))? {
+            dense |= hll::is_dense(&h);
+            hll::merge_into(&mut max, &h)?;
+        }
+    }
+    let (key, limit) = (args.get(1), max_sparse(ctx));
+    if hll_mut(ctx, key)?.is_none() {
+        ctx.set(key, Value::Str(Str::Raw(hll::create())), 0);
+    }
+    hll::store(hll_mut(ctx, key)?.expect("created above"), &max, dense, limit)?;
+    Ok(Reply::Ok)
+}
+
+/// Reads the HLLs at `keys` on their owners under `tx`.
+async fn gather(client: &Client, tx: &Tx, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>, CmdError> {
+    let mut out = Vec::with_capacity(keys.len());
+    for k in keys {
+        out.push(on_owner(tx, client, k, client.db(), hll_copy).await?);
+    }
+    Ok(out)
+}
+
+fn pfcount_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(async move {
+        let keys: Vec<Key> = (1..args.len()).map(|i| Key::new(args.get(i))).collect();
+        let tx = Tx::lock(&client.shard, client.db(), keys.iter().map(|k| &**k)).await;
+        let hlls = gather(client, &tx, &keys).await;
+        tx.unlock().await;
+        let mut max = vec![0u8; hll::REGISTER_COUNT];
+        for h in hlls?.into_iter().flatten() {
+            hll::merge_into(&mut max, &h)?;
+        }
+        Ok(Reply::Int(hll::count_raw(&max) as i64))
+    })
+}
+
+fn pfmerge_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(async move {
+        let keys: Vec<Key> = (1..args.len()).map(|i| Key::new(args.get(i))).collect();
+        let tx = Tx::lock(&client.shard, client.db(), keys.iter().map(|k| &**k)).await;
+        let result = async {
+            let mut max = vec![0u8; hll::REGISTER_COUNT];
+            let mut dense = false;
+            for h in gather(client, &tx, &keys).await?.into_iter().flatten() {
+                dense |= hll::is_dense(&h);
+                hll::merge_into(&mut max, &h)?;
+            }
+            on_owner(&tx, client, &keys[0], client.db(), move |ctx, k| {
+                let limit = max_sparse(ctx);
+                if hll_mut(ctx, k)?.is_none() {
+                    ctx.set(k, Value::Str(Str::Raw(hll::create())), 0);
+                }
+                hll::store(hll_mut(ctx, k)?.expect("created above"), &max, dense, limit)?;
+                ctx.ks.dirty += 1;
+                Ok::<_, CmdError>(())
+            })
+            .await?;
+            Ok(Reply::Ok)
+        }
+        .await;
+        tx.unlock().await;
+        result
+    })
+}
+
+pub(super) const TABLE: &[Spec] = &[
+    Spec::new("pfadd", -2, WRITE | DENYOOM | FAST, Keys::Range(1, 1, 1), Handler::Data(pfadd)),
+    Spec::new("pfcount", -2, READONLY, Keys::Range(1, -1, 1), Handler::Cross(pfcount, pfcount_cross)),
+    Spec::new("pfmerge", -2, WRITE | DENYOOM, Keys::Range(1, -1, 1), Handler::Cross(pfmerge, pfmerge_cross)),
+];
