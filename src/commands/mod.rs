@@ -26,6 +26,7 @@ pub mod lists;
 pub mod long_double;
 pub mod server;
 pub mod sets;
+mod sort;
 pub mod strings;
 pub mod zsets;
 
@@ -183,6 +184,7 @@ static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec, ahash::RandomState>
         lists::TABLE,
         sets::TABLE,
         zsets::TABLE,
+        sort::TABLE,
         connection::TABLE,
         server::TABLE,
         debug::TABLE,
