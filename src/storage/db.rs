@@ -10,10 +10,9 @@
 use std::hash::BuildHasher;
 use std::sync::OnceLock;
 
-use hashbrown::HashTable;
-use hashbrown::hash_table::Entry as TableEntry;
 use indexmap::IndexSet;
 
+use super::slot_table::SlotTable;
 use super::slots::{SLOTS, key_slot};
 use super::value::Value;
 
@@ -77,7 +76,7 @@ fn lru_clock(now_ms: i64) -> u32 {
 pub struct Db {
     /// Indexed by slot; empty until the first key is written. The tables
     /// sit in the vector itself: one pointer less to chase per lookup.
-    slots: Vec<HashTable<Entry>>,
+    slots: Vec<SlotTable>,
     len: usize,
     expires: IndexSet<Key, KeyHasher>,
     /// Keys removed because their TTL passed (lazily or actively).
@@ -93,7 +92,7 @@ impl Db {
         self.expires.len()
     }
 
-    fn table(&self, slot: usize) -> Option<&HashTable<Entry>> {
+    fn table(&self, slot: usize) -> Option<&SlotTable> {
         self.slots.get(slot)
     }
 
@@ -102,13 +101,13 @@ impl Db {
         let slot = key_slot(key);
         let h = hash(key);
         let table = self.slots.get_mut(slot)?;
-        let expired = table.find(h, |e| *e.key == *key)?.expired(now_ms);
+        let expired = table.find(h, key)?.expired(now_ms);
         if expired {
             self.remove_hashed(slot, h, key);
             self.expired += 1;
             return None;
         }
-        self.slots[slot].find_mut(h, |e| *e.key == *key)
+        self.slots[slot].find_mut(h, key)
     }
 
     pub fn contains(&mut self, key: &[u8], now_ms: i64) -> bool {
@@ -121,34 +120,30 @@ impl Db {
         let slot = key_slot(key);
         let h = hash(key);
         if self.slots.is_empty() {
-            self.slots.resize_with(SLOTS, HashTable::new);
+            self.slots.resize_with(SLOTS, SlotTable::default);
         }
-        let table = &mut self.slots[slot];
-        let entry = match table.entry(h, |e| *e.key == *key, |e| hash(&e.key)) {
-            TableEntry::Occupied(o) => {
-                let e = o.into_mut();
-                let had = e.expire_at != 0;
-                e.value = value;
-                e.expire_at = expire_at;
-                e.touch(now_ms);
-                match (had, expire_at != 0) {
-                    (true, false) => {
-                        self.expires.swap_remove(key);
-                    }
-                    (false, true) => {
-                        self.expires.insert(key.into());
-                    }
-                    _ => {}
-                }
-                return e;
+        // Split borrows: the entry lives in `slots` while `expires` and
+        // `len` are kept in step.
+        let Db { slots, expires, len, .. } = self;
+        let make = || Entry { key: key.into(), value: Value::Str(super::Str::Int(0)), expire_at: 0, access: 0 };
+        let (existed, e) = slots[slot].entry(h, key, make, |e| hash(&e.key));
+        let had = existed && e.expire_at != 0;
+        e.value = value;
+        e.expire_at = expire_at;
+        e.touch(now_ms);
+        match (had, expire_at != 0) {
+            (true, false) => {
+                expires.swap_remove(key);
             }
-            TableEntry::Vacant(v) => v.insert(Entry { key: key.into(), value, expire_at, access: lru_clock(now_ms) }),
-        };
-        self.len += 1;
-        if expire_at != 0 {
-            self.expires.insert(key.into());
+            (false, true) => {
+                expires.insert(key.into());
+            }
+            _ => {}
         }
-        entry.into_mut()
+        if !existed {
+            *len += 1;
+        }
+        e
     }
 
     /// Sets (`Some`) or clears (`None`) the TTL of an existing key.
@@ -158,7 +153,7 @@ impl Db {
         let Some(table) = self.slots.get_mut(slot) else {
             return false;
         };
-        let Some(e) = table.find_mut(hash(key), |e| *e.key == *key) else {
+        let Some(e) = table.find_mut(hash(key), key) else {
             return false;
         };
         let had = e.expire_at != 0;
@@ -189,11 +184,11 @@ impl Db {
 
     fn remove_hashed(&mut self, slot: usize, h: u64, key: &[u8]) -> Option<Entry> {
         let table = self.slots.get_mut(slot)?;
-        let e = table.find_entry(h, |e| *e.key == *key).ok()?.remove().0;
+        let e = table.remove(h, key)?;
         if table.is_empty() {
             // Give the memory back: a slot emptied by deletes or
             // migration should not keep its peak size.
-            *table = HashTable::new();
+            *table = SlotTable::default();
         }
         self.len -= 1;
         if e.expire_at != 0 {
@@ -242,7 +237,7 @@ impl Db {
             sampled += 1;
             let slot = key_slot(&key);
             let h = hash(&key);
-            let dead = self.table(slot).and_then(|t| t.find(h, |e| e.key == key)).is_some_and(|e| e.expired(now_ms));
+            let dead = self.table(slot).and_then(|t| t.find(h, &key)).is_some_and(|e| e.expired(now_ms));
             if dead {
                 self.remove_hashed(slot, h, &key);
                 self.expired += 1;
@@ -260,7 +255,7 @@ impl Db {
         }
         let mut sum = 0i64;
         for key in self.expires.iter().take(n) {
-            if let Some(e) = self.table(key_slot(key)).and_then(|t| t.find(hash(key), |e| e.key == *key)) {
+            if let Some(e) = self.table(key_slot(key)).and_then(|t| t.find(hash(key), key)) {
                 sum += (e.expire_at - now_ms).max(0);
             }
         }

@@ -7,6 +7,7 @@ pub mod hash;
 pub mod hll;
 pub mod list;
 pub mod set;
+pub mod slot_table;
 pub mod slots;
 pub mod small_bytes;
 pub mod value;

@@ -70,6 +70,7 @@ impl Listpack {
     /// Inserts `entry` so it becomes entry number `index`.
     pub fn insert(&mut self, index: usize, entry: &[u8]) {
         let at = self.offset(index);
+        self.data.reserve_exact(entry.len() + 3);
         self.data.splice(at..at, encoded(entry));
         self.count += 1;
     }
@@ -79,6 +80,9 @@ impl Listpack {
     }
 
     pub fn push(&mut self, entry: &[u8]) {
+        // Exact growth: a small collection should cost its bytes, not the
+        // next power of two (jemalloc grows in place within a size class).
+        self.data.reserve_exact(entry.len() + 3);
         write_len(&mut self.data, entry.len());
         self.data.extend_from_slice(entry);
         self.count += 1;
@@ -98,6 +102,7 @@ impl Listpack {
 
     pub fn replace(&mut self, index: usize, entry: &[u8]) {
         let at = self.offset(index);
+        self.data.reserve_exact(entry.len() + 3);
         let (len, start) = read_len(&self.data, at);
         self.data.splice(at..start + len, encoded(entry));
     }
