@@ -20,8 +20,8 @@ pub enum Hash {
     /// Field, value, field, value...
     Packed(Listpack),
     /// Insertion-ordered so HSCAN can use positions and HRANDFIELD can
-    /// pick by index.
-    Table(IndexMap<SmallBytes, SmallBytes, KeyHasher>),
+    /// pick by index. Boxed so a small (packed) hash stays small.
+    Table(Box<IndexMap<SmallBytes, SmallBytes, KeyHasher>>),
 }
 
 impl Default for Hash {
@@ -108,7 +108,7 @@ impl Hash {
             while let (Some(f), Some(v)) = (it.next(), it.next()) {
                 t.insert(SmallBytes::new(f), SmallBytes::new(v));
             }
-            *self = Hash::Table(t);
+            *self = Hash::Table(Box::new(t));
         }
     }
 

@@ -20,7 +20,8 @@ pub struct SetLimits {
 pub enum Set {
     Ints(IntSet),
     Packed(Listpack),
-    Table(IndexSet<SmallBytes, KeyHasher>),
+    /// Boxed so a small (packed) set stays small.
+    Table(Box<IndexSet<SmallBytes, KeyHasher>>),
 }
 
 impl Default for Set {
@@ -37,7 +38,7 @@ impl Set {
         } else if limits.max_listpack_entries > 0 && member.len() <= limits.max_listpack_value {
             Set::Packed(Listpack::default())
         } else {
-            Set::Table(IndexSet::default())
+            Set::Table(Box::default())
         }
     }
 
@@ -119,7 +120,7 @@ impl Set {
             members.iter().for_each(|m| lp.push(m));
             Set::Packed(lp)
         } else {
-            Set::Table(members.into_iter().collect())
+            Set::Table(Box::new(members.into_iter().collect()))
         };
     }
 
