@@ -98,8 +98,26 @@ impl Default for ZSet {
     }
 }
 
+/// Marks a packed score stored as the 8 bytes of an f64 (decimal text
+/// never starts with it).
+const RAW_SCORE: u8 = 0xff;
+
+/// Packed scores: whole numbers as decimal text (1-3 bytes for typical
+/// scores, as Redis's listpack stores integers), others as raw f64.
+fn encode_score(s: f64) -> Vec<u8> {
+    if s.fract() == 0.0 && s.abs() < 1e15 && !(s == 0.0 && s.is_sign_negative()) {
+        return itoa::Buffer::new().format(s as i64).as_bytes().to_vec();
+    }
+    let mut v = vec![RAW_SCORE];
+    v.extend_from_slice(&s.to_le_bytes());
+    v
+}
+
 fn decode_score(b: &[u8]) -> f64 {
-    f64::from_le_bytes(b.try_into().unwrap_or([0; 8]))
+    match b.split_first() {
+        Some((&RAW_SCORE, raw)) => f64::from_le_bytes(raw.try_into().unwrap_or([0; 8])),
+        _ => crate::protocol::resp::parse_i64(b).unwrap_or(0) as f64,
+    }
 }
 
 impl ZSet {
@@ -147,7 +165,7 @@ impl ZSet {
         let at = self.count_while(&|s, m| less((s, m), (score, member)));
         if let ZSet::Packed(lp) = self {
             lp.insert(2 * at, member);
-            lp.insert(2 * at + 1, &score.to_le_bytes());
+            lp.insert(2 * at + 1, &encode_score(score));
         }
         if self.len() > limits.max_entries || member.len() > limits.max_value {
             let mut c = Chunked::default();
@@ -237,6 +255,15 @@ mod tests {
             z.range(1, 3).iter().map(|(_, m)| m.to_vec()).collect::<Vec<_>>(),
             vec![b"a".to_vec(), b"d".to_vec()]
         );
+    }
+
+    #[test]
+    fn packed_scores_round_trip() {
+        for s in [0.0, -0.0, 1.0, -7.0, 1.5, 1e20, -1e-300, f64::INFINITY, f64::NEG_INFINITY, 123456789012.0] {
+            let back = decode_score(&encode_score(s));
+            assert_eq!(back.to_bits(), s.to_bits(), "{s}");
+        }
+        assert_eq!(encode_score(42.0), b"42".to_vec());
     }
 
     #[test]
