@@ -2,7 +2,7 @@
 
 use super::keys::ScanOptions;
 use super::long_double::{self, AddError};
-use super::{Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, WRITE};
+use super::{Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, WRITE, random_positions};
 use crate::config::Hot;
 use crate::protocol::resp::parse_i64;
 use crate::protocol::{CmdError, CmdResult, Reply};
@@ -163,16 +163,7 @@ fn hrandfield(ctx: &mut Ctx, args: Args) -> CmdResult {
     };
     let Some(h) = h else { return Ok(Reply::Array(Vec::new())) };
     let len = h.len();
-    let picks: Vec<usize> = if count < 0 {
-        (0..count.unsigned_abs() as usize).map(|_| fastrand::usize(..len)).collect()
-    } else if count as usize >= len {
-        (0..len).collect()
-    } else {
-        let mut all: Vec<usize> = (0..len).collect();
-        fastrand::shuffle(&mut all);
-        all.truncate(count as usize);
-        all
-    };
+    let picks = random_positions(len, count);
     let items = picks.into_iter().filter_map(|i| h.nth(i));
     Ok(if with_values {
         Reply::Pairs(items.map(|(f, v)| (Reply::bulk(f), Reply::bulk(v))).collect())

@@ -4,7 +4,7 @@
 use futures::future::LocalBoxFuture;
 
 use super::keys::on_owner;
-use super::{Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, WRITE};
+use super::{Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, WRITE, parse_mpop, pop_count};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
 use crate::server::transaction::Tx;
@@ -55,12 +55,7 @@ fn pop(ctx: &mut Ctx, args: Args, end: End, cmd: &str) -> CmdResult {
     if args.len() > 3 {
         return Err(CmdError::arity(cmd));
     }
-    let count = if args.len() == 3 {
-        let n = args.int(2).ok().filter(|&n| n >= 0);
-        Some(n.ok_or_else(|| CmdError::err("value is out of range, must be positive"))? as usize)
-    } else {
-        None
-    };
+    let count = if args.len() == 3 { Some(pop_count(args, 2)?) } else { None };
     let key = args.get(1);
     let Some(l) = ctx.read_as::<List>(key)? else {
         return Ok(if count.is_some() { Reply::NullArray } else { Reply::Null });
@@ -268,24 +263,9 @@ fn rpoplpush<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, C
 /// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]
 fn lmpop<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
-        let numkeys =
-            args.int(1).ok().filter(|&n| n > 0).ok_or_else(|| CmdError::err("numkeys should be greater than 0"))?;
-        let where_at =
-            (numkeys as u64).checked_add(2).filter(|&w| w < args.len() as u64).ok_or(CmdError::Syntax)? as usize;
-        let end = end_of(args, where_at)?;
-        let mut count = None;
-        let mut j = where_at + 1;
-        while j < args.len() {
-            if count.is_none() && args.is(j, "COUNT") && j + 1 < args.len() {
-                let n = args.int(j + 1).ok().filter(|&n| n > 0);
-                count = Some(n.ok_or_else(|| CmdError::err("count should be greater than 0"))? as usize);
-                j += 2;
-            } else {
-                return Err(CmdError::Syntax);
-            }
-        }
-        let count = count.unwrap_or(1);
-        let keys: Vec<&[u8]> = (2..where_at).map(|i| args.get(i)).collect();
+        let (key_range, end_at, count) = parse_mpop(args)?;
+        let end = end_of(args, end_at)?;
+        let keys: Vec<&[u8]> = key_range.map(|i| args.get(i)).collect();
         let db = client.db();
         let tx = Tx::lock(&client.shard, db, keys.iter().copied()).await;
         let mut result = Ok(Reply::NullArray);

@@ -278,6 +278,47 @@ pub fn parse_f64(b: &[u8]) -> Option<f64> {
     Some(v)
 }
 
+/// Positions for the random-member commands (HRANDFIELD, SRANDMEMBER,
+/// ZRANDMEMBER, SPOP): a negative count draws with repetition, a count
+/// covering the collection takes all of it, otherwise distinct picks.
+pub fn random_positions(len: usize, count: i64) -> Vec<usize> {
+    if count < 0 {
+        return (0..count.unsigned_abs() as usize).map(|_| fastrand::usize(..len.max(1))).collect();
+    }
+    let mut all: Vec<usize> = (0..len).collect();
+    if (count as usize) < len {
+        fastrand::shuffle(&mut all);
+        all.truncate(count as usize);
+    }
+    all
+}
+
+/// A non-negative count argument, with the wording of the pop commands.
+pub fn pop_count(args: Args, i: usize) -> Result<usize, CmdError> {
+    let n = args.int(i).ok().filter(|&n| n >= 0);
+    Ok(n.ok_or_else(|| CmdError::err("value is out of range, must be positive"))? as usize)
+}
+
+/// The shape shared by LMPOP and ZMPOP: `numkeys key... <end> [COUNT n]`.
+/// Returns the key positions, the index of the end word and the count.
+pub fn parse_mpop(args: Args) -> Result<(std::ops::Range<usize>, usize, usize), CmdError> {
+    let numkeys =
+        args.int(1).ok().filter(|&n| n > 0).ok_or_else(|| CmdError::err("numkeys should be greater than 0"))?;
+    let end_at = (numkeys as u64).checked_add(2).filter(|&w| w < args.len() as u64).ok_or(CmdError::Syntax)? as usize;
+    let mut count = None;
+    let mut j = end_at + 1;
+    while j < args.len() {
+        if count.is_none() && args.is(j, "COUNT") && j + 1 < args.len() {
+            let n = args.int(j + 1).ok().filter(|&n| n > 0);
+            count = Some(n.ok_or_else(|| CmdError::err("count should be greater than 0"))? as usize);
+            j += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    Ok((2..end_at, end_at, count.unwrap_or(1)))
+}
+
 /// Arguments owned in one buffer, for sending to another shard.
 #[derive(Default, Debug, Clone)]
 pub struct OwnedArgs {

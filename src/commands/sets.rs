@@ -6,7 +6,7 @@
 use futures::future::LocalBoxFuture;
 
 use super::keys::ScanOptions;
-use super::{Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, Typed, WRITE};
+use super::{Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, Typed, WRITE, pop_count, random_positions};
 use crate::config::Hot;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
@@ -63,24 +63,10 @@ fn scard(ctx: &mut Ctx, args: Args) -> CmdResult {
     Ok(Reply::Int(ctx.read_as::<Set>(args.get(1))?.map_or(0, |s| s.len() as i64)))
 }
 
-/// Distinct random positions, or `n` draws with repetition.
-fn pick(len: usize, n: usize, repeat: bool) -> Vec<usize> {
-    if repeat {
-        return (0..n).map(|_| fastrand::usize(..len)).collect();
-    }
-    let mut all: Vec<usize> = (0..len).collect();
-    fastrand::shuffle(&mut all);
-    all.truncate(n);
-    all
-}
-
 fn spop(ctx: &mut Ctx, args: Args) -> CmdResult {
     let count = match args.len() {
         2 => None,
-        3 => {
-            let n = args.int(2).ok().filter(|&n| n >= 0);
-            Some(n.ok_or_else(|| CmdError::err("value is out of range, must be positive"))? as usize)
-        }
+        3 => Some(pop_count(args, 2)?),
         _ => return Err(CmdError::Syntax),
     };
     let key = args.get(1);
@@ -88,7 +74,7 @@ fn spop(ctx: &mut Ctx, args: Args) -> CmdResult {
         return Ok(if count.is_some() { Reply::Set(Vec::new()) } else { Reply::Null });
     };
     let chosen: Vec<SmallBytes> =
-        pick(s.len(), count.unwrap_or(1), false).into_iter().filter_map(|i| s.nth(i)).collect();
+        random_positions(s.len(), count.unwrap_or(1) as i64).into_iter().filter_map(|i| s.nth(i)).collect();
     for m in &chosen {
         s.remove(m);
     }
@@ -111,7 +97,7 @@ fn srandmember(ctx: &mut Ctx, args: Args) -> CmdResult {
         (None, Some(_)) => Ok(Reply::Array(Vec::new())),
         (Some(s), None) => Ok(s.nth(fastrand::usize(..s.len())).map_or(Reply::Null, |m| Reply::bulk(&m))),
         (Some(s), Some(n)) => {
-            let picks = pick(s.len(), (n.unsigned_abs() as usize).min(if n < 0 { usize::MAX } else { s.len() }), n < 0);
+            let picks = random_positions(s.len(), n);
             Ok(Reply::Array(picks.into_iter().filter_map(|i| s.nth(i)).map(|m| Reply::bulk(&m)).collect()))
         }
     }

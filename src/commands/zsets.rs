@@ -5,7 +5,10 @@
 use futures::future::LocalBoxFuture;
 
 use super::keys::{ScanOptions, on_owner};
-use super::{Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, Typed, WRITE, parse_f64};
+use super::{
+    Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, Typed, WRITE, parse_f64, parse_mpop, pop_count,
+    random_positions,
+};
 use crate::config::Hot;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
@@ -445,10 +448,7 @@ fn pop_ends(z: &mut ZSet, count: usize, max: bool) -> Vec<(f64, SmallBytes)> {
 fn zpop(ctx: &mut Ctx, args: Args, max: bool) -> CmdResult {
     let count = match args.len() {
         2 => None,
-        3 => {
-            let n = args.int(2).ok().filter(|&n| n >= 0);
-            Some(n.ok_or_else(|| CmdError::err("value is out of range, must be positive"))? as usize)
-        }
+        3 => Some(pop_count(args, 2)?),
         _ => return Err(CmdError::Syntax),
     };
     let key = args.get(1);
@@ -485,16 +485,7 @@ fn zrandmember(ctx: &mut Ctx, args: Args) -> CmdResult {
     };
     let Some(z) = z else { return Ok(Reply::Array(Vec::new())) };
     let len = z.len();
-    let picks: Vec<usize> = if count < 0 {
-        (0..count.unsigned_abs() as usize).map(|_| fastrand::usize(..len)).collect()
-    } else if count as usize >= len {
-        (0..len).collect()
-    } else {
-        let mut all: Vec<usize> = (0..len).collect();
-        fastrand::shuffle(&mut all);
-        all.truncate(count as usize);
-        all
-    };
+    let picks = random_positions(len, count);
     let items = picks.into_iter().filter_map(|i| z.range(i, i + 1).into_iter().next()).collect();
     Ok(with_scores(items, withscores))
 }
@@ -766,28 +757,13 @@ fn zrangestore<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a,
 /// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]
 fn zmpop<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
-        let numkeys =
-            args.int(1).ok().filter(|&n| n > 0).ok_or_else(|| CmdError::err("numkeys should be greater than 0"))?;
-        let where_at =
-            (numkeys as u64).checked_add(2).filter(|&w| w < args.len() as u64).ok_or(CmdError::Syntax)? as usize;
-        let max = match args.keyword(where_at).as_str() {
+        let (key_range, end_at, count) = parse_mpop(args)?;
+        let max = match args.keyword(end_at).as_str() {
             "MIN" => false,
             "MAX" => true,
             _ => return Err(CmdError::Syntax),
         };
-        let mut count = None;
-        let mut j = where_at + 1;
-        while j < args.len() {
-            if count.is_none() && args.is(j, "COUNT") && j + 1 < args.len() {
-                let n = args.int(j + 1).ok().filter(|&n| n > 0);
-                count = Some(n.ok_or_else(|| CmdError::err("count should be greater than 0"))? as usize);
-                j += 2;
-            } else {
-                return Err(CmdError::Syntax);
-            }
-        }
-        let count = count.unwrap_or(1);
-        let keys: Vec<&[u8]> = (2..where_at).map(|i| args.get(i)).collect();
+        let keys: Vec<&[u8]> = key_range.map(|i| args.get(i)).collect();
         let db = client.db();
         let tx = Tx::lock(&client.shard, db, keys.iter().copied()).await;
         let mut result = Ok(Reply::NullArray);
