@@ -325,5 +325,16 @@ mod tests {
         db.insert(b"{x}2", s(b"v"), 0, 0);
         assert_eq!(db.slot_entries(key_slot(b"x")).count(), 2);
         assert!(db.random_key(0).is_some());
+        // One slot past the vector's limit: it becomes a hash table and
+        // keeps every key reachable.
+        for i in 0..300 {
+            db.insert(format!("{{x}}k{i}").as_bytes(), s(b"v"), 0, 0);
+        }
+        assert_eq!(db.slot_entries(key_slot(b"x")).count(), 302);
+        for i in (0..300).step_by(7) {
+            assert!(db.get(format!("{{x}}k{i}").as_bytes(), 0).is_some());
+            assert!(db.remove(format!("{{x}}k{i}").as_bytes(), 0).is_some());
+        }
+        assert_eq!(db.len(), 302 - 43);
     }
 }

@@ -1,8 +1,11 @@
-//! The keys of one hash slot: a short vector while the slot holds few keys,
-//! a hash table beyond. Most slots hold a handful of keys (a million keys
-//! spread over 16384 slots is ~60 each), and a tiny hash table costs its
-//! power-of-two bucket array and control bytes per slot; the vector costs
-//! exactly its entries and is scanned in a few cache lines.
+//! The keys of one hash slot: a tagged vector while the slot holds up to
+//! `FEW` keys, a hash table beyond.
+//!
+//! A million keys spread over 16384 slots is ~60 per slot. Tiny hash
+//! tables would cost their power-of-two bucket arrays (often half empty)
+//! per slot; the vector costs exactly its entries plus one tag byte each
+//! (7 bits of the key's hash), and a lookup scans the tags, a cache line
+//! or two, then compares only the entries whose tag matches.
 
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry as TableEntry;
@@ -10,24 +13,33 @@ use hashbrown::hash_table::Entry as TableEntry;
 use super::db::Entry;
 
 /// A slot switches to a hash table past this many keys.
-const FEW: usize = 16;
+const FEW: usize = 128;
+
+fn tag(h: u64) -> u8 {
+    (h >> 57) as u8
+}
 
 #[derive(Debug)]
 pub enum SlotTable {
-    Few(Vec<Entry>),
+    Few { tags: Vec<u8>, entries: Vec<Entry> },
     Many(HashTable<Entry>),
 }
 
 impl Default for SlotTable {
     fn default() -> SlotTable {
-        SlotTable::Few(Vec::new())
+        SlotTable::Few { tags: Vec::new(), entries: Vec::new() }
     }
+}
+
+fn position(tags: &[u8], entries: &[Entry], h: u64, key: &[u8]) -> Option<usize> {
+    let t = tag(h);
+    tags.iter().enumerate().position(|(i, &x)| x == t && entries[i].key() == key)
 }
 
 impl SlotTable {
     pub fn len(&self) -> usize {
         match self {
-            SlotTable::Few(v) => v.len(),
+            SlotTable::Few { entries, .. } => entries.len(),
             SlotTable::Many(t) => t.len(),
         }
     }
@@ -38,14 +50,14 @@ impl SlotTable {
 
     pub fn find(&self, h: u64, key: &[u8]) -> Option<&Entry> {
         match self {
-            SlotTable::Few(v) => v.iter().find(|e| e.key() == key),
+            SlotTable::Few { tags, entries } => position(tags, entries, h, key).map(|i| &entries[i]),
             SlotTable::Many(t) => t.find(h, |e| e.key() == key),
         }
     }
 
     pub fn find_mut(&mut self, h: u64, key: &[u8]) -> Option<&mut Entry> {
         match self {
-            SlotTable::Few(v) => v.iter_mut().find(|e| e.key() == key),
+            SlotTable::Few { tags, entries } => position(tags, entries, h, key).map(|i| &mut entries[i]),
             SlotTable::Many(t) => t.find_mut(h, |e| e.key() == key),
         }
     }
@@ -59,24 +71,26 @@ impl SlotTable {
         make: impl FnOnce() -> Entry,
         rehash: impl Fn(&Entry) -> u64,
     ) -> (bool, &mut Entry) {
-        if let SlotTable::Few(v) = self
-            && v.len() >= FEW
-            && !v.iter().any(|e| e.key() == key)
+        if let SlotTable::Few { tags, entries } = self
+            && entries.len() >= FEW
+            && position(tags, entries, h, key).is_none()
         {
-            let mut t = HashTable::with_capacity(v.len() * 2);
-            for e in v.drain(..) {
+            let mut t = HashTable::with_capacity(entries.len() * 2);
+            for e in entries.drain(..) {
                 t.insert_unique(rehash(&e), e, &rehash);
             }
             *self = SlotTable::Many(t);
         }
         match self {
-            SlotTable::Few(v) => match v.iter().position(|e| e.key() == key) {
-                Some(i) => (true, &mut v[i]),
+            SlotTable::Few { tags, entries } => match position(tags, entries, h, key) {
+                Some(i) => (true, &mut entries[i]),
                 None => {
-                    v.reserve_exact(1);
-                    v.push(make());
-                    let last = v.len() - 1;
-                    (false, &mut v[last])
+                    tags.reserve_exact(1);
+                    entries.reserve_exact(1);
+                    tags.push(tag(h));
+                    entries.push(make());
+                    let last = entries.len() - 1;
+                    (false, &mut entries[last])
                 }
             },
             SlotTable::Many(t) => match t.entry(h, |e| e.key() == key, rehash) {
@@ -88,9 +102,10 @@ impl SlotTable {
 
     pub fn remove(&mut self, h: u64, key: &[u8]) -> Option<Entry> {
         match self {
-            SlotTable::Few(v) => {
-                let i = v.iter().position(|e| e.key() == key)?;
-                Some(v.swap_remove(i))
+            SlotTable::Few { tags, entries } => {
+                let i = position(tags, entries, h, key)?;
+                tags.swap_remove(i);
+                Some(entries.swap_remove(i))
             }
             SlotTable::Many(t) => t.find_entry(h, |e| e.key() == key).ok().map(|o| o.remove().0),
         }
@@ -98,7 +113,7 @@ impl SlotTable {
 
     pub fn iter(&self) -> Box<dyn Iterator<Item = &Entry> + '_> {
         match self {
-            SlotTable::Few(v) => Box::new(v.iter()),
+            SlotTable::Few { entries, .. } => Box::new(entries.iter()),
             SlotTable::Many(t) => Box::new(t.iter()),
         }
     }
