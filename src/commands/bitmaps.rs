@@ -24,7 +24,7 @@ fn bit_offset(args: Args, i: usize, ctx: &Ctx) -> Result<usize, CmdError> {
 /// The string at `key` for writing, created empty; grown to `len` bytes.
 fn raw_for_write<'c>(ctx: &'c mut Ctx, key: &[u8], len: usize) -> Result<&'c mut Vec<u8>, CmdError> {
     if ctx.lookup_str(key)?.is_none() {
-        ctx.set(key, Value::Str(Str::Raw(Vec::new())), 0);
+        ctx.set(key, Value::Str(Str::raw(Vec::new())), 0);
     }
     let e = ctx.lookup(key).expect("created above");
     let raw = e.value.as_str_mut().ok_or(CmdError::WrongType)?.make_raw();
@@ -184,7 +184,7 @@ fn bitop<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
                 if out.is_empty() {
                     ctx.db().remove(k, now);
                 } else {
-                    ctx.set(k, Value::Str(Str::Raw(out)), 0);
+                    ctx.set(k, Value::Str(Str::raw(out)), 0);
                 }
                 ctx.ks.dirty += 1;
             })

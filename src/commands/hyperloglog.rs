@@ -48,7 +48,7 @@ fn pfadd(ctx: &mut Ctx, args: Args) -> CmdResult {
     let max = max_sparse(ctx);
     let mut updated = false;
     if hll_mut(ctx, key)?.is_none() {
-        ctx.set(key, Value::Str(Str::Raw(hll::create())), 0);
+        ctx.set(key, Value::Str(Str::raw(hll::create())), 0);
         updated = true;
     }
     let h = hll_mut(ctx, key)?.expect("created above");
@@ -87,7 +87,7 @@ fn pfmerge(ctx: &mut Ctx, args: Args) -> CmdResult {
     }
     let (key, limit) = (args.get(1), max_sparse(ctx));
     if hll_mut(ctx, key)?.is_none() {
-        ctx.set(key, Value::Str(Str::Raw(hll::create())), 0);
+        ctx.set(key, Value::Str(Str::raw(hll::create())), 0);
     }
     hll::store(hll_mut(ctx, key)?.expect("created above"), &max, dense, limit)?;
     Ok(Reply::Ok)
@@ -130,7 +130,7 @@ fn pfmerge_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'
             on_owner(&tx, client, &keys[0], client.db(), move |ctx, k| {
                 let limit = max_sparse(ctx);
                 if hll_mut(ctx, k)?.is_none() {
-                    ctx.set(k, Value::Str(Str::Raw(hll::create())), 0);
+                    ctx.set(k, Value::Str(Str::raw(hll::create())), 0);
                 }
                 hll::store(hll_mut(ctx, k)?.expect("created above"), &max, dense, limit)?;
                 ctx.ks.dirty += 1;

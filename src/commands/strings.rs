@@ -352,7 +352,7 @@ fn setrange(ctx: &mut Ctx, args: Args) -> CmdResult {
             let mut v = vec![0; offset];
             v.extend_from_slice(patch);
             let len = v.len();
-            ctx.set(key, Value::Str(Str::Raw(v)), 0);
+            ctx.set(key, Value::Str(Str::raw(v)), 0);
             Ok(Reply::Int(len as i64))
         }
         Some(e) => {
