@@ -319,6 +319,26 @@ pub fn parse_mpop(args: Args) -> Result<(std::ops::Range<usize>, usize, usize), 
     Ok((2..end_at, end_at, count.unwrap_or(1)))
 }
 
+/// The tail SINTERCARD and ZINTERCARD share after `numkeys` (already
+/// parsed as `n` > 0): `key... [LIMIT limit]`. Returns the limit (0: none).
+pub fn intercard_limit(args: Args, n: usize) -> Result<usize, CmdError> {
+    if n > args.len() - 2 {
+        return Err(CmdError::err("Number of keys can't be greater than number of args"));
+    }
+    let mut limit = 0;
+    let mut j = 2 + n;
+    while j < args.len() {
+        if args.is(j, "LIMIT") && j + 1 < args.len() {
+            let l = args.int(j + 1).ok().filter(|&l| l >= 0);
+            limit = l.ok_or_else(|| CmdError::err("LIMIT can't be negative"))? as usize;
+            j += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    Ok(limit)
+}
+
 /// Arguments owned in one buffer, for sending to another shard.
 #[derive(Default, Debug, Clone)]
 pub struct OwnedArgs {

@@ -6,7 +6,9 @@
 use futures::future::LocalBoxFuture;
 
 use super::keys::ScanOptions;
-use super::{Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, Typed, WRITE, pop_count, random_positions};
+use super::{
+    Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, Typed, WRITE, intercard_limit, pop_count, random_positions,
+};
 use crate::config::Hot;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
@@ -251,24 +253,8 @@ fn sdiffstore<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, 
 fn sintercard<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
         let n = args.int(1).ok().filter(|&n| n > 0).ok_or_else(|| CmdError::err("numkeys should be greater than 0"))?;
-        if n as u64 > (args.len() - 2) as u64 {
-            return Err(CmdError::err("Number of keys can't be greater than number of args"));
-        }
-        let n = n as usize;
-        let mut limit = 0usize;
-        let mut j = 2 + n;
-        while j < args.len() {
-            if args.is(j, "LIMIT") && j + 1 < args.len() {
-                let l = args.int(j + 1)?;
-                if l < 0 {
-                    return Err(CmdError::err("LIMIT can't be negative"));
-                }
-                limit = l as usize;
-                j += 2;
-            } else {
-                return Err(CmdError::Syntax);
-            }
-        }
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        let limit = intercard_limit(args, n)?;
         let sources: Vec<Key> = (2..2 + n).map(|i| Key::new(args.get(i))).collect();
         let tx = Tx::lock(&client.shard, client.db(), sources.iter().map(|k| &**k)).await;
         let sets = read_sets(client, &tx, &sources).await;

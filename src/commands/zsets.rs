@@ -6,8 +6,8 @@ use futures::future::LocalBoxFuture;
 
 use super::keys::{ScanOptions, on_owner};
 use super::{
-    Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, Typed, WRITE, parse_f64, parse_mpop, pop_count,
-    random_positions,
+    Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, Typed, WRITE, intercard_limit, parse_f64, parse_mpop,
+    pop_count, random_positions,
 };
 use crate::config::Hot;
 use crate::protocol::{CmdError, CmdResult, Reply};
@@ -707,22 +707,8 @@ fn zintercard<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, 
         if n <= 0 {
             return Err(CmdError::err("at least 1 input key is needed for 'zintercard' command"));
         }
-        if n as u64 > (args.len() - 2) as u64 {
-            return Err(CmdError::err("Number of keys can't be greater than number of args"));
-        }
-        let n = n as usize;
-        let mut limit = 0usize;
-        let mut j = 2 + n;
-        while j < args.len() {
-            if args.is(j, "LIMIT") && j + 1 < args.len() {
-                limit =
-                    args.int(j + 1).ok().filter(|&l| l >= 0).ok_or_else(|| CmdError::err("LIMIT can't be negative"))?
-                        as usize;
-                j += 2;
-            } else {
-                return Err(CmdError::Syntax);
-            }
-        }
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        let limit = intercard_limit(args, n)?;
         let keys: Vec<Key> = (2..2 + n).map(|i| Key::new(args.get(i))).collect();
         let tx = Tx::lock(&client.shard, client.db(), keys.iter().map(|k| &**k)).await;
         let inputs = read_inputs(client, &tx, &keys).await;
