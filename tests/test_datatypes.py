@@ -1,0 +1,82 @@
+"""Data types through redis-py, in RESP2 and RESP3: the client's own reply
+parsing must accept what percore sends."""
+
+import pytest
+
+
+def client_script(c):
+    """The same calls against either server; returns what redis-py made of
+    each reply."""
+    out = []
+    out.append(c.hset("h", mapping={"a": "1", "b": "2"}))
+    out.append(c.hgetall("h"))
+    out.append(c.hincrbyfloat("h", "a", 0.5))
+    out.append(c.hrandfield("h", 5, withvalues=True) is not None)
+    out.append(c.rpush("l", "x", "y", "z"))
+    out.append(c.lrange("l", 0, -1))
+    out.append(c.lpop("l", 2))
+    out.append(c.lmpop(1, "l", direction="LEFT"))
+    out.append(c.sadd("s", "m1", "m2"))
+    out.append(c.smembers("s"))
+    out.append(c.zadd("z", {"a": 1.5, "b": 2, "c": -1}))
+    out.append(c.zrange("z", 0, -1, withscores=True))
+    out.append(c.zscore("z", "a"))
+    out.append(c.zmscore("z", ["a", "nope"]))
+    out.append(c.zincrby("z", 1, "a"))
+    out.append(c.zpopmin("z"))
+    out.append(c.zpopmax("z", 1))
+    out.append(c.zrangebyscore("z", "-inf", "+inf", withscores=True))
+    out.append(c.zadd("z2", {"q": 1}))
+    out.append(c.zunion(["z", "z2"], withscores=True))
+    out.append(c.zmpop(1, ["z"], min=True))
+    out.append(c.pfadd("hll", "a", "b", "c"))
+    out.append(c.pfcount("hll"))
+    out.append(c.setbit("bits", 7, 1))
+    out.append(c.bitcount("bits"))
+    out.append(c.bitfield("bf").set("u8", 0, 200).get("u8", 0).execute())
+    out.append(c.rpush("nums", 3, 1, 2))
+    out.append(c.sort("nums"))
+    out.append(c.sort("nums", desc=True, start=0, num=2))
+    out.append(c.object("encoding", "h"))
+    out.append(c.type("z2"))
+    return out
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_redis_py_sees_the_same_replies(start_percore, reference, protocol):
+    percore = start_percore(threads=2)
+    results = []
+    for server in (reference, percore):
+        c = server.client(protocol=protocol, decode_responses=True)
+        c.flushall()
+        results.append(client_script(c))
+    for i, (want, got) in enumerate(zip(*results)):
+        assert got == want, f"call {i}: redis {want!r}, percore {got!r}"
+
+
+def test_wrongtype_and_encoding_changes(percore):
+    c = percore.client(decode_responses=True)
+    c.hset("h", "f", "v")
+    assert c.object("encoding", "h") == "listpack"
+    c.hset("h", "big", "x" * 100)
+    assert c.object("encoding", "h") == "hashtable"
+    with pytest.raises(Exception, match="WRONGTYPE"):
+        c.lpush("h", "v")
+
+
+def test_big_sorted_set_ranks_and_ranges(percore):
+    c = percore.client()
+    pipe = c.pipeline(transaction=False)
+    for i in range(5000):
+        pipe.zadd("big", {f"m{i}": i % 997})
+    pipe.execute()
+    assert c.object("encoding", "big") == b"skiplist"
+    assert c.zcard("big") == 5000
+    ordered = c.zrange("big", 0, -1, withscores=True)
+    assert [s for _, s in ordered] == sorted(s for _, s in ordered)
+    for member, _ in ordered[::250]:
+        rank = c.zrank("big", member)
+        assert ordered[rank][0] == member
+    assert c.zcount("big", 10, 20) == sum(1 for _, s in ordered if 10 <= s <= 20)
+    assert c.zremrangebyscore("big", "-inf", 99) == sum(1 for _, s in ordered if s <= 99)
+    assert c.zrange("big", 0, 0, withscores=True)[0][1] == 100.0
