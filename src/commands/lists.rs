@@ -4,7 +4,7 @@
 use futures::future::LocalBoxFuture;
 
 use super::keys::on_owner;
-use super::{Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, WRITE, parse_mpop, pop_count};
+use super::{Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, WRITE, mpop, parse_mpop, pop_count};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
 use crate::server::transaction::Tx;
@@ -266,32 +266,16 @@ fn lmpop<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
         let (key_range, end_at, count) = parse_mpop(args)?;
         let end = end_of(args, end_at)?;
         let keys: Vec<&[u8]> = key_range.map(|i| args.get(i)).collect();
-        let db = client.db();
-        let tx = Tx::lock(&client.shard, db, keys.iter().copied()).await;
-        let mut result = Ok(Reply::NullArray);
-        for key in keys {
-            let popped = on_owner(&tx, client, key, db, move |ctx, k| {
-                let items: Vec<SmallBytes> = match ctx.read_as::<List>(k)? {
-                    None => return Ok(None),
-                    Some(l) => (0..count).map_while(|_| l.pop(end)).collect(),
-                };
-                ctx.drop_if_empty::<List>(k);
-                ctx.ks.dirty += 1;
-                Ok(Some(items))
-            })
-            .await;
-            match popped {
-                Ok(None) => continue,
-                Ok(Some(items)) => {
-                    let items = Reply::Array(items.iter().map(|v| Reply::bulk(v)).collect());
-                    result = Ok(Reply::Array(vec![Reply::bulk(key), items]));
-                }
-                Err(e) => result = Err(e),
-            }
-            break;
-        }
-        tx.unlock().await;
-        result
+        let pop = move |ctx: &mut Ctx, k: &[u8]| {
+            let items: Vec<SmallBytes> = match ctx.read_as::<List>(k)? {
+                None => return Ok(None),
+                Some(l) => (0..count).map_while(|_| l.pop(end)).collect(),
+            };
+            ctx.drop_if_empty::<List>(k);
+            Ok(Some(items))
+        };
+        mpop(client, keys, pop, |items: Vec<SmallBytes>| Reply::Array(items.iter().map(|v| Reply::bulk(v)).collect()))
+            .await
     })
 }
 

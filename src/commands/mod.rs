@@ -11,10 +11,21 @@ use std::sync::LazyLock;
 use futures::future::LocalBoxFuture;
 
 use crate::protocol::resp::{Span, parse_i64};
-use crate::protocol::{CmdError, CmdResult};
+use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
 use crate::server::shared::Shared;
+use crate::server::transaction::Tx;
 use crate::storage::{Db, Entry, Hash, Keyspace, List, Set, Str, Value, ZSet};
+
+/// A table handler for an async command whose body is a call to a shared
+/// function: `async_handler!(sinter, |c, a| algebra(c, a, Algebra::Inter, false));`
+macro_rules! async_handler {
+    ($name:ident, $body:expr) => {
+        fn $name<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+            Box::pin($body(client, args))
+        }
+    };
+}
 
 mod bitmaps;
 pub mod connection;
@@ -337,6 +348,38 @@ pub fn intercard_limit(args: Args, n: usize) -> Result<usize, CmdError> {
         }
     }
     Ok(limit)
+}
+
+/// The body LMPOP and ZMPOP share: under one transaction over `keys`, pop
+/// from the first key `pop` finds something in (None: missing key) and
+/// answer `[key, items]`, or a null array when every key is missing.
+pub async fn mpop<T, P>(client: &Client, keys: Vec<&[u8]>, pop: P, items: fn(T) -> Reply) -> CmdResult
+where
+    P: Fn(&mut Ctx, &[u8]) -> Result<Option<T>, CmdError> + Clone + Send + 'static,
+    T: Send + 'static,
+{
+    let db = client.db();
+    let tx = Tx::lock(&client.shard, db, keys.iter().copied()).await;
+    let mut result = Ok(Reply::NullArray);
+    for key in keys {
+        let pop = pop.clone();
+        let popped = keys::on_owner(&tx, client, key, db, move |ctx, k| {
+            let r = pop(ctx, k);
+            if matches!(r, Ok(Some(_))) {
+                ctx.ks.dirty += 1;
+            }
+            r
+        })
+        .await;
+        match popped {
+            Ok(None) => continue,
+            Ok(Some(popped)) => result = Ok(Reply::Array(vec![Reply::bulk(key), items(popped)])),
+            Err(e) => result = Err(e),
+        }
+        break;
+    }
+    tx.unlock().await;
+    result
 }
 
 /// Arguments owned in one buffer, for sending to another shard.

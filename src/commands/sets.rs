@@ -225,29 +225,12 @@ async fn algebra(client: &mut Client, args: Args<'_>, op: Algebra, store: bool) 
     result
 }
 
-fn sinter<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
-    Box::pin(algebra(client, args, Algebra::Inter, false))
-}
-
-fn sunion<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
-    Box::pin(algebra(client, args, Algebra::Union, false))
-}
-
-fn sdiff<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
-    Box::pin(algebra(client, args, Algebra::Diff, false))
-}
-
-fn sinterstore<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
-    Box::pin(algebra(client, args, Algebra::Inter, true))
-}
-
-fn sunionstore<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
-    Box::pin(algebra(client, args, Algebra::Union, true))
-}
-
-fn sdiffstore<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
-    Box::pin(algebra(client, args, Algebra::Diff, true))
-}
+async_handler!(sinter, |c, a| algebra(c, a, Algebra::Inter, false));
+async_handler!(sunion, |c, a| algebra(c, a, Algebra::Union, false));
+async_handler!(sdiff, |c, a| algebra(c, a, Algebra::Diff, false));
+async_handler!(sinterstore, |c, a| algebra(c, a, Algebra::Inter, true));
+async_handler!(sunionstore, |c, a| algebra(c, a, Algebra::Union, true));
+async_handler!(sdiffstore, |c, a| algebra(c, a, Algebra::Diff, true));
 
 /// SINTERCARD numkeys key [key ...] [LIMIT limit]
 fn sintercard<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {

@@ -6,8 +6,8 @@ use futures::future::LocalBoxFuture;
 
 use super::keys::{ScanOptions, on_owner};
 use super::{
-    Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, Typed, WRITE, intercard_limit, parse_f64, parse_mpop,
-    pop_count, random_positions,
+    Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, Typed, WRITE, intercard_limit, mpop, parse_f64,
+    parse_mpop, pop_count, random_positions,
 };
 use crate::config::Hot;
 use crate::protocol::{CmdError, CmdResult, Reply};
@@ -686,14 +686,6 @@ async fn setop(client: &mut Client, args: Args<'_>, op: SetOp, store: bool) -> C
     result
 }
 
-macro_rules! async_handler {
-    ($name:ident, $body:expr) => {
-        fn $name<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
-            Box::pin($body(client, args))
-        }
-    };
-}
-
 async_handler!(zunion, |c, a| setop(c, a, SetOp::Union, false));
 async_handler!(zinter, |c, a| setop(c, a, SetOp::Inter, false));
 async_handler!(zdiff, |c, a| setop(c, a, SetOp::Diff, false));
@@ -750,33 +742,18 @@ fn zmpop<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
             _ => return Err(CmdError::Syntax),
         };
         let keys: Vec<&[u8]> = key_range.map(|i| args.get(i)).collect();
-        let db = client.db();
-        let tx = Tx::lock(&client.shard, db, keys.iter().copied()).await;
-        let mut result = Ok(Reply::NullArray);
-        for key in keys {
-            let popped = on_owner(&tx, client, key, db, move |ctx, k| {
-                let items = match ctx.read_as::<ZSet>(k)? {
-                    None => return Ok(None),
-                    Some(z) => pop_ends(z, count, max),
-                };
-                ctx.drop_if_empty::<ZSet>(k);
-                ctx.ks.dirty += 1;
-                Ok(Some(items))
-            })
-            .await;
-            match popped {
-                Ok(None) => continue,
-                Ok(Some(items)) => {
-                    let pairs =
-                        items.into_iter().map(|(s, m)| Reply::Array(vec![Reply::bulk(&m), score_reply(s)])).collect();
-                    result = Ok(Reply::Array(vec![Reply::bulk(key), Reply::Array(pairs)]));
-                }
-                Err(e) => result = Err(e),
-            }
-            break;
-        }
-        tx.unlock().await;
-        result
+        let pop = move |ctx: &mut Ctx, k: &[u8]| {
+            let items = match ctx.read_as::<ZSet>(k)? {
+                None => return Ok(None),
+                Some(z) => pop_ends(z, count, max),
+            };
+            ctx.drop_if_empty::<ZSet>(k);
+            Ok(Some(items))
+        };
+        let pairs = |items: Vec<(f64, SmallBytes)>| {
+            Reply::Array(items.into_iter().map(|(s, m)| Reply::Array(vec![Reply::bulk(&m), score_reply(s)])).collect())
+        };
+        mpop(client, keys, pop, pairs).await
     })
 }
 
