@@ -3,10 +3,11 @@
 
 Loads the same datasets into both servers (percore with --threads 1) and
 reports used_memory growth (INFO memory) and RSS growth per key, and the
-ratio percore/redis. Each dataset starts from FLUSHALL.
+ratio percore/redis. Each dataset is loaded into freshly started servers.
 
   bench/memory.py                 # default sizes
   bench/memory.py --scale 0.1     # a tenth of them, for a quick look
+  bench/memory.py --only small    # the datasets whose name contains "small"
 """
 
 import argparse
@@ -81,26 +82,28 @@ def datasets(scale):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--only", default="", help="run the datasets whose name contains this")
     p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "percore"))
     args = p.parse_args()
-    servers = {kind: start(kind, args.binary) for kind in ("redis", "percore")}
     rows = []
-    try:
-        for name, count, make in datasets(args.scale):
-            result = {}
-            for kind, (_, c) in servers.items():
-                c.flushall()
-                time.sleep(0.2)
+    for name, count, make in datasets(args.scale):
+        if args.only not in name:
+            continue
+        result = {}
+        # A fresh server per dataset: what an earlier dataset freed may sit
+        # in allocator caches and blur the next baseline.
+        for kind in ("redis", "percore"):
+            proc, c = start(kind, args.binary)
+            try:
                 used0, rss0 = memory(c)
                 load(c, make(count))
                 used1, rss1 = memory(c)
                 result[kind] = ((used1 - used0) / count, (rss1 - rss0) / count)
-            rows.append((name, count, result))
-            print(f"{name} done", file=sys.stderr)
-    finally:
-        for proc, _ in servers.values():
-            proc.kill()
-            proc.wait()
+            finally:
+                proc.kill()
+                proc.wait()
+        rows.append((name, count, result))
+        print(f"{name} done", file=sys.stderr)
     unit = "bytes per key (bytes per field/member/item for the single big keys)"
     print(f"{'dataset':<26}{'n':>9}{'redis used':>12}{'pc used':>10}{'ratio':>7}{'redis rss':>11}{'pc rss':>9}   {unit}")
     for name, count, r in rows:

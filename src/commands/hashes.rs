@@ -157,14 +157,11 @@ fn hrandfield(ctx: &mut Ctx, args: Args) -> CmdResult {
     }
     let h = ctx.read_as::<Hash>(args.get(1))?;
     let Some(count) = count else {
-        return Ok(h
-            .and_then(|h| h.nth(fastrand::usize(..h.len().max(1))))
-            .map_or(Reply::Null, |(f, _)| Reply::bulk(f)));
+        return Ok(h.and_then(|h| h.at(h.random()?)).map_or(Reply::Null, |(f, _)| Reply::bulk(f)));
     };
     let Some(h) = h else { return Ok(Reply::Array(Vec::new())) };
-    let len = h.len();
-    let picks = random_positions(len, count);
-    let items = picks.into_iter().filter_map(|i| h.nth(i));
+    let picks = random_positions(h.len(), count, || h.random(), || h.positions());
+    let items = picks.into_iter().filter_map(|p| h.at(p));
     Ok(if with_values {
         Reply::Pairs(items.map(|(f, v)| (Reply::bulk(f), Reply::bulk(v))).collect())
     } else {
@@ -173,26 +170,18 @@ fn hrandfield(ctx: &mut Ctx, args: Args) -> CmdResult {
 }
 
 /// HSCAN key cursor [MATCH p] [COUNT n]: a packed hash is returned whole;
-/// a table by position.
+/// a table by bucket.
 fn hscan(ctx: &mut Ctx, args: Args) -> CmdResult {
     let o = ScanOptions::parse(args, 2, false)?;
-    let h = ctx.read_as::<Hash>(args.get(1))?;
     let mut flat = Vec::new();
     let mut next = 0;
-    if let Some(h) = h {
-        let (start, end) = match h {
-            Hash::Packed(_) => (0, h.len()),
-            Hash::Table(_) => (o.cursor as usize, (o.cursor as usize).saturating_add(o.count).min(h.len())),
-        };
-        for (f, v) in (start..end).filter_map(|i| h.nth(i)) {
+    if let Some(h) = ctx.read_as::<Hash>(args.get(1))? {
+        next = h.scan(o.cursor as usize, o.count, |f, v| {
             if o.matches(f) {
                 flat.push(Reply::bulk(f));
                 flat.push(Reply::bulk(v));
             }
-        }
-        if end < h.len() {
-            next = end;
-        }
+        });
     }
     Ok(Reply::Array(vec![Reply::text(next.to_string()), Reply::Array(flat)]))
 }

@@ -57,12 +57,13 @@ fn pop(ctx: &mut Ctx, args: Args, end: End, cmd: &str) -> CmdResult {
     }
     let count = if args.len() == 3 { Some(pop_count(args, 2)?) } else { None };
     let key = args.get(1);
+    let limits = limits(ctx);
     let Some(l) = ctx.read_as::<List>(key)? else {
         return Ok(if count.is_some() { Reply::NullArray } else { Reply::Null });
     };
     let reply = match count {
-        None => l.pop(end).map_or(Reply::Null, |v| Reply::bulk(&v)),
-        Some(n) => Reply::Array((0..n).map_while(|_| l.pop(end)).map(|v| Reply::bulk(&v)).collect()),
+        None => l.pop(end, limits).map_or(Reply::Null, |v| Reply::bulk(&v)),
+        Some(n) => Reply::Array((0..n).map_while(|_| l.pop(end, limits)).map(|v| Reply::bulk(&v)).collect()),
     };
     ctx.drop_if_empty::<List>(key);
     Ok(reply)
@@ -104,7 +105,7 @@ fn lrange(ctx: &mut Ctx, args: Args) -> CmdResult {
     let (start, end) = (args.int(2)?, args.int(3)?);
     let Some(l) = ctx.read_as::<List>(args.get(1))? else { return Ok(Reply::Array(Vec::new())) };
     let r = clamp(start, end, l.len());
-    Ok(Reply::Array(l.iter().skip(r.start).take(r.len()).map(Reply::bulk).collect()))
+    Ok(Reply::Array(l.iter_from(r.start).take(r.len()).map(Reply::bulk).collect()))
 }
 
 fn lset(ctx: &mut Ctx, args: Args) -> CmdResult {
@@ -132,6 +133,7 @@ fn linsert(ctx: &mut Ctx, args: Args) -> CmdResult {
 fn lrem(ctx: &mut Ctx, args: Args) -> CmdResult {
     let count = args.int(2)?;
     let key = args.get(1);
+    let limits = limits(ctx);
     let Some(l) = ctx.read_as::<List>(key)? else { return Ok(Reply::Int(0)) };
     let target = args.get(3);
     let mut positions: Vec<usize> = l.iter().enumerate().filter(|(_, e)| *e == target).map(|(i, _)| i).collect();
@@ -142,7 +144,7 @@ fn lrem(ctx: &mut Ctx, args: Args) -> CmdResult {
         positions.truncate(count.unsigned_abs() as usize);
     }
     positions.sort_unstable_by(|a, b| b.cmp(a));
-    positions.iter().for_each(|&i| l.remove(i));
+    positions.iter().for_each(|&i| l.remove(i, limits));
     ctx.drop_if_empty::<List>(key);
     Ok(Reply::Int(positions.len() as i64))
 }
@@ -150,9 +152,10 @@ fn lrem(ctx: &mut Ctx, args: Args) -> CmdResult {
 fn ltrim(ctx: &mut Ctx, args: Args) -> CmdResult {
     let (start, end) = (args.int(2)?, args.int(3)?);
     let key = args.get(1);
+    let limits = limits(ctx);
     let Some(l) = ctx.read_as::<List>(key)? else { return Ok(Reply::Ok) };
     let r = clamp(start, end, l.len());
-    l.keep(r.start, r.end);
+    l.keep(r.start, r.end, limits);
     ctx.drop_if_empty::<List>(key);
     Ok(Reply::Ok)
 }
@@ -195,7 +198,7 @@ fn lpos(ctx: &mut Ctx, args: Args) -> CmdResult {
     let scan: Box<dyn Iterator<Item = (usize, &[u8])>> = if rank > 0 {
         Box::new(l.iter().enumerate())
     } else {
-        Box::new(l.iter().rev().enumerate().map(|(i, e)| (len - 1 - i, e)))
+        Box::new(l.iter_rev().enumerate().map(|(i, e)| (len - 1 - i, e)))
     };
     let limit = if maxlen == 0 { len } else { maxlen };
     let matches = scan.take(limit).filter(|(_, e)| *e == target).map(|(i, _)| i).skip(rank.unsigned_abs() as usize - 1);
@@ -223,7 +226,8 @@ async fn move_one(
     }
     on_owner(tx, client, dst, db, |ctx, k| ctx.read_as::<List>(k).map(|_| ())).await?;
     let popped = on_owner(tx, client, src, db, move |ctx, k| {
-        let v = ctx.read_as::<List>(k).ok().flatten().and_then(|l| l.pop(from));
+        let limits = limits(ctx);
+        let v = ctx.read_as::<List>(k).ok().flatten().and_then(|l| l.pop(from, limits));
         ctx.drop_if_empty::<List>(k);
         v
     })
@@ -267,9 +271,10 @@ fn lmpop<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
         let end = end_of(args, end_at)?;
         let keys: Vec<&[u8]> = key_range.map(|i| args.get(i)).collect();
         let pop = move |ctx: &mut Ctx, k: &[u8]| {
+            let limits = limits(ctx);
             let items: Vec<SmallBytes> = match ctx.read_as::<List>(k)? {
                 None => return Ok(None),
-                Some(l) => (0..count).map_while(|_| l.pop(end)).collect(),
+                Some(l) => (0..count).map_while(|_| l.pop(end, limits)).collect(),
             };
             ctx.drop_if_empty::<List>(k);
             Ok(Some(items))

@@ -290,18 +290,36 @@ pub fn parse_f64(b: &[u8]) -> Option<f64> {
 }
 
 /// Positions for the random-member commands (HRANDFIELD, SRANDMEMBER,
-/// ZRANDMEMBER, SPOP): a negative count draws with repetition, a count
-/// covering the collection takes all of it, otherwise distinct picks.
-pub fn random_positions(len: usize, count: i64) -> Vec<usize> {
+/// ZRANDMEMBER, SPOP), drawn with `random` or taken from `all`: a negative
+/// count draws with repetition; a count covering most of the collection
+/// shuffles all positions; a small one draws until it has distinct picks
+/// (Redis's cases, so a few picks from a big collection stay cheap).
+pub fn random_positions(
+    len: usize,
+    count: i64,
+    mut random: impl FnMut() -> Option<usize>,
+    all: impl FnOnce() -> Vec<usize>,
+) -> Vec<usize> {
     if count < 0 {
-        return (0..count.unsigned_abs() as usize).map(|_| fastrand::usize(..len.max(1))).collect();
+        return (0..count.unsigned_abs()).map_while(|_| random()).collect();
     }
-    let mut all: Vec<usize> = (0..len).collect();
-    if (count as usize) < len {
-        fastrand::shuffle(&mut all);
-        all.truncate(count as usize);
+    let count = count as usize;
+    if count >= len || count.saturating_mul(3) > len {
+        let mut all = all();
+        if count < len {
+            fastrand::shuffle(&mut all);
+            all.truncate(count);
+        }
+        return all;
     }
-    all
+    let mut picked = indexmap::IndexSet::with_capacity(count);
+    while picked.len() < count {
+        match random() {
+            Some(p) => picked.insert(p),
+            None => break,
+        };
+    }
+    picked.into_iter().collect()
 }
 
 /// A non-negative count argument, with the wording of the pop commands.
@@ -425,7 +443,7 @@ impl Typed for Hash {
     }
 
     fn wrap(self) -> Value {
-        Value::Hash(Box::new(self))
+        Value::Hash(self)
     }
 
     fn is_empty(&self) -> bool {
@@ -442,7 +460,7 @@ impl Typed for Set {
     }
 
     fn wrap(self) -> Value {
-        Value::Set(Box::new(self))
+        Value::Set(self)
     }
 
     fn is_empty(&self) -> bool {
@@ -459,7 +477,7 @@ impl Typed for List {
     }
 
     fn wrap(self) -> Value {
-        Value::List(Box::new(self))
+        Value::List(self)
     }
 
     fn is_empty(&self) -> bool {
@@ -476,7 +494,7 @@ impl Typed for ZSet {
     }
 
     fn wrap(self) -> Value {
-        Value::ZSet(Box::new(self))
+        Value::ZSet(self)
     }
 
     fn is_empty(&self) -> bool {

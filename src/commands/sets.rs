@@ -75,8 +75,8 @@ fn spop(ctx: &mut Ctx, args: Args) -> CmdResult {
     let Some(s) = ctx.read_as::<Set>(key)? else {
         return Ok(if count.is_some() { Reply::Set(Vec::new()) } else { Reply::Null });
     };
-    let chosen: Vec<SmallBytes> =
-        random_positions(s.len(), count.unwrap_or(1) as i64).into_iter().filter_map(|i| s.nth(i)).collect();
+    let picks = random_positions(s.len(), count.unwrap_or(1) as i64, || s.random(), || s.positions());
+    let chosen: Vec<SmallBytes> = picks.into_iter().filter_map(|p| s.at(p)).collect();
     for m in &chosen {
         s.remove(m);
     }
@@ -97,28 +97,24 @@ fn srandmember(ctx: &mut Ctx, args: Args) -> CmdResult {
     match (s, count) {
         (None, None) => Ok(Reply::Null),
         (None, Some(_)) => Ok(Reply::Array(Vec::new())),
-        (Some(s), None) => Ok(s.nth(fastrand::usize(..s.len())).map_or(Reply::Null, |m| Reply::bulk(&m))),
+        (Some(s), None) => Ok(s.random().and_then(|p| s.at(p)).map_or(Reply::Null, |m| Reply::bulk(&m))),
         (Some(s), Some(n)) => {
-            let picks = random_positions(s.len(), n);
-            Ok(Reply::Array(picks.into_iter().filter_map(|i| s.nth(i)).map(|m| Reply::bulk(&m)).collect()))
+            let picks = random_positions(s.len(), n, || s.random(), || s.positions());
+            Ok(Reply::Array(picks.into_iter().filter_map(|p| s.at(p)).map(|m| Reply::bulk(&m)).collect()))
         }
     }
 }
 
 fn sscan(ctx: &mut Ctx, args: Args) -> CmdResult {
     let o = ScanOptions::parse(args, 2, false)?;
-    let s = ctx.read_as::<Set>(args.get(1))?;
     let mut found = Vec::new();
     let mut next = 0;
-    if let Some(s) = s {
-        let (start, end) = match s {
-            Set::Table(_) => (o.cursor as usize, (o.cursor as usize).saturating_add(o.count).min(s.len())),
-            _ => (0, s.len()),
-        };
-        found.extend((start..end).filter_map(|i| s.nth(i)).filter(|m| o.matches(m)).map(|m| Reply::bulk(&m)));
-        if end < s.len() {
-            next = end;
-        }
+    if let Some(s) = ctx.read_as::<Set>(args.get(1))? {
+        next = s.scan(o.cursor as usize, o.count, |m| {
+            if o.matches(m) {
+                found.push(Reply::bulk(m));
+            }
+        });
     }
     Ok(Reply::Array(vec![Reply::text(next.to_string()), Reply::Array(found)]))
 }
@@ -138,7 +134,7 @@ async fn read_sets(client: &Client, tx: &Tx, keys: &[Key]) -> Result<Vec<Option<
             .await;
         sets.push(match value {
             None => None,
-            Some(Value::Set(s)) => Some(*s),
+            Some(Value::Set(s)) => Some(s),
             Some(_) => return Err(CmdError::WrongType),
         });
     }

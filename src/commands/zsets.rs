@@ -485,30 +485,22 @@ fn zrandmember(ctx: &mut Ctx, args: Args) -> CmdResult {
     };
     let Some(z) = z else { return Ok(Reply::Array(Vec::new())) };
     let len = z.len();
-    let picks = random_positions(len, count);
+    let picks = random_positions(len, count, || (len > 0).then(|| fastrand::usize(..len)), || (0..len).collect());
     let items = picks.into_iter().filter_map(|i| z.range(i, i + 1).into_iter().next()).collect();
     Ok(with_scores(items, withscores))
 }
 
 fn zscan(ctx: &mut Ctx, args: Args) -> CmdResult {
     let o = ScanOptions::parse(args, 2, false)?;
-    let z = ctx.read_as::<ZSet>(args.get(1))?;
     let mut flat = Vec::new();
     let mut next = 0;
-    if let Some(z) = z {
-        let (start, end) = match z {
-            ZSet::Packed(_) => (0, z.len()),
-            ZSet::Chunked(_) => (o.cursor as usize, (o.cursor as usize).saturating_add(o.count).min(z.len())),
-        };
-        for (s, m) in z.range(start, end) {
-            if o.matches(&m) {
-                flat.push(Reply::bulk(&m));
+    if let Some(z) = ctx.read_as::<ZSet>(args.get(1))? {
+        next = z.scan(o.cursor as usize, o.count, |m, s| {
+            if o.matches(m) {
+                flat.push(Reply::bulk(m));
                 flat.push(Reply::bulk(crate::protocol::reply::format_double(s).as_bytes()));
             }
-        }
-        if end < z.len() {
-            next = end;
-        }
+        });
     }
     Ok(Reply::Array(vec![Reply::text(next.to_string()), Reply::Array(flat)]))
 }

@@ -12,8 +12,8 @@ use std::sync::OnceLock;
 
 use indexmap::IndexSet;
 
-use super::slot_table::SlotTable;
-use super::slots::{SLOTS, key_slot};
+use super::slot_table::{SlotDir, SlotTable};
+use super::slots::key_slot;
 use super::value::Value;
 
 use super::Key;
@@ -74,9 +74,8 @@ fn lru_clock(now_ms: i64) -> u32 {
 
 #[derive(Default, Debug)]
 pub struct Db {
-    /// Indexed by slot; empty until the first key is written. The tables
-    /// sit in the vector itself: one pointer less to chase per lookup.
-    slots: Vec<SlotTable>,
+    /// The keys of each slot.
+    slots: SlotDir,
     len: usize,
     expires: IndexSet<Key, KeyHasher>,
     /// Keys removed because their TTL passed (lazily or actively).
@@ -107,7 +106,7 @@ impl Db {
             self.expired += 1;
             return None;
         }
-        self.slots[slot].find_mut(h, key)
+        self.slots.get_mut(slot)?.find_mut(h, key)
     }
 
     pub fn contains(&mut self, key: &[u8], now_ms: i64) -> bool {
@@ -119,14 +118,11 @@ impl Db {
     pub fn insert(&mut self, key: &[u8], value: Value, expire_at: i64, now_ms: i64) -> &mut Entry {
         let slot = key_slot(key);
         let h = hash(key);
-        if self.slots.is_empty() {
-            self.slots.resize_with(SLOTS, SlotTable::default);
-        }
         // Split borrows: the entry lives in `slots` while `expires` and
         // `len` are kept in step.
         let Db { slots, expires, len, .. } = self;
         let make = || Entry { key: key.into(), value: Value::Str(super::Str::Int(0)), expire_at: 0, access: 0 };
-        let (existed, e) = slots[slot].entry(h, key, make, |e| hash(&e.key));
+        let (existed, e) = slots.get_or_create(slot).entry(h, key, make, |e| hash(&e.key));
         let had = existed && e.expire_at != 0;
         e.value = value;
         e.expire_at = expire_at;
@@ -185,11 +181,7 @@ impl Db {
     fn remove_hashed(&mut self, slot: usize, h: u64, key: &[u8]) -> Option<Entry> {
         let table = self.slots.get_mut(slot)?;
         let e = table.remove(h, key)?;
-        if table.is_empty() {
-            // Give the memory back: a slot emptied by deletes or
-            // migration should not keep its peak size.
-            *table = SlotTable::default();
-        }
+        self.slots.release_if_empty(slot);
         self.len -= 1;
         if e.expire_at != 0 {
             self.expires.swap_remove(key);
@@ -214,7 +206,7 @@ impl Db {
             if self.len == 0 {
                 return None;
             }
-            let occupied: Vec<usize> = (0..self.slots.len()).filter(|&s| !self.slots[s].is_empty()).collect();
+            let occupied: Vec<usize> = self.slots.occupied().collect();
             let slot = occupied[fastrand::usize(..occupied.len())];
             let table = self.table(slot)?;
             let e = table.iter().nth(fastrand::usize(..table.len()))?;

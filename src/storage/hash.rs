@@ -2,11 +2,9 @@
 //! `hash-max-listpack-*` thresholds (`hashtable`), never converting back,
 //! as Redis does.
 
-use indexmap::IndexMap;
-
 use super::SmallBytes;
-use super::db::KeyHasher;
 use super::encodings::Listpack;
+use super::table::Table;
 
 /// When a packed hash must become a table.
 #[derive(Clone, Copy, Debug)]
@@ -19,9 +17,8 @@ pub struct PackLimits {
 pub enum Hash {
     /// Field, value, field, value...
     Packed(Listpack),
-    /// Insertion-ordered so HSCAN can use positions and HRANDFIELD can
-    /// pick by index. Boxed so a small (packed) hash stays small.
-    Table(Box<IndexMap<SmallBytes, SmallBytes, KeyHasher>>),
+    /// Boxed so a small (packed) hash stays small.
+    Table(Box<Table<(SmallBytes, SmallBytes)>>),
 }
 
 impl Default for Hash {
@@ -52,7 +49,7 @@ impl Hash {
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match self {
             Hash::Packed(lp) => lp.position(field, 2).and_then(|i| lp.get(i + 1)),
-            Hash::Table(t) => t.get(field).map(|v| &**v),
+            Hash::Table(t) => t.get(field).map(|(_, v)| &**v),
         }
     }
 
@@ -78,7 +75,7 @@ impl Hash {
                     true
                 }
             },
-            Hash::Table(t) => t.insert(SmallBytes::new(field), SmallBytes::new(value)).is_none(),
+            Hash::Table(t) => t.insert((SmallBytes::new(field), SmallBytes::new(value))).is_none(),
         };
         if let Hash::Packed(lp) = self
             && (lp.len() / 2 > limits.max_entries || value.len() > limits.max_value || field.len() > limits.max_value)
@@ -97,16 +94,16 @@ impl Hash {
                 }
                 None => false,
             },
-            Hash::Table(t) => t.swap_remove(field).is_some(),
+            Hash::Table(t) => t.remove(field).is_some(),
         }
     }
 
     fn convert(&mut self) {
         if let Hash::Packed(lp) = self {
-            let mut t = IndexMap::with_capacity_and_hasher(lp.len() / 2, KeyHasher);
+            let mut t = Table::with_capacity(lp.len() / 2);
             let mut it = lp.iter();
             while let (Some(f), Some(v)) = (it.next(), it.next()) {
-                t.insert(SmallBytes::new(f), SmallBytes::new(v));
+                t.insert((SmallBytes::new(f), SmallBytes::new(v)));
             }
             *self = Hash::Table(Box::new(t));
         }
@@ -123,11 +120,40 @@ impl Hash {
         }
     }
 
-    /// The pair at storage position `i` (HRANDFIELD).
-    pub fn nth(&self, i: usize) -> Option<(&[u8], &[u8])> {
+    /// The pair at position `pos` (an index in the packed form, a bucket
+    /// in the table).
+    pub fn at(&self, pos: usize) -> Option<(&[u8], &[u8])> {
         match self {
-            Hash::Packed(lp) => Some((lp.get(2 * i)?, lp.get(2 * i + 1)?)),
-            Hash::Table(t) => t.get_index(i).map(|(f, v)| (&**f, &**v)),
+            Hash::Packed(lp) => Some((lp.get(2 * pos)?, lp.get(2 * pos + 1)?)),
+            Hash::Table(t) => t.at(pos).map(|(f, v)| (&**f, &**v)),
+        }
+    }
+
+    /// The position of a random pair.
+    pub fn random(&self) -> Option<usize> {
+        match self {
+            Hash::Packed(_) => (!self.is_empty()).then(|| fastrand::usize(..self.len())),
+            Hash::Table(t) => t.random(),
+        }
+    }
+
+    /// The positions of all pairs.
+    pub fn positions(&self) -> Vec<usize> {
+        match self {
+            Hash::Packed(_) => (0..self.len()).collect(),
+            Hash::Table(t) => t.positions(),
+        }
+    }
+
+    /// HSCAN: visits pairs from `cursor`; returns the next cursor (0: done).
+    /// A packed hash is visited whole.
+    pub fn scan(&self, cursor: usize, count: usize, mut visit: impl FnMut(&[u8], &[u8])) -> usize {
+        match self {
+            Hash::Packed(_) => {
+                self.pairs().for_each(|(f, v)| visit(f, v));
+                0
+            }
+            Hash::Table(t) => t.scan(cursor, count, |(f, v)| visit(f, v)),
         }
     }
 }
@@ -167,13 +193,13 @@ mod tests {
     }
 
     #[test]
-    fn pairs_and_nth_agree() {
+    fn pairs_and_positions_agree() {
         let mut h = Hash::default();
         h.set(b"x", b"1", LIMITS);
         h.set(b"y", b"2", LIMITS);
         h.remove(b"x");
         assert_eq!(h.pairs().collect::<Vec<_>>(), vec![(&b"y"[..], &b"2"[..])]);
-        assert_eq!(h.nth(0), Some((&b"y"[..], &b"2"[..])));
-        assert_eq!(h.nth(1), None);
+        assert_eq!(h.at(0), Some((&b"y"[..], &b"2"[..])));
+        assert_eq!(h.at(1), None);
     }
 }

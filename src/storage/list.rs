@@ -1,11 +1,16 @@
-//! The list type: packed while small (`listpack`, sized by
-//! `list-max-listpack-size`), a double-ended queue beyond (`quicklist`),
-//! as Redis 7.2 names them.
+//! The list type: one listpack while small (`listpack`), a quicklist
+//! beyond (`quicklist`): a deque of nodes, each a run of entries in the
+//! listpack entry format, sized by `list-max-listpack-size`, as Redis 7.2
+//! names and converts them.
 
 use std::collections::VecDeque;
 
 use super::SmallBytes;
 use super::encodings::Listpack;
+use super::encodings::listpack::{Iter, encoded, read_len};
+
+/// Redis's cap on a node's bytes when the limit is an entry count.
+const SAFETY_BYTES: usize = 8192;
 
 /// `list-max-listpack-size`: a positive entry count, or -1..-5 for a byte
 /// budget of 4..64 KiB.
@@ -15,11 +20,25 @@ pub struct ListLimits {
 }
 
 impl ListLimits {
-    fn fits(self, entries: usize, bytes: usize) -> bool {
+    fn bytes(self) -> usize {
         match self.max_listpack_size {
-            n if n > 0 => entries <= n as usize,
-            n => bytes <= 4096usize << ((-n).clamp(1, 5) - 1),
+            n if n > 0 => SAFETY_BYTES,
+            n => 4096usize << ((-n).clamp(1, 5) - 1),
         }
+    }
+
+    fn entries(self) -> usize {
+        usize::try_from(self.max_listpack_size).ok().filter(|&n| n > 0).unwrap_or(usize::MAX)
+    }
+
+    fn fits(self, entries: usize, bytes: usize) -> bool {
+        entries <= self.entries() && bytes <= self.bytes()
+    }
+
+    /// A one-node quicklist this small is packed again (Redis halves the
+    /// limits so a list at the edge does not convert back and forth).
+    fn fits_half(self, entries: usize, bytes: usize) -> bool {
+        entries <= self.entries() / 2 && bytes <= self.bytes() / 2
     }
 }
 
@@ -32,7 +51,7 @@ pub enum End {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum List {
     Packed(Listpack),
-    Deque(VecDeque<SmallBytes>),
+    Quick(Box<Quicklist>),
 }
 
 impl Default for List {
@@ -41,11 +60,287 @@ impl Default for List {
     }
 }
 
+/// Grows `data` to a power-of-two capacity when `extra` more bytes do not
+/// fit: powers of two are allocator size classes, so a full node wastes
+/// nothing.
+fn make_room(data: &mut Vec<u8>, extra: usize) {
+    let need = data.len() + extra;
+    if need > data.capacity() {
+        data.reserve_exact(need.next_power_of_two() - data.len());
+    }
+}
+
+/// One quicklist node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Node {
+    data: Vec<u8>,
+    count: usize,
+}
+
+impl Node {
+    fn with(entries: &[&[u8]]) -> Node {
+        let mut n = Node::default();
+        entries.iter().for_each(|e| n.insert_at(n.data.len(), e));
+        n
+    }
+
+    fn iter(&self) -> Iter<'_> {
+        Iter::new(&self.data)
+    }
+
+    fn offset(&self, index: usize) -> usize {
+        let mut it = self.iter();
+        for _ in 0..index {
+            it.next();
+        }
+        it.offset()
+    }
+
+    /// End of the entry that starts at byte `at`.
+    fn end_of(&self, at: usize) -> usize {
+        let (len, start) = read_len(&self.data, at);
+        start + len
+    }
+
+    fn insert_at(&mut self, at: usize, entry: &[u8]) {
+        let e = encoded(entry);
+        make_room(&mut self.data, e.len());
+        self.data.splice(at..at, e);
+        self.count += 1;
+    }
+
+    fn remove_bytes(&mut self, from: usize, to: usize, entries: usize) {
+        self.data.drain(from..to);
+        self.count -= entries;
+        if self.data.len() < self.data.capacity() / 4 {
+            self.data.shrink_to(self.data.len().next_power_of_two());
+        }
+    }
+
+    /// Moves entries from `index` on into a new node.
+    fn split_off(&mut self, index: usize) -> Node {
+        let at = self.offset(index);
+        let tail = Node { data: self.data[at..].to_vec(), count: self.count - index };
+        self.remove_bytes(at, self.data.len(), tail.count);
+        tail
+    }
+}
+
+/// Entries in nodes of at most the configured size. `tail` caches the
+/// entry offsets of the last node while only pushes and pops touch it, so
+/// RPOP does not rewalk the node (entries can only be walked forward).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Quicklist {
+    nodes: VecDeque<Node>,
+    len: usize,
+    tail: Vec<u32>,
+}
+
+impl Quicklist {
+    /// (node, index within it) of entry `i` (< len), walking from the nearer end.
+    fn locate(&self, mut i: usize) -> (usize, usize) {
+        if i < self.len / 2 {
+            for (n, node) in self.nodes.iter().enumerate() {
+                if i < node.count {
+                    return (n, i);
+                }
+                i -= node.count;
+            }
+        } else {
+            let mut from_end = self.len - i;
+            for (n, node) in self.nodes.iter().enumerate().rev() {
+                if from_end <= node.count {
+                    return (n, node.count - from_end);
+                }
+                from_end -= node.count;
+            }
+        }
+        unreachable!("index below len")
+    }
+
+    fn get(&self, i: usize) -> Option<&[u8]> {
+        if i >= self.len {
+            return None;
+        }
+        let (n, j) = self.locate(i);
+        self.nodes[n].iter().nth(j)
+    }
+
+    fn tail_valid(&self) -> bool {
+        self.nodes.back().is_some_and(|n| n.count == self.tail.len())
+    }
+
+    fn push(&mut self, end: End, v: &[u8], limits: ListLimits) {
+        let size = encoded(v).len();
+        let room = |n: &Node| limits.fits(n.count + 1, n.data.len() + size);
+        self.len += 1;
+        match end {
+            End::Right => {
+                let valid = self.tail_valid();
+                match self.nodes.back_mut() {
+                    Some(node) if room(node) => {
+                        let at = node.data.len();
+                        node.insert_at(at, v);
+                        if valid {
+                            self.tail.push(at as u32);
+                        }
+                    }
+                    _ => {
+                        self.nodes.push_back(Node::with(&[v]));
+                        self.tail = vec![0];
+                    }
+                }
+            }
+            End::Left => {
+                match self.nodes.front_mut() {
+                    Some(node) if room(node) => node.insert_at(0, v),
+                    _ => self.nodes.push_front(Node::with(&[v])),
+                }
+                if self.nodes.len() == 1 {
+                    self.tail.clear();
+                }
+            }
+        }
+    }
+
+    fn pop(&mut self, end: End) -> Option<SmallBytes> {
+        if self.len == 0 {
+            return None;
+        }
+        self.len -= 1;
+        let v = match end {
+            End::Right => {
+                if !self.tail_valid() {
+                    let node = self.nodes.back()?;
+                    self.tail = (0..node.count).map(|i| node.offset(i) as u32).collect();
+                }
+                let at = self.tail.pop()? as usize;
+                let node = self.nodes.back_mut()?;
+                let v = SmallBytes::new(&node.data[read_len(&node.data, at).1..]);
+                node.remove_bytes(at, node.data.len(), 1);
+                v
+            }
+            End::Left => {
+                let node = self.nodes.front_mut()?;
+                let to = node.end_of(0);
+                let v = SmallBytes::new(&node.data[read_len(&node.data, 0).1..to]);
+                node.remove_bytes(0, to, 1);
+                if self.nodes.len() == 1 {
+                    self.tail.clear();
+                }
+                v
+            }
+        };
+        self.drop_empty();
+        Some(v)
+    }
+
+    fn drop_empty(&mut self) {
+        let before = self.nodes.len();
+        self.nodes.retain(|n| n.count > 0);
+        if self.nodes.len() != before {
+            self.tail.clear();
+        }
+    }
+
+    /// Edits entry `i`'s node with `f` (given the node and the index in
+    /// it), then splits the node if it outgrew the limits.
+    fn edit(&mut self, i: usize, limits: ListLimits, f: impl FnOnce(&mut Node, usize)) {
+        self.tail.clear();
+        let (n, j) =
+            if i == self.len { (self.nodes.len() - 1, self.nodes[self.nodes.len() - 1].count) } else { self.locate(i) };
+        let node = &mut self.nodes[n];
+        f(node, j);
+        if node.count > 1 && !limits.fits(node.count, node.data.len()) {
+            let tail = node.split_off(node.count / 2);
+            self.nodes.insert(n + 1, tail);
+        }
+        self.len = self.nodes.iter().map(|n| n.count).sum();
+        self.drop_empty();
+    }
+
+    fn set(&mut self, i: usize, v: &[u8], limits: ListLimits) {
+        self.edit(i, limits, |node, j| {
+            let at = node.offset(j);
+            let to = node.end_of(at);
+            node.remove_bytes(at, to, 1);
+            node.insert_at(at, v);
+        });
+    }
+
+    fn insert(&mut self, i: usize, v: &[u8], limits: ListLimits) {
+        self.edit(i, limits, |node, j| {
+            let at = node.offset(j);
+            node.insert_at(at, v);
+        });
+    }
+
+    fn remove(&mut self, i: usize, limits: ListLimits) {
+        self.edit(i, limits, |node, j| {
+            let at = node.offset(j);
+            let to = node.end_of(at);
+            node.remove_bytes(at, to, 1);
+        });
+    }
+
+    /// Keeps entries `start..end` only.
+    fn keep(&mut self, start: usize, end: usize) {
+        self.tail.clear();
+        let mut drop_back = self.len - end;
+        while let Some(node) = self.nodes.back_mut()
+            && drop_back > 0
+        {
+            if node.count <= drop_back {
+                drop_back -= node.count;
+                self.nodes.pop_back();
+            } else {
+                let at = node.offset(node.count - drop_back);
+                node.remove_bytes(at, node.data.len(), drop_back);
+                drop_back = 0;
+            }
+        }
+        let mut drop_front = start;
+        while let Some(node) = self.nodes.front_mut()
+            && drop_front > 0
+        {
+            if node.count <= drop_front {
+                drop_front -= node.count;
+                self.nodes.pop_front();
+            } else {
+                let to = node.offset(drop_front);
+                node.remove_bytes(0, to, drop_front);
+                drop_front = 0;
+            }
+        }
+        self.len = end - start;
+    }
+
+    /// Entries from `start` on, skipping whole nodes.
+    fn iter_from(&self, mut start: usize) -> impl Iterator<Item = &[u8]> + '_ {
+        let first = self.nodes.iter().position(|n| {
+            if start < n.count {
+                return true;
+            }
+            start -= n.count;
+            false
+        });
+        let first = first.unwrap_or(self.nodes.len());
+        self.nodes.range(first..).enumerate().flat_map(move |(k, n)| n.iter().skip(if k == 0 { start } else { 0 }))
+    }
+
+    /// The single node's entries as a listpack, when there is one node.
+    fn repack(&self) -> Listpack {
+        let mut lp = Listpack::default();
+        self.iter_from(0).for_each(|e| lp.push(e));
+        lp
+    }
+}
+
 impl List {
     pub fn len(&self) -> usize {
         match self {
             List::Packed(lp) => lp.len(),
-            List::Deque(d) => d.len(),
+            List::Quick(q) => q.len,
         }
     }
 
@@ -56,34 +351,53 @@ impl List {
     pub fn encoding(&self) -> &'static str {
         match self {
             List::Packed(_) => "listpack",
-            List::Deque(_) => "quicklist",
+            List::Quick(_) => "quicklist",
         }
     }
 
     pub fn get(&self, i: usize) -> Option<&[u8]> {
         match self {
             List::Packed(lp) => lp.get(i),
-            List::Deque(d) => d.get(i).map(|e| &**e),
+            List::Quick(q) => q.get(i),
         }
     }
 
-    pub fn iter(&self) -> Box<dyn DoubleEndedIterator<Item = &[u8]> + '_> {
+    /// Entries from index `start` on, head to tail.
+    pub fn iter_from(&self, start: usize) -> Box<dyn Iterator<Item = &[u8]> + '_> {
         match self {
-            List::Packed(lp) => {
-                // Listpack walks forward only; collect for reverse walks.
-                let items: Vec<&[u8]> = lp.iter().collect();
-                Box::new(items.into_iter())
-            }
-            List::Deque(d) => Box::new(d.iter().map(|e| &**e)),
+            List::Packed(lp) => Box::new(lp.iter().skip(start)),
+            List::Quick(q) => Box::new(q.iter_from(start)),
         }
     }
 
-    /// Converts to a deque once the packed form outgrows its limit.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
+        self.iter_from(0)
+    }
+
+    /// Entries tail to head (entries walk forward only: one node at a
+    /// time is collected).
+    pub fn iter_rev(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
+        match self {
+            List::Packed(lp) => Box::new(lp.iter().collect::<Vec<_>>().into_iter().rev()),
+            List::Quick(q) => {
+                Box::new(q.nodes.iter().rev().flat_map(|n| n.iter().collect::<Vec<_>>().into_iter().rev()))
+            }
+        }
+    }
+
+    /// Converts between the encodings as the list grows past the limits
+    /// or shrinks back to one small node.
     fn check(&mut self, limits: ListLimits) {
-        if let List::Packed(lp) = self
-            && !limits.fits(lp.len(), lp.bytes())
-        {
-            *self = List::Deque(lp.iter().map(SmallBytes::new).collect());
+        match self {
+            List::Packed(lp) if !limits.fits(lp.len(), lp.bytes()) => {
+                let mut q = Quicklist::default();
+                lp.iter().for_each(|e| q.push(End::Right, e, limits));
+                *self = List::Quick(Box::new(q));
+            }
+            List::Quick(q) if q.nodes.len() == 1 && limits.fits_half(q.len, q.nodes[0].data.len()) => {
+                *self = List::Packed(q.repack());
+            }
+            _ => {}
         }
     }
 
@@ -91,38 +405,35 @@ impl List {
         match (self as &mut List, end) {
             (List::Packed(lp), End::Right) => lp.push(v),
             (List::Packed(lp), End::Left) => lp.insert(0, v),
-            (List::Deque(d), End::Right) => d.push_back(SmallBytes::new(v)),
-            (List::Deque(d), End::Left) => d.push_front(SmallBytes::new(v)),
+            (List::Quick(q), end) => q.push(end, v, limits),
         }
-        self.check(limits);
+        if let List::Packed(_) = self {
+            self.check(limits);
+        }
     }
 
-    pub fn pop(&mut self, end: End) -> Option<SmallBytes> {
+    pub fn pop(&mut self, end: End, limits: ListLimits) -> Option<SmallBytes> {
         let len = self.len();
         if len == 0 {
             return None;
         }
-        match self {
+        let v = match self {
             List::Packed(lp) => {
                 let i = if end == End::Left { 0 } else { len - 1 };
                 let v = lp.get(i).map(SmallBytes::new);
                 lp.remove_range(i, 1);
                 v
             }
-            List::Deque(d) => {
-                if end == End::Left {
-                    d.pop_front()
-                } else {
-                    d.pop_back()
-                }
-            }
-        }
+            List::Quick(q) => q.pop(end),
+        };
+        self.check(limits);
+        v
     }
 
     pub fn set(&mut self, i: usize, v: &[u8], limits: ListLimits) {
         match self {
             List::Packed(lp) => lp.replace(i, v),
-            List::Deque(d) => d[i] = SmallBytes::new(v),
+            List::Quick(q) => q.set(i, v, limits),
         }
         self.check(limits);
     }
@@ -130,33 +441,30 @@ impl List {
     pub fn insert(&mut self, i: usize, v: &[u8], limits: ListLimits) {
         match self {
             List::Packed(lp) => lp.insert(i, v),
-            List::Deque(d) => d.insert(i, SmallBytes::new(v)),
+            List::Quick(q) => q.insert(i, v, limits),
         }
         self.check(limits);
     }
 
-    pub fn remove(&mut self, i: usize) {
+    pub fn remove(&mut self, i: usize, limits: ListLimits) {
         match self {
             List::Packed(lp) => lp.remove_range(i, 1),
-            List::Deque(d) => {
-                d.remove(i);
-            }
+            List::Quick(q) => q.remove(i, limits),
         }
+        self.check(limits);
     }
 
     /// Keeps entries `start..end` only.
-    pub fn keep(&mut self, start: usize, end: usize) {
+    pub fn keep(&mut self, start: usize, end: usize, limits: ListLimits) {
         match self {
             List::Packed(lp) => {
                 let len = lp.len();
                 lp.remove_range(end, len - end);
                 lp.remove_range(0, start);
             }
-            List::Deque(d) => {
-                d.truncate(end);
-                d.drain(..start);
-            }
+            List::Quick(q) => q.keep(start, end),
         }
+        self.check(limits);
     }
 }
 
@@ -180,13 +488,13 @@ mod tests {
         l.push(End::Right, b"d", SMALL);
         assert_eq!(l.encoding(), "quicklist");
         assert_eq!(items(&l), [b"a", b"b", b"c", b"d"].map(|x| x.to_vec()).to_vec());
-        assert_eq!(l.pop(End::Left).as_deref(), Some(&b"a"[..]));
-        assert_eq!(l.pop(End::Right).as_deref(), Some(&b"d"[..]));
+        assert_eq!(l.pop(End::Left, SMALL).as_deref(), Some(&b"a"[..]));
+        assert_eq!(l.pop(End::Right, SMALL).as_deref(), Some(&b"d"[..]));
         l.insert(1, b"x", SMALL);
         l.set(0, b"B", SMALL);
-        l.keep(1, 3);
+        l.keep(1, 3, SMALL);
         assert_eq!(items(&l), [b"x", b"c"].map(|x| x.to_vec()).to_vec());
-        l.remove(0);
+        l.remove(0, SMALL);
         assert_eq!(l.len(), 1);
     }
 
@@ -197,5 +505,80 @@ mod tests {
         let mut list = List::default();
         list.push(End::Right, &[b'x'; 5000], ListLimits { max_listpack_size: -1 });
         assert_eq!(list.encoding(), "quicklist");
+    }
+
+    /// Random operations against a VecDeque, with node limits small
+    /// enough that nodes split, empty, and the list converts both ways.
+    #[test]
+    fn quicklist_matches_a_model() {
+        for limits in [ListLimits { max_listpack_size: 4 }, ListLimits { max_listpack_size: 9 }] {
+            let mut rng = fastrand::Rng::with_seed(11);
+            let mut l = List::default();
+            let mut model: VecDeque<Vec<u8>> = VecDeque::new();
+            for step in 0..20_000 {
+                let v = format!("v{}", rng.usize(..1000)).repeat(rng.usize(1..4)).into_bytes();
+                let end = if rng.bool() { End::Left } else { End::Right };
+                match rng.usize(..10) {
+                    0..=3 => {
+                        l.push(end, &v, limits);
+                        if end == End::Left { model.push_front(v) } else { model.push_back(v) }
+                    }
+                    4..=5 => {
+                        let want = if end == End::Left { model.pop_front() } else { model.pop_back() };
+                        assert_eq!(l.pop(end, limits).map(|b| b.to_vec()), want, "step {step}");
+                    }
+                    6 if !model.is_empty() => {
+                        let i = rng.usize(..model.len());
+                        l.set(i, &v, limits);
+                        model[i] = v;
+                    }
+                    7 => {
+                        let i = rng.usize(..=model.len());
+                        l.insert(i, &v, limits);
+                        model.insert(i, v);
+                    }
+                    8 if !model.is_empty() => {
+                        let i = rng.usize(..model.len());
+                        l.remove(i, limits);
+                        model.remove(i);
+                    }
+                    9 if model.len() > 40 => {
+                        let start = rng.usize(..5);
+                        let end = model.len() - rng.usize(..5);
+                        l.keep(start, end, limits);
+                        model = model.range(start..end).cloned().collect();
+                    }
+                    _ => {}
+                }
+                assert_eq!(l.len(), model.len(), "step {step}");
+                if step % 97 == 0 {
+                    assert_eq!(items(&l), Vec::from(model.clone()));
+                    let rev: Vec<Vec<u8>> = l.iter_rev().map(|e| e.to_vec()).collect();
+                    assert_eq!(rev, model.iter().rev().cloned().collect::<Vec<_>>());
+                    if !model.is_empty() {
+                        let i = rng.usize(..model.len());
+                        assert_eq!(l.get(i), Some(&model[i][..]));
+                        assert_eq!(l.iter_from(i).next(), Some(&model[i][..]));
+                    }
+                }
+            }
+            assert_eq!(l.get(model.len()), None);
+        }
+    }
+
+    #[test]
+    fn shrinking_packs_again() {
+        let limits = ListLimits { max_listpack_size: 4 };
+        let mut l = List::default();
+        for v in [b"a", b"b", b"c", b"d", b"e"] {
+            l.push(End::Right, v, limits);
+        }
+        assert_eq!(l.encoding(), "quicklist");
+        // Nodes [a b c d] [e]: one node left, but still above half the limit.
+        l.pop(End::Right, limits);
+        l.pop(End::Right, limits);
+        assert_eq!(l.encoding(), "quicklist");
+        l.pop(End::Right, limits);
+        assert_eq!((l.encoding(), items(&l)), ("listpack", vec![b"a".to_vec(), b"b".to_vec()]));
     }
 }

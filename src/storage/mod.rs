@@ -10,6 +10,7 @@ pub mod set;
 pub mod slot_table;
 pub mod slots;
 pub mod small_bytes;
+pub mod table;
 pub mod value;
 pub mod zset;
 

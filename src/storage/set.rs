@@ -2,11 +2,11 @@
 //! few, `listpack` while small, `hashtable` beyond; conversions only go
 //! towards the table (Redis 7.2's rules and directive names).
 
-use indexmap::IndexSet;
-
 use super::SmallBytes;
-use super::db::KeyHasher;
+use bytemuck::TransparentWrapper;
+
 use super::encodings::{IntSet, Listpack};
+use super::table::Table;
 use crate::protocol::resp::parse_i64;
 
 #[derive(Clone, Copy, Debug)]
@@ -18,35 +18,77 @@ pub struct SetLimits {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Set {
-    Ints(IntSet),
-    Packed(Listpack),
-    /// Boxed so a small (packed) set stays small.
-    Table(Box<IndexSet<SmallBytes, KeyHasher>>),
+    /// An intset or a listpack in one exact-size buffer whose first byte
+    /// says which: a small set costs one allocation and no enum of its own.
+    Small(Box<[u8]>),
+    /// Boxed so a small set stays small.
+    Table(Box<Table<SmallBytes>>),
+}
+
+enum Form<'a> {
+    Ints(&'a IntSet),
+    Packed(&'a Listpack),
+    Table(&'a Table<SmallBytes>),
+}
+
+enum FormMut<'a> {
+    Ints(&'a mut IntSet),
+    Packed(&'a mut Listpack),
+    Table(&'a mut Table<SmallBytes>),
 }
 
 impl Default for Set {
     fn default() -> Set {
-        Set::Ints(IntSet::default())
+        Set::ints(IntSet::default())
     }
 }
 
 impl Set {
+    fn ints(s: IntSet) -> Set {
+        Set::Small(IntSet::peel(s))
+    }
+
+    fn packed(lp: Listpack) -> Set {
+        Set::Small(Listpack::peel(lp))
+    }
+
+    fn form(&self) -> Form<'_> {
+        match self {
+            Set::Small(b) if IntSet::is_width(b[0]) => Form::Ints(IntSet::wrap_ref(b)),
+            Set::Small(b) => Form::Packed(Listpack::wrap_ref(b)),
+            Set::Table(t) => Form::Table(t),
+        }
+    }
+
+    fn form_mut(&mut self) -> FormMut<'_> {
+        match self {
+            Set::Small(b) => {
+                if IntSet::is_width(b[0]) {
+                    FormMut::Ints(IntSet::wrap_mut(b))
+                } else {
+                    FormMut::Packed(Listpack::wrap_mut(b))
+                }
+            }
+            Set::Table(t) => FormMut::Table(t),
+        }
+    }
+
     /// An empty set in the encoding its first member calls for.
     pub fn for_member(member: &[u8], limits: SetLimits) -> Set {
         if parse_i64(member).is_some() && limits.max_intset_entries > 0 {
-            Set::Ints(IntSet::default())
+            Set::default()
         } else if limits.max_listpack_entries > 0 && member.len() <= limits.max_listpack_value {
-            Set::Packed(Listpack::default())
+            Set::packed(Listpack::default())
         } else {
             Set::Table(Box::default())
         }
     }
 
     pub fn len(&self) -> usize {
-        match self {
-            Set::Ints(s) => s.len(),
-            Set::Packed(lp) => lp.len(),
-            Set::Table(t) => t.len(),
+        match self.form() {
+            Form::Ints(s) => s.len(),
+            Form::Packed(lp) => lp.len(),
+            Form::Table(t) => t.len(),
         }
     }
 
@@ -55,24 +97,24 @@ impl Set {
     }
 
     pub fn encoding(&self) -> &'static str {
-        match self {
-            Set::Ints(_) => "intset",
-            Set::Packed(_) => "listpack",
-            Set::Table(_) => "hashtable",
+        match self.form() {
+            Form::Ints(_) => "intset",
+            Form::Packed(_) => "listpack",
+            Form::Table(_) => "hashtable",
         }
     }
 
     pub fn contains(&self, member: &[u8]) -> bool {
-        match self {
-            Set::Ints(s) => parse_i64(member).is_some_and(|n| s.contains(n)),
-            Set::Packed(lp) => lp.position(member, 1).is_some(),
-            Set::Table(t) => t.contains(member),
+        match self.form() {
+            Form::Ints(s) => parse_i64(member).is_some_and(|n| s.contains(n)),
+            Form::Packed(lp) => lp.position(member, 1).is_some(),
+            Form::Table(t) => t.contains(member),
         }
     }
 
     /// Adds `member`; true if it is new.
     pub fn insert(&mut self, member: &[u8], limits: SetLimits) -> bool {
-        if let Set::Ints(s) = self {
+        if let FormMut::Ints(s) = self.form_mut() {
             match parse_i64(member) {
                 Some(n) if s.contains(n) => return false,
                 Some(n) if s.len() < limits.max_intset_entries => return s.insert(n),
@@ -82,7 +124,7 @@ impl Set {
                 }
             }
         }
-        if let Set::Packed(lp) = self {
+        if let FormMut::Packed(lp) = self.form_mut() {
             if lp.position(member, 1).is_some() {
                 return false;
             }
@@ -92,23 +134,23 @@ impl Set {
             }
             self.convert(false);
         }
-        match self {
-            Set::Table(t) => t.insert(SmallBytes::new(member)),
+        match self.form_mut() {
+            FormMut::Table(t) => t.insert(SmallBytes::new(member)).is_none(),
             _ => unreachable!("converted to a table above"),
         }
     }
 
     pub fn remove(&mut self, member: &[u8]) -> bool {
-        match self {
-            Set::Ints(s) => parse_i64(member).is_some_and(|n| s.remove(n)),
-            Set::Packed(lp) => match lp.position(member, 1) {
+        match self.form_mut() {
+            FormMut::Ints(s) => parse_i64(member).is_some_and(|n| s.remove(n)),
+            FormMut::Packed(lp) => match lp.position(member, 1) {
                 Some(i) => {
                     lp.remove_range(i, 1);
                     true
                 }
                 None => false,
             },
-            Set::Table(t) => t.swap_remove(member),
+            FormMut::Table(t) => t.remove(member).is_some(),
         }
     }
 
@@ -118,23 +160,55 @@ impl Set {
         *self = if packed {
             let mut lp = Listpack::default();
             members.iter().for_each(|m| lp.push(m));
-            Set::Packed(lp)
+            Set::packed(lp)
         } else {
             Set::Table(Box::new(members.into_iter().collect()))
         };
     }
 
-    /// The member at storage position `i`.
-    pub fn nth(&self, i: usize) -> Option<SmallBytes> {
-        match self {
-            Set::Ints(s) => s.get(i).map(|n| SmallBytes::new(itoa::Buffer::new().format(n).as_bytes())),
-            Set::Packed(lp) => lp.get(i).map(SmallBytes::new),
-            Set::Table(t) => t.get_index(i).cloned(),
+    /// The member at position `pos` (an index in the packed forms, a
+    /// bucket in the table).
+    pub fn at(&self, pos: usize) -> Option<SmallBytes> {
+        match self.form() {
+            Form::Ints(s) => s.get(pos).map(|n| SmallBytes::new(itoa::Buffer::new().format(n).as_bytes())),
+            Form::Packed(lp) => lp.get(pos).map(SmallBytes::new),
+            Form::Table(t) => t.at(pos).cloned(),
+        }
+    }
+
+    /// The position of a random member.
+    pub fn random(&self) -> Option<usize> {
+        match self.form() {
+            Form::Table(t) => t.random(),
+            _ => (!self.is_empty()).then(|| fastrand::usize(..self.len())),
+        }
+    }
+
+    /// The positions of all members.
+    pub fn positions(&self) -> Vec<usize> {
+        match self.form() {
+            Form::Table(t) => t.positions(),
+            _ => (0..self.len()).collect(),
+        }
+    }
+
+    /// SSCAN: visits members from `cursor`; returns the next cursor (0:
+    /// done). A packed set is visited whole.
+    pub fn scan(&self, cursor: usize, count: usize, mut visit: impl FnMut(&[u8])) -> usize {
+        match self.form() {
+            Form::Table(t) => t.scan(cursor, count, |m| visit(m)),
+            _ => {
+                self.members().iter().for_each(|m| visit(m));
+                0
+            }
         }
     }
 
     pub fn members(&self) -> Vec<SmallBytes> {
-        (0..self.len()).filter_map(|i| self.nth(i)).collect()
+        match self.form() {
+            Form::Table(t) => t.iter().cloned().collect(),
+            _ => (0..self.len()).filter_map(|i| self.at(i)).collect(),
+        }
     }
 }
 

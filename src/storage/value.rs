@@ -88,14 +88,15 @@ impl Str {
     }
 }
 
-/// A value of any type. Collections are boxed so a key's entry stays small.
+/// A value of any type. Each collection is 16 bytes here (a packed buffer
+/// or a boxed table), so a small one costs a single allocation.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Str(Str),
-    Hash(Box<Hash>),
-    Set(Box<Set>),
-    List(Box<List>),
-    ZSet(Box<ZSet>),
+    Hash(Hash),
+    Set(Set),
+    List(List),
+    ZSet(ZSet),
 }
 
 impl Value {
@@ -152,6 +153,9 @@ mod tests {
     #[test]
     fn values_fit_in_24_bytes() {
         assert_eq!(std::mem::size_of::<Value>(), 24);
+        for size in [size_of::<Hash>(), size_of::<Set>(), size_of::<List>(), size_of::<ZSet>()] {
+            assert_eq!(size, 16);
+        }
     }
 
     #[test]

@@ -7,11 +7,9 @@
 //! rank adds the chunk sizes before it (a few hundred additions for a
 //! million members), and an insert moves at most one chunk's tail.
 
-use hashbrown::HashMap;
-
 use super::SmallBytes;
-use super::db::KeyHasher;
 use super::encodings::Listpack;
+use super::table::Table;
 
 const CHUNK: usize = 256;
 
@@ -28,7 +26,7 @@ fn less(a: (f64, &[u8]), b: (f64, &[u8])) -> bool {
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Chunked {
-    scores: HashMap<SmallBytes, f64, KeyHasher>,
+    scores: Table<(SmallBytes, f64)>,
     chunks: Vec<Vec<(f64, SmallBytes)>>,
 }
 
@@ -40,28 +38,33 @@ impl Chunked {
     }
 
     fn insert(&mut self, member: &[u8], score: f64) {
-        self.scores.insert(SmallBytes::new(member), score);
+        self.scores.insert((SmallBytes::new(member), score));
         if self.chunks.is_empty() {
             self.chunks.push(Vec::new());
         }
         let c = self.chunk_for((score, member));
         let ch = &mut self.chunks[c];
         let at = ch.partition_point(|x| less((x.0, &x.1), (score, member)));
+        // Exact growth: a chunk costs its elements, not the next power of two.
+        ch.reserve_exact(1);
         ch.insert(at, (score, SmallBytes::new(member)));
         if ch.len() > CHUNK {
             let tail = ch.split_off(CHUNK / 2);
+            ch.shrink_to_fit();
             self.chunks.insert(c + 1, tail);
         }
     }
 
     fn remove(&mut self, member: &[u8]) -> Option<f64> {
-        let score = self.scores.remove(member)?;
+        let (_, score) = self.scores.remove(member)?;
         let c = self.chunk_for((score, member));
         let ch = &mut self.chunks[c];
         let at = ch.partition_point(|x| less((x.0, &x.1), (score, member)));
         ch.remove(at);
         if ch.is_empty() {
             self.chunks.remove(c);
+        } else if ch.len() < ch.capacity() / 2 {
+            ch.shrink_to_fit();
         }
         Some(score)
     }
@@ -151,7 +154,7 @@ impl ZSet {
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match self {
             ZSet::Packed(lp) => lp.position(member, 2).and_then(|i| lp.get(i + 1)).map(decode_score),
-            ZSet::Chunked(c) => c.scores.get(member).copied(),
+            ZSet::Chunked(c) => c.scores.get(member).map(|&(_, s)| s),
         }
     }
 
@@ -213,6 +216,18 @@ impl ZSet {
                 Box::new(pairs.skip(rank))
             }
             ZSet::Chunked(c) => Box::new(c.iter_from(rank)),
+        }
+    }
+
+    /// ZSCAN: visits elements from `cursor`; returns the next cursor (0:
+    /// done). A packed set is visited whole.
+    pub fn scan(&self, cursor: usize, count: usize, mut visit: impl FnMut(&[u8], f64)) -> usize {
+        match self {
+            ZSet::Packed(_) => {
+                self.iter_from(0).for_each(|(s, m)| visit(m, s));
+                0
+            }
+            ZSet::Chunked(c) => c.scores.scan(cursor, count, |(m, s)| visit(m, *s)),
         }
     }
 

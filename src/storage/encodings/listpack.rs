@@ -1,16 +1,32 @@
-//! A packed sequence of byte strings in one allocation: the role Redis's
-//! listpack plays for small hashes, sets, sorted sets and lists. Each entry
-//! is a LEB128 length followed by its bytes, so a small collection costs
-//! its payload plus one or two bytes per entry, and scanning it touches
+//! A packed sequence of byte strings in one exact-size allocation: the
+//! role Redis's listpack plays for small hashes, sets, sorted sets and
+//! lists. A one-byte kind (shared with `IntSet`, so a set can hold either
+//! in the same slot) and the entry count come first; then each entry is a
+//! LEB128 length followed by its bytes. A small collection costs its
+//! payload plus one or two bytes per entry, and scanning it touches
 //! consecutive memory.
 
-#[derive(Clone, Default, Debug, PartialEq, Eq)]
+use std::ops::Range;
+
+use bytemuck::TransparentWrapper;
+
+/// The first byte of every listpack (an intset's is its width: 2, 4 or 8).
+pub const KIND: u8 = 0;
+const HEADER: usize = 5;
+
+#[derive(Clone, Debug, PartialEq, Eq, TransparentWrapper)]
+#[repr(transparent)]
 pub struct Listpack {
-    data: Vec<u8>,
-    count: u32,
+    buf: Box<[u8]>,
 }
 
-fn read_len(data: &[u8], mut pos: usize) -> (usize, usize) {
+impl Default for Listpack {
+    fn default() -> Listpack {
+        Listpack { buf: Box::new([KIND, 0, 0, 0, 0]) }
+    }
+}
+
+pub(crate) fn read_len(data: &[u8], mut pos: usize) -> (usize, usize) {
     let mut len = 0usize;
     let mut shift = 0;
     loop {
@@ -24,7 +40,7 @@ fn read_len(data: &[u8], mut pos: usize) -> (usize, usize) {
     }
 }
 
-fn write_len(out: &mut Vec<u8>, mut len: usize) {
+pub(crate) fn write_len(out: &mut Vec<u8>, mut len: usize) {
     loop {
         let b = (len & 0x7f) as u8;
         len >>= 7;
@@ -37,7 +53,7 @@ fn write_len(out: &mut Vec<u8>, mut len: usize) {
 }
 
 /// An entry in its stored form.
-fn encoded(entry: &[u8]) -> Vec<u8> {
+pub(crate) fn encoded(entry: &[u8]) -> Vec<u8> {
     let mut e = Vec::with_capacity(entry.len() + 2);
     write_len(&mut e, entry.len());
     e.extend_from_slice(entry);
@@ -46,14 +62,19 @@ fn encoded(entry: &[u8]) -> Vec<u8> {
 
 impl Listpack {
     pub fn len(&self) -> usize {
-        self.count as usize
+        let b = &self.buf;
+        u32::from_le_bytes([b[1], b[2], b[3], b[4]]) as usize
+    }
+
+    fn entries(&self) -> &[u8] {
+        &self.buf[HEADER..]
     }
 
     pub fn iter(&self) -> Iter<'_> {
-        Iter { data: &self.data, pos: 0 }
+        Iter::new(self.entries())
     }
 
-    /// Byte offset of entry `index` (entries are found by walking).
+    /// Byte offset (within the entries) of entry `index`, found by walking.
     fn offset(&self, index: usize) -> usize {
         let mut it = self.iter();
         for _ in 0..index {
@@ -64,15 +85,25 @@ impl Listpack {
 
     /// Bytes used by the entries.
     pub fn bytes(&self) -> usize {
-        self.data.len()
+        self.buf.len() - HEADER
+    }
+
+    /// Replaces entry bytes `range` with `with` and adjusts the count,
+    /// leaving the allocation exactly as large as its contents (jemalloc
+    /// resizes in place within a size class).
+    fn splice(&mut self, range: Range<usize>, with: &[u8], count: usize) {
+        let mut v = std::mem::take(&mut self.buf).into_vec();
+        let grow = with.len().saturating_sub(range.len());
+        v.reserve_exact(grow);
+        v.splice(HEADER + range.start..HEADER + range.end, with.iter().copied());
+        v[1..HEADER].copy_from_slice(&(count as u32).to_le_bytes());
+        self.buf = v.into_boxed_slice();
     }
 
     /// Inserts `entry` so it becomes entry number `index`.
     pub fn insert(&mut self, index: usize, entry: &[u8]) {
         let at = self.offset(index);
-        self.data.reserve_exact(entry.len() + 3);
-        self.data.splice(at..at, encoded(entry));
-        self.count += 1;
+        self.splice(at..at, &encoded(entry), self.len() + 1);
     }
 
     pub fn get(&self, index: usize) -> Option<&[u8]> {
@@ -80,31 +111,25 @@ impl Listpack {
     }
 
     pub fn push(&mut self, entry: &[u8]) {
-        // Exact growth: a small collection should cost its bytes, not the
-        // next power of two (jemalloc grows in place within a size class).
-        self.data.reserve_exact(entry.len() + 3);
-        write_len(&mut self.data, entry.len());
-        self.data.extend_from_slice(entry);
-        self.count += 1;
+        let end = self.bytes();
+        self.splice(end..end, &encoded(entry), self.len() + 1);
     }
 
     /// Removes `n` entries starting at entry `index`.
     pub fn remove_range(&mut self, index: usize, n: usize) {
         let from = self.offset(index);
-        let mut it = Iter { data: &self.data, pos: from };
+        let mut it = Iter { data: self.entries(), pos: from };
         for _ in 0..n {
             it.next();
         }
         let to = it.pos;
-        self.data.drain(from..to);
-        self.count -= n as u32;
+        self.splice(from..to, &[], self.len() - n);
     }
 
     pub fn replace(&mut self, index: usize, entry: &[u8]) {
         let at = self.offset(index);
-        self.data.reserve_exact(entry.len() + 3);
-        let (len, start) = read_len(&self.data, at);
-        self.data.splice(at..start + len, encoded(entry));
+        let (len, start) = read_len(self.entries(), at);
+        self.splice(at..start + len, &encoded(entry), self.len());
     }
 
     /// Position of the first entry equal to `needle` among entries
@@ -114,9 +139,21 @@ impl Listpack {
     }
 }
 
+/// Walks entries in the packed form (a listpack's, or a quicklist node's).
 pub struct Iter<'a> {
     data: &'a [u8],
     pos: usize,
+}
+
+impl<'a> Iter<'a> {
+    pub fn new(data: &'a [u8]) -> Iter<'a> {
+        Iter { data, pos: 0 }
+    }
+
+    /// Byte offset of the next entry.
+    pub fn offset(&self) -> usize {
+        self.pos
+    }
 }
 
 impl<'a> Iterator for Iter<'a> {
@@ -161,6 +198,7 @@ mod tests {
         lp.insert(2, b"last");
         assert_eq!(all(&lp), vec![b"first".to_vec(), b"".to_vec(), b"last".to_vec()]);
         assert_eq!(lp.bytes(), 6 + 1 + 5);
+        assert_eq!(std::mem::size_of::<Listpack>(), 16);
     }
 
     #[test]
