@@ -212,7 +212,12 @@ impl Quicklist {
             End::Right => {
                 if !self.tail_valid() {
                     let node = self.nodes.back()?;
-                    self.tail = (0..node.count).map(|i| node.offset(i) as u32).collect();
+                    let mut it = node.iter();
+                    self.tail = std::iter::from_fn(|| {
+                        let at = it.offset();
+                        it.next().map(|_| at as u32)
+                    })
+                    .collect();
                 }
                 let at = self.tail.pop()? as usize;
                 let node = self.nodes.back_mut()?;
