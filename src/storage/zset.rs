@@ -281,32 +281,50 @@ mod tests {
         assert_eq!(encode_score(42.0), b"42".to_vec());
     }
 
-    #[test]
-    fn chunked_matches_a_model() {
-        let big = ZLimits { max_entries: 0, max_value: 0 };
-        let mut z = ZSet::for_member(b"x", big);
-        let mut model: Vec<(f64, Vec<u8>)> = Vec::new();
-        let mut rng = fastrand::Rng::with_seed(7);
-        for _ in 0..5000 {
-            let m = format!("m{}", rng.usize(..800)).into_bytes();
-            if rng.bool() {
-                let s = rng.i32(-50..50) as f64;
-                z.insert(&m, s, big);
-                model.retain(|(_, x)| *x != m);
-                model.push((s, m));
-            } else {
-                let had = model.iter().position(|(_, x)| *x == m);
-                assert_eq!(z.remove(&m).is_some(), had.is_some());
-                if let Some(i) = had {
-                    model.remove(i);
+    #[derive(Clone, Debug)]
+    enum Op {
+        Add(u16, i8),
+        Remove(u16),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![(0u16..600, any::<i8>()).prop_map(|(m, s)| Op::Add(m, s)), (0u16..600).prop_map(Op::Remove)]
+    }
+
+    proptest::proptest! {
+        /// Any sequence of adds and removes leaves both encodings holding
+        /// what a sorted Vec would: same order, scores, ranks and counts.
+        #[test]
+        fn behaves_like_a_sorted_vec(ops in proptest::collection::vec(op(), 1..3000), packed in proptest::bool::ANY) {
+            let limits = if packed { ZLimits { max_entries: 128, max_value: 64 } } else { ZLimits { max_entries: 0, max_value: 0 } };
+            let mut z = ZSet::for_member(b"x", limits);
+            let mut model: Vec<(f64, Vec<u8>)> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Add(m, s) => {
+                        let (m, s) = (format!("m{m}").into_bytes(), s as f64 / 4.0);
+                        let had = model.iter().position(|(_, x)| *x == m);
+                        proptest::prop_assert_eq!(z.insert(&m, s, limits), had.is_none());
+                        model.retain(|(_, x)| *x != m);
+                        model.push((s, m));
+                    }
+                    Op::Remove(m) => {
+                        let m = format!("m{m}").into_bytes();
+                        let had = model.iter().position(|(_, x)| *x == m);
+                        proptest::prop_assert_eq!(z.remove(&m), had.map(|i| model.remove(i).0));
+                    }
                 }
             }
-        }
-        model.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap().then_with(|| a.1.cmp(&b.1)));
-        assert_eq!(members(&z), model);
-        for (i, (_, m)) in model.iter().enumerate().step_by(37) {
-            assert_eq!(z.rank(m), Some(i));
-            assert_eq!(z.iter_from(i).next().map(|(_, x)| x.to_vec()), Some(m.clone()));
+            model.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+            proptest::prop_assert_eq!(members(&z), model.clone());
+            proptest::prop_assert_eq!(z.len(), model.len());
+            for (i, (s, m)) in model.iter().enumerate() {
+                proptest::prop_assert_eq!(z.rank(m), Some(i));
+                proptest::prop_assert_eq!(z.score(m), Some(*s));
+            }
+            let below = model.iter().filter(|(s, _)| *s < 0.0).count();
+            proptest::prop_assert_eq!(z.count_while(&|s, _| s < 0.0), below);
         }
     }
 }
