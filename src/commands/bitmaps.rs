@@ -163,7 +163,7 @@ fn bitop<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
         let sources: Vec<Key> = (3..args.len()).map(|i| Key::new(args.get(i))).collect();
         let mut locked: Vec<&[u8]> = sources.iter().map(|k| &**k).collect();
         locked.push(args.get(2));
-        let tx = Tx::lock(&client.shard, db, locked.into_iter()).await;
+        let tx = Tx::lock(client, db, locked.into_iter()).await;
         let result = async {
             let mut inputs = Vec::with_capacity(sources.len());
             for k in &sources {

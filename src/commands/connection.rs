@@ -2,7 +2,8 @@
 
 use futures::future::LocalBoxFuture;
 
-use super::{Args, FAST, Handler, Keys, LOADING, NO_AUTH, NOSCRIPT, STALE, Spec};
+use super::transactions::unwatch_all;
+use super::{Args, FAST, Handler, Keys, LOADING, NO_AUTH, NO_QUEUE, NOSCRIPT, STALE, Spec};
 use crate::protocol::{CmdError, CmdResult, Proto, Reply};
 use crate::server::client::{Client, ReplyMode};
 
@@ -122,7 +123,15 @@ fn select(client: &mut Client, args: Args) -> CmdResult {
     Ok(Reply::Ok)
 }
 
-fn reset(client: &mut Client, _args: Args) -> CmdResult {
+fn reset<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(async move {
+        client.multi = None;
+        unwatch_all(client).await;
+        reset_state(client)
+    })
+}
+
+fn reset_state(client: &mut Client) -> CmdResult {
     client.meta.db.set(0);
     client.meta.proto.set(Proto::Resp2);
     *client.meta.name.borrow_mut() = None;
@@ -382,10 +391,10 @@ const ANY: u32 = NOSCRIPT | LOADING | STALE;
 pub(super) const TABLE: &[Spec] = &[
     Spec::new("ping", -1, FAST, Keys::None, Handler::Conn(ping)),
     Spec::new("echo", 2, FAST, Keys::None, Handler::Conn(echo)),
-    Spec::new("quit", -1, ANY | FAST | NO_AUTH, Keys::None, Handler::Conn(quit)),
+    Spec::new("quit", -1, ANY | FAST | NO_AUTH | NO_QUEUE, Keys::None, Handler::Conn(quit)),
     Spec::new("auth", -2, ANY | FAST | NO_AUTH, Keys::None, Handler::Conn(auth)),
     Spec::new("hello", -1, ANY | FAST | NO_AUTH, Keys::None, Handler::Conn(hello)),
     Spec::new("select", 2, LOADING | STALE | FAST, Keys::None, Handler::Conn(select)),
-    Spec::new("reset", 1, ANY | FAST | NO_AUTH, Keys::None, Handler::Conn(reset)),
+    Spec::new("reset", 1, ANY | FAST | NO_AUTH | NO_QUEUE, Keys::None, Handler::Async(reset)),
     Spec::new("client", -2, ANY, Keys::None, Handler::Async(client)),
 ];

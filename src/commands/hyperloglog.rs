@@ -105,7 +105,7 @@ async fn gather(client: &Client, tx: &Tx, keys: &[Key]) -> Result<Vec<Option<Vec
 fn pfcount_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
         let keys: Vec<Key> = (1..args.len()).map(|i| Key::new(args.get(i))).collect();
-        let tx = Tx::lock(&client.shard, client.db(), keys.iter().map(|k| &**k)).await;
+        let tx = Tx::lock(client, client.db(), keys.iter().map(|k| &**k)).await;
         let hlls = gather(client, &tx, &keys).await;
         tx.unlock().await;
         let mut max = vec![0u8; hll::REGISTER_COUNT];
@@ -119,7 +119,7 @@ fn pfcount_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'
 fn pfmerge_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
         let keys: Vec<Key> = (1..args.len()).map(|i| Key::new(args.get(i))).collect();
-        let tx = Tx::lock(&client.shard, client.db(), keys.iter().map(|k| &**k)).await;
+        let tx = Tx::lock(client, client.db(), keys.iter().map(|k| &**k)).await;
         let result = async {
             let mut max = vec![0u8; hll::REGISTER_COUNT];
             let mut dense = false;

@@ -97,7 +97,7 @@ where
 async fn rename_across(client: &mut Client, args: Args<'_>, nx: bool) -> CmdResult {
     let db = client.db();
     let (src, dst) = (args.get(1), args.get(2));
-    let tx = Tx::lock(&client.shard, db, [src, dst].into_iter()).await;
+    let tx = Tx::lock(client, db, [src, dst].into_iter()).await;
     let result = async {
         if !on_owner(&tx, client, src, db, |ctx, k| ctx.lookup(k).is_some()).await {
             return Err(CmdError::NoSuchKey);
@@ -180,7 +180,7 @@ fn copy_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, 
         let db = client.db();
         let (dst_db, replace) = copy_options(args, db, client.shard.databases())?;
         let (src, dst) = (args.get(1), args.get(2));
-        let tx = Tx::lock_in(&client.shard, [(db, src), (dst_db, dst)].into_iter()).await;
+        let tx = Tx::lock_in(client, [(db, src), (dst_db, dst)].into_iter()).await;
         let result = async {
             let copied: Option<Moved> =
                 on_owner(&tx, client, src, db, |ctx, k| ctx.read(k).map(|e| (e.value.clone(), e.expire_at()))).await;

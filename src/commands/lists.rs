@@ -247,7 +247,7 @@ async fn move_one(
 
 async fn lmove_generic(client: &mut Client, args: Args<'_>, from: End, to: End) -> CmdResult {
     let (src, dst) = (args.get(1), args.get(2));
-    let tx = Tx::lock(&client.shard, client.db(), [src, dst].into_iter()).await;
+    let tx = Tx::lock(client, client.db(), [src, dst].into_iter()).await;
     let moved = move_one(client, &tx, src, dst, from, to).await;
     tx.unlock().await;
     Ok(moved?.map_or(Reply::Null, |v| Reply::bulk(&v)))

@@ -39,6 +39,7 @@ pub mod server;
 pub mod sets;
 mod sort;
 pub mod strings;
+pub mod transactions;
 pub mod zsets;
 
 // Flags, with Redis's meaning (server.h, above `struct redisCommand`).
@@ -60,6 +61,9 @@ pub const LOADING: u32 = 1 << 6;
 pub const STALE: u32 = 1 << 7;
 /// Not allowed from scripts.
 pub const NOSCRIPT: u32 = 1 << 8;
+/// Runs at once even between MULTI and EXEC (EXEC, DISCARD, MULTI, WATCH,
+/// QUIT, RESET), where every other command is queued.
+pub const NO_QUEUE: u32 = 1 << 9;
 
 const FLAG_NAMES: &[(u32, &str)] = &[
     (WRITE, "write"),
@@ -196,6 +200,7 @@ static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec, ahash::RandomState>
         sets::TABLE,
         zsets::TABLE,
         sort::TABLE,
+        transactions::TABLE,
         connection::TABLE,
         server::TABLE,
         debug::TABLE,
@@ -377,7 +382,7 @@ where
     T: Send + 'static,
 {
     let db = client.db();
-    let tx = Tx::lock(&client.shard, db, keys.iter().copied()).await;
+    let tx = Tx::lock(client, db, keys.iter().copied()).await;
     let mut result = Ok(Reply::NullArray);
     for key in keys {
         let pop = pop.clone();

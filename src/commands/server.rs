@@ -13,6 +13,7 @@ use crate::pattern::glob_match;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
 use crate::server::shared::{now_ms, now_us};
+use crate::storage::Db;
 
 /// Per-shard numbers INFO adds up.
 #[derive(Default, Clone)]
@@ -253,7 +254,7 @@ fn flushdb<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cmd
     Box::pin(async move {
         flush_mode(args)?;
         let db = client.db();
-        client.shard.broadcast(move |sh| sh.ks.borrow_mut().dbs[db].clear()).await;
+        client.shard.broadcast(move |sh| sh.ks.borrow_mut().dbs[db].clear(sh.now())).await;
         Ok(Reply::Ok)
     })
 }
@@ -265,7 +266,8 @@ fn flushall<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cm
             .shard
             .broadcast(|sh| {
                 let mut ks = sh.ks.borrow_mut();
-                ks.dbs.iter_mut().for_each(|d| d.clear());
+                let now = sh.now();
+                ks.dbs.iter_mut().for_each(|d| d.clear(now));
                 ks.dirty += 1;
             })
             .await;
@@ -282,7 +284,18 @@ fn swapdb<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
             return Err(CmdError::DbIndexOutOfRange);
         }
         let (a, b) = (a as usize, b as usize);
-        client.shard.broadcast(move |sh| sh.ks.borrow_mut().dbs.swap(a, b)).await;
+        if a != b {
+            let (lo, hi) = (a.min(b), a.max(b));
+            client
+                .shard
+                .broadcast(move |sh| {
+                    let now = sh.now();
+                    let mut ks = sh.ks.borrow_mut();
+                    let (low, high) = ks.dbs.split_at_mut(hi);
+                    Db::swap(&mut low[lo], &mut high[0], now);
+                })
+                .await;
+        }
         Ok(Reply::Ok)
     })
 }

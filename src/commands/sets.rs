@@ -204,7 +204,7 @@ async fn algebra(client: &mut Client, args: Args<'_>, op: Algebra, store: bool) 
     if store {
         locked.push(args.get(1));
     }
-    let tx = Tx::lock(&client.shard, db, locked.into_iter()).await;
+    let tx = Tx::lock(client, db, locked.into_iter()).await;
     let result = async {
         let sets = read_sets(client, &tx, &sources).await?;
         let members = combine(op, &sets);
@@ -235,7 +235,7 @@ fn sintercard<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, 
         let n = usize::try_from(n).unwrap_or(usize::MAX);
         let limit = intercard_limit(args, n)?;
         let sources: Vec<Key> = (2..2 + n).map(|i| Key::new(args.get(i))).collect();
-        let tx = Tx::lock(&client.shard, client.db(), sources.iter().map(|k| &**k)).await;
+        let tx = Tx::lock(client, client.db(), sources.iter().map(|k| &**k)).await;
         let sets = read_sets(client, &tx, &sources).await;
         tx.unlock().await;
         let count = combine(Algebra::Inter, &sets?).len();
@@ -246,7 +246,7 @@ fn sintercard<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, 
 fn smove<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
         let (src, dst, member) = (Key::new(args.get(1)), Key::new(args.get(2)), SmallBytes::new(args.get(3)));
-        let tx = Tx::lock(&client.shard, client.db(), [&*src, &*dst].into_iter()).await;
+        let tx = Tx::lock(client, client.db(), [&*src, &*dst].into_iter()).await;
         let result = async {
             let sets = read_sets(client, &tx, &[src.clone(), dst.clone()]).await?;
             let [from, to] = <[Option<Set>; 2]>::try_from(sets).expect("two keys read");

@@ -137,7 +137,7 @@ async fn sort_generic(client: &mut Client, args: Args<'_>, read_only: bool) -> C
     if let Some(dst) = &o.store {
         locked.push(dst);
     }
-    let tx = Tx::lock(&client.shard, db, locked.into_iter()).await;
+    let tx = Tx::lock(client, db, locked.into_iter()).await;
     let result = async {
         let (elements, is_sorted_set) = on_owner(&tx, client, &source, db, |ctx, k| match ctx.read(k) {
             None => Ok((Vec::new(), false)),

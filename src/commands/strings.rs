@@ -190,7 +190,7 @@ fn msetnx_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a
     Box::pin(async move {
         let shard = client.shard.clone();
         let db = client.db();
-        let tx = Tx::lock(&shard, db, (1..args.len()).step_by(2).map(|i| args.get(i))).await;
+        let tx = Tx::lock(client, db, (1..args.len()).step_by(2).map(|i| args.get(i))).await;
         let parts: Vec<(usize, super::OwnedArgs)> = tx
             .shards()
             .map(|s| {
@@ -394,7 +394,7 @@ fn lcs_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, C
     Box::pin(async move {
         let shard = client.shard.clone();
         let (db, no_touch) = (client.db(), client.no_touch());
-        let tx = Tx::lock(&shard, db, [args.get(1), args.get(2)].into_iter()).await;
+        let tx = Tx::lock(client, db, [args.get(1), args.get(2)].into_iter()).await;
         let mut values = Vec::new();
         for i in 1..=2 {
             let key: Box<[u8]> = args.get(i).into();

@@ -661,7 +661,7 @@ async fn setop(client: &mut Client, args: Args<'_>, op: SetOp, store: bool) -> C
     if store {
         locked.push(args.get(1));
     }
-    let tx = Tx::lock(&client.shard, client.db(), locked.into_iter()).await;
+    let tx = Tx::lock(client, client.db(), locked.into_iter()).await;
     let result = async {
         let inputs = read_inputs(client, &tx, &keys).await?;
         let items = combine(op, &inputs, &weights, agg);
@@ -694,7 +694,7 @@ fn zintercard<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, 
         let n = usize::try_from(n).unwrap_or(usize::MAX);
         let limit = intercard_limit(args, n)?;
         let keys: Vec<Key> = (2..2 + n).map(|i| Key::new(args.get(i))).collect();
-        let tx = Tx::lock(&client.shard, client.db(), keys.iter().map(|k| &**k)).await;
+        let tx = Tx::lock(client, client.db(), keys.iter().map(|k| &**k)).await;
         let inputs = read_inputs(client, &tx, &keys).await;
         tx.unlock().await;
         let count = combine(SetOp::Inter, &inputs?, &vec![1.0; n], Aggregate::Sum).len();
@@ -707,7 +707,7 @@ fn zrangestore<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a,
     Box::pin(async move {
         let q = RangeQuery::parse(args, 3, None, true)?;
         let (dst, src) = (args.get(1), Key::new(args.get(2)));
-        let tx = Tx::lock(&client.shard, client.db(), [dst, &*src].into_iter()).await;
+        let tx = Tx::lock(client, client.db(), [dst, &*src].into_iter()).await;
         let result = async {
             let db = client.db();
             let items = on_owner(&tx, client, &src, db, move |ctx, k| {

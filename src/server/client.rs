@@ -7,7 +7,9 @@ use std::rc::Rc;
 
 use super::shard::Shard;
 use super::shared::now_ms;
+use crate::commands::{OwnedArgs, Spec};
 use crate::protocol::Proto;
+use crate::storage::Key;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplyMode {
@@ -99,6 +101,19 @@ impl ClientMeta {
     }
 }
 
+/// Commands queued between MULTI and EXEC.
+#[derive(Default)]
+pub struct Multi {
+    pub args: OwnedArgs,
+    /// (command, first argument, argument count)
+    pub cmds: Vec<(&'static Spec, usize, usize)>,
+    /// A command failed to queue: EXEC answers EXECABORT.
+    pub aborted: bool,
+}
+
+/// A WATCHed key: database, key, and its version when watched.
+pub type Watched = (usize, Key, u64);
+
 pub struct Client {
     pub meta: Rc<ClientMeta>,
     pub shard: Rc<Shard>,
@@ -107,12 +122,22 @@ pub struct Client {
     /// Close the connection once the replies so far are written (QUIT,
     /// protocol errors, CLIENT KILL of oneself).
     pub close_after_reply: bool,
+    pub multi: Option<Multi>,
+    pub watched: Vec<Watched>,
 }
 
 impl Client {
     pub fn new(shard: Rc<Shard>, meta: Rc<ClientMeta>) -> Client {
         let authenticated = shard.server.requirepass().is_none();
-        Client { meta, shard, authenticated, reply_mode: ReplyMode::On, close_after_reply: false }
+        Client {
+            meta,
+            shard,
+            authenticated,
+            reply_mode: ReplyMode::On,
+            close_after_reply: false,
+            multi: None,
+            watched: Vec::new(),
+        }
     }
 
     pub fn db(&self) -> usize {

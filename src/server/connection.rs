@@ -69,6 +69,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     shard.clients.borrow_mut().insert(meta.id, meta.clone());
     debug!(id = meta.id, addr = %meta.addr, "accepted client");
     conn.run().await;
+    crate::commands::transactions::unwatch_all(&mut conn.client).await;
     shard.clients.borrow_mut().remove(&meta.id);
     debug!(id = meta.id, "client closed");
 }

@@ -13,15 +13,33 @@ use crate::commands::{self, Args, Ctx, DataFn, Handler, Merge, OwnedArgs, Spec, 
 use crate::protocol::reply::{encode, encode_error};
 use crate::protocol::{CmdError, CmdResult, Reply};
 
-/// Runs a command body on this shard and keeps the write counter.
+/// Runs a command body on this shard; a write bumps the write counter and
+/// the versions of its keys that clients WATCH.
 pub fn run_data(shard: &Shard, spec: &Spec, f: DataFn, db: usize, no_touch: bool, args: Args) -> CmdResult {
     let mut ks = shard.ks.borrow_mut();
     let mut ctx = Ctx { ks: &mut ks, db, now: shard.now(), no_touch, server: &shard.server };
     let result = f(&mut ctx, args);
     if result.is_ok() && spec.has(WRITE) {
         ks.dirty += 1;
+        let db = &mut ks.dbs[db];
+        if db.has_watched() {
+            spec.keys.positions(args).for_each(|i| db.touch(args.get(i)));
+        }
     }
     result
+}
+
+/// After a write coordinated across shards: its keys changed for their
+/// watchers (skipped when no client anywhere WATCHes).
+async fn touch_watched(client: &Client, spec: &Spec, args: Args<'_>) {
+    if client.shard.server.watching.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        return;
+    }
+    let db = client.db();
+    for i in spec.keys.positions(args) {
+        let key = crate::storage::Key::from(args.get(i));
+        client.shard.run_on(client.shard.owner(&key), move |sh| sh.ks.borrow_mut().dbs[db].touch(&key)).await;
+    }
 }
 
 /// Runs a command on this shard once no transaction holds its keys.
@@ -123,6 +141,7 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
     begin_reply(client);
     let Some(spec) = commands::lookup(name) else {
         batch.flush(client, out).await;
+        abort_multi(client);
         let rest: Vec<&[u8]> = args.iter().skip(1).collect();
         if !end_reply(client) {
             write_result(client, out, Err(CmdError::unknown_command(name, &rest)));
@@ -131,47 +150,93 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
     };
     client.meta.last_cmd.set(spec.name);
     let result = if !spec.arity_ok(args.len()) {
+        abort_multi(client);
         Err(CmdError::arity(spec.name))
     } else if !client.authenticated && !spec.has(commands::NO_AUTH) {
+        abort_multi(client);
         Err(CmdError::NoAuth)
+    } else if let Some(multi) = client.multi.as_mut().filter(|_| !spec.has(commands::NO_QUEUE)) {
+        let first = multi.args.len();
+        args.iter().for_each(|a| multi.args.push(a));
+        multi.cmds.push((spec, first, args.len()));
+        Ok(Reply::status("QUEUED"))
     } else {
         match spec.handler {
-            Handler::Data(f) | Handler::Split(f, _) | Handler::Cross(f, _) => {
-                let shard = client.shard.clone();
+            Handler::Data(_) | Handler::Split(..) | Handler::Cross(..) => {
+                let shard = &client.shard;
                 let mut keys = spec.keys.positions(args).map(|i| args.get(i));
                 let target = keys.next().map_or(shard.id, |k| shard.owner(k));
-                if keys.all(|k| shard.owner(k) == target) {
-                    if target != shard.id {
-                        if !batch.cmds.is_empty() && batch.target != target {
-                            batch.flush(client, out).await;
-                        }
-                        let quiet = end_reply(client);
-                        batch.push(target, spec, args, quiet);
-                        return;
+                if target != shard.id && keys.all(|k| shard.owner(k) == target) {
+                    if !batch.cmds.is_empty() && batch.target != target {
+                        batch.flush(client, out).await;
                     }
-                    batch.flush(client, out).await;
-                    run_data_when_unlocked(&shard, spec, f, client.db(), client.no_touch(), args).await
-                } else {
-                    batch.flush(client, out).await;
-                    match spec.handler {
-                        Handler::Split(f, merge) => run_split(client, spec, f, merge, args).await,
-                        Handler::Cross(_, cross) => cross(client, args).await,
-                        _ => Err(CmdError::Raw("CROSSSLOT Keys in request don't hash to the same slot".into())),
-                    }
+                    let quiet = end_reply(client);
+                    batch.push(target, spec, args, quiet);
+                    return;
                 }
-            }
-            Handler::Conn(f) => {
                 batch.flush(client, out).await;
-                f(client, args)
+                execute(client, spec, args, false).await
             }
-            Handler::Async(f) => {
+            _ => {
                 batch.flush(client, out).await;
-                f(client, args).await
+                execute(client, spec, args, false).await
             }
         }
     };
     if !end_reply(client) {
         write_result(client, out, result);
+    }
+}
+
+/// A command that fails to queue dooms the transaction (EXECABORT).
+fn abort_multi(client: &mut Client) {
+    if let Some(multi) = client.multi.as_mut() {
+        multi.aborted = true;
+    }
+}
+
+/// Runs one command wherever its keys live. `held`: the caller (EXEC)
+/// already holds the keys' locks, so the command must not wait on them.
+pub async fn execute(client: &mut Client, spec: &'static Spec, args: Args<'_>, held: bool) -> CmdResult {
+    match spec.handler {
+        Handler::Data(f) | Handler::Split(f, _) | Handler::Cross(f, _) => {
+            let shard = client.shard.clone();
+            let mut keys = spec.keys.positions(args).map(|i| args.get(i));
+            let target = keys.next().map_or(shard.id, |k| shard.owner(k));
+            let (db, no_touch) = (client.db(), client.no_touch());
+            if keys.all(|k| shard.owner(k) == target) {
+                if target == shard.id {
+                    if held {
+                        return run_data(&shard, spec, f, db, no_touch, args);
+                    }
+                    return run_data_when_unlocked(&shard, spec, f, db, no_touch, args).await;
+                }
+                let mut owned = OwnedArgs::default();
+                args.iter().for_each(|a| owned.push(a));
+                return shard
+                    .run_on_async(target, move |sh| async move {
+                        if held {
+                            run_data(&sh, spec, f, db, no_touch, owned.args())
+                        } else {
+                            run_data_when_unlocked(&sh, spec, f, db, no_touch, owned.args()).await
+                        }
+                    })
+                    .await;
+            }
+            match spec.handler {
+                Handler::Split(f, merge) => run_split(client, spec, f, merge, args).await,
+                Handler::Cross(_, cross) => {
+                    let result = cross(client, args).await;
+                    if result.is_ok() && spec.has(WRITE) {
+                        touch_watched(client, spec, args).await;
+                    }
+                    result
+                }
+                _ => Err(CmdError::Raw("CROSSSLOT Keys in request don't hash to the same slot".into())),
+            }
+        }
+        Handler::Conn(f) => f(client, args),
+        Handler::Async(f) => f(client, args).await,
     }
 }
 
@@ -186,7 +251,7 @@ async fn run_split(client: &Client, spec: &'static Spec, f: DataFn, merge: Merge
         groups.entry(shard.owner(args.get(i))).or_default().push(ordinal);
     }
     let (db, no_touch) = (client.db(), client.no_touch());
-    let tx = Tx::lock(shard, db, positions.iter().map(|&i| args.get(i))).await;
+    let tx = Tx::lock(client, db, positions.iter().map(|&i| args.get(i))).await;
     let parts = groups.iter().map(|(&owner, ordinals)| {
         let mut owned = OwnedArgs::default();
         owned.push(args.get(0));

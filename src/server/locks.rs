@@ -6,6 +6,10 @@
 //! holding a lock that sorts after it. Plain commands take no lock; they
 //! only wait while a key they touch is held, so the path where no
 //! transaction is in flight costs one `is_empty` check.
+//!
+//! Locks are reentrant for their holder (a client id): a command run by
+//! EXEC, which already holds every key its queued commands declare, may
+//! take its own transaction on them without waiting for itself.
 
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
@@ -35,10 +39,16 @@ impl Equivalent<LockKey> for LockRef<'_> {
     }
 }
 
+/// A held key: who holds it and the tasks waiting for its release.
+struct Held {
+    holder: u64,
+    waiters: Vec<oneshot::Sender<()>>,
+}
+
 /// Held keys and the tasks waiting for each to be released.
 #[derive(Default)]
 pub struct LockTable {
-    held: HashMap<LockKey, Vec<oneshot::Sender<()>>>,
+    held: HashMap<LockKey, Held>,
 }
 
 impl LockTable {
@@ -54,15 +64,19 @@ impl LockTable {
     /// A receiver that completes when `key` is released, or None if it is
     /// free now.
     fn waiter(&mut self, db: usize, key: &[u8]) -> Option<oneshot::Receiver<()>> {
-        let waiters = self.held.get_mut(&LockRef(db, key))?;
+        let held = self.held.get_mut(&LockRef(db, key))?;
         let (tx, rx) = oneshot::channel();
-        waiters.push(tx);
+        held.waiters.push(tx);
         Some(rx)
     }
 
+    fn holder(&self, db: usize, key: &[u8]) -> Option<u64> {
+        self.held.get(&LockRef(db, key)).map(|h| h.holder)
+    }
+
     fn release(&mut self, db: usize, key: &[u8]) {
-        if let Some(waiters) = self.held.remove(&LockRef(db, key)) {
-            for w in waiters {
+        if let Some(held) = self.held.remove(&LockRef(db, key)) {
+            for w in held.waiters {
                 let _ = w.send(());
             }
         }
@@ -87,18 +101,23 @@ impl Shard {
         }
     }
 
-    /// Acquires `(db, key)` pairs (sorted, distinct) for a transaction, in
-    /// order.
-    pub async fn lock_keys(self: &Rc<Self>, keys: &[(usize, Key)]) {
+    /// Acquires `(db, key)` pairs (sorted, distinct) for `holder`'s
+    /// transaction, in order. Returns the pairs it acquired: those the
+    /// holder already had stay with the outer transaction.
+    pub async fn lock_keys(self: &Rc<Self>, holder: u64, keys: Vec<(usize, Key)>) -> Vec<(usize, Key)> {
+        let mut acquired = Vec::with_capacity(keys.len());
         for (db, key) in keys {
-            let db = *db;
             loop {
                 let rx = {
                     let mut locks = self.locks.borrow_mut();
-                    match locks.waiter(db, key) {
+                    if locks.holder(db, &key) == Some(holder) {
+                        break;
+                    }
+                    match locks.waiter(db, &key) {
                         Some(rx) => rx,
                         None => {
-                            locks.held.insert(LockKey(db, key.clone()), Vec::new());
+                            locks.held.insert(LockKey(db, key.clone()), Held { holder, waiters: Vec::new() });
+                            acquired.push((db, key));
                             break;
                         }
                     }
@@ -106,6 +125,7 @@ impl Shard {
                 let _ = rx.await;
             }
         }
+        acquired
     }
 
     pub fn unlock_keys(&self, keys: &[(usize, Key)]) {
@@ -124,7 +144,8 @@ mod tests {
     fn lock_and_release_wakes_waiters() {
         let mut t = LockTable::default();
         assert!(t.waiter(0, b"k").is_none());
-        t.held.insert(LockKey(0, b"k".as_slice().into()), Vec::new());
+        t.held.insert(LockKey(0, b"k".as_slice().into()), Held { holder: 1, waiters: Vec::new() });
+        assert_eq!(t.holder(0, b"k"), Some(1));
         assert!(t.is_locked(0, b"k"));
         assert!(!t.is_locked(1, b"k"));
         let mut rx = t.waiter(0, b"k").unwrap();

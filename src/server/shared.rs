@@ -3,7 +3,7 @@
 //! CONFIG and startup take.
 
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::config::{Config, ConfigError, Hot};
@@ -27,6 +27,8 @@ pub struct Shared {
     pub run_id: String,
     /// DEBUG SET-ACTIVE-EXPIRE: whether the cron reclaims expired keys.
     pub active_expire: AtomicBool,
+    /// Clients with WATCHed keys, on any core.
+    pub watching: AtomicUsize,
 }
 
 impl Shared {
@@ -41,6 +43,7 @@ impl Shared {
             started: Instant::now(),
             started_unix_ms: now_ms(),
             active_expire: AtomicBool::new(true),
+            watching: AtomicUsize::new(0),
             run_id: (0..40).map(|_| b"0123456789abcdef"[fastrand::usize(..16)] as char).collect(),
         }
     }

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
+use super::client::Client;
 use super::shard::Shard;
 use crate::storage::Key;
 
@@ -24,13 +25,15 @@ pub struct Tx {
 }
 
 impl Tx {
-    /// Locks `keys` of database `db` wherever they live.
-    pub async fn lock<'a>(shard: &Rc<Shard>, db: usize, keys: impl Iterator<Item = &'a [u8]>) -> Tx {
-        Tx::lock_in(shard, keys.map(|k| (db, k))).await
+    /// Locks `keys` of database `db` wherever they live, for `client`.
+    pub async fn lock<'a>(client: &Client, db: usize, keys: impl Iterator<Item = &'a [u8]>) -> Tx {
+        Tx::lock_in(client, keys.map(|k| (db, k))).await
     }
 
     /// Locks keys that may belong to different databases.
-    pub async fn lock_in<'a>(shard: &Rc<Shard>, keys: impl Iterator<Item = (usize, &'a [u8])>) -> Tx {
+    pub async fn lock_in<'a>(client: &Client, keys: impl Iterator<Item = (usize, &'a [u8])>) -> Tx {
+        let shard = &client.shard;
+        let holder = client.meta.id;
         let mut by_shard: BTreeMap<usize, Vec<(usize, Key)>> = BTreeMap::new();
         for (db, key) in keys {
             by_shard.entry(shard.owner(key)).or_default().push((db, key.into()));
@@ -39,9 +42,8 @@ impl Tx {
         for (owner, mut keys) in by_shard {
             keys.sort_unstable();
             keys.dedup();
-            let to_lock = keys.clone();
-            shard.run_on_async(owner, move |sh| async move { sh.lock_keys(&to_lock).await }).await;
-            parts.push((owner, keys));
+            let acquired = shard.run_on_async(owner, move |sh| async move { sh.lock_keys(holder, keys).await }).await;
+            parts.push((owner, acquired));
         }
         Tx { shard: shard.clone(), parts }
     }

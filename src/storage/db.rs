@@ -68,6 +68,14 @@ impl Entry {
     }
 }
 
+/// A key some clients WATCH: how many, and a version bumped whenever the
+/// key changes (a write, a deletion by expiry, a flush, a swap).
+#[derive(Debug, Default)]
+struct Watch {
+    watchers: u32,
+    version: u64,
+}
+
 fn lru_clock(now_ms: i64) -> u32 {
     (now_ms / 1000) as u32
 }
@@ -80,6 +88,8 @@ pub struct Db {
     expires: IndexSet<Key, KeyHasher>,
     /// Keys removed because their TTL passed (lazily or actively).
     pub expired: u64,
+    /// Keys under WATCH; empty unless some client is in a WATCH.
+    watched: std::collections::HashMap<Key, Watch, KeyHasher>,
 }
 
 impl Db {
@@ -104,6 +114,7 @@ impl Db {
         if expired {
             self.remove_hashed(slot, h, key);
             self.expired += 1;
+            self.touch(key);
             return None;
         }
         self.slots.get_mut(slot)?.find_mut(h, key)
@@ -173,6 +184,7 @@ impl Db {
         let e = self.remove_hashed(slot, hash(key), key)?;
         if e.expired(now_ms) {
             self.expired += 1;
+            self.touch(key);
             return None;
         }
         Some(e)
@@ -189,8 +201,68 @@ impl Db {
         Some(e)
     }
 
-    pub fn clear(&mut self) {
-        *self = Db { expired: self.expired, ..Db::default() };
+    /// FLUSHDB: drops every key; the watched ones that existed change.
+    pub fn clear(&mut self, now_ms: i64) {
+        self.touch_existing(None, now_ms);
+        let watched = std::mem::take(&mut self.watched);
+        *self = Db { expired: self.expired, watched, ..Db::default() };
+    }
+
+    /// Registers a WATCH on `key`; returns its version.
+    pub fn watch(&mut self, key: &[u8]) -> u64 {
+        let w = self.watched.entry(key.into()).or_default();
+        w.watchers += 1;
+        w.version
+    }
+
+    /// Drops one WATCH on `key`.
+    pub fn unwatch(&mut self, key: &[u8]) {
+        if let Some(w) = self.watched.get_mut(key) {
+            w.watchers -= 1;
+            if w.watchers == 0 {
+                self.watched.remove(key);
+            }
+        }
+    }
+
+    pub fn watch_version(&self, key: &[u8]) -> u64 {
+        self.watched.get(key).map_or(0, |w| w.version)
+    }
+
+    pub fn has_watched(&self) -> bool {
+        !self.watched.is_empty()
+    }
+
+    /// Marks `key` changed for its watchers.
+    pub fn touch(&mut self, key: &[u8]) {
+        if let Some(w) = self.watched.get_mut(key) {
+            w.version += 1;
+        }
+    }
+
+    /// Marks changed the watched keys that exist here or in `other` (the
+    /// database swapped in), as a flush or SWAPDB changes them.
+    fn touch_existing(&mut self, other: Option<&mut Db>, now_ms: i64) {
+        if self.watched.is_empty() {
+            return;
+        }
+        let keys: Vec<Key> = self.watched.keys().cloned().collect();
+        let mut other = other;
+        for key in keys {
+            let exists = self.contains(&key, now_ms) || other.as_mut().is_some_and(|o| o.contains(&key, now_ms));
+            if exists {
+                self.touch(&key);
+            }
+        }
+    }
+
+    /// SWAPDB: exchanges the contents of two databases; the watchers stay
+    /// with their database number and see their keys changed.
+    pub fn swap(a: &mut Db, b: &mut Db, now_ms: i64) {
+        a.touch_existing(Some(b), now_ms);
+        b.touch_existing(Some(a), now_ms);
+        std::mem::swap(a, b);
+        std::mem::swap(&mut a.watched, &mut b.watched);
     }
 
     /// Entries of one slot (expired ones included; callers filter).
@@ -232,6 +304,7 @@ impl Db {
             let dead = self.table(slot).and_then(|t| t.find(h, &key)).is_some_and(|e| e.expired(now_ms));
             if dead {
                 self.remove_hashed(slot, h, &key);
+                self.touch(&key);
                 self.expired += 1;
                 expired += 1;
             }

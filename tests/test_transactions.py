@@ -1,0 +1,153 @@
+"""MULTI/EXEC/WATCH with real clients, keys spread over several shards."""
+
+import threading
+import time
+
+import pytest
+import redis
+
+from slots import keys_on_distinct_shards
+
+SHARDS = 4
+
+
+def test_redis_py_transaction_pipeline(start_percore):
+    percore = start_percore(threads=SHARDS)
+    c = percore.client()
+    keys = keys_on_distinct_shards(SHARDS)
+    pipe = c.pipeline(transaction=True)
+    for i, k in enumerate(keys):
+        pipe.set(k, i)
+        pipe.incr(k)
+    pipe.mget(keys)
+    results = pipe.execute()
+    assert results[-1] == [str(i + 1).encode() for i in range(len(keys))]
+    # A runtime error does not stop the rest; redis-py raises it after.
+    pipe = c.pipeline(transaction=True)
+    pipe.lpush(keys[0], "x")
+    pipe.set(keys[1], "after")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        pipe.execute()
+    assert c.get(keys[1]) == b"after"
+
+
+def test_watch_sees_a_write_from_another_core(start_percore):
+    percore = start_percore(threads=SHARDS)
+    a, b = percore.client(), percore.client()
+    key = keys_on_distinct_shards(SHARDS)[1]
+    a.set(key, 1)
+    with a.pipeline() as pipe:
+        pipe.watch(key)
+        b.set(key, 2)
+        pipe.multi()
+        pipe.set(key, 3)
+        with pytest.raises(redis.WatchError):
+            pipe.execute()
+    assert a.get(key) == b"2"
+
+
+def test_watched_key_expiring_aborts_exec(start_percore):
+    percore = start_percore(threads=SHARDS)
+    c = percore.client()
+    c.set("ttl-key", "v", px=50)
+    with c.pipeline() as pipe:
+        pipe.watch("ttl-key")
+        deadline = time.monotonic() + 5
+        while c.exists("ttl-key") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pipe.multi()
+        pipe.set("other", 1)
+        with pytest.raises(redis.WatchError):
+            pipe.execute()
+
+
+def test_concurrent_watch_increments_lose_nothing(start_percore):
+    """Optimistic increments of counters on several shards from several
+    connections: every EXEC that succeeded is counted exactly once."""
+    percore = start_percore(threads=SHARDS)
+    keys = keys_on_distinct_shards(SHARDS)
+    percore.client().mset({k: 0 for k in keys})
+    committed = []
+    errors = []
+
+    def worker(n):
+        c = percore.client(socket_timeout=10)
+        done = 0
+        try:
+            while done < n:
+                with c.pipeline() as pipe:
+                    try:
+                        pipe.watch(*keys)
+                        values = [int(v) for v in pipe.mget(keys)]
+                        pipe.multi()
+                        for k, v in zip(keys, values):
+                            pipe.set(k, v + 1)
+                        pipe.execute()
+                        done += 1
+                    except redis.WatchError:
+                        continue
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+        committed.append(done)
+
+    threads = [threading.Thread(target=worker, args=(40,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    values = [int(v) for v in percore.client().mget(keys)]
+    assert values == [sum(committed)] * len(keys)
+
+
+def test_exec_is_atomic_for_readers(start_percore):
+    """A reader never sees part of a MULTI/EXEC that moves a token between
+    keys on different shards."""
+    percore = start_percore(threads=SHARDS)
+    keys = keys_on_distinct_shards(SHARDS)
+    c = percore.client()
+    c.set(keys[0], "token")
+    stop = time.monotonic() + 1.5
+    torn = []
+
+    def mover():
+        m = percore.client()
+        i = 0
+        while time.monotonic() < stop:
+            src, dst = keys[i % len(keys)], keys[(i + 1) % len(keys)]
+            pipe = m.pipeline(transaction=True)
+            pipe.delete(src)
+            pipe.set(dst, "token")
+            pipe.execute()
+            i += 1
+
+    def reader():
+        r = percore.client()
+        while time.monotonic() < stop and not torn:
+            values = r.mget(keys)
+            if sum(v is not None for v in values) != 1:
+                torn.append(values)
+
+    threads = [threading.Thread(target=mover)] + [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not torn, torn[:3]
+
+
+def test_disconnect_in_multi_leaves_nothing(start_percore):
+    percore = start_percore(threads=SHARDS)
+    key = keys_on_distinct_shards(SHARDS)[2]
+    c = percore.client()
+    c.set(key, "kept")
+    raw = percore.client()
+    raw.execute_command("WATCH", key)
+    raw.execute_command("MULTI")
+    raw.execute_command("SET", key, "lost")
+    raw.close()
+    # Another client can still lock and write the key.
+    pipe = c.pipeline(transaction=True)
+    pipe.set(key, "new")
+    pipe.get(key)
+    assert pipe.execute() == [True, b"new"]
