@@ -172,6 +172,16 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// The hard limit, soft limit and soft seconds of one client class in a
+/// `client-output-buffer-limit` value ("normal 0 0 0 pubsub 32mb 8mb 60").
+fn output_limits(value: &str, class: &str) -> Option<[u64; 3]> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    words
+        .chunks(4)
+        .find(|c| c.len() == 4 && c[0].eq_ignore_ascii_case(class))
+        .and_then(|c| Some([parse_memory(c[1])?, parse_memory(c[2])?, c[3].parse().ok()?]))
+}
+
 /// Parses a memory value the way Redis's `memtoull` does.
 pub fn parse_memory(s: &str) -> Option<u64> {
     let lower = s.to_ascii_lowercase();
@@ -240,6 +250,10 @@ pub struct Hot {
     pub zset_max_listpack_entries: AtomicU64,
     pub zset_max_listpack_value: AtomicU64,
     pub hll_sparse_max_bytes: AtomicU64,
+    /// `client-output-buffer-limit pubsub <hard> <soft> <seconds>`.
+    pub pubsub_hard_limit: AtomicU64,
+    pub pubsub_soft_limit: AtomicU64,
+    pub pubsub_soft_secs: AtomicU64,
 }
 
 impl Default for Hot {
@@ -261,6 +275,9 @@ impl Default for Hot {
             zset_max_listpack_entries: AtomicU64::new(0),
             zset_max_listpack_value: AtomicU64::new(0),
             hll_sparse_max_bytes: AtomicU64::new(0),
+            pubsub_hard_limit: AtomicU64::new(0),
+            pubsub_soft_limit: AtomicU64::new(0),
+            pubsub_soft_secs: AtomicU64::new(0),
         }
     }
 }
@@ -397,6 +414,11 @@ impl Config {
         h.zset_max_listpack_value.store(num("zset-max-listpack-value"), Ordering::Relaxed);
         h.hll_sparse_max_bytes.store(num("hll-sparse-max-bytes"), Ordering::Relaxed);
         h.requirepass.store(!self.str("requirepass").is_empty(), Ordering::Relaxed);
+        if let Some([hard, soft, secs]) = output_limits(self.str("client-output-buffer-limit"), "pubsub") {
+            h.pubsub_hard_limit.store(hard, Ordering::Relaxed);
+            h.pubsub_soft_limit.store(soft, Ordering::Relaxed);
+            h.pubsub_soft_secs.store(secs, Ordering::Relaxed);
+        }
     }
 
     pub fn str(&self, name: &str) -> &str {

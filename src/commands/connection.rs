@@ -3,7 +3,7 @@
 use futures::future::LocalBoxFuture;
 
 use super::transactions::unwatch_all;
-use super::{Args, FAST, Handler, Keys, LOADING, NO_AUTH, NO_QUEUE, NOSCRIPT, STALE, Spec};
+use super::{Args, FAST, Handler, Keys, LOADING, NO_AUTH, NO_QUEUE, NOSCRIPT, STALE, SUBSCRIBE_MODE, Spec};
 use crate::protocol::{CmdError, CmdResult, Proto, Reply};
 use crate::server::client::{Client, ReplyMode};
 
@@ -11,12 +11,16 @@ use crate::server::client::{Client, ReplyMode};
 /// against).
 pub const REDIS_VERSION: &str = "7.0.15";
 
-fn ping(_client: &mut Client, args: Args) -> CmdResult {
-    match args.len() {
-        1 => Ok(Reply::status("PONG")),
-        2 => Ok(Reply::bulk(args.get(1))),
-        _ => Err(CmdError::arity("ping")),
+fn ping(client: &mut Client, args: Args) -> CmdResult {
+    if args.len() > 2 {
+        return Err(CmdError::arity("ping"));
     }
+    // A RESP2 subscriber can only read pushes: PING answers in that shape.
+    if client.proto() == Proto::Resp2 && client.subs.any() {
+        let payload = if args.len() == 2 { args.get(1) } else { b"" };
+        return Ok(Reply::Push(vec![Reply::text("pong"), Reply::bulk(payload)]));
+    }
+    Ok(if args.len() == 2 { Reply::bulk(args.get(1)) } else { Reply::status("PONG") })
 }
 
 fn echo(_client: &mut Client, args: Args) -> CmdResult {
@@ -126,7 +130,9 @@ fn select(client: &mut Client, args: Args) -> CmdResult {
 fn reset<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
         client.multi = None;
+        client.meta.multi_len.set(-1);
         unwatch_all(client).await;
+        super::pubsub::unsubscribe_all(client);
         reset_state(client)
     })
 }
@@ -389,12 +395,12 @@ async fn kill_clients(client: &mut Client, filter: ClientFilter) -> usize {
 const ANY: u32 = NOSCRIPT | LOADING | STALE;
 
 pub(super) const TABLE: &[Spec] = &[
-    Spec::new("ping", -1, FAST, Keys::None, Handler::Conn(ping)),
+    Spec::new("ping", -1, FAST | SUBSCRIBE_MODE, Keys::None, Handler::Conn(ping)),
     Spec::new("echo", 2, FAST, Keys::None, Handler::Conn(echo)),
-    Spec::new("quit", -1, ANY | FAST | NO_AUTH | NO_QUEUE, Keys::None, Handler::Conn(quit)),
+    Spec::new("quit", -1, ANY | FAST | NO_AUTH | NO_QUEUE | SUBSCRIBE_MODE, Keys::None, Handler::Conn(quit)),
     Spec::new("auth", -2, ANY | FAST | NO_AUTH, Keys::None, Handler::Conn(auth)),
     Spec::new("hello", -1, ANY | FAST | NO_AUTH, Keys::None, Handler::Conn(hello)),
     Spec::new("select", 2, LOADING | STALE | FAST, Keys::None, Handler::Conn(select)),
-    Spec::new("reset", 1, ANY | FAST | NO_AUTH | NO_QUEUE, Keys::None, Handler::Async(reset)),
+    Spec::new("reset", 1, ANY | FAST | NO_AUTH | NO_QUEUE | SUBSCRIBE_MODE, Keys::None, Handler::Async(reset)),
     Spec::new("client", -2, ANY, Keys::None, Handler::Async(client)),
 ];

@@ -35,6 +35,7 @@ mod hyperloglog;
 pub mod keys;
 pub mod lists;
 pub mod long_double;
+pub mod pubsub;
 pub mod server;
 pub mod sets;
 mod sort;
@@ -64,6 +65,8 @@ pub const NOSCRIPT: u32 = 1 << 8;
 /// Runs at once even between MULTI and EXEC (EXEC, DISCARD, MULTI, WATCH,
 /// QUIT, RESET), where every other command is queued.
 pub const NO_QUEUE: u32 = 1 << 9;
+/// Allowed to a RESP2 client that has subscriptions (subscribe mode).
+pub const SUBSCRIBE_MODE: u32 = 1 << 10;
 
 const FLAG_NAMES: &[(u32, &str)] = &[
     (WRITE, "write"),
@@ -201,6 +204,7 @@ static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec, ahash::RandomState>
         zsets::TABLE,
         sort::TABLE,
         transactions::TABLE,
+        pubsub::TABLE,
         connection::TABLE,
         server::TABLE,
         debug::TABLE,
@@ -219,6 +223,22 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
         *d = s.to_ascii_lowercase();
     }
     TABLE.get(&*lower).copied()
+}
+
+/// Commands whose first argument names a subcommand ("container" commands).
+const CONTAINERS: &[&str] = &[
+    "acl", "client", "cluster", "command", "config", "function", "latency", "memory", "object", "pubsub", "script",
+    "slowlog",
+];
+
+/// The name Redis reports for a call: `pubsub|numsub` for a container's
+/// subcommand, the plain name otherwise.
+pub fn full_name(spec: &Spec, args: Args) -> String {
+    if CONTAINERS.contains(&spec.name) && args.len() > 1 {
+        format!("{}|{}", spec.name, String::from_utf8_lossy(args.get(1)).to_ascii_lowercase())
+    } else {
+        spec.name.to_string()
+    }
 }
 
 pub fn all() -> impl Iterator<Item = &'static Spec> {

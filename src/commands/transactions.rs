@@ -24,6 +24,7 @@ fn multi(client: &mut Client, _args: Args) -> CmdResult {
         return Err(CmdError::err("MULTI calls can not be nested"));
     }
     client.multi = Some(Multi::default());
+    client.meta.multi_len.set(0);
     Ok(Reply::Ok)
 }
 
@@ -32,6 +33,7 @@ fn discard<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, Cm
         if client.multi.take().is_none() {
             return Err(CmdError::err("DISCARD without MULTI"));
         }
+        client.meta.multi_len.set(-1);
         unwatch_all(client).await;
         Ok(Reply::Ok)
     })
@@ -111,6 +113,7 @@ fn exec<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
         let Some(multi) = client.multi.take() else {
             return Err(CmdError::err("EXEC without MULTI"));
         };
+        client.meta.multi_len.set(-1);
         if multi.aborted {
             unwatch_all(client).await;
             return Err(CmdError::Raw("EXECABORT Transaction discarded because of previous errors.".into()));

@@ -44,6 +44,10 @@ pub enum Reply {
     Verbatim(Bytes),
     /// An error reply placed inside an aggregate (e.g. EXEC results).
     Error(CmdError),
+    /// Out-of-band data (Pub/Sub): `>` in RESP3, an array in RESP2.
+    Push(Vec<Reply>),
+    /// Several replies to one command (SUBSCRIBE confirms each channel).
+    Seq(Vec<Reply>),
     /// No reply at all (CLIENT REPLY OFF / SKIP).
     Nothing,
 }
@@ -180,6 +184,11 @@ pub fn encode(reply: &Reply, proto: Proto, out: &mut Vec<u8>) {
         }
         Reply::Verbatim(text) => encode_bulk(out, text),
         Reply::Error(e) => encode_error(out, &e.to_string()),
+        Reply::Push(items) => {
+            header(out, if resp3 { b'>' } else { b'*' }, items.len() as i64);
+            items.iter().for_each(|i| encode(i, proto, out));
+        }
+        Reply::Seq(replies) => replies.iter().for_each(|r| encode(r, proto, out)),
         Reply::Nothing => {}
     }
 }

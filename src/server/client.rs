@@ -2,9 +2,11 @@
 //! `ClientMeta` is the part other code may read (CLIENT LIST, CLIENT KILL)
 //! through the shard's registry.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 
+use super::poller::Readiness;
+use super::pubsub::Subscriptions;
 use super::shard::Shard;
 use super::shared::now_ms;
 use crate::commands::{OwnedArgs, Spec};
@@ -37,6 +39,16 @@ pub struct ClientMeta {
     pub no_evict: Cell<bool>,
     pub no_touch: Cell<bool>,
     pub killed: Cell<bool>,
+    /// Pushes (Pub/Sub messages) not yet handed to the connection.
+    pub outbox: RefCell<Vec<u8>>,
+    /// Since when the outbox is over the soft output limit.
+    pub soft_limit_since: Cell<Option<i64>>,
+    /// The connection's readiness, to wake it for pushes.
+    pub ready: OnceCell<Rc<Readiness>>,
+    /// Channels, patterns and shard channels subscribed, for CLIENT LIST.
+    pub sub_counts: Cell<(usize, usize, usize)>,
+    /// Queued commands while in MULTI (-1 outside), for CLIENT LIST.
+    pub multi_len: Cell<i64>,
 }
 
 impl ClientMeta {
@@ -57,6 +69,11 @@ impl ClientMeta {
             no_evict: Cell::new(false),
             no_touch: Cell::new(false),
             killed: Cell::new(false),
+            outbox: RefCell::new(Vec::new()),
+            soft_limit_since: Cell::new(None),
+            ready: OnceCell::new(),
+            sub_counts: Cell::new((0, 0, 0)),
+            multi_len: Cell::new(-1),
         }
     }
 
@@ -70,11 +87,18 @@ impl ClientMeta {
         if self.no_touch.get() {
             flags.push('T');
         }
+        let (subs, psubs, ssubs) = self.sub_counts.get();
+        if subs + psubs + ssubs > 0 {
+            flags.push('P');
+        }
+        if self.multi_len.get() >= 0 {
+            flags.push('x');
+        }
         if flags.is_empty() {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -84,10 +108,21 @@ impl ClientMeta {
             (now - self.last_active_ms.get()) / 1000,
             flags,
             self.db.get(),
+            subs,
+            psubs,
+            ssubs,
+            self.multi_len.get(),
             self.qbuf.get(),
             self.last_cmd.get(),
             if self.proto.get() == Proto::Resp3 { 3 } else { 2 },
         )
+    }
+
+    /// Wakes the connection to write what the outbox holds.
+    pub fn wake(&self) {
+        if let Some(r) = self.ready.get() {
+            r.notify_push();
+        }
     }
 
     /// Closes the socket under the connection task, which then sees EOF.
@@ -124,6 +159,7 @@ pub struct Client {
     pub close_after_reply: bool,
     pub multi: Option<Multi>,
     pub watched: Vec<Watched>,
+    pub subs: Subscriptions,
 }
 
 impl Client {
@@ -137,6 +173,7 @@ impl Client {
             close_after_reply: false,
             multi: None,
             watched: Vec::new(),
+            subs: Subscriptions::default(),
         }
     }
 

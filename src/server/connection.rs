@@ -65,11 +65,13 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let addr = conn.stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let laddr = conn.stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let meta = Rc::new(ClientMeta::new(server.next_client_id(), addr, laddr, fd));
+    let _ = meta.ready.set(conn.ready.clone());
     conn.client.meta = meta.clone();
     shard.clients.borrow_mut().insert(meta.id, meta.clone());
     debug!(id = meta.id, addr = %meta.addr, "accepted client");
     conn.run().await;
     crate::commands::transactions::unwatch_all(&mut conn.client).await;
+    crate::commands::pubsub::unsubscribe_all(&mut conn.client);
     shard.clients.borrow_mut().remove(&meta.id);
     debug!(id = meta.id, "client closed");
 }
@@ -114,8 +116,16 @@ impl Conn {
         loop {
             self.make_room();
             let n = match self.read().await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
+                Ok(Some(0)) | Err(_) => return,
+                Ok(Some(n)) => n,
+                Ok(None) => {
+                    // Woken for pushes only.
+                    self.take_outbox();
+                    if self.flush().await.is_err() || self.client.meta.killed.get() {
+                        return;
+                    }
+                    continue;
+                }
             };
             self.end += n;
             let shard = &self.client.shard;
@@ -132,6 +142,7 @@ impl Conn {
             // Redis's event loop: the peers' readers wake once for several
             // replies instead of once per reply.
             yield_now().await;
+            self.take_outbox();
             if self.flush().await.is_err() || self.client.close_after_reply || self.client.meta.killed.get() {
                 return;
             }
@@ -183,11 +194,24 @@ impl Conn {
         write_out(&self.stream, &self.ready, &mut self.out, &shard).await
     }
 
+    /// Moves queued pushes (Pub/Sub messages) behind the replies.
+    fn take_outbox(&mut self) {
+        let mut outbox = self.client.meta.outbox.borrow_mut();
+        if !outbox.is_empty() {
+            self.out.append(&mut outbox);
+            self.client.meta.soft_limit_since.set(None);
+        }
+    }
+
     /// Reads what the socket has into the free part of the buffer. Like
     /// Redis, it reads only once readiness was reported, never on spec.
-    async fn read(&mut self) -> io::Result<usize> {
+    /// None: woken because pushes wait in the outbox.
+    async fn read(&mut self) -> io::Result<Option<usize>> {
         loop {
             self.ready.readable().await;
+            if self.ready.take_pushed() {
+                return Ok(None);
+            }
             self.ready.clear_readable();
             let space = &mut self.rbuf[self.end..];
             match (&self.stream).read(space) {
@@ -196,7 +220,7 @@ impl Conn {
                         // The socket may hold more than fitted.
                         self.ready.set_readable();
                     }
-                    return Ok(n);
+                    return Ok(Some(n));
                 }
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
                 Err(e) => return Err(e),

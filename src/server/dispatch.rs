@@ -11,7 +11,7 @@ use super::shard::Shard;
 use super::transaction::Tx;
 use crate::commands::{self, Args, Ctx, DataFn, Handler, Merge, OwnedArgs, Spec, WRITE};
 use crate::protocol::reply::{encode, encode_error};
-use crate::protocol::{CmdError, CmdResult, Reply};
+use crate::protocol::{CmdError, CmdResult, Proto, Reply};
 
 /// Runs a command body on this shard; a write bumps the write counter and
 /// the versions of its keys that clients WATCH.
@@ -155,10 +155,16 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
     } else if !client.authenticated && !spec.has(commands::NO_AUTH) {
         abort_multi(client);
         Err(CmdError::NoAuth)
+    } else if client.proto() == Proto::Resp2 && client.subs.any() && !spec.has(commands::SUBSCRIBE_MODE) {
+        Err(CmdError::err(format!(
+            "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            commands::full_name(spec, args)
+        )))
     } else if let Some(multi) = client.multi.as_mut().filter(|_| !spec.has(commands::NO_QUEUE)) {
         let first = multi.args.len();
         args.iter().for_each(|a| multi.args.push(a));
         multi.cmds.push((spec, first, args.len()));
+        client.meta.multi_len.set(multi.cmds.len() as i64);
         Ok(Reply::status("QUEUED"))
     } else {
         match spec.handler {
@@ -183,6 +189,13 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
             }
         }
     };
+    // Messages this command published to its own connection go first, as
+    // in Redis, where they are written while the command runs.
+    let mut outbox = client.meta.outbox.borrow_mut();
+    if !outbox.is_empty() {
+        out.append(&mut outbox);
+    }
+    drop(outbox);
     if !end_reply(client) {
         write_result(client, out, result);
     }

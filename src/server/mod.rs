@@ -5,6 +5,7 @@ pub mod connection;
 pub mod dispatch;
 pub mod locks;
 pub mod poller;
+pub mod pubsub;
 pub mod shard;
 pub mod shared;
 pub mod signals;

@@ -30,9 +30,20 @@ use futures::AsyncReadExt;
 #[derive(Default)]
 pub struct Readiness {
     readable: Cell<bool>,
+    /// Out-of-band replies (Pub/Sub) wait in the client's outbox.
+    pushed: Cell<bool>,
     writable: Cell<bool>,
     read_waker: Cell<Option<Waker>>,
     write_waker: Cell<Option<Waker>>,
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness")
+            .field("readable", &self.readable.get())
+            .field("writable", &self.writable.get())
+            .finish()
+    }
 }
 
 impl Readiness {
@@ -51,9 +62,23 @@ impl Readiness {
         self.readable.set(true);
     }
 
+    /// Wakes the task waiting for input to write queued pushes.
+    pub fn notify_push(&self) {
+        self.pushed.set(true);
+        if let Some(w) = self.read_waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Whether pushes were queued since the last call.
+    pub fn take_pushed(&self) -> bool {
+        self.pushed.replace(false)
+    }
+
+    /// Waits for input, or for pushes to write.
     pub async fn readable(&self) {
         poll_fn(|cx| {
-            if self.readable.get() {
+            if self.readable.get() || self.pushed.get() {
                 Poll::Ready(())
             } else {
                 self.read_waker.set(Some(cx.waker().clone()));

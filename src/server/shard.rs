@@ -19,6 +19,7 @@ use glommio::channels::channel_mesh::{Receivers, Senders};
 use super::client::ClientMeta;
 use super::locks::LockTable;
 use super::poller::Poller;
+use super::pubsub::Registry;
 use super::shared::{Shared, now_ms};
 use crate::storage::Keyspace;
 use crate::storage::slots::key_owner;
@@ -47,6 +48,7 @@ pub struct Shard {
     pub ks: RefCell<Keyspace>,
     pub locks: RefCell<LockTable>,
     pub clients: RefCell<HashMap<u64, Rc<ClientMeta>>>,
+    pub pubsub: RefCell<Registry>,
     pub stats: ShardStats,
     pub poller: Rc<Poller>,
     mesh: Option<Senders<Msg>>,
@@ -65,6 +67,7 @@ impl Shard {
             ks: RefCell::new(Keyspace::new(databases)),
             locks: RefCell::new(LockTable::default()),
             clients: RefCell::new(HashMap::new()),
+            pubsub: RefCell::new(Registry::default()),
             stats: ShardStats::default(),
             poller: Poller::new().expect("epoll_create1 failed: out of file descriptors at startup"),
             mesh,

@@ -29,6 +29,9 @@ pub struct Shared {
     pub active_expire: AtomicBool,
     /// Clients with WATCHed keys, on any core.
     pub watching: AtomicUsize,
+    /// Pub/Sub subscriptions held by each shard's clients: a publisher
+    /// visits only the shards with some.
+    pub subscriptions: Vec<AtomicUsize>,
 }
 
 impl Shared {
@@ -44,6 +47,7 @@ impl Shared {
             started_unix_ms: now_ms(),
             active_expire: AtomicBool::new(true),
             watching: AtomicUsize::new(0),
+            subscriptions: (0..shards).map(|_| AtomicUsize::new(0)).collect(),
             run_id: (0..40).map(|_| b"0123456789abcdef"[fastrand::usize(..16)] as char).collect(),
         }
     }
