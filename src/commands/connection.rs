@@ -186,6 +186,8 @@ const CLIENT_HELP: &[&str] = &[
     "    Control the replies sent to the current connection.",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
     "HELP",
     "    Print this help.",
 ];
@@ -351,6 +353,25 @@ fn client<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                 all.sort_by_key(|(id, _)| *id);
                 let text: String = all.into_iter().map(|(_, l)| l + "\n").collect();
                 Ok(Reply::Verbatim(text.into()))
+            }
+            "UNBLOCK" if n == 3 || n == 4 => {
+                let id = args.int(2).map_err(|_| CmdError::err("value is not an integer or out of range"))?;
+                let error = match n {
+                    4 if args.is(3, "ERROR") => true,
+                    4 if args.is(3, "TIMEOUT") => false,
+                    4 => return Err(CmdError::err("CLIENT UNBLOCK reason should be TIMEOUT or ERROR")),
+                    _ => false,
+                };
+                let id = id as u64;
+                let unblocked = client
+                    .shard
+                    .broadcast(move |sh| {
+                        let clients = sh.clients.borrow();
+                        let waiting = clients.get(&id).and_then(|m| m.unblock.borrow_mut().take());
+                        waiting.is_some_and(|tx| tx.send(error).is_ok())
+                    })
+                    .await;
+                Ok(Reply::Int(unblocked.into_iter().any(|u| u) as i64))
             }
             "KILL" if n == 3 => {
                 let filter = ClientFilter { addr: Some(args.str(2)), ..Default::default() };

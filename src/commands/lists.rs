@@ -10,7 +10,7 @@ use crate::server::client::Client;
 use crate::server::transaction::Tx;
 use crate::storage::{End, List, ListLimits, SmallBytes};
 
-fn limits(ctx: &Ctx) -> ListLimits {
+pub(crate) fn limits(ctx: &Ctx) -> ListLimits {
     ListLimits { max_listpack_size: ctx.server.hot.list_max_listpack_size.load(std::sync::atomic::Ordering::Relaxed) }
 }
 
@@ -267,7 +267,7 @@ fn rpoplpush<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, C
 /// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]
 fn lmpop<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
-        let (key_range, end_at, count) = parse_mpop(args)?;
+        let (key_range, end_at, count) = parse_mpop(args, 1)?;
         let end = end_of(args, end_at)?;
         let keys: Vec<&[u8]> = key_range.map(|i| args.get(i)).collect();
         let pop = move |ctx: &mut Ctx, k: &[u8]| {

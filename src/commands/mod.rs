@@ -28,6 +28,7 @@ macro_rules! async_handler {
 }
 
 mod bitmaps;
+mod blocking;
 pub mod connection;
 mod debug;
 pub mod hashes;
@@ -200,6 +201,7 @@ static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec, ahash::RandomState>
         keys::TABLE,
         hashes::TABLE,
         lists::TABLE,
+        blocking::TABLE,
         sets::TABLE,
         zsets::TABLE,
         sort::TABLE,
@@ -353,12 +355,15 @@ pub fn pop_count(args: Args, i: usize) -> Result<usize, CmdError> {
     Ok(n.ok_or_else(|| CmdError::err("value is out of range, must be positive"))? as usize)
 }
 
-/// The shape shared by LMPOP and ZMPOP: `numkeys key... <end> [COUNT n]`.
-/// Returns the key positions, the index of the end word and the count.
-pub fn parse_mpop(args: Args) -> Result<(std::ops::Range<usize>, usize, usize), CmdError> {
+/// The shape shared by LMPOP, ZMPOP, BLMPOP and BZMPOP: `numkeys key...
+/// <end> [COUNT n]` with `numkeys` at argument `at`. Returns the key
+/// positions, the index of the end word and the count.
+pub fn parse_mpop(args: Args, at: usize) -> Result<(std::ops::Range<usize>, usize, usize), CmdError> {
     let numkeys =
-        args.int(1).ok().filter(|&n| n > 0).ok_or_else(|| CmdError::err("numkeys should be greater than 0"))?;
-    let end_at = (numkeys as u64).checked_add(2).filter(|&w| w < args.len() as u64).ok_or(CmdError::Syntax)? as usize;
+        args.int(at).ok().filter(|&n| n > 0).ok_or_else(|| CmdError::err("numkeys should be greater than 0"))?;
+    let end_at =
+        (numkeys as u64).checked_add(at as u64 + 1).filter(|&w| w < args.len() as u64).ok_or(CmdError::Syntax)?
+            as usize;
     let mut count = None;
     let mut j = end_at + 1;
     while j < args.len() {
@@ -370,7 +375,7 @@ pub fn parse_mpop(args: Args) -> Result<(std::ops::Range<usize>, usize, usize), 
             return Err(CmdError::Syntax);
         }
     }
-    Ok((2..end_at, end_at, count.unwrap_or(1)))
+    Ok((at + 1..end_at, end_at, count.unwrap_or(1)))
 }
 
 /// The tail SINTERCARD and ZINTERCARD share after `numkeys` (already

@@ -153,9 +153,11 @@ fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
             section(
                 "Clients",
                 format!(
-                    "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+                    "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:{}\r\n",
                     server.counters.connected_clients.load(Ordering::Relaxed),
                     Hot::get(&server.hot.maxclients),
+                    server.blocked_clients.load(Ordering::Relaxed),
+                    server.blocked_clients.load(Ordering::Relaxed),
                 ),
             );
         }

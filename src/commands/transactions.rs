@@ -140,10 +140,12 @@ fn exec<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
             return Ok(Reply::NullArray);
         }
         let mut replies = Vec::with_capacity(multi.cmds.len());
+        client.in_exec = true;
         for &(spec, first, n) in &multi.cmds {
             let result = execute(client, spec, multi.args.range(first, first + n), true).await;
             replies.push(result.unwrap_or_else(Reply::Error));
         }
+        client.in_exec = false;
         tx.unlock().await;
         unwatch_all(client).await;
         Ok(Reply::Array(replies))

@@ -15,7 +15,7 @@ use crate::server::client::Client;
 use crate::server::transaction::Tx;
 use crate::storage::{Key, SmallBytes, Value, ZLimits, ZSet};
 
-fn limits(server: &crate::server::shared::Shared) -> ZLimits {
+pub(crate) fn limits(server: &crate::server::shared::Shared) -> ZLimits {
     ZLimits {
         max_entries: Hot::get(&server.hot.zset_max_listpack_entries) as usize,
         max_value: Hot::get(&server.hot.zset_max_listpack_value) as usize,
@@ -432,7 +432,7 @@ fn zremrangebylex(ctx: &mut Ctx, args: Args) -> CmdResult {
 }
 
 /// Removes up to `count` elements from the low (`max` false) or high end.
-fn pop_ends(z: &mut ZSet, count: usize, max: bool) -> Vec<(f64, SmallBytes)> {
+pub(crate) fn pop_ends(z: &mut ZSet, count: usize, max: bool) -> Vec<(f64, SmallBytes)> {
     let len = z.len();
     let n = count.min(len);
     let mut items = if max { z.range(len - n, len) } else { z.range(0, n) };
@@ -727,7 +727,7 @@ fn zrangestore<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a,
 /// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]
 fn zmpop<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
-        let (key_range, end_at, count) = parse_mpop(args)?;
+        let (key_range, end_at, count) = parse_mpop(args, 1)?;
         let max = match args.keyword(end_at).as_str() {
             "MIN" => false,
             "MAX" => true,

@@ -69,6 +69,8 @@ pub enum CmdError {
     /// Any other `ERR ...` text; the string excludes the prefix.
     #[error("ERR {0}")]
     Err(String),
+    #[error("UNBLOCKED client unblocked via CLIENT UNBLOCK")]
+    Unblocked,
     /// A full error line whose prefix is not `ERR` (e.g. `BUSYKEY ...`).
     #[error("{0}")]
     Raw(String),

@@ -49,6 +49,9 @@ pub struct ClientMeta {
     pub sub_counts: Cell<(usize, usize, usize)>,
     /// Queued commands while in MULTI (-1 outside), for CLIENT LIST.
     pub multi_len: Cell<i64>,
+    /// Set while the client waits in a blocking command: CLIENT UNBLOCK
+    /// sends through it (true: answer with an error).
+    pub unblock: RefCell<Option<futures::channel::oneshot::Sender<bool>>>,
 }
 
 impl ClientMeta {
@@ -74,6 +77,7 @@ impl ClientMeta {
             ready: OnceCell::new(),
             sub_counts: Cell::new((0, 0, 0)),
             multi_len: Cell::new(-1),
+            unblock: RefCell::new(None),
         }
     }
 
@@ -93,6 +97,9 @@ impl ClientMeta {
         }
         if self.multi_len.get() >= 0 {
             flags.push('x');
+        }
+        if self.unblock.borrow().is_some() {
+            flags.push('b');
         }
         if flags.is_empty() {
             flags.push('N');
@@ -160,6 +167,8 @@ pub struct Client {
     pub multi: Option<Multi>,
     pub watched: Vec<Watched>,
     pub subs: Subscriptions,
+    /// Running EXEC's queue: blocking commands do not block.
+    pub in_exec: bool,
 }
 
 impl Client {
@@ -174,6 +183,7 @@ impl Client {
             multi: None,
             watched: Vec::new(),
             subs: Subscriptions::default(),
+            in_exec: false,
         }
     }
 

@@ -21,24 +21,37 @@ pub fn run_data(shard: &Shard, spec: &Spec, f: DataFn, db: usize, no_touch: bool
     let result = f(&mut ctx, args);
     if result.is_ok() && spec.has(WRITE) {
         ks.dirty += 1;
-        let db = &mut ks.dbs[db];
-        if db.has_watched() {
-            spec.keys.positions(args).for_each(|i| db.touch(args.get(i)));
+        let d = &mut ks.dbs[db];
+        if d.has_watched() {
+            spec.keys.positions(args).for_each(|i| d.touch(args.get(i)));
+        }
+        drop(ks);
+        if !shard.blocked.borrow().is_empty() {
+            spec.keys.positions(args).for_each(|i| shard.key_written(db, args.get(i)));
         }
     }
     result
 }
 
 /// After a write coordinated across shards: its keys changed for their
-/// watchers (skipped when no client anywhere WATCHes).
-async fn touch_watched(client: &Client, spec: &Spec, args: Args<'_>) {
-    if client.shard.server.watching.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+/// watchers and may serve blocked clients (skipped when nobody anywhere
+/// WATCHes or blocks).
+async fn keys_written(client: &Client, spec: &Spec, args: Args<'_>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let server = &client.shard.server;
+    if server.watching.load(Relaxed) == 0 && server.blocked_clients.load(Relaxed) == 0 {
         return;
     }
     let db = client.db();
     for i in spec.keys.positions(args) {
         let key = crate::storage::Key::from(args.get(i));
-        client.shard.run_on(client.shard.owner(&key), move |sh| sh.ks.borrow_mut().dbs[db].touch(&key)).await;
+        client
+            .shard
+            .run_on(client.shard.owner(&key), move |sh| {
+                sh.ks.borrow_mut().dbs[db].touch(&key);
+                sh.key_written(db, &key);
+            })
+            .await;
     }
 }
 
@@ -241,7 +254,7 @@ pub async fn execute(client: &mut Client, spec: &'static Spec, args: Args<'_>, h
                 Handler::Cross(_, cross) => {
                     let result = cross(client, args).await;
                     if result.is_ok() && spec.has(WRITE) {
-                        touch_watched(client, spec, args).await;
+                        keys_written(client, spec, args).await;
                     }
                     result
                 }
@@ -249,7 +262,13 @@ pub async fn execute(client: &mut Client, spec: &'static Spec, args: Args<'_>, h
             }
         }
         Handler::Conn(f) => f(client, args),
-        Handler::Async(f) => f(client, args).await,
+        Handler::Async(f) => {
+            let result = f(client, args).await;
+            if result.is_ok() && spec.has(WRITE) {
+                keys_written(client, spec, args).await;
+            }
+            result
+        }
     }
 }
 

@@ -56,9 +56,8 @@ impl LockTable {
         self.held.is_empty()
     }
 
-    #[cfg(test)]
-    fn is_locked(&self, db: usize, key: &[u8]) -> bool {
-        self.held.contains_key(&LockRef(db, key))
+    pub fn is_held(&self, db: usize, key: &[u8]) -> bool {
+        !self.held.is_empty() && self.held.contains_key(&LockRef(db, key))
     }
 
     /// A receiver that completes when `key` is released, or None if it is
@@ -133,6 +132,8 @@ impl Shard {
         for (db, key) in keys {
             locks.release(*db, key);
         }
+        drop(locks);
+        self.keys_released(keys);
     }
 }
 
@@ -146,8 +147,8 @@ mod tests {
         assert!(t.waiter(0, b"k").is_none());
         t.held.insert(LockKey(0, b"k".as_slice().into()), Held { holder: 1, waiters: Vec::new() });
         assert_eq!(t.holder(0, b"k"), Some(1));
-        assert!(t.is_locked(0, b"k"));
-        assert!(!t.is_locked(1, b"k"));
+        assert!(t.is_held(0, b"k"));
+        assert!(!t.is_held(1, b"k"));
         let mut rx = t.waiter(0, b"k").unwrap();
         assert_eq!(rx.try_recv(), Ok(None));
         t.release(0, b"k");

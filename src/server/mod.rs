@@ -1,5 +1,6 @@
 //! The engine: one shard per core, connections, dispatch, transactions.
 
+pub mod blocking;
 pub mod client;
 pub mod connection;
 pub mod dispatch;

@@ -16,6 +16,7 @@ use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 
+use super::blocking::BlockedKeys;
 use super::client::ClientMeta;
 use super::locks::LockTable;
 use super::poller::Poller;
@@ -49,6 +50,7 @@ pub struct Shard {
     pub locks: RefCell<LockTable>,
     pub clients: RefCell<HashMap<u64, Rc<ClientMeta>>>,
     pub pubsub: RefCell<Registry>,
+    pub blocked: RefCell<BlockedKeys>,
     pub stats: ShardStats,
     pub poller: Rc<Poller>,
     mesh: Option<Senders<Msg>>,
@@ -68,6 +70,7 @@ impl Shard {
             locks: RefCell::new(LockTable::default()),
             clients: RefCell::new(HashMap::new()),
             pubsub: RefCell::new(Registry::default()),
+            blocked: RefCell::new(BlockedKeys::default()),
             stats: ShardStats::default(),
             poller: Poller::new().expect("epoll_create1 failed: out of file descriptors at startup"),
             mesh,

@@ -32,6 +32,8 @@ pub struct Shared {
     /// Pub/Sub subscriptions held by each shard's clients: a publisher
     /// visits only the shards with some.
     pub subscriptions: Vec<AtomicUsize>,
+    /// Clients waiting in a blocking command, on any core.
+    pub blocked_clients: AtomicUsize,
 }
 
 impl Shared {
@@ -48,6 +50,7 @@ impl Shared {
             active_expire: AtomicBool::new(true),
             watching: AtomicUsize::new(0),
             subscriptions: (0..shards).map(|_| AtomicUsize::new(0)).collect(),
+            blocked_clients: AtomicUsize::new(0),
             run_id: (0..40).map(|_| b"0123456789abcdef"[fastrand::usize(..16)] as char).collect(),
         }
     }

@@ -1,0 +1,298 @@
+//! Blocking pops: BLPOP BRPOP BLMOVE BRPOPLPUSH BLMPOP BZPOPMIN BZPOPMAX
+//! BZMPOP. The waiting and serving is in `server::blocking`; here are the
+//! argument shapes, the replies, and the client's side of the wait:
+//! timeout, CLIENT UNBLOCK, or the peer going away.
+
+use std::future::pending;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::channel::oneshot;
+use futures::future::LocalBoxFuture;
+
+use super::{Args, DENYOOM, FAST, Handler, Keys, Spec, WRITE, parse_mpop};
+use crate::protocol::{CmdError, CmdResult, Reply};
+use crate::server::blocking::{BlockOp, Served, Waiter};
+use crate::server::client::{Client, ClientMeta};
+use crate::storage::{End, Key, List};
+
+/// A timeout in seconds, fractions allowed; None for 0 (wait forever).
+/// Values too large for milliseconds in 64 bits come out negative, as in
+/// Redis (its conversion wraps).
+fn timeout(args: Args, i: usize) -> Result<Option<Duration>, CmdError> {
+    let secs = super::parse_f64(args.get(i)).ok_or_else(|| CmdError::err("timeout is not a float or out of range"))?;
+    let ms = (secs * 1000.0).ceil();
+    if !(0.0..i64::MAX as f64).contains(&ms) {
+        return Err(CmdError::err("timeout is negative"));
+    }
+    Ok((ms > 0.0).then(|| Duration::from_millis(ms as u64)))
+}
+
+/// Resolves when the client closed its side (a blocked client reads
+/// nothing; more pipelined commands just wait their turn).
+async fn peer_closed(meta: &ClientMeta) {
+    let Some(ready) = meta.ready.get() else { return pending().await };
+    loop {
+        ready.readable().await;
+        ready.take_pushed();
+        let mut byte = 0u8;
+        // SAFETY: a one-byte peek into a local on a descriptor this
+        // process owns; it consumes nothing.
+        let n = unsafe { libc::recv(meta.fd, (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+        match n {
+            0 => return,
+            n if n > 0 => return pending().await,
+            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock => ready.clear_readable(),
+            _ => return,
+        }
+    }
+}
+
+enum Outcome {
+    Served(Served),
+    TimedOut,
+    /// CLIENT UNBLOCK ... ERROR.
+    Unblocked,
+}
+
+/// Pops for `op` from the first of `keys` with data, waiting up to
+/// `timeout` for one to get some. Inside EXEC it does not wait.
+async fn block(client: &mut Client, keys: &[Key], timeout: Option<Duration>, op: BlockOp) -> Result<Outcome, CmdError> {
+    let shard = client.shard.clone();
+    let db = client.db();
+    let (waiter, mut rx) = Waiter::new(db, op);
+    let may_block = !client.in_exec;
+    let mut registered = Vec::new();
+    let mut error = None;
+    for key in keys {
+        let owner = shard.owner(key);
+        let (w, k) = (waiter.clone(), key.clone());
+        let tried = shard
+            .run_on_async(owner, move |sh| async move {
+                // Inside EXEC the keys are this client's own locks.
+                if may_block {
+                    sh.wait_unlocked(db, std::iter::once(&*k)).await;
+                }
+                sh.try_or_block(&w, k, may_block)
+            })
+            .await;
+        if may_block {
+            registered.push((owner, key.clone()));
+        }
+        if let Err(e) = tried {
+            error = Some(e);
+            break;
+        }
+        if waiter.is_claimed() {
+            break;
+        }
+    }
+    let mut outcome = Outcome::TimedOut;
+    let mut gone = false;
+    if error.is_none() && may_block && !waiter.is_claimed() {
+        let (unblock_tx, unblock_rx) = oneshot::channel();
+        *client.meta.unblock.borrow_mut() = Some(unblock_tx);
+        shard.server.blocked_clients.fetch_add(1, Ordering::Relaxed);
+        let timer = async {
+            match timeout {
+                Some(d) => glommio::timer::sleep(d).await,
+                None => pending().await,
+            }
+        };
+        let meta = client.meta.clone();
+        futures::select_biased! {
+            served = (&mut rx).fuse() => if let Ok(s) = served { outcome = Outcome::Served(s) },
+            error = unblock_rx.fuse() => if error == Ok(true) { outcome = Outcome::Unblocked },
+            _ = timer.fuse() => {},
+            _ = peer_closed(&meta).fuse() => gone = true,
+        }
+        client.meta.unblock.borrow_mut().take();
+        shard.server.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+    }
+    if !matches!(outcome, Outcome::Served(_))
+        && !waiter.claim()
+        && let Ok(served) = rx.await
+    {
+        // Served while giving up: the element is already in the channel.
+        if gone {
+            // Its client left: the element goes back where it was.
+            give_back(client, op, served).await;
+        } else {
+            outcome = Outcome::Served(served);
+        }
+    }
+    for (owner, key) in registered {
+        let w = waiter.clone();
+        shard.run_on(owner, move |sh| sh.forget_waiter(&w, &key)).await;
+    }
+    match (error, outcome) {
+        (_, Outcome::Served(s)) => Ok(Outcome::Served(s)),
+        (Some(e), _) => Err(e),
+        (None, outcome) => Ok(outcome),
+    }
+}
+
+/// Returns popped elements to their key (the client that was to get them
+/// disconnected).
+async fn give_back(client: &Client, op: BlockOp, served: Served) {
+    let db = client.db();
+    let key = served.key.clone();
+    client
+        .shard
+        .run_on(client.shard.owner(&key), move |sh| {
+            let mut ks = sh.ks.borrow_mut();
+            let mut ctx = super::Ctx { ks: &mut ks, db, now: sh.now(), no_touch: false, server: &sh.server };
+            match op {
+                BlockOp::List { end, .. } => {
+                    let limits = super::lists::limits(&ctx);
+                    if let Ok(l) = ctx.write_as::<List>(&key) {
+                        served.items.iter().rev().for_each(|(v, _)| l.push(end, v, limits));
+                    }
+                }
+                BlockOp::ZSet { .. } => {
+                    let limits = super::zsets::limits(ctx.server);
+                    if let Ok(z) = ctx.write_as::<crate::storage::ZSet>(&key) {
+                        served.items.iter().for_each(|(m, s)| {
+                            z.insert(m, *s, limits);
+                        });
+                    }
+                }
+            }
+        })
+        .await;
+}
+
+fn end(args: Args, i: usize) -> Result<End, CmdError> {
+    match args.keyword(i).as_str() {
+        "LEFT" => Ok(End::Left),
+        "RIGHT" => Ok(End::Right),
+        _ => Err(CmdError::Syntax),
+    }
+}
+
+fn keys_between(args: Args, from: usize, to: usize) -> Vec<Key> {
+    (from..to).map(|i| Key::from(args.get(i))).collect()
+}
+
+/// BLPOP / BRPOP key [key ...] timeout
+async fn bpop(client: &mut Client, args: Args<'_>, end: End) -> CmdResult {
+    let t = timeout(args, args.len() - 1)?;
+    let keys = keys_between(args, 1, args.len() - 1);
+    Ok(match block(client, &keys, t, BlockOp::List { end, count: 1 }).await? {
+        Outcome::Served(s) => Reply::Array(vec![Reply::bulk(&s.key), Reply::bulk(&s.items[0].0)]),
+        Outcome::TimedOut => Reply::NullArray,
+        Outcome::Unblocked => return Err(CmdError::Unblocked),
+    })
+}
+
+/// BLMOVE / BRPOPLPUSH: pop from `src`, push onto `dst` (a destination
+/// of another type gives the element back and answers WRONGTYPE).
+async fn bmove(client: &mut Client, args: Args<'_>, from: End, to: End, t: Option<Duration>) -> CmdResult {
+    let (src, dst) = (Key::from(args.get(1)), Key::from(args.get(2)));
+    let db = client.db();
+    let served = match block(client, std::slice::from_ref(&src), t, BlockOp::List { end: from, count: 1 }).await? {
+        Outcome::Served(s) => s,
+        // Inside EXEC it answers as LMOVE would.
+        Outcome::TimedOut if client.in_exec => return Ok(Reply::Null),
+        Outcome::TimedOut => return Ok(Reply::NullArray),
+        Outcome::Unblocked => return Err(CmdError::Unblocked),
+    };
+    let value = served.items[0].0.clone();
+    let pushed = value.clone();
+    let target = dst.clone();
+    let stored = client
+        .shard
+        .run_on(client.shard.owner(&dst), move |sh| {
+            let mut ks = sh.ks.borrow_mut();
+            let mut ctx = super::Ctx { ks: &mut ks, db, now: sh.now(), no_touch: false, server: &sh.server };
+            let limits = super::lists::limits(&ctx);
+            let l = ctx.write_as::<List>(&target)?;
+            l.push(to, &pushed, limits);
+            ctx.ks.dirty += 1;
+            ctx.ks.dbs[db].touch(&target);
+            drop(ks);
+            sh.key_written(db, &target);
+            Ok::<(), CmdError>(())
+        })
+        .await;
+    if let Err(e) = stored {
+        // The destination changed type meanwhile: the element goes back.
+        give_back(client, BlockOp::List { end: from, count: 1 }, served).await;
+        return Err(e);
+    }
+    Ok(Reply::bulk(&value))
+}
+
+/// BLMPOP / BZMPOP timeout numkeys key [key ...] <end> [COUNT count]
+async fn bmpop(client: &mut Client, args: Args<'_>, zset: bool) -> CmdResult {
+    let t = timeout(args, 1)?;
+    let (key_range, end_at, count) = parse_mpop(args, 2)?;
+    let op = if zset {
+        match args.keyword(end_at).as_str() {
+            "MIN" => BlockOp::ZSet { max: false, count },
+            "MAX" => BlockOp::ZSet { max: true, count },
+            _ => return Err(CmdError::Syntax),
+        }
+    } else {
+        BlockOp::List { end: end(args, end_at)?, count }
+    };
+    let keys: Vec<Key> = key_range.map(|i| Key::from(args.get(i))).collect();
+    Ok(match block(client, &keys, t, op).await? {
+        Outcome::Served(s) => {
+            let items = s.items.iter().map(|(m, score)| {
+                if zset { Reply::Array(vec![Reply::bulk(m), Reply::Double(*score)]) } else { Reply::bulk(m) }
+            });
+            Reply::Array(vec![Reply::bulk(&s.key), Reply::Array(items.collect())])
+        }
+        Outcome::TimedOut => Reply::NullArray,
+        Outcome::Unblocked => return Err(CmdError::Unblocked),
+    })
+}
+
+/// BZPOPMIN / BZPOPMAX key [key ...] timeout
+async fn bzpop(client: &mut Client, args: Args<'_>, max: bool) -> CmdResult {
+    let t = timeout(args, args.len() - 1)?;
+    let keys = keys_between(args, 1, args.len() - 1);
+    Ok(match block(client, &keys, t, BlockOp::ZSet { max, count: 1 }).await? {
+        Outcome::Served(s) => {
+            let (m, score) = &s.items[0];
+            Reply::Array(vec![Reply::bulk(&s.key), Reply::bulk(m), Reply::Double(*score)])
+        }
+        Outcome::TimedOut => Reply::NullArray,
+        Outcome::Unblocked => return Err(CmdError::Unblocked),
+    })
+}
+
+async_handler!(blpop, |c, a| bpop(c, a, End::Left));
+async_handler!(brpop, |c, a| bpop(c, a, End::Right));
+async_handler!(blmpop, |c, a| bmpop(c, a, false));
+async_handler!(bzmpop, |c, a| bmpop(c, a, true));
+async_handler!(bzpopmin, |c, a| bzpop(c, a, false));
+async_handler!(bzpopmax, |c, a| bzpop(c, a, true));
+
+fn blmove<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(async move {
+        let (from, to) = (end(args, 3)?, end(args, 4)?);
+        let t = timeout(args, 5)?;
+        bmove(client, args, from, to, t).await
+    })
+}
+
+fn brpoplpush<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(async move {
+        let t = timeout(args, 3)?;
+        bmove(client, args, End::Right, End::Left, t).await
+    })
+}
+
+pub(super) const TABLE: &[Spec] = &[
+    Spec::new("blpop", -3, WRITE, Keys::Range(1, -2, 1), Handler::Async(blpop)),
+    Spec::new("brpop", -3, WRITE, Keys::Range(1, -2, 1), Handler::Async(brpop)),
+    Spec::new("blmove", 6, WRITE | DENYOOM, Keys::Range(1, 2, 1), Handler::Async(blmove)),
+    Spec::new("brpoplpush", 4, WRITE | DENYOOM, Keys::Range(1, 2, 1), Handler::Async(brpoplpush)),
+    Spec::new("blmpop", -5, WRITE, Keys::Numkeys(2), Handler::Async(blmpop)),
+    Spec::new("bzpopmin", -3, WRITE | FAST, Keys::Range(1, -2, 1), Handler::Async(bzpopmin)),
+    Spec::new("bzpopmax", -3, WRITE | FAST, Keys::Range(1, -2, 1), Handler::Async(bzpopmax)),
+    Spec::new("bzmpop", -5, WRITE, Keys::Numkeys(2), Handler::Async(bzmpop)),
+];

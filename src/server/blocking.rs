@@ -1,0 +1,202 @@
+//! Clients blocked on keys (BLPOP, BLMOVE, BZPOPMIN, ...).
+//!
+//! A blocked client registers a `Waiter` with the owner shard of each of
+//! its keys, in key order, trying each key as it goes. The owner serves
+//! waiters itself, first come first served, right after a write leaves
+//! data in the key (or, when a transaction held the key, when it releases
+//! it, so EXEC's intermediate states are never served). A waiter blocked
+//! on keys of several shards may become servable on two at once: serving
+//! starts by claiming the waiter, and only the shard that wins the claim
+//! pops. A client giving up (timeout, CLIENT UNBLOCK, disconnect) claims
+//! the waiter too; if it loses, an element is already on its way and it
+//! takes it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::channel::oneshot;
+
+use super::shard::Shard;
+use crate::commands::Ctx;
+use crate::protocol::CmdError;
+use crate::storage::{End, Key, List, SmallBytes, ZSet};
+
+/// What a blocked client will do to the first of its keys with data.
+#[derive(Clone, Copy, Debug)]
+pub enum BlockOp {
+    List { end: End, count: usize },
+    ZSet { max: bool, count: usize },
+}
+
+/// What a waiter was served: the key and the popped elements (with their
+/// scores for sorted sets).
+#[derive(Debug)]
+pub struct Served {
+    pub key: Key,
+    pub items: Vec<(SmallBytes, f64)>,
+}
+
+pub struct Waiter {
+    pub db: usize,
+    pub op: BlockOp,
+    claimed: AtomicBool,
+    reply: Mutex<Option<oneshot::Sender<Served>>>,
+}
+
+impl Waiter {
+    pub fn new(db: usize, op: BlockOp) -> (Arc<Waiter>, oneshot::Receiver<Served>) {
+        let (tx, rx) = oneshot::channel();
+        let w = Waiter { db, op, claimed: AtomicBool::new(false), reply: Mutex::new(Some(tx)) };
+        (Arc::new(w), rx)
+    }
+
+    /// Takes the right to serve (or abandon) this waiter; true once only.
+    pub fn claim(&self) -> bool {
+        !self.claimed.swap(true, Ordering::AcqRel)
+    }
+
+    pub fn is_claimed(&self) -> bool {
+        self.claimed.load(Ordering::Acquire)
+    }
+
+    fn send(&self, served: Served) {
+        if let Some(tx) = self.reply.lock().ok().and_then(|mut r| r.take()) {
+            let _ = tx.send(served);
+        }
+    }
+}
+
+/// A shard's waiters per (database, key), oldest first.
+#[derive(Default)]
+pub struct BlockedKeys {
+    queues: HashMap<(usize, Key), VecDeque<Arc<Waiter>>>,
+}
+
+impl BlockedKeys {
+    pub fn is_empty(&self) -> bool {
+        self.queues.is_empty()
+    }
+
+    fn has_waiters(&self, db: usize, key: &[u8]) -> bool {
+        !self.queues.is_empty() && self.queues.contains_key(&(db, Key::from(key)))
+    }
+}
+
+/// Whether `key` holds something `op` can pop (WRONGTYPE if it holds
+/// another type).
+fn ready(ctx: &mut Ctx, key: &[u8], op: BlockOp) -> Result<bool, CmdError> {
+    Ok(match op {
+        BlockOp::List { .. } => ctx.read_as::<List>(key)?.is_some_and(|l| !l.is_empty()),
+        BlockOp::ZSet { .. } => ctx.read_as::<ZSet>(key)?.is_some_and(|z| !z.is_empty()),
+    })
+}
+
+/// Pops for `op` from `key`, known to be ready.
+fn pop(ctx: &mut Ctx, key: &[u8], op: BlockOp) -> Vec<(SmallBytes, f64)> {
+    let items = match op {
+        BlockOp::List { end, count } => {
+            let limits = crate::commands::lists::limits(ctx);
+            let Ok(Some(l)) = ctx.read_as::<List>(key) else { return Vec::new() };
+            let items = (0..count).map_while(|_| l.pop(end, limits)).map(|v| (v, 0.0)).collect();
+            ctx.drop_if_empty::<List>(key);
+            items
+        }
+        BlockOp::ZSet { max, count } => {
+            let Ok(Some(z)) = ctx.read_as::<ZSet>(key) else { return Vec::new() };
+            let items = crate::commands::zsets::pop_ends(z, count, max).into_iter().map(|(s, m)| (m, s)).collect();
+            ctx.drop_if_empty::<ZSet>(key);
+            items
+        }
+    };
+    ctx.ks.dirty += 1;
+    ctx.ks.dbs[ctx.db].touch(key);
+    items
+}
+
+impl Shard {
+    fn with_ctx<R>(&self, db: usize, f: impl FnOnce(&mut Ctx) -> R) -> R {
+        let mut ks = self.ks.borrow_mut();
+        let mut ctx = Ctx { ks: &mut ks, db, now: self.now(), no_touch: false, server: &self.server };
+        f(&mut ctx)
+    }
+
+    /// Serves `waiter` from `key` if it has data; otherwise queues it on
+    /// the key when `block` (a command inside EXEC never blocks).
+    pub fn try_or_block(&self, waiter: &Arc<Waiter>, key: Key, block: bool) -> Result<(), CmdError> {
+        if waiter.is_claimed() {
+            return Ok(());
+        }
+        let (db, op) = (waiter.db, waiter.op);
+        let served = self.with_ctx(db, |ctx| -> Result<Option<Served>, CmdError> {
+            if !ready(ctx, &key, op)? || !waiter.claim() {
+                return Ok(None);
+            }
+            Ok(Some(Served { key: key.clone(), items: pop(ctx, &key, op) }))
+        })?;
+        match served {
+            Some(s) => waiter.send(s),
+            None if block => {
+                self.blocked.borrow_mut().queues.entry((db, key)).or_default().push_back(waiter.clone());
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Forgets `waiter` on `key` (it was served elsewhere or gave up).
+    pub fn forget_waiter(&self, waiter: &Arc<Waiter>, key: &Key) {
+        let mut blocked = self.blocked.borrow_mut();
+        let slot = (waiter.db, key.clone());
+        if let Some(q) = blocked.queues.get_mut(&slot) {
+            q.retain(|w| !Arc::ptr_eq(w, waiter));
+            if q.is_empty() {
+                blocked.queues.remove(&slot);
+            }
+        }
+    }
+
+    /// After `key` was written: serve its waiters while it has data,
+    /// unless a transaction holds it (then its release serves them).
+    pub fn key_written(&self, db: usize, key: &[u8]) {
+        if !self.blocked.borrow().has_waiters(db, key) || self.locks.borrow().is_held(db, key) {
+            return;
+        }
+        self.serve_waiters(db, key);
+    }
+
+    fn serve_waiters(&self, db: usize, key: &[u8]) {
+        let slot = (db, Key::from(key));
+        loop {
+            let Some(waiter) = self.blocked.borrow().queues.get(&slot).and_then(|q| q.front().cloned()) else {
+                break;
+            };
+            let served = self.with_ctx(db, |ctx| {
+                if !matches!(ready(ctx, key, waiter.op), Ok(true)) {
+                    return Err(());
+                }
+                Ok(waiter.claim().then(|| Served { key: slot.1.clone(), items: pop(ctx, key, waiter.op) }))
+            });
+            match served {
+                // The key is empty (or of another type) now: the rest wait.
+                Err(()) => break,
+                Ok(served) => {
+                    self.forget_waiter(&waiter, &slot.1);
+                    if let Some(s) = served {
+                        waiter.send(s);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Serves the waiters of keys a transaction just released.
+    pub fn keys_released(&self, keys: &[(usize, Key)]) {
+        if self.blocked.borrow().is_empty() {
+            return;
+        }
+        for (db, key) in keys {
+            self.key_written(*db, key);
+        }
+    }
+}

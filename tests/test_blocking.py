@@ -1,0 +1,190 @@
+"""Blocking pops with real clients: wakeups from any core, FIFO service,
+timeouts, CLIENT UNBLOCK, disconnects, and no element lost or doubled."""
+
+import threading
+import time
+
+import pytest
+import redis
+
+from conftest import wait_until
+from slots import keys_on_distinct_shards
+
+SHARDS = 4
+
+
+def blocked_count(c):
+    return c.info("clients")["blocked_clients"]
+
+
+def in_thread(fn):
+    result = {}
+
+    def run():
+        try:
+            result["value"] = fn()
+        except Exception as e:  # noqa: BLE001 - reported by the caller
+            result["error"] = e
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, result
+
+
+def test_push_from_another_core_wakes_the_waiter(start_percore):
+    percore = start_percore(threads=SHARDS)
+    keys = keys_on_distinct_shards(SHARDS)
+    c = percore.client()
+    t, result = in_thread(lambda: percore.client().blpop(keys, timeout=10))
+    wait_until(lambda: blocked_count(c) == 1, what="client blocked")
+    c.rpush(keys[2], "v")
+    t.join()
+    assert result["value"] == (keys[2].encode(), b"v")
+    assert c.exists(keys[2]) == 0
+
+
+def test_waiters_are_served_first_come_first_served(start_percore):
+    percore = start_percore(threads=SHARDS)
+    c = percore.client()
+    threads = []
+    for i in range(3):
+        threads.append(in_thread(lambda: percore.client().brpop("q", timeout=10)))
+        wait_until(lambda: blocked_count(c) == i + 1, what=f"waiter {i}")
+    c.rpush("q", "a", "b", "c")
+    got = []
+    for t, result in threads:
+        t.join()
+        got.append(result["value"][1])
+    # BRPOP: the first waiter gets the tail element, and so on.
+    assert got == [b"c", b"b", b"a"]
+
+
+def test_timeout_and_fractional_seconds(start_percore):
+    percore = start_percore(threads=SHARDS)
+    c = percore.client()
+    start = time.monotonic()
+    assert c.blpop("nothing", timeout=0.2) is None
+    elapsed = time.monotonic() - start
+    assert 0.15 <= elapsed < 3
+    assert c.bzpopmin("nothing", timeout=0.1) is None
+    assert blocked_count(c) == 0
+
+
+def test_multi_exec_and_lmove_wake_waiters(start_percore):
+    percore = start_percore(threads=SHARDS)
+    keys = keys_on_distinct_shards(SHARDS)
+    c = percore.client()
+    t, result = in_thread(lambda: percore.client().blpop(keys[1], timeout=10))
+    wait_until(lambda: blocked_count(c) == 1, what="client blocked")
+    pipe = c.pipeline(transaction=True)
+    pipe.rpush(keys[1], "tx")
+    pipe.set(keys[0], "x")
+    pipe.execute()
+    t.join()
+    assert result["value"] == (keys[1].encode(), b"tx")
+
+    t, result = in_thread(lambda: percore.client().bzpopmax(keys[3], timeout=10))
+    wait_until(lambda: blocked_count(c) == 1, what="zset waiter")
+    c.zadd(keys[3], {"m": 5})
+    t.join()
+    assert result["value"] == (keys[3].encode(), b"m", 5.0)
+
+    c.rpush(keys[0] + "src", "moved")
+    t, result = in_thread(lambda: percore.client().blpop(keys[2], timeout=10))
+    wait_until(lambda: blocked_count(c) == 1, what="list waiter")
+    c.lmove(keys[0] + "src", keys[2], "LEFT", "RIGHT")
+    t.join()
+    assert result["value"] == (keys[2].encode(), b"moved")
+
+
+def test_transaction_state_in_between_is_not_served(start_percore):
+    """A push and a pop of the same key inside one EXEC leave nothing for a
+    blocked client (served only after EXEC, as Redis does)."""
+    percore = start_percore(threads=SHARDS)
+    c = percore.client()
+    t, result = in_thread(lambda: percore.client().blpop("k", timeout=1))
+    wait_until(lambda: blocked_count(c) == 1, what="client blocked")
+    pipe = c.pipeline(transaction=True)
+    pipe.rpush("k", "a")
+    pipe.lpop("k")
+    assert pipe.execute() == [1, b"a"]
+    t.join()
+    assert result["value"] is None
+
+
+def test_client_unblock(start_percore):
+    percore = start_percore(threads=SHARDS)
+    c = percore.client()
+    waiter = percore.client()
+    wid = waiter.client_id()
+    t, result = in_thread(lambda: waiter.blpop("never", timeout=0))
+    wait_until(lambda: blocked_count(c) == 1, what="client blocked")
+    assert "b" in [x for x in c.client_list() if x["id"] == str(wid)][0]["flags"]
+    assert c.client_unblock(wid) == 1
+    t.join()
+    assert result["value"] is None
+    assert c.client_unblock(wid) == 0
+    t, result = in_thread(lambda: waiter.bzpopmin("never", timeout=0))
+    wait_until(lambda: blocked_count(c) == 1, what="client blocked again")
+    assert c.client_unblock(wid, error=True) == 1
+    t.join()
+    assert isinstance(result.get("error"), redis.ResponseError)
+    assert "UNBLOCKED" in str(result["error"])
+
+
+def test_disconnected_waiter_leaves_nothing_behind(start_percore):
+    percore = start_percore(threads=SHARDS)
+    c = percore.client()
+    gone = percore.client()
+    gone.execute_command("CLIENT", "SETNAME", "leaver")
+    sock_client = gone.connection_pool.get_connection()
+    sock_client.send_command("BLPOP", "k", "0")
+    wait_until(lambda: blocked_count(c) == 1, what="client blocked")
+    sock_client.disconnect()
+    wait_until(lambda: blocked_count(c) == 0, what="waiter gone")
+    c.rpush("k", "kept")
+    assert c.lrange("k", 0, -1) == [b"kept"]
+
+
+def test_many_poppers_no_loss_no_duplicates(start_percore):
+    percore = start_percore(threads=SHARDS)
+    keys = keys_on_distinct_shards(SHARDS)
+    total = 600
+    got = []
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def popper():
+        c = percore.client(socket_timeout=20)
+        while not done.is_set():
+            r = c.blpop(keys, timeout=0.2)
+            if r is not None:
+                with lock:
+                    got.append(r[1])
+
+    def pusher(offset):
+        c = percore.client()
+        for i in range(offset, total, 3):
+            c.rpush(keys[i % len(keys)], f"e{i}")
+
+    poppers = [threading.Thread(target=popper) for _ in range(5)]
+    pushers = [threading.Thread(target=pusher, args=(o,)) for o in range(3)]
+    for t in poppers + pushers:
+        t.start()
+    for t in pushers:
+        t.join()
+    wait_until(lambda: len(got) >= total, timeout=20, what="all elements popped")
+    done.set()
+    for t in poppers:
+        t.join()
+    assert sorted(got) == sorted(f"e{i}".encode() for i in range(total))
+    assert percore.client().exists(*keys) == 0
+
+
+@pytest.mark.parametrize("cmd", [["BLPOP", "k", "0"], ["BZPOPMIN", "k", "0"]])
+def test_wrong_type_errors_at_once(start_percore, cmd):
+    percore = start_percore(threads=SHARDS)
+    c = percore.client()
+    c.set("k", "string")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        c.execute_command(*cmd)
