@@ -93,7 +93,6 @@ static DIRECTIVES: &[Directive] = &[
     d("maxmemory-policy", "noeviction", Kind::Enum(POLICIES), true),
     d("maxmemory-samples", "5", Kind::Int(1, 64), true),
     d("notify-keyspace-events", "", Kind::Str, true),
-    d("lua-time-limit", "5000", Kind::Int(0, i64::MAX), true),
     d("busy-reply-threshold", "5000", Kind::Int(0, i64::MAX), true),
     d("slowlog-log-slower-than", "10000", Kind::Int(-1, i64::MAX), true),
     d("slowlog-max-len", "128", Kind::Int(0, i64::MAX), true),
@@ -144,6 +143,7 @@ static ALIASES: &[(&str, &str)] = &[
     ("list-max-ziplist-size", "list-max-listpack-size"),
     ("slave-read-only", "replica-read-only"),
     ("slave-serve-stale-data", "replica-serve-stale-data"),
+    ("lua-time-limit", "busy-reply-threshold"),
 ];
 
 fn directive(name: &str) -> Option<&'static Directive> {

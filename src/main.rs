@@ -12,6 +12,7 @@ mod config;
 mod logging;
 mod pattern;
 mod protocol;
+mod scripting;
 mod server;
 mod storage;
 

@@ -11,7 +11,7 @@ use futures::FutureExt;
 use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 
-use super::{Args, DENYOOM, FAST, Handler, Keys, Spec, WRITE, parse_mpop};
+use super::{Args, DENYOOM, FAST, Handler, Keys, NOSCRIPT, Spec, WRITE, parse_mpop};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::blocking::{BlockOp, Served, Waiter};
 use crate::server::client::{Client, ClientMeta};
@@ -287,12 +287,12 @@ fn brpoplpush<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, 
 }
 
 pub(super) const TABLE: &[Spec] = &[
-    Spec::new("blpop", -3, WRITE, Keys::Range(1, -2, 1), Handler::Async(blpop)),
-    Spec::new("brpop", -3, WRITE, Keys::Range(1, -2, 1), Handler::Async(brpop)),
-    Spec::new("blmove", 6, WRITE | DENYOOM, Keys::Range(1, 2, 1), Handler::Async(blmove)),
-    Spec::new("brpoplpush", 4, WRITE | DENYOOM, Keys::Range(1, 2, 1), Handler::Async(brpoplpush)),
-    Spec::new("blmpop", -5, WRITE, Keys::Numkeys(2), Handler::Async(blmpop)),
-    Spec::new("bzpopmin", -3, WRITE | FAST, Keys::Range(1, -2, 1), Handler::Async(bzpopmin)),
-    Spec::new("bzpopmax", -3, WRITE | FAST, Keys::Range(1, -2, 1), Handler::Async(bzpopmax)),
-    Spec::new("bzmpop", -5, WRITE, Keys::Numkeys(2), Handler::Async(bzmpop)),
+    Spec::new("blpop", -3, WRITE | NOSCRIPT, Keys::Range(1, -2, 1), Handler::Async(blpop)),
+    Spec::new("brpop", -3, WRITE | NOSCRIPT, Keys::Range(1, -2, 1), Handler::Async(brpop)),
+    Spec::new("blmove", 6, WRITE | DENYOOM | NOSCRIPT, Keys::Range(1, 2, 1), Handler::Async(blmove)),
+    Spec::new("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT, Keys::Range(1, 2, 1), Handler::Async(brpoplpush)),
+    Spec::new("blmpop", -5, WRITE | NOSCRIPT, Keys::Numkeys(2), Handler::Async(blmpop)),
+    Spec::new("bzpopmin", -3, WRITE | FAST | NOSCRIPT, Keys::Range(1, -2, 1), Handler::Async(bzpopmin)),
+    Spec::new("bzpopmax", -3, WRITE | FAST | NOSCRIPT, Keys::Range(1, -2, 1), Handler::Async(bzpopmax)),
+    Spec::new("bzmpop", -5, WRITE | NOSCRIPT, Keys::Numkeys(2), Handler::Async(bzmpop)),
 ];

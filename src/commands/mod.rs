@@ -37,6 +37,7 @@ pub mod keys;
 pub mod lists;
 pub mod long_double;
 pub mod pubsub;
+mod scripting;
 pub mod server;
 pub mod sets;
 mod sort;
@@ -68,6 +69,8 @@ pub const NOSCRIPT: u32 = 1 << 8;
 pub const NO_QUEUE: u32 = 1 << 9;
 /// Allowed to a RESP2 client that has subscriptions (subscribe mode).
 pub const SUBSCRIBE_MODE: u32 = 1 << 10;
+/// Runs even while a script is busy (SCRIPT KILL, SHUTDOWN NOSAVE...).
+pub const ALLOW_BUSY: u32 = 1 << 11;
 
 const FLAG_NAMES: &[(u32, &str)] = &[
     (WRITE, "write"),
@@ -79,6 +82,7 @@ const FLAG_NAMES: &[(u32, &str)] = &[
     (STALE, "stale"),
     (FAST, "fast"),
     (NO_AUTH, "no_auth"),
+    (ALLOW_BUSY, "allow_busy"),
 ];
 
 /// Where a command's keys are among its arguments (the name is argument 0).
@@ -207,6 +211,7 @@ static TABLE: LazyLock<HashMap<&'static [u8], &'static Spec, ahash::RandomState>
         sort::TABLE,
         transactions::TABLE,
         pubsub::TABLE,
+        scripting::TABLE,
         connection::TABLE,
         server::TABLE,
         debug::TABLE,

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use futures::future::LocalBoxFuture;
 
 use super::connection::REDIS_VERSION;
-use super::{ADMIN, Args, FAST, Handler, Keys, LOADING, NOSCRIPT, READONLY, STALE, Spec, WRITE};
+use super::{ADMIN, ALLOW_BUSY, Args, FAST, Handler, Keys, LOADING, NOSCRIPT, READONLY, STALE, Spec, WRITE};
 use crate::config::{ConfigError, Hot};
 use crate::pattern::glob_match;
 use crate::protocol::{CmdError, CmdResult, Reply};
@@ -551,5 +551,5 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("command", -1, ANY, Keys::None, Handler::Conn(command)),
     Spec::new("time", 1, ANY | FAST, Keys::None, Handler::Conn(time)),
     Spec::new("lastsave", 1, ANY | FAST, Keys::None, Handler::Conn(lastsave)),
-    Spec::new("shutdown", -1, ADMIN | NOSCRIPT | ANY, Keys::None, Handler::Conn(shutdown)),
+    Spec::new("shutdown", -1, ADMIN | NOSCRIPT | ANY | ALLOW_BUSY, Keys::None, Handler::Conn(shutdown)),
 ];

@@ -187,6 +187,17 @@ impl Client {
         }
     }
 
+    /// The client a script's commands run as: the caller's id (so the
+    /// caller's locks are its own), its database, never blocking.
+    pub fn for_script(shard: Rc<Shard>, id: u64, db: usize) -> Client {
+        let meta = Rc::new(ClientMeta::new(id, String::new(), String::new(), -1));
+        meta.db.set(db);
+        let mut c = Client::new(shard, meta);
+        c.authenticated = true;
+        c.in_exec = true;
+        c
+    }
+
     pub fn db(&self) -> usize {
         self.meta.db.get()
     }

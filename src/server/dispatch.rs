@@ -168,6 +168,12 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
     } else if !client.authenticated && !spec.has(commands::NO_AUTH) {
         abort_multi(client);
         Err(CmdError::NoAuth)
+    } else if client.shard.server.script_busy.load(std::sync::atomic::Ordering::Relaxed)
+        && !spec.has(commands::ALLOW_BUSY)
+    {
+        Err(CmdError::Raw(
+            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.".into(),
+        ))
     } else if client.proto() == Proto::Resp2 && client.subs.any() && !spec.has(commands::SUBSCRIBE_MODE) {
         Err(CmdError::err(format!(
             "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",

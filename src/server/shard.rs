@@ -51,6 +51,8 @@ pub struct Shard {
     pub clients: RefCell<HashMap<u64, Rc<ClientMeta>>>,
     pub pubsub: RefCell<Registry>,
     pub blocked: RefCell<BlockedKeys>,
+    /// This shard's Lua interpreter, started by its first script.
+    pub scripts: RefCell<Option<Rc<crate::scripting::Engine>>>,
     pub stats: ShardStats,
     pub poller: Rc<Poller>,
     mesh: Option<Senders<Msg>>,
@@ -71,6 +73,7 @@ impl Shard {
             clients: RefCell::new(HashMap::new()),
             pubsub: RefCell::new(Registry::default()),
             blocked: RefCell::new(BlockedKeys::default()),
+            scripts: RefCell::new(None),
             stats: ShardStats::default(),
             poller: Poller::new().expect("epoll_create1 failed: out of file descriptors at startup"),
             mesh,

@@ -34,6 +34,15 @@ pub struct Shared {
     pub subscriptions: Vec<AtomicUsize>,
     /// Clients waiting in a blocking command, on any core.
     pub blocked_clients: AtomicUsize,
+    /// Script bodies by SHA1 (SCRIPT LOAD, EVAL), for every shard.
+    pub scripts: std::sync::RwLock<std::collections::HashMap<String, std::sync::Arc<[u8]>>>,
+    pub scripts_running: AtomicUsize,
+    /// A script has run past busy-reply-threshold: other commands get BUSY.
+    pub script_busy: AtomicBool,
+    /// SCRIPT KILL asked the running scripts to stop.
+    pub script_kill: AtomicBool,
+    /// A running script has written: SCRIPT KILL refuses (UNKILLABLE).
+    pub script_wrote: AtomicBool,
 }
 
 impl Shared {
@@ -51,6 +60,11 @@ impl Shared {
             watching: AtomicUsize::new(0),
             subscriptions: (0..shards).map(|_| AtomicUsize::new(0)).collect(),
             blocked_clients: AtomicUsize::new(0),
+            scripts: Default::default(),
+            scripts_running: AtomicUsize::new(0),
+            script_busy: AtomicBool::new(false),
+            script_kill: AtomicBool::new(false),
+            script_wrote: AtomicBool::new(false),
             run_id: (0..40).map(|_| b"0123456789abcdef"[fastrand::usize(..16)] as char).collect(),
         }
     }

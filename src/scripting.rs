@@ -1,0 +1,471 @@
+//! Lua scripting: EVAL and friends run Lua 5.1 code (LuaJIT, which also
+//! lets a script yield across `pcall` while a `redis.call` waits for
+//! another shard).
+//!
+//! Each shard has its own interpreter, created on first use, with Redis's
+//! sandbox: the base, table, string, math and bit libraries, no way to
+//! create globals, reading an undefined global is an error. A script runs
+//! on the shard that owns its declared keys (or the caller's, when they are
+//! spread or absent), holding the locks of all of them, one script at a
+//! time per shard; `redis.call` runs commands through the dispatcher as
+//! EXEC does, so a command on a local key never leaves the thread.
+//!
+//! Scripts are cached by SHA1 in `Shared` for every shard; each shard
+//! compiles a script into its interpreter the first time it runs it.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::Bytes;
+use mlua::{HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+
+use crate::commands::{self, OwnedArgs, WRITE};
+use crate::protocol::reply::format_double;
+use crate::protocol::{CmdError, Reply};
+use crate::server::client::Client;
+use crate::server::dispatch::execute;
+use crate::server::shard::Shard;
+
+/// The SHA1 of a script body, as EVALSHA names it.
+pub fn sha1_hex(body: &[u8]) -> String {
+    sha1_smol::Sha1::from(body).digest().to_string()
+}
+
+/// The script being run on a shard: the client its commands run as.
+struct Run {
+    client: Client,
+    read_only: bool,
+    /// Declared keys, and the shard the script runs on: only those keys
+    /// and keys of this shard may be touched.
+    keys: HashSet<Bytes>,
+    wrote: bool,
+}
+
+pub struct Engine {
+    lua: Lua,
+    run: Rc<RefCell<Option<Run>>>,
+    started: Rc<Cell<Instant>>,
+    /// One script at a time per interpreter (KEYS and ARGV are globals).
+    turn: futures::lock::Mutex<()>,
+    compiled: RefCell<HashSet<String>>,
+}
+
+/// Lua code that finishes the sandbox and wraps the Rust primitives.
+const PRELUDE: &str = r#"
+local call = __percore_call
+-- The message and line of the last error redis.call raised, so the host
+-- can name the line even when the frame is gone (a tail call).
+local last = {}
+local function raise_on_error(r)
+  if type(r) == 'table' and r.err ~= nil then
+    local line = 1
+    for level = 2, 10 do
+      local _, where = pcall(error, '', level)
+      if string.sub(where, 1, 12) == 'user_script:' then
+        line = tonumber(string.match(where, ':(%d+):'))
+        break
+      end
+    end
+    last.msg, last.line = r.err, line
+    error(r.err, 0)
+  end
+  return r
+end
+redis = {
+  call = function(...) return raise_on_error(call(...)) end,
+  pcall = function(...) return call(...) end,
+  error_reply = function(e) return {err = tostring(e)} end,
+  status_reply = function(s) return {ok = tostring(s)} end,
+  sha1hex = __percore_sha1hex,
+  log = __percore_log,
+  setresp = function(v) if v ~= 2 then error('RESP3 is not supported in scripts', 2) end end,
+  set_repl = function() end,
+  replicate_commands = function() return true end,
+  LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+  REPL_NONE = 0, REPL_AOF = 1, REPL_SLAVE = 2, REPL_REPLICA = 2, REPL_ALL = 3,
+}
+cjson = {encode = __percore_json_encode, decode = __percore_json_decode}
+__percore_call = nil
+__percore_sha1hex = nil
+__percore_log = nil
+__percore_json_encode = nil
+__percore_json_decode = nil
+for _, name in ipairs({'dofile', 'loadfile', 'require', 'module', 'jit', 'newproxy'}) do
+  _G[name] = nil
+end
+-- Runs a script, turning any error into a table the host can read.
+function __percore_run(f)
+  last.msg = nil
+  local ok, r = pcall(f)
+  if ok then return r end
+  if r ~= nil and r == last.msg then return {__percore_error = r, line = last.line} end
+  if type(r) == 'table' and r.err ~= nil then return {__percore_error = r.err} end
+  return {__percore_error = tostring(r)}
+end
+setmetatable(_G, {
+  __index = function(_, k) error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2) end,
+  __newindex = function() error('Attempt to modify a readonly table', 2) end,
+})
+"#;
+
+impl Engine {
+    fn new(shard: &Rc<Shard>) -> mlua::Result<Engine> {
+        let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::BIT, LuaOptions::default())?;
+        let run: Rc<RefCell<Option<Run>>> = Rc::new(RefCell::new(None));
+        let started = Rc::new(Cell::new(Instant::now()));
+        let globals = lua.globals();
+
+        let current = run.clone();
+        let call = lua.create_async_function(move |lua, args: MultiValue| {
+            let current = current.clone();
+            async move { redis_call(&lua, &current, args).await }
+        })?;
+        globals.set("__percore_call", call)?;
+        globals.set("__percore_sha1hex", lua.create_function(|_, s: mlua::LuaString| Ok(sha1_hex(&s.as_bytes())))?)?;
+        globals.set(
+            "__percore_log",
+            lua.create_function(|_, (level, parts): (i64, MultiValue)| {
+                let text: Vec<String> = parts.iter().map(|v| v.to_string().unwrap_or_default()).collect();
+                let text = text.join(" ");
+                match level {
+                    0 => tracing::debug!("{text}"),
+                    1 | 2 => tracing::info!("{text}"),
+                    _ => tracing::warn!("{text}"),
+                }
+                Ok(())
+            })?,
+        )?;
+        globals.set(
+            "__percore_json_encode",
+            lua.create_function(|_, v: Value| {
+                serde_json::to_string(&lua_to_json(&v, 0)?).map_err(|e| mlua::Error::runtime(e.to_string()))
+            })?,
+        )?;
+        globals.set(
+            "__percore_json_decode",
+            lua.create_function(|lua, s: mlua::LuaString| {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&s.as_bytes()).map_err(|e| mlua::Error::runtime(e.to_string()))?;
+                json_to_lua(lua, &v)
+            })?,
+        )?;
+        lua.load(PRELUDE).set_name("@percore_prelude").exec()?;
+
+        let (server, hook_run, hook_started) = (shard.server.clone(), run.clone(), started.clone());
+        lua.set_global_hook(HookTriggers::new().every_nth_instruction(100_000), move |_, _| {
+            let busy_ms = server.config(|c| c.int("busy-reply-threshold")).max(0) as u128;
+            if hook_started.get().elapsed().as_millis() >= busy_ms {
+                server.script_busy.store(true, Ordering::Relaxed);
+            }
+            let wrote = hook_run.try_borrow().ok().and_then(|r| r.as_ref().map(|r| r.wrote)).unwrap_or(false);
+            if server.script_kill.load(Ordering::Relaxed) && !wrote {
+                return Err(mlua::Error::runtime("Script killed by user with SCRIPT KILL..."));
+            }
+            Ok(VmState::Continue)
+        })?;
+        Ok(Engine { lua, run, started, turn: futures::lock::Mutex::new(()), compiled: RefCell::new(HashSet::new()) })
+    }
+
+    /// This shard's interpreter.
+    pub fn of(shard: &Rc<Shard>) -> Result<Rc<Engine>, CmdError> {
+        if let Some(e) = shard.scripts.borrow().as_ref() {
+            return Ok(e.clone());
+        }
+        let engine = Rc::new(Engine::new(shard).map_err(|e| CmdError::err(format!("cannot start Lua: {e}")))?);
+        *shard.scripts.borrow_mut() = Some(engine.clone());
+        Ok(engine)
+    }
+
+    /// Compiles `body` as the function `f_<sha>` unless it already is.
+    pub fn compile(&self, sha: &str, body: &[u8]) -> Result<(), CmdError> {
+        if self.compiled.borrow().contains(sha) {
+            return Ok(());
+        }
+        let f = self
+            .lua
+            .load(body)
+            .set_name("@user_script")
+            .into_function()
+            .map_err(|e| CmdError::err(format!("Error compiling script (new function): {}", lua_message(&e))))?;
+        self.lua.globals().raw_set(format!("f_{sha}"), f).map_err(|e| CmdError::err(e.to_string()))?;
+        self.compiled.borrow_mut().insert(sha.to_string());
+        Ok(())
+    }
+
+    /// Runs compiled script `sha` with KEYS and ARGV as `client`.
+    pub async fn run(
+        &self,
+        client: Client,
+        sha: &str,
+        keys: &[Bytes],
+        argv: &[Bytes],
+        read_only: bool,
+    ) -> Result<Reply, CmdError> {
+        let _turn = self.turn.lock().await;
+        let lua = &self.lua;
+        let err = |e: mlua::Error| CmdError::err(e.to_string());
+        let to_table = |items: &[Bytes]| -> mlua::Result<Table> {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, item) in items.iter().enumerate() {
+                t.raw_set(i + 1, lua.create_string(item)?)?;
+            }
+            Ok(t)
+        };
+        let globals = lua.globals();
+        globals.raw_set("KEYS", to_table(keys).map_err(err)?).map_err(err)?;
+        globals.raw_set("ARGV", to_table(argv).map_err(err)?).map_err(err)?;
+        let f: mlua::Function = globals.raw_get(format!("f_{sha}")).map_err(err)?;
+        let runner: mlua::Function = globals.raw_get("__percore_run").map_err(err)?;
+        *self.run.borrow_mut() = Some(Run { client, read_only, keys: keys.iter().cloned().collect(), wrote: false });
+        self.started.set(Instant::now());
+        let server = self.run.borrow().as_ref().map(|r| r.client.shard.server.clone());
+        if let Some(s) = &server {
+            s.scripts_running.fetch_add(1, Ordering::Relaxed);
+        }
+        let result = runner.call_async::<Value>(f).await;
+        if let Some(s) = &server
+            && s.scripts_running.fetch_sub(1, Ordering::Relaxed) == 1
+        {
+            s.script_busy.store(false, Ordering::Relaxed);
+            s.script_kill.store(false, Ordering::Relaxed);
+            s.script_wrote.store(false, Ordering::Relaxed);
+        }
+        self.run.borrow_mut().take();
+        match result {
+            Ok(v) => lua_to_reply(&v, sha),
+            Err(e) => Err(script_error(&lua_message(&e), None, sha)),
+        }
+    }
+}
+
+/// The message of a Lua error without mlua's decoration.
+fn lua_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::RuntimeError(m) | mlua::Error::SyntaxError { message: m, .. } => m.clone(),
+        mlua::Error::CallbackError { cause, .. } => lua_message(cause),
+        other => other.to_string(),
+    }
+}
+
+/// An error a script ended with, in Redis's words: the message (with
+/// `ERR` when it has no code of its own), then which script and line.
+fn script_error(message: &str, line: Option<i64>, sha: &str) -> CmdError {
+    let message = message.lines().next().unwrap_or("");
+    let message = message.strip_prefix("runtime error: ").unwrap_or(message).to_string();
+    let line = line.or_else(|| {
+        message.strip_prefix("user_script:").and_then(|rest| rest.split(':').next()).and_then(|n| n.parse().ok())
+    });
+    let coded = message.split(' ').next().is_some_and(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_uppercase()));
+    let message = if coded { message } else { format!("ERR {message}") };
+    let at = line.map_or(String::new(), |l| format!(", on @user_script:{l}"));
+    CmdError::Raw(format!("{message} script: {sha}{at}."))
+}
+
+/// redis.call / redis.pcall: runs a command; an error comes back as an
+/// `{err = ...}` table, which the Lua wrapper of redis.call raises.
+async fn redis_call(lua: &Lua, current: &Rc<RefCell<Option<Run>>>, args: MultiValue) -> mlua::Result<Value> {
+    let error = |msg: String| -> mlua::Result<Value> {
+        let t = lua.create_table()?;
+        t.raw_set("err", msg)?;
+        Ok(Value::Table(t))
+    };
+    let mut owned = OwnedArgs::default();
+    for v in args.iter() {
+        match v {
+            Value::String(s) => owned.push(&s.as_bytes()),
+            Value::Integer(n) => owned.push(n.to_string().as_bytes()),
+            Value::Number(n) => owned.push(lua_number(*n).as_bytes()),
+            _ => return error("ERR Lua redis lib command arguments must be strings or integers".into()),
+        }
+    }
+    if owned.len() == 0 {
+        return error("ERR Please specify at least one argument for this redis lib call".into());
+    }
+    let args = owned.args();
+    let Some(spec) = commands::lookup(args.get(0)) else {
+        return error("ERR Unknown Redis command called from script".into());
+    };
+    if !spec.arity_ok(args.len()) {
+        return error("ERR Wrong number of args calling Redis command from script".into());
+    }
+    if spec.has(commands::NOSCRIPT) {
+        return error("ERR This Redis command is not allowed from script".into());
+    }
+    let Some(mut run) = current.borrow_mut().take() else {
+        return error("ERR redis.call outside of a script".into());
+    };
+    if run.read_only && spec.has(WRITE) {
+        *current.borrow_mut() = Some(run);
+        return error("ERR Write commands are not allowed from read-only scripts.".into());
+    }
+    let shard = run.client.shard.clone();
+    for i in spec.keys.positions(args) {
+        let key = args.get(i);
+        if !run.keys.contains(key) && shard.owner(key) != shard.id {
+            *current.borrow_mut() = Some(run);
+            return error(format!(
+                "ERR Script attempted to access key '{}' which was not declared in KEYS and lives on another shard",
+                String::from_utf8_lossy(key)
+            ));
+        }
+    }
+    if spec.has(WRITE) {
+        run.wrote = true;
+        shard.server.script_wrote.store(true, Ordering::Relaxed);
+    }
+    let result = execute(&mut run.client, spec, args, true).await;
+    *current.borrow_mut() = Some(run);
+    match result {
+        Ok(reply) => reply_to_lua(lua, &reply),
+        Err(e) => error(e.to_string()),
+    }
+}
+
+/// cjson.encode: a table whose keys are 1..n is an array, any other an
+/// object (an empty one `{}`).
+fn lua_to_json(v: &Value, depth: usize) -> mlua::Result<serde_json::Value> {
+    use serde_json::Value as J;
+    if depth > 1000 {
+        return Err(mlua::Error::runtime("Cannot serialise, excessive nesting (1001)"));
+    }
+    Ok(match v {
+        Value::Nil => J::Null,
+        Value::Boolean(b) => J::Bool(*b),
+        Value::Integer(n) => J::from(*n),
+        Value::Number(n) if n.fract() == 0.0 && n.abs() < 1e15 => J::from(*n as i64),
+        Value::Number(n) => serde_json::Number::from_f64(*n).map_or(J::Null, J::Number),
+        Value::String(s) => J::String(s.to_string_lossy()),
+        Value::Table(t) => {
+            let n = t.raw_len();
+            let pairs = t.pairs::<Value, Value>().count();
+            if n > 0 && n == pairs {
+                J::Array((1..=n).map(|i| lua_to_json(&t.raw_get(i)?, depth + 1)).collect::<mlua::Result<_>>()?)
+            } else {
+                let mut map = serde_json::Map::new();
+                for pair in t.pairs::<Value, Value>() {
+                    let (k, v) = pair?;
+                    let key = match k {
+                        Value::String(s) => s.to_string_lossy(),
+                        Value::Integer(i) => i.to_string(),
+                        Value::Number(n) => lua_number(n),
+                        _ => {
+                            return Err(mlua::Error::runtime(
+                                "Cannot serialise table: table key must be a number or string",
+                            ));
+                        }
+                    };
+                    map.insert(key, lua_to_json(&v, depth + 1)?);
+                }
+                J::Object(map)
+            }
+        }
+        other => {
+            return Err(mlua::Error::runtime(format!("Cannot serialise {}: type not supported", other.type_name())));
+        }
+    })
+}
+
+/// cjson.decode.
+fn json_to_lua(lua: &Lua, v: &serde_json::Value) -> mlua::Result<Value> {
+    use serde_json::Value as J;
+    Ok(match v {
+        J::Null => Value::Nil,
+        J::Bool(b) => Value::Boolean(*b),
+        J::Number(n) => n.as_i64().map_or_else(|| Value::Number(n.as_f64().unwrap_or(0.0)), Value::Integer),
+        J::String(s) => Value::String(lua.create_string(s)?),
+        J::Array(items) => {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, item) in items.iter().enumerate() {
+                t.raw_set(i + 1, json_to_lua(lua, item)?)?;
+            }
+            Value::Table(t)
+        }
+        J::Object(map) => {
+            let t = lua.create_table_with_capacity(0, map.len())?;
+            for (k, item) in map {
+                t.raw_set(k.as_str(), json_to_lua(lua, item)?)?;
+            }
+            Value::Table(t)
+        }
+    })
+}
+
+/// A Lua number as Lua 5.1 prints it (`%.14g`).
+fn lua_number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        return format!("{}", n as i64);
+    }
+    let s = format!("{n:.13e}");
+    let v: f64 = s.parse().unwrap_or(n);
+    format!("{v}")
+}
+
+/// A command's reply as a script sees it (RESP2 conversions).
+fn reply_to_lua(lua: &Lua, reply: &Reply) -> mlua::Result<Value> {
+    let status = |s: &str| -> mlua::Result<Value> {
+        let t = lua.create_table()?;
+        t.raw_set("ok", s)?;
+        Ok(Value::Table(t))
+    };
+    let array = |items: Vec<&Reply>| -> mlua::Result<Value> {
+        let t = lua.create_table_with_capacity(items.len(), 0)?;
+        for (i, item) in items.into_iter().enumerate() {
+            t.raw_set(i + 1, reply_to_lua(lua, item)?)?;
+        }
+        Ok(Value::Table(t))
+    };
+    Ok(match reply {
+        Reply::Ok => return status("OK"),
+        Reply::Status(s) => return status(s),
+        Reply::Int(n) => Value::Integer(*n),
+        Reply::Bulk(b) | Reply::Verbatim(b) => Value::String(lua.create_string(b)?),
+        Reply::Null | Reply::NullArray | Reply::Nothing => Value::Boolean(false),
+        Reply::Array(items) | Reply::Set(items) | Reply::Push(items) | Reply::Seq(items) => {
+            return array(items.iter().collect());
+        }
+        Reply::Map(pairs) | Reply::Pairs(pairs) => return array(pairs.iter().flat_map(|(a, b)| [a, b]).collect()),
+        Reply::Double(d) => Value::String(lua.create_string(format_double(*d))?),
+        Reply::Bool(b) => Value::Integer(*b as i64),
+        Reply::Error(e) => {
+            let t = lua.create_table()?;
+            t.raw_set("err", e.to_string())?;
+            Value::Table(t)
+        }
+    })
+}
+
+/// What a script returned, as a reply (Redis's Lua-to-RESP2 rules).
+fn lua_to_reply(v: &Value, sha: &str) -> Result<Reply, CmdError> {
+    Ok(match v {
+        Value::Nil => Reply::Null,
+        Value::Boolean(true) => Reply::Int(1),
+        Value::Boolean(false) => Reply::Null,
+        Value::Integer(n) => Reply::Int(*n),
+        Value::Number(n) => Reply::Int(*n as i64),
+        Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
+        Value::Table(t) => {
+            if let Ok(Value::String(e)) = t.raw_get::<Value>("__percore_error") {
+                let line = t.raw_get::<Option<i64>>("line").ok().flatten();
+                return Err(script_error(&e.to_string_lossy(), line, sha));
+            }
+            if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
+                return Ok(Reply::Error(CmdError::Raw(e.to_string_lossy())));
+            }
+            if let Ok(Value::String(s)) = t.raw_get::<Value>("ok") {
+                return Ok(Reply::Status(s.to_string_lossy().into()));
+            }
+            let mut items = Vec::new();
+            for i in 1.. {
+                match t.raw_get::<Value>(i) {
+                    Ok(Value::Nil) | Err(_) => break,
+                    Ok(item) => items.push(lua_to_reply(&item, sha)?),
+                }
+            }
+            Reply::Array(items)
+        }
+        _ => Reply::Null,
+    })
+}
