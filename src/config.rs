@@ -23,6 +23,8 @@ enum Kind {
     Bool,
     Enum(&'static [&'static str]),
     Str,
+    /// `notify-keyspace-events` flags, kept in canonical order.
+    KeyspaceEvents,
 }
 
 struct Directive {
@@ -92,7 +94,7 @@ static DIRECTIVES: &[Directive] = &[
     d("maxmemory", "0", Kind::Memory(0, u64::MAX), true),
     d("maxmemory-policy", "noeviction", Kind::Enum(POLICIES), true),
     d("maxmemory-samples", "5", Kind::Int(1, 64), true),
-    d("notify-keyspace-events", "", Kind::Str, true),
+    d("notify-keyspace-events", "", Kind::KeyspaceEvents, true),
     d("busy-reply-threshold", "5000", Kind::Int(0, i64::MAX), true),
     d("slowlog-log-slower-than", "10000", Kind::Int(-1, i64::MAX), true),
     d("slowlog-max-len", "128", Kind::Int(0, i64::MAX), true),
@@ -227,6 +229,9 @@ fn validate(d: &Directive, value: &str) -> Result<String, ConfigError> {
             if options.contains(&v.as_str()) { Ok(v) } else { Err(ConfigError::NotInEnum(options.join(", "))) }
         }
         Kind::Str => Ok(value.to_string()),
+        Kind::KeyspaceEvents => crate::server::notify::parse_flags(value)
+            .map(crate::server::notify::flags_to_string)
+            .ok_or_else(|| ConfigError::Invalid("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into())),
     }
 }
 
@@ -254,6 +259,8 @@ pub struct Hot {
     pub pubsub_hard_limit: AtomicU64,
     pub pubsub_soft_limit: AtomicU64,
     pub pubsub_soft_secs: AtomicU64,
+    /// `notify-keyspace-events` as flag bits (`server::notify`).
+    pub notify_flags: AtomicU64,
 }
 
 impl Default for Hot {
@@ -278,6 +285,7 @@ impl Default for Hot {
             pubsub_hard_limit: AtomicU64::new(0),
             pubsub_soft_limit: AtomicU64::new(0),
             pubsub_soft_secs: AtomicU64::new(0),
+            notify_flags: AtomicU64::new(0),
         }
     }
 }
@@ -414,6 +422,8 @@ impl Config {
         h.zset_max_listpack_value.store(num("zset-max-listpack-value"), Ordering::Relaxed);
         h.hll_sparse_max_bytes.store(num("hll-sparse-max-bytes"), Ordering::Relaxed);
         h.requirepass.store(!self.str("requirepass").is_empty(), Ordering::Relaxed);
+        let events = crate::server::notify::parse_flags(self.str("notify-keyspace-events")).unwrap_or(0);
+        h.notify_flags.store(events as u64, Ordering::Relaxed);
         if let Some([hard, soft, secs]) = output_limits(self.str("client-output-buffer-limit"), "pubsub") {
             h.pubsub_hard_limit.store(hard, Ordering::Relaxed);
             h.pubsub_soft_limit.store(soft, Ordering::Relaxed);

@@ -28,8 +28,14 @@ pub fn expire_at(n: i64, unit: Unit, absolute: bool, now: i64) -> Option<i64> {
 
 fn del(ctx: &mut Ctx, args: Args) -> CmdResult {
     let now = ctx.now;
-    let removed = (1..args.len()).filter(|&i| ctx.db().remove(args.get(i), now).is_some()).count();
-    Ok(Reply::Int(removed as i64))
+    let mut removed = 0;
+    for key in args.iter().skip(1) {
+        if ctx.db().remove(key, now).is_some() {
+            removed += 1;
+            ctx.ks.note(crate::server::notify::GENERIC, "del", ctx.db, key);
+        }
+    }
+    Ok(Reply::Int(removed))
 }
 
 fn exists(ctx: &mut Ctx, args: Args) -> CmdResult {

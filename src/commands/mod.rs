@@ -618,6 +618,7 @@ impl Ctx<'_> {
         if empty {
             let now = self.now;
             self.db().remove(key, now);
+            self.ks.note(crate::server::notify::GENERIC, "del", self.db, key);
         }
     }
 

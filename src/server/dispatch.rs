@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use super::client::{Client, ReplyMode};
+use super::notify;
 use super::shard::Shard;
 use super::transaction::Tx;
 use crate::commands::{self, Args, Ctx, DataFn, Handler, Merge, OwnedArgs, Spec, WRITE};
@@ -15,7 +16,26 @@ use crate::protocol::{CmdError, CmdResult, Proto, Reply};
 
 /// Runs a command body on this shard; a write bumps the write counter and
 /// the versions of its keys that clients WATCH.
-pub fn run_data(shard: &Shard, spec: &Spec, f: DataFn, db: usize, no_touch: bool, args: Args) -> CmdResult {
+pub fn run_data(shard: &Rc<Shard>, spec: &Spec, f: DataFn, db: usize, no_touch: bool, args: Args) -> CmdResult {
+    run_body(shard, spec, f, db, no_touch, args, true)
+}
+
+/// `run_data` for one shard's part of a split command: the command's own
+/// keyspace events are the coordinator's to send, in key order.
+fn run_part(shard: &Rc<Shard>, spec: &Spec, f: DataFn, db: usize, no_touch: bool, args: Args) -> CmdResult {
+    run_body(shard, spec, f, db, no_touch, args, false)
+}
+
+fn run_body(
+    shard: &Rc<Shard>,
+    spec: &Spec,
+    f: DataFn,
+    db: usize,
+    no_touch: bool,
+    args: Args,
+    own_events: bool,
+) -> CmdResult {
+    let notify = shard.arm_notifications();
     let mut ks = shard.ks.borrow_mut();
     let mut ctx = Ctx { ks: &mut ks, db, now: shard.now(), no_touch, server: &shard.server };
     let result = f(&mut ctx, args);
@@ -29,15 +49,28 @@ pub fn run_data(shard: &Shard, spec: &Spec, f: DataFn, db: usize, no_touch: bool
         if !shard.blocked.borrow().is_empty() {
             spec.keys.positions(args).for_each(|i| shard.key_written(db, args.get(i)));
         }
+    } else {
+        drop(ks);
+    }
+    if notify != 0 {
+        let own = match &result {
+            Ok(reply) if own_events && spec.has(WRITE) => notify::command_events(spec, args, reply, db, notify),
+            _ => Vec::new(),
+        };
+        shard.publish_events(own);
     }
     result
 }
 
 /// After a write coordinated across shards: its keys changed for their
 /// watchers and may serve blocked clients (skipped when nobody anywhere
-/// WATCHes or blocks).
-async fn keys_written(client: &Client, spec: &Spec, args: Args<'_>) {
+/// WATCHes or blocks), and its keyspace events go out.
+async fn keys_written(client: &Client, spec: &Spec, args: Args<'_>, reply: &Reply) {
     use std::sync::atomic::Ordering::Relaxed;
+    let notify = client.shard.notify_flags();
+    if notify != 0 {
+        client.shard.publish_events(notify::command_events(spec, args, reply, client.db(), notify));
+    }
     let server = &client.shard.server;
     if server.watching.load(Relaxed) == 0 && server.blocked_clients.load(Relaxed) == 0 {
         return;
@@ -259,8 +292,10 @@ pub async fn execute(client: &mut Client, spec: &'static Spec, args: Args<'_>, h
                 Handler::Split(f, merge) => run_split(client, spec, f, merge, args).await,
                 Handler::Cross(_, cross) => {
                     let result = cross(client, args).await;
-                    if result.is_ok() && spec.has(WRITE) {
-                        keys_written(client, spec, args).await;
+                    if let Ok(reply) = &result
+                        && spec.has(WRITE)
+                    {
+                        keys_written(client, spec, args, reply).await;
                     }
                     result
                 }
@@ -270,8 +305,10 @@ pub async fn execute(client: &mut Client, spec: &'static Spec, args: Args<'_>, h
         Handler::Conn(f) => f(client, args),
         Handler::Async(f) => {
             let result = f(client, args).await;
-            if result.is_ok() && spec.has(WRITE) {
-                keys_written(client, spec, args).await;
+            if let Ok(reply) = &result
+                && spec.has(WRITE)
+            {
+                keys_written(client, spec, args, reply).await;
             }
             result
         }
@@ -298,11 +335,19 @@ async fn run_split(client: &Client, spec: &'static Spec, f: DataFn, merge: Merge
                 owned.push(args.get(positions[o] + j));
             }
         }
-        tx.run(owner, move |sh| run_data(sh, spec, f, db, no_touch, owned.args()))
+        tx.run(owner, move |sh| run_part(sh, spec, f, db, no_touch, owned.args()))
     });
     let results = futures::future::join_all(parts).await;
     tx.unlock().await;
-    merge_replies(merge, positions.len(), groups.values(), results)
+    let merged = merge_replies(merge, positions.len(), groups.values(), results);
+    let notify = shard.notify_flags();
+    if let Ok(reply) = &merged
+        && notify != 0
+        && spec.has(WRITE)
+    {
+        shard.publish_events(notify::command_events(spec, args, reply, db, notify));
+    }
+    merged
 }
 
 fn merge_replies<'a>(

@@ -5,6 +5,7 @@ pub mod client;
 pub mod connection;
 pub mod dispatch;
 pub mod locks;
+pub mod notify;
 pub mod poller;
 pub mod pubsub;
 pub mod shard;
@@ -205,9 +206,13 @@ async fn cron(shard: Rc<Shard>) {
         glommio::timer::sleep(period).await;
         let now = shard.tick();
         if shard.server.active_expire.load(std::sync::atomic::Ordering::Relaxed) {
+            let notify = shard.arm_notifications();
             let stats = active_expire_cycle(&mut shard.ks.borrow_mut(), now, period / 4);
             if stats.timed_out {
                 shard.stats.expire_cycle_timeouts.set(shard.stats.expire_cycle_timeouts.get() + 1);
+            }
+            if notify != 0 {
+                shard.publish_events(Vec::new());
             }
         }
         let timeout_ms = Hot::get(&shard.server.hot.timeout) as i64 * 1000;

@@ -90,6 +90,8 @@ pub struct Db {
     pub expired: u64,
     /// Keys under WATCH; empty unless some client is in a WATCH.
     watched: std::collections::HashMap<Key, Watch, KeyHasher>,
+    /// Keys removed by expiry, kept for keyspace notifications when on.
+    expired_log: Option<Vec<Key>>,
 }
 
 impl Db {
@@ -113,8 +115,7 @@ impl Db {
         let expired = table.find(h, key)?.expired(now_ms);
         if expired {
             self.remove_hashed(slot, h, key);
-            self.expired += 1;
-            self.touch(key);
+            self.reclaimed(key);
             return None;
         }
         self.slots.get_mut(slot)?.find_mut(h, key)
@@ -183,8 +184,7 @@ impl Db {
         let slot = key_slot(key);
         let e = self.remove_hashed(slot, hash(key), key)?;
         if e.expired(now_ms) {
-            self.expired += 1;
-            self.touch(key);
+            self.reclaimed(key);
             return None;
         }
         Some(e)
@@ -205,7 +205,25 @@ impl Db {
     pub fn clear(&mut self, now_ms: i64) {
         self.touch_existing(None, now_ms);
         let watched = std::mem::take(&mut self.watched);
-        *self = Db { expired: self.expired, watched, ..Db::default() };
+        let expired_log = self.expired_log.take();
+        *self = Db { expired: self.expired, watched, expired_log, ..Db::default() };
+    }
+
+    /// After `key` was removed because its TTL passed.
+    fn reclaimed(&mut self, key: &[u8]) {
+        self.expired += 1;
+        self.touch(key);
+        if let Some(log) = self.expired_log.as_mut() {
+            log.push(key.into());
+        }
+    }
+
+    pub fn log_expired(&mut self, on: bool) {
+        self.expired_log = on.then(Vec::new);
+    }
+
+    pub fn take_expired_log(&mut self) -> Vec<Key> {
+        self.expired_log.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Registers a WATCH on `key`; returns its version.
@@ -304,8 +322,7 @@ impl Db {
             let dead = self.table(slot).and_then(|t| t.find(h, &key)).is_some_and(|e| e.expired(now_ms));
             if dead {
                 self.remove_hashed(slot, h, &key);
-                self.touch(&key);
-                self.expired += 1;
+                self.reclaimed(&key);
                 expired += 1;
             }
         }

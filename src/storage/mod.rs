@@ -25,6 +25,16 @@ pub use set::{Set, SetLimits};
 pub use value::{Str, Value};
 pub use zset::{ZLimits, ZSet};
 
+/// Something that happened to a key, for keyspace notifications: the
+/// class bit (`server::notify`), the event name, database and key.
+#[derive(Clone, Debug)]
+pub struct KeyEvent {
+    pub class: u32,
+    pub name: &'static str,
+    pub db: usize,
+    pub key: Key,
+}
+
 /// Everything a shard stores: one `Db` per logical database.
 #[derive(Debug)]
 pub struct Keyspace {
@@ -33,11 +43,49 @@ pub struct Keyspace {
     pub misses: u64,
     /// Writes since start (INFO's rdb_changes_since_last_save).
     pub dirty: u64,
+    /// Notification classes wanted now; events of other classes are not
+    /// recorded.
+    pub notify: u32,
+    /// Events recorded while a command ran (or expiry worked), in order.
+    pub events: Vec<KeyEvent>,
 }
 
 impl Keyspace {
     pub fn new(databases: usize) -> Keyspace {
-        Keyspace { dbs: (0..databases).map(|_| Db::default()).collect(), hits: 0, misses: 0, dirty: 0 }
+        Keyspace {
+            dbs: (0..databases).map(|_| Db::default()).collect(),
+            hits: 0,
+            misses: 0,
+            dirty: 0,
+            notify: 0,
+            events: Vec::new(),
+        }
+    }
+
+    /// Records `name` on `key` if its class is wanted.
+    pub fn note(&mut self, class: u32, name: &'static str, db: usize, key: &[u8]) {
+        if self.notify & class != 0 {
+            self.events.push(KeyEvent { class, name, db, key: key.into() });
+        }
+    }
+
+    /// Sets the wanted classes; `expired` says whether expiry is logged.
+    pub fn set_notify(&mut self, classes: u32, expired: bool) {
+        if self.notify != classes {
+            self.notify = classes;
+            self.dbs.iter_mut().for_each(|d| d.log_expired(expired));
+        }
+    }
+
+    /// The recorded events, with the keys expired meanwhile.
+    pub fn take_events(&mut self) -> Vec<KeyEvent> {
+        let mut events = std::mem::take(&mut self.events);
+        for (db, d) in self.dbs.iter_mut().enumerate() {
+            for key in d.take_expired_log() {
+                events.push(KeyEvent { class: crate::server::notify::EXPIRED, name: "expired", db, key });
+            }
+        }
+        events
     }
 
     pub fn expired(&self) -> u64 {

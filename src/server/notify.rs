@@ -1,0 +1,271 @@
+//! Keyspace notifications (`notify-keyspace-events`).
+//!
+//! A write command that changed keys yields events: the command's own
+//! (from `EVENTS`, by key position), then the ones its body recorded on
+//! the way (a collection emptied and deleted), plus keys expired meanwhile.
+//! Each is published as Redis does: `__keyspace@<db>__:<key>` carrying the
+//! event name (flag K) and `__keyevent@<db>__:<event>` carrying the key
+//! (flag E), to subscribers on every shard.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::shard::Shard;
+use crate::commands::{Args, Spec};
+use crate::protocol::Reply;
+use crate::storage::{Key, KeyEvent as Event};
+
+pub const KEYSPACE: u32 = 1 << 0;
+pub const KEYEVENT: u32 = 1 << 1;
+pub const GENERIC: u32 = 1 << 2;
+pub const STRING: u32 = 1 << 3;
+pub const LIST: u32 = 1 << 4;
+pub const SET: u32 = 1 << 5;
+pub const HASH: u32 = 1 << 6;
+pub const ZSET: u32 = 1 << 7;
+pub const EXPIRED: u32 = 1 << 8;
+pub const EVICTED: u32 = 1 << 9;
+pub const STREAM: u32 = 1 << 10;
+pub const KEY_MISS: u32 = 1 << 11;
+pub const MODULE: u32 = 1 << 12;
+pub const NEW: u32 = 1 << 13;
+/// `A`: every class but key-miss and new.
+pub const ALL: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+
+/// The classes `A` covers, in Redis's order, then the others.
+const FLAG_CHARS: &[(char, u32)] = &[
+    ('g', GENERIC),
+    ('$', STRING),
+    ('l', LIST),
+    ('s', SET),
+    ('h', HASH),
+    ('z', ZSET),
+    ('x', EXPIRED),
+    ('e', EVICTED),
+    ('t', STREAM),
+    ('d', MODULE),
+    ('m', KEY_MISS),
+    ('n', NEW),
+];
+
+/// Parses a `notify-keyspace-events` value; None on an unknown flag.
+pub fn parse_flags(s: &str) -> Option<u32> {
+    let mut flags = 0;
+    for c in s.chars() {
+        flags |= match c {
+            'A' => ALL,
+            'K' => KEYSPACE,
+            'E' => KEYEVENT,
+            c => FLAG_CHARS.iter().find(|(f, _)| *f == c)?.1,
+        };
+    }
+    Some(flags)
+}
+
+/// The canonical text of `flags`, as CONFIG GET shows it: `A` or the
+/// classes it covers, then K, E, m, n.
+pub fn flags_to_string(flags: u32) -> String {
+    let mut s = String::new();
+    let class = |f: u32| FLAG_CHARS.iter().filter(move |(_, x)| x & f != 0).map(|(c, _)| *c);
+    if flags & ALL == ALL {
+        s.push('A');
+    } else {
+        s.extend(class(flags & ALL));
+    }
+    for (c, f) in [('K', KEYSPACE), ('E', KEYEVENT)] {
+        if flags & f != 0 {
+            s.push(c);
+        }
+    }
+    s.extend(class(flags & (KEY_MISS | NEW)));
+    s
+}
+
+/// When a command's event fires.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum When {
+    Always,
+    /// Only if the reply reports a change (not 0, nil or an empty array).
+    Changed,
+}
+
+/// Command -> class, event per key position (the last repeats; "" for
+/// none), and when.
+const EVENTS: &[(&str, u32, &[&str], When)] = &[
+    ("set", STRING, &["set"], When::Changed),
+    ("setnx", STRING, &["set"], When::Changed),
+    ("setex", STRING, &["set"], When::Always),
+    ("psetex", STRING, &["set"], When::Always),
+    ("getset", STRING, &["set"], When::Always),
+    ("mset", STRING, &["set"], When::Always),
+    ("msetnx", STRING, &["set"], When::Changed),
+    ("append", STRING, &["append"], When::Always),
+    ("setrange", STRING, &["setrange"], When::Always),
+    ("incr", STRING, &["incrby"], When::Always),
+    ("decr", STRING, &["decrby"], When::Always),
+    ("incrby", STRING, &["incrby"], When::Always),
+    ("decrby", STRING, &["decrby"], When::Always),
+    ("incrbyfloat", STRING, &["incrbyfloat"], When::Always),
+    ("setbit", STRING, &["setbit"], When::Always),
+    ("bitfield", STRING, &["setbit"], When::Always),
+    ("bitop", STRING, &["set", ""], When::Always),
+    ("pfadd", STRING, &["pfadd"], When::Changed),
+    ("pfmerge", STRING, &["pfadd", ""], When::Always),
+    ("getdel", GENERIC, &["del"], When::Changed),
+    ("expire", GENERIC, &["expire"], When::Changed),
+    ("pexpire", GENERIC, &["expire"], When::Changed),
+    ("expireat", GENERIC, &["expire"], When::Changed),
+    ("pexpireat", GENERIC, &["expire"], When::Changed),
+    ("persist", GENERIC, &["persist"], When::Changed),
+    ("rename", GENERIC, &["rename_from", "rename_to"], When::Always),
+    ("renamenx", GENERIC, &["rename_from", "rename_to"], When::Changed),
+    ("copy", GENERIC, &["", "copy_to"], When::Changed),
+    ("move", GENERIC, &["move_from"], When::Changed),
+    ("lpush", LIST, &["lpush"], When::Changed),
+    ("lpushx", LIST, &["lpush"], When::Changed),
+    ("rpush", LIST, &["rpush"], When::Changed),
+    ("rpushx", LIST, &["rpush"], When::Changed),
+    ("lpop", LIST, &["lpop"], When::Changed),
+    ("rpop", LIST, &["rpop"], When::Changed),
+    ("linsert", LIST, &["linsert"], When::Changed),
+    ("lset", LIST, &["lset"], When::Always),
+    ("lrem", LIST, &["lrem"], When::Changed),
+    ("ltrim", LIST, &["ltrim"], When::Always),
+    ("rpoplpush", LIST, &["rpop", "lpush"], When::Changed),
+    ("hset", HASH, &["hset"], When::Always),
+    ("hmset", HASH, &["hset"], When::Always),
+    ("hsetnx", HASH, &["hset"], When::Changed),
+    ("hdel", HASH, &["hdel"], When::Changed),
+    ("hincrby", HASH, &["hincrby"], When::Always),
+    ("hincrbyfloat", HASH, &["hincrbyfloat"], When::Always),
+    ("sadd", SET, &["sadd"], When::Changed),
+    ("srem", SET, &["srem"], When::Changed),
+    ("spop", SET, &["spop"], When::Changed),
+    ("smove", SET, &["srem", "sadd"], When::Changed),
+    ("sinterstore", SET, &["sinterstore", ""], When::Changed),
+    ("sunionstore", SET, &["sunionstore", ""], When::Changed),
+    ("sdiffstore", SET, &["sdiffstore", ""], When::Changed),
+    ("zadd", ZSET, &["zadd"], When::Changed),
+    ("zincrby", ZSET, &["zincr"], When::Always),
+    ("zrem", ZSET, &["zrem"], When::Changed),
+    ("zremrangebyscore", ZSET, &["zremrangebyscore"], When::Changed),
+    ("zremrangebyrank", ZSET, &["zremrangebyrank"], When::Changed),
+    ("zremrangebylex", ZSET, &["zremrangebylex"], When::Changed),
+    ("zpopmin", ZSET, &["zpopmin"], When::Changed),
+    ("zpopmax", ZSET, &["zpopmax"], When::Changed),
+    ("zunionstore", ZSET, &["zunionstore", ""], When::Changed),
+    ("zinterstore", ZSET, &["zinterstore", ""], When::Changed),
+    ("zdiffstore", ZSET, &["zdiffstore", ""], When::Changed),
+    ("zrangestore", ZSET, &["zrangestore", ""], When::Changed),
+];
+
+fn changed(reply: &Reply) -> bool {
+    !matches!(reply, Reply::Int(0) | Reply::Null | Reply::NullArray | Reply::Nothing)
+        && !matches!(reply, Reply::Array(items) if items.is_empty())
+}
+
+/// The events of a command that ran with `reply`, for the classes in `flags`.
+pub fn command_events(spec: &Spec, args: Args, reply: &Reply, db: usize, flags: u32) -> Vec<Event> {
+    let Some(&(_, class, names, when)) = EVENTS.iter().find(|(n, ..)| *n == spec.name) else {
+        return Vec::new();
+    };
+    if flags & class == 0 || (when == When::Changed && !changed(reply)) {
+        return Vec::new();
+    }
+    let mut events: Vec<Event> = spec
+        .keys
+        .positions(args)
+        .enumerate()
+        .filter_map(|(ordinal, i)| {
+            let name = names[ordinal.min(names.len() - 1)];
+            (!name.is_empty()).then(|| Event { class, name, db, key: Key::from(args.get(i)) })
+        })
+        .collect();
+    // A write that also sets a TTL reports it too.
+    let ttl = match spec.name {
+        "setex" | "psetex" => true,
+        "set" => (3..args.len()).any(|i| ["EX", "PX", "EXAT", "PXAT"].iter().any(|o| args.is(i, o))),
+        _ => false,
+    };
+    if ttl && flags & GENERIC != 0 {
+        events.push(Event { class: GENERIC, name: "expire", db, key: Key::from(args.get(1)) });
+    }
+    events
+}
+
+impl Shard {
+    /// The enabled classes, or 0 when notifications are off (no K nor E).
+    pub fn notify_flags(&self) -> u32 {
+        let flags = self.server.hot.notify_flags.load(Ordering::Relaxed) as u32;
+        if flags & (KEYSPACE | KEYEVENT) == 0 { 0 } else { flags }
+    }
+
+    /// Before a command or an expiry round: which events to record.
+    pub fn arm_notifications(&self) -> u32 {
+        let flags = self.notify_flags();
+        self.ks.borrow_mut().set_notify(flags, flags & EXPIRED != 0);
+        flags
+    }
+
+    /// Publishes the recorded events (after `first`, the command's own)
+    /// to the subscribers of every shard, in order.
+    pub fn publish_events(self: &std::rc::Rc<Self>, first: Vec<Event>) {
+        let flags = self.notify_flags();
+        if flags == 0 {
+            return;
+        }
+        let mut events = first;
+        events.extend(self.ks.borrow_mut().take_events());
+        if events.is_empty() {
+            return;
+        }
+        let mut messages = Vec::with_capacity(events.len() * 2);
+        for e in events.iter().filter(|e| flags & e.class != 0) {
+            if flags & KEYSPACE != 0 {
+                let mut channel = format!("__keyspace@{}__:", e.db).into_bytes();
+                channel.extend_from_slice(&e.key);
+                messages.push((Bytes::from(channel), Bytes::from_static(e.name.as_bytes())));
+            }
+            if flags & KEYEVENT != 0 {
+                let channel = format!("__keyevent@{}__:{}", e.db, e.name);
+                messages.push((Bytes::from(channel), Bytes::copy_from_slice(&e.key)));
+            }
+        }
+        for (s, count) in self.server.subscriptions.iter().enumerate() {
+            if count.load(Ordering::Relaxed) == 0 {
+                continue;
+            }
+            if s == self.id {
+                messages.iter().for_each(|(c, m)| {
+                    self.deliver(false, c, m);
+                });
+            } else {
+                let (me, batch) = (self.clone(), messages.clone());
+                glommio::spawn_local(async move {
+                    me.run_on(s, move |sh| {
+                        for (c, m) in &batch {
+                            sh.deliver(false, c, m);
+                        }
+                    })
+                    .await;
+                })
+                .detach();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_round_trip_like_redis() {
+        assert_eq!(parse_flags("KEA").map(flags_to_string).as_deref(), Some("AKE"));
+        assert_eq!(parse_flags("Elg").map(flags_to_string).as_deref(), Some("glE"));
+        assert_eq!(parse_flags("").map(flags_to_string).as_deref(), Some(""));
+        assert_eq!(parse_flags("Kq"), None);
+        assert_eq!(parse_flags("nmAKE").map(flags_to_string).as_deref(), Some("AKEmn"));
+    }
+}

@@ -1,0 +1,79 @@
+"""Keyspace notifications: the same commands against redis-server and
+percore must publish the same events, in the same order."""
+
+import time
+
+import pytest
+
+from conftest import wait_until
+
+COMMANDS = [
+    ("SET", "s", "1"),
+    ("SET", "s", "2", "NX"),
+    ("INCRBY", "s", "5"),
+    ("APPEND", "s", "x"),
+    ("EXPIRE", "s", "100"),
+    ("PERSIST", "s"),
+    ("RENAME", "s", "s2"),
+    ("DEL", "s2", "nosuch"),
+    ("RPUSH", "l", "a", "b"),
+    ("LPOP", "l"),
+    ("RPOP", "l"),
+    ("HSET", "h", "f", "v"),
+    ("HDEL", "h", "f"),
+    ("HDEL", "h", "f"),
+    ("SADD", "st", "m"),
+    ("SADD", "st", "m"),
+    ("SREM", "st", "m"),
+    ("ZADD", "z", "1", "a"),
+    ("ZINCRBY", "z", "2", "a"),
+    ("ZREM", "z", "a"),
+    ("MSET", "m1", "x", "m2", "y"),
+    ("SETEX", "tmp", "100", "v"),
+]
+
+
+def collect(server, flags):
+    """Runs COMMANDS, then waits for the events that mark the end: the
+    sentinel's push and, if expiry events are on, the short key expiring."""
+    c = server.client()
+    c.config_set("notify-keyspace-events", flags)
+    sub = server.client().pubsub()
+    sub.psubscribe("__key*__:*")
+    wait_until(lambda: (m := sub.get_message(timeout=0.1)) is not None and m["type"] == "psubscribe")
+    for cmd in COMMANDS:
+        c.execute_command(*cmd)
+    c.set("short", "v", px=30)
+    c.rpush("sentinel", "x")
+    channels = ("K" in flags) + ("E" in flags)
+    want_expired = channels if ("x" in flags or "A" in flags) else 0
+    want_sentinel = channels if ("l" in flags or "A" in flags) else 0
+    got = []
+
+    def done():
+        m = sub.get_message(timeout=0.05)
+        if m and m["type"] == "pmessage":
+            got.append((m["channel"], m["data"]))
+        expired = sum(1 for ch, d in got if b"expired" in (d, ch.rsplit(b":", 1)[-1]))
+        sentinel = sum(1 for ch, d in got if b"sentinel" in (d, ch.rsplit(b":", 1)[-1]))
+        return expired >= want_expired and sentinel >= want_sentinel
+
+    wait_until(done, timeout=10, interval=0, what="events to arrive")
+    sub.close()
+    return got
+
+
+@pytest.mark.parametrize("flags", ["KEA", "Kg$x", "El"])
+def test_events_match_redis(start_percore, reference, flags):
+    percore = start_percore(threads=4)
+    want = collect(reference, flags)
+    got = collect(percore, flags)
+    assert got == want
+
+
+def test_config_canonical_form(percore, reference):
+    for server in (percore, reference):
+        server.client().config_set("notify-keyspace-events", "KEA")
+    assert percore.client().config_get("notify-keyspace-events") == reference.client().config_get(
+        "notify-keyspace-events"
+    )
