@@ -51,6 +51,8 @@ pub struct Engine {
     /// One script at a time per interpreter (KEYS and ARGV are globals).
     turn: futures::lock::Mutex<()>,
     compiled: RefCell<HashSet<String>>,
+    /// FUNCTION libraries loaded here, by name, at which version.
+    libraries: RefCell<std::collections::HashMap<String, u64>>,
 }
 
 /// Lua code that finishes the sandbox and wraps the Rust primitives.
@@ -64,7 +66,7 @@ local function raise_on_error(r)
     local line = 1
     for level = 2, 10 do
       local _, where = pcall(error, '', level)
-      if string.sub(where, 1, 12) == 'user_script:' then
+      if string.sub(where, 1, 12) == 'user_script:' or string.sub(where, 1, 14) == 'user_function:' then
         line = tonumber(string.match(where, ':(%d+):'))
         break
       end
@@ -95,6 +97,29 @@ __percore_json_encode = nil
 __percore_json_decode = nil
 for _, name in ipairs({'dofile', 'loadfile', 'require', 'module', 'jit', 'newproxy'}) do
   _G[name] = nil
+end
+-- FUNCTION LOAD: a library registers its functions while it loads.
+local pending = nil
+function __percore_begin_library() pending = {} end
+function __percore_end_library() local p = pending; pending = nil; return p end
+redis.register_function = function(a, b)
+  if pending == nil then
+    error('redis.register_function can only be called on FUNCTION LOAD command', 2)
+  end
+  local name, callback, flags = a, b, {}
+  if type(a) == 'table' then name, callback, flags = a.function_name, a.callback, a.flags or {} end
+  if type(name) ~= 'string' or not string.match(name, '^[%w_]+$') then
+    -- (Redis words this one as about library names.)
+    error('ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long', 0)
+  end
+  if type(callback) ~= 'function' then error('ERR callback argument given to redis.register_function must be a function', 0) end
+  if pending[name] ~= nil then error('ERR Function already exists in the library', 0) end
+  pending[name] = {callback = callback, flags = flags}
+end
+__percore_functions = {}
+-- Calls a registered function with its keys and arguments.
+function __percore_call_function(f, keys, args)
+  return __percore_run(function() return f(keys, args) end)
 end
 -- Runs a script, turning any error into a table the host can read.
 function __percore_run(f)
@@ -166,7 +191,14 @@ impl Engine {
             }
             Ok(VmState::Continue)
         })?;
-        Ok(Engine { lua, run, started, turn: futures::lock::Mutex::new(()), compiled: RefCell::new(HashSet::new()) })
+        Ok(Engine {
+            lua,
+            run,
+            started,
+            turn: futures::lock::Mutex::new(()),
+            compiled: RefCell::new(HashSet::new()),
+            libraries: RefCell::new(std::collections::HashMap::new()),
+        })
     }
 
     /// This shard's interpreter.
@@ -195,11 +227,63 @@ impl Engine {
         Ok(())
     }
 
-    /// Runs compiled script `sha` with KEYS and ARGV as `client`.
+    /// Loads a FUNCTION library (at `version`) unless this interpreter has
+    /// it; returns its functions and their flags.
+    pub fn load_library(&self, name: &str, code: &[u8], version: u64) -> Result<Vec<(String, Vec<String>)>, CmdError> {
+        let err = |e: mlua::Error| CmdError::err(lua_message(&e));
+        let lua = &self.lua;
+        let globals = lua.globals();
+        let begin: mlua::Function = globals.raw_get("__percore_begin_library").map_err(err)?;
+        let end: mlua::Function = globals.raw_get("__percore_end_library").map_err(err)?;
+        // The shebang line is metadata; keep the line numbering.
+        let body = code.iter().position(|&b| b == b'\n').map_or(&[][..], |i| &code[i..]);
+        let chunk = lua
+            .load(body)
+            .set_name("@user_function")
+            .into_function()
+            .map_err(|e| CmdError::err(format!("Error compiling function: {}", lua_message(&e))))?;
+        begin.call::<()>(()).map_err(err)?;
+        let loaded = chunk.call::<()>(());
+        let pending: Table = end.call(()).map_err(err)?;
+        loaded.map_err(|e| {
+            let message = lua_message(&e);
+            CmdError::err(format!("Error registering functions: {}", message.lines().next().unwrap_or("")))
+        })?;
+        let registry: Table = globals.raw_get("__percore_functions").map_err(err)?;
+        let mut functions = Vec::new();
+        for pair in pending.pairs::<String, Table>() {
+            let (fname, entry) = pair.map_err(err)?;
+            let callback: mlua::Function = entry.raw_get("callback").map_err(err)?;
+            let flags: Vec<String> =
+                entry.raw_get::<Table>("flags").map_err(err)?.sequence_values().flatten().collect();
+            registry.raw_set(fname.as_str(), callback).map_err(err)?;
+            functions.push((fname, flags));
+        }
+        if functions.is_empty() {
+            return Err(CmdError::err("No functions registered"));
+        }
+        functions.sort();
+        self.libraries.borrow_mut().insert(name.to_string(), version);
+        Ok(functions)
+    }
+
+    /// Forgets which libraries are loaded (after a failed load left
+    /// callbacks of a library that was not accepted).
+    pub fn forget_libraries(&self) {
+        self.libraries.borrow_mut().clear();
+    }
+
+    /// Whether this interpreter has library `name` at `version`.
+    pub fn has_library(&self, name: &str, version: u64) -> bool {
+        self.libraries.borrow().get(name) == Some(&version)
+    }
+
+    /// Runs a compiled script or a registered function with its keys and
+    /// arguments as `client`.
     pub async fn run(
         &self,
         client: Client,
-        sha: &str,
+        what: Callable<'_>,
         keys: &[Bytes],
         argv: &[Bytes],
         read_only: bool,
@@ -215,17 +299,27 @@ impl Engine {
             Ok(t)
         };
         let globals = lua.globals();
-        globals.raw_set("KEYS", to_table(keys).map_err(err)?).map_err(err)?;
-        globals.raw_set("ARGV", to_table(argv).map_err(err)?).map_err(err)?;
-        let f: mlua::Function = globals.raw_get(format!("f_{sha}")).map_err(err)?;
-        let runner: mlua::Function = globals.raw_get("__percore_run").map_err(err)?;
+        let (keys_table, argv_table) = (to_table(keys).map_err(err)?, to_table(argv).map_err(err)?);
+        let (runner, f, name): (mlua::Function, mlua::Function, &str) = match what {
+            Callable::Script(sha) => {
+                globals.raw_set("KEYS", keys_table.clone()).map_err(err)?;
+                globals.raw_set("ARGV", argv_table.clone()).map_err(err)?;
+                let f = globals.raw_get(format!("f_{sha}")).map_err(err)?;
+                (globals.raw_get("__percore_run").map_err(err)?, f, sha)
+            }
+            Callable::Function(name) => {
+                let registry: Table = globals.raw_get("__percore_functions").map_err(err)?;
+                let f = registry.raw_get(name).map_err(err)?;
+                (globals.raw_get("__percore_call_function").map_err(err)?, f, name)
+            }
+        };
         *self.run.borrow_mut() = Some(Run { client, read_only, keys: keys.iter().cloned().collect(), wrote: false });
         self.started.set(Instant::now());
         let server = self.run.borrow().as_ref().map(|r| r.client.shard.server.clone());
         if let Some(s) = &server {
             s.scripts_running.fetch_add(1, Ordering::Relaxed);
         }
-        let result = runner.call_async::<Value>(f).await;
+        let result = runner.call_async::<Value>((f, keys_table, argv_table)).await;
         if let Some(s) = &server
             && s.scripts_running.fetch_sub(1, Ordering::Relaxed) == 1
         {
@@ -235,10 +329,72 @@ impl Engine {
         }
         self.run.borrow_mut().take();
         match result {
-            Ok(v) => lua_to_reply(&v, sha),
-            Err(e) => Err(script_error(&lua_message(&e), None, sha)),
+            Ok(v) => lua_to_reply(&v, name),
+            Err(e) => Err(script_error(&lua_message(&e), None, name)),
         }
     }
+}
+
+/// A FUNCTION library: its code and its functions with their flags.
+#[derive(Clone, Debug)]
+pub struct Library {
+    pub code: std::sync::Arc<[u8]>,
+    pub functions: Vec<(String, Vec<String>)>,
+    /// Bumped on every (re)load, so each shard knows when to load again.
+    pub version: u64,
+}
+
+/// Every loaded library, by name (shared by all shards).
+#[derive(Default, Debug)]
+pub struct Libraries {
+    pub libs: std::collections::BTreeMap<String, Library>,
+    pub next_version: u64,
+}
+
+impl Libraries {
+    /// The library that registered `function`, and the function's flags.
+    pub fn find(&self, function: &str) -> Option<(&String, &Library, &Vec<String>)> {
+        self.libs.iter().find_map(|(name, lib)| {
+            lib.functions.iter().find(|(f, _)| f == function).map(|(_, flags)| (name, lib, flags))
+        })
+    }
+}
+
+/// The library name in a `#!lua name=<name>` first line.
+pub fn library_name(code: &[u8]) -> Result<String, CmdError> {
+    let first = code.split(|&b| b == b'\n').next().unwrap_or_default();
+    let first = String::from_utf8_lossy(first);
+    let Some(meta) = first.strip_prefix("#!") else {
+        return Err(CmdError::err("Missing library metadata"));
+    };
+    let mut words = meta.split_whitespace();
+    let engine = words.next().unwrap_or("");
+    if !engine.eq_ignore_ascii_case("lua") {
+        return Err(CmdError::err(format!("Engine '{engine}' not found")));
+    }
+    let mut name = None;
+    for word in words {
+        match word.strip_prefix("name=") {
+            Some(n) => name = Some(n.to_string()),
+            None => return Err(CmdError::err(format!("Invalid metadata value given: {word}"))),
+        }
+    }
+    let name = name.ok_or_else(|| CmdError::err("Library name was not given"))?;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(CmdError::err(
+            "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long",
+        ));
+    }
+    Ok(name)
+}
+
+/// What `Engine::run` runs.
+#[derive(Clone, Copy)]
+pub enum Callable<'a> {
+    /// EVAL / EVALSHA, by SHA1.
+    Script(&'a str),
+    /// FCALL, by function name.
+    Function(&'a str),
 }
 
 /// The message of a Lua error without mlua's decoration.
@@ -256,7 +412,8 @@ fn script_error(message: &str, line: Option<i64>, sha: &str) -> CmdError {
     let message = message.lines().next().unwrap_or("");
     let message = message.strip_prefix("runtime error: ").unwrap_or(message).to_string();
     let line = line.or_else(|| {
-        message.strip_prefix("user_script:").and_then(|rest| rest.split(':').next()).and_then(|n| n.parse().ok())
+        let rest = message.strip_prefix("user_script:").or_else(|| message.strip_prefix("user_function:"))?;
+        rest.split(':').next().and_then(|n| n.parse().ok())
     });
     let coded = message.split(' ').next().is_some_and(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_uppercase()));
     let message = if coded { message } else { format!("ERR {message}") };

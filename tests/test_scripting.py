@@ -130,3 +130,22 @@ def test_script_kill_from_another_core(start_percore):
     busy.close()
     wait_until(lambda: ask(b"PING\r\n") == b"+PONG\r\n", what="server answers again")
     killer.close()
+
+
+def test_function_library_runs_on_every_shard(start_percore):
+    percore = start_percore(threads=SHARDS)
+    keys = keys_on_distinct_shards(SHARDS)
+    c = percore.client()
+    code = "#!lua name=counters\nredis.register_function('bump', function(keys, args) return redis.call('incrby', keys[1], args[1]) end)"
+    assert c.function_load(code) == b"counters"
+    for _ in range(3):
+        for k in keys:
+            percore.client().fcall("bump", 1, k, 2)
+    assert [int(v) for v in c.mget(keys)] == [6] * len(keys)
+    # A replaced library takes effect on shards that loaded the old one.
+    c.function_load(code.replace("incrby', keys[1], args[1]", "incrby', keys[1], args[1] * 10"), replace=True)
+    for k in keys:
+        percore.client().fcall("bump", 1, k, 1)
+    assert [int(v) for v in c.mget(keys)] == [16] * len(keys)
+    with pytest.raises(redis.ResponseError, match="write flag"):
+        c.fcall_ro("bump", 1, keys[0], 1)

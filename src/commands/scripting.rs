@@ -1,5 +1,5 @@
-//! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT. The interpreter is in
-//! `crate::scripting`.
+//! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, SCRIPT, FUNCTION, FCALL and
+//! FCALL_RO. The interpreter is in `crate::scripting`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use futures::future::LocalBoxFuture;
 
 use super::{ALLOW_BUSY, Args, Handler, Keys, NOSCRIPT, STALE, Spec};
 use crate::protocol::{CmdError, CmdResult, Reply};
-use crate::scripting::{Engine, sha1_hex};
+use crate::scripting::{Callable, Engine, Library, library_name, sha1_hex};
 use crate::server::client::Client;
 use crate::server::transaction::Tx;
 
@@ -28,7 +28,8 @@ fn cache(client: &Client, body: &[u8]) -> (String, Arc<[u8]>) {
     (sha, body)
 }
 
-async fn eval(client: &mut Client, args: Args<'_>, by_sha: bool, read_only: bool) -> CmdResult {
+/// The keys and arguments after `numkeys` (argument 2) of EVAL and FCALL.
+fn keys_and_args(args: Args) -> Result<(Vec<Bytes>, Vec<Bytes>), CmdError> {
     let numkeys = args.int(2)?;
     if numkeys < 0 {
         return Err(CmdError::err("Number of keys can't be negative"));
@@ -36,6 +37,20 @@ async fn eval(client: &mut Client, args: Args<'_>, by_sha: bool, read_only: bool
     if numkeys as u64 > (args.len() - 3) as u64 {
         return Err(CmdError::err("Number of keys can't be greater than number of args"));
     }
+    let split = 3 + numkeys as usize;
+    let keys = (3..split).map(|i| Bytes::copy_from_slice(args.get(i))).collect();
+    Ok((keys, (split..args.len()).map(|i| Bytes::copy_from_slice(args.get(i))).collect()))
+}
+
+/// Where a script or function runs: the shard of its declared keys when
+/// they share one (then every call on them stays on that thread).
+fn target_shard(client: &Client, keys: &[Bytes]) -> usize {
+    let owners: BTreeSet<usize> = keys.iter().map(|k| client.shard.owner(k)).collect();
+    if owners.len() == 1 { owners.into_iter().next().unwrap_or(client.shard.id) } else { client.shard.id }
+}
+
+async fn eval(client: &mut Client, args: Args<'_>, by_sha: bool, read_only: bool) -> CmdResult {
+    let (keys, argv) = keys_and_args(args)?;
     let (sha, body) = if by_sha {
         let sha = String::from_utf8_lossy(args.get(1)).to_ascii_lowercase();
         let body = cached(client, &sha)
@@ -44,13 +59,7 @@ async fn eval(client: &mut Client, args: Args<'_>, by_sha: bool, read_only: bool
     } else {
         cache(client, args.get(1))
     };
-    let numkeys = numkeys as usize;
-    let keys: Vec<Bytes> = (3..3 + numkeys).map(|i| Bytes::copy_from_slice(args.get(i))).collect();
-    let argv: Vec<Bytes> = (3 + numkeys..args.len()).map(|i| Bytes::copy_from_slice(args.get(i))).collect();
-    // Run where the declared keys live when they share a shard: then
-    // every call on them stays on that thread.
-    let owners: BTreeSet<usize> = keys.iter().map(|k| client.shard.owner(k)).collect();
-    let target = if owners.len() == 1 { owners.into_iter().next().unwrap_or(client.shard.id) } else { client.shard.id };
+    let target = target_shard(client, &keys);
     let (db, id) = (client.db(), client.meta.id);
     let tx = Tx::lock(client, db, keys.iter().map(|k| &k[..])).await;
     let result = client
@@ -59,7 +68,7 @@ async fn eval(client: &mut Client, args: Args<'_>, by_sha: bool, read_only: bool
             let engine = Engine::of(&sh)?;
             engine.compile(&sha, &body)?;
             let script_client = Client::for_script(sh.clone(), id, db);
-            engine.run(script_client, &sha, &keys, &argv, read_only).await
+            engine.run(script_client, Callable::Script(&sha), &keys, &argv, read_only).await
         })
         .await;
     tx.unlock().await;
@@ -70,6 +79,199 @@ async_handler!(eval_cmd, |c, a| eval(c, a, false, false));
 async_handler!(evalsha, |c, a| eval(c, a, true, false));
 async_handler!(eval_ro, |c, a| eval(c, a, false, true));
 async_handler!(evalsha_ro, |c, a| eval(c, a, true, true));
+
+async fn fcall(client: &mut Client, args: Args<'_>, read_only: bool) -> CmdResult {
+    let (keys, argv) = keys_and_args(args)?;
+    let name = String::from_utf8_lossy(args.get(1)).into_owned();
+    let (lib_name, lib, flags) = {
+        let libraries =
+            client.shard.server.libraries.read().map_err(|_| CmdError::err("function registry poisoned"))?;
+        let (lib_name, lib, flags) = libraries.find(&name).ok_or_else(|| CmdError::err("Function not found"))?;
+        (lib_name.clone(), lib.clone(), flags.clone())
+    };
+    let no_writes = flags.iter().any(|f| f == "no-writes");
+    if read_only && !no_writes {
+        return Err(CmdError::err("Can not execute a script with write flag using *_ro command."));
+    }
+    let target = target_shard(client, &keys);
+    let (db, id) = (client.db(), client.meta.id);
+    let tx = Tx::lock(client, db, keys.iter().map(|k| &k[..])).await;
+    let result = client
+        .shard
+        .run_on_async(target, move |sh| async move {
+            let engine = Engine::of(&sh)?;
+            if !engine.has_library(&lib_name, lib.version) {
+                engine.load_library(&lib_name, &lib.code, lib.version)?;
+            }
+            let script_client = Client::for_script(sh.clone(), id, db);
+            engine.run(script_client, Callable::Function(&name), &keys, &argv, no_writes).await
+        })
+        .await;
+    tx.unlock().await;
+    result
+}
+
+async_handler!(fcall_cmd, |c, a| fcall(c, a, false));
+async_handler!(fcall_ro, |c, a| fcall(c, a, true));
+
+/// FUNCTION LOAD [REPLACE] code: loads here to learn the functions, then
+/// publishes the library for every shard.
+fn function_load(client: &Client, replace: bool, code: &[u8]) -> CmdResult {
+    let name = library_name(code)?;
+    let server = &client.shard.server;
+    let mut libraries = server.libraries.write().map_err(|_| CmdError::err("function registry poisoned"))?;
+    if libraries.libs.contains_key(&name) && !replace {
+        return Err(CmdError::err(format!("Library '{name}' already exists")));
+    }
+    libraries.next_version += 1;
+    let version = libraries.next_version;
+    let engine = Engine::of(&client.shard)?;
+    let functions = engine.load_library(&name, code, version).inspect_err(|_| engine.forget_libraries())?;
+    for (f, _) in &functions {
+        if let Some((other, ..)) = libraries.find(f)
+            && *other != name
+        {
+            engine.forget_libraries();
+            return Err(CmdError::err(format!("Function {f} already exists")));
+        }
+    }
+    libraries.libs.insert(name.clone(), Library { code: code.into(), functions, version });
+    Ok(Reply::text(name))
+}
+
+fn function_list(client: &Client, args: Args) -> CmdResult {
+    let mut with_code = false;
+    let mut pattern = None;
+    let mut j = 2;
+    while j < args.len() {
+        if args.is(j, "WITHCODE") {
+            with_code = true;
+            j += 1;
+        } else if args.is(j, "LIBRARYNAME") && j + 1 < args.len() {
+            pattern = Some(args.get(j + 1).to_vec());
+            j += 2;
+        } else {
+            return Err(CmdError::err(format!("Unknown argument {}", args.str(j))));
+        }
+    }
+    let libraries = client.shard.server.libraries.read().map_err(|_| CmdError::err("function registry poisoned"))?;
+    let listed = libraries
+        .libs
+        .iter()
+        .filter(|(name, _)| pattern.as_ref().is_none_or(|p| crate::pattern::glob_match(p, name.as_bytes(), false)))
+        .map(|(name, lib)| {
+            let functions = lib
+                .functions
+                .iter()
+                .map(|(f, flags)| {
+                    Reply::Map(vec![
+                        (Reply::text("name"), Reply::text(f.clone())),
+                        (Reply::text("description"), Reply::Null),
+                        (
+                            Reply::text("flags"),
+                            Reply::Set(flags.iter().map(|x| Reply::Status(x.clone().into())).collect()),
+                        ),
+                    ])
+                })
+                .collect();
+            let mut fields = vec![
+                (Reply::text("library_name"), Reply::text(name.clone())),
+                (Reply::text("engine"), Reply::text("LUA")),
+                (Reply::text("functions"), Reply::Array(functions)),
+            ];
+            if with_code {
+                fields.push((Reply::text("library_code"), Reply::Bulk(Bytes::copy_from_slice(&lib.code))));
+            }
+            Reply::Map(fields)
+        });
+    Ok(Reply::Array(listed.collect()))
+}
+
+const FUNCTION_HELP: &[&str] = &[
+    "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "LOAD [REPLACE] <FUNCTION CODE>",
+    "    Create a new library with the given library name and code.",
+    "DELETE <LIBRARY NAME>",
+    "    Delete the given library.",
+    "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+    "    Return general information on all the libraries:",
+    "    * Library name",
+    "    * The engine used to run the Library",
+    "    * Library description",
+    "    * Functions list",
+    "    * Library code (if WITHCODE is given)",
+    "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+    "STATS",
+    "    Return information about the current function running:",
+    "    * Function name",
+    "    * Command used to run the function",
+    "    * Duration in MS that the function is running",
+    "    If no function is running, return nil",
+    "    In addition, returns a list of available engines.",
+    "KILL",
+    "    Kill the current running function.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Delete all the libraries.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the libraries.",
+    "    * SYNC: Synchronously flush the libraries.",
+    "DUMP",
+    "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+    "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+    "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+    "    control how to handle existing libraries (default APPEND):",
+    "    * FLUSH: delete all existing libraries.",
+    "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+    "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+    "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+    "      in case of functions name collision with another library).",
+    "HELP",
+    "    Print this help.",
+];
+
+fn function(client: &mut Client, args: Args) -> CmdResult {
+    let sub = args.keyword(1);
+    let n = args.len();
+    let server = &client.shard.server;
+    match sub.as_str() {
+        "HELP" if n == 2 => Ok(Reply::help(FUNCTION_HELP)),
+        "LOAD" if n == 3 => function_load(client, false, args.get(2)),
+        "LOAD" if n == 4 && args.is(2, "REPLACE") => function_load(client, true, args.get(3)),
+        "LOAD" if n == 4 => Err(CmdError::err(format!("Unknown option given: {}", args.str(2)))),
+        "DELETE" if n == 3 => {
+            let name = args.str(2);
+            let mut libraries = server.libraries.write().map_err(|_| CmdError::err("function registry poisoned"))?;
+            libraries.libs.remove(&name).map(|_| Reply::Ok).ok_or_else(|| CmdError::err("Library not found"))
+        }
+        "FLUSH" if n == 2 || (n == 3 && (args.is(2, "ASYNC") || args.is(2, "SYNC"))) => {
+            if let Ok(mut libraries) = server.libraries.write() {
+                libraries.libs.clear();
+            }
+            Ok(Reply::Ok)
+        }
+        "FLUSH" if n == 3 => Err(CmdError::err("FUNCTION FLUSH only supports SYNC|ASYNC option")),
+        "LIST" => function_list(client, args),
+        "KILL" if n == 2 => kill(server),
+        "HELP" | "LOAD" | "DELETE" | "FLUSH" | "KILL" => {
+            Err(CmdError::SubcommandSyntax { cmd: "FUNCTION".into(), sub: args.str(1) })
+        }
+        _ => Err(CmdError::UnknownSubcommand { cmd: "FUNCTION".into(), sub: args.str(1) }),
+    }
+}
+
+/// SCRIPT KILL and FUNCTION KILL: stops running scripts that have not
+/// written.
+fn kill(server: &crate::server::shared::Shared) -> CmdResult {
+    if server.scripts_running.load(Ordering::Relaxed) == 0 {
+        return Err(CmdError::Raw("NOTBUSY No scripts in execution right now.".into()));
+    }
+    if server.script_wrote.load(Ordering::Relaxed) {
+        return Err(CmdError::Raw("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.".into()));
+    }
+    server.script_kill.store(true, Ordering::Relaxed);
+    Ok(Reply::Ok)
+}
 
 const SCRIPT_HELP: &[&str] = &[
     "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -119,16 +321,7 @@ fn script<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                 Ok(Reply::Ok)
             }
             "FLUSH" => Err(CmdError::err("SCRIPT FLUSH only support SYNC|ASYNC option")),
-            "KILL" if n == 2 => {
-                if server.scripts_running.load(Ordering::Relaxed) == 0 {
-                    return Err(CmdError::Raw("NOTBUSY No scripts in execution right now.".into()));
-                }
-                if server.script_wrote.load(Ordering::Relaxed) {
-                    return Err(CmdError::Raw("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.".into()));
-                }
-                server.script_kill.store(true, Ordering::Relaxed);
-                Ok(Reply::Ok)
-            }
+            "KILL" if n == 2 => kill(server),
             "HELP" | "LOAD" | "EXISTS" | "KILL" => {
                 Err(CmdError::SubcommandSyntax { cmd: "SCRIPT".into(), sub: args.str(1) })
             }
@@ -143,4 +336,7 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("eval_ro", -3, NOSCRIPT | STALE | super::READONLY, Keys::Numkeys(2), Handler::Async(eval_ro)),
     Spec::new("evalsha_ro", -3, NOSCRIPT | STALE | super::READONLY, Keys::Numkeys(2), Handler::Async(evalsha_ro)),
     Spec::new("script", -2, NOSCRIPT | STALE | ALLOW_BUSY, Keys::None, Handler::Async(script)),
+    Spec::new("fcall", -3, NOSCRIPT | STALE, Keys::Numkeys(2), Handler::Async(fcall_cmd)),
+    Spec::new("fcall_ro", -3, NOSCRIPT | STALE | super::READONLY, Keys::Numkeys(2), Handler::Async(fcall_ro)),
+    Spec::new("function", -2, NOSCRIPT | STALE | ALLOW_BUSY, Keys::None, Handler::Conn(function)),
 ];

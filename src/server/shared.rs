@@ -43,6 +43,8 @@ pub struct Shared {
     pub script_kill: AtomicBool,
     /// A running script has written: SCRIPT KILL refuses (UNKILLABLE).
     pub script_wrote: AtomicBool,
+    /// FUNCTION libraries, for every shard.
+    pub libraries: std::sync::RwLock<crate::scripting::Libraries>,
 }
 
 impl Shared {
@@ -65,6 +67,7 @@ impl Shared {
             script_busy: AtomicBool::new(false),
             script_kill: AtomicBool::new(false),
             script_wrote: AtomicBool::new(false),
+            libraries: Default::default(),
             run_id: (0..40).map(|_| b"0123456789abcdef"[fastrand::usize(..16)] as char).collect(),
         }
     }
