@@ -49,6 +49,40 @@ fn target_shard(client: &Client, keys: &[Bytes]) -> usize {
     if owners.len() == 1 { owners.into_iter().next().unwrap_or(client.shard.id) } else { client.shard.id }
 }
 
+/// A script or a function, with what a shard needs to run it.
+enum Runnable {
+    Script { sha: String, body: Arc<[u8]> },
+    Function { name: String, lib_name: String, lib: Library },
+}
+
+/// Runs a script or function on the shard of its keys, holding their locks.
+async fn run_locked(client: &Client, keys: Vec<Bytes>, argv: Vec<Bytes>, read_only: bool, what: Runnable) -> CmdResult {
+    let target = target_shard(client, &keys);
+    let (db, id) = (client.db(), client.meta.id);
+    let tx = Tx::lock(client, db, keys.iter().map(|k| &k[..])).await;
+    let result = client
+        .shard
+        .run_on_async(target, move |sh| async move {
+            let engine = Engine::of(&sh)?;
+            let callable = match &what {
+                Runnable::Script { sha, body } => {
+                    engine.compile(sha, body)?;
+                    Callable::Script(sha)
+                }
+                Runnable::Function { name, lib_name, lib } => {
+                    if !engine.has_library(lib_name, lib.version) {
+                        engine.load_library(lib_name, &lib.code, lib.version)?;
+                    }
+                    Callable::Function(name)
+                }
+            };
+            engine.run(Client::for_script(sh.clone(), id, db), callable, &keys, &argv, read_only).await
+        })
+        .await;
+    tx.unlock().await;
+    result
+}
+
 async fn eval(client: &mut Client, args: Args<'_>, by_sha: bool, read_only: bool) -> CmdResult {
     let (keys, argv) = keys_and_args(args)?;
     let (sha, body) = if by_sha {
@@ -59,20 +93,7 @@ async fn eval(client: &mut Client, args: Args<'_>, by_sha: bool, read_only: bool
     } else {
         cache(client, args.get(1))
     };
-    let target = target_shard(client, &keys);
-    let (db, id) = (client.db(), client.meta.id);
-    let tx = Tx::lock(client, db, keys.iter().map(|k| &k[..])).await;
-    let result = client
-        .shard
-        .run_on_async(target, move |sh| async move {
-            let engine = Engine::of(&sh)?;
-            engine.compile(&sha, &body)?;
-            let script_client = Client::for_script(sh.clone(), id, db);
-            engine.run(script_client, Callable::Script(&sha), &keys, &argv, read_only).await
-        })
-        .await;
-    tx.unlock().await;
-    result
+    run_locked(client, keys, argv, read_only, Runnable::Script { sha, body }).await
 }
 
 async_handler!(eval_cmd, |c, a| eval(c, a, false, false));
@@ -93,22 +114,7 @@ async fn fcall(client: &mut Client, args: Args<'_>, read_only: bool) -> CmdResul
     if read_only && !no_writes {
         return Err(CmdError::err("Can not execute a script with write flag using *_ro command."));
     }
-    let target = target_shard(client, &keys);
-    let (db, id) = (client.db(), client.meta.id);
-    let tx = Tx::lock(client, db, keys.iter().map(|k| &k[..])).await;
-    let result = client
-        .shard
-        .run_on_async(target, move |sh| async move {
-            let engine = Engine::of(&sh)?;
-            if !engine.has_library(&lib_name, lib.version) {
-                engine.load_library(&lib_name, &lib.code, lib.version)?;
-            }
-            let script_client = Client::for_script(sh.clone(), id, db);
-            engine.run(script_client, Callable::Function(&name), &keys, &argv, no_writes).await
-        })
-        .await;
-    tx.unlock().await;
-    result
+    run_locked(client, keys, argv, no_writes, Runnable::Function { name, lib_name, lib }).await
 }
 
 async_handler!(fcall_cmd, |c, a| fcall(c, a, false));
