@@ -584,6 +584,14 @@ fn reply_to_lua(lua: &Lua, reply: &Reply) -> mlua::Result<Value> {
             return array(items.iter().collect());
         }
         Reply::Map(pairs) | Reply::Pairs(pairs) => return array(pairs.iter().flat_map(|(a, b)| [a, b]).collect()),
+        Reply::BulkArray(encoded) => {
+            let items = Reply::bulk_array_items(encoded);
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, item) in items.into_iter().enumerate() {
+                t.raw_set(i + 1, lua.create_string(item)?)?;
+            }
+            Value::Table(t)
+        }
         Reply::Double(d) => Value::String(lua.create_string(format_double(*d))?),
         Reply::Bool(b) => Value::Integer(*b as i64),
         Reply::Error(e) => {

@@ -105,7 +105,7 @@ fn lrange(ctx: &mut Ctx, args: Args) -> CmdResult {
     let (start, end) = (args.int(2)?, args.int(3)?);
     let Some(l) = ctx.read_as::<List>(args.get(1))? else { return Ok(Reply::Array(Vec::new())) };
     let r = clamp(start, end, l.len());
-    Ok(Reply::Array(l.iter_from(r.start).take(r.len()).map(Reply::bulk).collect()))
+    Ok(Reply::bulk_array(r.len(), l.iter_from(r.start)))
 }
 
 fn lset(ctx: &mut Ctx, args: Args) -> CmdResult {

@@ -48,6 +48,9 @@ pub enum Reply {
     Push(Vec<Reply>),
     /// Several replies to one command (SUBSCRIBE confirms each channel).
     Seq(Vec<Reply>),
+    /// An array of bulk strings already in wire form (the same bytes in
+    /// RESP2 and RESP3): LRANGE builds it without an allocation per item.
+    BulkArray(Vec<u8>),
     /// No reply at all (CLIENT REPLY OFF / SKIP).
     Nothing,
 }
@@ -55,6 +58,30 @@ pub enum Reply {
 impl Reply {
     pub fn bulk(data: &[u8]) -> Reply {
         Reply::Bulk(Bytes::copy_from_slice(data))
+    }
+
+    /// An array of `count` bulk strings, encoded as it is built.
+    pub fn bulk_array<'a>(count: usize, items: impl Iterator<Item = &'a [u8]>) -> Reply {
+        let mut out = Vec::with_capacity(16 + count * 16);
+        header(&mut out, b'*', count as i64);
+        items.take(count).for_each(|item| encode_bulk(&mut out, item));
+        Reply::BulkArray(out)
+    }
+
+    /// The items of a `BulkArray` (for scripts, which see replies as values).
+    pub fn bulk_array_items(encoded: &[u8]) -> Vec<&[u8]> {
+        let mut items = Vec::new();
+        let mut rest = encoded.splitn(2, |&b| b == b'\n').nth(1).unwrap_or_default();
+        while let Some(after_dollar) = rest.strip_prefix(b"$") {
+            let line_end = after_dollar.iter().position(|&b| b == b'\r').unwrap_or(after_dollar.len());
+            let len: usize =
+                std::str::from_utf8(&after_dollar[..line_end]).ok().and_then(|n| n.parse().ok()).unwrap_or(0);
+            let start = (line_end + 2).min(after_dollar.len());
+            let end = (start + len).min(after_dollar.len());
+            items.push(&after_dollar[start..end]);
+            rest = after_dollar.get(end + 2..).unwrap_or_default();
+        }
+        items
     }
 
     pub fn status(s: &'static str) -> Reply {
@@ -189,6 +216,7 @@ pub fn encode(reply: &Reply, proto: Proto, out: &mut Vec<u8>) {
             items.iter().for_each(|i| encode(i, proto, out));
         }
         Reply::Seq(replies) => replies.iter().for_each(|r| encode(r, proto, out)),
+        Reply::BulkArray(encoded) => out.extend_from_slice(encoded),
         Reply::Nothing => {}
     }
 }
@@ -201,6 +229,18 @@ mod tests {
         let mut out = Vec::new();
         encode(r, p, &mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn bulk_arrays_are_plain_arrays() {
+        let items: [&[u8]; 3] = [b"a", b"", b"with\r\nnewline"];
+        let r = Reply::bulk_array(3, items.iter().copied());
+        let plain = Reply::Array(items.iter().map(|i| Reply::bulk(i)).collect());
+        for p in [Proto::Resp2, Proto::Resp3] {
+            assert_eq!(enc(&r, p), enc(&plain, p));
+        }
+        let Reply::BulkArray(encoded) = &r else { unreachable!() };
+        assert_eq!(Reply::bulk_array_items(encoded), items.to_vec());
     }
 
     #[test]

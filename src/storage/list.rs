@@ -223,6 +223,10 @@ impl Quicklist {
                 let node = self.nodes.back_mut()?;
                 let v = SmallBytes::new(&node.data[read_len(&node.data, at).1..]);
                 node.remove_bytes(at, node.data.len(), 1);
+                if node.count == 0 {
+                    self.nodes.pop_back();
+                    self.tail.clear();
+                }
                 v
             }
             End::Left => {
@@ -230,13 +234,15 @@ impl Quicklist {
                 let to = node.end_of(0);
                 let v = SmallBytes::new(&node.data[read_len(&node.data, 0).1..to]);
                 node.remove_bytes(0, to, 1);
-                if self.nodes.len() == 1 {
+                if node.count == 0 {
+                    self.nodes.pop_front();
+                }
+                if self.nodes.len() <= 1 {
                     self.tail.clear();
                 }
                 v
             }
         };
-        self.drop_empty();
         Some(v)
     }
 
