@@ -105,7 +105,7 @@ fn lrange(ctx: &mut Ctx, args: Args) -> CmdResult {
     let (start, end) = (args.int(2)?, args.int(3)?);
     let Some(l) = ctx.read_as::<List>(args.get(1))? else { return Ok(Reply::Array(Vec::new())) };
     let r = clamp(start, end, l.len());
-    Ok(Reply::bulk_array(r.len(), l.iter_from(r.start)))
+    Ok(Reply::bulk_array(r.len(), |push| l.for_each_in(r.start, r.len(), push)))
 }
 
 fn lset(ctx: &mut Ctx, args: Args) -> CmdResult {

@@ -60,11 +60,12 @@ impl Reply {
         Reply::Bulk(Bytes::copy_from_slice(data))
     }
 
-    /// An array of `count` bulk strings, encoded as it is built.
-    pub fn bulk_array<'a>(count: usize, items: impl Iterator<Item = &'a [u8]>) -> Reply {
+    /// An array of `count` bulk strings that `fill` hands over one by one,
+    /// encoded as they come (it must hand over exactly `count`).
+    pub fn bulk_array(count: usize, fill: impl FnOnce(&mut dyn FnMut(&[u8]))) -> Reply {
         let mut out = Vec::with_capacity(16 + count * 16);
         header(&mut out, b'*', count as i64);
-        items.take(count).for_each(|item| encode_bulk(&mut out, item));
+        fill(&mut |item| encode_bulk(&mut out, item));
         Reply::BulkArray(out)
     }
 
@@ -234,7 +235,7 @@ mod tests {
     #[test]
     fn bulk_arrays_are_plain_arrays() {
         let items: [&[u8]; 3] = [b"a", b"", b"with\r\nnewline"];
-        let r = Reply::bulk_array(3, items.iter().copied());
+        let r = Reply::bulk_array(3, |push| items.iter().for_each(|i| push(i)));
         let plain = Reply::Array(items.iter().map(|i| Reply::bulk(i)).collect());
         for p in [Proto::Resp2, Proto::Resp3] {
             assert_eq!(enc(&r, p), enc(&plain, p));

@@ -385,6 +385,36 @@ impl List {
         self.iter_from(0)
     }
 
+    /// Calls `f` on the `n` entries from index `start` (LRANGE's walk,
+    /// without an iterator object per node).
+    pub fn for_each_in(&self, start: usize, n: usize, f: &mut dyn FnMut(&[u8])) {
+        match self {
+            List::Packed(lp) => lp.iter().skip(start).take(n).for_each(f),
+            List::Quick(q) => {
+                let mut skip = start;
+                let mut left = n;
+                for node in &q.nodes {
+                    if left == 0 {
+                        break;
+                    }
+                    if skip >= node.count {
+                        skip -= node.count;
+                        continue;
+                    }
+                    let mut it = node.iter();
+                    for _ in 0..skip {
+                        it.next();
+                    }
+                    skip = 0;
+                    for entry in it.take(left) {
+                        f(entry);
+                        left -= 1;
+                    }
+                }
+            }
+        }
+    }
+
     /// Entries tail to head (entries walk forward only: one node at a
     /// time is collected).
     pub fn iter_rev(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
@@ -570,6 +600,10 @@ mod tests {
                         let i = rng.usize(..model.len());
                         assert_eq!(l.get(i), Some(&model[i][..]));
                         assert_eq!(l.iter_from(i).next(), Some(&model[i][..]));
+                        let n = rng.usize(..=model.len() - i);
+                        let mut walked = Vec::new();
+                        l.for_each_in(i, n, &mut |e| walked.push(e.to_vec()));
+                        assert_eq!(walked, model.range(i..i + n).cloned().collect::<Vec<_>>());
                     }
                 }
             }
