@@ -41,16 +41,7 @@ const fn d(name: &'static str, default: &'static str, kind: Kind, mutable: bool)
 const I32: i64 = i32::MAX as i64;
 const MB: u64 = 1024 * 1024;
 const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
-const POLICIES: &[&str] = &[
-    "volatile-lru",
-    "volatile-lfu",
-    "volatile-random",
-    "volatile-ttl",
-    "allkeys-lru",
-    "allkeys-lfu",
-    "allkeys-random",
-    "noeviction",
-];
+const POLICIES: &[&str] = crate::server::evict::Policy::NAMES;
 
 /// Directives percore knows, with Redis's defaults. Some are accepted and
 /// reported but only take effect in later subsystems (persistence,
@@ -261,6 +252,10 @@ pub struct Hot {
     pub pubsub_soft_secs: AtomicU64,
     /// `notify-keyspace-events` as flag bits (`server::notify`).
     pub notify_flags: AtomicU64,
+    pub maxmemory: AtomicU64,
+    /// The policy's index in `evict::Policy::NAMES`.
+    pub maxmemory_policy: AtomicU64,
+    pub maxmemory_samples: AtomicU64,
 }
 
 impl Default for Hot {
@@ -286,6 +281,9 @@ impl Default for Hot {
             pubsub_soft_limit: AtomicU64::new(0),
             pubsub_soft_secs: AtomicU64::new(0),
             notify_flags: AtomicU64::new(0),
+            maxmemory: AtomicU64::new(0),
+            maxmemory_policy: AtomicU64::new(0),
+            maxmemory_samples: AtomicU64::new(5),
         }
     }
 }
@@ -422,6 +420,9 @@ impl Config {
         h.zset_max_listpack_value.store(num("zset-max-listpack-value"), Ordering::Relaxed);
         h.hll_sparse_max_bytes.store(num("hll-sparse-max-bytes"), Ordering::Relaxed);
         h.requirepass.store(!self.str("requirepass").is_empty(), Ordering::Relaxed);
+        h.maxmemory.store(num("maxmemory"), Ordering::Relaxed);
+        h.maxmemory_policy.store(crate::server::evict::Policy::index(self.str("maxmemory-policy")), Ordering::Relaxed);
+        h.maxmemory_samples.store(num("maxmemory-samples"), Ordering::Relaxed);
         let events = crate::server::notify::parse_flags(self.str("notify-keyspace-events")).unwrap_or(0);
         h.notify_flags.store(events as u64, Ordering::Relaxed);
         if let Some([hard, soft, secs]) = output_limits(self.str("client-output-buffer-limit"), "pubsub") {

@@ -11,6 +11,7 @@ use super::notify;
 use super::shard::Shard;
 use super::transaction::Tx;
 use crate::commands::{self, Args, Ctx, DataFn, Handler, Merge, OwnedArgs, Spec, WRITE};
+use crate::config::Hot;
 use crate::protocol::reply::{encode, encode_error};
 use crate::protocol::{CmdError, CmdResult, Proto, Reply};
 
@@ -212,6 +213,12 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
             "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
             commands::full_name(spec, args)
         )))
+    } else if spec.has(commands::DENYOOM)
+        && Hot::get(&client.shard.server.hot.maxmemory) > 0
+        && !super::evict::make_room(&client.shard).await
+    {
+        abort_multi(client);
+        Err(CmdError::Raw("OOM command not allowed when used memory > 'maxmemory'.".into()))
     } else if let Some(multi) = client.multi.as_mut().filter(|_| !spec.has(commands::NO_QUEUE)) {
         let first = multi.args.len();
         args.iter().for_each(|a| multi.args.push(a));

@@ -4,6 +4,7 @@ pub mod blocking;
 pub mod client;
 pub mod connection;
 pub mod dispatch;
+pub mod evict;
 pub mod locks;
 pub mod notify;
 pub mod poller;
@@ -215,6 +216,7 @@ async fn cron(shard: Rc<Shard>) {
                 shard.publish_events(Vec::new());
             }
         }
+        shard.evict(64);
         let timeout_ms = Hot::get(&shard.server.hot.timeout) as i64 * 1000;
         if timeout_ms > 0 {
             for client in shard.clients.borrow().values() {

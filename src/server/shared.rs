@@ -45,6 +45,10 @@ pub struct Shared {
     pub script_wrote: AtomicBool,
     /// FUNCTION libraries, for every shard.
     pub libraries: std::sync::RwLock<crate::scripting::Libraries>,
+    /// jemalloc's allocated bytes and when they were last read (ms).
+    pub used_memory: AtomicU64,
+    pub memory_checked_ms: AtomicU64,
+    pub evicted_keys: AtomicU64,
 }
 
 impl Shared {
@@ -68,6 +72,9 @@ impl Shared {
             script_kill: AtomicBool::new(false),
             script_wrote: AtomicBool::new(false),
             libraries: Default::default(),
+            used_memory: AtomicU64::new(0),
+            memory_checked_ms: AtomicU64::new(0),
+            evicted_keys: AtomicU64::new(0),
             run_id: (0..40).map(|_| b"0123456789abcdef"[fastrand::usize(..16)] as char).collect(),
         }
     }

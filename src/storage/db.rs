@@ -308,6 +308,21 @@ impl Db {
         None
     }
 
+    /// A random key with a TTL (volatile-* eviction), expired or not.
+    pub fn random_volatile_key(&self) -> Option<Key> {
+        (!self.expires.is_empty()).then(|| self.expires[fastrand::usize(..self.expires.len())].clone())
+    }
+
+    /// The absolute expiry of `key`, if it has one.
+    pub fn expire_of(&self, key: &[u8]) -> Option<i64> {
+        self.table(key_slot(key))?.find(hash(key), key)?.expire_at()
+    }
+
+    /// How long `key` has been idle, in milliseconds (second resolution).
+    pub fn idle_ms(&self, key: &[u8], now_ms: i64) -> Option<i64> {
+        Some(self.table(key_slot(key))?.find(hash(key), key)?.idle_secs(now_ms) as i64 * 1000)
+    }
+
     /// One round of active expiry: samples up to `samples` keys with a TTL
     /// and deletes the expired ones. Returns (sampled, expired).
     pub fn expire_sample(&mut self, samples: usize, now_ms: i64) -> (usize, usize) {

@@ -1,0 +1,174 @@
+//! `maxmemory` and its eviction policies.
+//!
+//! Memory is the process's (jemalloc's allocated bytes, refreshed at most
+//! once a millisecond), keys are per shard: a shard over the limit evicts
+//! its own keys, before running a command for a client and from its cron,
+//! so a shard whose clients only touch other shards' keys still makes room.
+//! Victims are picked as Redis does by sampling: `maxmemory-samples` keys
+//! (or keys with a TTL, for volatile-*), the idlest for *-lru / *-lfu (no
+//! access counts are kept, so LFU uses idleness too), the nearest to expiry
+//! for volatile-ttl, any for *-random. Each eviction publishes `evicted`.
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+use super::notify::EVICTED;
+use super::shard::Shard;
+use crate::config::Hot;
+use crate::server::shared::now_ms;
+use crate::storage::Key;
+
+/// `maxmemory-policy`, as stored in `Hot` (the index in Redis's list).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Policy {
+    VolatileLru,
+    VolatileLfu,
+    VolatileRandom,
+    VolatileTtl,
+    AllkeysLru,
+    AllkeysLfu,
+    AllkeysRandom,
+    NoEviction,
+}
+
+impl Policy {
+    pub const NAMES: &'static [&'static str] = &[
+        "volatile-lru",
+        "volatile-lfu",
+        "volatile-random",
+        "volatile-ttl",
+        "allkeys-lru",
+        "allkeys-lfu",
+        "allkeys-random",
+        "noeviction",
+    ];
+    const ALL: [Policy; 8] = [
+        Policy::VolatileLru,
+        Policy::VolatileLfu,
+        Policy::VolatileRandom,
+        Policy::VolatileTtl,
+        Policy::AllkeysLru,
+        Policy::AllkeysLfu,
+        Policy::AllkeysRandom,
+        Policy::NoEviction,
+    ];
+
+    pub fn index(name: &str) -> u64 {
+        Policy::NAMES.iter().position(|n| *n == name).unwrap_or(Policy::NAMES.len() - 1) as u64
+    }
+
+    fn from_index(i: u64) -> Policy {
+        Policy::ALL.get(i as usize).copied().unwrap_or(Policy::NoEviction)
+    }
+
+    fn volatile(self) -> bool {
+        matches!(self, Policy::VolatileLru | Policy::VolatileLfu | Policy::VolatileRandom | Policy::VolatileTtl)
+    }
+}
+
+/// Bytes allocated by the process, refreshed at most once a millisecond.
+pub fn used_memory(shard: &Shard) -> u64 {
+    let server = &shard.server;
+    let now = now_ms() as u64;
+    if server.memory_checked_ms.swap(now, Ordering::Relaxed) != now {
+        // Objects this thread freed sit in its cache and still count as
+        // allocated: hand them back first, or evictions never show.
+        // SAFETY: "thread.tcache.flush" takes no input nor output.
+        unsafe {
+            tikv_jemalloc_sys::mallctl(
+                c"thread.tcache.flush".as_ptr(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                0,
+            );
+        }
+        let _ = tikv_jemalloc_ctl::epoch::advance();
+        let used = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64;
+        server.used_memory.store(used, Ordering::Relaxed);
+    }
+    server.used_memory.load(Ordering::Relaxed)
+}
+
+/// Whether the process is over `maxmemory` (never when it is 0).
+pub fn over_limit(shard: &Shard) -> bool {
+    let max = Hot::get(&shard.server.hot.maxmemory);
+    max > 0 && used_memory(shard) > max
+}
+
+/// Before a command that may grow memory: evicts here, or on the other
+/// shards when this one has nothing left to give. False: over the limit
+/// and nothing could be evicted (the command gets OOM).
+pub async fn make_room(shard: &Rc<Shard>) -> bool {
+    if shard.evict(16) {
+        return true;
+    }
+    for s in (0..shard.count).filter(|&s| s != shard.id) {
+        if shard.run_on(s, |sh| sh.evict(16)).await {
+            return true;
+        }
+    }
+    false
+}
+
+impl Shard {
+    /// Evicts keys of this shard until memory is under the limit, at most
+    /// `budget` of them. Returns false only when over the limit with
+    /// nothing evicted (the policy forbids it or no key qualifies): as in
+    /// Redis, progress lets the command run while eviction catches up.
+    pub fn evict(self: &Rc<Self>, budget: usize) -> bool {
+        if !over_limit(self) {
+            return true;
+        }
+        let policy = Policy::from_index(Hot::get(&self.server.hot.maxmemory_policy));
+        if policy == Policy::NoEviction {
+            return false;
+        }
+        let notify = self.arm_notifications();
+        let mut freed_any = false;
+        for _ in 0..budget {
+            let Some((db, key)) = self.pick_victim(policy) else { break };
+            let now = self.now();
+            let mut ks = self.ks.borrow_mut();
+            if ks.dbs[db].remove(&key, now).is_some() {
+                ks.dbs[db].touch(&key);
+                ks.note(EVICTED, "evicted", db, &key);
+                freed_any = true;
+                self.server.evicted_keys.fetch_add(1, Ordering::Relaxed);
+            }
+            drop(ks);
+            // Memory is re-read at most once a millisecond: check by count.
+            self.server.memory_checked_ms.store(0, Ordering::Relaxed);
+            if !over_limit(self) {
+                break;
+            }
+        }
+        if freed_any && notify != 0 {
+            self.publish_events(Vec::new());
+        }
+        freed_any || !over_limit(self)
+    }
+
+    /// The key `policy` would evict next from this shard.
+    fn pick_victim(&self, policy: Policy) -> Option<(usize, Key)> {
+        let samples = Hot::get(&self.server.hot.maxmemory_samples).max(1) as usize;
+        let now = self.now();
+        let mut ks = self.ks.borrow_mut();
+        let db = ks.dbs.iter().position(|d| if policy.volatile() { d.expires_len() > 0 } else { d.len() > 0 })?;
+        let d = &mut ks.dbs[db];
+        let mut best: Option<(i64, Key)> = None;
+        for _ in 0..samples {
+            let key = if policy.volatile() { d.random_volatile_key()? } else { d.random_key(now)? };
+            let score = match policy {
+                Policy::VolatileRandom | Policy::AllkeysRandom => return Some((db, key)),
+                // The nearest expiry first: a higher score is a better victim.
+                Policy::VolatileTtl => -d.expire_of(&key).unwrap_or(i64::MAX),
+                _ => d.idle_ms(&key, now).unwrap_or(0),
+            };
+            if best.as_ref().is_none_or(|(s, _)| score > *s) {
+                best = Some((score, key));
+            }
+        }
+        best.map(|(_, key)| (db, key))
+    }
+}
