@@ -70,7 +70,16 @@ async fn keys_written(client: &Client, spec: &Spec, args: Args<'_>, reply: &Repl
     use std::sync::atomic::Ordering::Relaxed;
     let notify = client.shard.notify_flags();
     if notify != 0 {
-        client.shard.publish_events(notify::command_events(spec, args, reply, client.db(), notify));
+        // The command's own events, then what its steps recorded on the
+        // keys' owners (a list emptied and deleted...), all sent from here
+        // so subscribers see them in that order.
+        let mut events = notify::command_events(spec, args, reply, client.db(), notify);
+        let mut owners: Vec<usize> = spec.keys.positions(args).map(|i| client.shard.owner(args.get(i))).collect();
+        owners.dedup();
+        for owner in owners.into_iter().filter(|&o| o != client.shard.id) {
+            events.extend(client.shard.run_on(owner, |sh| sh.ks.borrow_mut().take_events()).await);
+        }
+        client.shard.publish_events(events);
     }
     let server = &client.shard.server;
     if server.watching.load(Relaxed) == 0 && server.blocked_clients.load(Relaxed) == 0 {

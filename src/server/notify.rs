@@ -132,7 +132,6 @@ const EVENTS: &[(&str, u32, &[&str], When)] = &[
     ("lset", LIST, &["lset"], When::Always),
     ("lrem", LIST, &["lrem"], When::Changed),
     ("ltrim", LIST, &["ltrim"], When::Always),
-    ("rpoplpush", LIST, &["rpop", "lpush"], When::Changed),
     ("hset", HASH, &["hset"], When::Always),
     ("hmset", HASH, &["hset"], When::Always),
     ("hsetnx", HASH, &["hset"], When::Changed),
@@ -165,8 +164,55 @@ fn changed(reply: &Reply) -> bool {
         && !matches!(reply, Reply::Array(items) if items.is_empty())
 }
 
+/// Pops whose event names depend on their arguments, and whose key is
+/// the one the reply names (the first of several that had data).
+fn pop_events(spec: &Spec, args: Args, reply: &Reply, db: usize, flags: u32) -> Option<Vec<Event>> {
+    let end = |i: usize| args.get(i).eq_ignore_ascii_case(b"LEFT");
+    let (class, names): (u32, &[&'static str]) = match spec.name {
+        "lmove" | "blmove" => (LIST, &[if end(3) { "lpop" } else { "rpop" }, if end(4) { "lpush" } else { "rpush" }]),
+        "rpoplpush" | "brpoplpush" => (LIST, &["rpop", "lpush"]),
+        "blpop" => (LIST, &["lpop"]),
+        "brpop" => (LIST, &["rpop"]),
+        "bzpopmin" => (ZSET, &["zpopmin"]),
+        "bzpopmax" => (ZSET, &["zpopmax"]),
+        "lmpop" | "blmpop" | "zmpop" | "bzmpop" => {
+            let at = if spec.name.starts_with('b') { 2 } else { 1 };
+            let word = crate::commands::parse_mpop(args, at).ok()?.1;
+            let name = match args.keyword(word).as_str() {
+                "LEFT" => "lpop",
+                "RIGHT" => "rpop",
+                "MIN" => "zpopmin",
+                _ => "zpopmax",
+            };
+            (if spec.name.contains('z') { ZSET } else { LIST }, &[name])
+        }
+        _ => return None,
+    };
+    if flags & class == 0 || !changed(reply) {
+        return Some(Vec::new());
+    }
+    let key = |k: &[u8]| Key::from(k);
+    Some(match (spec.name, reply) {
+        // Redis reports the push onto the destination first.
+        ("lmove" | "blmove" | "rpoplpush" | "brpoplpush", _) => {
+            vec![
+                Event { class, name: names[1], db, key: key(args.get(2)) },
+                Event { class, name: names[0], db, key: key(args.get(1)) },
+            ]
+        }
+        (_, Reply::Array(items)) => match items.first() {
+            Some(Reply::Bulk(k)) => vec![Event { class, name: names[0], db, key: key(k) }],
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    })
+}
+
 /// The events of a command that ran with `reply`, for the classes in `flags`.
 pub fn command_events(spec: &Spec, args: Args, reply: &Reply, db: usize, flags: u32) -> Vec<Event> {
+    if let Some(events) = pop_events(spec, args, reply, db, flags) {
+        return events;
+    }
     let Some(&(_, class, names, when)) = EVENTS.iter().find(|(n, ..)| *n == spec.name) else {
         return Vec::new();
     };
