@@ -183,7 +183,7 @@ fn hscan(ctx: &mut Ctx, args: Args) -> CmdResult {
             }
         });
     }
-    Ok(Reply::Array(vec![Reply::text(next.to_string()), Reply::Array(flat)]))
+    Ok(ScanOptions::reply(next, Reply::Array(flat)))
 }
 
 const KEY1: Keys = Keys::Range(1, 1, 1);

@@ -421,6 +421,11 @@ pub(super) struct ScanOptions {
 }
 
 impl ScanOptions {
+    /// A SCAN-family reply: the next cursor and what this call found.
+    pub fn reply(next: usize, found: Reply) -> Reply {
+        Reply::Array(vec![Reply::text(next.to_string()), found])
+    }
+
     /// Parses `cursor [MATCH p] [COUNT n]` (and `[TYPE t]` for SCAN)
     /// starting at argument `at`.
     pub fn parse(args: Args, at: usize, allow_type: bool) -> Result<ScanOptions, CmdError> {
@@ -512,7 +517,7 @@ fn scan<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
                 break start + 1;
             }
         };
-        Ok(Reply::Array(vec![Reply::text(next.to_string()), Reply::bulks(keys)]))
+        Ok(ScanOptions::reply(next as usize, Reply::bulks(keys)))
     })
 }
 

@@ -469,73 +469,30 @@ pub trait Typed: Default {
     fn is_empty(&self) -> bool;
 }
 
-impl Typed for Hash {
-    fn cast(v: &mut Value) -> Option<&mut Hash> {
-        match v {
-            Value::Hash(h) => Some(h),
-            _ => None,
+/// `Typed` for a collection type held by the `Value` variant of the same
+/// name.
+macro_rules! typed {
+    ($($t:ident),*) => {$(
+        impl Typed for $t {
+            fn cast(v: &mut Value) -> Option<&mut $t> {
+                match v {
+                    Value::$t(x) => Some(x),
+                    _ => None,
+                }
+            }
+
+            fn wrap(self) -> Value {
+                Value::$t(self)
+            }
+
+            fn is_empty(&self) -> bool {
+                $t::is_empty(self)
+            }
         }
-    }
-
-    fn wrap(self) -> Value {
-        Value::Hash(self)
-    }
-
-    fn is_empty(&self) -> bool {
-        Hash::is_empty(self)
-    }
+    )*};
 }
 
-impl Typed for Set {
-    fn cast(v: &mut Value) -> Option<&mut Set> {
-        match v {
-            Value::Set(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    fn wrap(self) -> Value {
-        Value::Set(self)
-    }
-
-    fn is_empty(&self) -> bool {
-        Set::is_empty(self)
-    }
-}
-
-impl Typed for List {
-    fn cast(v: &mut Value) -> Option<&mut List> {
-        match v {
-            Value::List(l) => Some(l),
-            _ => None,
-        }
-    }
-
-    fn wrap(self) -> Value {
-        Value::List(self)
-    }
-
-    fn is_empty(&self) -> bool {
-        List::is_empty(self)
-    }
-}
-
-impl Typed for ZSet {
-    fn cast(v: &mut Value) -> Option<&mut ZSet> {
-        match v {
-            Value::ZSet(z) => Some(z),
-            _ => None,
-        }
-    }
-
-    fn wrap(self) -> Value {
-        Value::ZSet(self)
-    }
-
-    fn is_empty(&self) -> bool {
-        ZSet::is_empty(self)
-    }
-}
+typed!(Hash, Set, List, ZSet);
 
 /// What a command body running on a shard works with.
 pub struct Ctx<'a> {

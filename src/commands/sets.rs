@@ -116,7 +116,7 @@ fn sscan(ctx: &mut Ctx, args: Args) -> CmdResult {
             }
         });
     }
-    Ok(Reply::Array(vec![Reply::text(next.to_string()), Reply::Array(found)]))
+    Ok(ScanOptions::reply(next, Reply::Array(found)))
 }
 
 /// The sets at `keys` (None for a missing key), read on their owners

@@ -502,7 +502,7 @@ fn zscan(ctx: &mut Ctx, args: Args) -> CmdResult {
             }
         });
     }
-    Ok(Reply::Array(vec![Reply::text(next.to_string()), Reply::Array(flat)]))
+    Ok(ScanOptions::reply(next, Reply::Array(flat)))
 }
 
 /// The members and scores at `keys` under `tx`: sorted sets as they are,
