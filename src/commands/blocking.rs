@@ -141,11 +141,9 @@ async fn give_back(client: &Client, op: BlockOp, served: Served) {
     client
         .shard
         .run_on(client.shard.owner(&key), move |sh| {
-            let mut ks = sh.ks.borrow_mut();
-            let mut ctx = super::Ctx { ks: &mut ks, db, now: sh.now(), no_touch: false, server: &sh.server };
-            match op {
+            sh.with_ctx(db, false, |ctx| match op {
                 BlockOp::List { end, .. } => {
-                    let limits = super::lists::limits(&ctx);
+                    let limits = super::lists::limits(ctx);
                     if let Ok(l) = ctx.write_as::<List>(&key) {
                         served.items.iter().rev().for_each(|(v, _)| l.push(end, v, limits));
                     }
@@ -158,7 +156,7 @@ async fn give_back(client: &Client, op: BlockOp, served: Served) {
                         });
                     }
                 }
-            }
+            })
         })
         .await;
 }
@@ -204,14 +202,13 @@ async fn bmove(client: &mut Client, args: Args<'_>, from: End, to: End, t: Optio
     let stored = client
         .shard
         .run_on(client.shard.owner(&dst), move |sh| {
-            let mut ks = sh.ks.borrow_mut();
-            let mut ctx = super::Ctx { ks: &mut ks, db, now: sh.now(), no_touch: false, server: &sh.server };
-            let limits = super::lists::limits(&ctx);
-            let l = ctx.write_as::<List>(&target)?;
-            l.push(to, &pushed, limits);
-            ctx.ks.dirty += 1;
-            ctx.ks.dbs[db].touch(&target);
-            drop(ks);
+            sh.with_ctx(db, false, |ctx| {
+                let limits = super::lists::limits(ctx);
+                ctx.write_as::<List>(&target)?.push(to, &pushed, limits);
+                ctx.ks.dirty += 1;
+                ctx.ks.dbs[db].touch(&target);
+                Ok::<(), CmdError>(())
+            })?;
             sh.key_written(db, &target);
             Ok::<(), CmdError>(())
         })

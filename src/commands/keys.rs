@@ -91,12 +91,7 @@ where
 {
     let key: Key = key.into();
     let no_touch = client.no_touch();
-    tx.run(client.shard.owner(&key), move |sh| {
-        let mut ks = sh.ks.borrow_mut();
-        let mut ctx = Ctx { ks: &mut ks, db, now: sh.now(), no_touch, server: &sh.server };
-        f(&mut ctx, &key)
-    })
-    .await
+    tx.run(client.shard.owner(&key), move |sh| sh.with_ctx(db, no_touch, |ctx| f(ctx, &key))).await
 }
 
 /// RENAME / RENAMENX between shards: check, take, put, all under locks.

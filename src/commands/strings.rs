@@ -400,9 +400,7 @@ fn lcs_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, C
             let key: Box<[u8]> = args.get(i).into();
             let v = tx
                 .run(shard.owner(&key), move |sh| {
-                    let mut ks = sh.ks.borrow_mut();
-                    let mut ctx = Ctx { ks: &mut ks, db, now: sh.now(), no_touch, server: &sh.server };
-                    lcs_values(&mut ctx, &key, &key).map(|(v, _)| v)
+                    sh.with_ctx(db, no_touch, |ctx| lcs_values(ctx, &key, &key).map(|(v, _)| v))
                 })
                 .await;
             values.push(v);

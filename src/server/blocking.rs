@@ -115,12 +115,6 @@ fn pop(ctx: &mut Ctx, key: &[u8], op: BlockOp) -> Vec<(SmallBytes, f64)> {
 }
 
 impl Shard {
-    fn with_ctx<R>(&self, db: usize, f: impl FnOnce(&mut Ctx) -> R) -> R {
-        let mut ks = self.ks.borrow_mut();
-        let mut ctx = Ctx { ks: &mut ks, db, now: self.now(), no_touch: false, server: &self.server };
-        f(&mut ctx)
-    }
-
     /// Serves `waiter` from `key` if it has data; otherwise queues it on
     /// the key when `block` (a command inside EXEC never blocks).
     pub fn try_or_block(&self, waiter: &Arc<Waiter>, key: Key, block: bool) -> Result<(), CmdError> {
@@ -128,7 +122,7 @@ impl Shard {
             return Ok(());
         }
         let (db, op) = (waiter.db, waiter.op);
-        let served = self.with_ctx(db, |ctx| -> Result<Option<Served>, CmdError> {
+        let served = self.with_ctx(db, false, |ctx| -> Result<Option<Served>, CmdError> {
             if !ready(ctx, &key, op)? || !waiter.claim() {
                 return Ok(None);
             }
@@ -171,7 +165,7 @@ impl Shard {
             let Some(waiter) = self.blocked.borrow().queues.get(&slot).and_then(|q| q.front().cloned()) else {
                 break;
             };
-            let served = self.with_ctx(db, |ctx| {
+            let served = self.with_ctx(db, false, |ctx| {
                 if !matches!(ready(ctx, key, waiter.op), Ok(true)) {
                     return Err(());
                 }

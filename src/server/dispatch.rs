@@ -10,7 +10,7 @@ use super::client::{Client, ReplyMode};
 use super::notify;
 use super::shard::Shard;
 use super::transaction::Tx;
-use crate::commands::{self, Args, Ctx, DataFn, Handler, Merge, OwnedArgs, Spec, WRITE};
+use crate::commands::{self, Args, DataFn, Handler, Merge, OwnedArgs, Spec, WRITE};
 use crate::config::Hot;
 use crate::protocol::reply::{encode, encode_error};
 use crate::protocol::{CmdError, CmdResult, Proto, Reply};
@@ -37,21 +37,20 @@ fn run_body(
     own_events: bool,
 ) -> CmdResult {
     let notify = shard.arm_notifications();
-    let mut ks = shard.ks.borrow_mut();
-    let mut ctx = Ctx { ks: &mut ks, db, now: shard.now(), no_touch, server: &shard.server };
-    let result = f(&mut ctx, args);
-    if result.is_ok() && spec.has(WRITE) {
-        ks.dirty += 1;
-        let d = &mut ks.dbs[db];
-        if d.has_watched() {
-            spec.keys.positions(args).for_each(|i| d.touch(args.get(i)));
+    let wrote = spec.has(WRITE);
+    let result = shard.with_ctx(db, no_touch, |ctx| {
+        let result = f(ctx, args);
+        if result.is_ok() && wrote {
+            ctx.ks.dirty += 1;
+            let d = &mut ctx.ks.dbs[db];
+            if d.has_watched() {
+                spec.keys.positions(args).for_each(|i| d.touch(args.get(i)));
+            }
         }
-        drop(ks);
-        if !shard.blocked.borrow().is_empty() {
-            spec.keys.positions(args).for_each(|i| shard.key_written(db, args.get(i)));
-        }
-    } else {
-        drop(ks);
+        result
+    });
+    if result.is_ok() && wrote && !shard.blocked.borrow().is_empty() {
+        spec.keys.positions(args).for_each(|i| shard.key_written(db, args.get(i)));
     }
     if notify != 0 {
         let own = match &result {

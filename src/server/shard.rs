@@ -83,6 +83,13 @@ impl Shard {
         })
     }
 
+    /// Runs `f` with a command context on database `db` of this shard.
+    pub fn with_ctx<R>(&self, db: usize, no_touch: bool, f: impl FnOnce(&mut crate::commands::Ctx) -> R) -> R {
+        let mut ks = self.ks.borrow_mut();
+        let mut ctx = crate::commands::Ctx { ks: &mut ks, db, now: self.now(), no_touch, server: &self.server };
+        f(&mut ctx)
+    }
+
     pub fn owner(&self, key: &[u8]) -> usize {
         key_owner(key, self.count)
     }
