@@ -12,15 +12,23 @@
 //!
 //! Scripts are cached by SHA1 in `Shared` for every shard; each shard
 //! compiles a script into its interpreter the first time it runs it.
+//!
+//! A script that runs past `busy-reply-threshold` makes every other
+//! command answer BUSY. So that this also holds for the clients of its own
+//! thread, and one of them can send SCRIPT KILL, an instruction hook
+//! yields the script's coroutine every few milliseconds and lets the
+//! reactor run for a moment; the script keeps its locks meanwhile.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mlua::{HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use mlua::{Lua, LuaOptions, MultiValue, StdLib, Table, Value, ffi};
 
 use crate::commands::{self, OwnedArgs, WRITE};
 use crate::protocol::reply::format_double;
@@ -28,6 +36,7 @@ use crate::protocol::{CmdError, Reply};
 use crate::server::client::Client;
 use crate::server::dispatch::execute;
 use crate::server::shard::Shard;
+use crate::server::shared::Shared;
 
 /// The SHA1 of a script body, as EVALSHA names it.
 pub fn sha1_hex(body: &[u8]) -> String {
@@ -48,12 +57,132 @@ pub struct Engine {
     lua: Lua,
     run: Rc<RefCell<Option<Run>>>,
     started: Rc<Cell<Instant>>,
+    /// Set by the hook when it paused the script to let this thread serve
+    /// other clients (with BUSY) and SCRIPT KILL.
+    paused: Rc<Cell<bool>>,
     /// One script at a time per interpreter (KEYS and ARGV are globals).
     turn: futures::lock::Mutex<()>,
     compiled: RefCell<HashSet<String>>,
     /// FUNCTION libraries loaded here, by name, at which version.
     libraries: RefCell<std::collections::HashMap<String, u64>>,
 }
+
+/// How often (in VM instructions) the hook looks at the clock and the
+/// kill flag.
+const HOOK_EVERY: i32 = 100_000;
+/// Once a script is busy, it runs at most this long between pauses...
+const RUN_BETWEEN_PAUSES: Duration = Duration::from_millis(10);
+/// ...and each pause lets the reactor run for this long.
+const PAUSE: Duration = Duration::from_millis(1);
+const PCALL_SLOT: &std::ffi::CStr = c"percore.pcall";
+const XPCALL_SLOT: &std::ffi::CStr = c"percore.xpcall";
+
+/// What the instruction hook of this thread's interpreter looks at.
+struct Watch {
+    server: Arc<Shared>,
+    run: Rc<RefCell<Option<Run>>>,
+    started: Rc<Cell<Instant>>,
+    last_pause: Cell<Instant>,
+    paused: Rc<Cell<bool>>,
+}
+
+thread_local! {
+    static WATCH: RefCell<Option<Watch>> = const { RefCell::new(None) };
+}
+
+enum HookAction {
+    Continue,
+    /// Yield to the reactor for a moment (the script is busy).
+    Pause,
+    Kill,
+}
+
+fn hook_action() -> HookAction {
+    WATCH.with(|w| {
+        let w = w.borrow();
+        let Some(w) = w.as_ref() else { return HookAction::Continue };
+        let wrote = w.run.try_borrow().ok().and_then(|r| r.as_ref().map(|r| r.wrote)).unwrap_or(false);
+        if w.server.script_kill.load(Ordering::Relaxed) && !wrote {
+            return HookAction::Kill;
+        }
+        let busy_ms = w.server.config(|c| c.int("busy-reply-threshold")).max(0) as u64;
+        if w.started.get().elapsed() < Duration::from_millis(busy_ms) {
+            return HookAction::Continue;
+        }
+        w.server.script_busy.store(true, Ordering::Relaxed);
+        if w.last_pause.get().elapsed() < RUN_BETWEEN_PAUSES {
+            return HookAction::Continue;
+        }
+        HookAction::Pause
+    })
+}
+
+/// Whether the running coroutine can yield here: no C function other than
+/// pcall/xpcall (which LuaJIT yields across) is on its stack.
+///
+/// # Safety
+/// `state` is the running thread, inside a hook.
+unsafe fn yieldable(state: *mut ffi::lua_State) -> bool {
+    let mut ar: ffi::lua_Debug = unsafe { std::mem::zeroed() };
+    let mut level = 0;
+    while unsafe { ffi::lua_getstack(state, level, &mut ar) } != 0 {
+        level += 1;
+        if unsafe { ffi::lua_getinfo(state, c"Sf".as_ptr(), &mut ar) } == 0 {
+            return false;
+        }
+        let is_c = !ar.what.is_null() && unsafe { std::ffi::CStr::from_ptr(ar.what) } == c"C";
+        let mut allowed = !is_c;
+        for slot in [PCALL_SLOT, XPCALL_SLOT] {
+            unsafe { ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, slot.as_ptr()) };
+            allowed |= unsafe { ffi::lua_rawequal(state, -1, -2) } != 0;
+            unsafe { ffi::lua_pop(state, 1) };
+        }
+        unsafe { ffi::lua_pop(state, 1) };
+        if !allowed {
+            return false;
+        }
+    }
+    true
+}
+
+/// The count hook: kills the script on SCRIPT KILL, and pauses a busy
+/// script now and then so the thread's reactor keeps serving.
+unsafe extern "C-unwind" fn instruction_hook(state: *mut ffi::lua_State, _ar: *mut ffi::lua_Debug) {
+    // Nothing with a destructor may be alive below: lua_yield and
+    // lua_error unwind through this frame.
+    match hook_action() {
+        HookAction::Continue => {}
+        HookAction::Pause => unsafe {
+            if yieldable(state) {
+                WATCH.with(|w| {
+                    if let Some(w) = w.borrow().as_ref() {
+                        w.paused.set(true);
+                        w.last_pause.set(Instant::now());
+                    }
+                });
+                ffi::lua_yield(state, 0);
+            }
+        },
+        // Raised as redis.error_reply's table, with the line it stopped at.
+        HookAction::Kill => unsafe {
+            let mut ar: ffi::lua_Debug = std::mem::zeroed();
+            let line =
+                if ffi::lua_getstack(state, 0, &mut ar) != 0 && ffi::lua_getinfo(state, c"l".as_ptr(), &mut ar) != 0 {
+                    ar.currentline
+                } else {
+                    1
+                };
+            ffi::lua_createtable(state, 0, 2);
+            ffi::lua_pushlstring(state, KILLED.as_ptr().cast(), KILLED.len());
+            ffi::lua_setfield(state, -2, c"err".as_ptr());
+            ffi::lua_pushinteger(state, line.max(1).into());
+            ffi::lua_setfield(state, -2, c"line".as_ptr());
+            ffi::lua_error(state);
+        },
+    }
+}
+
+const KILLED: &str = "Script killed by user with SCRIPT KILL...";
 
 /// Lua code that finishes the sandbox and wraps the Rust primitives.
 const PRELUDE: &str = r#"
@@ -127,7 +256,7 @@ function __percore_run(f)
   local ok, r = pcall(f)
   if ok then return r end
   if r ~= nil and r == last.msg then return {__percore_error = r, line = last.line} end
-  if type(r) == 'table' and r.err ~= nil then return {__percore_error = r.err} end
+  if type(r) == 'table' and r.err ~= nil then return {__percore_error = r.err, line = r.line} end
   return {__percore_error = tostring(r)}
 end
 setmetatable(_G, {
@@ -179,22 +308,32 @@ impl Engine {
         )?;
         lua.load(PRELUDE).set_name("@percore_prelude").exec()?;
 
-        let (server, hook_run, hook_started) = (shard.server.clone(), run.clone(), started.clone());
-        lua.set_global_hook(HookTriggers::new().every_nth_instruction(100_000), move |_, _| {
-            let busy_ms = server.config(|c| c.int("busy-reply-threshold")).max(0) as u128;
-            if hook_started.get().elapsed().as_millis() >= busy_ms {
-                server.script_busy.store(true, Ordering::Relaxed);
-            }
-            let wrote = hook_run.try_borrow().ok().and_then(|r| r.as_ref().map(|r| r.wrote)).unwrap_or(false);
-            if server.script_kill.load(Ordering::Relaxed) && !wrote {
-                return Err(mlua::Error::runtime("Script killed by user with SCRIPT KILL..."));
-            }
-            Ok(VmState::Continue)
-        })?;
+        let paused = Rc::new(Cell::new(false));
+        WATCH.with(|w| {
+            *w.borrow_mut() = Some(Watch {
+                server: shard.server.clone(),
+                run: run.clone(),
+                started: started.clone(),
+                last_pause: Cell::new(Instant::now()),
+                paused: paused.clone(),
+            })
+        });
+        // SAFETY: plain Lua API calls on a live state, inside mlua's
+        // protected call; the hook only touches this thread's `WATCH`.
+        unsafe {
+            lua.exec_raw::<()>((), |state| {
+                for (global, slot) in [(c"pcall", PCALL_SLOT), (c"xpcall", XPCALL_SLOT)] {
+                    ffi::lua_getfield(state, ffi::LUA_GLOBALSINDEX, global.as_ptr());
+                    ffi::lua_setfield(state, ffi::LUA_REGISTRYINDEX, slot.as_ptr());
+                }
+                ffi::lua_sethook(state, Some(instruction_hook), ffi::LUA_MASKCOUNT, HOOK_EVERY);
+            })?;
+        }
         Ok(Engine {
             lua,
             run,
             started,
+            paused,
             turn: futures::lock::Mutex::new(()),
             compiled: RefCell::new(HashSet::new()),
             libraries: RefCell::new(std::collections::HashMap::new()),
@@ -300,17 +439,28 @@ impl Engine {
         };
         let globals = lua.globals();
         let (keys_table, argv_table) = (to_table(keys).map_err(err)?, to_table(argv).map_err(err)?);
-        let (runner, f, name): (mlua::Function, mlua::Function, &str) = match what {
+        let function_call = match what {
+            Callable::Function(name) => {
+                let command = if read_only { "FCALL_RO" } else { "FCALL" };
+                let head = [command, name, &keys.len().to_string()].map(|s| Bytes::copy_from_slice(s.as_bytes()));
+                Some((
+                    head.into_iter().chain(keys.iter().cloned()).chain(argv.iter().cloned()).collect(),
+                    Instant::now(),
+                ))
+            }
+            Callable::Script(_) => None,
+        };
+        let (runner, f): (mlua::Function, mlua::Function) = match what {
             Callable::Script(sha) => {
                 globals.raw_set("KEYS", keys_table.clone()).map_err(err)?;
                 globals.raw_set("ARGV", argv_table.clone()).map_err(err)?;
                 let f = globals.raw_get(format!("f_{sha}")).map_err(err)?;
-                (globals.raw_get("__percore_run").map_err(err)?, f, sha)
+                (globals.raw_get("__percore_run").map_err(err)?, f)
             }
             Callable::Function(name) => {
                 let registry: Table = globals.raw_get("__percore_functions").map_err(err)?;
                 let f = registry.raw_get(name).map_err(err)?;
-                (globals.raw_get("__percore_call_function").map_err(err)?, f, name)
+                (globals.raw_get("__percore_call_function").map_err(err)?, f)
             }
         };
         *self.run.borrow_mut() = Some(Run { client, read_only, keys: keys.iter().cloned().collect(), wrote: false });
@@ -318,19 +468,39 @@ impl Engine {
         let server = self.run.borrow().as_ref().map(|r| r.client.shard.server.clone());
         if let Some(s) = &server {
             s.scripts_running.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut running) = s.running_function.lock() {
+                *running = function_call;
+            }
         }
-        let result = runner.call_async::<Value>((f, keys_table, argv_table)).await;
+        let mut call = std::pin::pin!(runner.call_async::<Value>((f, keys_table, argv_table)));
+        let result = loop {
+            let step = std::future::poll_fn(|cx| match call.as_mut().poll(cx) {
+                Poll::Ready(r) => Poll::Ready(Some(r)),
+                Poll::Pending if self.paused.take() => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            })
+            .await;
+            match step {
+                Some(r) => break r,
+                // Let the reactor run: this thread's other clients get BUSY,
+                // and one of them may send SCRIPT KILL.
+                None => glommio::timer::sleep(PAUSE).await,
+            }
+        };
         if let Some(s) = &server
             && s.scripts_running.fetch_sub(1, Ordering::Relaxed) == 1
         {
             s.script_busy.store(false, Ordering::Relaxed);
             s.script_kill.store(false, Ordering::Relaxed);
             s.script_wrote.store(false, Ordering::Relaxed);
+            if let Ok(mut running) = s.running_function.lock() {
+                *running = None;
+            }
         }
         self.run.borrow_mut().take();
         match result {
-            Ok(v) => lua_to_reply(&v, name),
-            Err(e) => Err(script_error(&lua_message(&e), None, name)),
+            Ok(v) => lua_to_reply(&v, what),
+            Err(e) => Err(script_error(&lua_message(&e), None, what)),
         }
     }
 }
@@ -408,7 +578,7 @@ fn lua_message(e: &mlua::Error) -> String {
 
 /// An error a script ended with, in Redis's words: the message (with
 /// `ERR` when it has no code of its own), then which script and line.
-fn script_error(message: &str, line: Option<i64>, sha: &str) -> CmdError {
+fn script_error(message: &str, line: Option<i64>, what: Callable) -> CmdError {
     let message = message.lines().next().unwrap_or("");
     let message = message.strip_prefix("runtime error: ").unwrap_or(message).to_string();
     let line = line.or_else(|| {
@@ -417,8 +587,12 @@ fn script_error(message: &str, line: Option<i64>, sha: &str) -> CmdError {
     });
     let coded = message.split(' ').next().is_some_and(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_uppercase()));
     let message = if coded { message } else { format!("ERR {message}") };
-    let at = line.map_or(String::new(), |l| format!(", on @user_script:{l}"));
-    CmdError::Raw(format!("{message} script: {sha}{at}."))
+    let (name, source) = match what {
+        Callable::Script(sha) => (sha, "user_script"),
+        Callable::Function(name) => (name, "user_function"),
+    };
+    let at = line.map_or(String::new(), |l| format!(", on @{source}:{l}"));
+    CmdError::Raw(format!("{message} script: {name}{at}."))
 }
 
 /// redis.call / redis.pcall: runs a command; an error comes back as an
@@ -603,7 +777,7 @@ fn reply_to_lua(lua: &Lua, reply: &Reply) -> mlua::Result<Value> {
 }
 
 /// What a script returned, as a reply (Redis's Lua-to-RESP2 rules).
-fn lua_to_reply(v: &Value, sha: &str) -> Result<Reply, CmdError> {
+fn lua_to_reply(v: &Value, what: Callable) -> Result<Reply, CmdError> {
     Ok(match v {
         Value::Nil => Reply::Null,
         Value::Boolean(true) => Reply::Int(1),
@@ -614,7 +788,7 @@ fn lua_to_reply(v: &Value, sha: &str) -> Result<Reply, CmdError> {
         Value::Table(t) => {
             if let Ok(Value::String(e)) = t.raw_get::<Value>("__percore_error") {
                 let line = t.raw_get::<Option<i64>>("line").ok().flatten();
-                return Err(script_error(&e.to_string_lossy(), line, sha));
+                return Err(script_error(&e.to_string_lossy(), line, what));
             }
             if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
                 return Ok(Reply::Error(CmdError::Raw(e.to_string_lossy())));
@@ -626,7 +800,7 @@ fn lua_to_reply(v: &Value, sha: &str) -> Result<Reply, CmdError> {
             for i in 1.. {
                 match t.raw_get::<Value>(i) {
                     Ok(Value::Nil) | Err(_) => break,
-                    Ok(item) => items.push(lua_to_reply(&item, sha)?),
+                    Ok(item) => items.push(lua_to_reply(&item, what)?),
                 }
             }
             Reply::Array(items)

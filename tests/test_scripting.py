@@ -1,5 +1,5 @@
 """Lua scripting with redis-py: its Lock, atomic scripts over keys of
-several shards, errors, SCRIPT KILL of a busy script."""
+several shards, errors, SCRIPT KILL and FUNCTION KILL of a busy script."""
 
 import socket
 import threading
@@ -92,44 +92,80 @@ def test_undeclared_key_on_another_shard_is_refused(start_percore):
     assert c.eval("redis.call('set', KEYS[1], 'x') return redis.call('get', '{' .. KEYS[1] .. '}')", 1, "t") is None
 
 
-def test_script_kill_from_another_core(start_percore):
-    percore = start_percore("--busy-reply-threshold", "300", threads=2)
-    busy = socket.create_connection(("127.0.0.1", percore.port))
-    busy.settimeout(30)
+def start_busy(port, command):
+    """Sends `command` on a raw connection; returns the connection and a
+    thread that collects its reply."""
+    conn = socket.create_connection(("127.0.0.1", port))
+    conn.settimeout(30)
     answer = []
-    busy.sendall(b"EVAL 'while true do end' 0\r\n")
-    t = threading.Thread(target=lambda: answer.append(busy.recv(300)))
+    conn.sendall(command)
+    t = threading.Thread(target=lambda: answer.append(conn.recv(300)))
     t.start()
-    # Find a connection served by the other core: it answers while the
-    # busy one cannot.
-    killer = None
-    deadline = time.monotonic() + 10
-    while killer is None and time.monotonic() < deadline:
-        s = socket.create_connection(("127.0.0.1", percore.port))
-        s.settimeout(0.3)
-        try:
-            s.sendall(b"PING\r\n")
-            reply = s.recv(100)
-            if reply.startswith(b"-BUSY") or reply == b"+PONG\r\n":
-                killer = s
-                continue
-        except socket.timeout:
-            pass
-        s.close()
-    assert killer is not None, "no connection landed on the idle core"
-    killer.settimeout(10)
+    return conn, t, answer
 
-    def ask(cmd):
-        killer.sendall(cmd)
-        return killer.recv(200)
 
-    wait_until(lambda: ask(b"PING\r\n").startswith(b"-BUSY"), timeout=15, what="BUSY after the threshold")
-    assert ask(b"SCRIPT KILL\r\n") == b"+OK\r\n"
+@pytest.mark.parametrize("threads", [1, 2])
+def test_script_kill_on_the_same_and_other_core(start_percore, threads):
+    # With one thread the killer shares the core of the busy script: the
+    # script must let the reactor run.
+    percore = start_percore("--busy-reply-threshold", "300", threads=threads)
+    before = redis.Redis(port=percore.port, socket_timeout=10)
+    assert before.ping()  # a connection made before the script started
+    busy, t, answer = start_busy(percore.port, b"EVAL 'while true do end' 0\r\n")
+    wait_until(lambda: busy_error(before) is not None, timeout=15, what="BUSY after the threshold")
+    assert busy_error(before) == "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+    killer = redis.Redis(port=percore.port, socket_timeout=10)
+    with pytest.raises(redis.exceptions.ResponseError, match="FUNCTION KILL|not busy|BUSY"):
+        killer.function_kill()
+    assert killer.script_kill()
     t.join(timeout=10)
-    assert answer and answer[0].startswith(b"-ERR Script killed by user with SCRIPT KILL"), answer
+    assert answer and answer[0].startswith(b"-ERR Script killed by user with SCRIPT KILL... script: "), answer
+    assert answer[0].endswith(b", on @user_script:1.\r\n"), answer
+    assert before.ping() and killer.set("after", "1")
+    with pytest.raises(redis.exceptions.ResponseError, match="NOTBUSY"):
+        killer.script_kill()
     busy.close()
-    wait_until(lambda: ask(b"PING\r\n") == b"+PONG\r\n", what="server answers again")
-    killer.close()
+
+
+def busy_error(client):
+    try:
+        client.get("k")
+    except redis.exceptions.ResponseError as e:
+        if str(e).startswith("BUSY"):
+            return str(e)
+        raise
+    return None
+
+
+def test_function_kill_and_unkillable_script(start_percore):
+    percore = start_percore("--busy-reply-threshold", "300", threads=1)
+    r = redis.Redis(port=percore.port, socket_timeout=10)
+    r.function_load("#!lua name=spin\nredis.register_function('spin', function()\n  while true do end\nend)")
+    busy, t, answer = start_busy(percore.port, b"FCALL spin 0\r\n")
+    wait_until(lambda: busy_error(r) is not None, timeout=15, what="BUSY after the threshold")
+    assert busy_error(r) == "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+    with pytest.raises(redis.exceptions.ResponseError, match="FUNCTION KILL"):
+        r.script_kill()
+    stats = redis.Redis(port=percore.port, protocol=2, socket_timeout=10).execute_command("FUNCTION", "STATS")
+    assert stats[0] == b"running_script" and stats[1][:4] == [b"name", b"spin", b"command", [b"FCALL", b"spin", b"0"]]
+    assert stats[1][5] >= 300 and stats[2:] == [b"engines", [b"LUA", [b"libraries_count", 1, b"functions_count", 1]]]
+    assert r.function_kill()
+    t.join(timeout=10)
+    assert answer == [b"-ERR Script killed by user with SCRIPT KILL... script: spin, on @user_function:3.\r\n"]
+    assert r.execute_command("FUNCTION", "STATS")[b"running_script"] is None
+    busy.close()
+
+    # A script that has written cannot be killed; it runs to its end.
+    script = b"redis.call('set', 'w', '1') local t = redis.call('time') local stop = t[1] + 2 " \
+        b"while tonumber(redis.call('time')[1]) < stop do end return 'done'"
+    busy, t, answer = start_busy(percore.port, b"*3\r\n$4\r\nEVAL\r\n$%d\r\n%s\r\n$1\r\n0\r\n" % (len(script), script))
+    wait_until(lambda: busy_error(r) is not None, timeout=15, what="BUSY after the threshold")
+    with pytest.raises(redis.exceptions.ResponseError, match="UNKILLABLE"):
+        r.script_kill()
+    t.join(timeout=10)
+    assert answer == [b"$4\r\ndone\r\n"]
+    assert r.get("w") == b"1"
+    busy.close()
 
 
 def test_function_library_runs_on_every_shard(start_percore):

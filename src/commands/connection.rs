@@ -3,7 +3,7 @@
 use futures::future::LocalBoxFuture;
 
 use super::transactions::unwatch_all;
-use super::{Args, FAST, Handler, Keys, LOADING, NO_AUTH, NO_QUEUE, NOSCRIPT, STALE, SUBSCRIBE_MODE, Spec};
+use super::{ALLOW_BUSY, Args, FAST, Handler, Keys, LOADING, NO_AUTH, NO_QUEUE, NOSCRIPT, STALE, SUBSCRIBE_MODE, Spec};
 use crate::protocol::{CmdError, CmdResult, Proto, Reply};
 use crate::server::client::{Client, ReplyMode};
 
@@ -418,10 +418,22 @@ const ANY: u32 = NOSCRIPT | LOADING | STALE;
 pub(super) const TABLE: &[Spec] = &[
     Spec::new("ping", -1, FAST | SUBSCRIBE_MODE, Keys::None, Handler::Conn(ping)),
     Spec::new("echo", 2, FAST, Keys::None, Handler::Conn(echo)),
-    Spec::new("quit", -1, ANY | FAST | NO_AUTH | NO_QUEUE | SUBSCRIBE_MODE, Keys::None, Handler::Conn(quit)),
-    Spec::new("auth", -2, ANY | FAST | NO_AUTH, Keys::None, Handler::Conn(auth)),
-    Spec::new("hello", -1, ANY | FAST | NO_AUTH, Keys::None, Handler::Conn(hello)),
+    Spec::new(
+        "quit",
+        -1,
+        ANY | ALLOW_BUSY | FAST | NO_AUTH | NO_QUEUE | SUBSCRIBE_MODE,
+        Keys::None,
+        Handler::Conn(quit),
+    ),
+    Spec::new("auth", -2, ANY | ALLOW_BUSY | FAST | NO_AUTH, Keys::None, Handler::Conn(auth)),
+    Spec::new("hello", -1, ANY | ALLOW_BUSY | FAST | NO_AUTH, Keys::None, Handler::Conn(hello)),
     Spec::new("select", 2, LOADING | STALE | FAST, Keys::None, Handler::Conn(select)),
-    Spec::new("reset", 1, ANY | FAST | NO_AUTH | NO_QUEUE | SUBSCRIBE_MODE, Keys::None, Handler::Async(reset)),
+    Spec::new(
+        "reset",
+        1,
+        ANY | ALLOW_BUSY | FAST | NO_AUTH | NO_QUEUE | SUBSCRIBE_MODE,
+        Keys::None,
+        Handler::Async(reset),
+    ),
     Spec::new("client", -2, ANY, Keys::None, Handler::Async(client)),
 ];

@@ -240,6 +240,7 @@ fn function(client: &mut Client, args: Args) -> CmdResult {
     let sub = args.keyword(1);
     let n = args.len();
     let server = &client.shard.server;
+    refuse_while_busy(server, &sub)?;
     match sub.as_str() {
         "HELP" if n == 2 => Ok(Reply::help(FUNCTION_HELP)),
         "LOAD" if n == 3 => function_load(client, false, args.get(2)),
@@ -258,19 +259,60 @@ fn function(client: &mut Client, args: Args) -> CmdResult {
         }
         "FLUSH" if n == 3 => Err(CmdError::err("FUNCTION FLUSH only supports SYNC|ASYNC option")),
         "LIST" => function_list(client, args),
-        "KILL" if n == 2 => kill(server),
-        "HELP" | "LOAD" | "DELETE" | "FLUSH" | "KILL" => {
-            Err(CmdError::SubcommandSyntax { cmd: "FUNCTION".into(), sub: args.str(1) })
-        }
+        "KILL" if n == 2 => kill(server, false),
+        "STATS" if n == 2 => function_stats(server),
+        "HELP" | "LOAD" | "DELETE" | "KILL" | "STATS" => Err(CmdError::arity(&format!("function|{sub}"))),
+        "FLUSH" => Err(CmdError::SubcommandSyntax { cmd: "FUNCTION".into(), sub: args.str(1) }),
         _ => Err(CmdError::UnknownSubcommand { cmd: "FUNCTION".into(), sub: args.str(1) }),
     }
 }
 
-/// SCRIPT KILL and FUNCTION KILL: stops running scripts that have not
-/// written.
-fn kill(server: &crate::server::shared::Shared) -> CmdResult {
+/// FUNCTION STATS: the running function, and what is loaded.
+fn function_stats(server: &crate::server::shared::Shared) -> CmdResult {
+    // A busy EVAL script is not a function: FUNCTION STATS is refused then.
+    if server.scripts_running.load(Ordering::Relaxed) > 0 && !server.function_running() {
+        return Err(server.busy_error());
+    }
+    let running = match server.running_function.lock().ok().and_then(|f| f.clone()) {
+        None => Reply::Null,
+        Some((command, started)) => Reply::Map(vec![
+            (Reply::text("name"), Reply::Bulk(command.get(1).cloned().unwrap_or_default())),
+            (Reply::text("command"), Reply::Array(command.into_iter().map(Reply::Bulk).collect())),
+            (Reply::text("duration_ms"), Reply::Int(started.elapsed().as_millis() as i64)),
+        ]),
+    };
+    let (libraries, functions) = server
+        .libraries
+        .read()
+        .map(|l| (l.libs.len(), l.libs.values().map(|lib| lib.functions.len()).sum::<usize>()))
+        .unwrap_or_default();
+    let counts = Reply::Map(vec![
+        (Reply::text("libraries_count"), Reply::Int(libraries as i64)),
+        (Reply::text("functions_count"), Reply::Int(functions as i64)),
+    ]);
+    Ok(Reply::Map(vec![
+        (Reply::text("running_script"), running),
+        (Reply::text("engines"), Reply::Map(vec![(Reply::text("LUA"), counts)])),
+    ]))
+}
+
+/// While a script is busy, only the KILL and STATS subcommands run.
+fn refuse_while_busy(server: &crate::server::shared::Shared, sub: &str) -> Result<(), CmdError> {
+    if server.script_busy.load(Ordering::Relaxed) && !matches!(sub, "KILL" | "STATS") {
+        return Err(server.busy_error());
+    }
+    Ok(())
+}
+
+/// SCRIPT KILL and FUNCTION KILL: stops the running script (or function)
+/// if it has not written.
+fn kill(server: &crate::server::shared::Shared, by_script_kill: bool) -> CmdResult {
     if server.scripts_running.load(Ordering::Relaxed) == 0 {
         return Err(CmdError::Raw("NOTBUSY No scripts in execution right now.".into()));
+    }
+    // SCRIPT KILL stops EVAL scripts, FUNCTION KILL functions.
+    if by_script_kill == server.function_running() {
+        return Err(server.busy_error());
     }
     if server.script_wrote.load(Ordering::Relaxed) {
         return Err(CmdError::Raw("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.".into()));
@@ -304,6 +346,7 @@ fn script<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
         let sub = args.keyword(1);
         let n = args.len();
         let server = &client.shard.server;
+        refuse_while_busy(server, &sub)?;
         match sub.as_str() {
             "HELP" if n == 2 => Ok(Reply::help(SCRIPT_HELP)),
             "LOAD" if n == 3 => {
@@ -327,10 +370,8 @@ fn script<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                 Ok(Reply::Ok)
             }
             "FLUSH" => Err(CmdError::err("SCRIPT FLUSH only support SYNC|ASYNC option")),
-            "KILL" if n == 2 => kill(server),
-            "HELP" | "LOAD" | "EXISTS" | "KILL" => {
-                Err(CmdError::SubcommandSyntax { cmd: "SCRIPT".into(), sub: args.str(1) })
-            }
+            "KILL" if n == 2 => kill(server, true),
+            "HELP" | "LOAD" | "EXISTS" | "KILL" => Err(CmdError::arity(&format!("script|{sub}"))),
             _ => Err(CmdError::UnknownSubcommand { cmd: "SCRIPT".into(), sub: args.str(1) }),
         }
     })

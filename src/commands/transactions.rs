@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use futures::future::LocalBoxFuture;
 
-use super::{Args, FAST, Handler, Keys, LOADING, NO_QUEUE, NOSCRIPT, STALE, Spec};
+use super::{ALLOW_BUSY, Args, FAST, Handler, Keys, LOADING, NO_QUEUE, NOSCRIPT, STALE, Spec};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::{Client, Multi};
 use crate::server::dispatch::execute;
@@ -155,9 +155,9 @@ fn exec<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
 const ANY: u32 = NOSCRIPT | LOADING | STALE;
 
 pub(super) const TABLE: &[Spec] = &[
-    Spec::new("multi", 1, ANY | FAST | NO_QUEUE, Keys::None, Handler::Conn(multi)),
+    Spec::new("multi", 1, ANY | ALLOW_BUSY | FAST | NO_QUEUE, Keys::None, Handler::Conn(multi)),
     Spec::new("exec", 1, ANY | NO_QUEUE, Keys::None, Handler::Async(exec)),
-    Spec::new("discard", 1, ANY | FAST | NO_QUEUE, Keys::None, Handler::Async(discard)),
-    Spec::new("watch", -2, ANY | FAST | NO_QUEUE, Keys::Range(1, -1, 1), Handler::Async(watch)),
-    Spec::new("unwatch", 1, ANY | FAST, Keys::None, Handler::Async(unwatch)),
+    Spec::new("discard", 1, ANY | ALLOW_BUSY | FAST | NO_QUEUE, Keys::None, Handler::Async(discard)),
+    Spec::new("watch", -2, ANY | ALLOW_BUSY | FAST | NO_QUEUE, Keys::Range(1, -1, 1), Handler::Async(watch)),
+    Spec::new("unwatch", 1, ANY | ALLOW_BUSY | FAST, Keys::None, Handler::Async(unwatch)),
 ];

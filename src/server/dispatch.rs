@@ -213,9 +213,7 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
     } else if client.shard.server.script_busy.load(std::sync::atomic::Ordering::Relaxed)
         && !spec.has(commands::ALLOW_BUSY)
     {
-        Err(CmdError::Raw(
-            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.".into(),
-        ))
+        Err(client.shard.server.busy_error())
     } else if client.proto() == Proto::Resp2 && client.subs.any() && !spec.has(commands::SUBSCRIBE_MODE) {
         Err(CmdError::err(format!(
             "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",

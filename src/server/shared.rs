@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::config::{Config, ConfigError, Hot};
+use crate::protocol::CmdError;
 
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -43,6 +44,10 @@ pub struct Shared {
     pub script_kill: AtomicBool,
     /// A running script has written: SCRIPT KILL refuses (UNKILLABLE).
     pub script_wrote: AtomicBool,
+    /// The FUNCTION being run, if the running script is one: its command
+    /// and start (FUNCTION STATS; BUSY and KILL errors then name
+    /// FUNCTION KILL).
+    pub running_function: std::sync::Mutex<Option<(Vec<bytes::Bytes>, Instant)>>,
     /// FUNCTION libraries, for every shard.
     pub libraries: std::sync::RwLock<crate::scripting::Libraries>,
     /// jemalloc's allocated bytes and when they were last read (ms).
@@ -52,6 +57,16 @@ pub struct Shared {
 }
 
 impl Shared {
+    pub fn function_running(&self) -> bool {
+        self.running_function.lock().is_ok_and(|f| f.is_some())
+    }
+
+    /// The BUSY error while a script is busy (it names the right KILL).
+    pub fn busy_error(&self) -> CmdError {
+        let kill = if self.function_running() { "FUNCTION" } else { "SCRIPT" };
+        CmdError::Raw(format!("BUSY Redis is busy running a script. You can only call {kill} KILL or SHUTDOWN NOSAVE."))
+    }
+
     pub fn new(config: Config, shards: usize) -> Shared {
         let hot = Hot::default();
         config.fill_hot(&hot);
@@ -71,6 +86,7 @@ impl Shared {
             script_busy: AtomicBool::new(false),
             script_kill: AtomicBool::new(false),
             script_wrote: AtomicBool::new(false),
+            running_function: std::sync::Mutex::new(None),
             libraries: Default::default(),
             used_memory: AtomicU64::new(0),
             memory_checked_ms: AtomicU64::new(0),
