@@ -1,5 +1,6 @@
 //! Keyspace commands (db.c, expire.c, object.c).
 
+use crate::server::notify;
 use futures::future::LocalBoxFuture;
 
 use super::{Args, Ctx, FAST, Handler, Keys, Merge, READONLY, Spec, WRITE};
@@ -39,7 +40,7 @@ fn del(ctx: &mut Ctx, args: Args) -> CmdResult {
 }
 
 fn exists(ctx: &mut Ctx, args: Args) -> CmdResult {
-    Ok(Reply::Int((1..args.len()).filter(|&i| ctx.lookup(args.get(i)).is_some()).count() as i64))
+    Ok(Reply::Int((1..args.len()).filter(|&i| ctx.peek(args.get(i)).is_some()).count() as i64))
 }
 
 fn touch(ctx: &mut Ctx, args: Args) -> CmdResult {
@@ -47,7 +48,7 @@ fn touch(ctx: &mut Ctx, args: Args) -> CmdResult {
 }
 
 fn type_(ctx: &mut Ctx, args: Args) -> CmdResult {
-    let name = ctx.lookup(args.get(1)).map_or("none", |e| e.value.type_name());
+    let name = ctx.peek(args.get(1)).map_or("none", |e| e.value.type_name());
     Ok(Reply::status(name))
 }
 
@@ -173,6 +174,7 @@ fn copy(ctx: &mut Ctx, args: Args) -> CmdResult {
         dst.remove(args.get(2), now);
     }
     dst.insert(args.get(2), value, ttl.unwrap_or(0), now);
+    ctx.ks.note(notify::GENERIC, "copy_to", dst_db, args.get(2));
     Ok(Reply::Int(1))
 }
 
@@ -197,6 +199,7 @@ fn copy_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, 
                     ctx.db().remove(k, now);
                 }
                 ctx.set(k, value, ttl.unwrap_or(0));
+                ctx.ks.note(notify::GENERIC, "copy_to", dst_db, k);
                 true
             })
             .await;
@@ -228,6 +231,8 @@ fn move_(ctx: &mut Ctx, args: Args) -> CmdResult {
     };
     let at = e.expire_at().unwrap_or(0);
     ctx.ks.dbs[dst].insert(key, e.value, at, now);
+    ctx.ks.note(notify::GENERIC, "move_from", ctx.db, key);
+    ctx.ks.note(notify::GENERIC, "move_to", dst, key);
     Ok(Reply::Int(1))
 }
 

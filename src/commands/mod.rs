@@ -508,10 +508,21 @@ impl Ctx<'_> {
         &mut self.ks.dbs[self.db]
     }
 
-    /// Looks a key up for reading: counts a hit or miss and updates its
-    /// access time (unless the client asked for NO-TOUCH).
+    /// Looks a key up for reading: counts a hit or miss (a `keymiss`
+    /// event) and updates its access time (unless the client asked for
+    /// NO-TOUCH).
     pub fn read(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        let (now, touch) = (self.now, !self.no_touch);
+        let touch = !self.no_touch;
+        self.read_with(key, touch)
+    }
+
+    /// `read` that never updates the access time (EXISTS, TYPE).
+    pub fn peek(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        self.read_with(key, false)
+    }
+
+    fn read_with(&mut self, key: &[u8], touch: bool) -> Option<&mut Entry> {
+        let now = self.now;
         let ks = &mut *self.ks;
         match ks.dbs[self.db].get(key, now) {
             Some(e) => {
@@ -523,6 +534,16 @@ impl Ctx<'_> {
             }
             None => {
                 ks.misses += 1;
+                // (Not `note`: the lookup still borrows the databases.)
+                if ks.notify & crate::server::notify::KEY_MISS != 0 {
+                    let event = crate::storage::KeyEvent {
+                        class: crate::server::notify::KEY_MISS,
+                        name: "keymiss",
+                        db: self.db,
+                        key: key.into(),
+                    };
+                    ks.events.push(event);
+                }
                 None
             }
         }

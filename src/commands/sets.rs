@@ -122,14 +122,13 @@ fn sscan(ctx: &mut Ctx, args: Args) -> CmdResult {
 /// The sets at `keys` (None for a missing key), read on their owners
 /// under `tx`; WRONGTYPE if one holds another type.
 async fn read_sets(client: &Client, tx: &Tx, keys: &[Key]) -> Result<Vec<Option<Set>>, CmdError> {
-    let db = client.db();
+    let (db, no_touch) = (client.db(), client.no_touch());
     let mut sets = Vec::with_capacity(keys.len());
     for key in keys {
         let key = key.clone();
         let value = tx
             .run(client.shard.owner(&key), move |sh| {
-                let now = sh.now();
-                sh.ks.borrow_mut().dbs[db].get(&key, now).map(|e| e.value.clone())
+                sh.with_ctx(db, no_touch, |ctx| ctx.read(&key).map(|e| e.value.clone()))
             })
             .await;
         sets.push(match value {
@@ -145,14 +144,17 @@ async fn read_sets(client: &Client, tx: &Tx, keys: &[Key]) -> Result<Vec<Option<
 async fn write_set(client: &Client, tx: &Tx, key: &[u8], set: Set) {
     let (db, key) = (client.db(), Key::new(key));
     tx.run(client.shard.owner(&key), move |sh| {
-        let mut ks = sh.ks.borrow_mut();
-        let now = sh.now();
-        if set.is_empty() {
-            ks.dbs[db].remove(&key, now);
-        } else {
-            ks.dbs[db].insert(&key, set.wrap(), 0, now);
-        }
-        ks.dirty += 1;
+        sh.with_ctx(db, false, |ctx| {
+            if set.is_empty() {
+                let now = ctx.now;
+                if ctx.db().remove(&key, now).is_some() {
+                    ctx.ks.note(crate::server::notify::GENERIC, "del", db, &key);
+                }
+            } else {
+                ctx.set(&key, set.wrap(), 0);
+            }
+            ctx.ks.dirty += 1;
+        })
     })
     .await;
 }

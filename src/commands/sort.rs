@@ -12,6 +12,7 @@ use super::keys::on_owner;
 use super::{Args, DENYOOM, Handler, Keys, READONLY, Spec, Typed, WRITE, parse_f64};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
+use crate::server::notify;
 use crate::server::transaction::Tx;
 use crate::storage::{Key, List, ListLimits, Value};
 
@@ -139,16 +140,21 @@ async fn sort_generic(client: &mut Client, args: Args<'_>, read_only: bool) -> C
     }
     let tx = Tx::lock(client, db, locked.into_iter()).await;
     let result = async {
-        let (elements, is_sorted_set) = on_owner(&tx, client, &source, db, |ctx, k| match ctx.read(k) {
-            None => Ok((Vec::new(), false)),
-            Some(e) => match &e.value {
-                Value::List(l) => Ok((l.iter().map(|x| x.to_vec()).collect(), false)),
-                Value::Set(s) => Ok((s.members().iter().map(|x| x.to_vec()).collect(), false)),
-                Value::ZSet(z) => Ok((z.range(0, z.len()).into_iter().map(|(_, m)| m.to_vec()).collect(), true)),
-                _ => Err(CmdError::WrongType),
-            },
+        let (read, mut events) = on_owner(&tx, client, &source, db, |ctx, k| {
+            let read = match ctx.read(k) {
+                None => Ok((Vec::new(), false)),
+                Some(e) => match &e.value {
+                    Value::List(l) => Ok((l.iter().map(|x| x.to_vec()).collect(), false)),
+                    Value::Set(s) => Ok((s.members().iter().map(|x| x.to_vec()).collect(), false)),
+                    Value::ZSet(z) => Ok((z.range(0, z.len()).into_iter().map(|(_, m)| m.to_vec()).collect(), true)),
+                    _ => Err(CmdError::WrongType),
+                },
+            };
+            // A miss is reported with the store's events, before them.
+            (read, ctx.ks.take_events())
         })
-        .await?;
+        .await;
+        let (elements, is_sorted_set) = read?;
         let mut order: Vec<usize> = (0..elements.len()).collect();
         if !o.dont_sort {
             let keys: Vec<Option<Vec<u8>>> = match &o.by {
@@ -200,13 +206,19 @@ async fn sort_generic(client: &mut Client, args: Args<'_>, read_only: bool) -> C
             (0..picked.len()).flat_map(|i| columns.iter().map(move |c| c[i].clone())).collect()
         };
         match &o.store {
-            None => Ok(Reply::Array(values.into_iter().map(|v| v.map_or(Reply::Null, |v| Reply::bulk(&v))).collect())),
+            None => {
+                client.shard.publish_events(events, crate::commands::lookup(b"sort"));
+                Ok(Reply::Array(values.into_iter().map(|v| v.map_or(Reply::Null, |v| Reply::bulk(&v))).collect()))
+            }
             Some(dst) => {
                 let n = values.len();
-                on_owner(&tx, client, dst, db, move |ctx, k| {
-                    let now = ctx.now;
-                    ctx.db().remove(k, now);
-                    if !values.is_empty() {
+                let stored = on_owner(&tx, client, dst, db, move |ctx, k| {
+                    let (now, db) = (ctx.now, ctx.db);
+                    if values.is_empty() {
+                        if ctx.db().remove(k, now).is_some() {
+                            ctx.ks.note(notify::GENERIC, "del", db, k);
+                        }
+                    } else {
                         let limits = ListLimits {
                             max_listpack_size: ctx
                                 .server
@@ -219,10 +231,16 @@ async fn sort_generic(client: &mut Client, args: Args<'_>, read_only: bool) -> C
                             .iter()
                             .for_each(|v| l.push(crate::storage::End::Right, v.as_deref().unwrap_or(b""), limits));
                         ctx.set(k, l.wrap(), 0);
+                        ctx.ks.note(notify::LIST, "sortstore", db, k);
                     }
                     ctx.ks.dirty += 1;
+                    // Sent from here: the destination is not among the
+                    // command's declared keys.
+                    ctx.ks.take_events()
                 })
                 .await;
+                events.extend(stored);
+                client.shard.publish_events(events, crate::commands::lookup(b"sort"));
                 Ok(Reply::Int(n as i64))
             }
         }

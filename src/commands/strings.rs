@@ -149,15 +149,23 @@ fn getex(ctx: &mut Ctx, args: Args) -> CmdResult {
     if value == Reply::Null {
         return Ok(value);
     }
-    let now = ctx.now;
-    if let Some(at) = o.expire {
+    let (now, db) = (ctx.now, ctx.db);
+    let event = if let Some(at) = o.expire {
         if at <= now {
             ctx.db().remove(key, now);
+            Some("del")
         } else {
             ctx.db().set_expire(key, Some(at));
+            Some("expire")
         }
-    } else if o.persist {
+    } else if o.persist && ctx.db().expire_of(key).is_some() {
         ctx.db().set_expire(key, None);
+        Some("persist")
+    } else {
+        None
+    };
+    if let Some(name) = event {
+        ctx.ks.note(crate::server::notify::GENERIC, name, db, key);
     }
     Ok(value)
 }

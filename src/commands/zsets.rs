@@ -137,6 +137,11 @@ fn zadd_generic(ctx: &mut Ctx, args: Args, mut f: AddFlags, mut at: usize) -> Cm
         last = s;
     }
     ctx.drop_if_empty::<ZSet>(key);
+    // The event tells additions and score changes alike (the reply may not).
+    if added + updated > 0 {
+        let db = ctx.db;
+        ctx.ks.note(crate::server::notify::ZSET, if f.incr { "zincr" } else { "zadd" }, db, key);
+    }
     Ok(if f.incr {
         if processed > 0 { score_reply(last) } else { Reply::Null }
     } else {

@@ -57,7 +57,7 @@ fn run_body(
             Ok(reply) if own_events && spec.has(WRITE) => notify::command_events(spec, args, reply, db, notify),
             _ => Vec::new(),
         };
-        shard.publish_events(own);
+        shard.publish_events(own, Some(spec));
     }
     result
 }
@@ -75,10 +75,10 @@ async fn keys_written(client: &Client, spec: &Spec, args: Args<'_>, reply: &Repl
         let mut events = notify::command_events(spec, args, reply, client.db(), notify);
         let mut owners: Vec<usize> = spec.keys.positions(args).map(|i| client.shard.owner(args.get(i))).collect();
         owners.dedup();
-        for owner in owners.into_iter().filter(|&o| o != client.shard.id) {
+        for owner in owners {
             events.extend(client.shard.run_on(owner, |sh| sh.ks.borrow_mut().take_events()).await);
         }
-        client.shard.publish_events(events);
+        client.shard.publish_events(events, Some(spec));
     }
     let server = &client.shard.server;
     if server.watching.load(Relaxed) == 0 && server.blocked_clients.load(Relaxed) == 0 {
@@ -358,7 +358,7 @@ async fn run_split(client: &Client, spec: &'static Spec, f: DataFn, merge: Merge
         && notify != 0
         && spec.has(WRITE)
     {
-        shard.publish_events(notify::command_events(spec, args, reply, db, notify));
+        shard.publish_events(notify::command_events(spec, args, reply, db, notify), Some(spec));
     }
     merged
 }

@@ -144,7 +144,7 @@ impl Shard {
             }
         }
         if freed_any && notify != 0 {
-            self.publish_events(Vec::new());
+            self.publish_events(Vec::new(), None);
         }
         freed_any || !over_limit(self)
     }

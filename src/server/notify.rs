@@ -120,8 +120,6 @@ const EVENTS: &[(&str, u32, &[&str], When)] = &[
     ("persist", GENERIC, &["persist"], When::Changed),
     ("rename", GENERIC, &["rename_from", "rename_to"], When::Always),
     ("renamenx", GENERIC, &["rename_from", "rename_to"], When::Changed),
-    ("copy", GENERIC, &["", "copy_to"], When::Changed),
-    ("move", GENERIC, &["move_from"], When::Changed),
     ("lpush", LIST, &["lpush"], When::Changed),
     ("lpushx", LIST, &["lpush"], When::Changed),
     ("rpush", LIST, &["rpush"], When::Changed),
@@ -145,8 +143,6 @@ const EVENTS: &[(&str, u32, &[&str], When)] = &[
     ("sinterstore", SET, &["sinterstore", ""], When::Changed),
     ("sunionstore", SET, &["sunionstore", ""], When::Changed),
     ("sdiffstore", SET, &["sdiffstore", ""], When::Changed),
-    ("zadd", ZSET, &["zadd"], When::Changed),
-    ("zincrby", ZSET, &["zincr"], When::Always),
     ("zrem", ZSET, &["zrem"], When::Changed),
     ("zremrangebyscore", ZSET, &["zremrangebyscore"], When::Changed),
     ("zremrangebyrank", ZSET, &["zremrangebyrank"], When::Changed),
@@ -158,6 +154,32 @@ const EVENTS: &[(&str, u32, &[&str], When)] = &[
     ("zdiffstore", ZSET, &["zdiffstore", ""], When::Changed),
     ("zrangestore", ZSET, &["zrangestore", ""], When::Changed),
 ];
+
+/// Whether a command reports `keymiss`: reads do, and the writes that
+/// read a key first (GETDEL, SET ... GET) or read their sources (the
+/// STORE commands); the others look keys up as writes.
+fn reports_misses(spec: &Spec) -> bool {
+    !spec.has(crate::commands::WRITE)
+        || matches!(
+            spec.name,
+            "getdel"
+                | "getex"
+                | "getset"
+                | "bitfield"
+                | "set"
+                | "sort"
+                | "copy"
+                | "bitop"
+                | "pfmerge"
+                | "sunionstore"
+                | "sinterstore"
+                | "sdiffstore"
+                | "zunionstore"
+                | "zinterstore"
+                | "zdiffstore"
+                | "zrangestore"
+        )
+}
 
 fn changed(reply: &Reply) -> bool {
     !matches!(reply, Reply::Int(0) | Reply::Null | Reply::NullArray | Reply::Nothing)
@@ -250,22 +272,29 @@ impl Shard {
     /// Before a command or an expiry round: which events to record.
     pub fn arm_notifications(&self) -> u32 {
         let flags = self.notify_flags();
-        self.ks.borrow_mut().set_notify(flags, flags & EXPIRED != 0);
+        self.ks.borrow_mut().set_notify(flags);
         flags
     }
 
-    /// Publishes the recorded events (after `first`, the command's own)
-    /// to the subscribers of every shard, in order.
-    pub fn publish_events(self: &std::rc::Rc<Self>, first: Vec<Event>) {
+    /// Publishes `first` (the events of `command`, if one ran) with the
+    /// recorded ones to the subscribers of every shard: expired and new keys, then
+    /// `first`, then what the command's steps noted.
+    pub fn publish_events(self: &std::rc::Rc<Self>, first: Vec<Event>, command: Option<&Spec>) {
         let flags = self.notify_flags();
         if flags == 0 {
             return;
         }
         let mut events = first;
         events.extend(self.ks.borrow_mut().take_events());
+        if command.is_some_and(|c| !reports_misses(c)) {
+            events.retain(|e| e.class != KEY_MISS);
+        }
         if events.is_empty() {
             return;
         }
+        // Keys expire, miss and get created while a command looks them
+        // up, so Redis reports those before the command's own events.
+        events.sort_by_key(|e| e.class & (EXPIRED | NEW | KEY_MISS) == 0);
         let mut messages = Vec::with_capacity(events.len() * 2);
         for e in events.iter().filter(|e| flags & e.class != 0) {
             if flags & KEYSPACE != 0 {

@@ -86,6 +86,9 @@ impl Shard {
     /// Runs `f` with a command context on database `db` of this shard.
     pub fn with_ctx<R>(&self, db: usize, no_touch: bool, f: impl FnOnce(&mut crate::commands::Ctx) -> R) -> R {
         let mut ks = self.ks.borrow_mut();
+        // Record the keyspace events wanted now (the command may be one
+        // step of a write coordinated by another shard).
+        ks.set_notify(self.notify_flags());
         let mut ctx = crate::commands::Ctx { ks: &mut ks, db, now: self.now(), no_touch, server: &self.server };
         f(&mut ctx)
     }

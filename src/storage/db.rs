@@ -90,8 +90,18 @@ pub struct Db {
     pub expired: u64,
     /// Keys under WATCH; empty unless some client is in a WATCH.
     watched: std::collections::HashMap<Key, Watch, KeyHasher>,
-    /// Keys removed by expiry, kept for keyspace notifications when on.
-    expired_log: Option<Vec<Key>>,
+    /// Keys that expired or were created, in order, for keyspace
+    /// notifications (only the kinds they want).
+    log: Vec<(Logged, Key)>,
+    log_expired: bool,
+    log_new: bool,
+}
+
+/// What happened to a key, in a database's log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logged {
+    Expired,
+    New,
 }
 
 impl Db {
@@ -128,11 +138,16 @@ impl Db {
     /// Stores `value` under `key`, replacing any old value and its TTL
     /// (`expire_at` 0: persistent). Returns the entry.
     pub fn insert(&mut self, key: &[u8], value: Value, expire_at: i64, now_ms: i64) -> &mut Entry {
+        if !self.expires.is_empty() {
+            // An expired key is reclaimed first (it expired, then a new
+            // key was made), as Redis's write lookup does.
+            self.get(key, now_ms);
+        }
         let slot = key_slot(key);
         let h = hash(key);
         // Split borrows: the entry lives in `slots` while `expires` and
         // `len` are kept in step.
-        let Db { slots, expires, len, .. } = self;
+        let Db { slots, expires, len, log, log_new, .. } = self;
         let make = || Entry { key: key.into(), value: Value::Str(super::Str::Int(0)), expire_at: 0, access: 0 };
         let (existed, e) = slots.get_or_create(slot).entry(h, key, make, |e| hash(&e.key));
         let had = existed && e.expire_at != 0;
@@ -150,6 +165,9 @@ impl Db {
         }
         if !existed {
             *len += 1;
+            if *log_new {
+                log.push((Logged::New, key.into()));
+            }
         }
         e
     }
@@ -205,25 +223,26 @@ impl Db {
     pub fn clear(&mut self, now_ms: i64) {
         self.touch_existing(None, now_ms);
         let watched = std::mem::take(&mut self.watched);
-        let expired_log = self.expired_log.take();
-        *self = Db { expired: self.expired, watched, expired_log, ..Db::default() };
+        let (log, log_expired, log_new) = (std::mem::take(&mut self.log), self.log_expired, self.log_new);
+        *self = Db { expired: self.expired, watched, log, log_expired, log_new, ..Db::default() };
     }
 
     /// After `key` was removed because its TTL passed.
     fn reclaimed(&mut self, key: &[u8]) {
         self.expired += 1;
         self.touch(key);
-        if let Some(log) = self.expired_log.as_mut() {
-            log.push(key.into());
+        if self.log_expired {
+            self.log.push((Logged::Expired, key.into()));
         }
     }
 
-    pub fn log_expired(&mut self, on: bool) {
-        self.expired_log = on.then(Vec::new);
+    /// Which kinds the log records from now on.
+    pub fn set_log(&mut self, expired: bool, new: bool) {
+        (self.log_expired, self.log_new) = (expired, new);
     }
 
-    pub fn take_expired_log(&mut self) -> Vec<Key> {
-        self.expired_log.as_mut().map(std::mem::take).unwrap_or_default()
+    pub fn take_log(&mut self) -> Vec<(Logged, Key)> {
+        std::mem::take(&mut self.log)
     }
 
     /// Registers a WATCH on `key`; returns its version.

@@ -14,7 +14,7 @@ pub mod table;
 pub mod value;
 pub mod zset;
 
-pub use db::{Db, Entry};
+pub use db::{Db, Entry, Logged};
 pub use small_bytes::SmallBytes;
 
 /// Keys are short byte strings, inline up to 22 bytes.
@@ -69,22 +69,27 @@ impl Keyspace {
         }
     }
 
-    /// Sets the wanted classes; `expired` says whether expiry is logged.
-    pub fn set_notify(&mut self, classes: u32, expired: bool) {
+    /// Sets the wanted classes (the databases log expired and created
+    /// keys if those are wanted).
+    pub fn set_notify(&mut self, classes: u32) {
+        use crate::server::notify::{EXPIRED, NEW};
         if self.notify != classes {
             self.notify = classes;
-            self.dbs.iter_mut().for_each(|d| d.log_expired(expired));
+            self.dbs.iter_mut().for_each(|d| d.set_log(classes & EXPIRED != 0, classes & NEW != 0));
         }
     }
 
-    /// The recorded events, with the keys expired meanwhile.
+    /// The keys expired or created meanwhile, then the recorded events.
     pub fn take_events(&mut self) -> Vec<KeyEvent> {
-        let mut events = std::mem::take(&mut self.events);
+        use crate::server::notify::{EXPIRED, NEW};
+        let mut events = Vec::new();
         for (db, d) in self.dbs.iter_mut().enumerate() {
-            for key in d.take_expired_log() {
-                events.push(KeyEvent { class: crate::server::notify::EXPIRED, name: "expired", db, key });
-            }
+            events.extend(d.take_log().into_iter().map(|(what, key)| match what {
+                Logged::Expired => KeyEvent { class: EXPIRED, name: "expired", db, key },
+                Logged::New => KeyEvent { class: NEW, name: "new", db, key },
+            }));
         }
+        events.append(&mut self.events);
         events
     }
 
