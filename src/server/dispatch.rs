@@ -14,6 +14,7 @@ use crate::commands::{self, Args, DataFn, Handler, Merge, OwnedArgs, Spec, WRITE
 use crate::config::Hot;
 use crate::protocol::reply::{encode, encode_error};
 use crate::protocol::{CmdError, CmdResult, Proto, Reply};
+use crate::storage::KeyEvent;
 
 /// Runs a command body on this shard; a write bumps the write counter and
 /// the versions of its keys that clients WATCH.
@@ -21,10 +22,19 @@ pub fn run_data(shard: &Rc<Shard>, spec: &Spec, f: DataFn, db: usize, no_touch: 
     run_body(shard, spec, f, db, no_touch, args, true)
 }
 
-/// `run_data` for one shard's part of a split command: the command's own
-/// keyspace events are the coordinator's to send, in key order.
-fn run_part(shard: &Rc<Shard>, spec: &Spec, f: DataFn, db: usize, no_touch: bool, args: Args) -> CmdResult {
-    run_body(shard, spec, f, db, no_touch, args, false)
+/// `run_data` for one shard's part of a split command: its keyspace
+/// events go back to the coordinator, which sends them in key order.
+fn run_part(
+    shard: &Rc<Shard>,
+    spec: &Spec,
+    f: DataFn,
+    db: usize,
+    no_touch: bool,
+    args: Args,
+) -> (CmdResult, Vec<KeyEvent>) {
+    let result = run_body(shard, spec, f, db, no_touch, args, false);
+    let events = if shard.notify_flags() != 0 { shard.ks.borrow_mut().take_events() } else { Vec::new() };
+    (result, events)
 }
 
 fn run_body(
@@ -52,9 +62,9 @@ fn run_body(
     if result.is_ok() && wrote && !shard.blocked.borrow().is_empty() {
         spec.keys.positions(args).for_each(|i| shard.key_written(db, args.get(i)));
     }
-    if notify != 0 {
+    if notify != 0 && own_events {
         let own = match &result {
-            Ok(reply) if own_events && spec.has(WRITE) => notify::command_events(spec, args, reply, db, notify),
+            Ok(reply) if spec.has(WRITE) => notify::command_events(spec, args, reply, db, notify),
             _ => Vec::new(),
         };
         shard.publish_events(own, Some(spec));
@@ -350,15 +360,18 @@ async fn run_split(client: &Client, spec: &'static Spec, f: DataFn, merge: Merge
         }
         tx.run(owner, move |sh| run_part(sh, spec, f, db, no_touch, owned.args()))
     });
-    let results = futures::future::join_all(parts).await;
+    let (results, recorded): (Vec<CmdResult>, Vec<Vec<KeyEvent>>) =
+        futures::future::join_all(parts).await.into_iter().unzip();
     tx.unlock().await;
     let merged = merge_replies(merge, positions.len(), groups.values(), results);
     let notify = shard.notify_flags();
-    if let Ok(reply) = &merged
-        && notify != 0
-        && spec.has(WRITE)
-    {
-        shard.publish_events(notify::command_events(spec, args, reply, db, notify), Some(spec));
+    if notify != 0 {
+        let own = match &merged {
+            Ok(reply) if spec.has(WRITE) => notify::command_events(spec, args, reply, db, notify),
+            _ => Vec::new(),
+        };
+        let keys = positions.iter().map(|&i| args.get(i));
+        shard.send_events(notify::per_key(keys, recorded.into_iter().flatten().collect(), own, spec));
     }
     merged
 }

@@ -155,6 +155,44 @@ const EVENTS: &[(&str, u32, &[&str], When)] = &[
     ("zrangestore", ZSET, &["zrangestore", ""], When::Changed),
 ];
 
+/// An event that happens while a command looks its key up.
+fn looked_up(e: &Event) -> bool {
+    e.class & (EXPIRED | NEW | KEY_MISS) != 0
+}
+
+/// The events of a split command (each key handled by its owner): per
+/// key in command order, what its owner recorded, then the command's own
+/// event on it, as Redis's loop over the keys sends them. Events on keys
+/// the command does not name (expired meanwhile) come first.
+pub fn per_key<'a>(
+    keys: impl Iterator<Item = &'a [u8]>,
+    mut recorded: Vec<Event>,
+    own: Vec<Event>,
+    command: &Spec,
+) -> Vec<Event> {
+    if !reports_misses(command) {
+        recorded.retain(|e| e.class != KEY_MISS);
+    }
+    // Each key's positions (1-based; 0 ranks first): recorded events go
+    // with its first, the command's own events with one position each (a
+    // key may be named twice, as in MSET k 1 k 2).
+    let mut at: std::collections::HashMap<&[u8], (usize, std::collections::VecDeque<usize>)> =
+        std::collections::HashMap::new();
+    for (i, key) in keys.enumerate() {
+        at.entry(key).or_insert_with(|| (i + 1, Default::default())).1.push_back(i + 1);
+    }
+    let mut ranked: Vec<((usize, bool), Event)> = Vec::with_capacity(recorded.len() + own.len());
+    for e in recorded {
+        ranked.push(((at.get(&e.key[..]).map_or(0, |(first, _)| *first), false), e));
+    }
+    for e in own {
+        let rank = at.get_mut(&e.key[..]).map_or(0, |(first, left)| left.pop_front().unwrap_or(*first));
+        ranked.push(((rank, true), e));
+    }
+    ranked.sort_by_key(|(rank, _)| *rank);
+    ranked.into_iter().map(|(_, e)| e).collect()
+}
+
 /// Whether a command reports `keymiss`: reads do, and the writes that
 /// read a key first (GETDEL, SET ... GET) or read their sources (the
 /// STORE commands); the others look keys up as writes.
@@ -289,12 +327,19 @@ impl Shard {
         if command.is_some_and(|c| !reports_misses(c)) {
             events.retain(|e| e.class != KEY_MISS);
         }
+        // Keys expire, miss and get created while a command looks them
+        // up, so Redis reports those before the command's own events.
+        events.sort_by_key(|e| !looked_up(e));
+        self.send_events(events);
+    }
+
+    /// Publishes `events`, in this order, to the subscribers of every
+    /// shard.
+    pub fn send_events(self: &std::rc::Rc<Self>, events: Vec<Event>) {
+        let flags = self.notify_flags();
         if events.is_empty() {
             return;
         }
-        // Keys expire, miss and get created while a command looks them
-        // up, so Redis reports those before the command's own events.
-        events.sort_by_key(|e| e.class & (EXPIRED | NEW | KEY_MISS) == 0);
         let mut messages = Vec::with_capacity(events.len() * 2);
         for e in events.iter().filter(|e| flags & e.class != 0) {
             if flags & KEYSPACE != 0 {
