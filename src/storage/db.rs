@@ -1,7 +1,7 @@
 //! One logical database (SELECT n) on one shard.
 //!
-//! Keys are kept per hash slot: each slot owned by the shard has its own
-//! small table. That gives SCAN a cursor that survives rehashing (a cursor is
+//! Entries live in an `Arena`; keys are indexed per hash slot: each slot
+//! owned by the shard has its own small table of arena cells. That gives SCAN a cursor that survives rehashing (a cursor is
 //! a slot position and a slot is always returned whole), and gives cluster
 //! mode COUNTKEYSINSLOT / GETKEYSINSLOT and slot migration without a second
 //! index. Keys with a TTL are also in `expires`, an index set the active
@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 
 use indexmap::IndexSet;
 
+use super::arena::Arena;
 use super::slot_table::{SlotDir, SlotTable};
 use super::slots::key_slot;
 use super::value::Value;
@@ -66,6 +67,11 @@ impl Entry {
     fn expired(&self, now_ms: i64) -> bool {
         self.expire_at != 0 && self.expire_at <= now_ms
     }
+
+    #[cfg(test)]
+    pub fn for_test(key: &[u8]) -> Entry {
+        Entry { key: key.into(), value: Value::Str(super::Str::Int(0)), expire_at: 0, access: 0 }
+    }
 }
 
 /// A key some clients WATCH: how many, and a version bumped whenever the
@@ -82,7 +88,9 @@ fn lru_clock(now_ms: i64) -> u32 {
 
 #[derive(Default, Debug)]
 pub struct Db {
-    /// The keys of each slot.
+    /// The entries.
+    arena: Arena,
+    /// The arena cells of each slot's keys.
     slots: SlotDir,
     len: usize,
     expires: IndexSet<Key, KeyHasher>,
@@ -121,14 +129,19 @@ impl Db {
     pub fn get(&mut self, key: &[u8], now_ms: i64) -> Option<&mut Entry> {
         let slot = key_slot(key);
         let h = hash(key);
-        let table = self.slots.get_mut(slot)?;
-        let expired = table.find(h, key)?.expired(now_ms);
-        if expired {
+        let cell = self.slots.get(slot)?.find(&self.arena, h, key)?;
+        if self.arena.get(cell).expired(now_ms) {
             self.remove_hashed(slot, h, key);
             self.reclaimed(key);
             return None;
         }
-        self.slots.get_mut(slot)?.find_mut(h, key)
+        Some(self.arena.get_mut(cell))
+    }
+
+    /// The entry for `key`, expired or not.
+    fn peek(&self, key: &[u8]) -> Option<&Entry> {
+        let cell = self.table(key_slot(key))?.find(&self.arena, hash(key), key)?;
+        Some(self.arena.get(cell))
     }
 
     pub fn contains(&mut self, key: &[u8], now_ms: i64) -> bool {
@@ -147,9 +160,10 @@ impl Db {
         let h = hash(key);
         // Split borrows: the entry lives in `slots` while `expires` and
         // `len` are kept in step.
-        let Db { slots, expires, len, log, log_new, .. } = self;
+        let Db { arena, slots, expires, len, log, log_new, .. } = self;
         let make = || Entry { key: key.into(), value: Value::Str(super::Str::Int(0)), expire_at: 0, access: 0 };
-        let (existed, e) = slots.get_or_create(slot).entry(h, key, make, |e| hash(&e.key));
+        let (existed, cell) = slots.get_or_create(slot).entry(arena, h, key, make, |e| hash(&e.key));
+        let e = arena.get_mut(cell);
         let had = existed && e.expire_at != 0;
         e.value = value;
         e.expire_at = expire_at;
@@ -175,13 +189,10 @@ impl Db {
     /// Sets (`Some`) or clears (`None`) the TTL of an existing key.
     /// Returns false when the key does not exist.
     pub fn set_expire(&mut self, key: &[u8], expire_at: Option<i64>) -> bool {
-        let slot = key_slot(key);
-        let Some(table) = self.slots.get_mut(slot) else {
+        let Some(cell) = self.table(key_slot(key)).and_then(|t| t.find(&self.arena, hash(key), key)) else {
             return false;
         };
-        let Some(e) = table.find_mut(hash(key), key) else {
-            return false;
-        };
+        let e = self.arena.get_mut(cell);
         let had = e.expire_at != 0;
         e.expire_at = expire_at.unwrap_or(0);
         match (had, expire_at.is_some()) {
@@ -210,7 +221,8 @@ impl Db {
 
     fn remove_hashed(&mut self, slot: usize, h: u64, key: &[u8]) -> Option<Entry> {
         let table = self.slots.get_mut(slot)?;
-        let e = table.remove(h, key)?;
+        let cell = table.remove(&self.arena, h, key)?;
+        let e = self.arena.take(cell);
         self.slots.release_if_empty(slot);
         self.len -= 1;
         if e.expire_at != 0 {
@@ -304,7 +316,7 @@ impl Db {
 
     /// Entries of one slot (expired ones included; callers filter).
     pub fn slot_entries(&self, slot: usize) -> impl Iterator<Item = &Entry> {
-        self.table(slot).into_iter().flat_map(|t| t.iter())
+        self.table(slot).into_iter().flat_map(|t| t.cells()).map(|c| self.arena.get(c))
     }
 
     /// A random live key, or None if the database is empty.
@@ -315,11 +327,7 @@ impl Db {
             if self.len == 0 {
                 return None;
             }
-            let occupied: Vec<usize> = self.slots.occupied().collect();
-            let slot = occupied[fastrand::usize(..occupied.len())];
-            let table = self.table(slot)?;
-            let e = table.iter().nth(fastrand::usize(..table.len()))?;
-            let key = e.key.clone();
+            let key = self.arena.get(self.arena.random()?).key.clone();
             if self.get(&key, now_ms).is_some() {
                 return Some(key);
             }
@@ -334,12 +342,12 @@ impl Db {
 
     /// The absolute expiry of `key`, if it has one.
     pub fn expire_of(&self, key: &[u8]) -> Option<i64> {
-        self.table(key_slot(key))?.find(hash(key), key)?.expire_at()
+        self.peek(key)?.expire_at()
     }
 
     /// How long `key` has been idle, in milliseconds (second resolution).
     pub fn idle_ms(&self, key: &[u8], now_ms: i64) -> Option<i64> {
-        Some(self.table(key_slot(key))?.find(hash(key), key)?.idle_secs(now_ms) as i64 * 1000)
+        Some(self.peek(key)?.idle_secs(now_ms) as i64 * 1000)
     }
 
     /// One round of active expiry: samples up to `samples` keys with a TTL
@@ -353,7 +361,7 @@ impl Db {
             sampled += 1;
             let slot = key_slot(&key);
             let h = hash(&key);
-            let dead = self.table(slot).and_then(|t| t.find(h, &key)).is_some_and(|e| e.expired(now_ms));
+            let dead = self.peek(&key).is_some_and(|e| e.expired(now_ms));
             if dead {
                 self.remove_hashed(slot, h, &key);
                 self.reclaimed(&key);
@@ -371,7 +379,7 @@ impl Db {
         }
         let mut sum = 0i64;
         for key in self.expires.iter().take(n) {
-            if let Some(e) = self.table(key_slot(key)).and_then(|t| t.find(hash(key), key)) {
+            if let Some(e) = self.peek(key) {
                 sum += (e.expire_at - now_ms).max(0);
             }
         }

@@ -1,5 +1,6 @@
 //! Data owned by one shard: its databases and their counters.
 
+pub mod arena;
 pub mod db;
 pub mod encodings;
 pub mod expire;

@@ -1,15 +1,17 @@
 //! The keys of one hash slot: a tagged vector while the slot holds up to
-//! `FEW` keys, a hash table beyond.
+//! `FEW` keys, a hash table beyond. Both hold cells of the database's
+//! `Arena`, where the entries live.
 //!
 //! A million keys spread over 16384 slots is ~60 per slot. Tiny hash
 //! tables would cost their power-of-two bucket arrays (often half empty)
-//! per slot; the vector costs exactly its entries plus one tag byte each
-//! (7 bits of the key's hash), and a lookup scans the tags, a cache line
-//! or two, then compares only the entries whose tag matches.
+//! per slot; the vector costs exactly 5 bytes per key (a cell and one tag
+//! byte, 7 bits of the key's hash), and a lookup scans the tags, a cache
+//! line or two, then compares only the entries whose tag matches.
 
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry as TableEntry;
 
+use super::arena::Arena;
 use super::db::Entry;
 use super::slots::SLOTS;
 
@@ -27,14 +29,14 @@ pub enum SlotTable {
     /// Exactly sized: a slot grows one key at a time.
     Few {
         tags: Box<[u8]>,
-        entries: Box<[Entry]>,
+        cells: Box<[u32]>,
     },
-    Many(Box<HashTable<Entry>>),
+    Many(Box<HashTable<u32>>),
 }
 
 impl Default for SlotTable {
     fn default() -> SlotTable {
-        SlotTable::Few { tags: Box::default(), entries: Box::default() }
+        SlotTable::Few { tags: Box::default(), cells: Box::default() }
     }
 }
 
@@ -54,15 +56,15 @@ fn swap_remove_exact<T>(slice: &mut Box<[T]>, i: usize) -> T {
     item
 }
 
-fn position(tags: &[u8], entries: &[Entry], h: u64, key: &[u8]) -> Option<usize> {
+fn position(tags: &[u8], cells: &[u32], arena: &Arena, h: u64, key: &[u8]) -> Option<usize> {
     let t = tag(h);
-    tags.iter().enumerate().position(|(i, &x)| x == t && entries[i].key() == key)
+    tags.iter().enumerate().position(|(i, &x)| x == t && arena.get(cells[i]).key() == key)
 }
 
 impl SlotTable {
     pub fn len(&self) -> usize {
         match self {
-            SlotTable::Few { entries, .. } => entries.len(),
+            SlotTable::Few { cells, .. } => cells.len(),
             SlotTable::Many(t) => t.len(),
         }
     }
@@ -71,71 +73,74 @@ impl SlotTable {
         self.len() == 0
     }
 
-    pub fn find(&self, h: u64, key: &[u8]) -> Option<&Entry> {
+    /// The cell holding `key`.
+    pub fn find(&self, arena: &Arena, h: u64, key: &[u8]) -> Option<u32> {
         match self {
-            SlotTable::Few { tags, entries } => position(tags, entries, h, key).map(|i| &entries[i]),
-            SlotTable::Many(t) => t.find(h, |e| e.key() == key),
+            SlotTable::Few { tags, cells } => position(tags, cells, arena, h, key).map(|i| cells[i]),
+            SlotTable::Many(t) => t.find(h, |&c| arena.get(c).key() == key).copied(),
         }
     }
 
-    pub fn find_mut(&mut self, h: u64, key: &[u8]) -> Option<&mut Entry> {
-        match self {
-            SlotTable::Few { tags, entries } => position(tags, entries, h, key).map(|i| &mut entries[i]),
-            SlotTable::Many(t) => t.find_mut(h, |e| e.key() == key),
-        }
-    }
-
-    /// The entry for `key`: (true, existing) or (false, newly made).
+    /// The cell for `key`: (true, existing) or (false, newly made).
     /// `rehash` gives the hash of a stored entry when the table grows.
     pub fn entry(
         &mut self,
+        arena: &mut Arena,
         h: u64,
         key: &[u8],
         make: impl FnOnce() -> Entry,
         rehash: impl Fn(&Entry) -> u64,
-    ) -> (bool, &mut Entry) {
-        if let SlotTable::Few { tags, entries } = self
-            && entries.len() >= FEW
-            && position(tags, entries, h, key).is_none()
+    ) -> (bool, u32) {
+        if let SlotTable::Few { tags, cells } = self
+            && cells.len() >= FEW
+            && position(tags, cells, arena, h, key).is_none()
         {
-            let mut t = HashTable::with_capacity(entries.len() * 2);
-            for e in std::mem::take(entries) {
-                t.insert_unique(rehash(&e), e, &rehash);
+            let mut t = HashTable::with_capacity(cells.len() * 2);
+            for &c in cells.iter() {
+                t.insert_unique(rehash(arena.get(c)), c, |&c| rehash(arena.get(c)));
             }
             *self = SlotTable::Many(Box::new(t));
         }
         match self {
-            SlotTable::Few { tags, entries } => match position(tags, entries, h, key) {
-                Some(i) => (true, &mut entries[i]),
+            SlotTable::Few { tags, cells } => match position(tags, cells, arena, h, key) {
+                Some(i) => (true, cells[i]),
                 None => {
+                    let cell = arena.alloc(make());
                     push_exact(tags, tag(h));
-                    push_exact(entries, make());
-                    let last = entries.len() - 1;
-                    (false, &mut entries[last])
+                    push_exact(cells, cell);
+                    (false, cell)
                 }
             },
-            SlotTable::Many(t) => match t.entry(h, |e| e.key() == key, rehash) {
-                TableEntry::Occupied(o) => (true, o.into_mut()),
-                TableEntry::Vacant(v) => (false, v.insert(make()).into_mut()),
-            },
-        }
-    }
-
-    pub fn remove(&mut self, h: u64, key: &[u8]) -> Option<Entry> {
-        match self {
-            SlotTable::Few { tags, entries } => {
-                let i = position(tags, entries, h, key)?;
-                swap_remove_exact(tags, i);
-                Some(swap_remove_exact(entries, i))
+            SlotTable::Many(t) => {
+                let found = t.entry(h, |&c| arena.get(c).key() == key, |&c| rehash(arena.get(c)));
+                match found {
+                    TableEntry::Occupied(o) => (true, *o.get()),
+                    TableEntry::Vacant(v) => {
+                        let cell = arena.alloc(make());
+                        v.insert(cell);
+                        (false, cell)
+                    }
+                }
             }
-            SlotTable::Many(t) => t.find_entry(h, |e| e.key() == key).ok().map(|o| o.remove().0),
         }
     }
 
-    pub fn iter(&self) -> Box<dyn Iterator<Item = &Entry> + '_> {
+    /// Forgets `key`; returns its cell (still occupied in the arena).
+    pub fn remove(&mut self, arena: &Arena, h: u64, key: &[u8]) -> Option<u32> {
         match self {
-            SlotTable::Few { entries, .. } => Box::new(entries.iter()),
-            SlotTable::Many(t) => Box::new(t.iter()),
+            SlotTable::Few { tags, cells } => {
+                let i = position(tags, cells, arena, h, key)?;
+                swap_remove_exact(tags, i);
+                Some(swap_remove_exact(cells, i))
+            }
+            SlotTable::Many(t) => t.find_entry(h, |&c| arena.get(c).key() == key).ok().map(|o| o.remove().0),
+        }
+    }
+
+    pub fn cells(&self) -> Box<dyn Iterator<Item = u32> + '_> {
+        match self {
+            SlotTable::Few { cells, .. } => Box::new(cells.iter().copied()),
+            SlotTable::Many(t) => Box::new(t.iter().copied()),
         }
     }
 }
@@ -179,15 +184,6 @@ impl SlotDir {
         if group.iter().all(SlotTable::is_empty) {
             self.groups[slot / GROUP] = None;
         }
-    }
-
-    /// The slots holding at least one key.
-    pub fn occupied(&self) -> impl Iterator<Item = usize> + '_ {
-        self.groups.iter().enumerate().flat_map(|(g, group)| {
-            group.iter().flat_map(move |tables| {
-                tables.iter().enumerate().filter(|(_, t)| !t.is_empty()).map(move |(i, _)| g * GROUP + i)
-            })
-        })
     }
 }
 
