@@ -68,11 +68,10 @@ fn rename_generic(ctx: &mut Ctx, args: Args, nx: bool) -> CmdResult {
         return Ok(Reply::Int(0));
     }
     let now = ctx.now;
-    let Some(e) = ctx.db().remove(src, now) else {
+    let Some((value, ttl)) = ctx.db().take(src, now) else {
         return Err(CmdError::NoSuchKey);
     };
-    let at = e.expire_at().unwrap_or(0);
-    ctx.set(dst, e.value, at);
+    ctx.set(dst, value, ttl.unwrap_or(0));
     Ok(if nx { Reply::Int(1) } else { Reply::Ok })
 }
 
@@ -109,10 +108,7 @@ async fn rename_across(client: &mut Client, args: Args<'_>, nx: bool) -> CmdResu
         }
         let taken: Option<Moved> = on_owner(&tx, client, src, db, |ctx, k| {
             let now = ctx.now;
-            ctx.db().remove(k, now).map(|e| {
-                let ttl = e.expire_at();
-                (e.value, ttl)
-            })
+            ctx.db().take(k, now)
         })
         .await;
         let Some(moved) = taken else {
@@ -164,7 +160,8 @@ fn copy(ctx: &mut Ctx, args: Args) -> CmdResult {
     let Some(src) = ctx.read(args.get(1)) else {
         return Ok(Reply::Int(0));
     };
-    let (value, ttl) = (src.value.clone(), src.expire_at());
+    let value = src.value.clone();
+    let ttl = ctx.db().expire_of(args.get(1));
     let now = ctx.now;
     let dst = &mut ctx.ks.dbs[dst_db];
     if dst.contains(args.get(2), now) {
@@ -186,7 +183,11 @@ fn copy_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, 
         let tx = Tx::lock_in(client, [(db, src), (dst_db, dst)].into_iter()).await;
         let result = async {
             let copied: Option<Moved> =
-                on_owner(&tx, client, src, db, |ctx, k| ctx.read(k).map(|e| (e.value.clone(), e.expire_at()))).await;
+                on_owner(&tx, client, src, db, |ctx, k| {
+                    let value = ctx.read(k).map(|e| e.value.clone())?;
+                    Some((value, ctx.db().expire_of(k)))
+                })
+                .await;
             let Some((value, ttl)) = copied else {
                 return Ok(Reply::Int(0));
             };
@@ -226,11 +227,10 @@ fn move_(ctx: &mut Ctx, args: Args) -> CmdResult {
     if ctx.lookup(key).is_none() || ctx.ks.dbs[dst].contains(key, now) {
         return Ok(Reply::Int(0));
     }
-    let Some(e) = ctx.db().remove(key, now) else {
+    let Some((value, ttl)) = ctx.db().take(key, now) else {
         return Ok(Reply::Int(0));
     };
-    let at = e.expire_at().unwrap_or(0);
-    ctx.ks.dbs[dst].insert(key, e.value, at, now);
+    ctx.ks.dbs[dst].insert(key, value, ttl.unwrap_or(0), now);
     ctx.ks.note(notify::GENERIC, "move_from", ctx.db, key);
     ctx.ks.note(notify::GENERIC, "move_to", dst, key);
     Ok(Reply::Int(1))
@@ -257,10 +257,10 @@ fn expire_generic(ctx: &mut Ctx, args: Args, unit: Unit, absolute: bool, cmd: &s
     let n = args.int(2)?;
     let at = expire_at(n, unit, absolute, ctx.now).ok_or_else(|| CmdError::InvalidExpire(cmd.into()))?;
     let key = args.get(1);
-    let Some(e) = ctx.lookup(key) else {
+    if ctx.lookup(key).is_none() {
         return Ok(Reply::Int(0));
-    };
-    let current = e.expire_at();
+    }
+    let current = ctx.db().expire_of(key);
     let refused = (nx && current.is_some())
         || (xx && current.is_none())
         || (gt && current.is_none_or(|c| at <= c))
@@ -296,10 +296,11 @@ fn pexpireat(ctx: &mut Ctx, args: Args) -> CmdResult {
 /// TTL family: -2 for a missing key, -1 for a persistent one.
 fn ttl_generic(ctx: &mut Ctx, args: Args, f: fn(i64, i64) -> i64) -> CmdResult {
     let now = ctx.now;
-    Ok(Reply::Int(match ctx.read(args.get(1)) {
-        None => -2,
-        Some(e) => e.expire_at().map_or(-1, |at| f(at, now)),
-    }))
+    let key = args.get(1);
+    if ctx.read(key).is_none() {
+        return Ok(Reply::Int(-2));
+    }
+    Ok(Reply::Int(ctx.db().expire_of(key).map_or(-1, |at| f(at, now))))
 }
 
 fn ttl(ctx: &mut Ctx, args: Args) -> CmdResult {
@@ -320,7 +321,7 @@ fn pexpiretime(ctx: &mut Ctx, args: Args) -> CmdResult {
 
 fn persist(ctx: &mut Ctx, args: Args) -> CmdResult {
     let key = args.get(1);
-    let had = ctx.lookup(key).is_some_and(|e| e.expire_at().is_some());
+    let had = ctx.lookup(key).is_some() && ctx.db().expire_of(key).is_some();
     if had {
         ctx.db().set_expire(key, None);
     }
@@ -400,7 +401,7 @@ fn keys<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
                 let mut found: Vec<Key> = Vec::new();
                 for slot in 0..SLOTS {
                     for e in d.slot_entries(slot) {
-                        if e.expire_at().is_none_or(|at| at > now) && (all || glob_match(&pattern, e.key(), false)) {
+                        if d.is_live(e, now) && (all || glob_match(&pattern, e.key(), false)) {
                             found.push(e.key().into());
                         }
                     }
@@ -493,7 +494,7 @@ fn scan<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
                     while slot < SLOTS && seen < budget {
                         for e in d.slot_entries(slot) {
                             seen += 1;
-                            let live = e.expire_at().is_none_or(|at| at > now);
+                            let live = d.is_live(e, now);
                             let matches = pattern.as_deref().is_none_or(|p| glob_match(p, e.key(), false));
                             let typed = type_filter.as_deref().is_none_or(|t| e.value.type_name() == t);
                             if live && matches && typed {

@@ -89,12 +89,11 @@ fn set(ctx: &mut Ctx, args: Args) -> CmdResult {
     let o = parse_options(ctx, args, 3, false, "set")?;
     let key = args.get(1);
     let old = if o.get { Some(reply_str(ctx.read_str(key)?)) } else { None };
-    let existing = ctx.lookup(key);
-    let found = existing.is_some();
+    let found = ctx.lookup(key).is_some();
     if (o.nx && found) || (o.xx && !found) {
         return Ok(old.unwrap_or(Reply::Null));
     }
-    let keep = if o.keepttl { existing.and_then(|e| e.expire_at()) } else { None };
+    let keep = if o.keepttl { ctx.db().expire_of(key) } else { None };
     ctx.set(key, string_value(args.get(2)), o.expire.or(keep).unwrap_or(0));
     Ok(old.unwrap_or(Reply::Ok))
 }
@@ -303,10 +302,11 @@ fn decrby(ctx: &mut Ctx, args: Args) -> CmdResult {
 /// Redis does; the TTL is kept.
 fn incrbyfloat(ctx: &mut Ctx, args: Args) -> CmdResult {
     let key = args.get(1);
+    // (An expired key's TTL is read too, but then the key is missing.)
+    let keep = ctx.db().expire_of(key).unwrap_or(0);
     let (text, keep) = match ctx.lookup_str(key)? {
         None => (long_double::add(None, args.get(2))?, 0),
         Some(e) => {
-            let keep = e.expire_at().unwrap_or(0);
             let s = e.value.as_str_mut().ok_or(CmdError::WrongType)?;
             (long_double::add(Some(&s.as_bytes()), args.get(2))?, keep)
         }

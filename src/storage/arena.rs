@@ -8,7 +8,7 @@
 
 use super::db::Entry;
 
-/// Cells per chunk: one large allocation (~56 KiB) whose pages become
+/// Cells per chunk: one large allocation (56 KiB) whose pages become
 /// resident as they fill.
 const CHUNK: usize = 1024;
 
@@ -85,6 +85,7 @@ mod tests {
 
     #[test]
     fn cells_are_reused_and_everything_goes_with_the_last() {
+        assert_eq!(std::mem::size_of::<Entry>(), 56);
         assert_eq!(std::mem::size_of::<Option<Entry>>(), std::mem::size_of::<Entry>());
         let mut a = Arena::default();
         let cells: Vec<u32> = (0..3000).map(|i| a.alloc(Entry::for_test(format!("k{i}").as_bytes()))).collect();

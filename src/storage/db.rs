@@ -4,13 +4,14 @@
 //! owned by the shard has its own small table of arena cells. That gives SCAN a cursor that survives rehashing (a cursor is
 //! a slot position and a slot is always returned whole), and gives cluster
 //! mode COUNTKEYSINSLOT / GETKEYSINSLOT and slot migration without a second
-//! index. Keys with a TTL are also in `expires`, an index set the active
-//! expiry cycle samples at random, as Redis samples its expires dict.
+//! index. Keys with a TTL are also in `expires`, an index map to their
+//! expiry that the active expiry cycle samples at random, as Redis samples
+//! its expires dict; an entry only carries a bit saying it has one.
 
 use std::hash::BuildHasher;
 use std::sync::OnceLock;
 
-use indexmap::IndexSet;
+use indexmap::IndexMap;
 
 use super::arena::Arena;
 use super::slot_table::{SlotDir, SlotTable};
@@ -37,40 +38,47 @@ fn hash(key: &[u8]) -> u64 {
     KeyHasher.hash_one(key)
 }
 
+/// 56 bytes: the key and value inline, and one word of bookkeeping.
 #[derive(Debug)]
 pub struct Entry {
     key: Key,
     pub value: Value,
-    /// Absolute expiry in Unix milliseconds; 0 when the key is persistent.
-    expire_at: i64,
-    /// Last access, in seconds of the server clock (OBJECT IDLETIME).
+    /// Last access in seconds of the server clock (OBJECT IDLETIME; 31
+    /// bits, wrapping like Redis's 24-bit clock, only later), and in the
+    /// top bit whether the key has a TTL in `Db::expires`.
     access: u32,
 }
 
+const VOLATILE: u32 = 1 << 31;
+
 impl Entry {
+    fn new(key: &[u8]) -> Entry {
+        Entry { key: key.into(), value: Value::Str(super::Str::Int(0)), access: 0 }
+    }
+
     pub fn key(&self) -> &[u8] {
         &self.key
     }
 
-    pub fn expire_at(&self) -> Option<i64> {
-        (self.expire_at != 0).then_some(self.expire_at)
-    }
-
     pub fn touch(&mut self, now_ms: i64) {
-        self.access = lru_clock(now_ms);
+        self.access = (self.access & VOLATILE) | lru_clock(now_ms);
     }
 
     pub fn idle_secs(&self, now_ms: i64) -> u64 {
-        lru_clock(now_ms).wrapping_sub(self.access) as u64
+        (lru_clock(now_ms).wrapping_sub(self.access) & !VOLATILE) as u64
     }
 
-    fn expired(&self, now_ms: i64) -> bool {
-        self.expire_at != 0 && self.expire_at <= now_ms
+    fn volatile(&self) -> bool {
+        self.access & VOLATILE != 0
+    }
+
+    fn set_volatile(&mut self, on: bool) {
+        self.access = if on { self.access | VOLATILE } else { self.access & !VOLATILE };
     }
 
     #[cfg(test)]
     pub fn for_test(key: &[u8]) -> Entry {
-        Entry { key: key.into(), value: Value::Str(super::Str::Int(0)), expire_at: 0, access: 0 }
+        Entry::new(key)
     }
 }
 
@@ -83,7 +91,7 @@ struct Watch {
 }
 
 fn lru_clock(now_ms: i64) -> u32 {
-    (now_ms / 1000) as u32
+    (now_ms / 1000) as u32 & !VOLATILE
 }
 
 #[derive(Default, Debug)]
@@ -93,7 +101,8 @@ pub struct Db {
     /// The arena cells of each slot's keys.
     slots: SlotDir,
     len: usize,
-    expires: IndexSet<Key, KeyHasher>,
+    /// Keys with a TTL, and its absolute time in Unix milliseconds.
+    expires: IndexMap<Key, i64, KeyHasher>,
     /// Keys removed because their TTL passed (lazily or actively).
     pub expired: u64,
     /// Keys under WATCH; empty unless some client is in a WATCH.
@@ -130,12 +139,22 @@ impl Db {
         let slot = key_slot(key);
         let h = hash(key);
         let cell = self.slots.get(slot)?.find(&self.arena, h, key)?;
-        if self.arena.get(cell).expired(now_ms) {
+        if self.expired(self.arena.get(cell), now_ms) {
             self.remove_hashed(slot, h, key);
             self.reclaimed(key);
             return None;
         }
         Some(self.arena.get_mut(cell))
+    }
+
+    /// Whether `e` (an entry of this database) has expired.
+    fn expired(&self, e: &Entry, now_ms: i64) -> bool {
+        e.volatile() && self.expires.get(e.key()).is_some_and(|&at| at <= now_ms)
+    }
+
+    /// Whether `e` (an entry of this database) has not expired.
+    pub fn is_live(&self, e: &Entry, now_ms: i64) -> bool {
+        !self.expired(e, now_ms)
     }
 
     /// The entry for `key`, expired or not.
@@ -161,21 +180,16 @@ impl Db {
         // Split borrows: the entry lives in `slots` while `expires` and
         // `len` are kept in step.
         let Db { arena, slots, expires, len, log, log_new, .. } = self;
-        let make = || Entry { key: key.into(), value: Value::Str(super::Str::Int(0)), expire_at: 0, access: 0 };
-        let (existed, cell) = slots.get_or_create(slot).entry(arena, h, key, make, |e| hash(&e.key));
+        let (existed, cell) = slots.get_or_create(slot).entry(arena, h, key, || Entry::new(key), |e| hash(&e.key));
         let e = arena.get_mut(cell);
-        let had = existed && e.expire_at != 0;
+        let had = existed && e.volatile();
         e.value = value;
-        e.expire_at = expire_at;
+        e.set_volatile(expire_at != 0);
         e.touch(now_ms);
-        match (had, expire_at != 0) {
-            (true, false) => {
-                expires.swap_remove(key);
-            }
-            (false, true) => {
-                expires.insert(key.into());
-            }
-            _ => {}
+        if expire_at != 0 {
+            expires.insert(key.into(), expire_at);
+        } else if had {
+            expires.swap_remove(key);
         }
         if !existed {
             *len += 1;
@@ -193,16 +207,16 @@ impl Db {
             return false;
         };
         let e = self.arena.get_mut(cell);
-        let had = e.expire_at != 0;
-        e.expire_at = expire_at.unwrap_or(0);
-        match (had, expire_at.is_some()) {
-            (true, false) => {
+        let had = e.volatile();
+        e.set_volatile(expire_at.is_some());
+        match expire_at {
+            Some(at) => {
+                self.expires.insert(key.into(), at);
+            }
+            None if had => {
                 self.expires.swap_remove(key);
             }
-            (false, true) => {
-                self.expires.insert(key.into());
-            }
-            _ => {}
+            None => {}
         }
         true
     }
@@ -210,13 +224,19 @@ impl Db {
     /// Removes a live key and returns its entry (an expired key counts as
     /// missing and is reclaimed).
     pub fn remove(&mut self, key: &[u8], now_ms: i64) -> Option<Entry> {
-        let slot = key_slot(key);
-        let e = self.remove_hashed(slot, hash(key), key)?;
-        if e.expired(now_ms) {
+        let dead = self.peek(key).is_some_and(|e| self.expired(e, now_ms));
+        let e = self.remove_hashed(key_slot(key), hash(key), key)?;
+        if dead {
             self.reclaimed(key);
             return None;
         }
         Some(e)
+    }
+
+    /// Removes a live key; returns its value and TTL (RENAME, MOVE).
+    pub fn take(&mut self, key: &[u8], now_ms: i64) -> Option<(Value, Option<i64>)> {
+        let ttl = self.expire_of(key);
+        self.remove(key, now_ms).map(|e| (e.value, ttl))
     }
 
     fn remove_hashed(&mut self, slot: usize, h: u64, key: &[u8]) -> Option<Entry> {
@@ -225,7 +245,7 @@ impl Db {
         let e = self.arena.take(cell);
         self.slots.release_if_empty(slot);
         self.len -= 1;
-        if e.expire_at != 0 {
+        if e.volatile() {
             self.expires.swap_remove(key);
         }
         Some(e)
@@ -337,12 +357,13 @@ impl Db {
 
     /// A random key with a TTL (volatile-* eviction), expired or not.
     pub fn random_volatile_key(&self) -> Option<Key> {
-        (!self.expires.is_empty()).then(|| self.expires[fastrand::usize(..self.expires.len())].clone())
+        let (key, _) = self.expires.get_index(fastrand::usize(..self.expires.len().max(1)))?;
+        Some(key.clone())
     }
 
     /// The absolute expiry of `key`, if it has one.
     pub fn expire_of(&self, key: &[u8]) -> Option<i64> {
-        self.peek(key)?.expire_at()
+        self.expires.get(key).copied()
     }
 
     /// How long `key` has been idle, in milliseconds (second resolution).
@@ -356,13 +377,13 @@ impl Db {
         let mut sampled = 0;
         let mut expired = 0;
         while sampled < samples && !self.expires.is_empty() {
-            let i = fastrand::usize(..self.expires.len());
-            let key = self.expires[i].clone();
+            let Some((key, &at)) = self.expires.get_index(fastrand::usize(..self.expires.len())) else {
+                break;
+            };
             sampled += 1;
-            let slot = key_slot(&key);
-            let h = hash(&key);
-            let dead = self.peek(&key).is_some_and(|e| e.expired(now_ms));
-            if dead {
+            if at <= now_ms {
+                let key = key.clone();
+                let (slot, h) = (key_slot(&key), hash(&key));
                 self.remove_hashed(slot, h, &key);
                 self.reclaimed(&key);
                 expired += 1;
@@ -378,10 +399,8 @@ impl Db {
             return 0;
         }
         let mut sum = 0i64;
-        for key in self.expires.iter().take(n) {
-            if let Some(e) = self.peek(key) {
-                sum += (e.expire_at - now_ms).max(0);
-            }
+        for &at in self.expires.values().take(n) {
+            sum += (at - now_ms).max(0);
         }
         sum / n as i64
     }
@@ -436,7 +455,7 @@ mod tests {
         db.insert(b"k", s(b"w"), 0, 1000);
         assert_eq!(db.expires_len(), 0);
         assert!(db.set_expire(b"k", Some(5000)));
-        assert_eq!(db.get(b"k", 1000).unwrap().expire_at(), Some(5000));
+        assert_eq!(db.expire_of(b"k"), Some(5000));
         assert!(db.set_expire(b"k", None));
         assert_eq!(db.expires_len(), 0);
         assert!(!db.set_expire(b"missing", None));
