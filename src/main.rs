@@ -19,6 +19,13 @@ mod storage;
 #[global_allocator]
 static GLOBAL: Jemalloc = Jemalloc;
 
+/// jemalloc's options, read before `main`: allocations of 256 KiB and more
+/// (the bucket arrays of big hashes, sets and sorted sets; big values) go
+/// to its oversize arena, whose freed pages return to the system at once,
+/// so a table that doubled does not keep its old array resident.
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: &[u8; 26] = b"oversize_threshold:262144\0";
+
 /// The configuration used when no file is given: what `redis-server` with
 /// no arguments does, but on loopback only.
 const DEFAULT_CONFIG: &str = include_str!("../percore.conf");
