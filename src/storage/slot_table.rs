@@ -22,49 +22,84 @@ fn tag(h: u64) -> u8 {
     (h >> 57) as u8
 }
 
-/// 32 bytes: every database has one per slot, used or not, so at 100k
+/// 16 bytes: every database has one per slot, used or not, so at 100k
 /// keys each byte here costs a sixth of a byte per key.
 #[derive(Debug)]
 pub enum SlotTable {
-    /// Exactly sized: a slot grows one key at a time.
-    Few {
-        tags: Box<[u8]>,
-        cells: Box<[u32]>,
-    },
+    /// One exactly sized allocation (a slot grows one key at a time):
+    /// the keys' tags, then their cells (u32, native order).
+    Few(Box<[u8]>),
     Many(Box<HashTable<u32>>),
 }
 
 impl Default for SlotTable {
     fn default() -> SlotTable {
-        SlotTable::Few { tags: Box::default(), cells: Box::default() }
+        SlotTable::Few(Box::default())
     }
 }
 
-/// Appends to an exactly sized boxed slice.
-fn push_exact<T>(slice: &mut Box<[T]>, item: T) {
-    let mut v = std::mem::take(slice).into_vec();
-    v.reserve_exact(1);
-    v.push(item);
-    *slice = v.into_boxed_slice();
+/// Bytes per key in a `Few` table: a tag and a cell.
+const PER_KEY: usize = 5;
+
+/// A `Few` table's tags and cells.
+struct Packed<'a> {
+    tags: &'a [u8],
+    cells: &'a [u8],
 }
 
-/// Swap-removes from an exactly sized boxed slice.
-fn swap_remove_exact<T>(slice: &mut Box<[T]>, i: usize) -> T {
-    let mut v = std::mem::take(slice).into_vec();
-    let item = v.swap_remove(i);
-    *slice = v.into_boxed_slice();
-    item
-}
+impl<'a> Packed<'a> {
+    fn of(bytes: &'a [u8]) -> Packed<'a> {
+        let (tags, cells) = bytes.split_at(bytes.len() / PER_KEY);
+        Packed { tags, cells }
+    }
 
-fn position(tags: &[u8], cells: &[u32], arena: &Arena, h: u64, key: &[u8]) -> Option<usize> {
-    let t = tag(h);
-    tags.iter().enumerate().position(|(i, &x)| x == t && arena.get(cells[i]).key() == key)
+    fn len(&self) -> usize {
+        self.tags.len()
+    }
+
+    fn cell(&self, i: usize) -> u32 {
+        let at = i * 4;
+        u32::from_ne_bytes([self.cells[at], self.cells[at + 1], self.cells[at + 2], self.cells[at + 3]])
+    }
+
+    fn cells(&self) -> impl Iterator<Item = u32> + 'a {
+        self.cells.chunks_exact(4).map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+    }
+
+    fn position(&self, arena: &Arena, h: u64, key: &[u8]) -> Option<usize> {
+        let t = tag(h);
+        (0..self.len()).find(|&i| self.tags[i] == t && arena.get(self.cell(i)).key() == key)
+    }
+
+    /// The packed bytes with (tag, cell) appended.
+    fn with(&self, tag: u8, cell: u32) -> Box<[u8]> {
+        let mut v = Vec::with_capacity((self.len() + 1) * PER_KEY);
+        v.extend_from_slice(self.tags);
+        v.push(tag);
+        v.extend_from_slice(self.cells);
+        v.extend_from_slice(&cell.to_ne_bytes());
+        v.into_boxed_slice()
+    }
+
+    /// The packed bytes with key `i` swap-removed.
+    fn without(&self, i: usize) -> Box<[u8]> {
+        let last = self.len() - 1;
+        let mut tags = self.tags.to_vec();
+        tags.swap_remove(i);
+        let mut v = tags;
+        v.reserve_exact(last * 4);
+        for j in 0..last {
+            let from = if j == i { last } else { j };
+            v.extend_from_slice(&self.cells[from * 4..from * 4 + 4]);
+        }
+        v.into_boxed_slice()
+    }
 }
 
 impl SlotTable {
     pub fn len(&self) -> usize {
         match self {
-            SlotTable::Few { cells, .. } => cells.len(),
+            SlotTable::Few(bytes) => bytes.len() / PER_KEY,
             SlotTable::Many(t) => t.len(),
         }
     }
@@ -76,7 +111,10 @@ impl SlotTable {
     /// The cell holding `key`.
     pub fn find(&self, arena: &Arena, h: u64, key: &[u8]) -> Option<u32> {
         match self {
-            SlotTable::Few { tags, cells } => position(tags, cells, arena, h, key).map(|i| cells[i]),
+            SlotTable::Few(bytes) => {
+                let p = Packed::of(bytes);
+                p.position(arena, h, key).map(|i| p.cell(i))
+            }
             SlotTable::Many(t) => t.find(h, |&c| arena.get(c).key() == key).copied(),
         }
     }
@@ -91,36 +129,29 @@ impl SlotTable {
         make: impl FnOnce() -> Entry,
         rehash: impl Fn(&Entry) -> u64,
     ) -> (bool, u32) {
-        if let SlotTable::Few { tags, cells } = self
-            && cells.len() >= FEW
-            && position(tags, cells, arena, h, key).is_none()
-        {
-            let mut t = HashTable::with_capacity(cells.len() * 2);
-            for &c in cells.iter() {
+        if let SlotTable::Few(bytes) = self {
+            let p = Packed::of(bytes);
+            if let Some(i) = p.position(arena, h, key) {
+                return (true, p.cell(i));
+            }
+            if p.len() < FEW {
+                let cell = arena.alloc(make());
+                *bytes = p.with(tag(h), cell);
+                return (false, cell);
+            }
+            let mut t = HashTable::with_capacity(p.len() * 2);
+            for c in p.cells() {
                 t.insert_unique(rehash(arena.get(c)), c, |&c| rehash(arena.get(c)));
             }
             *self = SlotTable::Many(Box::new(t));
         }
-        match self {
-            SlotTable::Few { tags, cells } => match position(tags, cells, arena, h, key) {
-                Some(i) => (true, cells[i]),
-                None => {
-                    let cell = arena.alloc(make());
-                    push_exact(tags, tag(h));
-                    push_exact(cells, cell);
-                    (false, cell)
-                }
-            },
-            SlotTable::Many(t) => {
-                let found = t.entry(h, |&c| arena.get(c).key() == key, |&c| rehash(arena.get(c)));
-                match found {
-                    TableEntry::Occupied(o) => (true, *o.get()),
-                    TableEntry::Vacant(v) => {
-                        let cell = arena.alloc(make());
-                        v.insert(cell);
-                        (false, cell)
-                    }
-                }
+        let SlotTable::Many(t) = self else { unreachable!("a full Few table was just converted") };
+        match t.entry(h, |&c| arena.get(c).key() == key, |&c| rehash(arena.get(c))) {
+            TableEntry::Occupied(o) => (true, *o.get()),
+            TableEntry::Vacant(v) => {
+                let cell = arena.alloc(make());
+                v.insert(cell);
+                (false, cell)
             }
         }
     }
@@ -128,10 +159,12 @@ impl SlotTable {
     /// Forgets `key`; returns its cell (still occupied in the arena).
     pub fn remove(&mut self, arena: &Arena, h: u64, key: &[u8]) -> Option<u32> {
         match self {
-            SlotTable::Few { tags, cells } => {
-                let i = position(tags, cells, arena, h, key)?;
-                swap_remove_exact(tags, i);
-                Some(swap_remove_exact(cells, i))
+            SlotTable::Few(bytes) => {
+                let p = Packed::of(bytes);
+                let i = p.position(arena, h, key)?;
+                let cell = p.cell(i);
+                *bytes = p.without(i);
+                Some(cell)
             }
             SlotTable::Many(t) => t.find_entry(h, |&c| arena.get(c).key() == key).ok().map(|o| o.remove().0),
         }
@@ -139,7 +172,7 @@ impl SlotTable {
 
     pub fn cells(&self) -> Box<dyn Iterator<Item = u32> + '_> {
         match self {
-            SlotTable::Few { cells, .. } => Box::new(cells.iter().copied()),
+            SlotTable::Few(bytes) => Box::new(Packed::of(bytes).cells()),
             SlotTable::Many(t) => Box::new(t.iter().copied()),
         }
     }
@@ -193,6 +226,22 @@ mod tests {
 
     #[test]
     fn slot_tables_stay_small() {
-        assert_eq!(std::mem::size_of::<SlotTable>(), 32);
+        assert_eq!(std::mem::size_of::<SlotTable>(), 16);
+    }
+
+    #[test]
+    fn packed_keys_append_and_swap_remove() {
+        let mut bytes: Box<[u8]> = Box::default();
+        for (t, c) in [(1u8, 10u32), (2, 20), (3, 30), (4, 40)] {
+            bytes = Packed::of(&bytes).with(t, c);
+        }
+        let p = Packed::of(&bytes);
+        assert_eq!((p.tags, p.cells().collect::<Vec<_>>()), (&[1u8, 2, 3, 4][..], vec![10, 20, 30, 40]));
+        let bytes = p.without(1);
+        let p = Packed::of(&bytes);
+        assert_eq!((p.tags, p.cells().collect::<Vec<_>>()), (&[1u8, 4, 3][..], vec![10, 40, 30]));
+        let bytes = p.without(2);
+        let p = Packed::of(&bytes);
+        assert_eq!((p.tags, p.cells().collect::<Vec<_>>()), (&[1u8, 4][..], vec![10, 40]));
     }
 }
