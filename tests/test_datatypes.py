@@ -80,3 +80,29 @@ def test_big_sorted_set_ranks_and_ranges(percore):
     assert c.zcount("big", 10, 20) == sum(1 for _, s in ordered if 10 <= s <= 20)
     assert c.zremrangebyscore("big", "-inf", 99) == sum(1 for _, s in ordered if s <= 99)
     assert c.zrange("big", 0, 0, withscores=True)[0][1] == 100.0
+
+
+@pytest.mark.parametrize("kind", ["hash", "set", "zset"])
+def test_scan_returns_every_element_while_the_collection_grows(percore, kind):
+    """HSCAN/SSCAN/ZSCAN: an element present for the whole scan is returned
+    even when the table grows between calls (duplicates are allowed)."""
+    r = percore.client()
+    add = {
+        "hash": lambda names: r.hset("c", mapping={n: "v" for n in names}),
+        "set": lambda names: r.sadd("c", *names),
+        "zset": lambda names: r.zadd("c", {n: 1 for n in names}),
+    }[kind]
+    scan = {"hash": r.hscan, "set": r.sscan, "zset": r.zscan}[kind]
+    original = [f"m{i}" for i in range(1000)]
+    add(original)
+    seen, cursor, added, calls = set(), 0, 0, 0
+    while True:
+        cursor, items = scan("c", cursor, count=50)
+        seen.update(x[0] if isinstance(x, tuple) else x for x in (items.keys() if isinstance(items, dict) else items))
+        add([f"new{added + j}" for j in range(100)])
+        added += 100
+        calls += 1
+        if cursor == 0:
+            break
+        assert calls < 1000, "the scan must end"
+    assert {m.encode() for m in original} <= seen

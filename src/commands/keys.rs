@@ -182,12 +182,11 @@ fn copy_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, 
         let (src, dst) = (args.get(1), args.get(2));
         let tx = Tx::lock_in(client, [(db, src), (dst_db, dst)].into_iter()).await;
         let result = async {
-            let copied: Option<Moved> =
-                on_owner(&tx, client, src, db, |ctx, k| {
-                    let value = ctx.read(k).map(|e| e.value.clone())?;
-                    Some((value, ctx.db().expire_of(k)))
-                })
-                .await;
+            let copied: Option<Moved> = on_owner(&tx, client, src, db, |ctx, k| {
+                let value = ctx.read(k).map(|e| e.value.clone())?;
+                Some((value, ctx.db().expire_of(k)))
+            })
+            .await;
             let Some((value, ttl)) = copied else {
                 return Ok(Reply::Int(0));
             };

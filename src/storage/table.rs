@@ -4,10 +4,9 @@
 //! no separate index, so an element costs its own bytes plus one control
 //! byte, at a load of 7/8 or more before growing.
 //!
-//! Its bucket positions serve as HSCAN/SSCAN/ZSCAN cursors and for random
-//! picks: removing an element never moves another, so an element present
-//! for a whole scan is returned unless the table grew in between (it never
-//! shrinks by itself).
+//! Its bucket positions serve as HSCAN/SSCAN/ZSCAN cursors (with the
+//! table's size, see `scan`) and for random picks: removing an element
+//! never moves another, and the table never shrinks by itself.
 
 use std::fmt;
 use std::hash::BuildHasher;
@@ -113,22 +112,39 @@ impl<T: Keyed> Table<T> {
         self.positions().get(fastrand::usize(..self.len())).copied()
     }
 
-    /// Visits elements from bucket `cursor` on until `count` were seen;
-    /// returns the cursor to continue from (0 when done).
+    /// Visits elements from the cursor's bucket on until `count` were
+    /// seen; returns the cursor to continue from (0 when done).
+    ///
+    /// A cursor also records the table's size: if the table grew since it
+    /// was handed out, elements moved, so the scan starts over (an element
+    /// may come twice, as Redis allows, but none present for the whole
+    /// scan is missed). Each restart doubles the work per call (counted in
+    /// the cursor too), so a scan ends even while the table keeps growing.
     pub fn scan(&self, cursor: usize, count: usize, mut visit: impl FnMut(&T)) -> usize {
         let buckets = self.inner.num_buckets();
+        let size = buckets.trailing_zeros() as usize;
+        let (mut b, mut restarts) = (cursor & CURSOR_BUCKET, (cursor >> CURSOR_RESTARTS_SHIFT) & 0xf);
+        if cursor != 0 && (cursor >> CURSOR_SIZE_SHIFT) & 0x3f != size {
+            (b, restarts) = (0, (restarts + 1).min(15));
+        }
+        let count = count.max(1).saturating_mul(1 << restarts);
         let mut seen = 0;
-        let mut b = cursor;
-        while b < buckets && seen < count.max(1) {
+        while b < buckets && seen < count {
             if let Some(e) = self.inner.get_bucket(b) {
                 visit(e);
                 seen += 1;
             }
             b += 1;
         }
-        if b >= buckets { 0 } else { b }
+        if b >= buckets { 0 } else { b | (size << CURSOR_SIZE_SHIFT) | (restarts << CURSOR_RESTARTS_SHIFT) }
     }
 }
+
+/// A scan cursor: the bucket in its low 40 bits, then log2 of the table's
+/// bucket count (6 bits), then how often the scan restarted (4 bits).
+const CURSOR_SIZE_SHIFT: usize = 40;
+const CURSOR_RESTARTS_SHIFT: usize = 46;
+const CURSOR_BUCKET: usize = (1 << CURSOR_SIZE_SHIFT) - 1;
 
 impl<T: fmt::Debug> fmt::Debug for Table<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -172,6 +188,31 @@ mod tests {
         assert_eq!(t.remove(b"a").map(|e| e.1), Some(2));
         assert!(t.remove(b"a").is_none() && t.len() == 0);
         assert_eq!(t.random(), None);
+    }
+
+    /// ... and when the table grows between calls.
+    #[test]
+    fn scan_survives_growth() {
+        let mut t: Table<SmallBytes> = (0..500).map(|i| b(&format!("m{i}"))).collect();
+        let mut seen = std::collections::HashSet::new();
+        let (mut cursor, mut added, mut calls) = (0, 0, 0);
+        loop {
+            cursor = t.scan(cursor, 20, |e| {
+                seen.insert(e.to_vec());
+            });
+            calls += 1;
+            for _ in 0..100 {
+                t.insert(b(&format!("new{added}")));
+                added += 1;
+            }
+            if cursor == 0 {
+                break;
+            }
+            assert!(calls < 10_000, "the scan must end");
+        }
+        for i in 0..500 {
+            assert!(seen.contains(format!("m{i}").as_bytes()), "m{i} missed");
+        }
     }
 
     /// A scan returns every element that stays for its whole duration,
