@@ -3,7 +3,7 @@
 //! another shard).
 //!
 //! Each shard has its own interpreter, created on first use, with Redis's
-//! sandbox: the base, table, string, math and bit libraries, no way to
+//! sandbox: the base, table, string, math, bit, cjson and cmsgpack libraries, no way to
 //! create globals, reading an undefined global is an error. A script runs
 //! on the shard that owns its declared keys (or the caller's, when they are
 //! spread or absent), holding the locks of all of them, one script at a
@@ -18,6 +18,8 @@
 //! thread, and one of them can send SCRIPT KILL, an instruction hook
 //! yields the script's coroutine every few milliseconds and lets the
 //! reactor run for a moment; the script keeps its locks meanwhile.
+
+mod cmsgpack;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -306,6 +308,7 @@ impl Engine {
                 json_to_lua(lua, &v)
             })?,
         )?;
+        cmsgpack::register(&lua)?;
         lua.load(PRELUDE).set_name("@percore_prelude").exec()?;
 
         let paused = Rc::new(Cell::new(false));

@@ -185,3 +185,14 @@ def test_function_library_runs_on_every_shard(start_percore):
     assert [int(v) for v in c.mget(keys)] == [16] * len(keys)
     with pytest.raises(redis.ResponseError, match="write flag"):
         c.fcall_ro("bump", 1, keys[0], 1)
+
+
+def test_cmsgpack_refuses_hostile_input(percore):
+    r = percore.client()
+    # 100k nested one-element arrays, and an array claiming 4G elements.
+    with pytest.raises(redis.exceptions.ResponseError, match="Bad data format in input"):
+        r.eval("return cmsgpack.unpack(string.rep('\\145', 100000))", 0)
+    with pytest.raises(redis.exceptions.ResponseError, match="Missing bytes in input"):
+        r.eval("return cmsgpack.unpack('\\221\\255\\255\\255\\255')", 0)
+    assert r.eval("return cmsgpack.unpack(cmsgpack.pack({7, {x = 'y'}}))[2].x", 0) == b"y"
+    assert r.ping()
