@@ -151,3 +151,27 @@ def test_disconnect_in_multi_leaves_nothing(start_percore):
     pipe.set(key, "new")
     pipe.get(key)
     assert pipe.execute() == [True, b"new"]
+
+
+def test_pfcount_refreshing_its_cache_breaks_a_watch(start_percore, reference):
+    """PFCOUNT rewrites the HLL's cached cardinality when stale, which
+    Redis counts as a change; with a fresh cache it changes nothing."""
+
+    def run(server):
+        a, b = server.client(), server.client()
+        a.pfadd("hll", "x", "y")
+        outcomes = []
+        for _ in range(2):
+            with a.pipeline() as pipe:
+                pipe.watch("hll")
+                b.pfcount("hll")
+                pipe.multi()
+                pipe.set("after", 1)
+                try:
+                    outcomes.append(pipe.execute())
+                except redis.WatchError:
+                    outcomes.append("aborted")
+        return outcomes
+
+    assert run(percore := start_percore()) == run(reference) == ["aborted", [True]]
+    assert percore.client().pfcount("hll") == 2

@@ -65,7 +65,19 @@ fn pfadd(ctx: &mut Ctx, args: Args) -> CmdResult {
 /// several keys are merged into a scratch register set.
 fn pfcount(ctx: &mut Ctx, args: Args) -> CmdResult {
     if args.len() == 2 {
-        return Ok(Reply::Int(hll_mut(ctx, args.get(1))?.map_or(Ok(0), |h| hll::count(h))? as i64));
+        let key = args.get(1);
+        let Some(h) = hll_mut(ctx, key)? else {
+            return Ok(Reply::Int(0));
+        };
+        let refreshed = hll::cache_stale(h);
+        let n = hll::count(h)?;
+        if refreshed {
+            // The cached cardinality changed: a WATCH on the key breaks,
+            // as in Redis.
+            ctx.db().touch(key);
+            ctx.ks.dirty += 1;
+        }
+        return Ok(Reply::Int(n as i64));
     }
     let mut max = vec![0u8; hll::REGISTER_COUNT];
     for i in 1..args.len() {

@@ -403,8 +403,14 @@ pub fn count_raw(max: &[u8]) -> u64 {
 }
 
 /// PFCOUNT of one key: the cached value, or computed and cached.
+/// Whether the cached cardinality must be recomputed (PFCOUNT then
+/// rewrites it, which Redis counts as a change of the key).
+pub fn cache_stale(s: &[u8]) -> bool {
+    s[15] & 0x80 != 0
+}
+
 pub fn count(s: &mut [u8]) -> Result<u64, HllError> {
-    if s[15] & 0x80 == 0 {
+    if !cache_stale(s) {
         return Ok(u64::from_le_bytes(s[8..16].try_into().expect("8-byte cache")));
     }
     let mut regs = vec![0u8; REGISTERS];
