@@ -3,7 +3,8 @@
 //! another shard).
 //!
 //! Each shard has its own interpreter, created on first use, with Redis's
-//! sandbox: the base, table, string, math, bit, cjson and cmsgpack libraries, no way to
+//! sandbox: the base, table, string, math, bit, cjson, cmsgpack and struct
+//! libraries, no way to
 //! create globals, reading an undefined global is an error. A script runs
 //! on the shard that owns its declared keys (or the caller's, when they are
 //! spread or absent), holding the locks of all of them, one script at a
@@ -20,6 +21,7 @@
 //! reactor run for a moment; the script keeps its locks meanwhile.
 
 mod cmsgpack;
+mod lua_struct;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -296,19 +298,20 @@ impl Engine {
         )?;
         globals.set(
             "__percore_json_encode",
-            lua.create_function(|_, v: Value| {
+            library_fn(&lua, |_, v: Value| {
                 serde_json::to_string(&lua_to_json(&v, 0)?).map_err(|e| mlua::Error::runtime(e.to_string()))
             })?,
         )?;
         globals.set(
             "__percore_json_decode",
-            lua.create_function(|lua, s: mlua::LuaString| {
+            library_fn(&lua, |lua, s: mlua::LuaString| {
                 let v: serde_json::Value =
                     serde_json::from_slice(&s.as_bytes()).map_err(|e| mlua::Error::runtime(e.to_string()))?;
                 json_to_lua(lua, &v)
             })?,
         )?;
         cmsgpack::register(&lua)?;
+        lua_struct::register(&lua)?;
         lua.load(PRELUDE).set_name("@percore_prelude").exec()?;
 
         let paused = Rc::new(Cell::new(false));
@@ -568,6 +571,47 @@ pub enum Callable<'a> {
     Script(&'a str),
     /// FCALL, by function name.
     Function(&'a str),
+}
+
+/// An error raised by a library function written in Rust, located at the
+/// script line that called it ("user_script:3: ..."), as Lua's own C
+/// libraries report theirs. A tail call (`return cjson.decode(x)`) leaves
+/// no calling frame in LuaJIT: then the nearest script frame further up
+/// names the line, or line 1 (right for one-line scripts).
+fn located(lua: &Lua, message: impl std::fmt::Display) -> mlua::Error {
+    let user_frame = |level: usize| {
+        lua.inspect_stack(level, |d| {
+            let source = d.source().source.map(|s| s.to_string()).unwrap_or_default();
+            let name = source.strip_prefix('@').filter(|n| *n == "user_script" || *n == "user_function")?.to_string();
+            Some((name, d.current_line()?))
+        })
+    };
+    let mut at = None;
+    for level in 1.. {
+        match user_frame(level) {
+            None => break,
+            Some(None) => continue,
+            Some(found) => {
+                at = found;
+                break;
+            }
+        }
+    }
+    let (name, line) = at.unwrap_or_else(|| ("user_script".to_string(), 1));
+    mlua::Error::runtime(format!("{name}:{line}: {message}"))
+}
+
+/// A library function (cjson, cmsgpack, struct) whose errors name the
+/// script line that called it.
+pub(crate) fn library_fn<A, R>(
+    lua: &Lua,
+    f: impl Fn(&Lua, A) -> mlua::Result<R> + 'static,
+) -> mlua::Result<mlua::Function>
+where
+    A: mlua::FromLuaMulti,
+    R: mlua::IntoLuaMulti,
+{
+    lua.create_function(move |lua, args: A| f(lua, args).map_err(|e| located(lua, lua_message(&e))))
 }
 
 /// The message of a Lua error without mlua's decoration.

@@ -12,7 +12,7 @@ pub fn register(lua: &Lua) -> mlua::Result<()> {
     let lib = lua.create_table()?;
     lib.set(
         "pack",
-        lua.create_function(|lua, args: MultiValue| {
+        super::library_fn(lua, |lua, args: MultiValue| {
             if args.is_empty() {
                 return Err(mlua::Error::runtime("bad argument #0 to 'pack' (MessagePack pack needs input.)"));
             }
@@ -25,7 +25,7 @@ pub fn register(lua: &Lua) -> mlua::Result<()> {
     )?;
     lib.set(
         "unpack",
-        lua.create_function(|lua, s: mlua::LuaString| {
+        super::library_fn(lua, |lua, s: mlua::LuaString| {
             let bytes = s.as_bytes();
             let mut d = Decoder { lua, bytes: &bytes, at: 0, depth: 0 };
             let mut values = Vec::new();
@@ -47,9 +47,9 @@ pub fn register(lua: &Lua) -> mlua::Result<()> {
     };
     lib.set(
         "unpack_one",
-        lua.create_function(move |lua, (s, offset): (mlua::LuaString, Option<usize>)| limited(lua, (s, 1, offset)))?,
+        super::library_fn(lua, move |lua, (s, offset): (mlua::LuaString, Option<usize>)| limited(lua, (s, 1, offset)))?,
     )?;
-    lib.set("unpack_limit", lua.create_function(limited)?)?;
+    lib.set("unpack_limit", super::library_fn(lua, limited)?)?;
     lua.globals().set("cmsgpack", lib)
 }
 
