@@ -2,6 +2,7 @@
 parsing must accept what percore sends."""
 
 import pytest
+import redis
 
 
 def client_script(c):
@@ -106,3 +107,41 @@ def test_scan_returns_every_element_while_the_collection_grows(percore, kind):
             break
         assert calls < 1000, "the scan must end"
     assert {m.encode() for m in original} <= seen
+
+
+def test_hostile_counts_and_offsets_get_errors(percore, reference):
+    """Counts and offsets at the edges of 64 bits: the same errors as
+    Redis where it has one, a bounded refusal where Redis would try to
+    build an endless reply; the server stays up."""
+    MIN = "-9223372036854775808"
+    same_as_redis = [
+        ("SRANDMEMBER", "s", MIN),
+        ("HRANDFIELD", "h", MIN, "WITHVALUES"),
+        ("ZRANDMEMBER", "z", MIN),
+        ("SETRANGE", "str", "4294967296", "x"),
+        ("SETBIT", "bits", "4294967296", "1"),
+        ("BITFIELD", "bf", "SET", "u8", "4294967296", "1"),
+        ("SELECT", "9223372036854775807"),
+        ("MOVE", "str", "99"),
+        ("SWAPDB", "0", "9223372036854775807"),
+        ("LPOS", "l", "1", "COUNT", "-1"),
+    ]
+    for server in (percore, reference):
+        c = server.client()
+        c.sadd("s", *range(10))
+        c.hset("h", mapping={str(i): i for i in range(10)})
+        c.zadd("z", {str(i): i for i in range(10)})
+        c.rpush("l", 1)
+    for cmd in same_as_redis:
+        replies = []
+        for server in (percore, reference):
+            try:
+                replies.append(server.client().execute_command(*cmd))
+            except redis.ResponseError as e:
+                replies.append(str(e))
+        assert replies[0] == replies[1], cmd
+    c = percore.client()
+    for cmd in [("SRANDMEMBER", "s", "-4611686018427387904"), ("ZRANDMEMBER", "z", "-99999999999", "WITHSCORES")]:
+        with pytest.raises(redis.ResponseError, match="out of range"):
+            c.execute_command(*cmd)
+    assert c.ping()

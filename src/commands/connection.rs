@@ -119,11 +119,8 @@ fn hello(client: &mut Client, args: Args) -> CmdResult {
 }
 
 fn select(client: &mut Client, args: Args) -> CmdResult {
-    let n = args.int(1)?;
-    if n < 0 || n >= client.shard.databases() as i64 || n > i32::MAX as i64 {
-        return Err(CmdError::DbIndexOutOfRange);
-    }
-    client.meta.db.set(n as usize);
+    let n = args.db_index(1, client.shard.databases())?;
+    client.meta.db.set(n);
     Ok(Reply::Ok)
 }
 

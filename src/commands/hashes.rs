@@ -146,7 +146,7 @@ fn hincrbyfloat(ctx: &mut Ctx, args: Args) -> CmdResult {
 
 /// HRANDFIELD key [count [WITHVALUES]]
 fn hrandfield(ctx: &mut Ctx, args: Args) -> CmdResult {
-    let count = if args.len() >= 3 { Some(args.int(2)?) } else { None };
+    let count = if args.len() >= 3 { Some(super::random_count(args, 2)?) } else { None };
     let with_values = match args.len() {
         4 if args.is(3, "WITHVALUES") => true,
         2 | 3 => false,

@@ -138,11 +138,7 @@ fn copy_options(args: Args, current_db: usize, databases: usize) -> Result<(usiz
         if args.is(j, "REPLACE") {
             replace = true;
         } else if args.is(j, "DB") && j + 1 < args.len() {
-            let n = args.int(j + 1)?;
-            if n < 0 || n >= databases as i64 || n > i32::MAX as i64 {
-                return Err(CmdError::DbIndexOutOfRange);
-            }
-            db = n as usize;
+            db = args.db_index(j + 1, databases)?;
             j += 1;
         } else {
             return Err(CmdError::Syntax);
@@ -213,11 +209,7 @@ fn copy_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, 
 
 /// MOVE key db: the key keeps its slot, so it stays on this shard.
 fn move_(ctx: &mut Ctx, args: Args) -> CmdResult {
-    let n = args.int(2)?;
-    if n < 0 || n >= ctx.ks.dbs.len() as i64 {
-        return Err(CmdError::DbIndexOutOfRange);
-    }
-    let dst = n as usize;
+    let dst = args.db_index(2, ctx.ks.dbs.len())?;
     if dst == ctx.db {
         return Err(CmdError::SameObject);
     }

@@ -300,6 +300,16 @@ impl<'a> Args<'a> {
         parse_i64(self.get(i)).ok_or(CmdError::NotInteger)
     }
 
+    /// A database number (SELECT, MOVE, COPY ... DB): an int, then one
+    /// of the `databases`.
+    pub fn db_index(&self, i: usize, databases: usize) -> Result<usize, CmdError> {
+        let n = self.int(i)?;
+        if i32::try_from(n).is_err() {
+            return Err(CmdError::err("value is out of range, value must between -2147483648 and 2147483647"));
+        }
+        usize::try_from(n).ok().filter(|&n| n < databases).ok_or(CmdError::DbIndexOutOfRange)
+    }
+
     pub fn float(&self, i: usize) -> Result<f64, CmdError> {
         parse_f64(self.get(i)).ok_or(CmdError::NotFloat)
     }
@@ -352,6 +362,25 @@ pub fn random_positions(
         };
     }
     picked.into_iter().collect()
+}
+
+/// Most elements a negative count (picks with repetition) may ask for in
+/// one reply: beyond, the reply alone would take gigabytes.
+const MAX_RANDOM_PICKS: i64 = 1 << 24;
+
+/// The count of SRANDMEMBER, HRANDFIELD and ZRANDMEMBER: Redis refuses
+/// LONG_MIN; percore also refuses negative counts past MAX_RANDOM_PICKS.
+pub fn random_count(args: Args, i: usize) -> Result<i64, CmdError> {
+    let n = args.int(i)?;
+    if n == i64::MIN {
+        return Err(CmdError::err(
+            "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+        ));
+    }
+    if n < -MAX_RANDOM_PICKS {
+        return Err(CmdError::err(format!("value is out of range, value must not be below -{MAX_RANDOM_PICKS}")));
+    }
+    Ok(n)
 }
 
 /// A non-negative count argument, with the wording of the pop commands.

@@ -280,8 +280,11 @@ fn flushall<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cm
 
 fn swapdb<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
-        let a = args.int(1).map_err(|_| CmdError::err("invalid first DB index"))?;
-        let b = args.int(2).map_err(|_| CmdError::err("invalid second DB index"))?;
+        let index = |i: usize, which: &str| {
+            let n = args.int(i).ok().filter(|n| i32::try_from(*n).is_ok());
+            n.ok_or_else(|| CmdError::err(format!("invalid {which} DB index")))
+        };
+        let (a, b) = (index(1, "first")?, index(2, "second")?);
         let n = client.shard.databases() as i64;
         if !(0..n).contains(&a) || !(0..n).contains(&b) {
             return Err(CmdError::DbIndexOutOfRange);

@@ -90,7 +90,7 @@ fn spop(ctx: &mut Ctx, args: Args) -> CmdResult {
 fn srandmember(ctx: &mut Ctx, args: Args) -> CmdResult {
     let count = match args.len() {
         2 => None,
-        3 => Some(args.int(2)?),
+        3 => Some(super::random_count(args, 2)?),
         _ => return Err(CmdError::Syntax),
     };
     let s = ctx.read_as::<Set>(args.get(1))?;

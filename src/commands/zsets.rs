@@ -476,7 +476,7 @@ fn zpopmax(ctx: &mut Ctx, args: Args) -> CmdResult {
 }
 
 fn zrandmember(ctx: &mut Ctx, args: Args) -> CmdResult {
-    let count = if args.len() >= 3 { Some(args.int(2)?) } else { None };
+    let count = if args.len() >= 3 { Some(super::random_count(args, 2)?) } else { None };
     let withscores = match args.len() {
         4 if args.is(3, "WITHSCORES") => true,
         2 | 3 => false,
