@@ -175,3 +175,42 @@ def test_pfcount_refreshing_its_cache_breaks_a_watch(start_percore, reference):
 
     assert run(percore := start_percore()) == run(reference) == ["aborted", [True]]
     assert percore.client().pfcount("hll") == 2
+
+
+@pytest.mark.parametrize(
+    "store",
+    [
+        ("SUNIONSTORE", "dst", "src"),
+        ("ZUNIONSTORE", "dst", "1", "zsrc"),
+        ("BITOP", "OR", "dst", "str"),
+        ("PFMERGE", "dst", "hll"),
+        ("COPY", "str", "dst"),
+        ("SORT", "lsrc", "STORE", "dst"),
+    ],
+)
+def test_a_store_breaks_the_watch_on_its_destination_only(start_percore, reference, store):
+    def run(server):
+        a, b = server.client(), server.client()
+        a.sadd("src", "m")
+        a.zadd("zsrc", {"m": 1})
+        a.set("str", "v")
+        a.pfadd("hll", "x")
+        a.pfcount("hll")  # a fresh cache: PFMERGE only reads it
+        a.rpush("lsrc", 2, 1)
+        outcomes = []
+        for watched in ("src", "zsrc", "str", "hll", "lsrc", "dst"):
+            b.delete("dst")
+            with a.pipeline() as pipe:
+                pipe.watch(watched)
+                b.execute_command(*store)
+                pipe.multi()
+                pipe.set("after", 1)
+                try:
+                    outcomes.append((watched, pipe.execute()))
+                except redis.WatchError:
+                    outcomes.append((watched, "aborted"))
+        return outcomes
+
+    got = run(start_percore(threads=SHARDS))
+    assert got == run(reference)
+    assert ("dst", "aborted") in got

@@ -181,6 +181,24 @@ impl Spec {
         Spec { name, arity, flags, keys, handler }
     }
 
+    /// The argument positions of the keys a write may change (for WATCH
+    /// and blocked clients): a STORE command's destination only (its
+    /// sources are only read, as in Redis's key specs), COPY's target,
+    /// SORT's STORE key, any other write's keys.
+    pub fn written_keys(&self, args: Args) -> Vec<usize> {
+        let mut keys = self.keys.positions(args);
+        match self.name {
+            // The destination is not among the declared (numkeys) keys.
+            "zunionstore" | "zinterstore" | "zdiffstore" => vec![1],
+            "sunionstore" | "sinterstore" | "sdiffstore" | "zrangestore" | "bitop" | "pfmerge" => {
+                keys.next().into_iter().collect()
+            }
+            "copy" => keys.nth(1).into_iter().collect(),
+            "sort" => (2..args.len().saturating_sub(1)).filter(|&j| args.is(j, "STORE")).map(|j| j + 1).collect(),
+            _ => keys.collect(),
+        }
+    }
+
     pub fn arity_ok(&self, argc: usize) -> bool {
         let count_ok = if self.arity >= 0 { argc == self.arity as usize } else { argc >= (-self.arity) as usize };
         count_ok && self.keys.fits(argc)

@@ -54,13 +54,13 @@ fn run_body(
             ctx.ks.dirty += 1;
             let d = &mut ctx.ks.dbs[db];
             if d.has_watched() {
-                spec.keys.positions(args).for_each(|i| d.touch(args.get(i)));
+                spec.written_keys(args).into_iter().for_each(|i| d.touch(args.get(i)));
             }
         }
         result
     });
     if result.is_ok() && wrote && !shard.blocked.borrow().is_empty() {
-        spec.keys.positions(args).for_each(|i| shard.key_written(db, args.get(i)));
+        spec.written_keys(args).into_iter().for_each(|i| shard.key_written(db, args.get(i)));
     }
     if notify != 0 && own_events {
         let own = match &result {
@@ -95,7 +95,7 @@ async fn keys_written(client: &Client, spec: &Spec, args: Args<'_>, reply: &Repl
         return;
     }
     let db = client.db();
-    for i in spec.keys.positions(args) {
+    for i in spec.written_keys(args) {
         let key = crate::storage::Key::from(args.get(i));
         client
             .shard
