@@ -35,7 +35,7 @@ use bytes::Bytes;
 use mlua::{Lua, LuaOptions, MultiValue, StdLib, Table, Value, ffi};
 
 use crate::commands::{self, OwnedArgs, WRITE};
-use crate::protocol::reply::format_double;
+use crate::protocol::reply::{Proto, format_double};
 use crate::protocol::{CmdError, Reply};
 use crate::server::client::Client;
 use crate::server::dispatch::execute;
@@ -191,6 +191,7 @@ const KILLED: &str = "Script killed by user with SCRIPT KILL...";
 /// Lua code that finishes the sandbox and wraps the Rust primitives.
 const PRELUDE: &str = r#"
 local call = __percore_call
+local setresp = __percore_setresp
 -- The message and line of the last error redis.call raised, so the host
 -- can name the line even when the frame is gone (a tail call).
 local last = {}
@@ -216,7 +217,7 @@ redis = {
   status_reply = function(s) return {ok = tostring(s)} end,
   sha1hex = __percore_sha1hex,
   log = __percore_log,
-  setresp = function(v) if v ~= 2 then error('RESP3 is not supported in scripts', 2) end end,
+  setresp = function(v) raise_on_error(setresp(v)) end,
   set_repl = function() end,
   replicate_commands = function() return true end,
   LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
@@ -224,6 +225,7 @@ redis = {
 }
 cjson = {encode = __percore_json_encode, decode = __percore_json_decode}
 __percore_call = nil
+__percore_setresp = nil
 __percore_sha1hex = nil
 __percore_log = nil
 __percore_json_encode = nil
@@ -282,6 +284,22 @@ impl Engine {
             async move { redis_call(&lua, &current, args).await }
         })?;
         globals.set("__percore_call", call)?;
+        let current = run.clone();
+        globals.set(
+            "__percore_setresp",
+            lua.create_function(move |lua, v: i64| {
+                let proto = match v {
+                    2 => Proto::Resp2,
+                    3 => Proto::Resp3,
+                    // Raised by the prelude as redis.call raises errors.
+                    _ => return reply_to_lua(lua, &Reply::Error(CmdError::err("RESP version must be 2 or 3.")), false),
+                };
+                if let Some(r) = current.borrow().as_ref() {
+                    r.client.meta.proto.set(proto);
+                }
+                Ok(Value::Nil)
+            })?,
+        )?;
         globals.set("__percore_sha1hex", lua.create_function(|_, s: mlua::LuaString| Ok(sha1_hex(&s.as_bytes())))?)?;
         globals.set(
             "__percore_log",
@@ -503,9 +521,9 @@ impl Engine {
                 *running = None;
             }
         }
-        self.run.borrow_mut().take();
+        let resp3 = self.run.borrow_mut().take().is_some_and(|r| r.client.proto() == Proto::Resp3);
         match result {
-            Ok(v) => lua_to_reply(&v, what),
+            Ok(v) => lua_to_reply(&v, what, resp3),
             Err(e) => Err(script_error(&lua_message(&e), None, what)),
         }
     }
@@ -695,9 +713,10 @@ async fn redis_call(lua: &Lua, current: &Rc<RefCell<Option<Run>>>, args: MultiVa
         shard.server.script_wrote.store(true, Ordering::Relaxed);
     }
     let result = execute(&mut run.client, spec, args, true).await;
+    let resp3 = run.client.proto() == Proto::Resp3;
     *current.borrow_mut() = Some(run);
     match result {
-        Ok(reply) => reply_to_lua(lua, &reply),
+        Ok(reply) => reply_to_lua(lua, &reply, resp3),
         Err(e) => error(e.to_string()),
     }
 }
@@ -782,16 +801,17 @@ fn lua_number(n: f64) -> String {
 }
 
 /// A command's reply as a script sees it (RESP2 conversions).
-fn reply_to_lua(lua: &Lua, reply: &Reply) -> mlua::Result<Value> {
-    let status = |s: &str| -> mlua::Result<Value> {
+fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Result<Value> {
+    let table = |field: &str, value: Value| -> mlua::Result<Value> {
         let t = lua.create_table()?;
-        t.raw_set("ok", s)?;
+        t.raw_set(field, value)?;
         Ok(Value::Table(t))
     };
+    let status = |s: &str| table("ok", Value::String(lua.create_string(s)?));
     let array = |items: Vec<&Reply>| -> mlua::Result<Value> {
         let t = lua.create_table_with_capacity(items.len(), 0)?;
         for (i, item) in items.into_iter().enumerate() {
-            t.raw_set(i + 1, reply_to_lua(lua, item)?)?;
+            t.raw_set(i + 1, reply_to_lua(lua, item, resp3)?)?;
         }
         Ok(Value::Table(t))
     };
@@ -799,10 +819,31 @@ fn reply_to_lua(lua: &Lua, reply: &Reply) -> mlua::Result<Value> {
         Reply::Ok => return status("OK"),
         Reply::Status(s) => return status(s),
         Reply::Int(n) => Value::Integer(*n),
-        Reply::Bulk(b) | Reply::Verbatim(b) => Value::String(lua.create_string(b)?),
+        Reply::Bulk(b) => Value::String(lua.create_string(b)?),
+        Reply::Null | Reply::NullArray | Reply::Nothing if resp3 => Value::Nil,
         Reply::Null | Reply::NullArray | Reply::Nothing => Value::Boolean(false),
-        Reply::Array(items) | Reply::Set(items) | Reply::Push(items) | Reply::Seq(items) => {
-            return array(items.iter().collect());
+        Reply::Array(items) | Reply::Push(items) | Reply::Seq(items) => return array(items.iter().collect()),
+        Reply::Set(items) if resp3 => {
+            let t = lua.create_table_with_capacity(0, items.len())?;
+            for item in items {
+                t.raw_set(reply_to_lua(lua, item, resp3)?, true)?;
+            }
+            return table("set", Value::Table(t));
+        }
+        Reply::Set(items) => return array(items.iter().collect()),
+        Reply::Map(pairs) if resp3 => {
+            let t = lua.create_table_with_capacity(0, pairs.len())?;
+            for (k, v) in pairs {
+                t.raw_set(reply_to_lua(lua, k, resp3)?, reply_to_lua(lua, v, resp3)?)?;
+            }
+            return table("map", Value::Table(t));
+        }
+        Reply::Pairs(pairs) if resp3 => {
+            let t = lua.create_table_with_capacity(pairs.len(), 0)?;
+            for (i, (a, b)) in pairs.iter().enumerate() {
+                t.raw_set(i + 1, array(vec![a, b])?)?;
+            }
+            Value::Table(t)
         }
         Reply::Map(pairs) | Reply::Pairs(pairs) => return array(pairs.iter().flat_map(|(a, b)| [a, b]).collect()),
         Reply::BulkArray(encoded) => {
@@ -813,41 +854,74 @@ fn reply_to_lua(lua: &Lua, reply: &Reply) -> mlua::Result<Value> {
             }
             Value::Table(t)
         }
+        Reply::Double(d) if resp3 => return table("double", Value::Number(*d)),
         Reply::Double(d) => Value::String(lua.create_string(format_double(*d))?),
+        Reply::Bool(b) if resp3 => Value::Boolean(*b),
         Reply::Bool(b) => Value::Integer(*b as i64),
-        Reply::Error(e) => {
-            let t = lua.create_table()?;
-            t.raw_set("err", e.to_string())?;
-            Value::Table(t)
+        Reply::Verbatim(b) if resp3 => {
+            let v = lua.create_table()?;
+            v.raw_set("format", "txt")?;
+            v.raw_set("string", lua.create_string(b)?)?;
+            return table("verbatim_string", Value::Table(v));
         }
+        Reply::Verbatim(b) => Value::String(lua.create_string(b)?),
+        Reply::Error(e) => return table("err", Value::String(lua.create_string(e.to_string())?)),
     })
 }
 
-/// What a script returned, as a reply (Redis's Lua-to-RESP2 rules).
-fn lua_to_reply(v: &Value, what: Callable) -> Result<Reply, CmdError> {
+/// What a script returned, as a reply: Redis's Lua-to-RESP rules, with
+/// the RESP3 shapes (`{map=}`, `{set=}`, `{double=}`...) that RESP2
+/// clients get downgraded, and booleans as RESP3 booleans once the script
+/// chose RESP3.
+fn lua_to_reply(v: &Value, what: Callable, resp3: bool) -> Result<Reply, CmdError> {
+    let convert = |v: &Value| lua_to_reply(v, what, resp3);
     Ok(match v {
         Value::Nil => Reply::Null,
+        Value::Boolean(b) if resp3 => Reply::Bool(*b),
         Value::Boolean(true) => Reply::Int(1),
         Value::Boolean(false) => Reply::Null,
         Value::Integer(n) => Reply::Int(*n),
         Value::Number(n) => Reply::Int(*n as i64),
         Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
         Value::Table(t) => {
-            if let Ok(Value::String(e)) = t.raw_get::<Value>("__percore_error") {
+            let field = |name: &str| t.raw_get::<Value>(name).unwrap_or(Value::Nil);
+            if let Value::String(e) = field("__percore_error") {
                 let line = t.raw_get::<Option<i64>>("line").ok().flatten();
                 return Err(script_error(&e.to_string_lossy(), line, what));
             }
-            if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
+            if let Value::String(e) = field("err") {
                 return Ok(Reply::Error(CmdError::Raw(e.to_string_lossy())));
             }
-            if let Ok(Value::String(s)) = t.raw_get::<Value>("ok") {
+            if let Value::String(s) = field("ok") {
                 return Ok(Reply::Status(s.to_string_lossy().into()));
+            }
+            match (field("double"), field("map"), field("set"), field("big_number"), field("verbatim_string")) {
+                (Value::Number(d), ..) => return Ok(Reply::Double(d)),
+                (Value::Integer(d), ..) => return Ok(Reply::Double(d as f64)),
+                (_, Value::Table(m), ..) => {
+                    let pairs = m.pairs::<Value, Value>().flatten();
+                    return pairs
+                        .map(|(k, v)| Ok((convert(&k)?, convert(&v)?)))
+                        .collect::<Result<_, _>>()
+                        .map(Reply::Map);
+                }
+                (_, _, Value::Table(m), ..) => {
+                    let members = m.pairs::<Value, Value>().flatten();
+                    return members.map(|(k, _)| convert(&k)).collect::<Result<_, _>>().map(Reply::Set);
+                }
+                (_, _, _, Value::String(n), _) => return Ok(Reply::Bulk(Bytes::copy_from_slice(&n.as_bytes()))),
+                (_, _, _, _, Value::Table(v)) => {
+                    if let Ok(Value::String(s)) = v.raw_get::<Value>("string") {
+                        return Ok(Reply::Verbatim(Bytes::copy_from_slice(&s.as_bytes())));
+                    }
+                }
+                _ => {}
             }
             let mut items = Vec::new();
             for i in 1.. {
                 match t.raw_get::<Value>(i) {
                     Ok(Value::Nil) | Err(_) => break,
-                    Ok(item) => items.push(lua_to_reply(&item, what)?),
+                    Ok(item) => items.push(convert(&item)?),
                 }
             }
             Reply::Array(items)
