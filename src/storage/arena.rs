@@ -63,7 +63,8 @@ impl Arena {
     /// A random occupied cell (by a few random probes, then a walk from
     /// the last probe), or None when empty.
     pub fn random(&self) -> Option<u32> {
-        let cells = self.chunks.iter().map(Vec::len).sum::<usize>();
+        // Every chunk but the last is full.
+        let cells = self.chunks.last().map_or(0, |last| (self.chunks.len() - 1) * CHUNK + last.len());
         if self.live == 0 || cells == 0 {
             return None;
         }
