@@ -347,6 +347,44 @@ pub fn store(s: &mut Vec<u8>, max: &[u8], dense: bool, max_bytes: usize) -> Resu
     Ok(())
 }
 
+/// PFDEBUG TODENSE: converts a sparse HLL; returns whether it was sparse.
+pub fn make_dense(s: &mut Vec<u8>) -> Result<bool, HllError> {
+    let was_sparse = !is_dense(s);
+    to_dense(s)?;
+    Ok(was_sparse)
+}
+
+/// The 16384 register values (PFDEBUG GETREG).
+pub fn registers(s: &[u8]) -> Result<Vec<u8>, HllError> {
+    let mut regs = vec![0u8; REGISTERS];
+    merge_into(&mut regs, s)?;
+    Ok(regs)
+}
+
+/// PFDEBUG DECODE: a sparse HLL's opcodes as text (`z:len` for ZERO,
+/// `Z:len` for XZERO, `v:value,len` for VAL); None when it is dense.
+pub fn decode_sparse(s: &[u8]) -> Result<Option<String>, HllError> {
+    if is_dense(s) {
+        return Ok(None);
+    }
+    let mut ops = Vec::new();
+    let mut p = HDR;
+    while p < s.len() {
+        let b = s[p];
+        if is_zero(b) {
+            ops.push(format!("z:{}", zero_len(b)));
+            p += 1;
+        } else if is_xzero(b) {
+            ops.push(format!("Z:{}", xzero_len(b, *s.get(p + 1).ok_or(HllError::Corrupt)?)));
+            p += 2;
+        } else {
+            ops.push(format!("v:{},{}", val_value(b), val_len(b)));
+            p += 1;
+        }
+    }
+    Ok(Some(ops.join(" ")))
+}
+
 pub fn is_dense(s: &[u8]) -> bool {
     s[4] == DENSE
 }
