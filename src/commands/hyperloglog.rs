@@ -145,12 +145,12 @@ fn pfdebug(ctx: &mut Ctx, args: Args) -> CmdResult {
 
 /// PFSELFTEST: checks the register packing and the estimator's error on
 /// both encodings.
-fn pfselftest(ctx: &mut Ctx, _args: Args) -> CmdResult {
+fn pfselftest(client: &mut Client, _args: Args) -> CmdResult {
     let failed = |what: String| CmdError::Raw(format!("ERR TESTFAILED {what}"));
     let mut h = hll::create();
     let mut dense = hll::create();
     hll::make_dense(&mut dense)?;
-    let limit = max_sparse(ctx);
+    let limit = Hot::get(&client.shard.server.hot.hll_sparse_max_bytes) as usize;
     for n in 1..=20_000u32 {
         let element = n.to_le_bytes();
         hll::add(&mut h, &element, limit)?;
@@ -230,5 +230,5 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("pfcount", -2, READONLY, Keys::Range(1, -1, 1), Handler::Cross(pfcount, pfcount_cross)),
     Spec::new("pfmerge", -2, WRITE | DENYOOM, Keys::Range(1, -1, 1), Handler::Cross(pfmerge, pfmerge_cross)),
     Spec::new("pfdebug", 3, WRITE | DENYOOM | ADMIN, Keys::Range(2, 2, 1), Handler::Data(pfdebug)),
-    Spec::new("pfselftest", 1, ADMIN, Keys::None, Handler::Data(pfselftest)),
+    Spec::new("pfselftest", 1, ADMIN, Keys::None, Handler::Conn(pfselftest)),
 ];
