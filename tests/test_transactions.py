@@ -6,7 +6,7 @@ import time
 import pytest
 import redis
 
-from slots import keys_on_distinct_shards
+from slots import key_slot, keys_on_distinct_shards
 
 SHARDS = 4
 
@@ -214,3 +214,47 @@ def test_a_store_breaks_the_watch_on_its_destination_only(start_percore, referen
     got = run(start_percore(threads=SHARDS))
     assert got == run(reference)
     assert ("dst", "aborted") in got
+
+
+def test_sort_reads_its_by_and_get_keys_atomically(start_percore):
+    """SORT ... GET w_* while MULTI/EXEC moves the weights together: every
+    SORT sees the weights of one EXEC, never half of two."""
+    percore = start_percore(threads=SHARDS)
+    # Elements whose weight keys live on different shards (and not all on
+    # the list's).
+    elements, shards = [], set()
+    i = 0
+    while len(elements) < SHARDS:
+        e = f"e{i}"
+        shard = key_slot(f"w_{e}".encode()) % SHARDS
+        if shard not in shards:
+            shards.add(shard)
+            elements.append(e)
+        i += 1
+    c = percore.client()
+    c.rpush("l", *elements)
+    c.mset({f"w_{e}": 0 for e in elements})
+    stop = threading.Event()
+
+    def writer():
+        w = percore.client()
+        n = 0
+        while not stop.is_set():
+            n += 1
+            with w.pipeline(transaction=True) as pipe:
+                pipe.mset({f"w_{e}": n for e in elements})
+                pipe.execute()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        torn = []
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            values = c.sort("l", by="nosort", get="w_*")
+            if len(set(values)) != 1:
+                torn.append(values)
+    finally:
+        stop.set()
+        t.join()
+    assert not torn, torn[:3]

@@ -1,10 +1,10 @@
-//! SORT and SORT_RO (sort.c). The source list, set or sorted set (and the
-//! STORE destination) are locked as a transaction; keys named by BY and GET
-//! patterns are read from their owners as the sort needs them, one hop per
-//! shard, without locking (their names are only known after reading the
-//! source).
+//! SORT and SORT_RO (sort.c). The source list, set or sorted set, the
+//! STORE destination and the keys its BY and GET patterns name are locked
+//! as one transaction. The pattern keys are only known from the source's
+//! elements: SORT reads the source, locks everything, reads it again, and
+//! starts over if the elements now name keys it did not lock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::LocalBoxFuture;
 
@@ -130,30 +130,74 @@ async fn lookup_all(client: &Client, pattern: &[u8], elements: &[Vec<u8>]) -> Ve
     out
 }
 
+/// The elements of the source (and whether it is a sorted set).
+type Elements = (Vec<Vec<u8>>, bool);
+
+fn read_source(ctx: &mut super::Ctx, key: &[u8]) -> Result<Elements, CmdError> {
+    match ctx.read(key) {
+        None => Ok((Vec::new(), false)),
+        Some(e) => match &e.value {
+            Value::List(l) => Ok((l.iter().map(|x| x.to_vec()).collect(), false)),
+            Value::Set(s) => Ok((s.members().iter().map(|x| x.to_vec()).collect(), false)),
+            Value::ZSet(z) => Ok((z.range(0, z.len()).into_iter().map(|(_, m)| m.to_vec()).collect(), true)),
+            _ => Err(CmdError::WrongType),
+        },
+    }
+}
+
+/// The keys the BY and GET patterns name for `elements`.
+fn pattern_keys(o: &SortOptions, elements: &[Vec<u8>]) -> BTreeSet<Key> {
+    let by = o.by.iter().filter(|_| !o.dont_sort);
+    let patterns: Vec<&Vec<u8>> = by.chain(o.gets.iter().filter(|g| g.as_slice() != b"#")).collect();
+    let mut keys = BTreeSet::new();
+    for p in patterns {
+        keys.extend(elements.iter().filter_map(|e| substitute(p, e)).map(|(k, _)| Key::new(&k)));
+    }
+    keys
+}
+
+/// Locks the source, the destination and the pattern keys, and reads the
+/// source under the locks; returns the held transaction, the elements and
+/// the events the read recorded (a miss).
+async fn lock_and_read(
+    client: &Client,
+    o: &SortOptions,
+    source: &Key,
+) -> (Tx, Result<Elements, CmdError>, Vec<crate::storage::KeyEvent>) {
+    let db = client.db();
+    let mut pattern_locked = BTreeSet::new();
+    // Bounded: each retry locks a strict superset of the keys before; after
+    // four rounds the sort goes on with what it holds.
+    let mut attempt = 0;
+    loop {
+        let mut locked: Vec<&[u8]> = vec![source];
+        locked.extend(o.store.as_deref());
+        locked.extend(pattern_locked.iter().map(|k: &Key| &k[..]));
+        let tx = Tx::lock(client, db, locked.into_iter()).await;
+        let (read, events) = on_owner(&tx, client, source, db, |ctx, k| {
+            // A miss is reported with the store's events, before them.
+            (read_source(ctx, k), ctx.ks.take_events())
+        })
+        .await;
+        let needed = match &read {
+            Ok((elements, _)) => pattern_keys(o, elements),
+            Err(_) => BTreeSet::new(),
+        };
+        attempt += 1;
+        if needed.is_subset(&pattern_locked) || attempt == 4 {
+            return (tx, read, events);
+        }
+        tx.unlock().await;
+        pattern_locked.extend(needed);
+    }
+}
+
 async fn sort_generic(client: &mut Client, args: Args<'_>, read_only: bool) -> CmdResult {
     let o = parse(args, read_only)?;
     let db = client.db();
     let source = Key::new(args.get(1));
-    let mut locked: Vec<&[u8]> = vec![&source];
-    if let Some(dst) = &o.store {
-        locked.push(dst);
-    }
-    let tx = Tx::lock(client, db, locked.into_iter()).await;
+    let (tx, read, mut events) = lock_and_read(client, &o, &source).await;
     let result = async {
-        let (read, mut events) = on_owner(&tx, client, &source, db, |ctx, k| {
-            let read = match ctx.read(k) {
-                None => Ok((Vec::new(), false)),
-                Some(e) => match &e.value {
-                    Value::List(l) => Ok((l.iter().map(|x| x.to_vec()).collect(), false)),
-                    Value::Set(s) => Ok((s.members().iter().map(|x| x.to_vec()).collect(), false)),
-                    Value::ZSet(z) => Ok((z.range(0, z.len()).into_iter().map(|(_, m)| m.to_vec()).collect(), true)),
-                    _ => Err(CmdError::WrongType),
-                },
-            };
-            // A miss is reported with the store's events, before them.
-            (read, ctx.ks.take_events())
-        })
-        .await;
         let (elements, is_sorted_set) = read?;
         let mut order: Vec<usize> = (0..elements.len()).collect();
         if !o.dont_sort {
