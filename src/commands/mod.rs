@@ -181,21 +181,40 @@ impl Spec {
         Spec { name, arity, flags, keys, handler }
     }
 
+    /// Whether the command reads source keys to write a destination (the
+    /// STORE commands, BITOP, PFMERGE, COPY, SORT): its sources are only
+    /// read, as Redis's key specs say.
+    pub fn stores(&self) -> bool {
+        matches!(
+            self.name,
+            "sunionstore"
+                | "sinterstore"
+                | "sdiffstore"
+                | "zunionstore"
+                | "zinterstore"
+                | "zdiffstore"
+                | "zrangestore"
+                | "bitop"
+                | "pfmerge"
+                | "copy"
+                | "sort"
+        )
+    }
+
     /// The argument positions of the keys a write may change (for WATCH
-    /// and blocked clients): a STORE command's destination only (its
-    /// sources are only read, as in Redis's key specs), COPY's target,
-    /// SORT's STORE key, any other write's keys.
+    /// and blocked clients): a storing command's destination, any other
+    /// write's keys.
     pub fn written_keys(&self, args: Args) -> Vec<usize> {
         let mut keys = self.keys.positions(args);
+        if !self.stores() {
+            return keys.collect();
+        }
         match self.name {
             // The destination is not among the declared (numkeys) keys.
             "zunionstore" | "zinterstore" | "zdiffstore" => vec![1],
-            "sunionstore" | "sinterstore" | "sdiffstore" | "zrangestore" | "bitop" | "pfmerge" => {
-                keys.next().into_iter().collect()
-            }
             "copy" => keys.nth(1).into_iter().collect(),
             "sort" => (2..args.len().saturating_sub(1)).filter(|&j| args.is(j, "STORE")).map(|j| j + 1).collect(),
-            _ => keys.collect(),
+            _ => keys.next().into_iter().collect(),
         }
     }
 

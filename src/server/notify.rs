@@ -195,28 +195,11 @@ pub fn per_key<'a>(
 
 /// Whether a command reports `keymiss`: reads do, and the writes that
 /// read a key first (GETDEL, SET ... GET) or read their sources (the
-/// STORE commands); the others look keys up as writes.
+/// storing commands); the others look keys up as writes.
 fn reports_misses(spec: &Spec) -> bool {
     !spec.has(crate::commands::WRITE)
-        || matches!(
-            spec.name,
-            "getdel"
-                | "getex"
-                | "getset"
-                | "bitfield"
-                | "set"
-                | "sort"
-                | "copy"
-                | "bitop"
-                | "pfmerge"
-                | "sunionstore"
-                | "sinterstore"
-                | "sdiffstore"
-                | "zunionstore"
-                | "zinterstore"
-                | "zdiffstore"
-                | "zrangestore"
-        )
+        || spec.stores()
+        || matches!(spec.name, "getdel" | "getex" | "getset" | "bitfield" | "set")
 }
 
 fn changed(reply: &Reply) -> bool {
