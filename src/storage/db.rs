@@ -170,19 +170,26 @@ impl Db {
     /// Stores `value` under `key`, replacing any old value and its TTL
     /// (`expire_at` 0: persistent). Returns the entry.
     pub fn insert(&mut self, key: &[u8], value: Value, expire_at: i64, now_ms: i64) -> &mut Entry {
-        if !self.expires.is_empty() {
-            // An expired key is reclaimed first (it expired, then a new
-            // key was made), as Redis's write lookup does.
-            self.get(key, now_ms);
-        }
         let slot = key_slot(key);
         let h = hash(key);
-        // Split borrows: the entry lives in `slots` while `expires` and
-        // `len` are kept in step.
-        let Db { arena, slots, expires, len, log, log_new, .. } = self;
+        // Split borrows: the entry lives in the arena while the other
+        // fields are kept in step.
+        let Db { arena, slots, expires, len, expired, watched, log, log_expired, log_new, .. } = self;
         let (existed, cell) = slots.get_or_create(slot).entry(arena, h, key, || Entry::new(key), |e| hash(&e.key));
         let e = arena.get_mut(cell);
         let had = existed && e.volatile();
+        // An expired key is replaced as a new one: it expired first, as
+        // Redis's write lookup reclaims it.
+        let reclaimed = had && expires.get(key).is_some_and(|&at| at <= now_ms);
+        if reclaimed {
+            *expired += 1;
+            if let Some(w) = watched.get_mut(key) {
+                w.version += 1;
+            }
+            if *log_expired {
+                log.push((Logged::Expired, key.into()));
+            }
+        }
         e.value = value;
         e.set_volatile(expire_at != 0);
         e.touch(now_ms);
@@ -193,9 +200,9 @@ impl Db {
         }
         if !existed {
             *len += 1;
-            if *log_new {
-                log.push((Logged::New, key.into()));
-            }
+        }
+        if (!existed || reclaimed) && *log_new {
+            log.push((Logged::New, key.into()));
         }
         e
     }
@@ -446,6 +453,21 @@ mod tests {
             total += db.expire_sample(20, 5000).1;
         }
         assert_eq!((total, db.len()), (50, 50));
+    }
+
+    #[test]
+    fn writing_over_an_expired_key_reclaims_it_first() {
+        let mut db = Db::default();
+        db.set_log(true, true);
+        db.insert(b"k", s(b"old"), 1500, 1000);
+        db.insert(b"k", s(b"new"), 0, 2000);
+        assert_eq!((db.len(), db.expires_len(), db.expired), (1, 0, 1));
+        let log: Vec<(Logged, Vec<u8>)> = db.take_log().into_iter().map(|(l, k)| (l, k.to_vec())).collect();
+        let k = b"k".to_vec();
+        assert_eq!(log, vec![(Logged::New, k.clone()), (Logged::Expired, k.clone()), (Logged::New, k)]);
+        // A live key overwritten is neither.
+        db.insert(b"k", s(b"again"), 0, 3000);
+        assert!(db.take_log().is_empty());
     }
 
     #[test]
