@@ -46,7 +46,8 @@ fn run_body(
     args: Args,
     own_events: bool,
 ) -> CmdResult {
-    let notify = shard.arm_notifications();
+    // (with_ctx arms the notifications.)
+    let notify = shard.notify_flags();
     let wrote = spec.has(WRITE);
     let result = shard.with_ctx(db, no_touch, |ctx| {
         let result = f(ctx, args);
