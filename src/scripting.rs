@@ -508,7 +508,7 @@ impl Engine {
                 Some(r) => break r,
                 // Let the reactor run: this thread's other clients get BUSY,
                 // and one of them may send SCRIPT KILL.
-                None => glommio::timer::sleep(PAUSE).await,
+                None => crate::server::poller::sleep(PAUSE).await,
             }
         };
         if let Some(s) = &server

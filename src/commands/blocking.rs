@@ -61,7 +61,7 @@ enum Outcome {
 async fn block(client: &mut Client, keys: &[Key], timeout: Option<Duration>, op: BlockOp) -> Result<Outcome, CmdError> {
     let shard = client.shard.clone();
     let db = client.db();
-    let (waiter, mut rx) = Waiter::new(db, op);
+    let (waiter, mut rx) = Waiter::new(db, op, client.shard.id);
     let may_block = !client.in_exec;
     let mut registered = Vec::new();
     let mut error = None;
@@ -96,7 +96,7 @@ async fn block(client: &mut Client, keys: &[Key], timeout: Option<Duration>, op:
         shard.server.blocked_clients.fetch_add(1, Ordering::Relaxed);
         let timer = async {
             match timeout {
-                Some(d) => glommio::timer::sleep(d).await,
+                Some(d) => crate::server::poller::sleep(d).await,
                 None => pending().await,
             }
         };

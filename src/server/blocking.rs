@@ -39,15 +39,17 @@ pub struct Served {
 
 pub struct Waiter {
     pub db: usize,
+    /// The shard of the blocked client.
+    pub home: usize,
     pub op: BlockOp,
     claimed: AtomicBool,
     reply: Mutex<Option<oneshot::Sender<Served>>>,
 }
 
 impl Waiter {
-    pub fn new(db: usize, op: BlockOp) -> (Arc<Waiter>, oneshot::Receiver<Served>) {
+    pub fn new(db: usize, op: BlockOp, home: usize) -> (Arc<Waiter>, oneshot::Receiver<Served>) {
         let (tx, rx) = oneshot::channel();
-        let w = Waiter { db, op, claimed: AtomicBool::new(false), reply: Mutex::new(Some(tx)) };
+        let w = Waiter { db, home, op, claimed: AtomicBool::new(false), reply: Mutex::new(Some(tx)) };
         (Arc::new(w), rx)
     }
 
@@ -60,7 +62,7 @@ impl Waiter {
         self.claimed.load(Ordering::Acquire)
     }
 
-    fn send(&self, served: Served) {
+    fn send(self: Arc<Self>, served: Served) {
         if let Some(tx) = self.reply.lock().ok().and_then(|mut r| r.take()) {
             let _ = tx.send(served);
         }
@@ -115,6 +117,12 @@ fn pop(ctx: &mut Ctx, key: &[u8], op: BlockOp) -> Vec<(SmallBytes, f64)> {
 }
 
 impl Shard {
+    /// Gives `served` to the waiter's client, on the client's shard.
+    fn hand_over(&self, waiter: &Arc<Waiter>, served: Served) {
+        let waiter = waiter.clone();
+        self.post(waiter.home, move || waiter.send(served));
+    }
+
     /// Serves `waiter` from `key` if it has data; otherwise queues it on
     /// the key when `block` (a command inside EXEC never blocks).
     pub fn try_or_block(&self, waiter: &Arc<Waiter>, key: Key, block: bool) -> Result<(), CmdError> {
@@ -129,7 +137,7 @@ impl Shard {
             Ok(Some(Served { key: key.clone(), items: pop(ctx, &key, op) }))
         })?;
         match served {
-            Some(s) => waiter.send(s),
+            Some(s) => self.hand_over(waiter, s),
             None if block => {
                 self.blocked.borrow_mut().queues.entry((db, key)).or_default().push_back(waiter.clone());
             }
@@ -177,7 +185,7 @@ impl Shard {
                 Ok(served) => {
                     self.forget_waiter(&waiter, &slot.1);
                     if let Some(s) = served {
-                        waiter.send(s);
+                        self.hand_over(&waiter, s);
                     }
                 }
             }

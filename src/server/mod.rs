@@ -20,14 +20,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
 use thiserror::Error;
 use tracing::{info, warn};
 
 use crate::config::{Config, Hot};
 use crate::storage::expire::active_expire_cycle;
-use shard::{Msg, Shard};
+use shard::{Mailbox, Shard};
 use shared::Shared;
 
 #[derive(Debug, Error)]
@@ -104,32 +103,22 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let shards = shard_count(&config);
     let shared = Arc::new(Shared::new(config, shards));
     let cores = core_affinity::get_core_ids().unwrap_or_default();
-    let mesh = (shards > 1).then(|| MeshBuilder::<Msg, _>::full(shards, 1024));
+    let (mailboxes, inboxes): (Vec<Mailbox>, Vec<_>) = (0..shards).map(|_| Mailbox::new()).unzip();
+    let mailboxes: Arc<[Mailbox]> = mailboxes.into();
+    let mut inboxes = inboxes.into_iter();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let mut handles = Vec::new();
     for i in 0..shards {
         let placement = if shards <= cores.len() { Placement::Fixed(cores[i].id) } else { Placement::Unbound };
         let shared = shared.clone();
-        let mesh = mesh.clone();
+        let mailboxes = mailboxes.clone();
+        let inbox = inboxes.next().expect("one inbox per shard");
         let addrs = addrs.clone();
         let ready = ready_tx.clone();
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("percore-shard-{i}"))
             .spawn(move || async move {
-                let (id, senders, mut receivers) = match mesh {
-                    Some(m) => match m.join().await {
-                        Ok((s, r)) => (s.peer_id(), Some(s), Some(r)),
-                        Err(e) => {
-                            let _ = ready.send(Err(format!("channel mesh join failed: {e}")));
-                            return;
-                        }
-                    },
-                    None => (0, None, None),
-                };
-                let shard = Shard::new(id, shared, senders);
-                if let Some(r) = receivers.as_mut() {
-                    shard.serve_peer(r);
-                }
+                let shard = Shard::new(i, shared, mailboxes, inbox);
                 let mut listeners = Vec::new();
                 for &a in &addrs {
                     match listener(a, backlog) {
@@ -140,15 +129,13 @@ pub fn run(config: Config) -> Result<(), StartError> {
                         }
                     }
                 }
-                let clock = shard.clone();
-                glommio::spawn_local(shard.poller.clone().run(move || {
-                    clock.tick();
-                }))
-                .detach();
-                glommio::spawn_local(cron(shard.clone())).detach();
+                let (clock, mail) = (shard.clone(), shard.clone());
+                glommio::spawn_local(shard.poller.clone().run(move || _ = clock.tick(), move || mail.take_mail()))
+                    .detach();
+                poller::spawn(cron(shard.clone())).detach();
                 let accepts = listeners.into_iter().map(|l| {
                     let shard = shard.clone();
-                    glommio::spawn_local(accept_loop(shard, l))
+                    poller::spawn(accept_loop(shard, l))
                 });
                 let accepts: Vec<_> = accepts.collect();
                 let _ = ready.send(Ok(()));
@@ -185,13 +172,13 @@ async fn accept_loop(shard: Rc<Shard>, listener: std::net::TcpListener) {
         ready.clear_readable();
         match listener.accept() {
             Ok((stream, _)) => {
-                glommio::spawn_local(connection::serve(shard.clone(), stream)).detach();
+                poller::spawn(connection::serve(shard.clone(), stream)).detach();
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => ready.readable().await,
             Err(e) => {
                 // Out of descriptors and the like: back off instead of spinning.
                 warn!("Accepting client connection: {e}");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
+                poller::sleep(Duration::from_millis(10)).await;
             }
         }
     }
@@ -204,7 +191,7 @@ async fn cron(shard: Rc<Shard>) {
     loop {
         let hz = Hot::get(&shard.server.hot.hz).max(1);
         let period = Duration::from_millis(1000 / hz);
-        glommio::timer::sleep(period).await;
+        poller::sleep(period).await;
         let now = shard.tick();
         if shard.server.active_expire.load(std::sync::atomic::Ordering::Relaxed) {
             let notify = shard.arm_notifications();

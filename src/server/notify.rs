@@ -345,7 +345,7 @@ impl Shard {
                 });
             } else {
                 let (me, batch) = (self.clone(), messages.clone());
-                glommio::spawn_local(async move {
+                super::poller::spawn(async move {
                     me.run_on(s, move |sh| {
                         for (c, m) in &batch {
                             sh.deliver(false, c, m);

@@ -1,9 +1,14 @@
 //! One shard: the core-local owner of a set of slots, and its mailboxes.
 //!
 //! A `Shard` lives on one executor thread behind an `Rc`; nothing in it is
-//! shared with other threads. Other cores reach it only through the channel
-//! mesh: a `Call` carries a closure to run here, a `Return` carries the
+//! shared with other threads. Other cores reach it only through its
+//! mailbox: a `Call` carries a closure to run here, a `Return` carries the
 //! result back to the caller's core, which wakes the waiting task.
+//!
+//! Why not glommio's channel mesh: its receivers are woken by glommio's
+//! reactor, and the shard's driver sleeps in `epoll_wait` instead (see
+//! `poller`). A mailbox is a plain channel plus the target's [`Bell`],
+//! and the target's driver drains it when the bell rang.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -13,13 +18,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use futures::channel::oneshot;
+use std::sync::mpsc::{Receiver, Sender, channel};
+
 use futures::future::LocalBoxFuture;
-use glommio::channels::channel_mesh::{Receivers, Senders};
 
 use super::blocking::BlockedKeys;
 use super::client::ClientMeta;
 use super::locks::LockTable;
-use super::poller::Poller;
+use super::poller::{Bell, Poller, spawn};
 use super::pubsub::Registry;
 use super::shared::{Shared, now_ms};
 use crate::storage::Keyspace;
@@ -29,8 +35,39 @@ pub type Payload = Box<dyn Any + Send>;
 pub type Job = Box<dyn FnOnce(Rc<Shard>) -> LocalBoxFuture<'static, Payload> + Send>;
 
 pub enum Msg {
-    Call { id: u64, job: Job },
-    Return { id: u64, payload: Payload },
+    Call {
+        id: u64,
+        from: usize,
+        job: Job,
+    },
+    Return {
+        id: u64,
+        payload: Payload,
+    },
+    /// Runs on the shard's thread, answering nothing.
+    Run(Box<dyn FnOnce() + Send>),
+}
+
+/// Where other cores post messages for one shard.
+pub struct Mailbox {
+    tx: Sender<Msg>,
+    bell: Arc<Bell>,
+}
+
+impl Mailbox {
+    /// A mailbox and the receiving end its shard keeps.
+    pub fn new() -> (Mailbox, Receiver<Msg>) {
+        let (tx, rx) = channel();
+        let bell = Arc::new(Bell::new().expect("eventfd failed: out of file descriptors at startup"));
+        (Mailbox { tx, bell }, rx)
+    }
+
+    /// Posts `msg` and wakes the shard; false once the shard is gone.
+    fn post(&self, msg: Msg) -> bool {
+        let sent = self.tx.send(msg).is_ok();
+        self.bell.ring();
+        sent
+    }
 }
 
 /// Per-shard counters, summed across shards by INFO.
@@ -55,15 +92,19 @@ pub struct Shard {
     pub scripts: RefCell<Option<Rc<crate::scripting::Engine>>>,
     pub stats: ShardStats,
     pub poller: Rc<Poller>,
-    mesh: Option<Senders<Msg>>,
+    /// Every shard's mailbox, by shard id.
+    mailboxes: Arc<[Mailbox]>,
+    inbox: Receiver<Msg>,
     pending: RefCell<HashMap<u64, oneshot::Sender<Payload>>>,
     next_call: Cell<u64>,
     clock_ms: Cell<i64>,
 }
 
 impl Shard {
-    pub fn new(id: usize, server: Arc<Shared>, mesh: Option<Senders<Msg>>) -> Rc<Shard> {
+    pub fn new(id: usize, server: Arc<Shared>, mailboxes: Arc<[Mailbox]>, inbox: Receiver<Msg>) -> Rc<Shard> {
         let databases = server.config(|c| c.int("databases")) as usize;
+        let poller =
+            Poller::new(mailboxes[id].bell.clone()).expect("epoll_create1 failed: out of file descriptors at startup");
         Rc::new(Shard {
             id,
             count: server.shards,
@@ -75,8 +116,9 @@ impl Shard {
             blocked: RefCell::new(BlockedKeys::default()),
             scripts: RefCell::new(None),
             stats: ShardStats::default(),
-            poller: Poller::new().expect("epoll_create1 failed: out of file descriptors at startup"),
-            mesh,
+            poller,
+            mailboxes,
+            inbox,
             pending: RefCell::new(HashMap::new()),
             next_call: Cell::new(0),
             clock_ms: Cell::new(now_ms()),
@@ -146,41 +188,46 @@ impl Shard {
         self.next_call.set(id + 1);
         let (tx, rx) = oneshot::channel();
         self.pending.borrow_mut().insert(id, tx);
-        let mesh = self.mesh.as_ref().expect("a remote shard implies a mesh");
-        if mesh.send_to(target, Msg::Call { id, job }).await.is_err() {
+        if !self.mailboxes[target].post(Msg::Call { id, from: self.id, job }) {
             panic!("shard {target} mailbox closed while the server is running");
         }
         let payload = rx.await.expect("a call is always answered");
         *payload.downcast::<R>().expect("a call returns the type its closure produced")
     }
 
-    /// Serves the mailbox from one peer until the mesh closes.
-    pub fn serve_peer(self: &Rc<Self>, receivers: &mut Receivers<Msg>) {
-        for (peer, rx) in receivers.streams() {
-            let shard = self.clone();
-            glommio::spawn_local(async move {
-                while let Some(msg) = rx.recv().await {
-                    match msg {
-                        Msg::Call { id, job } => {
-                            shard.tick();
-                            let shard = shard.clone();
-                            glommio::spawn_local(async move {
-                                let payload = job(shard.clone()).await;
-                                if let Some(mesh) = shard.mesh.as_ref() {
-                                    let _ = mesh.send_to(peer, Msg::Return { id, payload }).await;
-                                }
-                            })
-                            .detach();
-                        }
-                        Msg::Return { id, payload } => {
-                            if let Some(tx) = shard.pending.borrow_mut().remove(&id) {
-                                let _ = tx.send(payload);
-                            }
-                        }
+    /// Runs `f` on shard `target`'s thread without waiting for it. Whatever
+    /// wakes a task of another shard goes through here: a waker called
+    /// from this thread would reach that shard only through glommio's
+    /// reactor, which its driver does not turn while it sleeps.
+    pub fn post(&self, target: usize, f: impl FnOnce() + Send + 'static) {
+        if target == self.id {
+            f();
+        } else {
+            self.mailboxes[target].post(Msg::Run(Box::new(f)));
+        }
+    }
+
+    /// Takes every message posted here: runs calls (each as its own task,
+    /// since it may wait on key locks) and completes returned calls.
+    pub fn take_mail(self: &Rc<Self>) {
+        while let Ok(msg) = self.inbox.try_recv() {
+            match msg {
+                Msg::Call { id, from, job } => {
+                    self.tick();
+                    let shard = self.clone();
+                    spawn(async move {
+                        let payload = job(shard.clone()).await;
+                        shard.mailboxes[from].post(Msg::Return { id, payload });
+                    })
+                    .detach();
+                }
+                Msg::Return { id, payload } => {
+                    if let Some(tx) = self.pending.borrow_mut().remove(&id) {
+                        let _ = tx.send(payload);
                     }
                 }
-            })
-            .detach();
+                Msg::Run(f) => f(),
+            }
         }
     }
 
