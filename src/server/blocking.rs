@@ -62,7 +62,7 @@ impl Waiter {
         self.claimed.load(Ordering::Acquire)
     }
 
-    fn send(self: Arc<Self>, served: Served) {
+    fn send(&self, served: Served) {
         if let Some(tx) = self.reply.lock().ok().and_then(|mut r| r.take()) {
             let _ = tx.send(served);
         }
