@@ -208,12 +208,17 @@ impl Shard {
     }
 
     /// Takes every message posted here: runs calls (each as its own task,
-    /// since it may wait on key locks) and completes returned calls.
+    /// since it may wait on key locks) and completes returned calls. The
+    /// clock is read once for the batch, as for a read from a client.
     pub fn take_mail(self: &Rc<Self>) {
+        let mut ticked = false;
         while let Ok(msg) = self.inbox.try_recv() {
             match msg {
                 Msg::Call { id, from, job } => {
-                    self.tick();
+                    if !ticked {
+                        self.tick();
+                        ticked = true;
+                    }
                     let shard = self.clone();
                     spawn(async move {
                         let payload = job(shard.clone()).await;
