@@ -62,8 +62,12 @@ fn debug<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
             "SLEEP" if args.len() == 3 => {
                 let secs = args.float(2)?;
                 // Like Redis, DEBUG SLEEP blocks the server: here, this core.
-                if secs > 0.0 && secs.is_finite() {
-                    std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+                // A time past what a timespec holds returns at once, as
+                // Redis's overflowing conversion does.
+                if let Ok(time) = std::time::Duration::try_from_secs_f64(secs)
+                    && time.as_secs() < i64::MAX as u64 / 1_000_000
+                {
+                    std::thread::sleep(time);
                 }
                 Ok(Reply::Ok)
             }
