@@ -228,7 +228,8 @@ fn pfmerge_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'
 pub(super) const TABLE: &[Spec] = &[
     Spec::new("pfadd", -2, WRITE | DENYOOM | FAST, Keys::Range(1, 1, 1), Handler::Data(pfadd)),
     Spec::new("pfcount", -2, READONLY, Keys::Range(1, -1, 1), Handler::Cross(pfcount, pfcount_cross)),
-    Spec::new("pfmerge", -2, WRITE | DENYOOM, Keys::Range(1, -1, 1), Handler::Cross(pfmerge, pfmerge_cross)),
+    Spec::new("pfmerge", -2, WRITE | DENYOOM, Keys::Range(1, -1, 1), Handler::Cross(pfmerge, pfmerge_cross))
+        .writing(super::Writes::First),
     Spec::new("pfdebug", 3, WRITE | DENYOOM | ADMIN, Keys::Range(2, 2, 1), Handler::Data(pfdebug)),
     Spec::new("pfselftest", 1, ADMIN, Keys::None, Handler::Conn(pfselftest)),
 ];

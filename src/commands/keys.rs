@@ -551,7 +551,8 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("type", 2, READONLY | FAST, KEY1, Handler::Data(type_)),
     Spec::new("rename", 3, WRITE, TWO_KEYS, Handler::Cross(rename, rename_cross)),
     Spec::new("renamenx", 3, WRITE | FAST, TWO_KEYS, Handler::Cross(renamenx, renamenx_cross)),
-    Spec::new("copy", -3, WRITE | super::DENYOOM, TWO_KEYS, Handler::Cross(copy, copy_cross)),
+    Spec::new("copy", -3, WRITE | super::DENYOOM, TWO_KEYS, Handler::Cross(copy, copy_cross))
+        .writing(super::Writes::AfterFirst),
     Spec::new("move", 3, WRITE | FAST, KEY1, Handler::Data(move_)),
     Spec::new("expire", -3, WRITE | FAST, KEY1, Handler::Data(expire)),
     Spec::new("pexpire", -3, WRITE | FAST, KEY1, Handler::Data(pexpire)),

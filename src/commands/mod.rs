@@ -94,30 +94,66 @@ pub enum Keys {
     /// The argument at this index counts the keys that follow it
     /// (SINTERCARD, ZUNIONSTORE's sources, EVAL).
     Numkeys(i32),
+    /// A key-finder for what first/last/step cannot say: ZUNIONSTORE's
+    /// destination before its numkeys sources, SORT's STORE destination.
+    /// It returns ascending argument positions; malformed calls yield what
+    /// can be found (the command itself reports the error).
+    Find(fn(Args) -> Vec<usize>),
+}
+
+/// Argument positions of a call's keys.
+#[derive(Clone)]
+pub enum KeyPositions {
+    Step(std::iter::StepBy<std::ops::RangeInclusive<usize>>),
+    Found(std::vec::IntoIter<usize>),
+}
+
+impl Iterator for KeyPositions {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            KeyPositions::Step(r) => r.next(),
+            KeyPositions::Found(v) => v.next(),
+        }
+    }
+}
+
+/// No positions at all (argument 0 is the name, never a key).
+#[allow(clippy::reversed_empty_ranges)]
+const NO_KEYS: std::ops::RangeInclusive<usize> = 1..=0;
+
+/// `numkeys` at argument `at` counts the keys that follow it: their range,
+/// empty when the count is invalid.
+fn numkeys_range(args: Args, at: usize) -> std::ops::RangeInclusive<usize> {
+    let argc = args.len();
+    match (at < argc).then(|| parse_i64(args.get(at))).flatten() {
+        Some(n) if n > 0 && (n as u64) < (argc - at) as u64 => at + 1..=at + n as usize,
+        _ => NO_KEYS,
+    }
+}
+
+/// ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE: the destination, then numkeys
+/// sources.
+pub fn store_numkeys(args: Args) -> Vec<usize> {
+    std::iter::once(1).chain(numkeys_range(args, 2)).filter(|&i| i < args.len()).collect()
 }
 
 impl Keys {
-    /// Argument indexes that are keys, for a call with `argc` arguments.
-    pub fn positions(self, args: Args) -> impl Iterator<Item = usize> + Clone {
+    /// Argument indexes that are keys, ascending.
+    pub fn positions(self, args: Args) -> KeyPositions {
         let argc = args.len();
-        let (first, last, step) = match self {
-            Keys::None => (1, 0, 1),
+        let (range, step) = match self {
+            Keys::None => (NO_KEYS, 1),
             Keys::Range(f, l, s) => {
                 let last = if l < 0 { argc as i64 + l as i64 } else { l as i64 };
                 let last = last.min(argc as i64 - 1);
-                (f as i64, last, s as i64)
+                if last < f as i64 { (NO_KEYS, 1) } else { (f as usize..=last as usize, s.max(1) as usize) }
             }
-            Keys::Numkeys(at) => {
-                let at = at as usize;
-                // An invalid count means no keys here; the command itself
-                // reports the error.
-                match (at < argc).then(|| parse_i64(args.get(at))).flatten() {
-                    Some(n) if n > 0 && (n as u64) < (argc - at) as u64 => (at as i64 + 1, at as i64 + n, 1),
-                    _ => (1, 0, 1),
-                }
-            }
+            Keys::Numkeys(at) => (numkeys_range(args, at as usize), 1),
+            Keys::Find(find) => return KeyPositions::Found(find(args).into_iter()),
         };
-        (first..=last).step_by(step.max(1) as usize).map(|i| i as usize)
+        KeyPositions::Step(range.step_by(step))
     }
 
     /// A key range open to the end with a step (MSET's key value pairs)
@@ -131,10 +167,24 @@ impl Keys {
 
     pub fn step(self) -> usize {
         match self {
-            Keys::None | Keys::Numkeys(_) => 1,
+            Keys::None | Keys::Numkeys(_) | Keys::Find(_) => 1,
             Keys::Range(_, _, s) => s.max(1) as usize,
         }
     }
+}
+
+/// Which of a write's keys it may change (for WATCH and blocked clients):
+/// Redis's key specs mark a storing command's sources read-only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writes {
+    /// Every key (SET, DEL, MSET, LPUSH...).
+    All,
+    /// The first key is the destination, the others are read (SUNIONSTORE,
+    /// ZUNIONSTORE, BITOP, PFMERGE, ZRANGESTORE).
+    First,
+    /// The first key is read, the others are destinations (COPY, SORT
+    /// ... STORE).
+    AfterFirst,
 }
 
 /// How a multi-key command's per-shard replies combine.
@@ -174,48 +224,30 @@ pub struct Spec {
     pub flags: u32,
     pub keys: Keys,
     pub handler: Handler,
+    pub writes: Writes,
 }
 
 impl Spec {
     pub const fn new(name: &'static str, arity: i32, flags: u32, keys: Keys, handler: Handler) -> Spec {
-        Spec { name, arity, flags, keys, handler }
+        Spec { name, arity, flags, keys, handler, writes: Writes::All }
+    }
+
+    /// The row of a write that changes only some of its keys.
+    pub const fn writing(self, writes: Writes) -> Spec {
+        Spec { writes, ..self }
     }
 
     /// Whether the command reads source keys to write a destination (the
-    /// STORE commands, BITOP, PFMERGE, COPY, SORT): its sources are only
-    /// read, as Redis's key specs say.
+    /// STORE commands, BITOP, PFMERGE, COPY, SORT).
     pub fn stores(&self) -> bool {
-        matches!(
-            self.name,
-            "sunionstore"
-                | "sinterstore"
-                | "sdiffstore"
-                | "zunionstore"
-                | "zinterstore"
-                | "zdiffstore"
-                | "zrangestore"
-                | "bitop"
-                | "pfmerge"
-                | "copy"
-                | "sort"
-        )
+        self.writes != Writes::All
     }
 
-    /// The argument positions of the keys a write may change (for WATCH
-    /// and blocked clients): a storing command's destination, any other
-    /// write's keys.
-    pub fn written_keys(&self, args: Args) -> Vec<usize> {
-        let mut keys = self.keys.positions(args);
-        if !self.stores() {
-            return keys.collect();
-        }
-        match self.name {
-            // The destination is not among the declared (numkeys) keys.
-            "zunionstore" | "zinterstore" | "zdiffstore" => vec![1],
-            "copy" => keys.nth(1).into_iter().collect(),
-            "sort" => (2..args.len().saturating_sub(1)).filter(|&j| args.is(j, "STORE")).map(|j| j + 1).collect(),
-            _ => keys.next().into_iter().collect(),
-        }
+    /// The argument positions of the keys a write may change.
+    pub fn written_keys(&self, args: Args) -> impl Iterator<Item = usize> + Clone {
+        let skip = usize::from(self.writes == Writes::AfterFirst);
+        let take = if self.writes == Writes::First { 1 } else { usize::MAX };
+        self.keys.positions(args).skip(skip).take(take)
     }
 
     pub fn arity_ok(&self, argc: usize) -> bool {

@@ -419,7 +419,7 @@ fn config<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
 
 fn command_info(spec: &Spec) -> Reply {
     let (first, last, step) = match spec.keys {
-        Keys::None | Keys::Numkeys(_) => (0, 0, 0),
+        Keys::None | Keys::Numkeys(_) | Keys::Find(_) => (0, 0, 0),
         Keys::Range(f, l, s) => (f as i64, l as i64, s as i64),
     };
     let mut acl = vec![if spec.has(WRITE) { "@write" } else { "@read" }];

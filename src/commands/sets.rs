@@ -289,8 +289,8 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("sinter", -2, READONLY, ALL_KEYS, Handler::Async(sinter)),
     Spec::new("sunion", -2, READONLY, ALL_KEYS, Handler::Async(sunion)),
     Spec::new("sdiff", -2, READONLY, ALL_KEYS, Handler::Async(sdiff)),
-    Spec::new("sinterstore", -3, WRITE | DENYOOM, ALL_KEYS, Handler::Async(sinterstore)),
-    Spec::new("sunionstore", -3, WRITE | DENYOOM, ALL_KEYS, Handler::Async(sunionstore)),
-    Spec::new("sdiffstore", -3, WRITE | DENYOOM, ALL_KEYS, Handler::Async(sdiffstore)),
+    Spec::new("sinterstore", -3, WRITE | DENYOOM, ALL_KEYS, Handler::Async(sinterstore)).writing(super::Writes::First),
+    Spec::new("sunionstore", -3, WRITE | DENYOOM, ALL_KEYS, Handler::Async(sunionstore)).writing(super::Writes::First),
+    Spec::new("sdiffstore", -3, WRITE | DENYOOM, ALL_KEYS, Handler::Async(sdiffstore)).writing(super::Writes::First),
     Spec::new("sintercard", -3, READONLY, Keys::Numkeys(1), Handler::Async(sintercard)),
 ];

@@ -294,6 +294,27 @@ async fn sort_generic(client: &mut Client, args: Args<'_>, read_only: bool) -> C
     result
 }
 
+/// SORT's key and its STORE destination (the last STORE counts, as in
+/// Redis's sortGetKeys; BY, GET and LIMIT arguments are skipped).
+fn sort_keys(args: Args) -> Vec<usize> {
+    let mut keys = vec![1];
+    let mut j = 2;
+    while j < args.len() {
+        let skip = match args.keyword(j).as_str() {
+            "LIMIT" => 2,
+            "GET" | "BY" => 1,
+            "STORE" if j + 1 < args.len() => {
+                keys.truncate(1);
+                keys.push(j + 1);
+                1
+            }
+            _ => 0,
+        };
+        j += skip + 1;
+    }
+    keys
+}
+
 fn sort<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(sort_generic(client, args, false))
 }
@@ -303,13 +324,15 @@ fn sort_ro<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cmd
 }
 
 pub(super) const TABLE: &[Spec] = &[
-    Spec::new("sort", -2, WRITE | DENYOOM, Keys::Range(1, 1, 1), Handler::Async(sort)),
+    Spec::new("sort", -2, WRITE | DENYOOM, Keys::Find(sort_keys), Handler::Async(sort))
+        .writing(super::Writes::AfterFirst),
     Spec::new("sort_ro", -2, READONLY, Keys::Range(1, 1, 1), Handler::Async(sort_ro)),
 ];
 
 #[cfg(test)]
 mod tests {
-    use super::substitute;
+    use super::{sort_keys, substitute};
+    use crate::commands::OwnedArgs;
 
     #[test]
     fn patterns() {
@@ -317,5 +340,18 @@ mod tests {
         assert_eq!(substitute(b"h_*->f", b"1"), Some((b"h_1".to_vec(), Some(b"f".to_vec()))));
         assert_eq!(substitute(b"h_*->", b"1"), Some((b"h_1->".to_vec(), None)));
         assert_eq!(substitute(b"fixed", b"1"), None);
+    }
+
+    #[test]
+    fn store_destination() {
+        let keys = |words: &[&str]| {
+            let mut o = OwnedArgs::default();
+            words.iter().for_each(|w| o.push(w.as_bytes()));
+            sort_keys(o.args())
+        };
+        assert_eq!(keys(&["sort", "k"]), vec![1]);
+        assert_eq!(keys(&["sort", "k", "STORE", "d"]), vec![1, 3]);
+        assert_eq!(keys(&["sort", "k", "GET", "store", "LIMIT", "0", "1", "store", "d"]), vec![1, 8]);
+        assert_eq!(keys(&["sort", "k", "store", "a", "store", "b"]), vec![1, 5]);
     }
 }

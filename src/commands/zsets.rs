@@ -783,10 +783,14 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("zunion", -3, READONLY, Keys::Numkeys(1), Handler::Async(zunion)),
     Spec::new("zinter", -3, READONLY, Keys::Numkeys(1), Handler::Async(zinter)),
     Spec::new("zdiff", -3, READONLY, Keys::Numkeys(1), Handler::Async(zdiff)),
-    Spec::new("zunionstore", -4, WRITE | DENYOOM, Keys::Numkeys(2), Handler::Async(zunionstore)),
-    Spec::new("zinterstore", -4, WRITE | DENYOOM, Keys::Numkeys(2), Handler::Async(zinterstore)),
-    Spec::new("zdiffstore", -4, WRITE | DENYOOM, Keys::Numkeys(2), Handler::Async(zdiffstore)),
+    Spec::new("zunionstore", -4, WRITE | DENYOOM, Keys::Find(super::store_numkeys), Handler::Async(zunionstore))
+        .writing(super::Writes::First),
+    Spec::new("zinterstore", -4, WRITE | DENYOOM, Keys::Find(super::store_numkeys), Handler::Async(zinterstore))
+        .writing(super::Writes::First),
+    Spec::new("zdiffstore", -4, WRITE | DENYOOM, Keys::Find(super::store_numkeys), Handler::Async(zdiffstore))
+        .writing(super::Writes::First),
     Spec::new("zintercard", -3, READONLY, Keys::Numkeys(1), Handler::Async(zintercard)),
-    Spec::new("zrangestore", -5, WRITE | DENYOOM, Keys::Range(1, 2, 1), Handler::Async(zrangestore)),
+    Spec::new("zrangestore", -5, WRITE | DENYOOM, Keys::Range(1, 2, 1), Handler::Async(zrangestore))
+        .writing(super::Writes::First),
     Spec::new("zmpop", -4, WRITE, Keys::Numkeys(1), Handler::Async(zmpop)),
 ];
