@@ -90,7 +90,25 @@ pub fn init(loglevel: &str, logfile: &str) -> std::io::Result<()> {
         .with_max_level(level)
         .with_writer(move || sink)
         .init();
+    log_panics();
     Ok(())
+}
+
+/// Panics go to the log with their thread and place: a command that
+/// panicked fails alone (its shard keeps serving), and this line is what
+/// says why.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let place = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let thread = std::thread::current();
+        tracing::error!("panic in {} at {place}: {message}", thread.name().unwrap_or("?"));
+    }));
 }
 
 #[cfg(test)]

@@ -69,6 +69,9 @@ pub enum CmdError {
     /// Any other `ERR ...` text; the string excludes the prefix.
     #[error("ERR {0}")]
     Err(String),
+    /// A command that panicked; the server log has the details.
+    #[error("ERR internal error while executing '{0}' (the server log has the details)")]
+    Internal(&'static str),
     #[error("UNBLOCKED client unblocked via CLIENT UNBLOCK")]
     Unblocked,
     /// A full error line whose prefix is not `ERR` (e.g. `BUSYKEY ...`).

@@ -50,18 +50,19 @@ fn run_body(
     let notify = shard.notify_flags();
     let wrote = spec.has(WRITE);
     let result = shard.with_ctx(db, no_touch, |ctx| {
-        let result = f(ctx, args);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(ctx, args)))
+            .unwrap_or_else(|_| Err(CmdError::Internal(spec.name)));
         if result.is_ok() && wrote {
             ctx.ks.dirty += 1;
             let d = &mut ctx.ks.dbs[db];
             if d.has_watched() {
-                spec.written_keys(args).into_iter().for_each(|i| d.touch(args.get(i)));
+                spec.written_keys(args).for_each(|i| d.touch(args.get(i)));
             }
         }
         result
     });
     if result.is_ok() && wrote && !shard.blocked.borrow().is_empty() {
-        spec.written_keys(args).into_iter().for_each(|i| shard.key_written(db, args.get(i)));
+        spec.written_keys(args).for_each(|i| shard.key_written(db, args.get(i)));
     }
     if notify != 0 && own_events {
         let own = match &result {
@@ -265,6 +266,9 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
             }
         }
     };
+    // Replies still travelling back from another shard go first: an error
+    // found here (arity, auth, OOM...) answers a later request.
+    batch.flush(client, out).await;
     // Messages this command published to its own connection go first, as
     // in Redis, where they are written while the command runs.
     let mut outbox = client.meta.outbox.borrow_mut();
@@ -286,7 +290,17 @@ fn abort_multi(client: &mut Client) {
 
 /// Runs one command wherever its keys live. `held`: the caller (EXEC)
 /// already holds the keys' locks, so the command must not wait on them.
+///
+/// A panic inside the command (here or in a call it made to another
+/// shard) fails just this command: the client gets an error, the panic
+/// hook has logged what happened, the shards keep serving, and locks the
+/// command held are released as it unwinds.
 pub async fn execute(client: &mut Client, spec: &'static Spec, args: Args<'_>, held: bool) -> CmdResult {
+    let run = std::panic::AssertUnwindSafe(execute_contained(client, spec, args, held));
+    futures::FutureExt::catch_unwind(run).await.unwrap_or_else(|_| Err(CmdError::Internal(spec.name)))
+}
+
+async fn execute_contained(client: &mut Client, spec: &'static Spec, args: Args<'_>, held: bool) -> CmdResult {
     match spec.handler {
         Handler::Data(f) | Handler::Split(f, _) | Handler::Cross(f, _) => {
             let shard = client.shard.clone();

@@ -32,6 +32,11 @@ use crate::storage::Keyspace;
 use crate::storage::slots::key_owner;
 
 pub type Payload = Box<dyn Any + Send>;
+
+/// What a call answers when its job panicked: the caller panics in turn,
+/// so the command that made the call fails as a whole (see
+/// `dispatch::execute`) instead of waiting for an answer forever.
+struct Panicked(Payload);
 pub type Job = Box<dyn FnOnce(Rc<Shard>) -> LocalBoxFuture<'static, Payload> + Send>;
 
 pub enum Msg {
@@ -192,6 +197,10 @@ impl Shard {
             panic!("shard {target} mailbox closed while the server is running");
         }
         let payload = rx.await.expect("a call is always answered");
+        let payload = match payload.downcast::<Panicked>() {
+            Ok(panicked) => std::panic::resume_unwind(panicked.0),
+            Err(payload) => payload,
+        };
         *payload.downcast::<R>().expect("a call returns the type its closure produced")
     }
 
@@ -221,7 +230,11 @@ impl Shard {
                     }
                     let shard = self.clone();
                     spawn(async move {
-                        let payload = job(shard.clone()).await;
+                        let job = std::panic::AssertUnwindSafe(job(shard.clone()));
+                        let payload = match futures::FutureExt::catch_unwind(job).await {
+                            Ok(payload) => payload,
+                            Err(panic) => Box::new(Panicked(panic)),
+                        };
                         shard.mailboxes[from].post(Msg::Return { id, payload });
                     })
                     .detach();

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use super::client::Client;
+use super::poller;
 use super::shard::Shard;
 use crate::storage::Key;
 
@@ -38,14 +39,14 @@ impl Tx {
         for (db, key) in keys {
             by_shard.entry(shard.owner(key)).or_default().push((db, key.into()));
         }
-        let mut parts = Vec::with_capacity(by_shard.len());
+        let mut tx = Tx { shard: shard.clone(), parts: Vec::with_capacity(by_shard.len()) };
         for (owner, mut keys) in by_shard {
             keys.sort_unstable();
             keys.dedup();
             let acquired = shard.run_on_async(owner, move |sh| async move { sh.lock_keys(holder, keys).await }).await;
-            parts.push((owner, acquired));
+            tx.parts.push((owner, acquired));
         }
-        Tx { shard: shard.clone(), parts }
+        tx
     }
 
     /// Shards holding part of the transaction, ascending.
@@ -63,9 +64,27 @@ impl Tx {
     }
 
     /// Releases every lock, waking commands that waited on them.
-    pub async fn unlock(self) {
-        let releases =
-            self.parts.into_iter().map(|(owner, keys)| self.shard.run_on(owner, move |sh| sh.unlock_keys(&keys)));
+    pub async fn unlock(mut self) {
+        let parts = std::mem::take(&mut self.parts);
+        let releases = parts.into_iter().map(|(owner, keys)| self.shard.run_on(owner, move |sh| sh.unlock_keys(&keys)));
         futures::future::join_all(releases).await;
+    }
+}
+
+/// A transaction dropped with its locks (its coordinator panicked and
+/// unwound) releases them from a task of its own: no key stays locked.
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if self.parts.is_empty() {
+            return;
+        }
+        let parts = std::mem::take(&mut self.parts);
+        let shard = self.shard.clone();
+        poller::spawn(async move {
+            for (owner, keys) in parts {
+                shard.run_on(owner, move |sh| sh.unlock_keys(&keys)).await;
+            }
+        })
+        .detach();
     }
 }
