@@ -1,0 +1,136 @@
+"""Nothing a client sends may reorder replies, freeze a shard, deadlock
+keys or take the server down."""
+
+import random
+import threading
+import time
+
+from resp import Conn, encode
+from slots import keys_on_distinct_shards
+
+
+def raw_pipeline(server, commands):
+    """Sends every command in one write; the exact bytes of each reply."""
+    conn = Conn(server.port, timeout=10)
+    try:
+        conn.send_raw(b"".join(encode(cmd) for cmd in commands))
+        return [conn.read()[0] for _ in commands]
+    finally:
+        conn.close()
+
+
+def test_early_errors_wait_their_turn(start_percore, reference):
+    """Errors the gate finds (arity, unknown command, syntax, wrong type)
+    leave after the replies of earlier commands still on another shard."""
+    percore = start_percore(threads=2)
+    local, remote = keys_on_distinct_shards(2, prefix="x")
+    rng = random.Random(7)
+    for server in (percore, reference):
+        server.client().flushall()
+        server.client().rpush("list", "a")
+    for _ in range(40):
+        commands = []
+        for i in range(rng.randint(3, 30)):
+            key = rng.choice([local, remote])
+            commands.append(rng.choice([
+                ["SET", key, i],
+                ["GET", key],
+                ["INCR", key],
+                ["MGET"],
+                ["SET", key],
+                ["NOSUCHCOMMAND", key],
+                ["SET", key, "v", "BADOPTION"],
+                ["LPUSH", "list", "b"],
+                ["GET", "list"],
+                ["MSET", local, i, remote, i],
+                ["MGET", local, remote],
+                ["PING"],
+                ["EXISTS", local, remote],
+            ]))
+        assert raw_pipeline(percore, commands) == raw_pipeline(reference, commands), commands
+
+
+def test_exec_with_store_destination_on_another_shard_does_not_deadlock(start_percore):
+    """Two EXECs whose ZUNIONSTORE destinations sit on each other's shards:
+    every key they touch is locked up front, in order."""
+    percore = start_percore(threads=2)
+    k0, k1 = keys_on_distinct_shards(2, prefix="dl")
+    percore.client().zadd("{src}a", {"m": 1})
+    errors = []
+    rounds = 300
+
+    def loop(first, dest, src):
+        c = percore.client(socket_timeout=10)
+        try:
+            for _ in range(rounds):
+                p = c.pipeline(transaction=True)
+                p.set(first, "x")
+                p.zunionstore(dest, [src])
+                p.execute()
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(repr(e))
+
+    threads = [
+        threading.Thread(target=loop, args=(k1, k0, "{src}a")),
+        threading.Thread(target=loop, args=(k0, k1, "{src}b")),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:3]
+    assert not any(t.is_alive() for t in threads), "EXECs deadlocked"
+    c = percore.client(socket_timeout=5)
+    assert c.set(k0, "free") and c.set(k1, "free")
+    assert c.type(k0) == b"string"
+
+
+def test_exec_locks_sort_store_destination(start_percore):
+    percore = start_percore(threads=2)
+    k0, k1 = keys_on_distinct_shards(2, prefix="so")
+    c = percore.client(socket_timeout=5)
+    c.rpush(k0, 3, 1, 2)
+    p = c.pipeline(transaction=True)
+    p.sort(k0, store=k1)
+    p.lrange(k1, 0, -1)
+    assert p.execute() == [3, [b"1", b"2", b"3"]]
+    assert c.command_getkeys("SORT", k0, "LIMIT", 0, 1, "STORE", k1) == [k0, k1]
+    assert c.command_getkeys("ZUNIONSTORE", "d", 2, "a", "b") == ["d", "a", "b"]
+
+
+def test_exponential_glob_does_not_freeze(percore, reference):
+    """CVE-2022-36021: a pattern of many stars against a long key."""
+    pattern = "a*" * 20 + "b"
+    for server in (percore, reference):
+        c = server.client(socket_timeout=5)
+        c.set("a" * 40, 1)
+        started = time.monotonic()
+        assert c.keys(pattern) == []
+        assert list(c.scan_iter(match=pattern)) == []
+        assert c.ping()
+        assert time.monotonic() - started < 2
+        sub = server.client(socket_timeout=5).pubsub()
+        sub.psubscribe(pattern)
+        assert c.publish("a" * 40, "m") == 0
+        sub.close()
+
+
+def test_glob_quirks_match_redis(percore, reference):
+    keys = ["ab", "a[b", "hello", "h*llo", "hallo", "a\\", "x", "a-z", "B"]
+    patterns = ["a[b", "a[", "h[^e]llo", "h\\*llo", "*", "a\\", "[a-]*", "[\\]]", "?", "[b-a]", "*[", "b"]
+    results = []
+    for server in (percore, reference):
+        c = server.client()
+        c.flushall()
+        for k in keys:
+            c.set(k, 1)
+        results.append([sorted(c.keys(p)) for p in patterns])
+    assert results[0] == results[1]
+
+
+def test_debug_sleep_out_of_range_answers(percore, reference):
+    for server in (percore, reference):
+        c = server.client(socket_timeout=5)
+        assert c.execute_command("DEBUG", "SLEEP", "1e30") in (True, b"OK")
+        assert c.execute_command("DEBUG", "SLEEP", "0") in (True, b"OK")
+        assert c.ping()
