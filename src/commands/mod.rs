@@ -225,11 +225,18 @@ pub struct Spec {
     pub keys: Keys,
     pub handler: Handler,
     pub writes: Writes,
+    /// The `enable-*-command` directive that allows it (DEBUG, MODULE).
+    pub protected_by: Option<&'static str>,
 }
 
 impl Spec {
     pub const fn new(name: &'static str, arity: i32, flags: u32, keys: Keys, handler: Handler) -> Spec {
-        Spec { name, arity, flags, keys, handler, writes: Writes::All }
+        Spec { name, arity, flags, keys, handler, writes: Writes::All, protected_by: None }
+    }
+
+    /// The row of a command allowed only as `directive` says.
+    pub const fn protected_by(self, directive: &'static str) -> Spec {
+        Spec { protected_by: Some(directive), ..self }
     }
 
     /// The row of a write that changes only some of its keys.
@@ -303,8 +310,8 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
 
 /// Commands whose first argument names a subcommand ("container" commands).
 const CONTAINERS: &[&str] = &[
-    "acl", "client", "cluster", "command", "config", "function", "latency", "memory", "object", "pubsub", "script",
-    "slowlog",
+    "acl", "client", "cluster", "command", "config", "function", "latency", "memory", "module", "object", "pubsub",
+    "script", "slowlog",
 ];
 
 /// The name Redis reports for a call: `pubsub|numsub` for a container's
@@ -557,6 +564,11 @@ impl OwnedArgs {
 
     pub fn len(&self) -> usize {
         self.spans.len()
+    }
+
+    /// Bytes of argument data held.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
     }
 }
 

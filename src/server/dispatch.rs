@@ -124,7 +124,19 @@ async fn run_data_when_unlocked(
     run_data(shard, spec, f, db, no_touch, args)
 }
 
+/// Most commands, and argument bytes, one batch carries: past either, the
+/// connection sends what it has and waits for the answer before it parses
+/// more of its input.
+const BATCH_MAX_COMMANDS: usize = 1024;
+const BATCH_MAX_BYTES: usize = 256 * 1024;
+
 /// Commands queued for one remote shard, sent together.
+///
+/// Back-pressure between shards comes from here: a connection has at most
+/// one batch (or one transaction step per shard) in flight and reads no
+/// more of its socket until the answer is back, so a shard's mailbox holds
+/// at most a bounded message per connection of the server, whatever the
+/// clients pipeline.
 #[derive(Default)]
 pub struct Batch {
     target: usize,
@@ -141,6 +153,10 @@ impl Batch {
             self.args.push(a);
         }
         self.cmds.push((spec, first, args.len(), quiet));
+    }
+
+    fn is_full(&self) -> bool {
+        self.cmds.len() >= BATCH_MAX_COMMANDS || self.args.bytes() >= BATCH_MAX_BYTES
     }
 
     /// Sends the queued commands and writes their replies in order.
@@ -219,6 +235,9 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
     let result = if !spec.arity_ok(args.len()) {
         abort_multi(client);
         Err(CmdError::arity(spec.name))
+    } else if let Some(directive) = spec.protected_by.filter(|d| !client.may(d)) {
+        abort_multi(client);
+        Err(CmdError::ProtectedCommand { cmd: spec.name.to_ascii_uppercase(), directive })
     } else if !client.authenticated && !spec.has(commands::NO_AUTH) {
         abort_multi(client);
         Err(CmdError::NoAuth)
@@ -255,6 +274,9 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
                     }
                     let quiet = end_reply(client);
                     batch.push(target, spec, args, quiet);
+                    if batch.is_full() {
+                        batch.flush(client, out).await;
+                    }
                     return;
                 }
                 batch.flush(client, out).await;
