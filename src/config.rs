@@ -32,112 +32,261 @@ struct Directive {
     default: &'static str,
     kind: Kind,
     mutable: bool,
+    /// Whether percore honours it. One it does not honour yet is accepted
+    /// (so redis.conf files load) only at its default: a startup file that
+    /// sets it otherwise gets a warning, CONFIG SET an error.
+    live: bool,
 }
 
+/// A directive percore honours.
 const fn d(name: &'static str, default: &'static str, kind: Kind, mutable: bool) -> Directive {
-    Directive { name, default, kind, mutable }
+    Directive { name, default, kind, mutable, live: true }
+}
+
+/// A Redis directive whose feature percore does not have yet.
+const fn n(name: &'static str, default: &'static str, kind: Kind, mutable: bool) -> Directive {
+    Directive { name, default, kind, mutable, live: false }
 }
 
 const I32: i64 = i32::MAX as i64;
 const MB: u64 = 1024 * 1024;
 const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
 const POLICIES: &[&str] = crate::server::evict::Policy::NAMES;
+const SUPERVISED: &[&str] = &["upstart", "systemd", "auto", "no"];
+const SYSLOG_FACILITIES: &[&str] =
+    &["user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"];
+const DISKLESS_LOAD: &[&str] = &["disabled", "on-empty-db", "swapdb"];
+const FSYNC: &[&str] = &["everysec", "always", "no"];
+const OOM_SCORE_ADJ: &[&str] = &["no", "yes", "relative", "absolute"];
+const ACL_PUBSUB: &[&str] = &["allchannels", "resetchannels"];
+const SANITIZE: &[&str] = &["no", "yes", "clients"];
+pub const PROTECTED_ACTION: &[&str] = &["no", "yes", "local"];
+const ENDPOINT_TYPES: &[&str] = &["ip", "hostname", "unknown-endpoint"];
+const PROPAGATION_ERRORS: &[&str] = &["ignore", "panic", "panic-on-replicas"];
+const SHUTDOWN_ON_SIG: &[&str] = &["default", "save", "nosave", "now", "force"];
+const TLS_AUTH_CLIENTS: &[&str] = &["no", "yes", "optional"];
 
-/// Directives percore knows, with Redis's defaults. Some are accepted and
-/// reported but only take effect in later subsystems (persistence,
-/// replication, cluster); keeping them lets existing redis.conf files load.
+/// Directives CONFIG SET refuses unless `enable-protected-configs` allows.
+const PROTECTED: &[&str] = &["dir", "dbfilename"];
+
+/// Every directive of Redis 7.0 (config.c's table, with its defaults and
+/// ranges), plus percore's own `threads` and 7.2's set listpack limits.
 static DIRECTIVES: &[Directive] = &[
-    d("port", "6379", Kind::Int(0, 65535), false),
-    d("bind", "127.0.0.1", Kind::Str, false),
-    d("threads", "0", Kind::Int(0, 1024), false),
-    d("databases", "16", Kind::Int(1, I32), false),
-    d("requirepass", "", Kind::Str, true),
-    d("maxclients", "10000", Kind::Int(1, I32), true),
-    d("timeout", "0", Kind::Int(0, I32), true),
-    d("tcp-keepalive", "300", Kind::Int(0, I32), true),
-    d("tcp-backlog", "511", Kind::Int(0, I32), false),
-    d("loglevel", "notice", Kind::Enum(LOGLEVELS), true),
-    d("logfile", "", Kind::Str, false),
-    d("dir", "", Kind::Str, true),
+    n("rdbchecksum", "yes", Kind::Bool, false),
+    n("daemonize", "no", Kind::Bool, false),
+    n("io-threads-do-reads", "no", Kind::Bool, false),
+    n("always-show-logo", "no", Kind::Bool, false),
+    n("protected-mode", "yes", Kind::Bool, true),
+    n("rdbcompression", "yes", Kind::Bool, true),
+    n("rdb-del-sync-files", "no", Kind::Bool, true),
+    n("activerehashing", "yes", Kind::Bool, true),
+    n("stop-writes-on-bgsave-error", "yes", Kind::Bool, true),
+    n("set-proc-title", "yes", Kind::Bool, false),
+    n("dynamic-hz", "yes", Kind::Bool, true),
+    n("lazyfree-lazy-eviction", "no", Kind::Bool, true),
+    n("lazyfree-lazy-expire", "no", Kind::Bool, true),
+    n("lazyfree-lazy-server-del", "no", Kind::Bool, true),
+    n("lazyfree-lazy-user-del", "no", Kind::Bool, true),
+    n("lazyfree-lazy-user-flush", "no", Kind::Bool, true),
+    n("repl-disable-tcp-nodelay", "no", Kind::Bool, true),
+    n("repl-diskless-sync", "yes", Kind::Bool, true),
+    n("aof-rewrite-incremental-fsync", "yes", Kind::Bool, true),
+    n("no-appendfsync-on-rewrite", "no", Kind::Bool, true),
+    n("cluster-require-full-coverage", "yes", Kind::Bool, true),
+    n("rdb-save-incremental-fsync", "yes", Kind::Bool, true),
+    n("aof-load-truncated", "yes", Kind::Bool, true),
+    n("aof-use-rdb-preamble", "yes", Kind::Bool, true),
+    n("aof-timestamp-enabled", "no", Kind::Bool, true),
+    n("cluster-replica-no-failover", "no", Kind::Bool, true),
+    n("replica-lazy-flush", "no", Kind::Bool, true),
+    n("replica-serve-stale-data", "yes", Kind::Bool, true),
+    n("replica-read-only", "yes", Kind::Bool, true),
+    n("replica-ignore-maxmemory", "yes", Kind::Bool, true),
+    n("jemalloc-bg-thread", "yes", Kind::Bool, true),
+    n("activedefrag", "no", Kind::Bool, true),
+    n("syslog-enabled", "no", Kind::Bool, false),
+    n("cluster-enabled", "no", Kind::Bool, false),
+    n("appendonly", "no", Kind::Bool, true),
+    n("cluster-allow-reads-when-down", "no", Kind::Bool, true),
+    n("cluster-allow-pubsubshard-when-down", "yes", Kind::Bool, true),
+    n("crash-log-enabled", "yes", Kind::Bool, true),
+    n("crash-memcheck-enabled", "yes", Kind::Bool, true),
+    n("use-exit-on-panic", "no", Kind::Bool, true),
+    n("disable-thp", "yes", Kind::Bool, false),
+    n("cluster-allow-replica-migration", "yes", Kind::Bool, true),
+    n("replica-announced", "yes", Kind::Bool, true),
+    n("latency-tracking", "yes", Kind::Bool, true),
+    n("aof-disable-auto-gc", "no", Kind::Bool, true),
+    n("replica-ignore-disk-write-errors", "no", Kind::Bool, true),
+    n("aclfile", "", Kind::Str, false),
+    n("unixsocket", "", Kind::Str, false),
     d("pidfile", "", Kind::Str, false),
-    d("daemonize", "no", Kind::Bool, false),
-    d("supervised", "no", Kind::Enum(&["upstart", "systemd", "auto", "no"]), false),
-    d("protected-mode", "yes", Kind::Bool, true),
+    n("replica-announce-ip", "", Kind::Str, true),
+    n("masteruser", "", Kind::Str, true),
+    n("cluster-announce-ip", "", Kind::Str, true),
+    n("cluster-config-file", "nodes.conf", Kind::Str, false),
+    n("cluster-announce-hostname", "", Kind::Str, true),
+    n("syslog-ident", "redis", Kind::Str, false),
+    n("dbfilename", "dump.rdb", Kind::Str, true),
+    n("appendfilename", "appendonly.aof", Kind::Str, false),
+    n("appenddirname", "appendonlydir", Kind::Str, false),
+    n("server_cpulist", "", Kind::Str, false),
+    n("bio_cpulist", "", Kind::Str, false),
+    n("aof_rewrite_cpulist", "", Kind::Str, false),
+    n("bgsave_cpulist", "", Kind::Str, false),
+    n("ignore-warnings", "", Kind::Str, true),
+    n("proc-title-template", "{title} {listen-addr} {server-mode}", Kind::Str, true),
+    n("bind-source-addr", "", Kind::Str, true),
+    d("logfile", "", Kind::Str, false),
+    n("masterauth", "", Kind::Str, true),
+    d("requirepass", "", Kind::Str, true),
+    n("supervised", "no", Kind::Enum(SUPERVISED), false),
+    n("syslog-facility", "local0", Kind::Enum(SYSLOG_FACILITIES), false),
+    n("repl-diskless-load", "disabled", Kind::Enum(DISKLESS_LOAD), true),
+    d("loglevel", "notice", Kind::Enum(LOGLEVELS), true),
+    d("maxmemory-policy", "noeviction", Kind::Enum(POLICIES), true),
+    n("appendfsync", "everysec", Kind::Enum(FSYNC), true),
+    n("oom-score-adj", "no", Kind::Enum(OOM_SCORE_ADJ), true),
+    n("acl-pubsub-default", "resetchannels", Kind::Enum(ACL_PUBSUB), true),
+    n("sanitize-dump-payload", "no", Kind::Enum(SANITIZE), true),
+    d("enable-protected-configs", "no", Kind::Enum(PROTECTED_ACTION), false),
+    d("enable-debug-command", "no", Kind::Enum(PROTECTED_ACTION), false),
+    d("enable-module-command", "no", Kind::Enum(PROTECTED_ACTION), false),
+    n("cluster-preferred-endpoint-type", "ip", Kind::Enum(ENDPOINT_TYPES), true),
+    n("propagation-error-behavior", "ignore", Kind::Enum(PROPAGATION_ERRORS), true),
+    n("shutdown-on-sigint", "default", Kind::Enum(SHUTDOWN_ON_SIG), true),
+    n("shutdown-on-sigterm", "default", Kind::Enum(SHUTDOWN_ON_SIG), true),
+    d("databases", "16", Kind::Int(1, I32), false),
+    d("port", "6379", Kind::Int(0, 65535), false),
+    n("io-threads", "1", Kind::Int(1, 128), false),
+    n("auto-aof-rewrite-percentage", "100", Kind::Int(0, I32), true),
+    n("cluster-replica-validity-factor", "10", Kind::Int(0, I32), true),
+    d("list-max-listpack-size", "-2", Kind::Int(i32::MIN as i64, I32), true),
+    d("tcp-keepalive", "300", Kind::Int(0, I32), true),
+    n("cluster-migration-barrier", "1", Kind::Int(0, I32), true),
+    n("active-defrag-cycle-min", "1", Kind::Int(1, 99), true),
+    n("active-defrag-cycle-max", "25", Kind::Int(1, 99), true),
+    n("active-defrag-threshold-lower", "10", Kind::Int(0, 1000), true),
+    n("active-defrag-threshold-upper", "100", Kind::Int(0, 1000), true),
+    n("lfu-log-factor", "10", Kind::Int(0, I32), true),
+    n("lfu-decay-time", "1", Kind::Int(0, I32), true),
+    n("replica-priority", "100", Kind::Int(0, I32), true),
+    n("repl-diskless-sync-delay", "5", Kind::Int(0, I32), true),
+    d("maxmemory-samples", "5", Kind::Int(1, I32), true),
+    n("maxmemory-eviction-tenacity", "10", Kind::Int(0, 100), true),
+    d("timeout", "0", Kind::Int(0, I32), true),
+    n("replica-announce-port", "0", Kind::Int(0, 65535), true),
+    d("tcp-backlog", "511", Kind::Int(0, I32), false),
+    n("cluster-port", "0", Kind::Int(0, 65535), false),
+    n("cluster-announce-bus-port", "0", Kind::Int(0, 65535), true),
+    n("cluster-announce-port", "0", Kind::Int(0, 65535), true),
+    n("cluster-announce-tls-port", "0", Kind::Int(0, 65535), true),
+    n("repl-timeout", "60", Kind::Int(1, I32), true),
+    n("repl-ping-replica-period", "10", Kind::Int(1, I32), true),
+    n("list-compress-depth", "0", Kind::Int(0, I32), true),
+    n("rdb-key-save-delay", "0", Kind::Int(i32::MIN as i64, I32), true),
+    n("key-load-delay", "0", Kind::Int(i32::MIN as i64, I32), true),
+    n("active-expire-effort", "1", Kind::Int(1, 10), true),
+    d("hz", "10", Kind::Int(0, I32), true),
+    n("min-replicas-to-write", "0", Kind::Int(0, I32), true),
+    n("min-replicas-max-lag", "10", Kind::Int(0, I32), true),
+    n("watchdog-period", "0", Kind::Int(0, I32), true),
+    n("shutdown-timeout", "10", Kind::Int(0, I32), true),
+    n("repl-diskless-sync-max-replicas", "0", Kind::Int(0, I32), true),
+    d("maxclients", "10000", Kind::Int(1, u32::MAX as i64), true),
+    n("unixsocketperm", "0", Kind::Int(0, 511), false),
+    n("socket-mark-id", "0", Kind::Int(0, u32::MAX as i64), false),
+    n("active-defrag-max-scan-fields", "1000", Kind::Int(1, i64::MAX), true),
+    n("slowlog-max-len", "128", Kind::Int(0, i64::MAX), true),
+    n("acllog-max-len", "128", Kind::Int(0, i64::MAX), true),
+    d("busy-reply-threshold", "5000", Kind::Int(0, i64::MAX), true),
+    n("cluster-node-timeout", "15000", Kind::Int(0, i64::MAX), true),
+    n("slowlog-log-slower-than", "10000", Kind::Int(-1, i64::MAX), true),
+    n("latency-monitor-threshold", "0", Kind::Int(0, i64::MAX), true),
     d("proto-max-bulk-len", "536870912", Kind::Memory(MB, i64::MAX as u64), true),
+    n("stream-node-max-entries", "100", Kind::Int(0, i64::MAX), true),
+    n("repl-backlog-size", "1048576", Kind::Memory(1, i64::MAX as u64), true),
+    d("maxmemory", "0", Kind::Memory(0, u64::MAX), true),
+    n("cluster-link-sendbuf-limit", "0", Kind::Memory(0, u64::MAX), true),
+    d("hash-max-listpack-entries", "512", Kind::Int(0, i64::MAX), true),
+    d("set-max-intset-entries", "512", Kind::Int(0, i64::MAX), true),
+    d("zset-max-listpack-entries", "128", Kind::Int(0, i64::MAX), true),
+    n("active-defrag-ignore-bytes", "104857600", Kind::Memory(1, i64::MAX as u64), true),
+    d("hash-max-listpack-value", "64", Kind::Memory(0, i64::MAX as u64), true),
+    n("stream-node-max-bytes", "4096", Kind::Memory(0, i64::MAX as u64), true),
+    d("zset-max-listpack-value", "64", Kind::Memory(0, i64::MAX as u64), true),
+    d("hll-sparse-max-bytes", "3000", Kind::Memory(0, i64::MAX as u64), true),
+    n("tracking-table-max-keys", "1000000", Kind::Int(0, i64::MAX), true),
     d("client-query-buffer-limit", "1073741824", Kind::Memory(MB, i64::MAX as u64), true),
+    n("maxmemory-clients", "0", Kind::Memory(0, i64::MAX as u64), true),
+    n("repl-backlog-ttl", "3600", Kind::Int(0, i64::MAX), true),
+    n("auto-aof-rewrite-min-size", "67108864", Kind::Memory(0, i64::MAX as u64), true),
+    n("loading-process-events-interval-bytes", "2097152", Kind::Int(1024, I32), true),
+    n("tls-port", "0", Kind::Int(0, 65535), true),
+    n("tls-session-cache-size", "20480", Kind::Int(0, I32), true),
+    n("tls-session-cache-timeout", "300", Kind::Int(0, I32), true),
+    n("tls-cluster", "no", Kind::Bool, true),
+    n("tls-replication", "no", Kind::Bool, true),
+    n("tls-auth-clients", "yes", Kind::Enum(TLS_AUTH_CLIENTS), true),
+    n("tls-prefer-server-ciphers", "no", Kind::Bool, true),
+    n("tls-session-caching", "yes", Kind::Bool, true),
+    n("tls-cert-file", "", Kind::Str, true),
+    n("tls-key-file", "", Kind::Str, true),
+    n("tls-key-file-pass", "", Kind::Str, true),
+    n("tls-client-cert-file", "", Kind::Str, true),
+    n("tls-client-key-file", "", Kind::Str, true),
+    n("tls-client-key-file-pass", "", Kind::Str, true),
+    n("tls-dh-params-file", "", Kind::Str, true),
+    n("tls-ca-cert-file", "", Kind::Str, true),
+    n("tls-ca-cert-dir", "", Kind::Str, true),
+    n("tls-protocols", "", Kind::Str, true),
+    n("tls-ciphers", "", Kind::Str, true),
+    n("tls-ciphersuites", "", Kind::Str, true),
+    d("threads", "0", Kind::Int(0, 1024), false),
+    d("set-max-listpack-entries", "128", Kind::Memory(0, u64::MAX), true),
+    d("set-max-listpack-value", "64", Kind::Memory(0, u64::MAX), true),
+    d("bind", "127.0.0.1", Kind::Str, false),
+    d("dir", "", Kind::Str, true),
+    d("notify-keyspace-events", "", Kind::KeyspaceEvents, true),
     d(
         "client-output-buffer-limit",
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
         Kind::Str,
         true,
     ),
-    d("hz", "10", Kind::Int(1, 500), true),
-    d("dynamic-hz", "yes", Kind::Bool, true),
-    d("enable-debug-command", "local", Kind::Enum(&["no", "yes", "local"]), false),
-    d("save", "3600 1 300 100 60 10000", Kind::Str, true),
-    d("dbfilename", "dump.rdb", Kind::Str, true),
-    d("rdbcompression", "yes", Kind::Bool, true),
-    d("rdbchecksum", "yes", Kind::Bool, true),
-    d("appendonly", "no", Kind::Bool, true),
-    d("appendfilename", "appendonly.aof", Kind::Str, false),
-    d("appenddirname", "appendonlydir", Kind::Str, false),
-    d("appendfsync", "everysec", Kind::Enum(&["everysec", "always", "no"]), true),
-    d("maxmemory", "0", Kind::Memory(0, u64::MAX), true),
-    d("maxmemory-policy", "noeviction", Kind::Enum(POLICIES), true),
-    d("maxmemory-samples", "5", Kind::Int(1, 64), true),
-    d("notify-keyspace-events", "", Kind::KeyspaceEvents, true),
-    d("busy-reply-threshold", "5000", Kind::Int(0, i64::MAX), true),
-    d("slowlog-log-slower-than", "10000", Kind::Int(-1, i64::MAX), true),
-    d("slowlog-max-len", "128", Kind::Int(0, i64::MAX), true),
-    d("latency-monitor-threshold", "0", Kind::Int(0, i64::MAX), true),
-    d("latency-tracking", "yes", Kind::Bool, true),
-    d("replica-read-only", "yes", Kind::Bool, true),
-    d("replica-serve-stale-data", "yes", Kind::Bool, true),
-    d("repl-backlog-size", "1048576", Kind::Memory(1, i64::MAX as u64), true),
-    d("repl-diskless-sync", "yes", Kind::Bool, true),
-    d("repl-diskless-sync-delay", "5", Kind::Int(0, I32), true),
-    d("repl-timeout", "60", Kind::Int(1, I32), true),
-    d("min-replicas-to-write", "0", Kind::Int(0, I32), true),
-    d("min-replicas-max-lag", "10", Kind::Int(0, I32), true),
-    d("masterauth", "", Kind::Str, true),
-    d("masteruser", "", Kind::Str, true),
-    d("cluster-enabled", "no", Kind::Bool, false),
-    d("cluster-config-file", "nodes.conf", Kind::Str, false),
-    d("cluster-node-timeout", "15000", Kind::Int(0, i64::MAX), true),
-    d("hash-max-listpack-entries", "512", Kind::Memory(0, u64::MAX), true),
-    d("hash-max-listpack-value", "64", Kind::Memory(0, u64::MAX), true),
-    d("set-max-intset-entries", "512", Kind::Memory(0, u64::MAX), true),
-    d("set-max-listpack-entries", "128", Kind::Memory(0, u64::MAX), true),
-    d("set-max-listpack-value", "64", Kind::Memory(0, u64::MAX), true),
-    d("zset-max-listpack-entries", "128", Kind::Memory(0, u64::MAX), true),
-    d("zset-max-listpack-value", "64", Kind::Memory(0, u64::MAX), true),
-    d("list-max-listpack-size", "-2", Kind::Int(i32::MIN as i64, I32), true),
-    d("list-compress-depth", "0", Kind::Int(0, I32), true),
-    d("hll-sparse-max-bytes", "3000", Kind::Memory(0, i64::MAX as u64), true),
-    d("stream-node-max-bytes", "4096", Kind::Memory(0, i64::MAX as u64), true),
-    d("stream-node-max-entries", "100", Kind::Int(0, i64::MAX), true),
-    d("activerehashing", "yes", Kind::Bool, true),
-    d("lazyfree-lazy-eviction", "no", Kind::Bool, true),
-    d("lazyfree-lazy-expire", "no", Kind::Bool, true),
-    d("lazyfree-lazy-server-del", "no", Kind::Bool, true),
-    d("lazyfree-lazy-user-del", "no", Kind::Bool, true),
-    d("lazyfree-lazy-user-flush", "no", Kind::Bool, true),
-    d("always-show-logo", "no", Kind::Bool, false),
-    d("set-proc-title", "yes", Kind::Bool, false),
-    d("io-threads", "1", Kind::Int(1, 128), false),
+    // RDB snapshots come with the RDB issue: until then no save points.
+    n("save", "", Kind::Str, true),
+    n("oom-score-adj-values", "0 200 800", Kind::Str, true),
+    n("replicaof", "", Kind::Str, false),
+    n("latency-tracking-info-percentiles", "50 99 99.9", Kind::Str, true),
 ];
 
 /// Old names Redis still accepts for renamed directives.
 static ALIASES: &[(&str, &str)] = &[
-    ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
-    ("hash-max-ziplist-value", "hash-max-listpack-value"),
-    ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
-    ("zset-max-ziplist-value", "zset-max-listpack-value"),
-    ("list-max-ziplist-size", "list-max-listpack-size"),
-    ("slave-read-only", "replica-read-only"),
+    ("cluster-slave-no-failover", "cluster-replica-no-failover"),
+    ("slave-lazy-flush", "replica-lazy-flush"),
     ("slave-serve-stale-data", "replica-serve-stale-data"),
+    ("slave-read-only", "replica-read-only"),
+    ("slave-ignore-maxmemory", "replica-ignore-maxmemory"),
+    ("slave-announce-ip", "replica-announce-ip"),
+    ("cluster-slave-validity-factor", "cluster-replica-validity-factor"),
+    ("list-max-ziplist-size", "list-max-listpack-size"),
+    ("slave-priority", "replica-priority"),
+    ("slave-announce-port", "replica-announce-port"),
+    ("repl-ping-slave-period", "repl-ping-replica-period"),
+    ("min-slaves-to-write", "min-replicas-to-write"),
+    ("min-slaves-max-lag", "min-replicas-max-lag"),
     ("lua-time-limit", "busy-reply-threshold"),
+    ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
+    ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
+    ("hash-max-ziplist-value", "hash-max-listpack-value"),
+    ("zset-max-ziplist-value", "zset-max-listpack-value"),
+    ("slaveof", "replicaof"),
 ];
+
+/// File-only directives that are not settings; percore has none of their
+/// features yet, so each gets a startup warning.
+const FILE_ONLY: &[&str] = &["rename-command", "user", "loadmodule", "sentinel"];
 
 fn directive(name: &str) -> Option<&'static Directive> {
     let name = name.to_ascii_lowercase();
@@ -161,6 +310,10 @@ pub enum ConfigError {
     NotInEnum(String),
     #[error("can't set immutable config")]
     Immutable,
+    #[error("can't set protected config")]
+    Protected,
+    #[error("percore does not implement this setting yet; only its default '{0}' is accepted")]
+    NotImplemented(&'static str),
     #[error("{0}")]
     Invalid(String),
 }
@@ -298,6 +451,9 @@ impl Hot {
 pub struct Config {
     values: BTreeMap<&'static str, String>,
     pub file: Option<String>,
+    /// What the startup files set that percore does not honour yet, for
+    /// the log.
+    pub warnings: Vec<String>,
 }
 
 /// Where a bad directive was found, for the startup message.
@@ -325,7 +481,11 @@ impl fmt::Display for ConfigFileError {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { values: DIRECTIVES.iter().map(|d| (d.name, d.default.to_string())).collect(), file: None }
+        Config {
+            values: DIRECTIVES.iter().map(|d| (d.name, d.default.to_string())).collect(),
+            file: None,
+            warnings: Vec::new(),
+        }
     }
 }
 
@@ -356,6 +516,10 @@ impl Config {
     }
 
     fn apply_text(&mut self, file: &str, text: &str) -> Result<(), ConfigFileError> {
+        self.apply_nested(file, text, 0)
+    }
+
+    fn apply_nested(&mut self, file: &str, text: &str, depth: usize) -> Result<(), ConfigFileError> {
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -378,10 +542,32 @@ impl Config {
             let Some((name, values)) = args.split_first() else {
                 continue;
             };
+            let lower = name.to_ascii_lowercase();
+            if lower == "include" && values.len() == 1 {
+                if depth >= 16 {
+                    return Err(fail("Too many nested include files".into()));
+                }
+                let text = std::fs::read_to_string(&values[0])
+                    .map_err(|e| fail(format!("Fatal error, can't open config file '{}': {e}", values[0])))?;
+                self.apply_nested(&values[0], &text, depth + 1)?;
+                continue;
+            }
+            if FILE_ONLY.contains(&lower.as_str()) && !values.is_empty() {
+                self.warnings.push(format!("'{line}' ({file}:{}) has no effect: percore has no {lower} yet", i + 1));
+                continue;
+            }
             if values.is_empty() && !matches!(directive(name).map(|d| d.kind), Some(Kind::Str)) {
                 return Err(fail(ConfigError::Unknown.to_string()));
             }
             self.set(name, &values.join(" "), true).map_err(|e| fail(e.to_string()))?;
+            if let Some(d) = directive(name).filter(|d| !d.live && self.str(d.name) != d.default) {
+                self.warnings.push(format!(
+                    "'{line}' ({file}:{}) has no effect: percore does not implement '{}' yet (default '{}')",
+                    i + 1,
+                    d.name,
+                    d.default
+                ));
+            }
         }
         Ok(())
     }
@@ -393,6 +579,9 @@ impl Config {
             return Err(ConfigError::Immutable);
         }
         let v = validate(d, value)?;
+        if !d.live && !startup && v != d.default {
+            return Err(ConfigError::NotImplemented(d.default));
+        }
         if d.name == "dir" && !v.is_empty() {
             std::env::set_current_dir(&v)
                 .map_err(|e| ConfigError::Invalid(format!("No such file or directory ({e})")))?;
@@ -430,6 +619,12 @@ impl Config {
             h.pubsub_soft_limit.store(soft, Ordering::Relaxed);
             h.pubsub_soft_secs.store(secs, Ordering::Relaxed);
         }
+    }
+
+    /// Whether CONFIG SET may change `name` only where
+    /// `enable-protected-configs` allows.
+    pub fn is_protected(name: &str) -> bool {
+        directive(name).is_some_and(|d| PROTECTED.contains(&d.name))
     }
 
     pub fn str(&self, name: &str) -> &str {

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::io::Write;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
@@ -70,26 +71,54 @@ impl Write for &Sink {
     }
 }
 
+/// How many levels are logged, from ERROR (0: none, as `loglevel
+/// nothing`; 5: down to TRACE): `loglevel`, which CONFIG SET changes at
+/// runtime.
+static LEVEL: AtomicU8 = AtomicU8::new(3);
+
+fn rank(level: Level) -> u8 {
+    match level {
+        Level::ERROR => 0,
+        Level::WARN => 1,
+        Level::INFO => 2,
+        Level::DEBUG => 3,
+        Level::TRACE => 4,
+    }
+}
+
+/// Applies a `loglevel` value (already validated by the config).
+pub fn set_level(loglevel: &str) {
+    let levels = match loglevel {
+        "debug" => 5,
+        "verbose" => 4,
+        "warning" => 2,
+        "nothing" => 0,
+        _ => 3,
+    };
+    LEVEL.store(levels, Ordering::Relaxed);
+}
+
 /// Installs the global subscriber for `loglevel` and `logfile`.
 pub fn init(loglevel: &str, logfile: &str) -> std::io::Result<()> {
-    let level = match loglevel {
-        "debug" => Level::TRACE,
-        "verbose" => Level::DEBUG,
-        "warning" => Level::WARN,
-        "nothing" => Level::ERROR,
-        _ => Level::INFO,
-    };
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    set_level(loglevel);
     let file = if logfile.is_empty() {
         None
     } else {
         Some(Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(logfile)?))
     };
     let sink: &'static Sink = Box::leak(Box::new(Sink(file)));
-    tracing_subscriber::fmt()
+    let format = tracing_subscriber::fmt::layer()
         .event_format(RedisFormat { pid: std::process::id() })
-        .with_max_level(level)
         .with_writer(move || sink)
-        .init();
+        // A dynamic filter: its answer is not cached per call site, so a
+        // new level applies at once.
+        .with_filter(tracing_subscriber::filter::dynamic_filter_fn(|meta, _| {
+            rank(*meta.level()) < LEVEL.load(Ordering::Relaxed)
+        }));
+    tracing_subscriber::registry().with(format).init();
     log_panics();
     Ok(())
 }

@@ -84,6 +84,9 @@ fn main() -> ExitCode {
             "Warning: no config file specified, using the embedded default config. In order to specify a config file use percore /path/to/redis.conf"
         ),
     }
+    for warning in &config.warnings {
+        warn!("{warning}");
+    }
     info!("Running mode=standalone, port={}. PID: {pid}", config.int("port"));
     let pidfile = config.str("pidfile").to_string();
     if !pidfile.is_empty()

@@ -24,12 +24,6 @@ const HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
-fn allowed(client: &Client) -> bool {
-    let setting = client.shard.server.config(|c| c.str("enable-debug-command").to_string());
-    let local = client.meta.addr.starts_with("127.") || client.meta.addr.starts_with("[::1]");
-    setting == "yes" || (setting == "local" && local)
-}
-
 /// Length of a string value as RDB would store it (DEBUG OBJECT's
 /// serializedlength): integers in their compact encodings, otherwise a
 /// length prefix and the bytes.
@@ -53,11 +47,6 @@ fn serialized_len(s: &Str) -> usize {
 
 fn debug<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
-        if !allowed(client) {
-            return Err(CmdError::err(
-                "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
-            ));
-        }
         match args.keyword(1).as_str() {
             "SLEEP" if args.len() == 3 => {
                 let secs = args.float(2)?;
@@ -106,4 +95,5 @@ fn debug<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
 }
 
 pub(super) const TABLE: &[Spec] =
-    &[Spec::new("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, Keys::None, Handler::Async(debug))];
+    &[Spec::new("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, Keys::None, Handler::Async(debug))
+        .protected_by("enable-debug-command")];

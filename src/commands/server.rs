@@ -355,6 +355,14 @@ fn config<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                 // Validate everything first so a bad pair leaves nothing applied.
                 let snapshot: Vec<(String, String)> =
                     (2..args.len()).step_by(2).map(|i| (args.str(i), args.str(i + 1))).collect();
+                for (name, _) in &snapshot {
+                    if crate::config::Config::is_protected(name) && !client.may("enable-protected-configs") {
+                        return Err(CmdError::ConfigSet {
+                            name: name.clone(),
+                            reason: ConfigError::Protected.to_string(),
+                        });
+                    }
+                }
                 for (name, value) in &snapshot {
                     let probe = server.config(|c| {
                         let mut copy = crate::config::Config::default();
@@ -543,6 +551,41 @@ fn shutdown(client: &mut Client, args: Args) -> CmdResult {
     crate::server::signals::shutdown(&pidfile)
 }
 
+const MODULE_HELP: &[&str] = &[
+    "MODULE <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "LIST",
+    "    Return a list of loaded modules.",
+    "LOAD <path> [<arg> ...]",
+    "    Load a module library from <path>, passing to it any optional arguments.",
+    "LOADEX <path> [[CONFIG NAME VALUE] [CONFIG NAME VALUE]] [ARGS ...]",
+    "    Load a module library from <path>, while passing it module configurations and optional arguments.",
+    "UNLOAD <name>",
+    "    Unload a module.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// MODULE: percore loads no modules, so the list is empty and loading
+/// fails as a module that cannot be loaded does in Redis. LOAD, LOADEX
+/// and UNLOAD are protected subcommands (`enable-module-command`); LIST
+/// and HELP are not.
+fn module(client: &mut Client, args: Args) -> CmdResult {
+    let sub = args.keyword(1);
+    if matches!(sub.as_str(), "LOAD" | "LOADEX" | "UNLOAD") && !client.may("enable-module-command") {
+        return Err(CmdError::ProtectedCommand { cmd: "MODULE".into(), directive: "enable-module-command" });
+    }
+    match (sub.as_str(), args.len()) {
+        ("LIST", 2) => Ok(Reply::Array(Vec::new())),
+        ("LOAD" | "LOADEX", n) if n >= 3 => {
+            tracing::warn!("Module {} failed to load: percore does not support modules", args.str(2));
+            Err(CmdError::err("Error loading the extension. Please check the server logs."))
+        }
+        ("UNLOAD", 3) => Err(CmdError::err("Error unloading module: no such module with that name")),
+        ("HELP", 2) => Ok(Reply::help(MODULE_HELP)),
+        _ => Err(CmdError::SubcommandSyntax { cmd: "MODULE".into(), sub: args.str(1) }),
+    }
+}
+
 const ANY: u32 = LOADING | STALE;
 
 pub(super) const TABLE: &[Spec] = &[
@@ -552,6 +595,7 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("flushall", -1, WRITE, Keys::None, Handler::Async(flushall)),
     Spec::new("swapdb", 3, WRITE | FAST, Keys::None, Handler::Async(swapdb)),
     Spec::new("config", -2, ADMIN | NOSCRIPT | ANY, Keys::None, Handler::Async(config)),
+    Spec::new("module", -2, ADMIN | NOSCRIPT, Keys::None, Handler::Conn(module)),
     Spec::new("command", -1, ANY, Keys::None, Handler::Conn(command)),
     Spec::new("time", 1, ANY | FAST, Keys::None, Handler::Conn(time)),
     Spec::new("lastsave", 1, ANY | FAST, Keys::None, Handler::Conn(lastsave)),

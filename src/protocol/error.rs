@@ -69,6 +69,10 @@ pub enum CmdError {
     /// Any other `ERR ...` text; the string excludes the prefix.
     #[error("ERR {0}")]
     Err(String),
+    #[error(
+        "ERR {cmd} command not allowed. If the {directive} option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server."
+    )]
+    ProtectedCommand { cmd: String, directive: &'static str },
     /// A command that panicked; the server log has the details.
     #[error("ERR internal error while executing '{0}' (the server log has the details)")]
     Internal(&'static str),

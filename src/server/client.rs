@@ -206,6 +206,15 @@ impl Client {
         self.meta.proto.get()
     }
 
+    /// Whether a protected action (`enable-debug-command`,
+    /// `enable-module-command`, `enable-protected-configs`) is allowed to
+    /// this client: "yes", or "local" from a loopback address.
+    pub fn may(&self, setting: &str) -> bool {
+        let value = self.shard.server.config(|c| c.str(setting).to_string());
+        let local = self.meta.addr.starts_with("127.0.0.1:") || self.meta.addr.starts_with("[::1]:");
+        value == "yes" || (value == "local" && local)
+    }
+
     pub fn no_touch(&self) -> bool {
         self.meta.no_touch.get()
     }

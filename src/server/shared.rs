@@ -106,6 +106,7 @@ impl Shared {
         let mut guard = self.config.write().unwrap_or_else(|p| p.into_inner());
         guard.set(name, value, false)?;
         guard.fill_hot(&self.hot);
+        crate::logging::set_level(guard.str("loglevel"));
         Ok(())
     }
 

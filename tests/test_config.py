@@ -1,0 +1,120 @@
+"""Config files written for redis-server 7.0 start percore; a directive
+percore does not honour yet is never accepted silently."""
+
+import pytest
+import redis
+
+from conftest import wait_until
+
+# Settings that name this process's own resources: the test chooses them.
+OWN = {"port", "bind", "dir", "pidfile", "logfile", "unixsocket", "daemonize", "supervised", "tls-port"}
+
+
+def quote(value):
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def test_every_redis_directive_starts_percore(tmp_path, start_percore, reference):
+    """A file with every directive redis-server 7.0 reports, at the values
+    it reports, starts percore, and CONFIG GET answers the same names."""
+    names = reference.client().config_get("*")
+    lines = [f"{name} {quote(value)}" for name, value in sorted(names.items()) if name not in OWN]
+    lines.append("no-appendfsync-on-rewrite no")
+    conf = tmp_path / "redis7.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    server = start_percore(config_file=conf)
+    got = server.client().config_get("*")
+    missing = sorted(set(names) - set(got) - {"server_cpulist", "bio_cpulist", "aof_rewrite_cpulist", "bgsave_cpulist"})
+    assert missing == []
+    for name in ("maxmemory-policy", "hash-max-listpack-entries", "appendfsync", "repl-backlog-size"):
+        assert got[name] == names[name], name
+
+
+def test_unhonoured_directive_warns_at_startup(tmp_path, start_percore):
+    conf = tmp_path / "x.conf"
+    conf.write_text("activedefrag yes\nrename-command FLUSHALL \"\"\nactive-defrag-cycle-max 25\n")
+    server = start_percore(config_file=conf)
+    log = wait_until(lambda: "Ready to accept" in server.output() and server.output(), what="startup log")
+    assert "activedefrag" in log and "has no effect" in log
+    assert "rename-command" in log
+    # At its default, an unhonoured directive is no news.
+    assert "active-defrag-cycle-max" not in log
+
+
+def test_config_set_of_unhonoured_directive_is_refused(percore):
+    c = percore.client()
+    with pytest.raises(redis.ResponseError, match="activedefrag"):
+        c.config_set("activedefrag", "yes")
+    assert c.config_get("activedefrag") == {"activedefrag": "no"}
+    assert c.config_set("activedefrag", "no")
+
+
+def test_bad_directive_still_stops_startup(tmp_path, start_percore):
+    conf = tmp_path / "bad.conf"
+    conf.write_text("port 1\nno-such-directive 3\n")
+    server = start_percore(config_file=conf, wait=False)
+    wait_until(lambda: server.proc.poll() is not None, what="percore to exit")
+    assert "no-such-directive" in server.output()
+    assert server.proc.returncode != 0
+
+
+def test_include(tmp_path, start_percore):
+    inner = tmp_path / "inner.conf"
+    inner.write_text("maxmemory-samples 7\n")
+    outer = tmp_path / "outer.conf"
+    outer.write_text(f"include {inner}\n")
+    server = start_percore(config_file=outer)
+    assert server.client().config_get("maxmemory-samples") == {"maxmemory-samples": "7"}
+
+
+@pytest.mark.parametrize("setting", ["no", "yes", "local"])
+def test_protected_commands_and_configs(tmp_path, start_percore, setting):
+    server = start_percore(
+        "--enable-debug-command", setting, "--enable-module-command", setting,
+        "--enable-protected-configs", setting,
+    )
+    c = server.client()
+    allowed = setting != "no"  # the test connects from 127.0.0.1
+    assert c.execute_command("MODULE", "LIST") == []
+    if allowed:
+        assert c.execute_command("DEBUG", "SLEEP", 0)
+        with pytest.raises(redis.ResponseError, match="no such module"):
+            c.execute_command("MODULE", "UNLOAD", "nosuchmodule")
+        assert c.config_set("dir", str(tmp_path))
+    else:
+        for cmd in (("DEBUG", "SLEEP", 0), ("MODULE", "UNLOAD", "nosuchmodule")):
+            with pytest.raises(redis.ResponseError, match="command not allowed"):
+                c.execute_command(*cmd)
+        with pytest.raises(redis.ResponseError, match="can't set protected config"):
+            c.config_set("dir", str(tmp_path))
+
+
+def test_protected_errors_match_redis(percore, start_redis):
+    ref = start_redis("--enable-debug-command", "no", "--enable-module-command", "no")
+    server = percore
+    server.client().config_set("loglevel", "notice")
+    answers = []
+    for s in (server, ref):
+        c = s.client()
+        row = []
+        for cmd in (("MODULE", "LIST"), ("MODULE", "LOAD", "/x.so"), ("CONFIG", "SET", "dir", "/tmp")):
+            try:
+                row.append(c.execute_command(*cmd))
+            except redis.ResponseError as e:
+                row.append(str(e))
+        answers.append(row)
+    assert answers[0] == answers[1]
+
+
+def test_loglevel_changes_at_runtime(start_percore):
+    server = start_percore("--enable-module-command", "yes")
+    c = server.client()
+    c.config_set("loglevel", "warning")
+    with pytest.raises(redis.ResponseError):
+        c.execute_command("MODULE", "LOAD", "/first-module.so")
+    # The warning is written before the reply leaves.
+    assert "first-module" in server.output()
+    c.config_set("loglevel", "nothing")
+    with pytest.raises(redis.ResponseError):
+        c.execute_command("MODULE", "LOAD", "/second-module.so")
+    assert "second-module" not in server.output()
