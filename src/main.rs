@@ -9,8 +9,10 @@ use tracing::{info, warn};
 
 mod commands;
 mod config;
+mod journal;
 mod logging;
 mod pattern;
+mod persistence;
 mod protocol;
 mod scripting;
 mod server;

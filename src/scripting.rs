@@ -450,6 +450,22 @@ impl Engine {
         keys: &[Bytes],
         argv: &[Bytes],
         read_only: bool,
+    ) -> (Result<Reply, CmdError>, Vec<crate::journal::Op>) {
+        let mut ops = Vec::new();
+        let result = self.run_inner(client, what, keys, argv, read_only, &mut ops).await;
+        (result, ops)
+    }
+
+    /// `run`; the effects of the script's writes (its client's unit) go to
+    /// `ops`.
+    async fn run_inner(
+        &self,
+        client: Client,
+        what: Callable<'_>,
+        keys: &[Bytes],
+        argv: &[Bytes],
+        read_only: bool,
+        ops: &mut Vec<crate::journal::Op>,
     ) -> Result<Reply, CmdError> {
         let _turn = self.turn.lock().await;
         let lua = &self.lua;
@@ -521,7 +537,11 @@ impl Engine {
                 *running = None;
             }
         }
-        let resp3 = self.run.borrow_mut().take().is_some_and(|r| r.client.proto() == Proto::Resp3);
+        let finished = self.run.borrow_mut().take();
+        let resp3 = finished.as_ref().is_some_and(|r| r.client.proto() == Proto::Resp3);
+        if let Some(mut r) = finished {
+            ops.extend(r.client.unit.take().unwrap_or_default());
+        }
         match result {
             Ok(v) => lua_to_reply(&v, what, resp3),
             Err(e) => Err(script_error(&lua_message(&e), None, what)),

@@ -11,7 +11,8 @@ use futures::FutureExt;
 use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 
-use super::{Args, DENYOOM, FAST, Handler, Keys, NOSCRIPT, Spec, WRITE, parse_mpop};
+use super::{Args, BLOCKING, DENYOOM, FAST, Handler, Keys, NOSCRIPT, Spec, WRITE, parse_mpop};
+use crate::protocol::reply::format_double;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::blocking::{BlockOp, Served, Waiter};
 use crate::server::client::{Client, ClientMeta};
@@ -127,7 +128,11 @@ async fn block(client: &mut Client, keys: &[Key], timeout: Option<Duration>, op:
         shard.run_on(owner, move |sh| sh.forget_waiter(&w, &key)).await;
     }
     match (error, outcome) {
-        (_, Outcome::Served(s)) => Ok(Outcome::Served(s)),
+        (_, Outcome::Served(mut s)) => {
+            // Inside EXEC the pop's journal entries join its block.
+            client.propagate(std::mem::take(&mut s.ops));
+            Ok(Outcome::Served(s))
+        }
         (Some(e), _) => Err(e),
         (None, outcome) => Ok(outcome),
     }
@@ -146,6 +151,9 @@ async fn give_back(client: &Client, op: BlockOp, served: Served) {
                     let limits = super::lists::limits(ctx);
                     if let Ok(l) = ctx.write_as::<List>(&key) {
                         served.items.iter().rev().for_each(|(v, _)| l.push(end, v, limits));
+                        let push: &[u8] = if end == End::Left { b"LPUSH" } else { b"RPUSH" };
+                        let values = served.items.iter().rev().map(|(v, _)| &v[..]);
+                        ctx.propagate(&[push, &key].into_iter().chain(values).collect::<Vec<_>>());
                     }
                 }
                 BlockOp::ZSet { .. } => {
@@ -154,9 +162,13 @@ async fn give_back(client: &Client, op: BlockOp, served: Served) {
                         served.items.iter().for_each(|(m, s)| {
                             z.insert(m, *s, limits);
                         });
+                        let scores: Vec<String> = served.items.iter().map(|(_, s)| format_double(*s)).collect();
+                        let pairs = served.items.iter().zip(&scores).flat_map(|((m, _), s)| [s.as_bytes(), &m[..]]);
+                        ctx.propagate(&[&b"ZADD"[..], &key].into_iter().chain(pairs).collect::<Vec<_>>());
                     }
                 }
-            })
+            });
+            sh.journal(sh.take_effects());
         })
         .await;
 }
@@ -207,8 +219,11 @@ async fn bmove(client: &mut Client, args: Args<'_>, from: End, to: End, t: Optio
                 ctx.write_as::<List>(&target)?.push(to, &pushed, limits);
                 ctx.ks.dirty += 1;
                 ctx.ks.dbs[db].touch(&target);
+                let push: &[u8] = if to == End::Left { b"LPUSH" } else { b"RPUSH" };
+                ctx.propagate(&[push, &target, &pushed]);
                 Ok::<(), CmdError>(())
             })?;
+            sh.journal(sh.take_effects());
             sh.key_written(db, &target);
             Ok::<(), CmdError>(())
         })
@@ -284,12 +299,12 @@ fn brpoplpush<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, 
 }
 
 pub(super) const TABLE: &[Spec] = &[
-    Spec::new("blpop", -3, WRITE | NOSCRIPT, Keys::Range(1, -2, 1), Handler::Async(blpop)),
-    Spec::new("brpop", -3, WRITE | NOSCRIPT, Keys::Range(1, -2, 1), Handler::Async(brpop)),
-    Spec::new("blmove", 6, WRITE | DENYOOM | NOSCRIPT, Keys::Range(1, 2, 1), Handler::Async(blmove)),
-    Spec::new("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT, Keys::Range(1, 2, 1), Handler::Async(brpoplpush)),
-    Spec::new("blmpop", -5, WRITE | NOSCRIPT, Keys::Numkeys(2), Handler::Async(blmpop)),
-    Spec::new("bzpopmin", -3, WRITE | FAST | NOSCRIPT, Keys::Range(1, -2, 1), Handler::Async(bzpopmin)),
-    Spec::new("bzpopmax", -3, WRITE | FAST | NOSCRIPT, Keys::Range(1, -2, 1), Handler::Async(bzpopmax)),
-    Spec::new("bzmpop", -5, WRITE | NOSCRIPT, Keys::Numkeys(2), Handler::Async(bzmpop)),
+    Spec::new("blpop", -3, WRITE | BLOCKING | NOSCRIPT, Keys::Range(1, -2, 1), Handler::Async(blpop)),
+    Spec::new("brpop", -3, WRITE | BLOCKING | NOSCRIPT, Keys::Range(1, -2, 1), Handler::Async(brpop)),
+    Spec::new("blmove", 6, WRITE | BLOCKING | DENYOOM | NOSCRIPT, Keys::Range(1, 2, 1), Handler::Async(blmove)),
+    Spec::new("brpoplpush", 4, WRITE | BLOCKING | DENYOOM | NOSCRIPT, Keys::Range(1, 2, 1), Handler::Async(brpoplpush)),
+    Spec::new("blmpop", -5, WRITE | BLOCKING | NOSCRIPT, Keys::Numkeys(2), Handler::Async(blmpop)),
+    Spec::new("bzpopmin", -3, WRITE | BLOCKING | FAST | NOSCRIPT, Keys::Range(1, -2, 1), Handler::Async(bzpopmin)),
+    Spec::new("bzpopmax", -3, WRITE | BLOCKING | FAST | NOSCRIPT, Keys::Range(1, -2, 1), Handler::Async(bzpopmax)),
+    Spec::new("bzmpop", -5, WRITE | BLOCKING | NOSCRIPT, Keys::Numkeys(2), Handler::Async(bzmpop)),
 ];

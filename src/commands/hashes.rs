@@ -132,6 +132,7 @@ fn hincrbyfloat(ctx: &mut Ctx, args: Args) -> CmdResult {
     match result {
         Ok(text) => {
             h.set(args.get(2), &text, limits);
+            ctx.propagate(&[b"HSET", key, args.get(2), &text]);
             Ok(Reply::Bulk(text.into()))
         }
         Err(e) => {

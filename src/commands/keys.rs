@@ -249,6 +249,7 @@ fn expire_generic(ctx: &mut Ctx, args: Args, unit: Unit, absolute: bool, cmd: &s
     let at = expire_at(n, unit, absolute, ctx.now).ok_or_else(|| CmdError::InvalidExpire(cmd.into()))?;
     let key = args.get(1);
     if ctx.lookup(key).is_none() {
+        ctx.changed(0);
         return Ok(Reply::Int(0));
     }
     let current = ctx.db().expire_of(key);
@@ -257,13 +258,20 @@ fn expire_generic(ctx: &mut Ctx, args: Args, unit: Unit, absolute: bool, cmd: &s
         || (gt && current.is_none_or(|c| at <= c))
         || (lt && current.is_some_and(|c| at >= c));
     if refused {
+        ctx.changed(0);
         return Ok(Reply::Int(0));
     }
     let now = ctx.now;
     if at <= now {
         ctx.db().remove(key, now);
+        ctx.propagate(&[b"DEL", key]);
     } else {
         ctx.db().set_expire(key, Some(at));
+        // PEXPIREAT with the absolute time; the condition flags stay.
+        let at = at.to_string();
+        let rewrite: Vec<&[u8]> =
+            [&b"PEXPIREAT"[..], key, at.as_bytes()].into_iter().chain(args.iter().skip(3)).collect();
+        ctx.propagate(&rewrite);
     }
     Ok(Reply::Int(1))
 }

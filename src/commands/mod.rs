@@ -71,6 +71,11 @@ pub const NO_QUEUE: u32 = 1 << 9;
 pub const SUBSCRIBE_MODE: u32 = 1 << 10;
 /// Runs even while a script is busy (SCRIPT KILL, SHUTDOWN NOSAVE...).
 pub const ALLOW_BUSY: u32 = 1 << 11;
+/// May block the client (BLPOP, BZPOPMIN...).
+pub const BLOCKING: u32 = 1 << 12;
+/// Not a write itself, but may run writes that propagate (EXEC, EVAL,
+/// FCALL).
+pub const MAY_REPLICATE: u32 = 1 << 13;
 
 const FLAG_NAMES: &[(u32, &str)] = &[
     (WRITE, "write"),
@@ -83,6 +88,8 @@ const FLAG_NAMES: &[(u32, &str)] = &[
     (FAST, "fast"),
     (NO_AUTH, "no_auth"),
     (ALLOW_BUSY, "allow_busy"),
+    (BLOCKING, "blocking"),
+    (MAY_REPLICATE, "may_replicate"),
 ];
 
 /// Where a command's keys are among its arguments (the name is argument 0).
@@ -355,7 +362,7 @@ impl<'a> Args<'a> {
         Args { data: self.data, spans: &self.spans[n.min(self.spans.len())..] }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + Clone + '_ {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + Clone + '_ {
         (0..self.len()).map(|i| self.get(i))
     }
 
@@ -616,6 +623,23 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     pub fn db(&mut self) -> &mut Db {
         &mut self.ks.dbs[self.db]
+    }
+
+    /// The write made `n` changes (Redis's dirty increments). A write that
+    /// reports 0 changed nothing: it touches no WATCH and propagates
+    /// nothing.
+    pub fn changed(&mut self, n: u64) {
+        *self.ks.effects.changes.get_or_insert(0) += n;
+    }
+
+    /// The write propagates as `args` (in this database) instead of its
+    /// own arguments; called again, it adds a command (several make a
+    /// MULTI ... EXEC block).
+    pub fn propagate(&mut self, args: &[&[u8]]) {
+        let ops = self.ks.effects.rewrite.get_or_insert_with(Vec::new);
+        if self.ks.journal {
+            ops.push(crate::journal::Op::new(self.db, args.iter().copied()));
+        }
     }
 
     /// Looks a key up for reading: counts a hit or miss (a `keymiss`

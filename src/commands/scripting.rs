@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 
-use super::{ALLOW_BUSY, Args, Handler, Keys, NOSCRIPT, STALE, Spec};
+use super::{ALLOW_BUSY, Args, Handler, Keys, MAY_REPLICATE, NOSCRIPT, STALE, Spec};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::scripting::{Callable, Engine, Library, library_name, sha1_hex};
 use crate::server::client::Client;
@@ -56,7 +56,13 @@ enum Runnable {
 }
 
 /// Runs a script or function on the shard of its keys, holding their locks.
-async fn run_locked(client: &Client, keys: Vec<Bytes>, argv: Vec<Bytes>, read_only: bool, what: Runnable) -> CmdResult {
+async fn run_locked(
+    client: &mut Client,
+    keys: Vec<Bytes>,
+    argv: Vec<Bytes>,
+    read_only: bool,
+    what: Runnable,
+) -> CmdResult {
     let target = target_shard(client, &keys);
     let (db, id) = (client.db(), client.meta.id);
     let tx = Tx::lock(client, db, keys.iter().map(|k| &k[..])).await;
@@ -76,9 +82,18 @@ async fn run_locked(client: &Client, keys: Vec<Bytes>, argv: Vec<Bytes>, read_on
                     Callable::Function(name)
                 }
             };
-            engine.run(Client::for_script(sh.clone(), id, db), callable, &keys, &argv, read_only).await
+            Ok(engine.run(Client::for_script(sh.clone(), id, db), callable, &keys, &argv, read_only).await)
         })
         .await;
+    // The script's writes are one record (Redis 7's effects replication),
+    // stamped before its keys are released; inside EXEC, part of its unit.
+    let result = match result {
+        Ok((result, ops)) => {
+            client.propagate(ops);
+            result
+        }
+        Err(e) => Err(e),
+    };
     tx.unlock().await;
     result
 }
@@ -378,12 +393,12 @@ fn script<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
 }
 
 pub(super) const TABLE: &[Spec] = &[
-    Spec::new("eval", -3, NOSCRIPT | STALE, Keys::Numkeys(2), Handler::Async(eval_cmd)),
-    Spec::new("evalsha", -3, NOSCRIPT | STALE, Keys::Numkeys(2), Handler::Async(evalsha)),
+    Spec::new("eval", -3, NOSCRIPT | STALE | MAY_REPLICATE, Keys::Numkeys(2), Handler::Async(eval_cmd)),
+    Spec::new("evalsha", -3, NOSCRIPT | STALE | MAY_REPLICATE, Keys::Numkeys(2), Handler::Async(evalsha)),
     Spec::new("eval_ro", -3, NOSCRIPT | STALE | super::READONLY, Keys::Numkeys(2), Handler::Async(eval_ro)),
     Spec::new("evalsha_ro", -3, NOSCRIPT | STALE | super::READONLY, Keys::Numkeys(2), Handler::Async(evalsha_ro)),
     Spec::new("script", -2, NOSCRIPT | STALE | ALLOW_BUSY, Keys::None, Handler::Async(script)),
-    Spec::new("fcall", -3, NOSCRIPT | STALE, Keys::Numkeys(2), Handler::Async(fcall_cmd)),
+    Spec::new("fcall", -3, NOSCRIPT | STALE | MAY_REPLICATE, Keys::Numkeys(2), Handler::Async(fcall_cmd)),
     Spec::new("fcall_ro", -3, NOSCRIPT | STALE | super::READONLY, Keys::Numkeys(2), Handler::Async(fcall_ro)),
     Spec::new("function", -2, NOSCRIPT | STALE | ALLOW_BUSY, Keys::None, Handler::Conn(function)),
 ];

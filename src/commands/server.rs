@@ -355,7 +355,15 @@ fn config<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                 // Validate everything first so a bad pair leaves nothing applied.
                 let snapshot: Vec<(String, String)> =
                     (2..args.len()).step_by(2).map(|i| (args.str(i), args.str(i + 1))).collect();
-                for (name, _) in &snapshot {
+                for (name, value) in &snapshot {
+                    let on = server.aof.enabled.load(Ordering::Relaxed);
+                    if name.eq_ignore_ascii_case("appendonly") && value.eq_ignore_ascii_case("yes") != on {
+                        return Err(CmdError::ConfigSet {
+                            name: name.clone(),
+                            reason: "percore cannot turn the AOF on or off at runtime yet; set appendonly at startup"
+                                .into(),
+                        });
+                    }
                     if crate::config::Config::is_protected(name) && !client.may("enable-protected-configs") {
                         return Err(CmdError::ConfigSet {
                             name: name.clone(),

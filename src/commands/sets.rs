@@ -73,6 +73,7 @@ fn spop(ctx: &mut Ctx, args: Args) -> CmdResult {
     };
     let key = args.get(1);
     let Some(s) = ctx.read_as::<Set>(key)? else {
+        ctx.changed(0);
         return Ok(if count.is_some() { Reply::Set(Vec::new()) } else { Reply::Null });
     };
     let picks = random_positions(s.len(), count.unwrap_or(1) as i64, || s.random(), || s.positions());
@@ -80,7 +81,20 @@ fn spop(ctx: &mut Ctx, args: Args) -> CmdResult {
     for m in &chosen {
         s.remove(m);
     }
+    let emptied = s.is_empty();
     ctx.drop_if_empty::<Set>(key);
+    // The random picks propagate as what they removed (Redis's SREM, in
+    // batches; DEL when the whole set went).
+    if chosen.is_empty() {
+        ctx.changed(0);
+    } else if emptied && count.is_some() {
+        ctx.propagate(&[b"DEL", key]);
+    } else {
+        for batch in chosen.chunks(1024) {
+            let rewrite: Vec<&[u8]> = [&b"SREM"[..], key].into_iter().chain(batch.iter().map(|m| &m[..])).collect();
+            ctx.propagate(&rewrite);
+        }
+    }
     Ok(match count {
         None => chosen.first().map_or(Reply::Null, |m| Reply::bulk(m)),
         Some(_) => members_reply(chosen),

@@ -91,15 +91,34 @@ fn set(ctx: &mut Ctx, args: Args) -> CmdResult {
     let old = if o.get { Some(reply_str(ctx.read_str(key)?)) } else { None };
     let found = ctx.lookup(key).is_some();
     if (o.nx && found) || (o.xx && !found) {
+        ctx.changed(0);
         return Ok(old.unwrap_or(Reply::Null));
     }
     let keep = if o.keepttl { ctx.db().expire_of(key) } else { None };
     ctx.set(key, string_value(args.get(2)), o.expire.or(keep).unwrap_or(0));
+    if let Some(at) = o.expire {
+        // A relative (or seconds) expiry propagates as an absolute PXAT,
+        // the other options as they were.
+        let at = at.to_string();
+        let mut rewrite: Vec<&[u8]> = args.iter().take(3).collect();
+        let mut j = 3;
+        while j < args.len() {
+            if matches!(args.keyword(j).as_str(), "EX" | "PX" | "EXAT" | "PXAT") {
+                j += 2;
+                continue;
+            }
+            rewrite.push(args.get(j));
+            j += 1;
+        }
+        rewrite.extend([&b"PXAT"[..], at.as_bytes()]);
+        ctx.propagate(&rewrite);
+    }
     Ok(old.unwrap_or(Reply::Ok))
 }
 
 fn setnx(ctx: &mut Ctx, args: Args) -> CmdResult {
     if ctx.lookup(args.get(1)).is_some() {
+        ctx.changed(0);
         return Ok(Reply::Int(0));
     }
     ctx.set(args.get(1), string_value(args.get(2)), 0);
@@ -114,6 +133,7 @@ fn set_with_ttl(ctx: &mut Ctx, args: Args, unit: Unit, cmd: &str) -> CmdResult {
     }
     let at = expire_at(n, unit, false, ctx.now).ok_or_else(|| CmdError::InvalidExpire(cmd.into()))?;
     ctx.set(args.get(1), string_value(args.get(3)), at);
+    ctx.propagate(&[b"SET", args.get(1), args.get(3), b"PXAT", at.to_string().as_bytes()]);
     Ok(Reply::Ok)
 }
 
@@ -146,21 +166,27 @@ fn getex(ctx: &mut Ctx, args: Args) -> CmdResult {
     let key = args.get(1);
     let value = reply_str(ctx.read_str(key)?);
     if value == Reply::Null {
+        ctx.changed(0);
         return Ok(value);
     }
     let (now, db) = (ctx.now, ctx.db);
+    // It propagates as what it did: PEXPIREAT, DEL or PERSIST.
     let event = if let Some(at) = o.expire {
         if at <= now {
             ctx.db().remove(key, now);
+            ctx.propagate(&[b"DEL", key]);
             Some("del")
         } else {
             ctx.db().set_expire(key, Some(at));
+            ctx.propagate(&[b"PEXPIREAT", key, at.to_string().as_bytes()]);
             Some("expire")
         }
     } else if o.persist && ctx.db().expire_of(key).is_some() {
         ctx.db().set_expire(key, None);
+        ctx.propagate(&[b"PERSIST", key]);
         Some("persist")
     } else {
+        ctx.changed(0);
         None
     };
     if let Some(name) = event {
@@ -223,8 +249,10 @@ fn msetnx_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a
         if !any_exists {
             let writes = parts.into_iter().map(|(s, part)| {
                 tx.run(s, move |sh| {
+                    // Its coordinator propagates the MSETNX itself.
                     let spec = super::lookup(b"mset").expect("mset is in the table");
-                    crate::server::dispatch::run_data(sh, spec, mset, db, false, part.args())
+                    let sink = crate::server::dispatch::Sink::Collect;
+                    crate::server::dispatch::run_data(sh, spec, mset, db, false, part.args(), sink).result
                 })
             });
             futures::future::join_all(writes).await;
@@ -312,6 +340,8 @@ fn incrbyfloat(ctx: &mut Ctx, args: Args) -> CmdResult {
         }
     };
     ctx.set(key, Value::Str(Str::from_bytes(&text)), keep);
+    // The result, not the increment: replaying it computes nothing.
+    ctx.propagate(&[b"SET", key, &text, b"KEEPTTL"]);
     Ok(Reply::Bulk(text.into()))
 }
 

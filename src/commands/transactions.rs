@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use futures::future::LocalBoxFuture;
 
-use super::{ALLOW_BUSY, Args, FAST, Handler, Keys, LOADING, NO_QUEUE, NOSCRIPT, STALE, Spec};
+use super::{ALLOW_BUSY, Args, FAST, Handler, Keys, LOADING, MAY_REPLICATE, NO_QUEUE, NOSCRIPT, STALE, Spec};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::{Client, Multi};
 use crate::server::dispatch::execute;
@@ -141,11 +141,16 @@ fn exec<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
         }
         let mut replies = Vec::with_capacity(multi.cmds.len());
         client.in_exec = true;
+        // An EXEC nested in a script's unit adds to it; otherwise its
+        // effects are one record, stamped while every key is still held.
+        let outer = client.unit.replace(Vec::new());
         for &(spec, first, n) in &multi.cmds {
             let result = execute(client, spec, multi.args.range(first, first + n), true).await;
             replies.push(result.unwrap_or_else(Reply::Error));
         }
         client.in_exec = false;
+        let ops = std::mem::replace(&mut client.unit, outer).unwrap_or_default();
+        client.propagate(ops);
         tx.unlock().await;
         unwatch_all(client).await;
         Ok(Reply::Array(replies))
@@ -156,7 +161,7 @@ const ANY: u32 = NOSCRIPT | LOADING | STALE;
 
 pub(super) const TABLE: &[Spec] = &[
     Spec::new("multi", 1, ANY | ALLOW_BUSY | FAST | NO_QUEUE, Keys::None, Handler::Conn(multi)),
-    Spec::new("exec", 1, ANY | NO_QUEUE, Keys::None, Handler::Async(exec)),
+    Spec::new("exec", 1, ANY | NO_QUEUE | MAY_REPLICATE, Keys::None, Handler::Async(exec)),
     Spec::new("discard", 1, ANY | ALLOW_BUSY | FAST | NO_QUEUE, Keys::None, Handler::Async(discard)),
     Spec::new("watch", -2, ANY | ALLOW_BUSY | FAST | NO_QUEUE, Keys::Range(1, -1, 1), Handler::Async(watch)),
     Spec::new("unwatch", 1, ANY | ALLOW_BUSY | FAST, Keys::None, Handler::Async(unwatch)),

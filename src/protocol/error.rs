@@ -73,6 +73,8 @@ pub enum CmdError {
         "ERR {cmd} command not allowed. If the {directive} option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server."
     )]
     ProtectedCommand { cmd: String, directive: &'static str },
+    #[error("LOADING Redis is loading the dataset in memory")]
+    Loading,
     /// A command that panicked; the server log has the details.
     #[error("ERR internal error while executing '{0}' (the server log has the details)")]
     Internal(&'static str),

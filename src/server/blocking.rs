@@ -35,6 +35,9 @@ pub enum BlockOp {
 pub struct Served {
     pub key: Key,
     pub items: Vec<(SmallBytes, f64)>,
+    /// The pop's journal entries, for a client whose EXEC journals them
+    /// (otherwise the owner journalled them as it popped).
+    pub ops: Vec<crate::journal::Op>,
 }
 
 pub struct Waiter {
@@ -100,7 +103,7 @@ fn pop(ctx: &mut Ctx, key: &[u8], op: BlockOp) -> Vec<(SmallBytes, f64)> {
         BlockOp::List { end, count } => {
             let limits = crate::commands::lists::limits(ctx);
             let Ok(Some(l)) = ctx.read_as::<List>(key) else { return Vec::new() };
-            let items = (0..count).map_while(|_| l.pop(end, limits)).map(|v| (v, 0.0)).collect();
+            let items: Vec<_> = (0..count).map_while(|_| l.pop(end, limits)).map(|v| (v, 0.0)).collect();
             ctx.drop_if_empty::<List>(key);
             items
         }
@@ -113,7 +116,32 @@ fn pop(ctx: &mut Ctx, key: &[u8], op: BlockOp) -> Vec<(SmallBytes, f64)> {
     };
     ctx.ks.dirty += 1;
     ctx.ks.dbs[ctx.db].touch(key);
+    // It propagates as the non-blocking pop it amounts to.
+    let (name, single): (&[u8], bool) = match op {
+        BlockOp::List { end: End::Left, count } => (b"LPOP", count == 1),
+        BlockOp::List { end: End::Right, count } => (b"RPOP", count == 1),
+        BlockOp::ZSet { max: false, count } => (b"ZPOPMIN", count == 1),
+        BlockOp::ZSet { max: true, count } => (b"ZPOPMAX", count == 1),
+    };
+    if single {
+        ctx.propagate(&[name, key]);
+    } else {
+        ctx.propagate(&[name, key, itoa::Buffer::new().format(items.len()).as_bytes()]);
+    }
     items
+}
+
+impl Shard {
+    /// The journal entries of a step run outside dispatch (a pop served
+    /// to a blocked client, elements given back): expired keys' DELs,
+    /// then what the step said it propagates as.
+    pub fn take_effects(&self) -> Vec<crate::journal::Op> {
+        let mut ks = self.ks.borrow_mut();
+        let rewrite = std::mem::take(&mut ks.effects).rewrite.unwrap_or_default();
+        let mut ops = if ks.journal { ks.take_expired_ops(false) } else { Vec::new() };
+        ops.extend(rewrite);
+        ops
+    }
 }
 
 impl Shard {
@@ -134,8 +162,17 @@ impl Shard {
             if !ready(ctx, &key, op)? || !waiter.claim() {
                 return Ok(None);
             }
-            Ok(Some(Served { key: key.clone(), items: pop(ctx, &key, op) }))
+            Ok(Some(Served { key: key.clone(), items: pop(ctx, &key, op), ops: Vec::new() }))
         })?;
+        let ops = self.take_effects();
+        let served = served.map(|mut s| {
+            if block {
+                self.journal(ops);
+            } else {
+                s.ops = ops;
+            }
+            s
+        });
         match served {
             Some(s) => self.hand_over(waiter, s),
             None if block => {
@@ -177,8 +214,13 @@ impl Shard {
                 if !matches!(ready(ctx, key, waiter.op), Ok(true)) {
                     return Err(());
                 }
-                Ok(waiter.claim().then(|| Served { key: slot.1.clone(), items: pop(ctx, key, waiter.op) }))
+                Ok(waiter.claim().then(|| Served {
+                    key: slot.1.clone(),
+                    items: pop(ctx, key, waiter.op),
+                    ops: Vec::new(),
+                }))
             });
+            self.journal(self.take_effects());
             match served {
                 // The key is empty (or of another type) now: the rest wait.
                 Err(()) => break,

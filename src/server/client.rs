@@ -2,6 +2,7 @@
 //! `ClientMeta` is the part other code may read (CLIENT LIST, CLIENT KILL)
 //! through the shard's registry.
 
+use crate::journal::Op;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 
@@ -169,6 +170,12 @@ pub struct Client {
     pub subs: Subscriptions,
     /// Running EXEC's queue: blocking commands do not block.
     pub in_exec: bool,
+    /// While an EXEC or a script runs: the effects of its commands, which
+    /// the journal takes as one MULTI ... EXEC block when it ends.
+    pub unit: Option<Vec<Op>>,
+    /// A command that may write ran since the replies were last sent:
+    /// under `appendfsync always` they wait until it is on disk.
+    pub wrote: bool,
 }
 
 impl Client {
@@ -184,6 +191,8 @@ impl Client {
             watched: Vec::new(),
             subs: Subscriptions::default(),
             in_exec: false,
+            unit: None,
+            wrote: false,
         }
     }
 
@@ -195,7 +204,17 @@ impl Client {
         let mut c = Client::new(shard, meta);
         c.authenticated = true;
         c.in_exec = true;
+        c.unit = Some(Vec::new());
         c
+    }
+
+    /// Journals `ops`, the effects of a command this client ran: into its
+    /// EXEC or script when one runs, else as a record of their own.
+    pub fn propagate(&mut self, ops: Vec<Op>) {
+        match &mut self.unit {
+            Some(unit) => unit.extend(ops),
+            None => self.shard.journal(ops),
+        }
     }
 
     pub fn db(&self) -> usize {

@@ -142,6 +142,7 @@ impl Conn {
             // Redis's event loop: the peers' readers wake once for several
             // replies instead of once per reply.
             yield_now().await;
+            await_durable(&mut self.client).await;
             self.take_outbox();
             if self.flush().await.is_err() || self.client.close_after_reply || self.client.meta.killed.get() {
                 return;
@@ -169,6 +170,7 @@ impl Conn {
                     }
                     if out.len() >= WRITE_HIGH_WATER {
                         batch.flush(client, out).await;
+                        await_durable(client).await;
                         let shard = client.shard.clone();
                         if write_out(stream, ready, out, &shard).await.is_err() {
                             client.close_after_reply = true;
@@ -255,6 +257,21 @@ impl Conn {
             self.rbuf.resize(len, 0);
         }
     }
+}
+
+/// Under `appendfsync always`, replies to writes leave only once the
+/// writes are on disk: every record stamped before now is, once the
+/// journal is durable up to now (one fsync covers them all).
+async fn await_durable(client: &mut Client) {
+    if !std::mem::take(&mut client.wrote) {
+        return;
+    }
+    let server = &client.shard.server;
+    if !server.journal.active() || server.aof.fsync() != crate::persistence::aof::Fsync::Always {
+        return;
+    }
+    let now = server.journal.clock();
+    client.shard.durable(now).await;
 }
 
 /// Writes all of `out`, waiting for the socket to drain when it is full.

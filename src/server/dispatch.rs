@@ -12,31 +12,53 @@ use super::shard::Shard;
 use super::transaction::Tx;
 use crate::commands::{self, Args, DataFn, Handler, Merge, OwnedArgs, Spec, WRITE};
 use crate::config::Hot;
+use crate::journal::Op;
 use crate::protocol::reply::{encode, encode_error};
 use crate::protocol::{CmdError, CmdResult, Proto, Reply};
 use crate::storage::KeyEvent;
 
-/// Runs a command body on this shard; a write bumps the write counter and
-/// the versions of its keys that clients WATCH.
-pub fn run_data(shard: &Rc<Shard>, spec: &Spec, f: DataFn, db: usize, no_touch: bool, args: Args) -> CmdResult {
-    run_body(shard, spec, f, db, no_touch, args, true)
+/// Where the journal entries of a command run on a shard go.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Sink {
+    /// A record of their own, appended now by the shard that ran it, so
+    /// the record is stamped before anyone sees the write.
+    Journal,
+    /// Back to the caller, which journals them with the rest of its unit
+    /// (EXEC, a script, a command split across shards) while it still
+    /// holds the unit's keys.
+    Collect,
+}
+
+/// A command run on a shard, with what the journal still needs.
+pub struct Ran {
+    pub result: CmdResult,
+    /// With `Sink::Collect`: DELs of the keys that expired on the way,
+    /// then the command's own entries (when it changed something).
+    pub ops: Vec<Op>,
+    /// How many of `ops` are expired keys' DELs.
+    pub expired: usize,
+    pub changed: bool,
+}
+
+/// Runs a command body on this shard and applies its effects.
+pub fn run_data(shard: &Rc<Shard>, spec: &Spec, f: DataFn, db: usize, no_touch: bool, args: Args, sink: Sink) -> Ran {
+    run_body(shard, spec, f, db, no_touch, args, true, sink)
 }
 
 /// `run_data` for one shard's part of a split command: its keyspace
-/// events go back to the coordinator, which sends them in key order.
-fn run_part(
-    shard: &Rc<Shard>,
-    spec: &Spec,
-    f: DataFn,
-    db: usize,
-    no_touch: bool,
-    args: Args,
-) -> (CmdResult, Vec<KeyEvent>) {
-    let result = run_body(shard, spec, f, db, no_touch, args, false);
+/// events go back to the coordinator, which sends them in key order, and
+/// so do its journal entries.
+fn run_part(shard: &Rc<Shard>, spec: &Spec, f: DataFn, db: usize, no_touch: bool, args: Args) -> (Ran, Vec<KeyEvent>) {
+    let ran = run_body(shard, spec, f, db, no_touch, args, false, Sink::Collect);
     let events = if shard.notify_flags() != 0 { shard.ks.borrow_mut().take_events() } else { Vec::new() };
-    (result, events)
+    (ran, events)
 }
 
+/// Runs the body and applies, in this one place, what it says it did:
+/// the dirty counter, WATCH versions (before any lock is released), the
+/// journal, blocked clients served from the keys it wrote, and keyspace
+/// events.
+#[allow(clippy::too_many_arguments)]
 fn run_body(
     shard: &Rc<Shard>,
     spec: &Spec,
@@ -45,33 +67,50 @@ fn run_body(
     no_touch: bool,
     args: Args,
     own_events: bool,
-) -> CmdResult {
+    sink: Sink,
+) -> Ran {
     // (with_ctx arms the notifications.)
     let notify = shard.notify_flags();
     let wrote = spec.has(WRITE);
-    let result = shard.with_ctx(db, no_touch, |ctx| {
+    let mut ran = shard.with_ctx(db, no_touch, |ctx| {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(ctx, args)))
             .unwrap_or_else(|_| Err(CmdError::Internal(spec.name)));
-        if result.is_ok() && wrote {
-            ctx.ks.dirty += 1;
+        let effects = std::mem::take(&mut ctx.ks.effects);
+        let changes = if wrote && result.is_ok() { effects.changes.unwrap_or(1) } else { 0 };
+        let mut ops = Vec::new();
+        if ctx.ks.journal {
+            ops = ctx.ks.take_expired_ops(false);
+        }
+        let expired = ops.len();
+        if changes > 0 {
+            if ctx.ks.journal {
+                match effects.rewrite {
+                    Some(rewrite) => ops.extend(rewrite),
+                    None => ops.push(Op::new(db, args.iter())),
+                }
+            }
+            ctx.ks.dirty += changes;
             let d = &mut ctx.ks.dbs[db];
             if d.has_watched() {
                 spec.written_keys(args).for_each(|i| d.touch(args.get(i)));
             }
         }
-        result
+        Ran { result, ops, expired, changed: changes > 0 }
     });
-    if result.is_ok() && wrote && !shard.blocked.borrow().is_empty() {
+    if sink == Sink::Journal {
+        shard.journal(std::mem::take(&mut ran.ops));
+    }
+    if ran.changed && !shard.blocked.borrow().is_empty() {
         spec.written_keys(args).for_each(|i| shard.key_written(db, args.get(i)));
     }
     if notify != 0 && own_events {
-        let own = match &result {
+        let own = match &ran.result {
             Ok(reply) if spec.has(WRITE) => notify::command_events(spec, args, reply, db, notify),
             _ => Vec::new(),
         };
         shard.publish_events(own, Some(spec));
     }
-    result
+    ran
 }
 
 /// After a write coordinated across shards: its keys changed for their
@@ -121,7 +160,7 @@ async fn run_data_when_unlocked(
     if !shard.locks.borrow().is_empty() {
         shard.wait_unlocked(db, spec.keys.positions(args).map(|i| args.get(i))).await;
     }
-    run_data(shard, spec, f, db, no_touch, args)
+    run_data(shard, spec, f, db, no_touch, args, Sink::Journal).result
 }
 
 /// Most commands, and argument bytes, one batch carries: past either, the
@@ -241,6 +280,11 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
     } else if !client.authenticated && !spec.has(commands::NO_AUTH) {
         abort_multi(client);
         Err(CmdError::NoAuth)
+    } else if client.shard.server.loading.load(std::sync::atomic::Ordering::Relaxed)
+        && !spec.has(commands::LOADING)
+        && client.meta.id != crate::persistence::AOF_CLIENT_ID
+    {
+        Err(CmdError::Loading)
     } else if client.shard.server.script_busy.load(std::sync::atomic::Ordering::Relaxed)
         && !spec.has(commands::ALLOW_BUSY)
     {
@@ -263,6 +307,9 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
         client.meta.multi_len.set(multi.cmds.len() as i64);
         Ok(Reply::status("QUEUED"))
     } else {
+        if spec.has(WRITE | commands::MAY_REPLICATE) {
+            client.wrote = true;
+        }
         match spec.handler {
             Handler::Data(_) | Handler::Split(..) | Handler::Cross(..) => {
                 let shard = &client.shard;
@@ -329,56 +376,76 @@ async fn execute_contained(client: &mut Client, spec: &'static Spec, args: Args<
             let mut keys = spec.keys.positions(args).map(|i| args.get(i));
             let target = keys.next().map_or(shard.id, |k| shard.owner(k));
             let (db, no_touch) = (client.db(), client.no_touch());
+            let sink = if client.unit.is_some() { Sink::Collect } else { Sink::Journal };
             if keys.all(|k| shard.owner(k) == target) {
                 if target == shard.id {
                     if held {
-                        return run_data(&shard, spec, f, db, no_touch, args);
+                        let ran = run_data(&shard, spec, f, db, no_touch, args, sink);
+                        client.propagate(ran.ops);
+                        return ran.result;
                     }
                     return run_data_when_unlocked(&shard, spec, f, db, no_touch, args).await;
                 }
                 let mut owned = OwnedArgs::default();
                 args.iter().for_each(|a| owned.push(a));
-                return shard
+                let ran = shard
                     .run_on_async(target, move |sh| async move {
                         if held {
-                            run_data(&sh, spec, f, db, no_touch, owned.args())
+                            run_data(&sh, spec, f, db, no_touch, owned.args(), sink)
                         } else {
-                            run_data_when_unlocked(&sh, spec, f, db, no_touch, owned.args()).await
+                            let result = run_data_when_unlocked(&sh, spec, f, db, no_touch, owned.args()).await;
+                            Ran { result, ops: Vec::new(), expired: 0, changed: false }
                         }
                     })
                     .await;
+                client.propagate(ran.ops);
+                return ran.result;
             }
             match spec.handler {
                 Handler::Split(f, merge) => run_split(client, spec, f, merge, args).await,
-                Handler::Cross(_, cross) => {
-                    let result = cross(client, args).await;
-                    if let Ok(reply) = &result
-                        && spec.has(WRITE)
-                    {
-                        keys_written(client, spec, args, reply).await;
-                    }
-                    result
-                }
+                Handler::Cross(_, cross) => coordinated(client, spec, args, cross).await,
                 _ => Err(CmdError::Raw("CROSSSLOT Keys in request don't hash to the same slot".into())),
             }
         }
         Handler::Conn(f) => f(client, args),
-        Handler::Async(f) => {
-            let result = f(client, args).await;
-            if let Ok(reply) = &result
-                && spec.has(WRITE)
-            {
-                keys_written(client, spec, args, reply).await;
-            }
-            result
-        }
+        Handler::Async(f) if spec.has(WRITE) => coordinated(client, spec, args, f).await,
+        Handler::Async(f) => f(client, args).await,
     }
 }
 
+/// A write run by its coordinator (across shards, or in steps): while the
+/// journal runs, every key it declares is held from before it starts
+/// until its record is stamped, so no other write on them falls between
+/// its steps in the journal. It propagates as its own arguments (these
+/// commands are deterministic); blocking commands journal each pop where
+/// it happens instead.
+async fn coordinated(client: &mut Client, spec: &'static Spec, args: Args<'_>, f: commands::AsyncFn) -> CmdResult {
+    let journal = client.shard.server.journal.active() && !spec.has(commands::BLOCKING);
+    // Inside EXEC or a script the unit holds the keys already.
+    let outer = if journal && client.unit.is_none() {
+        let keys = spec.keys.positions(args).map(|i| args.get(i));
+        Some(Tx::lock(client, client.db(), keys).await)
+    } else {
+        None
+    };
+    let result = f(client, args).await;
+    if let Ok(reply) = &result {
+        if journal {
+            client.propagate(vec![Op::new(client.db(), args.iter())]);
+        }
+        keys_written(client, spec, args, reply).await;
+    }
+    if let Some(tx) = outer {
+        tx.unlock().await;
+    }
+    result
+}
+
 /// A multi-key command whose keys live on several shards: each shard runs
-/// the command on its own keys inside one transaction.
-async fn run_split(client: &Client, spec: &'static Spec, f: DataFn, merge: Merge, args: Args<'_>) -> CmdResult {
-    let shard = &client.shard;
+/// the command on its own keys inside one transaction, and the journal
+/// gets the command once, stamped before its keys are released.
+async fn run_split(client: &mut Client, spec: &'static Spec, f: DataFn, merge: Merge, args: Args<'_>) -> CmdResult {
+    let shard = client.shard.clone();
     let step = spec.keys.step();
     let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     let positions: Vec<usize> = spec.keys.positions(args).collect();
@@ -397,8 +464,19 @@ async fn run_split(client: &Client, spec: &'static Spec, f: DataFn, merge: Merge
         }
         tx.run(owner, move |sh| run_part(sh, spec, f, db, no_touch, owned.args()))
     });
-    let (results, recorded): (Vec<CmdResult>, Vec<Vec<KeyEvent>>) =
-        futures::future::join_all(parts).await.into_iter().unzip();
+    let (ran, recorded): (Vec<Ran>, Vec<Vec<KeyEvent>>) = futures::future::join_all(parts).await.into_iter().unzip();
+    let mut ops = Vec::new();
+    let mut changed = false;
+    let mut results = Vec::with_capacity(ran.len());
+    for mut part in ran {
+        changed |= part.changed;
+        ops.extend(part.ops.drain(..part.expired));
+        results.push(part.result);
+    }
+    if changed && shard.server.journal.active() {
+        ops.push(Op::new(db, args.iter()));
+    }
+    client.propagate(ops);
     tx.unlock().await;
     let merged = merge_replies(merge, positions.len(), groups.values(), results);
     let notify = shard.notify_flags();

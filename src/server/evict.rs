@@ -132,6 +132,9 @@ impl Shard {
             let mut ks = self.ks.borrow_mut();
             if ks.dbs[db].remove(&key, now).is_some() {
                 ks.dbs[db].touch(&key);
+                if ks.journal {
+                    self.journal(vec![crate::journal::Op::del(db, &key, false)]);
+                }
                 ks.note(EVICTED, "evicted", db, &key);
                 freed_any = true;
                 self.server.evicted_keys.fetch_add(1, Ordering::Relaxed);

@@ -37,6 +37,8 @@ pub enum StartError {
     BadBind(String),
     #[error("Failed to start shard {0}: {1}")]
     Executor(usize, String),
+    #[error("{0}")]
+    Aof(#[from] crate::persistence::aof::AofError),
 }
 
 /// Addresses from `bind`; a leading '-' marks one that may be unavailable.
@@ -101,7 +103,17 @@ pub fn run(config: Config) -> Result<(), StartError> {
         check_free(a)?;
     }
     let shards = shard_count(&config);
+    let aof = match config.str("appendonly") {
+        "yes" => Some(crate::persistence::prepare(crate::persistence::aof::Settings::from_config(&config))?),
+        _ => None,
+    };
     let shared = Arc::new(Shared::new(config, shards));
+    shared.config(|c| shared.aof.set_fsync(crate::persistence::aof::Fsync::parse(c.str("appendfsync"))));
+    if aof.as_ref().is_some_and(|a| a.total > 0) {
+        shared.loading.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    let (loaded_tx, loaded_rx) = std::sync::mpsc::channel::<Result<(), crate::persistence::aof::AofError>>();
+    let mut aof = aof.map(|a| (a, loaded_tx));
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let (mailboxes, inboxes): (Vec<Mailbox>, Vec<_>) = (0..shards).map(|_| Mailbox::new()).unzip();
     let mailboxes: Arc<[Mailbox]> = mailboxes.into();
@@ -115,6 +127,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
         let inbox = inboxes.next().expect("one inbox per shard");
         let addrs = addrs.clone();
         let ready = ready_tx.clone();
+        // Shard 0 replays the AOF, through dispatch like any client.
+        let load = if i == 0 { aof.take() } else { None };
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("percore-shard-{i}"))
             .spawn(move || async move {
@@ -139,6 +153,26 @@ pub fn run(config: Config) -> Result<(), StartError> {
                 });
                 let accepts: Vec<_> = accepts.collect();
                 let _ = ready.send(Ok(()));
+                if let Some((startup, loaded)) = load {
+                    let shard = shard.clone();
+                    poller::spawn(async move {
+                        let result = crate::persistence::load(&shard, &startup).await;
+                        let result = result.and_then(|()| {
+                            let server = shard.server.clone();
+                            let mailboxes = shard.mailboxes();
+                            crate::persistence::start_writer(startup, shard.server.clone(), move || {
+                                for (i, wanted) in server.durable_wanted.iter().enumerate() {
+                                    if wanted.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                                        mailboxes[i].wake_durable();
+                                    }
+                                }
+                            })
+                        });
+                        shard.server.loading.store(false, std::sync::atomic::Ordering::SeqCst);
+                        let _ = loaded.send(result);
+                    })
+                    .detach();
+                }
                 futures::future::join_all(accepts).await;
             })
             .map_err(|e| StartError::Executor(i, e.to_string()))?;
@@ -155,6 +189,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
         }
     }
     info!("Server initialized with {shards} shard(s), one per core");
+    if let Ok(loaded) = loaded_rx.recv() {
+        loaded?;
+    }
     let listening: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
     info!("Ready to accept connections tcp ({})", listening.join(" "));
     for h in handles {
@@ -195,7 +232,14 @@ async fn cron(shard: Rc<Shard>) {
         let now = shard.tick();
         if shard.server.active_expire.load(std::sync::atomic::Ordering::Relaxed) {
             let notify = shard.arm_notifications();
-            let stats = active_expire_cycle(&mut shard.ks.borrow_mut(), now, period / 4);
+            let mut ks = shard.ks.borrow_mut();
+            ks.set_journal(shard.server.journal.active());
+            let stats = active_expire_cycle(&mut ks, now, period / 4);
+            // Each expired key propagates as a DEL of its own.
+            for op in ks.take_expired_ops(false) {
+                shard.journal(vec![op]);
+            }
+            drop(ks);
             if stats.timed_out {
                 shard.stats.expire_cycle_timeouts.set(shard.stats.expire_cycle_timeouts.get() + 1);
             }

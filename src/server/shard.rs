@@ -51,6 +51,8 @@ pub enum Msg {
     },
     /// Runs on the shard's thread, answering nothing.
     Run(Box<dyn FnOnce() + Send>),
+    /// The journal became durable further: wake the clients waiting.
+    Durable,
 }
 
 /// Where other cores post messages for one shard.
@@ -65,6 +67,11 @@ impl Mailbox {
         let (tx, rx) = channel();
         let bell = Arc::new(Bell::new().expect("eventfd failed: out of file descriptors at startup"));
         (Mailbox { tx, bell }, rx)
+    }
+
+    /// Tells the shard the journal is durable further.
+    pub fn wake_durable(&self) {
+        self.post(Msg::Durable);
     }
 
     /// Posts `msg` and wakes the shard; false once the shard is gone.
@@ -102,6 +109,8 @@ pub struct Shard {
     inbox: Receiver<Msg>,
     pending: RefCell<HashMap<u64, oneshot::Sender<Payload>>>,
     next_call: Cell<u64>,
+    /// Clients waiting for their writes to be durable.
+    durable_waiters: RefCell<Vec<std::task::Waker>>,
     clock_ms: Cell<i64>,
 }
 
@@ -126,6 +135,7 @@ impl Shard {
             inbox,
             pending: RefCell::new(HashMap::new()),
             next_call: Cell::new(0),
+            durable_waiters: RefCell::new(Vec::new()),
             clock_ms: Cell::new(now_ms()),
         })
     }
@@ -134,10 +144,43 @@ impl Shard {
     pub fn with_ctx<R>(&self, db: usize, no_touch: bool, f: impl FnOnce(&mut crate::commands::Ctx) -> R) -> R {
         let mut ks = self.ks.borrow_mut();
         // Record the keyspace events wanted now (the command may be one
-        // step of a write coordinated by another shard).
+        // step of a write coordinated by another shard), and expired keys
+        // while the journal runs.
         ks.set_notify(self.notify_flags());
+        ks.set_journal(self.server.journal.active());
         let mut ctx = crate::commands::Ctx { ks: &mut ks, db, now: self.now(), no_touch, server: &self.server };
         f(&mut ctx)
+    }
+
+    /// Resolves once every journal record stamped up to `stamp` is durable
+    /// (appendfsync always: fsynced).
+    pub async fn durable(&self, stamp: u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let journal = &self.server.journal;
+        std::future::poll_fn(|cx| {
+            if journal.durable() >= stamp {
+                return std::task::Poll::Ready(());
+            }
+            self.durable_waiters.borrow_mut().push(cx.waker().clone());
+            self.server.durable_wanted[self.id].store(true, SeqCst);
+            journal.want(stamp);
+            // The writer sets durable before it looks at the flag.
+            if journal.durable() >= stamp { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+        })
+        .await
+    }
+
+    /// Appends `ops` to the journal as one record from this shard (a
+    /// block when there are several); nothing when there are none.
+    pub fn journal(&self, ops: Vec<crate::journal::Op>) {
+        if !ops.is_empty() && self.server.journal.active() {
+            self.server.journal.append(self.id, ops);
+        }
+    }
+
+    /// Every shard's mailbox (for threads that wake shards).
+    pub fn mailboxes(&self) -> Arc<[Mailbox]> {
+        self.mailboxes.clone()
     }
 
     pub fn owner(&self, key: &[u8]) -> usize {
@@ -245,6 +288,7 @@ impl Shard {
                     }
                 }
                 Msg::Run(f) => f(),
+                Msg::Durable => self.durable_waiters.borrow_mut().drain(..).for_each(|w| w.wake()),
             }
         }
     }

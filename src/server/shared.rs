@@ -54,6 +54,13 @@ pub struct Shared {
     pub used_memory: AtomicU64,
     pub memory_checked_ms: AtomicU64,
     pub evicted_keys: AtomicU64,
+    /// The ordered stream of every write's effects (AOF consumes it).
+    pub journal: crate::journal::Journal,
+    pub aof: std::sync::Arc<crate::persistence::aof::Status>,
+    /// The dataset is being loaded: clients get -LOADING.
+    pub loading: AtomicBool,
+    /// Per shard: some client there waits for the journal to be durable.
+    pub durable_wanted: Vec<AtomicBool>,
 }
 
 impl Shared {
@@ -91,6 +98,10 @@ impl Shared {
             used_memory: AtomicU64::new(0),
             memory_checked_ms: AtomicU64::new(0),
             evicted_keys: AtomicU64::new(0),
+            journal: crate::journal::Journal::new(shards),
+            aof: Default::default(),
+            loading: AtomicBool::new(false),
+            durable_wanted: (0..shards).map(|_| AtomicBool::new(false)).collect(),
             run_id: (0..40).map(|_| b"0123456789abcdef"[fastrand::usize(..16)] as char).collect(),
         }
     }
@@ -107,6 +118,7 @@ impl Shared {
         guard.set(name, value, false)?;
         guard.fill_hot(&self.hot);
         crate::logging::set_level(guard.str("loglevel"));
+        self.aof.set_fsync(crate::persistence::aof::Fsync::parse(guard.str("appendfsync")));
         Ok(())
     }
 

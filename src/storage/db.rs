@@ -112,6 +112,9 @@ pub struct Db {
     log: Vec<(Logged, Key)>,
     log_expired: bool,
     log_new: bool,
+    /// Keys that expired, while the journal wants them (each propagates
+    /// as a DEL before the write that met it).
+    dropped: Option<Vec<Key>>,
 }
 
 /// What happened to a key, in a database's log.
@@ -174,7 +177,7 @@ impl Db {
         let h = hash(key);
         // Split borrows: the entry lives in the arena while the other
         // fields are kept in step.
-        let Db { arena, slots, expires, len, expired, watched, log, log_expired, log_new, .. } = self;
+        let Db { arena, slots, expires, len, expired, watched, log, log_expired, log_new, dropped } = self;
         let (existed, cell) = slots.get_or_create(slot).entry(arena, h, key, || Entry::new(key), |e| hash(&e.key));
         let e = arena.get_mut(cell);
         let had = existed && e.volatile();
@@ -188,6 +191,9 @@ impl Db {
             }
             if *log_expired {
                 log.push((Logged::Expired, key.into()));
+            }
+            if let Some(dropped) = dropped {
+                dropped.push(key.into());
             }
         }
         e.value = value;
@@ -263,7 +269,8 @@ impl Db {
         self.touch_existing(None, now_ms);
         let watched = std::mem::take(&mut self.watched);
         let (log, log_expired, log_new) = (std::mem::take(&mut self.log), self.log_expired, self.log_new);
-        *self = Db { expired: self.expired, watched, log, log_expired, log_new, ..Db::default() };
+        let dropped = self.dropped.take();
+        *self = Db { expired: self.expired, watched, log, log_expired, log_new, dropped, ..Db::default() };
     }
 
     /// After `key` was removed because its TTL passed.
@@ -273,6 +280,21 @@ impl Db {
         if self.log_expired {
             self.log.push((Logged::Expired, key.into()));
         }
+        if let Some(dropped) = &mut self.dropped {
+            dropped.push(key.into());
+        }
+    }
+
+    /// Whether expired keys are kept for the journal from now on.
+    pub fn keep_dropped(&mut self, on: bool) {
+        if on != self.dropped.is_some() {
+            self.dropped = on.then(Vec::new);
+        }
+    }
+
+    /// The keys that expired since the last call.
+    pub fn take_dropped(&mut self) -> Vec<Key> {
+        self.dropped.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Which kinds the log records from now on.

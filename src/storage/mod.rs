@@ -49,6 +49,23 @@ pub struct Keyspace {
     pub notify: u32,
     /// Events recorded while a command ran (or expiry worked), in order.
     pub events: Vec<KeyEvent>,
+    /// What the running write did, as its body says it.
+    pub effects: Effects,
+    /// Whether the journal records writes now.
+    pub journal: bool,
+}
+
+/// What a write command's body reports having done; dispatch applies it
+/// (dirty counter, WATCH, blocked clients, the journal) once, for every
+/// path a write can take.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Changes made, as Redis counts them for `dirty`; None when the body
+    /// did not count (then a write that succeeded made one).
+    pub changes: Option<u64>,
+    /// What it propagates as when that is not its own arguments (Redis's
+    /// deterministic rewrites); Some(empty): nothing.
+    pub rewrite: Option<Vec<crate::journal::Op>>,
 }
 
 impl Keyspace {
@@ -60,7 +77,28 @@ impl Keyspace {
             dirty: 0,
             notify: 0,
             events: Vec::new(),
+            effects: Effects::default(),
+            journal: false,
         }
+    }
+
+    /// Turns journalling on or off: expired keys are then kept to
+    /// propagate as DELs.
+    pub fn set_journal(&mut self, on: bool) {
+        if self.journal != on {
+            self.journal = on;
+            self.dbs.iter_mut().for_each(|d| d.keep_dropped(on));
+        }
+    }
+
+    /// DELs for the keys that expired since the last call (lazily or
+    /// actively), in order; UNLINKs under `lazyfree-lazy-expire`.
+    pub fn take_expired_ops(&mut self, lazy: bool) -> Vec<crate::journal::Op> {
+        let mut ops = Vec::new();
+        for (db, d) in self.dbs.iter_mut().enumerate() {
+            ops.extend(d.take_dropped().iter().map(|k| crate::journal::Op::del(db, k, lazy)));
+        }
+        ops
     }
 
     /// Records `name` on `key` if its class is wanted.

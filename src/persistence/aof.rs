@@ -1,0 +1,490 @@
+//! The append-only file, in Redis 7's multi-part layout: a directory
+//! (`appenddirname`) holding a manifest, one base file and incremental
+//! files. The base is written in command form (`aof-use-rdb-preamble no`;
+//! the RDB preamble comes with RDB support). The incremental file is the
+//! journal, appended by one writer thread so no shard ever waits on the
+//! disk; with `appendfsync always` a client's replies wait until its
+//! writes are fsynced, one fsync covering every write that reached the
+//! journal meanwhile, on every shard.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use tracing::{info, warn};
+
+use crate::journal::{Encoder, Merger};
+
+#[derive(Debug, Error)]
+pub enum AofError {
+    #[error("{what} {path}: {source}")]
+    Io { what: &'static str, path: String, source: std::io::Error },
+    #[error(
+        "\n*** FATAL AOF MANIFEST FILE ERROR ***\nReading the manifest file, at line {line}\n>>> '{text}'\n{reason}"
+    )]
+    Manifest { line: usize, text: String, reason: &'static str },
+    #[error(
+        "Bad file format reading the append only file {file} at offset {offset}: make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>"
+    )]
+    BadFormat { file: String, offset: usize },
+    #[error(
+        "Unexpected end of file reading the append only file {file} at offset {offset}. You can: 1) Make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>. 2) Alternatively you can set the 'aof-load-truncated' configuration option to yes and restart the server."
+    )]
+    Truncated { file: String, offset: usize },
+    #[error("Fatal error: the truncated file is not the last file")]
+    TruncatedNotLast,
+    #[error(
+        "The AOF file {0} starts with an RDB preamble; percore does not read RDB yet (aof-use-rdb-preamble no writes one it can load)"
+    )]
+    RdbPreamble(String),
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> AofError + 'a {
+    move |source| AofError::Io { what, path: path.display().to_string(), source }
+}
+
+/// One file of the manifest: name, sequence number and type (b base,
+/// h history, i incremental).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileInfo {
+    pub name: String,
+    pub seq: i64,
+    pub kind: char,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Manifest {
+    pub base: Option<FileInfo>,
+    pub history: Vec<FileInfo>,
+    pub incr: Vec<FileInfo>,
+}
+
+impl Manifest {
+    /// Parses a manifest as `aofLoadManifestFromDisk` does: `file <name>
+    /// seq <n> type <b|h|i>` per line, keys in any order, `#` comments.
+    pub fn parse(text: &str) -> Result<Manifest, AofError> {
+        let mut m = Manifest::default();
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let fail = |reason| AofError::Manifest { line: i + 1, text: line.to_string(), reason };
+            let mut scratch = Vec::new();
+            let mut spans = Vec::new();
+            crate::protocol::resp::split_args(line.as_bytes(), &mut scratch, &mut spans)
+                .map_err(|_| fail("Invalid AOF manifest file format"))?;
+            let words: Vec<String> = spans
+                .iter()
+                .map(|&(o, l)| String::from_utf8_lossy(&scratch[o as usize..(o + l) as usize]).into_owned())
+                .collect();
+            if !words.len().is_multiple_of(2) || words.is_empty() {
+                return Err(fail("Invalid AOF manifest file format"));
+            }
+            let (mut name, mut seq, mut kind) = (None, None, None);
+            for pair in words.chunks(2) {
+                match pair[0].as_str() {
+                    "file" => name = Some(pair[1].clone()),
+                    "seq" => seq = pair[1].parse::<i64>().ok(),
+                    "type" => kind = pair[1].chars().next().filter(|_| pair[1].len() == 1),
+                    _ => {}
+                }
+            }
+            let (Some(name), Some(seq), Some(kind)) = (name, seq, kind) else {
+                return Err(fail("Invalid AOF manifest file format"));
+            };
+            let info = FileInfo { name, seq, kind };
+            match kind {
+                'b' if m.base.is_none() => m.base = Some(info),
+                'b' => return Err(fail("Found duplicate base file information")),
+                'h' => m.history.push(info),
+                'i' => {
+                    if m.incr.last().is_some_and(|last| last.seq >= info.seq) {
+                        return Err(fail("Found a non-monotonic sequence number"));
+                    }
+                    m.incr.push(info)
+                }
+                _ => return Err(fail("Unknown AOF file type")),
+            }
+        }
+        Ok(m)
+    }
+
+    pub fn format(&self) -> String {
+        let mut out = String::new();
+        for f in self.base.iter().chain(&self.history).chain(&self.incr) {
+            out.push_str(&format!("file {} seq {} type {}\n", quote(&f.name), f.seq, f.kind));
+        }
+        out
+    }
+}
+
+/// A file name as `sdscatrepr` writes it when it needs quoting.
+fn quote(name: &str) -> String {
+    if name.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\'' && b != b'\\') {
+        return name.to_string();
+    }
+    let mut q = String::from("\"");
+    for b in name.bytes() {
+        match b {
+            b'"' | b'\\' => {
+                q.push('\\');
+                q.push(b as char);
+            }
+            b'\n' => q.push_str("\\n"),
+            b'\r' => q.push_str("\\r"),
+            b'\t' => q.push_str("\\t"),
+            b if b.is_ascii_graphic() || b == b' ' => q.push(b as char),
+            b => q.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    q.push('"');
+    q
+}
+
+/// Where the AOF lives and how it is written, from the configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub dir: PathBuf,
+    pub filename: String,
+    pub load_truncated: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fsync {
+    Always = 0,
+    EverySec = 1,
+    No = 2,
+}
+
+impl Fsync {
+    pub fn parse(s: &str) -> Fsync {
+        match s {
+            "always" => Fsync::Always,
+            "no" => Fsync::No,
+            _ => Fsync::EverySec,
+        }
+    }
+}
+
+impl Settings {
+    pub fn from_config(c: &crate::config::Config) -> Settings {
+        Settings {
+            dir: PathBuf::from(c.str("appenddirname")),
+            filename: c.str("appendfilename").to_string(),
+            load_truncated: c.str("aof-load-truncated") == "yes",
+        }
+    }
+
+    fn manifest_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.manifest", self.filename))
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The manifest on disk, if there is one.
+    pub fn read_manifest(&self) -> Result<Option<Manifest>, AofError> {
+        let path = self.manifest_path();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Manifest::parse(&text).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("Fatal error: can't open the AOF manifest", &path)(e)),
+        }
+    }
+
+    /// Writes the manifest atomically: a temp file, fsync, rename, and an
+    /// fsync of the directory.
+    pub fn write_manifest(&self, m: &Manifest) -> Result<(), AofError> {
+        let temp = self.dir.join(format!("temp-{}.manifest", self.filename));
+        let mut f = File::create(&temp).map_err(io("Can't open the AOF manifest file", &temp))?;
+        f.write_all(m.format().as_bytes()).map_err(io("Error trying to write the temporary AOF manifest", &temp))?;
+        f.sync_all().map_err(io("Fail to fsync the temp AOF file", &temp))?;
+        let path = self.manifest_path();
+        std::fs::rename(&temp, &path).map_err(io("Error trying to rename the temporary AOF manifest", &path))?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io("Fail to fsync AOF directory", &self.dir))
+    }
+
+    /// The files to load at startup, in order, with their total size.
+    pub fn files_to_load(&self, m: &Manifest) -> Result<(Vec<PathBuf>, u64), AofError> {
+        let mut files = Vec::new();
+        let mut total = 0;
+        for f in m.base.iter().chain(&m.incr) {
+            let path = self.path(&f.name);
+            let meta = std::fs::metadata(&path).map_err(io("The append log file doesn't exist", &path))?;
+            total += meta.len();
+            files.push(path);
+        }
+        Ok((files, total))
+    }
+}
+
+/// How a loaded file ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Loaded {
+    Complete,
+    /// Its tail was cut short and has been truncated at this offset.
+    Truncated(usize),
+}
+
+/// Reads the commands of one AOF file with its rules: `#` annotation
+/// lines skipped, RESP arrays only. A truncated tail (or a MULTI never
+/// closed) is cut off by `finish` when `aof-load-truncated` allows.
+pub struct Reader {
+    path: PathBuf,
+    name: String,
+    map: Option<memmap2::Mmap>,
+    parser: crate::protocol::resp::Parser,
+    at: usize,
+    /// Where the last complete command (outside a MULTI) ends.
+    valid: usize,
+    multi: bool,
+    ended: bool,
+}
+
+impl Reader {
+    pub fn open(path: &Path) -> Result<Reader, AofError> {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let file = File::open(path).map_err(io("Fatal error: can't open the append log file for reading", path))?;
+        let len = file.metadata().map_err(io("Unrecoverable error reading the append only file", path))?.len();
+        // SAFETY: the file is only read while mapped; the writer appends to
+        // the newest incremental file only after loading is over.
+        let map = if len == 0 {
+            None
+        } else {
+            Some(
+                unsafe { memmap2::Mmap::map(&file) }
+                    .map_err(io("Unrecoverable error reading the append only file", path))?,
+            )
+        };
+        if map.as_ref().is_some_and(|m| m.starts_with(b"REDIS")) {
+            return Err(AofError::RdbPreamble(name));
+        }
+        let parser = crate::protocol::resp::Parser::default();
+        Ok(Reader { path: path.to_path_buf(), name, map, parser, at: 0, valid: 0, multi: false, ended: false })
+    }
+
+    /// The next command; None at the end of the file (complete or not).
+    pub fn next(&mut self) -> Result<Option<crate::commands::Args<'_>>, AofError> {
+        let Some(map) = &self.map else { return Ok(None) };
+        let data = &map[..];
+        let limits = crate::protocol::resp::Limits { max_bulk: usize::MAX >> 1, authenticated: true };
+        while self.at < data.len() && data[self.at] == b'#' {
+            match data[self.at..].iter().position(|&b| b == b'\n') {
+                Some(n) => {
+                    self.at += n + 1;
+                    if !self.multi {
+                        self.valid = self.at;
+                    }
+                }
+                None => return Ok(None),
+            }
+        }
+        if self.at >= data.len() {
+            self.ended = true;
+            return Ok(None);
+        }
+        let bad = AofError::BadFormat { file: self.name.clone(), offset: self.at };
+        if data[self.at] != b'*' {
+            return Err(bad);
+        }
+        match self.parser.parse(&data[self.at..], limits) {
+            Ok(Some(frame)) => {
+                let start = self.at;
+                self.at += frame.consumed;
+                let args = crate::commands::Args::new(&data[start..], self.parser.spans());
+                if args.len() == 0 {
+                    return Err(bad);
+                }
+                if args.is(0, "MULTI") {
+                    self.multi = true;
+                } else if args.is(0, "EXEC") {
+                    self.multi = false;
+                }
+                if !self.multi {
+                    self.valid = self.at;
+                }
+                Ok(Some(args))
+            }
+            Ok(None) => Ok(None),
+            Err(_) => Err(bad),
+        }
+    }
+
+    /// After the last command: whether the file ended cleanly, or how its
+    /// cut-short tail was handled.
+    pub fn finish(self, settings: &Settings, last_file: bool) -> Result<Loaded, AofError> {
+        let Reader { path, name, map, valid, multi, ended, .. } = self;
+        if map.is_none() || (ended && !multi) {
+            return Ok(Loaded::Complete);
+        }
+        if !(settings.load_truncated && last_file) {
+            return if last_file {
+                Err(AofError::Truncated { file: name, offset: valid })
+            } else {
+                Err(AofError::TruncatedNotLast)
+            };
+        }
+        if multi {
+            warn!("Revert incomplete MULTI/EXEC transaction in AOF file {name}");
+        }
+        warn!("!!! Warning: short read while loading the AOF file {name}!!!");
+        warn!("!!! Truncating the AOF {name} at offset {valid} !!!");
+        drop(map);
+        let file = OpenOptions::new().write(true).open(&path).map_err(io("Error truncating the AOF file", &path))?;
+        file.set_len(valid as u64).map_err(io("Error truncating the AOF file", &path))?;
+        warn!("AOF {name} loaded anyway because aof-load-truncated is enabled");
+        Ok(Loaded::Truncated(valid))
+    }
+}
+
+/// What INFO persistence reports about the AOF.
+#[derive(Debug, Default)]
+pub struct Status {
+    pub enabled: AtomicBool,
+    /// `appendfsync` now (CONFIG SET changes it): 0 always, 1 everysec, 2 no.
+    fsync: std::sync::atomic::AtomicU8,
+    pub current_size: AtomicU64,
+    pub base_size: AtomicU64,
+    /// The last write to the AOF succeeded (set before the writer starts).
+    pub last_write_ok: AtomicBool,
+}
+
+impl Status {
+    pub fn set_fsync(&self, f: Fsync) {
+        self.fsync.store(f as u8, Ordering::Relaxed);
+    }
+
+    pub fn fsync(&self) -> Fsync {
+        match self.fsync.load(Ordering::Relaxed) {
+            0 => Fsync::Always,
+            2 => Fsync::No,
+            _ => Fsync::EverySec,
+        }
+    }
+}
+
+/// The AOF's writer: merges the journal into the newest incremental file.
+pub struct Writer {
+    pub file: File,
+    pub status: Arc<Status>,
+}
+
+impl Writer {
+    /// Opens (creating) the incremental file `name` for appending.
+    pub fn open(settings: &Settings, name: &str, status: Arc<Status>) -> Result<Writer, AofError> {
+        let path = settings.path(name);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io("Can't open the append-only file", &path))?;
+        Ok(Writer { file, status })
+    }
+
+    /// Runs until the process ends: takes what the journal has in stamp
+    /// order, writes it, fsyncs as `appendfsync` says, then tells waiting
+    /// shards how far the journal is durable (`notify`).
+    pub fn run(mut self, server: &crate::server::shared::Shared, notify: impl Fn()) {
+        let journal = &server.journal;
+        let mut merger = Merger::new(journal);
+        let mut encoder = Encoder::new();
+        let mut records = Vec::new();
+        let mut buf = Vec::with_capacity(64 * 1024);
+        let mut last_fsync = Instant::now();
+        let mut unsynced = false;
+        let mut last_ts = 0;
+        loop {
+            let watermark = merger.collect(journal, &mut records);
+            if !records.is_empty() {
+                if server.config(|c| c.str("aof-timestamp-enabled") == "yes") {
+                    let now = crate::server::shared::now_ms() / 1000;
+                    if now != last_ts {
+                        buf.extend_from_slice(format!("#TS:{now}\r\n").as_bytes());
+                        last_ts = now;
+                    }
+                }
+                for r in records.drain(..) {
+                    encoder.encode(&r, &mut buf);
+                }
+                self.write(&buf);
+                buf.clear();
+                unsynced = true;
+            }
+            let policy = self.status.fsync();
+            let sync = match policy {
+                Fsync::Always => unsynced,
+                Fsync::EverySec => unsynced && last_fsync.elapsed() >= Duration::from_secs(1),
+                Fsync::No => false,
+            };
+            if sync {
+                if let Err(e) = self.file.sync_data() {
+                    warn!("Fail to fsync the AOF file: {e}");
+                    self.status.last_write_ok.store(false, Ordering::Relaxed);
+                }
+                last_fsync = Instant::now();
+                unsynced = false;
+            }
+            // Under `always` a record counts once fsynced; otherwise once
+            // written (everysec and no acknowledge before the disk does).
+            if !unsynced || policy != Fsync::Always {
+                journal.set_durable(watermark);
+                notify();
+            }
+            let idle = if unsynced { Duration::from_millis(100) } else { Duration::from_secs(1) };
+            journal.wait(idle);
+        }
+    }
+
+    fn write(&mut self, data: &[u8]) {
+        // Retried until it is all out: a full disk must not drop writes
+        // that clients were (or will be) told are there.
+        let mut written = 0;
+        while written < data.len() {
+            match self.file.write(&data[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    if self.status.last_write_ok.swap(false, Ordering::Relaxed) {
+                        warn!("Error writing to the AOF file: {e}");
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        if !self.status.last_write_ok.swap(true, Ordering::Relaxed) {
+            info!("AOF write error looks solved, Redis can write again.");
+        }
+        self.status.current_size.fetch_add(data.len() as u64, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_round_trip() {
+        let text = "file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\nfile appendonly.aof.2.incr.aof seq 2 type i\n";
+        let m = Manifest::parse(text).unwrap();
+        assert_eq!(m.base.as_ref().map(|b| b.name.as_str()), Some("appendonly.aof.1.base.rdb"));
+        assert_eq!(m.incr.len(), 2);
+        assert_eq!(m.format(), text);
+        // Keys in any order, quoted names.
+        let m = Manifest::parse("seq 3 type i file \"a b.aof\"\n").unwrap();
+        assert_eq!(m.incr[0].name, "a b.aof");
+        assert_eq!(m.format(), "file \"a b.aof\" seq 3 type i\n");
+    }
+
+    #[test]
+    fn bad_manifests_name_the_line() {
+        for bad in ["file x seq 1\n", "file x seq 1 type z\n", "file a seq 2 type i\nfile b seq 1 type i\n"] {
+            assert!(matches!(Manifest::parse(bad), Err(AofError::Manifest { .. })), "{bad}");
+        }
+    }
+}
