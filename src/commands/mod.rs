@@ -76,6 +76,9 @@ pub const BLOCKING: u32 = 1 << 12;
 /// Not a write itself, but may run writes that propagate (EXEC, EVAL,
 /// FCALL).
 pub const MAY_REPLICATE: u32 = 1 << 13;
+/// Touches every key (FLUSHALL, FLUSHDB, SWAPDB): runs with every shard
+/// held, so it is atomic across shards (percore's own flag).
+pub const EXCLUSIVE: u32 = 1 << 14;
 
 const FLAG_NAMES: &[(u32, &str)] = &[
     (WRITE, "write"),

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use futures::future::LocalBoxFuture;
 
 use super::connection::REDIS_VERSION;
-use super::{ADMIN, ALLOW_BUSY, Args, FAST, Handler, Keys, LOADING, NOSCRIPT, READONLY, STALE, Spec, WRITE};
+use super::{ADMIN, ALLOW_BUSY, Args, EXCLUSIVE, FAST, Handler, Keys, LOADING, NOSCRIPT, READONLY, STALE, Spec, WRITE};
 use crate::config::{ConfigError, Hot};
 use crate::pattern::glob_match;
 use crate::protocol::{CmdError, CmdResult, Reply};
@@ -177,14 +177,25 @@ fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
             );
         }
         if want("persistence") {
-            section(
-                "Persistence",
-                format!(
-                    "loading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n",
-                    report.dirty,
-                    server.started_unix_ms / 1000,
-                ),
+            let aof = &server.aof;
+            let on = aof.enabled.load(Ordering::Relaxed);
+            let mut text = format!(
+                "loading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\naof_enabled:{}\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+                u8::from(server.loading.load(Ordering::Relaxed)),
+                report.dirty,
+                server.started_unix_ms / 1000,
+                u8::from(on),
+                if !on || aof.last_write_ok.load(Ordering::Relaxed) { "ok" } else { "err" },
             );
+            if on {
+                let _ = write!(
+                    text,
+                    "aof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:0\r\naof_buffer_length:0\r\naof_pending_bio_fsync:0\r\naof_delayed_fsync:0\r\n",
+                    aof.current_size.load(Ordering::Relaxed),
+                    aof.base_size.load(Ordering::Relaxed),
+                );
+            }
+            section("Persistence", text);
         }
         if want("stats") {
             section(
@@ -257,7 +268,15 @@ fn flushdb<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cmd
     Box::pin(async move {
         flush_mode(args)?;
         let db = client.db();
-        client.shard.broadcast(move |sh| sh.ks.borrow_mut().dbs[db].clear(sh.now())).await;
+        client
+            .shard
+            .broadcast(move |sh| {
+                let mut ks = sh.ks.borrow_mut();
+                // As Redis counts it: the keys removed.
+                ks.dirty += ks.dbs[db].len() as u64;
+                ks.dbs[db].clear(sh.now());
+            })
+            .await;
         Ok(Reply::Ok)
     })
 }
@@ -270,8 +289,9 @@ fn flushall<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cm
             .broadcast(|sh| {
                 let mut ks = sh.ks.borrow_mut();
                 let now = sh.now();
+                // As Redis counts it: the keys removed, and one more.
+                ks.dirty += ks.dbs.iter().map(|d| d.len() as u64).sum::<u64>() + u64::from(sh.id == 0);
                 ks.dbs.iter_mut().for_each(|d| d.clear(now));
-                ks.dirty += 1;
             })
             .await;
         Ok(Reply::Ok)
@@ -299,6 +319,7 @@ fn swapdb<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                     let mut ks = sh.ks.borrow_mut();
                     let (low, high) = ks.dbs.split_at_mut(hi);
                     Db::swap(&mut low[lo], &mut high[0], now);
+                    ks.dirty += u64::from(sh.id == 0);
                 })
                 .await;
         }
@@ -599,9 +620,9 @@ const ANY: u32 = LOADING | STALE;
 pub(super) const TABLE: &[Spec] = &[
     Spec::new("info", -1, ANY, Keys::None, Handler::Async(info)),
     Spec::new("dbsize", 1, READONLY | FAST, Keys::None, Handler::Async(dbsize)),
-    Spec::new("flushdb", -1, WRITE, Keys::None, Handler::Async(flushdb)),
-    Spec::new("flushall", -1, WRITE, Keys::None, Handler::Async(flushall)),
-    Spec::new("swapdb", 3, WRITE | FAST, Keys::None, Handler::Async(swapdb)),
+    Spec::new("flushdb", -1, WRITE | EXCLUSIVE, Keys::None, Handler::Async(flushdb)),
+    Spec::new("flushall", -1, WRITE | EXCLUSIVE, Keys::None, Handler::Async(flushall)),
+    Spec::new("swapdb", 3, WRITE | FAST | EXCLUSIVE, Keys::None, Handler::Async(swapdb)),
     Spec::new("config", -2, ADMIN | NOSCRIPT | ANY, Keys::None, Handler::Async(config)),
     Spec::new("module", -2, ADMIN | NOSCRIPT, Keys::None, Handler::Conn(module)),
     Spec::new("command", -1, ANY, Keys::None, Handler::Conn(command)),

@@ -151,6 +151,9 @@ fn exec<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
         client.in_exec = false;
         let ops = std::mem::replace(&mut client.unit, outer).unwrap_or_default();
         client.propagate(ops);
+        if let Some(ex) = client.exclusive.take() {
+            ex.end().await;
+        }
         tx.unlock().await;
         unwatch_all(client).await;
         Ok(Reply::Array(replies))

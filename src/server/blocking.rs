@@ -164,15 +164,16 @@ impl Shard {
             }
             Ok(Some(Served { key: key.clone(), items: pop(ctx, &key, op), ops: Vec::new() }))
         })?;
-        let ops = self.take_effects();
+        // Keys that expired on the way are DELs whatever happens; the pop
+        // itself joins the client's EXEC when it runs in one.
+        let mut ops = Some(self.take_effects());
         let served = served.map(|mut s| {
-            if block {
-                self.journal(ops);
-            } else {
-                s.ops = ops;
+            if !block {
+                s.ops = ops.take().unwrap_or_default();
             }
             s
         });
+        self.journal(ops.unwrap_or_default());
         match served {
             Some(s) => self.hand_over(waiter, s),
             None if block => {

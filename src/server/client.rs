@@ -176,6 +176,9 @@ pub struct Client {
     /// A command that may write ran since the replies were last sent:
     /// under `appendfsync always` they wait until it is on disk.
     pub wrote: bool,
+    /// Every shard held by this client's EXEC, since a FLUSHALL, FLUSHDB
+    /// or SWAPDB in it: released when the EXEC is journalled.
+    pub exclusive: Option<super::transaction::Exclusive>,
 }
 
 impl Client {
@@ -193,6 +196,7 @@ impl Client {
             in_exec: false,
             unit: None,
             wrote: false,
+            exclusive: None,
         }
     }
 

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use super::client::{Client, ReplyMode};
 use super::notify;
 use super::shard::Shard;
-use super::transaction::Tx;
+use super::transaction::{Exclusive, Tx};
 use crate::commands::{self, Args, DataFn, Handler, Merge, OwnedArgs, Spec, WRITE};
 use crate::config::Hot;
 use crate::journal::Op;
@@ -420,6 +420,9 @@ async fn execute_contained(client: &mut Client, spec: &'static Spec, args: Args<
 /// commands are deterministic); blocking commands journal each pop where
 /// it happens instead.
 async fn coordinated(client: &mut Client, spec: &'static Spec, args: Args<'_>, f: commands::AsyncFn) -> CmdResult {
+    if spec.has(commands::EXCLUSIVE) {
+        return exclusive(client, spec, args, f).await;
+    }
     let journal = client.shard.server.journal.active() && !spec.has(commands::BLOCKING);
     // Inside EXEC or a script the unit holds the keys already.
     let outer = if journal && client.unit.is_none() {
@@ -437,6 +440,28 @@ async fn coordinated(client: &mut Client, spec: &'static Spec, args: Args<'_>, f
     }
     if let Some(tx) = outer {
         tx.unlock().await;
+    }
+    result
+}
+
+/// A command that touches every key runs with every shard held (so no
+/// client sees some shards flushed and others not), and is journalled
+/// before they are released; inside EXEC they stay held until the EXEC
+/// is journalled.
+async fn exclusive(client: &mut Client, spec: &'static Spec, args: Args<'_>, f: commands::AsyncFn) -> CmdResult {
+    let ex = match client.exclusive.take() {
+        Some(ex) => ex,
+        None => Exclusive::begin(client).await,
+    };
+    let result = f(client, args).await;
+    if let Ok(reply) = &result {
+        client.propagate(vec![Op::new(client.db(), args.iter())]);
+        keys_written(client, spec, args, reply).await;
+    }
+    if client.unit.is_some() && client.in_exec {
+        client.exclusive = Some(ex);
+    } else {
+        ex.end().await;
     }
     result
 }

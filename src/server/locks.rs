@@ -10,6 +10,13 @@
 //! Locks are reentrant for their holder (a client id): a command run by
 //! EXEC, which already holds every key its queued commands declare, may
 //! take its own transaction on them without waiting for itself.
+//!
+//! A barrier holds a whole shard for one holder (FLUSHALL, FLUSHDB,
+//! SWAPDB, which touch every key). While it is up, plain commands and
+//! transactions that hold nothing yet wait; a transaction that already
+//! holds keys somewhere may still take more, so the ones in flight finish
+//! (none waits on a barrier while holding a lock), and the barrier's
+//! holder waits for them to drain. Barriers are raised in shard order.
 
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
@@ -45,15 +52,46 @@ struct Held {
     waiters: Vec<oneshot::Sender<()>>,
 }
 
+/// A shard held whole, and who waits on it.
+struct Barrier {
+    holder: u64,
+    /// Tasks waiting for the barrier to go down.
+    waiters: Vec<oneshot::Sender<()>>,
+    /// The holder, waiting until no one else holds a key here.
+    drained: Option<oneshot::Sender<()>>,
+}
+
 /// Held keys and the tasks waiting for each to be released.
 #[derive(Default)]
 pub struct LockTable {
     held: HashMap<LockKey, Held>,
+    barrier: Option<Barrier>,
 }
 
 impl LockTable {
+    /// Nothing held: a plain command runs at once.
     pub fn is_empty(&self) -> bool {
-        self.held.is_empty()
+        self.held.is_empty() && self.barrier.is_none()
+    }
+
+    /// A receiver that completes when the barrier (not held by `holder`)
+    /// goes down, or None if there is none.
+    fn barrier_waiter(&mut self, holder: Option<u64>) -> Option<oneshot::Receiver<()>> {
+        let barrier = self.barrier.as_mut().filter(|b| Some(b.holder) != holder)?;
+        let (tx, rx) = oneshot::channel();
+        barrier.waiters.push(tx);
+        Some(rx)
+    }
+
+    /// Wakes the barrier's holder once only its own locks are left.
+    fn check_drained(&mut self) {
+        if let Some(b) = self.barrier.as_mut()
+            && b.drained.is_some()
+            && self.held.values().all(|h| h.holder == b.holder)
+            && let Some(tx) = b.drained.take()
+        {
+            let _ = tx.send(());
+        }
     }
 
     pub fn is_held(&self, db: usize, key: &[u8]) -> bool {
@@ -79,6 +117,7 @@ impl LockTable {
                 let _ = w.send(());
             }
         }
+        self.check_drained();
     }
 }
 
@@ -91,7 +130,8 @@ impl Shard {
                 if locks.is_empty() {
                     return;
                 }
-                match keys.clone().find_map(|k| locks.waiter(db, k)) {
+                let barrier = locks.barrier_waiter(None);
+                match barrier.or_else(|| keys.clone().find_map(|k| locks.waiter(db, k))) {
                     Some(rx) => rx,
                     None => return,
                 }
@@ -102,8 +142,16 @@ impl Shard {
 
     /// Acquires `(db, key)` pairs (sorted, distinct) for `holder`'s
     /// transaction, in order. Returns the pairs it acquired: those the
-    /// holder already had stay with the outer transaction.
-    pub async fn lock_keys(self: &Rc<Self>, holder: u64, keys: Vec<(usize, Key)>) -> Vec<(usize, Key)> {
+    /// holder already had stay with the outer transaction. `first`: the
+    /// transaction holds nothing anywhere yet, so it waits for a barrier.
+    pub async fn lock_keys(self: &Rc<Self>, holder: u64, keys: Vec<(usize, Key)>, first: bool) -> Vec<(usize, Key)> {
+        if first {
+            loop {
+                let waiter = self.locks.borrow_mut().barrier_waiter(Some(holder));
+                let Some(rx) = waiter else { break };
+                let _ = rx.await;
+            }
+        }
         let mut acquired = Vec::with_capacity(keys.len());
         for (db, key) in keys {
             loop {
@@ -125,6 +173,33 @@ impl Shard {
             }
         }
         acquired
+    }
+
+    /// Raises this shard's barrier for `holder`, once no other barrier
+    /// is up; resolves when no one else holds a key here.
+    pub async fn raise_barrier(self: &Rc<Self>, holder: u64) {
+        loop {
+            let waiter = self.locks.borrow_mut().barrier_waiter(Some(holder));
+            let Some(rx) = waiter else { break };
+            let _ = rx.await;
+        }
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut locks = self.locks.borrow_mut();
+            locks.barrier = Some(Barrier { holder, waiters: Vec::new(), drained: Some(tx) });
+            locks.check_drained();
+        }
+        let _ = rx.await;
+    }
+
+    /// Lowers the barrier, waking everyone who waited on it.
+    pub fn lower_barrier(&self) {
+        let barrier = self.locks.borrow_mut().barrier.take();
+        for w in barrier.into_iter().flat_map(|b| b.waiters) {
+            let _ = w.send(());
+        }
+        // Blocked clients whose keys were written meanwhile are served by
+        // the commands that follow.
     }
 
     pub fn unlock_keys(&self, keys: &[(usize, Key)]) {

@@ -43,7 +43,11 @@ impl Tx {
         for (owner, mut keys) in by_shard {
             keys.sort_unstable();
             keys.dedup();
-            let acquired = shard.run_on_async(owner, move |sh| async move { sh.lock_keys(holder, keys).await }).await;
+            // Only a transaction holding nothing yet may wait on a barrier
+            // (the ones in flight must be able to finish).
+            let first = tx.parts.iter().all(|(_, k)| k.is_empty()) && client.unit.is_none();
+            let acquired =
+                shard.run_on_async(owner, move |sh| async move { sh.lock_keys(holder, keys, first).await }).await;
             tx.parts.push((owner, acquired));
         }
         tx
@@ -68,6 +72,49 @@ impl Tx {
         let parts = std::mem::take(&mut self.parts);
         let releases = parts.into_iter().map(|(owner, keys)| self.shard.run_on(owner, move |sh| sh.unlock_keys(&keys)));
         futures::future::join_all(releases).await;
+    }
+}
+
+/// Every shard held by one client (FLUSHALL, FLUSHDB, SWAPDB): barriers
+/// raised in shard order, each once the transactions in flight there
+/// finished. Nothing else runs until `end`.
+pub struct Exclusive {
+    shard: Rc<Shard>,
+    raised: usize,
+}
+
+impl Exclusive {
+    pub async fn begin(client: &Client) -> Exclusive {
+        let holder = client.meta.id;
+        let mut ex = Exclusive { shard: client.shard.clone(), raised: 0 };
+        for s in 0..client.shard.count {
+            client.shard.run_on_async(s, move |sh| async move { sh.raise_barrier(holder).await }).await;
+            ex.raised += 1;
+        }
+        ex
+    }
+
+    pub async fn end(mut self) {
+        let raised = std::mem::take(&mut self.raised);
+        let lowers = (0..raised).map(|s| self.shard.run_on(s, |sh| sh.lower_barrier()));
+        futures::future::join_all(lowers).await;
+    }
+}
+
+/// Dropped while raised (its holder panicked): lowered from a task.
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        let raised = std::mem::take(&mut self.raised);
+        if raised == 0 {
+            return;
+        }
+        let shard = self.shard.clone();
+        poller::spawn(async move {
+            for s in 0..raised {
+                shard.run_on(s, |sh| sh.lower_barrier()).await;
+            }
+        })
+        .detach();
     }
 }
 

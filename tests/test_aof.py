@@ -1,0 +1,327 @@
+"""The AOF: what percore writes replays into percore and into redis-server
+as the live dataset; what redis-server writes loads into percore; nothing
+acknowledged under appendfsync always is lost to SIGKILL."""
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+import redis
+
+from conftest import PERCORE, Server, free_port, wait_until
+from slots import keys_on_distinct_shards
+
+
+def dump(client, databases=(0, 1)):
+    """Every key of the given databases: type, value, absolute expiry."""
+    data = {}
+    for db in databases:
+        c = client.connection_pool.connection_kwargs
+        r = redis.Redis(host=c["host"], port=c["port"], db=db, socket_timeout=10)
+        for key in r.scan_iter(count=1000):
+            kind = r.type(key).decode()
+            if kind == "string":
+                value = r.get(key)
+            elif kind == "list":
+                value = r.lrange(key, 0, -1)
+            elif kind == "set":
+                value = sorted(r.smembers(key))
+            elif kind == "hash":
+                value = sorted(r.hgetall(key).items())
+            elif kind == "zset":
+                value = r.zrange(key, 0, -1, withscores=True)
+            else:
+                value = kind
+            data[(db, key)] = (kind, value, r.pexpiretime(key))
+    return data
+
+
+def start(argv, port, tmp_path, name):
+    server = Server(argv, port, tmp_path / f"{name}-{port}.log")
+    return server
+
+
+@pytest.fixture
+def servers(tmp_path):
+    started = []
+
+    def percore(dirpath, *args, threads=2, wait=True):
+        port = free_port()
+        argv = [PERCORE, "--port", str(port), "--bind", "127.0.0.1", "--threads", str(threads),
+                "--dir", str(dirpath), "--appendonly", "yes", *map(str, args)]
+        s = start(argv, port, tmp_path, "percore")
+        started.append(s)
+        return s.wait_ready() if wait else s
+
+    def reference(dirpath, *args):
+        port = free_port()
+        argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(dirpath),
+                "--appendonly", "yes", "--aof-use-rdb-preamble", "no", *map(str, args)]
+        s = start(argv, port, tmp_path, "redis")
+        started.append(s)
+        return s.wait_ready()
+
+    yield percore, reference
+    for s in started:
+        s.stop()
+
+
+def wait_loaded(server):
+    def loaded():
+        try:
+            return server.client().ping()
+        except redis.BusyLoadingError:
+            return False
+    wait_until(loaded, what="the AOF to load")
+
+
+def workload(c, keys, rng, n=400):
+    """Writes of every type, TTLs, cross-shard commands, EXEC, scripts."""
+    for i in range(n):
+        k = rng.choice(keys)
+        other = rng.choice(keys)
+        op = rng.randrange(24)
+        try:
+            if op == 0:
+                c.set(k, i, ex=rng.randint(100, 1000))
+            elif op == 1:
+                c.set(k, i, px=rng.randint(100000, 900000), nx=rng.random() < 0.5)
+            elif op == 2:
+                c.incrbyfloat("f" + k, 1.1)
+            elif op == 3:
+                c.mset({k: i, other: -i})
+            elif op == 4:
+                c.delete(k, other)
+            elif op == 5:
+                c.rpush("l" + k, *range(rng.randint(1, 5)))
+            elif op == 6:
+                c.lpop("l" + k)
+            elif op == 7:
+                c.sadd("s" + k, *[rng.randint(0, 50) for _ in range(5)])
+            elif op == 8:
+                c.spop("s" + k, rng.randint(1, 3))
+            elif op == 9:
+                c.hset("h" + k, mapping={f"f{rng.randint(0, 9)}": i})
+            elif op == 10:
+                c.hincrbyfloat("h" + k, "x", 0.25)
+            elif op == 11:
+                c.zadd("z" + k, {f"m{rng.randint(0, 20)}": rng.random()})
+            elif op == 12:
+                c.zpopmin("z" + k)
+            elif op == 13:
+                c.expire(k, rng.randint(100, 1000))
+            elif op == 14:
+                c.pexpire("l" + k, 1)  # soon gone: expiry propagates as DEL
+            elif op == 15:
+                p = c.pipeline(transaction=True)
+                p.incr("cnt" + k)
+                p.set(other, "in-exec")
+                p.lpush("l" + other, i)
+                p.execute()
+            elif op == 16:
+                c.eval("redis.call('incr', KEYS[1]); return redis.call('set', KEYS[2], ARGV[1])", 2,
+                       "e{t}", "e{t}2", i)
+            elif op == 17:
+                c.rename(k, other)
+            elif op == 18:
+                c.sunionstore("u" + k, ["s" + k, "s" + other])
+            elif op == 19:
+                c.zunionstore("zu" + k, ["z" + k, "z" + other])
+            elif op == 20:
+                c.getex(k, px=500000)
+            elif op == 21:
+                c.execute_command("SELECT", 1)
+                c.set(k, "db1")
+                c.execute_command("SELECT", 0)
+            elif op == 22:
+                c.blpop(["l" + k, "l" + other], timeout=0.01)
+            elif op == 23:
+                c.pfadd("hll" + k, *[rng.randint(0, 1000) for _ in range(10)])
+        except redis.ResponseError:
+            pass  # WRONGTYPE and the like: the same on every server.
+
+
+@pytest.mark.parametrize("fsync", ["always", "everysec"])
+def test_replay_gives_the_live_dataset(tmp_path, servers, fsync):
+    percore, reference = servers
+    live_dir = tmp_path / "live"
+    live_dir.mkdir()
+    live = percore(live_dir, "--appendfsync", fsync)
+    c = live.client(single_connection_client=True)
+    keys = keys_on_distinct_shards(2, prefix="a") + keys_on_distinct_shards(2, prefix="b")
+    workload(c, keys, random.Random(os.environ.get("AOF_SEED", fsync)))
+    time.sleep(0.01)  # let the 1 ms TTLs pass before the final dump
+    expected = dump(c)
+    assert len(expected) > 10
+    # Every write reached the file (everysec writes within a second).
+    wait_until(lambda: subprocess.run(["redis-check-aof", str(live_dir / "appendonlydir" / "appendonly.aof.manifest")],
+                                      capture_output=True).returncode == 0, what="a valid AOF")
+    time.sleep(1.1 if fsync == "everysec" else 0)
+    live.stop()
+    for name, start_server in (("percore", percore), ("redis", reference)):
+        copy = tmp_path / name
+        shutil.copytree(live_dir, copy)
+        replayed = start_server(copy)
+        wait_loaded(replayed)
+        assert dump(replayed.client()) == expected, name
+        replayed.stop()
+
+
+def test_redis_written_aof_loads_into_percore(tmp_path, servers):
+    percore, reference = servers
+    redis_dir = tmp_path / "redis"
+    redis_dir.mkdir()
+    ref = reference(redis_dir)
+    c = ref.client()
+    workload(c, keys_on_distinct_shards(2, prefix="r"), random.Random(3), n=300)
+    expected = dump(c)
+    c.shutdown(nosave=True)
+    wait_until(lambda: ref.proc.poll() is not None, what="redis-server to exit")
+    loaded = percore(redis_dir)
+    wait_loaded(loaded)
+    assert dump(loaded.client()) == expected
+
+
+def test_sigkill_under_always_loses_no_acknowledged_write(tmp_path, servers):
+    percore, _ = servers
+    dirpath = tmp_path / "kill"
+    dirpath.mkdir()
+    acked = {}
+    kills = 0
+    for round_ in range(3):
+        server = percore(dirpath, "--appendfsync", "always")
+        wait_loaded(server)
+        c = server.client()
+        for key, value in acked.items():
+            assert c.get(key) == value, f"round {round_}: lost {key}"
+        stop = threading.Event()
+        lock = threading.Lock()
+
+        def writer(w):
+            conn = server.client(socket_timeout=5)
+            n = 0
+            while not stop.is_set():
+                key, value = f"w{w}:{round_}:{n}", f"{w}-{n}".encode()
+                try:
+                    conn.set(key, value)
+                except (redis.ConnectionError, redis.TimeoutError):
+                    return
+                with lock:
+                    acked[key] = value
+                n += 1
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+        for t in threads:
+            t.start()
+        wait_until(lambda: len(acked) > (round_ + 1) * 200, what="some acknowledged writes")
+        os.kill(server.pid, signal.SIGKILL)
+        kills += 1
+        stop.set()
+        for t in threads:
+            t.join(10)
+        server.stop()
+    final = percore(dirpath)
+    wait_loaded(final)
+    c = final.client()
+    missing = [k for k, v in acked.items() if c.get(k) != v]
+    assert kills == 3 and len(acked) > 600
+    assert missing == []
+
+
+def test_truncated_tail(tmp_path, servers):
+    percore, _ = servers
+    dirpath = tmp_path / "trunc"
+    dirpath.mkdir()
+    s = percore(dirpath, "--appendfsync", "always")
+    s.client().set("kept", "1")
+    s.stop()
+    incr = dirpath / "appendonlydir" / "appendonly.aof.1.incr.aof"
+    good = incr.stat().st_size
+    with open(incr, "ab") as f:
+        f.write(b"*3\r\n$3\r\nSET\r\n$4\r\nlost\r\n$1")
+    refused = percore(dirpath, "--aof-load-truncated", "no", wait=False)
+    wait_until(lambda: refused.proc.poll() is not None, what="percore to refuse the truncated AOF")
+    assert refused.proc.returncode != 0
+    assert "Unexpected end of file" in refused.output() and "appendonly.aof.1.incr.aof" in refused.output()
+    loaded = percore(dirpath)
+    wait_loaded(loaded)
+    assert loaded.client().get("kept") == b"1"
+    assert loaded.client().exists("lost") == 0
+    assert incr.stat().st_size >= good
+    assert "Truncating the AOF" in loaded.output()
+
+
+def test_corrupt_file_stops_startup(tmp_path, servers):
+    percore, _ = servers
+    dirpath = tmp_path / "bad"
+    dirpath.mkdir()
+    s = percore(dirpath, "--appendfsync", "always")
+    s.client().set("a", "1")
+    s.client().set("b", "2")
+    s.stop()
+    incr = dirpath / "appendonlydir" / "appendonly.aof.1.incr.aof"
+    data = bytearray(incr.read_bytes())
+    at = data.index(b"*3", 10)
+    data[at] = ord("?")
+    incr.write_bytes(bytes(data))
+    bad = percore(dirpath, wait=False)
+    wait_until(lambda: bad.proc.poll() is not None, what="percore to refuse the corrupt AOF")
+    assert bad.proc.returncode != 0
+    assert "Bad file format" in bad.output() and f"offset {at}" in bad.output()
+
+
+def test_info_persistence_and_runtime_switch(tmp_path, servers):
+    percore, _ = servers
+    s = percore(tmp_path)
+    c = s.client()
+    c.set("x", "y" * 100)
+    info = c.info("persistence")
+    assert info["aof_enabled"] == 1 and info["loading"] == 0
+    wait_until(lambda: c.info("persistence")["aof_current_size"] > 100, what="aof_current_size to grow")
+    with pytest.raises(redis.ResponseError, match="appendonly"):
+        c.config_set("appendonly", "no")
+    c.config_set("appendfsync", "no")
+    assert c.config_get("appendfsync") == {"appendfsync": "no"}
+
+
+def test_flushall_is_atomic_across_shards(start_percore):
+    """With one client looping MSET over two shards and one looping
+    FLUSHALL, MGET never sees one key of an MSET without the other."""
+    server = start_percore(threads=2)
+    k0, k1 = keys_on_distinct_shards(2, prefix="fl")
+    stop = time.monotonic() + 2
+    torn = []
+    reads = [0]
+
+    def mset():
+        c = server.client()
+        i = 0
+        while time.monotonic() < stop:
+            c.mset({k1: i, k0: i})
+            i += 1
+
+    def flush():
+        c = server.client()
+        while time.monotonic() < stop:
+            c.flushall()
+
+    def mget():
+        c = server.client()
+        while time.monotonic() < stop:
+            a, b = c.mget(k1, k0)
+            reads[0] += 1
+            if a != b:
+                torn.append((a, b))
+
+    threads = [threading.Thread(target=f) for f in (mset, flush, mget)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert reads[0] > 500
+    assert torn == []
