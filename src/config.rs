@@ -186,7 +186,9 @@ static DIRECTIVES: &[Directive] = &[
     n("repl-timeout", "60", Kind::Int(1, I32), true),
     n("repl-ping-replica-period", "10", Kind::Int(1, I32), true),
     n("list-compress-depth", "0", Kind::Int(0, I32), true),
-    n("rdb-key-save-delay", "0", Kind::Int(i32::MIN as i64, I32), true),
+    // Microseconds a snapshot waits per key (tests use it to keep one in
+    // progress while they write).
+    d("rdb-key-save-delay", "0", Kind::Int(i32::MIN as i64, I32), true),
     n("key-load-delay", "0", Kind::Int(i32::MIN as i64, I32), true),
     n("active-expire-effort", "1", Kind::Int(1, 10), true),
     d("hz", "10", Kind::Int(0, I32), true),

@@ -146,6 +146,9 @@ async fn give_back(client: &Client, op: BlockOp, served: Served) {
     client
         .shard
         .run_on(client.shard.owner(&key), move |sh| {
+            sh.with_ctx(db, false, |ctx| {
+                ctx.ks.preserve(db, &key, ctx.now);
+            });
             sh.with_ctx(db, false, |ctx| match op {
                 BlockOp::List { end, .. } => {
                     let limits = super::lists::limits(ctx);
@@ -215,6 +218,7 @@ async fn bmove(client: &mut Client, args: Args<'_>, from: End, to: End, t: Optio
         .shard
         .run_on(client.shard.owner(&dst), move |sh| {
             sh.with_ctx(db, false, |ctx| {
+                ctx.ks.preserve(db, &target, ctx.now);
                 let limits = super::lists::limits(ctx);
                 ctx.write_as::<List>(&target)?.push(to, &pushed, limits);
                 ctx.ks.dirty += 1;

@@ -154,14 +154,18 @@ fn copy_options(args: Args, current_db: usize, databases: usize) -> Result<(usiz
 fn copy(ctx: &mut Ctx, args: Args) -> CmdResult {
     let (dst_db, replace) = copy_options(args, ctx.db, ctx.ks.dbs.len())?;
     let Some(src) = ctx.read(args.get(1)) else {
+        ctx.changed(0);
         return Ok(Reply::Int(0));
     };
     let value = src.value.clone();
     let ttl = ctx.db().expire_of(args.get(1));
     let now = ctx.now;
+    // The destination may be in another database than the row says.
+    ctx.ks.preserve(dst_db, args.get(2), now);
     let dst = &mut ctx.ks.dbs[dst_db];
     if dst.contains(args.get(2), now) {
         if !replace {
+            ctx.changed(0);
             return Ok(Reply::Int(0));
         }
         dst.remove(args.get(2), now);
@@ -216,8 +220,10 @@ fn move_(ctx: &mut Ctx, args: Args) -> CmdResult {
     let key = args.get(1);
     let now = ctx.now;
     if ctx.lookup(key).is_none() || ctx.ks.dbs[dst].contains(key, now) {
+        ctx.changed(0);
         return Ok(Reply::Int(0));
     }
+    ctx.ks.preserve(dst, key, now);
     let Some((value, ttl)) = ctx.db().take(key, now) else {
         return Ok(Reply::Int(0));
     };

@@ -180,11 +180,23 @@ fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
             let aof = &server.aof;
             let on = aof.enabled.load(Ordering::Relaxed);
             let mut text = format!(
-                "loading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\naof_enabled:{}\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+                "loading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
                 u8::from(server.loading.load(Ordering::Relaxed)),
                 report.dirty,
                 server.started_unix_ms / 1000,
                 u8::from(on),
+                u8::from(aof.rewriting.load(Ordering::Relaxed)),
+                if aof.rewrites.load(Ordering::Relaxed) == 0 {
+                    -1
+                } else {
+                    aof.last_rewrite_secs.load(Ordering::Relaxed)
+                },
+                if aof.rewrites.load(Ordering::Relaxed) == 0 || aof.last_rewrite_ok.load(Ordering::Relaxed) {
+                    "ok"
+                } else {
+                    "err"
+                },
+                aof.rewrites.load(Ordering::Relaxed),
                 if !on || aof.last_write_ok.load(Ordering::Relaxed) { "ok" } else { "err" },
             );
             if on {
@@ -272,6 +284,7 @@ fn flushdb<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cmd
             .shard
             .broadcast(move |sh| {
                 let mut ks = sh.ks.borrow_mut();
+                ks.finish_snapshot(sh.now());
                 // As Redis counts it: the keys removed.
                 ks.dirty += ks.dbs[db].len() as u64;
                 ks.dbs[db].clear(sh.now());
@@ -289,6 +302,7 @@ fn flushall<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cm
             .broadcast(|sh| {
                 let mut ks = sh.ks.borrow_mut();
                 let now = sh.now();
+                ks.finish_snapshot(now);
                 // As Redis counts it: the keys removed, and one more.
                 ks.dirty += ks.dbs.iter().map(|d| d.len() as u64).sum::<u64>() + u64::from(sh.id == 0);
                 ks.dbs.iter_mut().for_each(|d| d.clear(now));
@@ -317,6 +331,7 @@ fn swapdb<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                 .broadcast(move |sh| {
                     let now = sh.now();
                     let mut ks = sh.ks.borrow_mut();
+                    ks.finish_snapshot(now);
                     let (low, high) = ks.dbs.split_at_mut(hi);
                     Db::swap(&mut low[lo], &mut high[0], now);
                     ks.dirty += u64::from(sh.id == 0);
@@ -615,6 +630,13 @@ fn module(client: &mut Client, args: Args) -> CmdResult {
     }
 }
 
+fn bgrewriteaof<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(async move {
+        crate::persistence::rewrite(client).await.map_err(CmdError::err)?;
+        Ok(Reply::status("Background append only file rewriting started"))
+    })
+}
+
 const ANY: u32 = LOADING | STALE;
 
 pub(super) const TABLE: &[Spec] = &[
@@ -624,6 +646,7 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("flushall", -1, WRITE | EXCLUSIVE, Keys::None, Handler::Async(flushall)),
     Spec::new("swapdb", 3, WRITE | FAST | EXCLUSIVE, Keys::None, Handler::Async(swapdb)),
     Spec::new("config", -2, ADMIN | NOSCRIPT | ANY, Keys::None, Handler::Async(config)),
+    Spec::new("bgrewriteaof", 1, ADMIN | NOSCRIPT, Keys::None, Handler::Async(bgrewriteaof)),
     Spec::new("module", -2, ADMIN | NOSCRIPT, Keys::None, Handler::Conn(module)),
     Spec::new("command", -1, ANY, Keys::None, Handler::Conn(command)),
     Spec::new("time", 1, ANY | FAST, Keys::None, Handler::Conn(time)),

@@ -353,6 +353,16 @@ pub struct Status {
     pub base_size: AtomicU64,
     /// The last write to the AOF succeeded (set before the writer starts).
     pub last_write_ok: AtomicBool,
+    /// The files in use, as the manifest on disk lists them.
+    pub manifest: std::sync::Mutex<Manifest>,
+    /// A rewrite's cut: records stamped up to it go to the current
+    /// incremental file, later ones to this new one.
+    pub switch: std::sync::Mutex<Option<(u64, File)>>,
+    pub rewriting: AtomicBool,
+    pub rewrites: AtomicU64,
+    pub last_rewrite_ok: AtomicBool,
+    /// Seconds the last rewrite took; -1 before any.
+    pub last_rewrite_secs: std::sync::atomic::AtomicI64,
 }
 
 impl Status {
@@ -401,6 +411,27 @@ impl Writer {
         let mut last_ts = 0;
         loop {
             let watermark = merger.collect(journal, &mut records);
+            let switch = self.status.switch.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some((cut, file)) = switch {
+                if watermark < cut {
+                    // Records up to the cut may still be on their way.
+                    *self.status.switch.lock().unwrap_or_else(|p| p.into_inner()) = Some((cut, file));
+                } else {
+                    let later = records.split_off(records.partition_point(|r| r.stamp <= cut));
+                    for r in records.drain(..) {
+                        encoder.encode(&r, &mut buf);
+                    }
+                    self.write(&buf);
+                    buf.clear();
+                    if let Err(e) = self.file.sync_data() {
+                        warn!("Fail to fsync the AOF file: {e}");
+                    }
+                    self.file = file;
+                    encoder = Encoder::new();
+                    last_ts = 0;
+                    records = later;
+                }
+            }
             if !records.is_empty() {
                 if server.config(|c| c.str("aof-timestamp-enabled") == "yes") {
                     let now = crate::server::shared::now_ms() / 1000;

@@ -125,6 +125,8 @@ pub fn start_writer(
     status.current_size.store(startup.total.max(base_size + incr_size), Ordering::Relaxed);
     status.enabled.store(true, Ordering::Relaxed);
     status.last_write_ok.store(true, Ordering::Relaxed);
+    status.last_rewrite_ok.store(true, Ordering::Relaxed);
+    *status.manifest.lock().unwrap_or_else(|p| p.into_inner()) = m.clone();
     if created {
         info!("Creating AOF incr file {incr} on server start");
     } else {
@@ -135,5 +137,187 @@ pub fn start_writer(
         .name("percore-aof".into())
         .spawn(move || writer.run(&server, notify))
         .map_err(|source| AofError::Io { what: "Can't start the AOF writer", path: incr, source })?;
+    Ok(())
+}
+
+/// BGREWRITEAOF: a new base from a point-in-time image of every shard,
+/// taken while the shards keep serving. At one instant with every shard
+/// held (so no transaction is half-applied) the journal switches to a new
+/// incremental file and each shard starts its snapshot; when all are
+/// serialized, their parts become the new base and the older files
+/// leave the manifest.
+pub async fn rewrite(client: &Client) -> Result<(), String> {
+    let server = client.shard.server.clone();
+    let status = server.aof.clone();
+    if !status.enabled.load(Ordering::Relaxed) {
+        return Err("percore rewrites the AOF only while appendonly is yes".into());
+    }
+    if status.rewriting.swap(true, Ordering::SeqCst) {
+        return Err("Background append only file rewriting already in progress".into());
+    }
+    let settings = server.config(Settings::from_config);
+    let started = Instant::now();
+    let ex = crate::server::transaction::Exclusive::begin(client).await;
+    let opened = (|| {
+        let mut m = status.manifest.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = m.incr.last().map_or(1, |f| f.seq + 1);
+        let name = format!("{}.{seq}.incr.aof", settings.filename);
+        let path = settings.path(&name);
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| e.to_string())?;
+        let mut next = m.clone();
+        next.incr.push(FileInfo { name: name.clone(), seq, kind: 'i' });
+        settings.write_manifest(&next).map_err(|e| e.to_string())?;
+        *m = next;
+        info!("Creating AOF incr file {name} on background rewrite");
+        Ok::<_, String>(file)
+    })();
+    let file = match opened {
+        Ok(f) => f,
+        Err(e) => {
+            ex.end().await;
+            status.rewriting.store(false, Ordering::SeqCst);
+            return Err(e);
+        }
+    };
+    let cut = server.journal.clock();
+    *status.switch.lock().unwrap_or_else(|p| p.into_inner()) = Some((cut, file));
+    server.journal.want(cut);
+    let parts: Vec<PathBuf> = (0..client.shard.count)
+        .map(|s| settings.path(&format!("temp-rewriteaof-{}-{s}.aof", std::process::id())))
+        .collect();
+    let finish = Arc::new(Finish {
+        left: std::sync::atomic::AtomicUsize::new(parts.len()),
+        failed: std::sync::atomic::AtomicBool::new(false),
+        parts: parts.clone(),
+        settings,
+        started,
+    });
+    let installs = parts.into_iter().enumerate().map(|(s, part)| {
+        let finish = finish.clone();
+        client.shard.run_on(s, move |sh| {
+            let snapshot = crate::storage::snapshot::Snapshot::new(sh.id, sh.count);
+            sh.ks.borrow_mut().snapshot = Some(Box::new(snapshot));
+            crate::server::poller::spawn(snapshot_shard(sh.clone(), part, finish)).detach();
+        })
+    });
+    futures::future::join_all(installs).await;
+    ex.end().await;
+    info!("Background append only file rewriting started");
+    Ok(())
+}
+
+/// A rewrite's progress across shards.
+struct Finish {
+    left: std::sync::atomic::AtomicUsize,
+    failed: std::sync::atomic::AtomicBool,
+    parts: Vec<PathBuf>,
+    settings: Settings,
+    started: Instant,
+}
+
+/// Serializes this shard's image into its part file, a chunk at a time
+/// between other tasks; the last shard to finish completes the rewrite.
+async fn snapshot_shard(shard: Rc<Shard>, part: PathBuf, finish: Arc<Finish>) {
+    const CHUNK: usize = 64 * 1024;
+    let mut file = match std::fs::File::create(&part) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::warn!("Can't create the AOF rewrite part {}: {e}", part.display());
+            finish.failed.store(true, Ordering::SeqCst);
+            None
+        }
+    };
+    loop {
+        let delay_us = shard.server.config(|c| c.int("rdb-key-save-delay")).max(0) as u64;
+        let (chunk, done, keys) = {
+            let mut ks = shard.ks.borrow_mut();
+            let now = shard.now();
+            let databases = ks.dbs.len();
+            let crate::storage::Keyspace { dbs, snapshot, .. } = &mut *ks;
+            let Some(snap) = snapshot else { return };
+            let before = snap.keys;
+            // With a delay per key, one slot at a time.
+            snap.step(dbs, if delay_us > 0 { 1 } else { CHUNK }, now);
+            let done = snap.finished(databases);
+            let chunk = std::mem::take(&mut snap.out);
+            let keys = snap.keys - before;
+            if done {
+                *snapshot = None;
+            }
+            (chunk, done, keys)
+        };
+        if let Some(f) = &mut file
+            && let Err(e) = std::io::Write::write_all(f, &chunk)
+        {
+            tracing::warn!("Write error writing append only file on disk: {e}");
+            finish.failed.store(true, Ordering::SeqCst);
+            file = None;
+        }
+        if done {
+            break;
+        }
+        if delay_us > 0 && keys > 0 {
+            crate::server::poller::sleep(std::time::Duration::from_micros(delay_us * keys)).await;
+        } else {
+            crate::server::poller::yield_now().await;
+        }
+    }
+    drop(file);
+    if finish.left.fetch_sub(1, Ordering::SeqCst) == 1 {
+        let server = shard.server.clone();
+        let spawned = std::thread::Builder::new().name("percore-aofrw".into()).spawn(move || {
+            let result = if finish.failed.load(Ordering::SeqCst) {
+                Err("a shard could not write its part".to_string())
+            } else {
+                install_base(&server, &finish)
+            };
+            let status = &server.aof;
+            match &result {
+                Ok(()) => info!("Background AOF rewrite finished successfully"),
+                Err(e) => tracing::warn!("Background AOF rewrite failed: {e}"),
+            }
+            finish.parts.iter().for_each(|p| drop(std::fs::remove_file(p)));
+            status.last_rewrite_ok.store(result.is_ok(), Ordering::SeqCst);
+            status.last_rewrite_secs.store(finish.started.elapsed().as_secs() as i64, Ordering::SeqCst);
+            status.rewrites.fetch_add(1, Ordering::SeqCst);
+            status.rewriting.store(false, Ordering::SeqCst);
+        });
+        if spawned.is_err() {
+            shard.server.aof.rewriting.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Joins the parts into the new base, then makes it the manifest's base
+/// with only the newest incremental file after it; the files it replaces
+/// are deleted.
+fn install_base(server: &crate::server::shared::Shared, finish: &Finish) -> Result<(), String> {
+    let settings = &finish.settings;
+    let status = &server.aof;
+    let mut m = status.manifest.lock().unwrap_or_else(|p| p.into_inner());
+    let seq = m.base.as_ref().map_or(1, |b| b.seq + 1);
+    let name = format!("{}.{seq}.base.aof", settings.filename);
+    let temp = settings.path(&format!("temp-{name}"));
+    let mut base = std::fs::File::create(&temp).map_err(|e| e.to_string())?;
+    for part in &finish.parts {
+        let mut f = std::fs::File::open(part).map_err(|e| e.to_string())?;
+        std::io::copy(&mut f, &mut base).map_err(|e| e.to_string())?;
+    }
+    base.sync_all().map_err(|e| e.to_string())?;
+    std::fs::rename(&temp, settings.path(&name)).map_err(|e| e.to_string())?;
+    let mut next = m.clone();
+    let newest = next.incr.pop();
+    let replaced: Vec<String> = next.base.iter().chain(&next.incr).map(|f| f.name.clone()).collect();
+    next.base = Some(FileInfo { name: name.clone(), seq, kind: 'b' });
+    next.incr = newest.into_iter().collect();
+    next.history.clear();
+    settings.write_manifest(&next).map_err(|e| e.to_string())?;
+    *m = next;
+    for old in replaced {
+        info!("Removing the history file {old} in the background");
+        let _ = std::fs::remove_file(settings.path(&old));
+    }
+    let size = std::fs::metadata(settings.path(&name)).map_or(0, |md| md.len());
+    status.base_size.store(size, Ordering::Relaxed);
     Ok(())
 }

@@ -99,6 +99,7 @@ fn ready(ctx: &mut Ctx, key: &[u8], op: BlockOp) -> Result<bool, CmdError> {
 
 /// Pops for `op` from `key`, known to be ready.
 fn pop(ctx: &mut Ctx, key: &[u8], op: BlockOp) -> Vec<(SmallBytes, f64)> {
+    ctx.ks.preserve(ctx.db, key, ctx.now);
     let items = match op {
         BlockOp::List { end, count } => {
             let limits = crate::commands::lists::limits(ctx);

@@ -73,6 +73,9 @@ fn run_body(
     let notify = shard.notify_flags();
     let wrote = spec.has(WRITE);
     let mut ran = shard.with_ctx(db, no_touch, |ctx| {
+        if wrote && ctx.ks.snapshot.is_some() {
+            spec.written_keys(args).for_each(|i| ctx.ks.preserve(db, args.get(i), ctx.now));
+        }
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(ctx, args)))
             .unwrap_or_else(|_| Err(CmdError::Internal(spec.name)));
         let effects = std::mem::take(&mut ctx.ks.effects);

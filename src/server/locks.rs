@@ -163,6 +163,8 @@ impl Shard {
                     match locks.waiter(db, &key) {
                         Some(rx) => rx,
                         None => {
+                            // A transaction may write whatever it locks.
+                            self.ks.borrow_mut().preserve(db, &key, self.now());
                             locks.held.insert(LockKey(db, key.clone()), Held { holder, waiters: Vec::new() });
                             acquired.push((db, key));
                             break;

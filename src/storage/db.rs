@@ -166,6 +166,12 @@ impl Db {
         Some(self.arena.get(cell))
     }
 
+    /// The value and TTL of `key` if it is live, without reclaiming it.
+    pub fn live_value(&self, key: &[u8], now_ms: i64) -> Option<(&Value, Option<i64>)> {
+        let e = self.peek(key).filter(|e| !self.expired(e, now_ms))?;
+        Some((&e.value, self.expire_of(key)))
+    }
+
     pub fn contains(&mut self, key: &[u8], now_ms: i64) -> bool {
         self.get(key, now_ms).is_some()
     }

@@ -11,6 +11,7 @@ pub mod set;
 pub mod slot_table;
 pub mod slots;
 pub mod small_bytes;
+pub mod snapshot;
 pub mod table;
 pub mod value;
 pub mod zset;
@@ -53,6 +54,8 @@ pub struct Keyspace {
     pub effects: Effects,
     /// Whether the journal records writes now.
     pub journal: bool,
+    /// The image being taken of this shard, if any.
+    pub snapshot: Option<Box<snapshot::Snapshot>>,
 }
 
 /// What a write command's body reports having done; dispatch applies it
@@ -79,6 +82,23 @@ impl Keyspace {
             events: Vec::new(),
             effects: Effects::default(),
             journal: false,
+            snapshot: None,
+        }
+    }
+
+    /// Serializes everything a snapshot in progress has left (before a
+    /// flush or a swap of databases changes every key at once).
+    pub fn finish_snapshot(&mut self, now_ms: i64) {
+        if let Some(snap) = &mut self.snapshot {
+            snap.step(&self.dbs, usize::MAX, now_ms);
+        }
+    }
+
+    /// Called before `key` of `db` is written: a snapshot in progress
+    /// keeps its current value first.
+    pub fn preserve(&mut self, db: usize, key: &[u8], now_ms: i64) {
+        if let Some(snap) = &mut self.snapshot {
+            snap.preserve(&self.dbs, db, key, now_ms);
         }
     }
 

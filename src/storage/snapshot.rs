@@ -1,0 +1,143 @@
+//! A point-in-time image of one shard's keyspace, taken without fork and
+//! without stopping the shard (AOF rewrite; BGSAVE and full resync will
+//! share it).
+//!
+//! The cut is an instant when every shard is held (see
+//! `server::transaction::Exclusive`), so it is one journal position for
+//! all of them. From then on each shard serializes its slots in order,
+//! a chunk between requests. Invariant: every key is serialized with the
+//! value it had at the cut, exactly once:
+//! * slots before the cursor are done;
+//! * a write to a key at or past the cursor first serializes the key's
+//!   current (cut-time) value, or notes that it did not exist, and the
+//!   key goes in `done`, which the cursor's pass skips;
+//! * keys that expire or are evicted after the cut need nothing: their
+//!   DEL is in the journal after the cut, which replays after the image.
+//!
+//! Memory: `done` holds only keys written during the snapshot, and the
+//! output is written out in chunks.
+
+use std::collections::{HashMap, HashSet};
+
+use super::slots::SLOTS;
+use super::{Key, Value};
+use crate::journal::Op;
+
+/// Elements per command when a big collection is written as several
+/// (Redis's AOF_REWRITE_ITEMS_PER_CMD).
+const ITEMS_PER_COMMAND: usize = 64;
+
+#[derive(Debug)]
+pub struct Snapshot {
+    /// This shard's slots are `shard, shard + shards, ...`.
+    shard: usize,
+    shards: usize,
+    /// The next (database, slot) to serialize.
+    db: usize,
+    slot: usize,
+    /// Keys at or past the cursor already serialized (or created after
+    /// the cut), by (database, slot).
+    done: HashMap<(usize, usize), HashSet<Key>>,
+    /// Serialized commands not yet taken by the caller.
+    pub out: Vec<u8>,
+    /// The database the output last selected.
+    selected: Option<usize>,
+    pub keys: u64,
+}
+
+impl Snapshot {
+    pub fn new(shard: usize, shards: usize) -> Snapshot {
+        Snapshot { shard, shards, db: 0, slot: shard, done: HashMap::new(), out: Vec::new(), selected: None, keys: 0 }
+    }
+
+    pub fn finished(&self, databases: usize) -> bool {
+        self.db >= databases
+    }
+
+    fn before_cursor(&self, db: usize, slot: usize) -> bool {
+        db < self.db || (db == self.db && slot < self.slot)
+    }
+
+    /// Called before `key` of `db` changes: keeps its cut-time value.
+    pub fn preserve(&mut self, dbs: &[super::Db], db: usize, key: &[u8], now_ms: i64) {
+        let slot = super::slots::key_slot(key);
+        if self.before_cursor(db, slot) || self.done.get(&(db, slot)).is_some_and(|d| d.contains(key)) {
+            return;
+        }
+        if let Some((value, ttl)) = dbs[db].live_value(key, now_ms) {
+            self.write_key(db, key, value, ttl);
+        }
+        self.done.entry((db, slot)).or_default().insert(Key::from(key));
+    }
+
+    /// Serializes slots until the output holds about `budget` bytes or
+    /// the shard is done.
+    pub fn step(&mut self, dbs: &[super::Db], budget: usize, now_ms: i64) {
+        while self.db < dbs.len() && self.out.len() < budget {
+            let (db, slot) = (self.db, self.slot);
+            let done = self.done.remove(&(db, slot)).unwrap_or_default();
+            for e in dbs[db].slot_entries(slot) {
+                if dbs[db].is_live(e, now_ms) && !done.contains(e.key()) {
+                    self.write_key(db, e.key(), &e.value, dbs[db].expire_of(e.key()));
+                }
+            }
+            self.slot += self.shards;
+            if self.slot >= SLOTS {
+                self.slot = self.shard;
+                self.db += 1;
+            }
+        }
+    }
+
+    fn command<'a>(&mut self, db: usize, args: impl ExactSizeIterator<Item = &'a [u8]>) {
+        if self.selected != Some(db) {
+            let n = db.to_string();
+            self.out.extend_from_slice(&Op::new(db, [&b"SELECT"[..], n.as_bytes()].into_iter()).resp);
+            self.selected = Some(db);
+        }
+        self.out.extend_from_slice(&Op::new(db, args).resp);
+    }
+
+    /// The commands that recreate one key, as Redis's AOF rewrite writes
+    /// them.
+    fn write_key(&mut self, db: usize, key: &[u8], value: &Value, ttl: Option<i64>) {
+        self.keys += 1;
+        match value {
+            Value::Str(s) => self.command(db, [&b"SET"[..], key, &s.as_bytes()].into_iter()),
+            Value::List(l) => {
+                let items: Vec<&[u8]> = l.iter().collect();
+                self.batches(db, b"RPUSH", key, items.chunks(ITEMS_PER_COMMAND).map(|c| c.to_vec()));
+            }
+            Value::Set(s) => {
+                let members = s.members();
+                let items: Vec<&[u8]> = members.iter().map(|m| &m[..]).collect();
+                self.batches(db, b"SADD", key, items.chunks(ITEMS_PER_COMMAND).map(|c| c.to_vec()));
+            }
+            Value::Hash(h) => {
+                let pairs: Vec<(&[u8], &[u8])> = h.pairs().collect();
+                let batches = pairs.chunks(ITEMS_PER_COMMAND).map(|c| c.iter().flat_map(|(f, v)| [*f, *v]).collect());
+                self.batches(db, b"HMSET", key, batches);
+            }
+            Value::ZSet(z) => {
+                let items: Vec<(String, &[u8])> =
+                    z.iter_from(0).map(|(s, m)| (crate::protocol::reply::format_double(s), m)).collect();
+                let batches: Vec<Vec<&[u8]>> = items
+                    .chunks(ITEMS_PER_COMMAND)
+                    .map(|c| c.iter().flat_map(|(s, m)| [s.as_bytes(), *m]).collect())
+                    .collect();
+                self.batches(db, b"ZADD", key, batches.into_iter());
+            }
+        }
+        if let Some(at) = ttl {
+            let at = at.to_string();
+            self.command(db, [&b"PEXPIREAT"[..], key, at.as_bytes()].into_iter());
+        }
+    }
+
+    fn batches<'a>(&mut self, db: usize, name: &[u8], key: &[u8], batches: impl Iterator<Item = Vec<&'a [u8]>>) {
+        for batch in batches {
+            let args: Vec<&[u8]> = [name, key].into_iter().chain(batch).collect();
+            self.command(db, args.into_iter());
+        }
+    }
+}
