@@ -126,6 +126,20 @@ impl Journal {
         self.consumers.fetch_add(1, Ordering::SeqCst);
     }
 
+    pub fn detach(&self) {
+        self.consumers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Stops (or resumes) recording while the dataset is reloaded from
+    /// what the consumer already has.
+    pub fn pause(&self, paused: bool) {
+        if paused {
+            self.consumers.fetch_sub(1, Ordering::SeqCst);
+        } else {
+            self.consumers.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
     /// Nanoseconds on the clock every stamp comes from.
     pub fn clock(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64
@@ -138,10 +152,7 @@ impl Journal {
         log.last = stamp;
         log.records.push(Record { stamp, ops });
         drop(log);
-        if self.sleeping.load(Ordering::SeqCst) {
-            let _guard = self.idle.lock();
-            self.wake.notify_one();
-        }
+        self.wake_consumer();
         stamp
     }
 
@@ -149,10 +160,21 @@ impl Journal {
     /// sleep through it.
     pub fn want(&self, stamp: u64) {
         self.wanted.fetch_max(stamp, Ordering::SeqCst);
+        self.wake_consumer();
+    }
+
+    /// Wakes the consumer if it sleeps.
+    pub fn wake_consumer(&self) {
         if self.sleeping.load(Ordering::SeqCst) {
             let _guard = self.idle.lock();
             self.wake.notify_one();
         }
+    }
+
+    /// A new consumer starts from nothing durable.
+    pub fn restart(&self) {
+        self.durable.store(0, Ordering::SeqCst);
+        self.wanted.store(0, Ordering::SeqCst);
     }
 
     /// Blocks the consumer until a record is appended, a client waits for

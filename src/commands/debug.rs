@@ -8,7 +8,7 @@ use futures::future::LocalBoxFuture;
 use super::{ADMIN, Args, Handler, Keys, LOADING, NOSCRIPT, STALE, Spec};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
-use crate::storage::{Str, Value};
+use crate::storage::{Str, Value, digest};
 
 const HELP: &[&str] = &[
     "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -20,6 +20,12 @@ const HELP: &[&str] = &[
     "    default.",
     "SLEEP <seconds>",
     "    Stop the server for <seconds>. Decimals allowed.",
+    "DIGEST",
+    "    Output a hex signature representing the current DB content.",
+    "DIGEST-VALUE <key> [<key> ...]",
+    "    Output a hex signature of the values of all the specified keys.",
+    "LOADAOF",
+    "    Flush the AOF buffers on disk and reload the AOF in memory.",
     "HELP",
     "    Prints this help.",
 ];
@@ -87,6 +93,45 @@ fn debug<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
                     })
                     .await;
                 line.map(|l| Reply::Status(l.into())).ok_or(CmdError::NoSuchKey)
+            }
+            "DIGEST" if args.len() == 2 => {
+                let per_shard = client
+                    .shard
+                    .broadcast(|sh| sh.ks.borrow().dbs.iter().map(digest::database).collect::<Vec<_>>())
+                    .await;
+                let databases = client.shard.databases();
+                let combined = (0..databases).map(|j| {
+                    per_shard.iter().filter_map(|dbs| dbs[j]).reduce(|mut a, b| {
+                        a.iter_mut().zip(b).for_each(|(x, y)| *x ^= y);
+                        a
+                    })
+                });
+                Ok(Reply::Status(digest::hex(&digest::dataset(combined)).into()))
+            }
+            "DIGEST-VALUE" => {
+                let db = client.db();
+                let mut digests = Vec::with_capacity(args.len() - 2);
+                for i in 2..args.len() {
+                    let key = crate::storage::Key::from(args.get(i));
+                    let d = client
+                        .shard
+                        .run_on(client.shard.owner(&key), move |sh| {
+                            let ks = sh.ks.borrow();
+                            let mut d = [0u8; 20];
+                            // Logically expired keys count, as in Redis.
+                            if let Some((v, ttl)) = ks.dbs[db].live_value(&key, i64::MIN) {
+                                digest::value(&mut d, v, ttl.is_some());
+                            }
+                            d
+                        })
+                        .await;
+                    digests.push(Reply::Status(digest::hex(&d).into()));
+                }
+                Ok(Reply::Array(digests))
+            }
+            "LOADAOF" if args.len() == 2 => {
+                crate::persistence::reload(client).await.map_err(CmdError::err)?;
+                Ok(Reply::Ok)
             }
             "HELP" => Ok(Reply::help(HELP)),
             _ => Err(CmdError::SubcommandSyntax { cmd: "DEBUG".into(), sub: args.str(1) }),

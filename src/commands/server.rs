@@ -391,15 +391,7 @@ fn config<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                 // Validate everything first so a bad pair leaves nothing applied.
                 let snapshot: Vec<(String, String)> =
                     (2..args.len()).step_by(2).map(|i| (args.str(i), args.str(i + 1))).collect();
-                for (name, value) in &snapshot {
-                    let on = server.aof.enabled.load(Ordering::Relaxed);
-                    if name.eq_ignore_ascii_case("appendonly") && value.eq_ignore_ascii_case("yes") != on {
-                        return Err(CmdError::ConfigSet {
-                            name: name.clone(),
-                            reason: "percore cannot turn the AOF on or off at runtime yet; set appendonly at startup"
-                                .into(),
-                        });
-                    }
+                for (name, _) in &snapshot {
                     if crate::config::Config::is_protected(name) && !client.may("enable-protected-configs") {
                         return Err(CmdError::ConfigSet {
                             name: name.clone(),
@@ -434,6 +426,17 @@ fn config<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                         ConfigError::Unknown => CmdError::ConfigUnknown(name.clone()),
                         e => CmdError::ConfigSet { name: name.clone(), reason: e.to_string() },
                     })?;
+                    if name.eq_ignore_ascii_case("appendonly") {
+                        // Turning the AOF on writes a base from a
+                        // point-in-time image first, as Redis does.
+                        if value.eq_ignore_ascii_case("yes") {
+                            crate::persistence::enable(client)
+                                .await
+                                .map_err(|reason| CmdError::ConfigSet { name: name.clone(), reason })?;
+                        } else {
+                            crate::persistence::disable(server);
+                        }
+                    }
                 }
                 Ok(Reply::Ok)
             }

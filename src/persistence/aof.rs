@@ -359,6 +359,8 @@ pub struct Status {
     /// incremental file, later ones to this new one.
     pub switch: std::sync::Mutex<Option<(u64, File)>>,
     pub rewriting: AtomicBool,
+    /// The AOF was turned off: the writer finishes and ends.
+    pub stop: AtomicBool,
     pub rewrites: AtomicU64,
     pub last_rewrite_ok: AtomicBool,
     /// Seconds the last rewrite took; -1 before any.
@@ -410,6 +412,7 @@ impl Writer {
         let mut unsynced = false;
         let mut last_ts = 0;
         loop {
+            let stopping = self.status.stop.load(Ordering::SeqCst);
             let watermark = merger.collect(journal, &mut records);
             let switch = self.status.switch.lock().unwrap_or_else(|p| p.into_inner()).take();
             if let Some((cut, file)) = switch {
@@ -466,6 +469,14 @@ impl Writer {
             if !unsynced || policy != Fsync::Always {
                 journal.set_durable(watermark);
                 notify();
+            }
+            if stopping {
+                if let Err(e) = self.file.sync_data() {
+                    warn!("Fail to fsync the AOF file: {e}");
+                }
+                journal.set_durable(u64::MAX);
+                notify();
+                return;
             }
             let idle = if unsynced { Duration::from_millis(100) } else { Duration::from_secs(1) };
             journal.wait(idle);

@@ -90,11 +90,9 @@ pub async fn load(shard: &Rc<Shard>, startup: &Startup) -> Result<(), AofError> 
 /// the manifest (Redis's aofOpenIfNeededOnServerStart), then starts the
 /// writer thread on the newest incremental file. `notify` tells the
 /// shards how far the journal is durable.
-pub fn start_writer(
-    mut startup: Startup,
-    server: Arc<crate::server::shared::Shared>,
-    notify: impl Fn() + Send + 'static,
-) -> Result<(), AofError> {
+pub fn start_writer(mut startup: Startup, shard: &Rc<Shard>) -> Result<(), AofError> {
+    let server = shard.server.clone();
+    let notify = durable_notifier(shard);
     let settings = startup.settings.clone();
     let m = &mut startup.manifest;
     if m.base.is_none() && m.incr.is_empty() {
@@ -132,12 +130,61 @@ pub fn start_writer(
     } else {
         info!("Opening AOF incr file {incr} on server start");
     }
+    spawn_writer(server, writer, notify).map_err(|source| AofError::Io {
+        what: "Can't start the AOF writer",
+        path: incr,
+        source,
+    })
+}
+
+/// Attaches the AOF to the journal and starts its writer thread.
+fn spawn_writer(
+    server: Arc<crate::server::shared::Shared>,
+    writer: Writer,
+    notify: impl Fn() + Send + 'static,
+) -> std::io::Result<()> {
+    server.journal.restart();
     server.journal.attach();
-    std::thread::Builder::new()
-        .name("percore-aof".into())
-        .spawn(move || writer.run(&server, notify))
-        .map_err(|source| AofError::Io { what: "Can't start the AOF writer", path: incr, source })?;
-    Ok(())
+    std::thread::Builder::new().name("percore-aof".into()).spawn(move || writer.run(&server, notify)).map(drop)
+}
+
+/// Tells each shard with clients waiting how far the journal is durable.
+fn durable_notifier(shard: &Shard) -> impl Fn() + Send + 'static {
+    let server = shard.server.clone();
+    let mailboxes = shard.mailboxes();
+    move || {
+        for (i, wanted) in server.durable_wanted.iter().enumerate() {
+            if wanted.swap(false, Ordering::SeqCst) {
+                mailboxes[i].wake_durable();
+            }
+        }
+    }
+}
+
+/// CONFIG SET appendonly no: the journal stops recording for the AOF; its
+/// writer writes and fsyncs what it has, then ends.
+pub fn disable(server: &crate::server::shared::Shared) {
+    if server.aof.enabled.swap(false, Ordering::SeqCst) {
+        server.journal.detach();
+        server.aof.stop.store(true, Ordering::SeqCst);
+        server.journal.wake_consumer();
+    }
+}
+
+/// CONFIG SET appendonly yes: the journal's writes from now on go to a
+/// temporary incremental file, and a rewrite makes the base they follow;
+/// only then do both enter the manifest (a crash before leaves the old
+/// files as they were).
+pub async fn enable(client: &Client) -> Result<(), String> {
+    let server = client.shard.server.clone();
+    if server.aof.enabled.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    let settings = server.config(Settings::from_config);
+    std::fs::create_dir_all(&settings.dir).map_err(|e| e.to_string())?;
+    let manifest = settings.read_manifest().map_err(|e| e.to_string())?.unwrap_or_default();
+    *server.aof.manifest.lock().unwrap_or_else(|p| p.into_inner()) = manifest;
+    rewrite_with(client, true).await
 }
 
 /// BGREWRITEAOF: a new base from a point-in-time image of every shard,
@@ -147,17 +194,38 @@ pub fn start_writer(
 /// serialized, their parts become the new base and the older files
 /// leave the manifest.
 pub async fn rewrite(client: &Client) -> Result<(), String> {
-    let server = client.shard.server.clone();
-    let status = server.aof.clone();
-    if !status.enabled.load(Ordering::Relaxed) {
+    if !client.shard.server.aof.enabled.load(Ordering::Relaxed) {
         return Err("percore rewrites the AOF only while appendonly is yes".into());
     }
+    rewrite_with(client, false).await
+}
+
+/// A rewrite; `enabling`: the AOF is being turned on, so the writer
+/// starts on a temporary incremental file at the cut.
+async fn rewrite_with(client: &Client, enabling: bool) -> Result<(), String> {
+    let server = client.shard.server.clone();
+    let status = server.aof.clone();
     if status.rewriting.swap(true, Ordering::SeqCst) {
         return Err("Background append only file rewriting already in progress".into());
     }
     let settings = server.config(Settings::from_config);
     let started = Instant::now();
     let ex = crate::server::transaction::Exclusive::begin(client).await;
+    if enabling {
+        let temp = format!("temp-{}.incr", settings.filename);
+        let started_writer = Writer::open(&settings, &temp, status.clone())
+            .map_err(|e| e.to_string())
+            .and_then(|w| spawn_writer(server.clone(), w, durable_notifier(&client.shard)).map_err(|e| e.to_string()));
+        if let Err(e) = started_writer {
+            ex.end().await;
+            status.rewriting.store(false, Ordering::SeqCst);
+            return Err(e);
+        }
+        status.stop.store(false, Ordering::SeqCst);
+        status.enabled.store(true, Ordering::SeqCst);
+        status.last_write_ok.store(true, Ordering::Relaxed);
+        return start_snapshots(client, ex, settings, started, Some(temp)).await;
+    }
     let opened = (|| {
         let mut m = status.manifest.lock().unwrap_or_else(|p| p.into_inner());
         let seq = m.incr.last().map_or(1, |f| f.seq + 1);
@@ -182,6 +250,19 @@ pub async fn rewrite(client: &Client) -> Result<(), String> {
     let cut = server.journal.clock();
     *status.switch.lock().unwrap_or_else(|p| p.into_inner()) = Some((cut, file));
     server.journal.want(cut);
+    start_snapshots(client, ex, settings, started, None).await
+}
+
+/// With every shard held: starts each shard's image; the last to finish
+/// installs the new base (and, when enabling, the temporary incremental
+/// file after it).
+async fn start_snapshots(
+    client: &Client,
+    ex: crate::server::transaction::Exclusive,
+    settings: Settings,
+    started: Instant,
+    temp_incr: Option<String>,
+) -> Result<(), String> {
     let parts: Vec<PathBuf> = (0..client.shard.count)
         .map(|s| settings.path(&format!("temp-rewriteaof-{}-{s}.aof", std::process::id())))
         .collect();
@@ -191,6 +272,7 @@ pub async fn rewrite(client: &Client) -> Result<(), String> {
         parts: parts.clone(),
         settings,
         started,
+        temp_incr,
     });
     let installs = parts.into_iter().enumerate().map(|(s, part)| {
         let finish = finish.clone();
@@ -213,6 +295,9 @@ struct Finish {
     parts: Vec<PathBuf>,
     settings: Settings,
     started: Instant,
+    /// When the AOF is being enabled: the temporary incremental file the
+    /// writer appends to, named for the manifest once the base exists.
+    temp_incr: Option<String>,
 }
 
 /// Serializes this shard's image into its part file, a chunk at a time
@@ -306,7 +391,15 @@ fn install_base(server: &crate::server::shared::Shared, finish: &Finish) -> Resu
     base.sync_all().map_err(|e| e.to_string())?;
     std::fs::rename(&temp, settings.path(&name)).map_err(|e| e.to_string())?;
     let mut next = m.clone();
-    let newest = next.incr.pop();
+    let newest = match &finish.temp_incr {
+        Some(temp) => {
+            let seq = next.incr.last().map_or(1, |f| f.seq + 1);
+            let name = format!("{}.{seq}.incr.aof", settings.filename);
+            std::fs::rename(settings.path(temp), settings.path(&name)).map_err(|e| e.to_string())?;
+            Some(FileInfo { name, seq, kind: 'i' })
+        }
+        None => next.incr.pop(),
+    };
     let replaced: Vec<String> = next.base.iter().chain(&next.incr).map(|f| f.name.clone()).collect();
     next.base = Some(FileInfo { name: name.clone(), seq, kind: 'b' });
     next.incr = newest.into_iter().collect();
@@ -320,4 +413,33 @@ fn install_base(server: &crate::server::shared::Shared, finish: &Finish) -> Resu
     let size = std::fs::metadata(settings.path(&name)).map_or(0, |md| md.len());
     status.base_size.store(size, Ordering::Relaxed);
     Ok(())
+}
+
+/// DEBUG LOADAOF: writes out what the journal holds, empties every
+/// shard and loads the AOF again (clients get -LOADING meanwhile).
+pub async fn reload(client: &Client) -> Result<(), String> {
+    let server = client.shard.server.clone();
+    if !server.aof.enabled.load(Ordering::Relaxed) {
+        return Err("AOF is not enabled".into());
+    }
+    let now = server.journal.clock();
+    client.shard.durable(now).await;
+    let settings = server.config(Settings::from_config);
+    let manifest = server.aof.manifest.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let (files, total) = settings.files_to_load(&manifest).map_err(|e| e.to_string())?;
+    server.loading.store(true, Ordering::SeqCst);
+    // Replayed commands are in the file already: nothing is journalled.
+    server.journal.pause(true);
+    client
+        .shard
+        .broadcast(|sh| {
+            let now = sh.now();
+            sh.ks.borrow_mut().dbs.iter_mut().for_each(|d| d.clear(now));
+        })
+        .await;
+    let startup = Startup { settings, manifest, files, total };
+    let result = load(&client.shard, &startup).await.map_err(|e| e.to_string());
+    server.journal.pause(false);
+    server.loading.store(false, Ordering::SeqCst);
+    result
 }

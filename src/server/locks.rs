@@ -145,13 +145,6 @@ impl Shard {
     /// holder already had stay with the outer transaction. `first`: the
     /// transaction holds nothing anywhere yet, so it waits for a barrier.
     pub async fn lock_keys(self: &Rc<Self>, holder: u64, keys: Vec<(usize, Key)>, first: bool) -> Vec<(usize, Key)> {
-        if first {
-            loop {
-                let waiter = self.locks.borrow_mut().barrier_waiter(Some(holder));
-                let Some(rx) = waiter else { break };
-                let _ = rx.await;
-            }
-        }
         let mut acquired = Vec::with_capacity(keys.len());
         for (db, key) in keys {
             loop {
@@ -160,7 +153,10 @@ impl Shard {
                     if locks.holder(db, &key) == Some(holder) {
                         break;
                     }
-                    match locks.waiter(db, &key) {
+                    // Until it holds something, a new transaction yields to
+                    // a barrier, also one raised while it waited for a key.
+                    let barrier = if first && acquired.is_empty() { locks.barrier_waiter(Some(holder)) } else { None };
+                    match barrier.or_else(|| locks.waiter(db, &key)) {
                         Some(rx) => rx,
                         None => {
                             // A transaction may write whatever it locks.

@@ -157,17 +157,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
                     let shard = shard.clone();
                     poller::spawn(async move {
                         let result = crate::persistence::load(&shard, &startup).await;
-                        let result = result.and_then(|()| {
-                            let server = shard.server.clone();
-                            let mailboxes = shard.mailboxes();
-                            crate::persistence::start_writer(startup, shard.server.clone(), move || {
-                                for (i, wanted) in server.durable_wanted.iter().enumerate() {
-                                    if wanted.swap(false, std::sync::atomic::Ordering::SeqCst) {
-                                        mailboxes[i].wake_durable();
-                                    }
-                                }
-                            })
-                        });
+                        let result = result.and_then(|()| crate::persistence::start_writer(startup, &shard));
                         shard.server.loading.store(false, std::sync::atomic::Ordering::SeqCst);
                         let _ = loaded.send(result);
                     })

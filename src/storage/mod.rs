@@ -2,6 +2,7 @@
 
 pub mod arena;
 pub mod db;
+pub mod digest;
 pub mod encodings;
 pub mod expire;
 pub mod hash;
