@@ -118,7 +118,7 @@ static DIRECTIVES: &[Directive] = &[
     n("cluster-allow-replica-migration", "yes", Kind::Bool, true),
     n("replica-announced", "yes", Kind::Bool, true),
     n("latency-tracking", "yes", Kind::Bool, true),
-    n("aof-disable-auto-gc", "no", Kind::Bool, true),
+    d("aof-disable-auto-gc", "no", Kind::Bool, true),
     n("replica-ignore-disk-write-errors", "no", Kind::Bool, true),
     n("aclfile", "", Kind::Str, false),
     n("unixsocket", "", Kind::Str, false),

@@ -89,7 +89,6 @@ fn main() -> ExitCode {
     for warning in &config.warnings {
         warn!("{warning}");
     }
-    info!("Running mode=standalone, port={}. PID: {pid}", config.int("port"));
     let pidfile = config.str("pidfile").to_string();
     if !pidfile.is_empty()
         && let Err(e) = std::fs::write(&pidfile, format!("{pid}\n"))

@@ -61,7 +61,7 @@ def servers(tmp_path):
     def reference(dirpath, *args):
         port = free_port()
         argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(dirpath),
-                "--appendonly", "yes", "--aof-use-rdb-preamble", "no", *map(str, args)]
+                "--appendonly", "yes", "--aof-use-rdb-preamble", "no", "--enable-debug-command", "local", *map(str, args)]
         s = start(argv, port, tmp_path, "redis")
         started.append(s)
         return s.wait_ready()
@@ -157,6 +157,7 @@ def test_replay_gives_the_live_dataset(tmp_path, servers, fsync):
     workload(c, keys, random.Random(os.environ.get("AOF_SEED", fsync)))
     time.sleep(0.01)  # let the 1 ms TTLs pass before the final dump
     expected = dump(c)
+    digest = c.execute_command("DEBUG", "DIGEST")
     assert len(expected) > 10
     # Every write reached the file (everysec writes within a second).
     wait_until(lambda: subprocess.run(["redis-check-aof", str(live_dir / "appendonlydir" / "appendonly.aof.manifest")],
@@ -169,7 +170,30 @@ def test_replay_gives_the_live_dataset(tmp_path, servers, fsync):
         replayed = start_server(copy)
         wait_loaded(replayed)
         assert dump(replayed.client()) == expected, name
+        # DEBUG DIGEST is Redis's, so the same data gives the same digest.
+        assert replayed.client().execute_command("DEBUG", "DIGEST") == digest, name
         replayed.stop()
+
+
+def test_digest_matches_redis(percore, reference):
+    for s in (percore, reference):
+        c = s.client()
+        c.set("s", "v")
+        c.set("n", 12345)
+        c.set("ttl", "x", ex=1000)
+        c.rpush("l", "a", "b", 3)
+        c.sadd("set", "x", 1, 2)
+        c.sadd("bigset", *range(1000))
+        c.hset("h", mapping={"f": "v", "g": 2})
+        c.zadd("z", {"a": 1.5, "b": 0.1, "c": -3})
+        c.zadd("bigz", {f"m{i}": i / 7 for i in range(300)})
+        c.execute_command("SELECT", 3)
+        c.set("db3", "x")
+        c.execute_command("SELECT", 0)
+    got = [s.client().execute_command("DEBUG", "DIGEST") for s in (percore, reference)]
+    assert got[0] == got[1] and got[0] != b"0" * 40
+    values = [s.client().execute_command("DEBUG", "DIGEST-VALUE", "z", "h", "missing") for s in (percore, reference)]
+    assert values[0] == values[1]
 
 
 def test_redis_written_aof_loads_into_percore(tmp_path, servers):

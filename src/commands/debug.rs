@@ -24,6 +24,8 @@ const HELP: &[&str] = &[
     "    Output a hex signature representing the current DB content.",
     "DIGEST-VALUE <key> [<key> ...]",
     "    Output a hex signature of the values of all the specified keys.",
+    "AOF-FLUSH-SLEEP <microsec>",
+    "    Server will sleep before flushing the AOF, this is used for testing.",
     "LOADAOF",
     "    Flush the AOF buffers on disk and reload the AOF in memory.",
     "HELP",
@@ -128,6 +130,13 @@ fn debug<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
                     digests.push(Reply::Status(digest::hex(&d).into()));
                 }
                 Ok(Reply::Array(digests))
+            }
+            "AOF-FLUSH-SLEEP" if args.len() == 3 => {
+                // atoi, as Redis parses it.
+                let digits: String = args.str(2).trim_start().chars().take_while(|c| c.is_ascii_digit()).collect();
+                let us = digits.parse::<u64>().unwrap_or(0);
+                client.shard.server.aof.flush_sleep_us.store(us, Ordering::Relaxed);
+                Ok(Reply::Ok)
             }
             "LOADAOF" if args.len() == 2 => {
                 crate::persistence::reload(client).await.map_err(CmdError::err)?;

@@ -268,7 +268,9 @@ fn expire_generic(ctx: &mut Ctx, args: Args, unit: Unit, absolute: bool, cmd: &s
         return Ok(Reply::Int(0));
     }
     let now = ctx.now;
-    if at <= now {
+    // A time already past deletes the key, except while loading (Redis's
+    // checkAlreadyExpired): the file's later DEL says when it went.
+    if at <= now && !ctx.server.loading.load(std::sync::atomic::Ordering::Relaxed) {
         ctx.db().remove(key, now);
         ctx.propagate(&[b"DEL", key]);
     } else {
@@ -493,21 +495,27 @@ fn scan<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
                     let ks = sh.ks.borrow();
                     let now = sh.now();
                     let d = &ks.dbs[db];
-                    let mut found: Vec<Key> = Vec::new();
+                    let (mut found, mut dead): (Vec<Key>, Vec<Key>) = (Vec::new(), Vec::new());
                     let mut seen = 0;
                     let mut slot = start;
                     while slot < SLOTS && seen < budget {
                         for e in d.slot_entries(slot) {
                             seen += 1;
-                            let live = d.is_live(e, now);
+                            if !d.is_live(e, now) {
+                                dead.push(e.key().into());
+                                continue;
+                            }
                             let matches = pattern.as_deref().is_none_or(|p| glob_match(p, e.key(), false));
                             let typed = type_filter.as_deref().is_none_or(|t| e.value.type_name() == t);
-                            if live && matches && typed {
+                            if matches && typed {
                                 found.push(e.key().into());
                             }
                         }
                         slot += n;
                     }
+                    drop(ks);
+                    // Expired keys met on the way go, as Redis's SCAN does.
+                    sh.reclaim(db, &dead);
                     // The slot to resume from, or None once this shard is done.
                     ((slot < SLOTS).then_some(slot), seen, found)
                 })

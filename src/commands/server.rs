@@ -426,6 +426,11 @@ fn config<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                         ConfigError::Unknown => CmdError::ConfigUnknown(name.clone()),
                         e => CmdError::ConfigSet { name: name.clone(), reason: e.to_string() },
                     })?;
+                    if name.eq_ignore_ascii_case("aof-disable-auto-gc") && value.eq_ignore_ascii_case("no") {
+                        let settings = server.config(crate::persistence::aof::Settings::from_config);
+                        crate::persistence::delete_history(server, &settings)
+                            .map_err(|reason| CmdError::ConfigSet { name: name.clone(), reason })?;
+                    }
                     if name.eq_ignore_ascii_case("appendonly") {
                         // Turning the AOF on writes a base from a
                         // point-in-time image first, as Redis does.

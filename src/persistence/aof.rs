@@ -23,10 +23,11 @@ use crate::journal::{Encoder, Merger};
 pub enum AofError {
     #[error("{what} {path}: {source}")]
     Io { what: &'static str, path: String, source: std::io::Error },
-    #[error(
-        "\n*** FATAL AOF MANIFEST FILE ERROR ***\nReading the manifest file, at line {line}\n>>> '{text}'\n{reason}"
-    )]
+    /// `line` 0: the error is about the whole file.
+    #[error("\n*** FATAL AOF MANIFEST FILE ERROR ***\n{}{reason}", if *line > 0 { format!("Reading the manifest file, at line {line}\n>>> '{text}'\n") } else { String::new() })]
     Manifest { line: usize, text: String, reason: &'static str },
+    #[error("Unable to obtain the AOF file {name} length. stat: {reason}")]
+    Missing { name: String, reason: String },
     #[error(
         "Bad file format reading the append only file {file} at offset {offset}: make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>"
     )]
@@ -37,6 +38,8 @@ pub enum AofError {
     Truncated { file: String, offset: usize },
     #[error("Fatal error: the truncated file is not the last file")]
     TruncatedNotLast,
+    #[error("Unknown command '{command}' reading the append only file {file}")]
+    UnknownCommand { command: String, file: String },
     #[error(
         "The AOF file {0} starts with an RDB preamble; percore does not read RDB yet (aof-use-rdb-preamble no writes one it can load)"
     )]
@@ -64,39 +67,58 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Parses a manifest as `aofLoadManifestFromDisk` does: `file <name>
-    /// seq <n> type <b|h|i>` per line, keys in any order, `#` comments.
+    /// Parses a manifest with `aofLoadManifestFromFile`'s rules: lines of
+    /// at most 1024 bytes, each ending in a newline; `#` comments; then
+    /// `file <name> seq <n> type <b|h|i>` in any order (unknown keys are
+    /// ignored, a repeated key's last value counts).
     pub fn parse(text: &str) -> Result<Manifest, AofError> {
+        const MAX_LINE: usize = 1024;
+        let whole = |reason| AofError::Manifest { line: 0, text: String::new(), reason };
+        if text.is_empty() {
+            return Err(whole("Found an empty AOF manifest"));
+        }
         let mut m = Manifest::default();
-        for (i, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
+        for (i, raw) in text.split_inclusive('\n').enumerate() {
+            if raw.starts_with('#') {
                 continue;
             }
+            if raw.len() >= MAX_LINE || !raw.ends_with('\n') {
+                return Err(whole("The AOF manifest file contains too long line"));
+            }
+            let line = raw.trim_matches([' ', '\t', '\r', '\n']);
             let fail = |reason| AofError::Manifest { line: i + 1, text: line.to_string(), reason };
+            let invalid = || fail("Invalid AOF manifest file format");
             let mut scratch = Vec::new();
             let mut spans = Vec::new();
-            crate::protocol::resp::split_args(line.as_bytes(), &mut scratch, &mut spans)
-                .map_err(|_| fail("Invalid AOF manifest file format"))?;
+            if line.is_empty()
+                || crate::protocol::resp::split_args(line.as_bytes(), &mut scratch, &mut spans).is_err()
+                || spans.len() < 6
+                || !spans.len().is_multiple_of(2)
+            {
+                return Err(invalid());
+            }
             let words: Vec<String> = spans
                 .iter()
                 .map(|&(o, l)| String::from_utf8_lossy(&scratch[o as usize..(o + l) as usize]).into_owned())
                 .collect();
-            if !words.len().is_multiple_of(2) || words.is_empty() {
-                return Err(fail("Invalid AOF manifest file format"));
-            }
-            let (mut name, mut seq, mut kind) = (None, None, None);
+            let (mut name, mut seq, mut kind) = (None, 0i64, None);
             for pair in words.chunks(2) {
-                match pair[0].as_str() {
-                    "file" => name = Some(pair[1].clone()),
-                    "seq" => seq = pair[1].parse::<i64>().ok(),
-                    "type" => kind = pair[1].chars().next().filter(|_| pair[1].len() == 1),
+                match pair[0].to_ascii_lowercase().as_str() {
+                    "file" => {
+                        if pair[1].contains(['/', '\\']) {
+                            return Err(fail("File can't be a path, just a filename"));
+                        }
+                        name = Some(pair[1].clone());
+                    }
+                    "seq" => seq = atoll(&pair[1]),
+                    "type" => kind = pair[1].chars().next(),
                     _ => {}
                 }
             }
-            let (Some(name), Some(seq), Some(kind)) = (name, seq, kind) else {
-                return Err(fail("Invalid AOF manifest file format"));
-            };
+            let (Some(name), Some(kind)) = (name, kind) else { return Err(invalid()) };
+            if seq == 0 {
+                return Err(invalid());
+            }
             let info = FileInfo { name, seq, kind };
             match kind {
                 'b' if m.base.is_none() => m.base = Some(info),
@@ -121,6 +143,20 @@ impl Manifest {
         }
         out
     }
+}
+
+/// C's atoll: leading whitespace, a sign, digits; 0 when there are none.
+fn atoll(s: &str) -> i64 {
+    let s = s.trim_start();
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let n = digits
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .fold(0i64, |n, d| n.wrapping_mul(10).wrapping_add((d - b'0') as i64));
+    if neg { -n } else { n }
 }
 
 /// A file name as `sdscatrepr` writes it when it needs quoting.
@@ -216,7 +252,8 @@ impl Settings {
         let mut total = 0;
         for f in m.base.iter().chain(&m.incr) {
             let path = self.path(&f.name);
-            let meta = std::fs::metadata(&path).map_err(io("The append log file doesn't exist", &path))?;
+            let meta = std::fs::metadata(&path)
+                .map_err(|e| AofError::Missing { name: f.name.clone(), reason: crate::persistence::strerror(&e) })?;
             total += meta.len();
             files.push(path);
         }
@@ -365,6 +402,9 @@ pub struct Status {
     pub last_rewrite_ok: AtomicBool,
     /// Seconds the last rewrite took; -1 before any.
     pub last_rewrite_secs: std::sync::atomic::AtomicI64,
+    /// DEBUG AOF-FLUSH-SLEEP: microseconds the writer waits before each
+    /// write (tests use it to catch replies that do not wait for it).
+    pub flush_sleep_us: AtomicU64,
 }
 
 impl Status {
@@ -436,6 +476,10 @@ impl Writer {
                 }
             }
             if !records.is_empty() {
+                let sleep = self.status.flush_sleep_us.load(Ordering::Relaxed);
+                if sleep > 0 {
+                    std::thread::sleep(Duration::from_micros(sleep));
+                }
                 if server.config(|c| c.str("aof-timestamp-enabled") == "yes") {
                     let now = crate::server::shared::now_ms() / 1000;
                     if now != last_ts {

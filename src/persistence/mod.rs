@@ -19,6 +19,15 @@ use aof::{AofError, FileInfo, Loaded, Manifest, Reader, Settings, Writer};
 /// CLIENT_ID_AOF): it may run while the server is loading.
 pub const AOF_CLIENT_ID: u64 = u64::MAX;
 
+/// An I/O error as C's strerror words it ("No such file or directory").
+pub fn strerror(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
 /// What startup found on disk for `appendonly yes`.
 pub struct Startup {
     pub settings: Settings,
@@ -30,12 +39,33 @@ pub struct Startup {
 /// Reads the AOF directory's manifest (creating the directory when
 /// missing): what there is to load.
 pub fn prepare(settings: Settings) -> Result<Startup, AofError> {
+    let had_dir = settings.dir.is_dir();
     std::fs::create_dir_all(&settings.dir).map_err(|source| AofError::Io {
         what: "Can't open or create append-only dir",
         path: settings.dir.display().to_string(),
         source,
     })?;
-    let manifest = settings.read_manifest()?.unwrap_or_default();
+    let mut manifest = settings.read_manifest()?.unwrap_or_default();
+    // An AOF from before Redis 7 (one file in the server's directory)
+    // becomes the base of the multi-part layout (aofUpgradePrepare).
+    let old = std::path::Path::new(&settings.filename);
+    let interrupted = manifest.base.as_ref().is_some_and(|b| b.name == settings.filename)
+        && manifest.incr.is_empty()
+        && !settings.path(&settings.filename).exists();
+    if old.is_file() && (!had_dir || (manifest.base.is_none() && manifest.incr.is_empty()) || interrupted) {
+        manifest.base = Some(FileInfo { name: settings.filename.clone(), seq: 1, kind: 'b' });
+        settings.write_manifest(&manifest)?;
+        std::fs::rename(old, settings.path(&settings.filename)).map_err(|source| AofError::Io {
+            what: "Error trying to move the old AOF file into the AOF directory",
+            path: settings.filename.clone(),
+            source,
+        })?;
+        info!(
+            "Successfully migrated an old-style AOF file ({}) into the AOF directory ({}).",
+            settings.filename,
+            settings.dir.display()
+        );
+    }
     let (files, total) = settings.files_to_load(&manifest)?;
     Ok(Startup { settings, manifest, files, total })
 }
@@ -58,7 +88,8 @@ pub async fn load(shard: &Rc<Shard>, startup: &Startup) -> Result<(), AofError> 
         let mut reader = Reader::open(path)?;
         while let Some(args) = reader.next()? {
             if crate::commands::lookup(args.get(0)).is_none() {
-                return Err(AofError::BadFormat { file: path.display().to_string(), offset: 0 });
+                let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                return Err(AofError::UnknownCommand { command: args.str(0), file });
             }
             dispatch(&mut client, &mut out, &mut batch, args).await;
             commands += 1;
@@ -384,6 +415,10 @@ fn install_base(server: &crate::server::shared::Shared, finish: &Finish) -> Resu
     let name = format!("{}.{seq}.base.aof", settings.filename);
     let temp = settings.path(&format!("temp-{name}"));
     let mut base = std::fs::File::create(&temp).map_err(|e| e.to_string())?;
+    if server.config(|c| c.str("aof-timestamp-enabled") == "yes") {
+        let now = crate::server::shared::now_ms() / 1000;
+        std::io::Write::write_all(&mut base, format!("#TS:{now}\r\n").as_bytes()).map_err(|e| e.to_string())?;
+    }
     for part in &finish.parts {
         let mut f = std::fs::File::open(part).map_err(|e| e.to_string())?;
         std::io::copy(&mut f, &mut base).map_err(|e| e.to_string())?;
@@ -400,18 +435,38 @@ fn install_base(server: &crate::server::shared::Shared, finish: &Finish) -> Resu
         }
         None => next.incr.pop(),
     };
-    let replaced: Vec<String> = next.base.iter().chain(&next.incr).map(|f| f.name.clone()).collect();
+    // What the new base replaces becomes history: the rewritten incr
+    // files, then the old base, before older history.
+    let mut history: Vec<FileInfo> =
+        next.incr.drain(..).chain(next.base.take()).map(|f| FileInfo { kind: 'h', ..f }).collect();
+    history.append(&mut next.history);
+    next.history = history;
     next.base = Some(FileInfo { name: name.clone(), seq, kind: 'b' });
     next.incr = newest.into_iter().collect();
-    next.history.clear();
     settings.write_manifest(&next).map_err(|e| e.to_string())?;
     *m = next;
-    for old in replaced {
-        info!("Removing the history file {old} in the background");
-        let _ = std::fs::remove_file(settings.path(&old));
+    drop(m);
+    if !server.config(|c| c.str("aof-disable-auto-gc") == "yes") {
+        delete_history(server, settings)?;
     }
     let size = std::fs::metadata(settings.path(&name)).map_or(0, |md| md.len());
     status.base_size.store(size, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Deletes the history files and drops them from the manifest (unless
+/// `aof-disable-auto-gc` keeps them).
+pub fn delete_history(server: &crate::server::shared::Shared, settings: &Settings) -> Result<(), String> {
+    let mut m = server.aof.manifest.lock().unwrap_or_else(|p| p.into_inner());
+    if m.history.is_empty() {
+        return Ok(());
+    }
+    let old = std::mem::take(&mut m.history);
+    settings.write_manifest(&m).map_err(|e| e.to_string())?;
+    for f in old {
+        info!("Removing the history file {} in the background", f.name);
+        let _ = std::fs::remove_file(settings.path(&f.name));
+    }
     Ok(())
 }
 

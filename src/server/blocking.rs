@@ -133,6 +133,25 @@ fn pop(ctx: &mut Ctx, key: &[u8], op: BlockOp) -> Vec<(SmallBytes, f64)> {
 }
 
 impl Shard {
+    /// Deletes `keys` of `db` that have expired (a command met them
+    /// outside dispatch): each propagates as a DEL, with its event.
+    pub fn reclaim(self: &std::rc::Rc<Self>, db: usize, keys: &[Key]) {
+        if keys.is_empty() {
+            return;
+        }
+        self.with_ctx(db, true, |ctx| {
+            for k in keys {
+                ctx.lookup(k);
+            }
+        });
+        for op in self.take_effects() {
+            self.journal(vec![op]);
+        }
+        if self.notify_flags() != 0 {
+            self.publish_events(Vec::new(), None);
+        }
+    }
+
     /// The journal entries of a step run outside dispatch (a pop served
     /// to a blocked client, elements given back): expired keys' DELs,
     /// then what the step said it propagates as.

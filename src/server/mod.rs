@@ -103,6 +103,19 @@ pub fn run(config: Config) -> Result<(), StartError> {
         check_free(a)?;
     }
     let shards = shard_count(&config);
+    // Every shard's listeners exist before the PID is logged: test
+    // harnesses (Redis's own) connect as soon as they see it, and then
+    // get -LOADING rather than a refused connection.
+    let mut listeners = Vec::with_capacity(shards);
+    for _ in 0..shards {
+        let mut mine = Vec::new();
+        for &a in &addrs {
+            mine.push(listener(a, backlog).map_err(|source| StartError::Listen { addr: a.to_string(), source })?);
+        }
+        listeners.push(mine);
+    }
+    let mut listeners = listeners.into_iter();
+    info!("Running mode=standalone, port={port}. PID: {}", std::process::id());
     let aof = match config.str("appendonly") {
         "yes" => Some(crate::persistence::prepare(crate::persistence::aof::Settings::from_config(&config))?),
         _ => None,
@@ -125,7 +138,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         let shared = shared.clone();
         let mailboxes = mailboxes.clone();
         let inbox = inboxes.next().expect("one inbox per shard");
-        let addrs = addrs.clone();
+        let own = listeners.next().expect("listeners for every shard");
         let ready = ready_tx.clone();
         // Shard 0 replays the AOF, through dispatch like any client.
         let load = if i == 0 { aof.take() } else { None };
@@ -133,21 +146,11 @@ pub fn run(config: Config) -> Result<(), StartError> {
             .name(&format!("percore-shard-{i}"))
             .spawn(move || async move {
                 let shard = Shard::new(i, shared, mailboxes, inbox);
-                let mut listeners = Vec::new();
-                for &a in &addrs {
-                    match listener(a, backlog) {
-                        Ok(l) => listeners.push(l),
-                        Err(e) => {
-                            let _ = ready.send(Err(format!("{a}: {e}")));
-                            return;
-                        }
-                    }
-                }
                 let (clock, mail) = (shard.clone(), shard.clone());
                 glommio::spawn_local(shard.poller.clone().run(move || _ = clock.tick(), move || mail.take_mail()))
                     .detach();
                 poller::spawn(cron(shard.clone())).detach();
-                let accepts = listeners.into_iter().map(|l| {
+                let accepts = own.into_iter().map(|l| {
                     let shard = shard.clone();
                     poller::spawn(accept_loop(shard, l))
                 });
@@ -220,10 +223,12 @@ async fn cron(shard: Rc<Shard>) {
         let period = Duration::from_millis(1000 / hz);
         poller::sleep(period).await;
         let now = shard.tick();
-        if shard.server.active_expire.load(std::sync::atomic::Ordering::Relaxed) {
+        let loading = shard.server.loading.load(std::sync::atomic::Ordering::Relaxed);
+        if shard.server.active_expire.load(std::sync::atomic::Ordering::Relaxed) && !loading {
             let notify = shard.arm_notifications();
             let mut ks = shard.ks.borrow_mut();
             ks.set_journal(shard.server.journal.active());
+            ks.set_loading(false);
             let stats = active_expire_cycle(&mut ks, now, period / 4);
             // Each expired key propagates as a DEL of its own.
             for op in ks.take_expired_ops(false) {

@@ -148,6 +148,7 @@ impl Shard {
         // while the journal runs.
         ks.set_notify(self.notify_flags());
         ks.set_journal(self.server.journal.active());
+        ks.set_loading(self.server.loading.load(std::sync::atomic::Ordering::Relaxed));
         let mut ctx = crate::commands::Ctx { ks: &mut ks, db, now: self.now(), no_touch, server: &self.server };
         f(&mut ctx)
     }

@@ -115,6 +115,8 @@ pub struct Db {
     /// Keys that expired, while the journal wants them (each propagates
     /// as a DEL before the write that met it).
     dropped: Option<Vec<Key>>,
+    /// A dataset is loading: nothing expires.
+    loading: bool,
 }
 
 /// What happened to a key, in a database's log.
@@ -152,7 +154,13 @@ impl Db {
 
     /// Whether `e` (an entry of this database) has expired.
     fn expired(&self, e: &Entry, now_ms: i64) -> bool {
-        e.volatile() && self.expires.get(e.key()).is_some_and(|&at| at <= now_ms)
+        e.volatile() && !self.loading && self.expires.get(e.key()).is_some_and(|&at| at <= now_ms)
+    }
+
+    /// While a dataset loads nothing expires (Redis's keyIsExpired): the
+    /// file's own DELs say when keys went.
+    pub fn set_loading(&mut self, loading: bool) {
+        self.loading = loading;
     }
 
     /// Whether `e` (an entry of this database) has not expired.
@@ -183,13 +191,13 @@ impl Db {
         let h = hash(key);
         // Split borrows: the entry lives in the arena while the other
         // fields are kept in step.
-        let Db { arena, slots, expires, len, expired, watched, log, log_expired, log_new, dropped } = self;
+        let Db { arena, slots, expires, len, expired, watched, log, log_expired, log_new, dropped, loading } = self;
         let (existed, cell) = slots.get_or_create(slot).entry(arena, h, key, || Entry::new(key), |e| hash(&e.key));
         let e = arena.get_mut(cell);
         let had = existed && e.volatile();
         // An expired key is replaced as a new one: it expired first, as
         // Redis's write lookup reclaims it.
-        let reclaimed = had && expires.get(key).is_some_and(|&at| at <= now_ms);
+        let reclaimed = had && !*loading && expires.get(key).is_some_and(|&at| at <= now_ms);
         if reclaimed {
             *expired += 1;
             if let Some(w) = watched.get_mut(key) {
@@ -275,8 +283,8 @@ impl Db {
         self.touch_existing(None, now_ms);
         let watched = std::mem::take(&mut self.watched);
         let (log, log_expired, log_new) = (std::mem::take(&mut self.log), self.log_expired, self.log_new);
-        let dropped = self.dropped.take();
-        *self = Db { expired: self.expired, watched, log, log_expired, log_new, dropped, ..Db::default() };
+        let (dropped, loading) = (self.dropped.take(), self.loading);
+        *self = Db { expired: self.expired, watched, log, log_expired, log_new, dropped, loading, ..Db::default() };
     }
 
     /// After `key` was removed because its TTL passed.

@@ -66,7 +66,8 @@ pub fn value(digest: &mut Digest, v: &Value, has_expire: bool) {
     }
 }
 
-/// The XOR of the key-value digests of every entry of `db` this shard
+/// The XOR of the SHA1s of the key-value digests of every entry of `db`
+/// this shard
 /// holds (logically expired ones too, as Redis's dict walk sees them),
 /// or None when it holds none.
 pub fn database(db: &Db) -> Option<Digest> {
@@ -79,9 +80,7 @@ pub fn database(db: &Db) -> Option<Digest> {
             let mut kv = [0u8; 20];
             mix(&mut kv, e.key());
             value(&mut kv, &e.value, db.expire_of(e.key()).is_some());
-            for (a, b) in acc.iter_mut().zip(kv) {
-                *a ^= b;
-            }
+            xor(&mut acc, &kv);
         }
     }
     Some(acc)

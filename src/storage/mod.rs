@@ -57,6 +57,7 @@ pub struct Keyspace {
     pub journal: bool,
     /// The image being taken of this shard, if any.
     pub snapshot: Option<Box<snapshot::Snapshot>>,
+    loading: bool,
 }
 
 /// What a write command's body reports having done; dispatch applies it
@@ -84,6 +85,7 @@ impl Keyspace {
             effects: Effects::default(),
             journal: false,
             snapshot: None,
+            loading: false,
         }
     }
 
@@ -100,6 +102,14 @@ impl Keyspace {
     pub fn preserve(&mut self, db: usize, key: &[u8], now_ms: i64) {
         if let Some(snap) = &mut self.snapshot {
             snap.preserve(&self.dbs, db, key, now_ms);
+        }
+    }
+
+    /// Loading a dataset: nothing expires meanwhile (on every database).
+    pub fn set_loading(&mut self, loading: bool) {
+        if self.loading != loading {
+            self.loading = loading;
+            self.dbs.iter_mut().for_each(|d| d.set_loading(loading));
         }
     }
 
