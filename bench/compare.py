@@ -9,6 +9,7 @@ time per request (busy jiffies of /proc/stat over the run / requests).
 
   bench/compare.py                      # defaults below
   bench/compare.py --rounds 5 --tests set,get --pipelines 1,16
+  bench/compare.py --aof always         # both with appendonly yes, appendfsync always
 """
 
 import argparse
@@ -19,6 +20,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -67,12 +69,17 @@ def wait_ready(port, proc):
     sys.exit(f"server on {port} did not start")
 
 
-def start(kind, server_cpu, binary):
+def start(kind, server_cpu, binary, aof):
     port = free_port()
     if kind == "redis":
         argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     else:
         argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--threads", "1"]
+    if aof != "off":
+        # The same AOF settings on both, in a directory of their own.
+        argv += ["--appendonly", "yes", "--appendfsync", aof, "--dir", tempfile.mkdtemp(prefix=f"bench-{kind}-")]
+        if kind == "redis":
+            argv += ["--aof-use-rdb-preamble", "no"]
     proc = subprocess.Popen(["taskset", "-c", str(server_cpu), *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_ready(port, proc)
     return port, proc
@@ -109,9 +116,11 @@ def main():
     p.add_argument("--server-cpu", type=int, default=1)
     p.add_argument("--bench-cpu", type=int, default=0)
     p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "percore"))
+    p.add_argument("--aof", choices=["off", "no", "everysec", "always"], default="off",
+                   help="appendonly yes with this appendfsync, on both servers")
     args = p.parse_args()
 
-    servers = {"redis": start("redis", args.server_cpu, args.binary), "percore": start("percore", args.server_cpu, args.binary)}
+    servers = {kind: start(kind, args.server_cpu, args.binary, args.aof) for kind in ("redis", "percore")}
     results = {}
     try:
         for rnd in range(args.rounds):

@@ -426,3 +426,16 @@ def test_bgrewriteaof_is_point_in_time_under_writes(tmp_path, servers):
         assert len({got[(0, k.encode())][1] for k in keys}) == 1, f"{name}: torn MSET"
         assert got == expected, name
         replayed.stop()
+
+
+def test_automatic_rewrite_on_growth(tmp_path, servers):
+    percore, _ = servers
+    s = percore(tmp_path, "--auto-aof-rewrite-min-size", "4kb", "--auto-aof-rewrite-percentage", "100")
+    c = s.client()
+    for i in range(200):
+        c.set(f"k{i % 10}", "x" * 100)
+    wait_until(lambda: c.info("persistence")["aof_rewrites"] >= 1, what="an automatic rewrite")
+    assert "Starting automatic rewriting of AOF" in s.output()
+    info = c.info("persistence")
+    # The base holds 10 keys, not 200 writes.
+    assert info["aof_base_size"] < 4096

@@ -319,6 +319,39 @@ async fn start_snapshots(
     Ok(())
 }
 
+/// The id of the client automatic rewrites run as.
+const AUTO_REWRITE_CLIENT_ID: u64 = u64::MAX - 1;
+
+/// From the cron: a rewrite once the AOF grew by
+/// `auto-aof-rewrite-percentage` over its last base (and is past
+/// `auto-aof-rewrite-min-size`), as Redis's serverCron starts one.
+pub fn auto_rewrite(shard: &Rc<Shard>) {
+    let status = &shard.server.aof;
+    if !status.enabled.load(Ordering::Relaxed) || status.rewriting.load(Ordering::Relaxed) {
+        return;
+    }
+    let (percentage, min_size) =
+        shard.server.config(|c| (c.int("auto-aof-rewrite-percentage"), c.int("auto-aof-rewrite-min-size")));
+    let size = status.current_size.load(Ordering::Relaxed);
+    if percentage <= 0 || size <= min_size.max(0) as u64 {
+        return;
+    }
+    let base = status.base_size.load(Ordering::Relaxed).max(1);
+    let growth = (size * 100 / base) as i64 - 100;
+    if growth < percentage {
+        return;
+    }
+    info!("Starting automatic rewriting of AOF on {growth}% growth");
+    let meta = Rc::new(ClientMeta::new(AUTO_REWRITE_CLIENT_ID, String::new(), String::new(), -1));
+    let client = Client::new(shard.clone(), meta);
+    crate::server::poller::spawn(async move {
+        if let Err(e) = rewrite(&client).await {
+            tracing::warn!("Automatic AOF rewrite not started: {e}");
+        }
+    })
+    .detach();
+}
+
 /// A rewrite's progress across shards.
 struct Finish {
     left: std::sync::atomic::AtomicUsize,
@@ -444,6 +477,7 @@ fn install_base(server: &crate::server::shared::Shared, finish: &Finish) -> Resu
     next.base = Some(FileInfo { name: name.clone(), seq, kind: 'b' });
     next.incr = newest.into_iter().collect();
     settings.write_manifest(&next).map_err(|e| e.to_string())?;
+    let incr = next.incr.last().and_then(|f| std::fs::metadata(settings.path(&f.name)).ok()).map_or(0, |md| md.len());
     *m = next;
     drop(m);
     if !server.config(|c| c.str("aof-disable-auto-gc") == "yes") {
@@ -451,6 +485,7 @@ fn install_base(server: &crate::server::shared::Shared, finish: &Finish) -> Resu
     }
     let size = std::fs::metadata(settings.path(&name)).map_or(0, |md| md.len());
     status.base_size.store(size, Ordering::Relaxed);
+    status.current_size.store(size + incr, Ordering::Relaxed);
     Ok(())
 }
 

@@ -243,6 +243,9 @@ async fn cron(shard: Rc<Shard>) {
             }
         }
         shard.evict(64);
+        if shard.id == 0 {
+            crate::persistence::auto_rewrite(&shard);
+        }
         let timeout_ms = Hot::get(&shard.server.hot.timeout) as i64 * 1000;
         if timeout_ms > 0 {
             for client in shard.clients.borrow().values() {
