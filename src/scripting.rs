@@ -732,6 +732,9 @@ async fn redis_call(lua: &Lua, current: &Rc<RefCell<Option<Run>>>, args: MultiVa
         run.wrote = true;
         shard.server.script_wrote.store(true, Ordering::Relaxed);
     }
+    if crate::server::monitor::active(&run.client) {
+        crate::server::monitor::feed(&run.client, spec, args, true).await;
+    }
     let result = execute(&mut run.client, spec, args, true).await;
     let resp3 = run.client.proto() == Proto::Resp3;
     *current.borrow_mut() = Some(run);

@@ -149,3 +149,30 @@ def test_redis_benchmark_runs_against_it(start_percore):
         assert test in text
     c = percore.client()
     assert int(c.get("counter:__rand_int__")) == 20000
+
+
+def test_monitor_shows_commands_from_every_shard(start_percore):
+    import re
+
+    from slots import keys_on_distinct_shards
+    server = start_percore(threads=2)
+    k0, k1 = keys_on_distinct_shards(2, prefix="mon")
+    mon = server.client(socket_timeout=5)
+    conn = mon.connection_pool.get_connection()
+    conn.send_command("MONITOR")
+    assert conn.read_response() in (b"OK", "OK")
+    c = server.client()
+    c.set(k0, "a b")
+    c.get(k1)
+    c.eval("return redis.call('get', KEYS[1])", 1, k0)
+    lines = []
+    while not any("[0 lua]" in line for line in lines):
+        reply = conn.read_response()
+        lines.append(reply.decode() if isinstance(reply, bytes) else reply)
+        assert len(lines) < 20, lines
+    ours = [line for line in lines if "HELLO" not in line and "CLIENT" not in line]
+    # Arguments as the client sent them (redis-py upper-cases names).
+    assert re.fullmatch(r'\d+\.\d{6} \[0 127\.0\.0\.1:\d+\] "SET" "%s" "a b"' % k0, ours[0]), ours
+    assert ours[1].endswith(f'"GET" "{k1}"'), ours
+    assert '"EVAL"' in ours[2], ours
+    assert re.search(r'\[0 lua\] "get" "%s"' % k0, ours[3]), ours

@@ -3,7 +3,9 @@
 use futures::future::LocalBoxFuture;
 
 use super::transactions::unwatch_all;
-use super::{ALLOW_BUSY, Args, FAST, Handler, Keys, LOADING, NO_AUTH, NO_QUEUE, NOSCRIPT, STALE, SUBSCRIBE_MODE, Spec};
+use super::{
+    ADMIN, ALLOW_BUSY, Args, FAST, Handler, Keys, LOADING, NO_AUTH, NO_QUEUE, NOSCRIPT, STALE, SUBSCRIBE_MODE, Spec,
+};
 use crate::protocol::{CmdError, CmdResult, Proto, Reply};
 use crate::server::client::{Client, ReplyMode};
 
@@ -265,6 +267,16 @@ fn client_arity(sub: &str) -> CmdError {
     CmdError::WrongArity(format!("client|{}", sub.to_ascii_lowercase()))
 }
 
+/// MONITOR: from now on this client gets every command run (see
+/// `server::monitor`).
+fn monitor(client: &mut Client, _args: Args) -> CmdResult {
+    if client.in_exec {
+        return Err(CmdError::err("MONITOR isn't allowed for DENY BLOCKING client"));
+    }
+    client.shard.add_monitor(client.meta.id);
+    Ok(Reply::Ok)
+}
+
 fn client<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
         let sub = args.keyword(1);
@@ -433,4 +445,5 @@ pub(super) const TABLE: &[Spec] = &[
         Handler::Async(reset),
     ),
     Spec::new("client", -2, ANY, Keys::None, Handler::Async(client)),
+    Spec::new("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, Keys::None, Handler::Conn(monitor)),
 ];

@@ -72,6 +72,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     conn.run().await;
     crate::commands::transactions::unwatch_all(&mut conn.client).await;
     crate::commands::pubsub::unsubscribe_all(&mut conn.client);
+    shard.remove_monitor(meta.id);
     shard.clients.borrow_mut().remove(&meta.id);
     debug!(id = meta.id, "client closed");
 }

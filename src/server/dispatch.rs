@@ -313,6 +313,9 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
         if spec.has(WRITE | commands::MAY_REPLICATE) {
             client.wrote = true;
         }
+        if super::monitor::active(client) && client.meta.id != crate::persistence::AOF_CLIENT_ID {
+            super::monitor::feed(client, spec, args, false).await;
+        }
         match spec.handler {
             Handler::Data(_) | Handler::Split(..) | Handler::Cross(..) => {
                 let shard = &client.shard;

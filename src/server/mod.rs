@@ -6,6 +6,7 @@ pub mod connection;
 pub mod dispatch;
 pub mod evict;
 pub mod locks;
+pub mod monitor;
 pub mod notify;
 pub mod poller;
 pub mod pubsub;

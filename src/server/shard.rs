@@ -111,6 +111,8 @@ pub struct Shard {
     next_call: Cell<u64>,
     /// Clients waiting for their writes to be durable.
     durable_waiters: RefCell<Vec<std::task::Waker>>,
+    /// This shard's clients in MONITOR mode.
+    pub monitors: RefCell<Vec<u64>>,
     clock_ms: Cell<i64>,
 }
 
@@ -136,6 +138,7 @@ impl Shard {
             pending: RefCell::new(HashMap::new()),
             next_call: Cell::new(0),
             durable_waiters: RefCell::new(Vec::new()),
+            monitors: RefCell::new(Vec::new()),
             clock_ms: Cell::new(now_ms()),
         })
     }

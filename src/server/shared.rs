@@ -61,6 +61,8 @@ pub struct Shared {
     pub loading: AtomicBool,
     /// Per shard: some client there waits for the journal to be durable.
     pub durable_wanted: Vec<AtomicBool>,
+    /// Per shard: its clients in MONITOR mode.
+    pub monitors: Vec<AtomicUsize>,
 }
 
 impl Shared {
@@ -102,6 +104,7 @@ impl Shared {
             aof: Default::default(),
             loading: AtomicBool::new(false),
             durable_wanted: (0..shards).map(|_| AtomicBool::new(false)).collect(),
+            monitors: (0..shards).map(|_| AtomicUsize::new(0)).collect(),
             run_id: (0..40).map(|_| b"0123456789abcdef"[fastrand::usize(..16)] as char).collect(),
         }
     }
