@@ -188,3 +188,50 @@ def test_wrong_type_errors_at_once(start_percore, cmd):
     c.set("k", "string")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         c.execute_command(*cmd)
+
+
+def test_blmove_never_loses_an_element(start_percore):
+    """Producers push to a list on one shard while consumers BLMOVE it to
+    a list on another and some consumers disconnect mid-wait: every
+    element ends up exactly once in one of the two lists."""
+    import socket
+    import threading
+
+    from resp import encode
+    from slots import keys_on_distinct_shards
+
+    server = start_percore(threads=2)
+    src, dst = keys_on_distinct_shards(2, prefix="bm")
+    total = 2000
+    done = threading.Event()
+
+    def produce(offset):
+        c = server.client()
+        for i in range(offset, total, 2):
+            c.lpush(src, i)
+
+    def consume():
+        c = server.client(socket_timeout=5)
+        while not done.is_set():
+            c.blmove(src, dst, 0.05, "RIGHT", "LEFT")
+
+    def quitter():
+        # Blocks, then goes away without reading: a waiter served meanwhile
+        # must give its element back.
+        while not done.is_set():
+            with socket.create_connection(("127.0.0.1", server.port)) as s:
+                s.sendall(encode(["BLMOVE", src, dst, "RIGHT", "LEFT", "1"]))
+
+    workers = [threading.Thread(target=produce, args=(o,)) for o in (0, 1)]
+    consumers = [threading.Thread(target=consume) for _ in range(3)] + [threading.Thread(target=quitter) for _ in range(2)]
+    for t in workers + consumers:
+        t.start()
+    for t in workers:
+        t.join()
+    c = server.client()
+    wait_until(lambda: c.llen(src) == 0, timeout=20, what="the consumers to drain the source")
+    done.set()
+    for t in consumers:
+        t.join()
+    items = c.lrange(src, 0, -1) + c.lrange(dst, 0, -1)
+    assert sorted(int(x) for x in items) == list(range(total))
