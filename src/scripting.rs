@@ -543,7 +543,7 @@ impl Engine {
             ops.extend(r.client.unit.take().unwrap_or_default());
         }
         match result {
-            Ok(v) => lua_to_reply(&v, what, resp3),
+            Ok(v) => lua_to_reply(&v, what, resp3, 0),
             Err(e) => Err(script_error(&lua_message(&e), None, what)),
         }
     }
@@ -896,8 +896,15 @@ fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Result<Value> {
 /// the RESP3 shapes (`{map=}`, `{set=}`, `{double=}`...) that RESP2
 /// clients get downgraded, and booleans as RESP3 booleans once the script
 /// chose RESP3.
-fn lua_to_reply(v: &Value, what: Callable, resp3: bool) -> Result<Reply, CmdError> {
-    let convert = |v: &Value| lua_to_reply(v, what, resp3);
+/// How deep a script's reply may nest: past it (a table that contains
+/// itself), the innermost element is Redis's "reached lua stack limit".
+const MAX_REPLY_DEPTH: usize = 1000;
+
+fn lua_to_reply(v: &Value, what: Callable, resp3: bool, depth: usize) -> Result<Reply, CmdError> {
+    if depth >= MAX_REPLY_DEPTH {
+        return Ok(Reply::Error(CmdError::err("reached lua stack limit")));
+    }
+    let convert = |v: &Value| lua_to_reply(v, what, resp3, depth + 1);
     Ok(match v {
         Value::Nil => Reply::Null,
         Value::Boolean(b) if resp3 => Reply::Bool(*b),

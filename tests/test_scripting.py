@@ -196,3 +196,19 @@ def test_cmsgpack_refuses_hostile_input(percore):
         r.eval("return cmsgpack.unpack('\\221\\255\\255\\255\\255')", 0)
     assert r.eval("return cmsgpack.unpack(cmsgpack.pack({7, {x = 'y'}}))[2].x", 0) == b"y"
     assert r.ping()
+
+
+def test_script_returning_a_table_that_contains_itself(percore):
+    """The reply nests until Redis's stack-limit error; the shard lives."""
+    import socket
+
+    from resp import encode
+    with socket.create_connection(("127.0.0.1", percore.port), timeout=5) as s:
+        s.sendall(encode(["EVAL", "local a = {}; local b = {a}; a[1] = b; return a", "0"]))
+        f = s.makefile("rb")
+        depth = 0
+        while (line := f.readline()) == b"*1\r\n":
+            depth += 1
+        assert depth > 10
+        assert line == b"-ERR reached lua stack limit\r\n"
+    assert percore.client().ping()
