@@ -6,6 +6,7 @@ import time
 import pytest
 import redis
 
+from conftest import wait_until
 from slots import key_slot, keys_on_distinct_shards
 
 SHARDS = 4
@@ -258,3 +259,42 @@ def test_sort_reads_its_by_and_get_keys_atomically(start_percore):
         stop.set()
         t.join()
     assert not torn, torn[:3]
+
+
+def test_busy_script_dooms_the_transaction(start_percore, start_redis):
+    """While a script is busy, a command queued in MULTI is refused and
+    flags the transaction; EXEC is refused as EXECABORT with the reason
+    (Redis's execCommandAbort), and the client leaves MULTI."""
+    import threading
+
+    results = []
+    for server in (start_percore("--busy-reply-threshold", 10, threads=1), start_redis("--busy-reply-threshold", 10)):
+        c = server.client()
+        c.set("xx", 1)
+        runner = threading.Thread(target=lambda: server.client().eval("while true do end", 0), daemon=True)
+        runner.start()
+        wait_until(lambda: "busy" in _ping_error(server), what="the script to be busy")
+        t = server.client(single_connection_client=True)
+        t.execute_command("MULTI")
+        errors = []
+        for cmd in (("INCR", "xx"), ("EXEC",)):
+            try:
+                t.execute_command(*cmd)
+            except redis.ResponseError as e:
+                errors.append((type(e).__name__, str(e)))
+        c.script_kill()
+        runner.join(5)
+        wait_until(lambda: c.ping(), what="the script to end")
+        results.append((errors, t.execute_command("PING", "asdf"), c.get("xx")))
+    assert results[0] == results[1]
+    (busy, abort), _, _ = results[0]
+    assert "busy" in busy[1].lower()
+    assert abort[0] == "ExecAbortError" and "BUSY" in abort[1]
+
+
+def _ping_error(server):
+    try:
+        server.client(socket_timeout=1).ping()
+        return ""
+    except redis.ResponseError as e:
+        return str(e).lower()

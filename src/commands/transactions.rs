@@ -160,6 +160,22 @@ fn exec<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
     })
 }
 
+/// A command the gate refused: inside MULTI it dooms the transaction, and
+/// a refused EXEC discards it, answering why (Redis's execCommandAbort).
+pub async fn rejected(client: &mut Client, spec: &Spec, error: CmdError) -> CmdError {
+    if client.multi.is_none() {
+        return error;
+    }
+    if spec.name != "exec" {
+        crate::server::dispatch::abort_multi(client);
+        return error;
+    }
+    client.multi = None;
+    client.meta.multi_len.set(-1);
+    unwatch_all(client).await;
+    CmdError::Raw(format!("EXECABORT Transaction discarded because of: {error}"))
+}
+
 const ANY: u32 = NOSCRIPT | LOADING | STALE;
 
 pub(super) const TABLE: &[Spec] = &[

@@ -274,35 +274,8 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
         return;
     };
     client.meta.last_cmd.set(spec.name);
-    let result = if !spec.arity_ok(args.len()) {
-        abort_multi(client);
-        Err(CmdError::arity(spec.name))
-    } else if let Some(directive) = spec.protected_by.filter(|d| !client.may(d)) {
-        abort_multi(client);
-        Err(CmdError::ProtectedCommand { cmd: spec.name.to_ascii_uppercase(), directive })
-    } else if !client.authenticated && !spec.has(commands::NO_AUTH) {
-        abort_multi(client);
-        Err(CmdError::NoAuth)
-    } else if client.shard.server.loading.load(std::sync::atomic::Ordering::Relaxed)
-        && !spec.has(commands::LOADING)
-        && client.meta.id != crate::persistence::AOF_CLIENT_ID
-    {
-        Err(CmdError::Loading)
-    } else if client.shard.server.script_busy.load(std::sync::atomic::Ordering::Relaxed)
-        && !spec.has(commands::ALLOW_BUSY)
-    {
-        Err(client.shard.server.busy_error())
-    } else if client.proto() == Proto::Resp2 && client.subs.any() && !spec.has(commands::SUBSCRIBE_MODE) {
-        Err(CmdError::err(format!(
-            "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-            commands::full_name(spec, args)
-        )))
-    } else if spec.has(commands::DENYOOM)
-        && Hot::get(&client.shard.server.hot.maxmemory) > 0
-        && !super::evict::make_room(&client.shard).await
-    {
-        abort_multi(client);
-        Err(CmdError::Raw("OOM command not allowed when used memory > 'maxmemory'.".into()))
+    let result = if let Err(e) = gate(client, spec, args).await {
+        Err(crate::commands::transactions::rejected(client, spec, e).await)
     } else if let Some(multi) = client.multi.as_mut().filter(|_| !spec.has(commands::NO_QUEUE)) {
         let first = multi.args.len();
         args.iter().for_each(|a| multi.args.push(a));
@@ -356,8 +329,47 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
     }
 }
 
+/// The checks before a command may run or queue, in Redis's order
+/// (processCommand): arity, protection, auth, loading, busy script,
+/// subscribe mode, memory.
+async fn gate(client: &Client, spec: &Spec, args: Args<'_>) -> Result<(), CmdError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let server = &client.shard.server;
+    if !spec.arity_ok(args.len()) {
+        return Err(CmdError::arity(spec.name));
+    }
+    if let Some(directive) = spec.protected_by.filter(|d| !client.may(d)) {
+        return Err(CmdError::ProtectedCommand { cmd: spec.name.to_ascii_uppercase(), directive });
+    }
+    if !client.authenticated && !spec.has(commands::NO_AUTH) {
+        return Err(CmdError::NoAuth);
+    }
+    if server.loading.load(Relaxed)
+        && !spec.has(commands::LOADING)
+        && client.meta.id != crate::persistence::AOF_CLIENT_ID
+    {
+        return Err(CmdError::Loading);
+    }
+    if server.script_busy.load(Relaxed) && !spec.has(commands::ALLOW_BUSY) {
+        return Err(server.busy_error());
+    }
+    if client.proto() == Proto::Resp2 && client.subs.any() && !spec.has(commands::SUBSCRIBE_MODE) {
+        return Err(CmdError::err(format!(
+            "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            commands::full_name(spec, args)
+        )));
+    }
+    if spec.has(commands::DENYOOM)
+        && Hot::get(&server.hot.maxmemory) > 0
+        && !super::evict::make_room(&client.shard).await
+    {
+        return Err(CmdError::Raw("OOM command not allowed when used memory > 'maxmemory'.".into()));
+    }
+    Ok(())
+}
+
 /// A command that fails to queue dooms the transaction (EXECABORT).
-fn abort_multi(client: &mut Client) {
+pub fn abort_multi(client: &mut Client) {
     if let Some(multi) = client.multi.as_mut() {
         multi.aborted = true;
     }
