@@ -442,23 +442,9 @@ impl Engine {
     }
 
     /// Runs a compiled script or a registered function with its keys and
-    /// arguments as `client`.
+    /// arguments as `client`; the effects of its writes (the client's
+    /// unit) go to `ops`.
     pub async fn run(
-        &self,
-        client: Client,
-        what: Callable<'_>,
-        keys: &[Bytes],
-        argv: &[Bytes],
-        read_only: bool,
-    ) -> (Result<Reply, CmdError>, Vec<crate::journal::Op>) {
-        let mut ops = Vec::new();
-        let result = self.run_inner(client, what, keys, argv, read_only, &mut ops).await;
-        (result, ops)
-    }
-
-    /// `run`; the effects of the script's writes (its client's unit) go to
-    /// `ops`.
-    async fn run_inner(
         &self,
         client: Client,
         what: Callable<'_>,

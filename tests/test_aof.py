@@ -71,6 +71,19 @@ def servers(tmp_path):
         s.stop()
 
 
+def replay_everywhere(tmp_path, servers, source, check):
+    """Starts percore and redis-server on copies of `source`'s AOF and
+    hands each, loaded, to `check(name, client)`."""
+    percore, reference = servers
+    for name, start_server in (("percore", percore), ("redis", reference)):
+        copy = tmp_path / name
+        shutil.copytree(source, copy)
+        replayed = start_server(copy)
+        wait_loaded(replayed)
+        check(name, replayed.client())
+        replayed.stop()
+
+
 def wait_loaded(server):
     def loaded():
         try:
@@ -164,15 +177,13 @@ def test_replay_gives_the_live_dataset(tmp_path, servers, fsync):
                                       capture_output=True).returncode == 0, what="a valid AOF")
     time.sleep(1.1 if fsync == "everysec" else 0)
     live.stop()
-    for name, start_server in (("percore", percore), ("redis", reference)):
-        copy = tmp_path / name
-        shutil.copytree(live_dir, copy)
-        replayed = start_server(copy)
-        wait_loaded(replayed)
-        assert dump(replayed.client()) == expected, name
+
+    def check(name, client):
+        assert dump(client) == expected, name
         # DEBUG DIGEST is Redis's, so the same data gives the same digest.
-        assert replayed.client().execute_command("DEBUG", "DIGEST") == digest, name
-        replayed.stop()
+        assert client.execute_command("DEBUG", "DIGEST") == digest, name
+
+    replay_everywhere(tmp_path, servers, live_dir, check)
 
 
 def test_digest_matches_redis(percore, reference):
@@ -417,15 +428,13 @@ def test_bgrewriteaof_is_point_in_time_under_writes(tmp_path, servers):
     assert subprocess.run(["redis-check-aof", str(dirpath / "appendonlydir" / "appendonly.aof.manifest")],
                           capture_output=True).returncode == 0
     s.stop()
-    for name, start_server in (("percore", percore), ("redis", reference)):
-        copy = tmp_path / name
-        shutil.copytree(dirpath, copy)
-        replayed = start_server(copy)
-        wait_loaded(replayed)
-        got = dump(replayed.client(), databases=(0,))
+
+    def check(name, client):
+        got = dump(client, databases=(0,))
         assert len({got[(0, k.encode())][1] for k in keys}) == 1, f"{name}: torn MSET"
         assert got == expected, name
-        replayed.stop()
+
+    replay_everywhere(tmp_path, servers, dirpath, check)
 
 
 def test_automatic_rewrite_on_growth(tmp_path, servers):

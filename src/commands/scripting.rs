@@ -82,7 +82,10 @@ async fn run_locked(
                     Callable::Function(name)
                 }
             };
-            Ok(engine.run(Client::for_script(sh.clone(), id, db), callable, &keys, &argv, read_only).await)
+            let mut ops = Vec::new();
+            let result =
+                engine.run(Client::for_script(sh.clone(), id, db), callable, &keys, &argv, read_only, &mut ops).await;
+            Ok((result, ops))
         })
         .await;
     // The script's writes are one record (Redis 7's effects replication),

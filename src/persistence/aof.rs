@@ -421,6 +421,10 @@ impl Status {
     }
 }
 
+/// How long the writer lets records gather between writes when no client
+/// waits for them (appendfsync everysec and no).
+const BATCH_PAUSE: Duration = Duration::from_millis(1);
+
 /// The AOF's writer: merges the journal into the newest incremental file.
 pub struct Writer {
     pub file: File,
@@ -454,6 +458,7 @@ impl Writer {
         loop {
             let stopping = self.status.stop.load(Ordering::SeqCst);
             let watermark = merger.collect(journal, &mut records);
+            let wrote_now = !records.is_empty();
             let switch = self.status.switch.lock().unwrap_or_else(|p| p.into_inner()).take();
             if let Some((cut, file)) = switch {
                 if watermark < cut {
@@ -521,6 +526,12 @@ impl Writer {
                 journal.set_durable(u64::MAX);
                 notify();
                 return;
+            }
+            if policy != Fsync::Always && wrote_now {
+                // No client waits on this file: write in batches (Redis
+                // writes once per event-loop turn), leaving the shards
+                // their cores instead of a write per few records.
+                std::thread::sleep(BATCH_PAUSE);
             }
             let idle = if unsynced { Duration::from_millis(100) } else { Duration::from_secs(1) };
             journal.wait(idle);

@@ -383,27 +383,47 @@ pub fn abort_multi(client: &mut Client) {
 /// hook has logged what happened, the shards keep serving, and locks the
 /// command held are released as it unwinds.
 pub async fn execute(client: &mut Client, spec: &'static Spec, args: Args<'_>, held: bool) -> CmdResult {
-    let run = std::panic::AssertUnwindSafe(execute_contained(client, spec, args, held));
+    // The common path, a body on this shard, catches its own panics
+    // (run_body) and pays for no wrapper.
+    if let Handler::Data(f) | Handler::Split(f, _) | Handler::Cross(f, _) = spec.handler
+        && single_owner(client, spec, args) == Some(client.shard.id)
+    {
+        return run_local(client, spec, f, args, held).await;
+    }
+    let run = std::panic::AssertUnwindSafe(execute_elsewhere(client, spec, args, held));
     futures::FutureExt::catch_unwind(run).await.unwrap_or_else(|_| Err(CmdError::Internal(spec.name)))
 }
 
-async fn execute_contained(client: &mut Client, spec: &'static Spec, args: Args<'_>, held: bool) -> CmdResult {
+/// The shard that owns every key of the call, if one does (this shard
+/// for a call without keys).
+fn single_owner(client: &Client, spec: &Spec, args: Args) -> Option<usize> {
+    let shard = &client.shard;
+    let mut keys = spec.keys.positions(args).map(|i| args.get(i));
+    let target = keys.next().map_or(shard.id, |k| shard.owner(k));
+    keys.all(|k| shard.owner(k) == target).then_some(target)
+}
+
+async fn run_local(client: &mut Client, spec: &'static Spec, f: DataFn, args: Args<'_>, held: bool) -> CmdResult {
+    let shard = client.shard.clone();
+    let (db, no_touch) = (client.db(), client.no_touch());
+    if held {
+        let sink = if client.unit.is_some() { Sink::Collect } else { Sink::Journal };
+        let ran = run_data(&shard, spec, f, db, no_touch, args, sink);
+        client.propagate(ran.ops);
+        return ran.result;
+    }
+    run_data_when_unlocked(&shard, spec, f, db, no_touch, args).await
+}
+
+/// Everything but a body on this shard: another shard's, a coordinated
+/// one, a connection command.
+async fn execute_elsewhere(client: &mut Client, spec: &'static Spec, args: Args<'_>, held: bool) -> CmdResult {
     match spec.handler {
         Handler::Data(f) | Handler::Split(f, _) | Handler::Cross(f, _) => {
             let shard = client.shard.clone();
-            let mut keys = spec.keys.positions(args).map(|i| args.get(i));
-            let target = keys.next().map_or(shard.id, |k| shard.owner(k));
             let (db, no_touch) = (client.db(), client.no_touch());
             let sink = if client.unit.is_some() { Sink::Collect } else { Sink::Journal };
-            if keys.all(|k| shard.owner(k) == target) {
-                if target == shard.id {
-                    if held {
-                        let ran = run_data(&shard, spec, f, db, no_touch, args, sink);
-                        client.propagate(ran.ops);
-                        return ran.result;
-                    }
-                    return run_data_when_unlocked(&shard, spec, f, db, no_touch, args).await;
-                }
+            if let Some(target) = single_owner(client, spec, args) {
                 let mut owned = OwnedArgs::default();
                 args.iter().for_each(|a| owned.push(a));
                 let ran = shard

@@ -12,7 +12,7 @@ use crate::commands::{self, Args, Spec};
 
 /// Whether any client anywhere monitors (the cost of MONITOR when none).
 pub fn active(client: &Client) -> bool {
-    client.shard.server.monitors.iter().any(|m| m.load(Ordering::Relaxed) > 0)
+    client.shard.server.monitoring.load(Ordering::Relaxed) > 0
 }
 
 /// One argument as `sdscatrepr` quotes it.
@@ -85,6 +85,7 @@ impl Shard {
         if !monitors.contains(&id) {
             monitors.push(id);
             self.server.monitors[self.id].fetch_add(1, Ordering::Relaxed);
+            self.server.monitoring.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -94,6 +95,7 @@ impl Shard {
         if let Some(at) = monitors.iter().position(|&m| m == id) {
             monitors.swap_remove(at);
             self.server.monitors[self.id].fetch_sub(1, Ordering::Relaxed);
+            self.server.monitoring.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }

@@ -61,8 +61,9 @@ pub struct Shared {
     pub loading: AtomicBool,
     /// Per shard: some client there waits for the journal to be durable.
     pub durable_wanted: Vec<AtomicBool>,
-    /// Per shard: its clients in MONITOR mode.
+    /// Per shard: its clients in MONITOR mode; and all of them.
     pub monitors: Vec<AtomicUsize>,
+    pub monitoring: AtomicUsize,
 }
 
 impl Shared {
@@ -105,6 +106,7 @@ impl Shared {
             loading: AtomicBool::new(false),
             durable_wanted: (0..shards).map(|_| AtomicBool::new(false)).collect(),
             monitors: (0..shards).map(|_| AtomicUsize::new(0)).collect(),
+            monitoring: AtomicUsize::new(0),
             run_id: (0..40).map(|_| b"0123456789abcdef"[fastrand::usize(..16)] as char).collect(),
         }
     }
