@@ -448,3 +448,17 @@ def test_automatic_rewrite_on_growth(tmp_path, servers):
     info = c.info("persistence")
     # The base holds 10 keys, not 200 writes.
     assert info["aof_base_size"] < 4096
+
+
+def test_bgrewriteaof_with_the_aof_off_writes_a_base(tmp_path, start_percore):
+    s = start_percore("--dir", tmp_path)
+    c = s.client()
+    c.mset({"a": 1, "b": 2})
+    assert c.bgrewriteaof()
+    wait_until(lambda: c.info("persistence")["aof_rewrites"] == 1, what="the rewrite")
+    manifest = (tmp_path / "appendonlydir" / "appendonly.aof.manifest").read_text()
+    assert manifest == "file appendonly.aof.1.base.aof seq 1 type b\n"
+    s.stop()
+    again = start_percore("--dir", tmp_path, "--appendonly", "yes")
+    wait_loaded(again)
+    assert again.client().mget("a", "b") == [b"1", b"2"]

@@ -225,8 +225,14 @@ pub async fn enable(client: &Client) -> Result<(), String> {
 /// serialized, their parts become the new base and the older files
 /// leave the manifest.
 pub async fn rewrite(client: &Client) -> Result<(), String> {
-    if !client.shard.server.aof.enabled.load(Ordering::Relaxed) {
-        return Err("percore rewrites the AOF only while appendonly is yes".into());
+    let server = &client.shard.server;
+    if !server.aof.enabled.load(Ordering::Relaxed) && !server.aof.rewriting.load(Ordering::SeqCst) {
+        // With the AOF off, the rewrite leaves a base alone in the
+        // manifest (every incremental file becomes history), as Redis's.
+        let settings = server.config(Settings::from_config);
+        std::fs::create_dir_all(&settings.dir).map_err(|e| e.to_string())?;
+        let manifest = settings.read_manifest().map_err(|e| e.to_string())?.unwrap_or_default();
+        *server.aof.manifest.lock().unwrap_or_else(|p| p.into_inner()) = manifest;
     }
     rewrite_with(client, false).await
 }
@@ -256,6 +262,9 @@ async fn rewrite_with(client: &Client, enabling: bool) -> Result<(), String> {
         status.enabled.store(true, Ordering::SeqCst);
         status.last_write_ok.store(true, Ordering::Relaxed);
         return start_snapshots(client, ex, settings, started, Some(temp)).await;
+    }
+    if !status.enabled.load(Ordering::SeqCst) {
+        return start_snapshots(client, ex, settings, started, None).await;
     }
     let opened = (|| {
         let mut m = status.manifest.lock().unwrap_or_else(|p| p.into_inner());
@@ -466,7 +475,9 @@ fn install_base(server: &crate::server::shared::Shared, finish: &Finish) -> Resu
             std::fs::rename(settings.path(temp), settings.path(&name)).map_err(|e| e.to_string())?;
             Some(FileInfo { name, seq, kind: 'i' })
         }
-        None => next.incr.pop(),
+        // The file the writer appends to stays; with the AOF off none does.
+        None if status.enabled.load(Ordering::SeqCst) => next.incr.pop(),
+        None => None,
     };
     // What the new base replaces becomes history: the rewritten incr
     // files, then the old base, before older history.
