@@ -436,7 +436,7 @@ pub(super) const TABLE: &[Spec] = &[
     ),
     Spec::new("auth", -2, ANY | ALLOW_BUSY | FAST | NO_AUTH, Keys::None, Handler::Conn(auth)),
     Spec::new("hello", -1, ANY | ALLOW_BUSY | FAST | NO_AUTH, Keys::None, Handler::Conn(hello)),
-    Spec::new("select", 2, LOADING | STALE | FAST, Keys::None, Handler::Conn(select)),
+    Spec::new("select", 2, super::SWITCHES_DB | LOADING | STALE | FAST, Keys::None, Handler::Conn(select)),
     Spec::new(
         "reset",
         1,
@@ -444,6 +444,6 @@ pub(super) const TABLE: &[Spec] = &[
         Keys::None,
         Handler::Async(reset),
     ),
-    Spec::new("client", -2, ANY, Keys::None, Handler::Async(client)),
+    Spec::new("client", -2, super::CONTAINER | ANY, Keys::None, Handler::Async(client)),
     Spec::new("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, Keys::None, Handler::Conn(monitor)),
 ];

@@ -79,6 +79,12 @@ pub const MAY_REPLICATE: u32 = 1 << 13;
 /// Touches every key (FLUSHALL, FLUSHDB, SWAPDB): runs with every shard
 /// held, so it is atomic across shards (percore's own flag).
 pub const EXCLUSIVE: u32 = 1 << 14;
+/// Its first argument names a subcommand (CLIENT, CONFIG...): Redis
+/// reports calls as `name|sub`.
+pub const CONTAINER: u32 = 1 << 15;
+/// Makes argument 1 the client's database (SELECT): EXEC locks the keys
+/// of the commands after it in that database.
+pub const SWITCHES_DB: u32 = 1 << 16;
 
 const FLAG_NAMES: &[(u32, &str)] = &[
     (WRITE, "write"),
@@ -318,16 +324,10 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
     TABLE.get(&*lower).copied()
 }
 
-/// Commands whose first argument names a subcommand ("container" commands).
-const CONTAINERS: &[&str] = &[
-    "acl", "client", "cluster", "command", "config", "function", "latency", "memory", "module", "object", "pubsub",
-    "script", "slowlog",
-];
-
 /// The name Redis reports for a call: `pubsub|numsub` for a container's
 /// subcommand, the plain name otherwise.
 pub fn full_name(spec: &Spec, args: Args) -> String {
-    if CONTAINERS.contains(&spec.name) && args.len() > 1 {
+    if spec.has(CONTAINER) && args.len() > 1 {
         format!("{}|{}", spec.name, String::from_utf8_lossy(args.get(1)).to_ascii_lowercase())
     } else {
         spec.name.to_string()

@@ -200,5 +200,5 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("sunsubscribe", -1, SUB, Keys::Range(1, -1, 1), Handler::Conn(sunsub)),
     Spec::new("publish", 3, LOADING | STALE | FAST, Keys::None, Handler::Async(publish)),
     Spec::new("spublish", 3, LOADING | STALE | FAST, Keys::Range(1, 1, 1), Handler::Async(spublish)),
-    Spec::new("pubsub", -2, LOADING | STALE, Keys::None, Handler::Async(pubsub)),
+    Spec::new("pubsub", -2, super::CONTAINER | LOADING | STALE, Keys::None, Handler::Async(pubsub)),
 ];

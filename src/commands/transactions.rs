@@ -125,7 +125,7 @@ fn exec<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
         let mut keys: Vec<(usize, Key)> = client.watched.iter().map(|(d, k, _)| (*d, k.clone())).collect();
         for &(spec, first, n) in &multi.cmds {
             let args = multi.args.range(first, first + n);
-            if spec.name == "select"
+            if spec.has(super::SWITCHES_DB)
                 && let Ok(i) = args.int(1)
                 && (0..databases as i64).contains(&i)
             {
