@@ -462,3 +462,32 @@ def test_bgrewriteaof_with_the_aof_off_writes_a_base(tmp_path, start_percore):
     again = start_percore("--dir", tmp_path, "--appendonly", "yes")
     wait_loaded(again)
     assert again.client().mget("a", "b") == [b"1", b"2"]
+
+
+def test_writes_that_change_nothing_propagate_nothing(tmp_path, servers, reference):
+    """DEL of a missing key, SET NX of an existing one, SADD of a member
+    already there... change nothing: no dirty count (as Redis counts) and
+    nothing in the AOF."""
+    percore, _ = servers
+    s = percore(tmp_path, "--appendfsync", "always")
+    sequence = [
+        ("SET", "k", "v"), ("SET", "k", "w", "NX"), ("SETNX", "k", "x"), ("DEL", "missing"), ("DEL", "k", "gone"),
+        ("SADD", "s", "a", "b", "c"), ("SADD", "s", "a"), ("SREM", "s", "zz"), ("SREM", "s", "a", "b"),
+        ("HSET", "h", "f", "1"), ("HDEL", "h", "nope"), ("HSETNX", "h", "f", "2"), ("EXPIRE", "missing", 10),
+        ("PERSIST", "s"), ("ZADD", "z", 1, "m"), ("ZREM", "z", "x"), ("LREM", "nolist", 0, "x"),
+    ]
+    changes = []
+    for server in (s, reference):
+        c = server.client()
+        before = c.info("persistence")["rdb_changes_since_last_save"]
+        deltas = []
+        for cmd in sequence:
+            c.execute_command(*cmd)
+            now = c.info("persistence")["rdb_changes_since_last_save"]
+            deltas.append(now - before)
+            before = now
+        changes.append(deltas)
+    assert changes[0] == changes[1]
+    aof = (tmp_path / "appendonlydir" / "appendonly.aof.1.incr.aof").read_bytes()
+    for absent in (b"missing", b"nope", b"zz", b"nolist", b"NX"):
+        assert absent not in aof, absent

@@ -192,10 +192,10 @@ const KEY1: Keys = Keys::Range(1, 1, 1);
 pub(super) const TABLE: &[Spec] = &[
     Spec::new("hset", -4, WRITE | DENYOOM | FAST, KEY1, Handler::Data(hset)),
     Spec::new("hmset", -4, WRITE | DENYOOM | FAST, KEY1, Handler::Data(hmset)),
-    Spec::new("hsetnx", 4, WRITE | DENYOOM | FAST, KEY1, Handler::Data(hsetnx)),
+    Spec::new("hsetnx", 4, super::COUNTED | WRITE | DENYOOM | FAST, KEY1, Handler::Data(hsetnx)),
     Spec::new("hget", 3, READONLY | FAST, KEY1, Handler::Data(hget)),
     Spec::new("hmget", -3, READONLY | FAST, KEY1, Handler::Data(hmget)),
-    Spec::new("hdel", -3, WRITE | FAST, KEY1, Handler::Data(hdel)),
+    Spec::new("hdel", -3, super::COUNTED | WRITE | FAST, KEY1, Handler::Data(hdel)),
     Spec::new("hexists", 3, READONLY | FAST, KEY1, Handler::Data(hexists)),
     Spec::new("hlen", 2, READONLY | FAST, KEY1, Handler::Data(hlen)),
     Spec::new("hstrlen", 3, READONLY | FAST, KEY1, Handler::Data(hstrlen)),

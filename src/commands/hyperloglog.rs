@@ -226,7 +226,7 @@ fn pfmerge_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'
 }
 
 pub(super) const TABLE: &[Spec] = &[
-    Spec::new("pfadd", -2, WRITE | DENYOOM | FAST, Keys::Range(1, 1, 1), Handler::Data(pfadd)),
+    Spec::new("pfadd", -2, super::COUNTED | WRITE | DENYOOM | FAST, Keys::Range(1, 1, 1), Handler::Data(pfadd)),
     Spec::new("pfcount", -2, READONLY, Keys::Range(1, -1, 1), Handler::Cross(pfcount, pfcount_cross)),
     Spec::new("pfmerge", -2, WRITE | DENYOOM, Keys::Range(1, -1, 1), Handler::Cross(pfmerge, pfmerge_cross))
         .writing(super::Writes::First),

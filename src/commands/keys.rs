@@ -566,8 +566,8 @@ const ALL_KEYS: Keys = Keys::Range(1, -1, 1);
 const TWO_KEYS: Keys = Keys::Range(1, 2, 1);
 
 pub(super) const TABLE: &[Spec] = &[
-    Spec::new("del", -2, WRITE, ALL_KEYS, Handler::Split(del, Merge::Sum)),
-    Spec::new("unlink", -2, WRITE | FAST, ALL_KEYS, Handler::Split(del, Merge::Sum)),
+    Spec::new("del", -2, super::COUNTED | WRITE, ALL_KEYS, Handler::Split(del, Merge::Sum)),
+    Spec::new("unlink", -2, super::COUNTED | WRITE | FAST, ALL_KEYS, Handler::Split(del, Merge::Sum)),
     Spec::new("exists", -2, READONLY | FAST, ALL_KEYS, Handler::Split(exists, Merge::Sum)),
     Spec::new("touch", -2, READONLY | FAST, ALL_KEYS, Handler::Split(touch, Merge::Sum)),
     Spec::new("type", 2, READONLY | FAST, KEY1, Handler::Data(type_)),
@@ -584,7 +584,7 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("pttl", 2, READONLY | FAST, KEY1, Handler::Data(pttl)),
     Spec::new("expiretime", 2, READONLY | FAST, KEY1, Handler::Data(expiretime)),
     Spec::new("pexpiretime", 2, READONLY | FAST, KEY1, Handler::Data(pexpiretime)),
-    Spec::new("persist", 2, WRITE | FAST, KEY1, Handler::Data(persist)),
+    Spec::new("persist", 2, super::COUNTED | WRITE | FAST, KEY1, Handler::Data(persist)),
     Spec::new("object", -2, super::CONTAINER | READONLY, Keys::Range(2, 2, 1), Handler::Data(object)),
     Spec::new("keys", 2, READONLY, Keys::None, Handler::Async(keys)),
     Spec::new("scan", -2, READONLY, Keys::None, Handler::Async(scan)),

@@ -85,6 +85,9 @@ pub const CONTAINER: u32 = 1 << 15;
 /// Makes argument 1 the client's database (SELECT): EXEC locks the keys
 /// of the commands after it in that database.
 pub const SWITCHES_DB: u32 = 1 << 16;
+/// Its integer reply is the number of changes it made, as Redis counts
+/// them (DEL, SADD, HDEL...): 0 means it changed nothing.
+pub const COUNTED: u32 = 1 << 17;
 
 const FLAG_NAMES: &[(u32, &str)] = &[
     (WRITE, "write"),

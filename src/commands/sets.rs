@@ -290,8 +290,8 @@ const KEY1: Keys = Keys::Range(1, 1, 1);
 const ALL_KEYS: Keys = Keys::Range(1, -1, 1);
 
 pub(super) const TABLE: &[Spec] = &[
-    Spec::new("sadd", -3, WRITE | DENYOOM | FAST, KEY1, Handler::Data(sadd)),
-    Spec::new("srem", -3, WRITE | FAST, KEY1, Handler::Data(srem)),
+    Spec::new("sadd", -3, super::COUNTED | WRITE | DENYOOM | FAST, KEY1, Handler::Data(sadd)),
+    Spec::new("srem", -3, super::COUNTED | WRITE | FAST, KEY1, Handler::Data(srem)),
     Spec::new("smembers", 2, READONLY, KEY1, Handler::Data(smembers)),
     Spec::new("sismember", 3, READONLY | FAST, KEY1, Handler::Data(sismember)),
     Spec::new("smismember", -3, READONLY | FAST, KEY1, Handler::Data(smismember)),

@@ -79,7 +79,11 @@ fn run_body(
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(ctx, args)))
             .unwrap_or_else(|_| Err(CmdError::Internal(spec.name)));
         let effects = std::mem::take(&mut ctx.ks.effects);
-        let changes = if wrote && result.is_ok() { effects.changes.unwrap_or(1) } else { 0 };
+        let counted = match &result {
+            Ok(Reply::Int(n)) if spec.has(commands::COUNTED) => Some((*n).max(0) as u64),
+            _ => None,
+        };
+        let changes = if wrote && result.is_ok() { effects.changes.or(counted).unwrap_or(1) } else { 0 };
         let mut ops = Vec::new();
         if ctx.ks.journal {
             ops = ctx.ks.take_expired_ops(false);
