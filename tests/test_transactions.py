@@ -271,7 +271,15 @@ def test_busy_script_dooms_the_transaction(start_percore, start_redis):
     for server in (start_percore("--busy-reply-threshold", 10, threads=1), start_redis("--busy-reply-threshold", 10)):
         c = server.client()
         c.set("xx", 1)
-        runner = threading.Thread(target=lambda: server.client().eval("while true do end", 0), daemon=True)
+        killed = []
+
+        def run_script(server=server, killed=killed):
+            try:
+                server.client().eval("while true do end", 0)
+            except redis.ResponseError as e:
+                killed.append(str(e))
+
+        runner = threading.Thread(target=run_script, daemon=True)
         runner.start()
         wait_until(lambda: "busy" in _ping_error(server), what="the script to be busy")
         t = server.client(single_connection_client=True)
@@ -284,6 +292,7 @@ def test_busy_script_dooms_the_transaction(start_percore, start_redis):
                 errors.append((type(e).__name__, str(e)))
         c.script_kill()
         runner.join(5)
+        assert killed and "killed" in killed[0].lower()
         wait_until(lambda: c.ping(), what="the script to end")
         results.append((errors, t.execute_command("PING", "asdf"), c.get("xx")))
     assert results[0] == results[1]
