@@ -491,3 +491,18 @@ def test_writes_that_change_nothing_propagate_nothing(tmp_path, servers, referen
     aof = (tmp_path / "appendonlydir" / "appendonly.aof.1.incr.aof").read_bytes()
     for absent in (b"missing", b"nope", b"zz", b"nolist", b"NX"):
         assert absent not in aof, absent
+
+
+def test_turning_the_aof_off_stops_a_rewrite(tmp_path, servers):
+    percore, _ = servers
+    s = percore(tmp_path, "--rdb-key-save-delay", 1000000)
+    c = s.client()
+    c.mset({f"k{i}": i for i in range(20)})
+    assert c.bgrewriteaof()
+    assert c.info("persistence")["aof_rewrite_in_progress"] == 1
+    c.config_set("appendonly", "no")
+    wait_until(lambda: c.info("persistence")["aof_rewrite_in_progress"] == 0, timeout=5, what="the rewrite to stop")
+    assert c.info("persistence")["aof_last_bgrewrite_status"] == "err"
+    c.config_set("rdb-key-save-delay", 0)
+    assert c.bgrewriteaof()
+    wait_until(lambda: c.info("persistence")["aof_last_bgrewrite_status"] == "ok", what="a new rewrite")

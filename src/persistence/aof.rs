@@ -396,6 +396,8 @@ pub struct Status {
     /// incremental file, later ones to this new one.
     pub switch: std::sync::Mutex<Option<(u64, File)>>,
     pub rewriting: AtomicBool,
+    /// The running rewrite is to stop (the AOF was turned off).
+    pub abort: AtomicBool,
     /// The AOF was turned off: the writer finishes and ends.
     pub stop: AtomicBool,
     pub rewrites: AtomicU64,

@@ -195,6 +195,12 @@ fn durable_notifier(shard: &Shard) -> impl Fn() + Send + 'static {
 /// CONFIG SET appendonly no: the journal stops recording for the AOF; its
 /// writer writes and fsyncs what it has, then ends.
 pub fn disable(server: &crate::server::shared::Shared) {
+    if server.aof.rewriting.load(Ordering::SeqCst) {
+        // As Redis kills its rewrite child: the images stop, nothing is
+        // installed.
+        info!("Stopping the running AOF rewrite");
+        server.aof.abort.store(true, Ordering::SeqCst);
+    }
     if server.aof.enabled.swap(false, Ordering::SeqCst) {
         server.journal.detach();
         server.aof.stop.store(true, Ordering::SeqCst);
@@ -385,6 +391,7 @@ async fn snapshot_shard(shard: Rc<Shard>, part: PathBuf, finish: Arc<Finish>) {
             None
         }
     };
+    let status = shard.server.aof.clone();
     loop {
         let delay_us = shard.server.config(|c| c.int("rdb-key-save-delay")).max(0) as u64;
         let (chunk, done, keys) = {
@@ -392,7 +399,13 @@ async fn snapshot_shard(shard: Rc<Shard>, part: PathBuf, finish: Arc<Finish>) {
             let now = shard.now();
             let databases = ks.dbs.len();
             let crate::storage::Keyspace { dbs, snapshot, .. } = &mut *ks;
-            let Some(snap) = snapshot else { return };
+            if status.abort.load(Ordering::SeqCst) {
+                *snapshot = None;
+            }
+            let Some(snap) = snapshot else {
+                finish.failed.store(true, Ordering::SeqCst);
+                break;
+            };
             let before = snap.keys;
             // With a delay per key, one slot at a time.
             snap.step(dbs, if delay_us > 0 { 1 } else { CHUNK }, now);
@@ -415,7 +428,17 @@ async fn snapshot_shard(shard: Rc<Shard>, part: PathBuf, finish: Arc<Finish>) {
             break;
         }
         if delay_us > 0 && keys > 0 {
-            crate::server::poller::sleep(std::time::Duration::from_micros(delay_us * keys)).await;
+            // In steps, so a rewrite being stopped (or the delay lowered)
+            // is seen soon.
+            let mut left = std::time::Duration::from_micros(delay_us.saturating_mul(keys));
+            while !left.is_zero() && !status.abort.load(Ordering::SeqCst) {
+                let step = left.min(std::time::Duration::from_millis(100));
+                crate::server::poller::sleep(step).await;
+                left -= step;
+                if shard.server.config(|c| c.int("rdb-key-save-delay")) <= 0 {
+                    break;
+                }
+            }
         } else {
             crate::server::poller::yield_now().await;
         }
@@ -435,9 +458,14 @@ async fn snapshot_shard(shard: Rc<Shard>, part: PathBuf, finish: Arc<Finish>) {
                 Err(e) => tracing::warn!("Background AOF rewrite failed: {e}"),
             }
             finish.parts.iter().for_each(|p| drop(std::fs::remove_file(p)));
+            if let (Err(_), Some(temp)) = (&result, &finish.temp_incr) {
+                info!("Removing the temp incr aof file {temp} in the background");
+                let _ = std::fs::remove_file(finish.settings.path(temp));
+            }
             status.last_rewrite_ok.store(result.is_ok(), Ordering::SeqCst);
             status.last_rewrite_secs.store(finish.started.elapsed().as_secs() as i64, Ordering::SeqCst);
             status.rewrites.fetch_add(1, Ordering::SeqCst);
+            status.abort.store(false, Ordering::SeqCst);
             status.rewriting.store(false, Ordering::SeqCst);
         });
         if spawned.is_err() {
