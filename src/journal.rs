@@ -89,6 +89,10 @@ pub struct Journal {
     durable: AtomicU64,
     /// The highest stamp a client waits to see durable.
     wanted: AtomicU64,
+    /// Whether an append wakes the consumer. Under appendfsync always it
+    /// does not: the clients' waits do, once their whole round appended,
+    /// so one fsync covers the round instead of its first record.
+    wake_on_append: AtomicBool,
 }
 
 impl std::fmt::Debug for Journal {
@@ -113,6 +117,7 @@ impl Journal {
             sleeping: AtomicBool::new(false),
             durable: AtomicU64::new(0),
             wanted: AtomicU64::new(0),
+            wake_on_append: AtomicBool::new(true),
         }
     }
 
@@ -152,7 +157,9 @@ impl Journal {
         log.last = stamp;
         log.records.push(Record { stamp, ops });
         drop(log);
-        self.wake_consumer();
+        if self.wake_on_append.load(Ordering::Relaxed) {
+            self.wake_consumer();
+        }
         stamp
     }
 
@@ -169,6 +176,11 @@ impl Journal {
             let _guard = self.idle.lock();
             self.wake.notify_one();
         }
+    }
+
+    /// Whether appends wake the consumer (see `wake_on_append`).
+    pub fn set_wake_on_append(&self, on: bool) {
+        self.wake_on_append.store(on, Ordering::Relaxed);
     }
 
     /// A new consumer starts from nothing durable.

@@ -502,6 +502,7 @@ impl Writer {
                 unsynced = true;
             }
             let policy = self.status.fsync();
+            journal.set_wake_on_append(policy != Fsync::Always);
             let sync = match policy {
                 Fsync::Always => unsynced,
                 Fsync::EverySec => unsynced && last_fsync.elapsed() >= Duration::from_secs(1),
