@@ -544,6 +544,13 @@ pub fn delete_history(server: &crate::server::shared::Shared, settings: &Setting
     Ok(())
 }
 
+/// Loading is over: keys expire again on every shard at once (not only
+/// once each runs its next command).
+pub async fn finish_loading(shard: &Rc<Shard>) {
+    shard.server.loading.store(false, Ordering::SeqCst);
+    shard.broadcast(|sh| sh.ks.borrow_mut().set_loading(false)).await;
+}
+
 /// DEBUG LOADAOF: writes out what the journal holds, empties every
 /// shard and loads the AOF again (clients get -LOADING meanwhile).
 pub async fn reload(client: &Client) -> Result<(), String> {
@@ -569,6 +576,6 @@ pub async fn reload(client: &Client) -> Result<(), String> {
     let startup = Startup { settings, manifest, files, total };
     let result = load(&client.shard, &startup).await.map_err(|e| e.to_string());
     server.journal.pause(false);
-    server.loading.store(false, Ordering::SeqCst);
+    finish_loading(&client.shard).await;
     result
 }

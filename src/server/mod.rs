@@ -162,7 +162,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
                     poller::spawn(async move {
                         let result = crate::persistence::load(&shard, &startup).await;
                         let result = result.and_then(|()| crate::persistence::start_writer(startup, &shard));
-                        shard.server.loading.store(false, std::sync::atomic::Ordering::SeqCst);
+                        crate::persistence::finish_loading(&shard).await;
                         let _ = loaded.send(result);
                     })
                     .detach();
