@@ -47,7 +47,8 @@ def test_config_file_and_overrides(start_percore, tmp_path):
 
 def test_sigterm_shuts_down_cleanly(start_percore):
     percore = start_percore()
-    assert "Ready to accept connections" in percore.output()
+    # Clients may connect (and get -LOADING) before this line is logged.
+    wait_until(lambda: "Ready to accept connections" in percore.output(), what="the ready line")
     os.kill(percore.pid, signal.SIGTERM)
     assert percore.proc.wait(timeout=10) == 0
     log = percore.output()
