@@ -261,14 +261,6 @@ impl Settings {
     }
 }
 
-/// How a loaded file ended.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Loaded {
-    Complete,
-    /// Its tail was cut short and has been truncated at this offset.
-    Truncated(usize),
-}
-
 /// Reads the commands of one AOF file with its rules: `#` annotation
 /// lines skipped, RESP arrays only. A truncated tail (or a MULTI never
 /// closed) is cut off by `finish` when `aof-load-truncated` allows.
@@ -304,6 +296,11 @@ impl Reader {
         }
         let parser = crate::protocol::resp::Parser::default();
         Ok(Reader { path: path.to_path_buf(), name, map, parser, at: 0, valid: 0, multi: false, ended: false })
+    }
+
+    /// The file's name, as messages give it.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The next command; None at the end of the file (complete or not).
@@ -355,10 +352,10 @@ impl Reader {
 
     /// After the last command: whether the file ended cleanly, or how its
     /// cut-short tail was handled.
-    pub fn finish(self, settings: &Settings, last_file: bool) -> Result<Loaded, AofError> {
+    pub fn finish(self, settings: &Settings, last_file: bool) -> Result<(), AofError> {
         let Reader { path, name, map, valid, multi, ended, .. } = self;
         if map.is_none() || (ended && !multi) {
-            return Ok(Loaded::Complete);
+            return Ok(());
         }
         if !(settings.load_truncated && last_file) {
             return if last_file {
@@ -376,7 +373,7 @@ impl Reader {
         let file = OpenOptions::new().write(true).open(&path).map_err(io("Error truncating the AOF file", &path))?;
         file.set_len(valid as u64).map_err(io("Error truncating the AOF file", &path))?;
         warn!("AOF {name} loaded anyway because aof-load-truncated is enabled");
-        Ok(Loaded::Truncated(valid))
+        Ok(())
     }
 }
 
@@ -391,10 +388,10 @@ pub struct Status {
     /// The last write to the AOF succeeded (set before the writer starts).
     pub last_write_ok: AtomicBool,
     /// The files in use, as the manifest on disk lists them.
-    pub manifest: std::sync::Mutex<Manifest>,
+    manifest: std::sync::Mutex<Manifest>,
     /// A rewrite's cut: records stamped up to it go to the current
     /// incremental file, later ones to this new one.
-    pub switch: std::sync::Mutex<Option<(u64, File)>>,
+    switch: std::sync::Mutex<Option<(u64, File)>>,
     pub rewriting: AtomicBool,
     /// The running rewrite is to stop (the AOF was turned off).
     pub abort: AtomicBool,
@@ -410,6 +407,17 @@ pub struct Status {
 }
 
 impl Status {
+    /// The manifest in use (a poisoned lock still holds a whole one:
+    /// it is replaced, never edited in place).
+    pub fn manifest(&self) -> std::sync::MutexGuard<'_, Manifest> {
+        self.manifest.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The pending switch to a new incremental file.
+    pub fn switch(&self) -> std::sync::MutexGuard<'_, Option<(u64, File)>> {
+        self.switch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn set_fsync(&self, f: Fsync) {
         self.fsync.store(f as u8, Ordering::Relaxed);
     }
@@ -461,11 +469,11 @@ impl Writer {
             let stopping = self.status.stop.load(Ordering::SeqCst);
             let watermark = merger.collect(journal, &mut records);
             let wrote_now = !records.is_empty();
-            let switch = self.status.switch.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let switch = self.status.switch().take();
             if let Some((cut, file)) = switch {
                 if watermark < cut {
                     // Records up to the cut may still be on their way.
-                    *self.status.switch.lock().unwrap_or_else(|p| p.into_inner()) = Some((cut, file));
+                    *self.status.switch() = Some((cut, file));
                 } else {
                     let later = records.split_off(records.partition_point(|r| r.stamp <= cut));
                     for r in records.drain(..) {

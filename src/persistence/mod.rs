@@ -13,7 +13,7 @@ use tracing::info;
 use crate::server::client::{Client, ClientMeta};
 use crate::server::dispatch::{Batch, dispatch};
 use crate::server::shard::Shard;
-use aof::{AofError, FileInfo, Loaded, Manifest, Reader, Settings, Writer};
+use aof::{AofError, FileInfo, Manifest, Reader, Settings, Writer};
 
 /// The id of the client AOF commands are replayed as (Redis's
 /// CLIENT_ID_AOF): it may run while the server is loading.
@@ -88,8 +88,8 @@ pub async fn load(shard: &Rc<Shard>, startup: &Startup) -> Result<(), AofError> 
         let mut reader = Reader::open(path)?;
         while let Some(args) = reader.next()? {
             if crate::commands::lookup(args.get(0)).is_none() {
-                let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                return Err(AofError::UnknownCommand { command: args.str(0), file });
+                let command = args.str(0);
+                return Err(AofError::UnknownCommand { command, file: reader.name().to_string() });
             }
             dispatch(&mut client, &mut out, &mut batch, args).await;
             commands += 1;
@@ -104,12 +104,9 @@ pub async fn load(shard: &Rc<Shard>, startup: &Startup) -> Result<(), AofError> 
         batch.flush(&client, &mut out).await;
         out.clear();
         let last = i + 1 == startup.files.len();
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        match reader.finish(&startup.settings, last)? {
-            Loaded::Complete | Loaded::Truncated(_) => {
-                info!("DB loaded from {kind} file {name}: {:.3} seconds", file_started.elapsed().as_secs_f64())
-            }
-        }
+        let name = reader.name().to_string();
+        reader.finish(&startup.settings, last)?;
+        info!("DB loaded from {kind} file {name}: {:.3} seconds", file_started.elapsed().as_secs_f64());
     }
     // A MULTI the last file left open was cut off with it.
     client.multi = None;
@@ -155,7 +152,7 @@ pub fn start_writer(mut startup: Startup, shard: &Rc<Shard>) -> Result<(), AofEr
     status.enabled.store(true, Ordering::Relaxed);
     status.last_write_ok.store(true, Ordering::Relaxed);
     status.last_rewrite_ok.store(true, Ordering::Relaxed);
-    *status.manifest.lock().unwrap_or_else(|p| p.into_inner()) = m.clone();
+    *status.manifest() = m.clone();
     if created {
         info!("Creating AOF incr file {incr} on server start");
     } else {
@@ -217,11 +214,17 @@ pub async fn enable(client: &Client) -> Result<(), String> {
     if server.aof.enabled.load(Ordering::SeqCst) {
         return Ok(());
     }
+    adopt_manifest(&server)?;
+    rewrite_with(client, true).await
+}
+
+/// With the AOF off: the directory and manifest on disk become the ones
+/// in use, for a rewrite to build on.
+fn adopt_manifest(server: &crate::server::shared::Shared) -> Result<(), String> {
     let settings = server.config(Settings::from_config);
     std::fs::create_dir_all(&settings.dir).map_err(|e| e.to_string())?;
-    let manifest = settings.read_manifest().map_err(|e| e.to_string())?.unwrap_or_default();
-    *server.aof.manifest.lock().unwrap_or_else(|p| p.into_inner()) = manifest;
-    rewrite_with(client, true).await
+    *server.aof.manifest() = settings.read_manifest().map_err(|e| e.to_string())?.unwrap_or_default();
+    Ok(())
 }
 
 /// BGREWRITEAOF: a new base from a point-in-time image of every shard,
@@ -235,10 +238,7 @@ pub async fn rewrite(client: &Client) -> Result<(), String> {
     if !server.aof.enabled.load(Ordering::Relaxed) && !server.aof.rewriting.load(Ordering::SeqCst) {
         // With the AOF off, the rewrite leaves a base alone in the
         // manifest (every incremental file becomes history), as Redis's.
-        let settings = server.config(Settings::from_config);
-        std::fs::create_dir_all(&settings.dir).map_err(|e| e.to_string())?;
-        let manifest = settings.read_manifest().map_err(|e| e.to_string())?.unwrap_or_default();
-        *server.aof.manifest.lock().unwrap_or_else(|p| p.into_inner()) = manifest;
+        adopt_manifest(server)?;
     }
     rewrite_with(client, false).await
 }
@@ -273,7 +273,7 @@ async fn rewrite_with(client: &Client, enabling: bool) -> Result<(), String> {
         return start_snapshots(client, ex, settings, started, None).await;
     }
     let opened = (|| {
-        let mut m = status.manifest.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = status.manifest();
         let seq = m.incr.last().map_or(1, |f| f.seq + 1);
         let name = format!("{}.{seq}.incr.aof", settings.filename);
         let path = settings.path(&name);
@@ -294,7 +294,7 @@ async fn rewrite_with(client: &Client, enabling: bool) -> Result<(), String> {
         }
     };
     let cut = server.journal.clock();
-    *status.switch.lock().unwrap_or_else(|p| p.into_inner()) = Some((cut, file));
+    *status.switch() = Some((cut, file));
     server.journal.want(cut);
     start_snapshots(client, ex, settings, started, None).await
 }
@@ -480,7 +480,7 @@ async fn snapshot_shard(shard: Rc<Shard>, part: PathBuf, finish: Arc<Finish>) {
 fn install_base(server: &crate::server::shared::Shared, finish: &Finish) -> Result<(), String> {
     let settings = &finish.settings;
     let status = &server.aof;
-    let mut m = status.manifest.lock().unwrap_or_else(|p| p.into_inner());
+    let mut m = status.manifest();
     let seq = m.base.as_ref().map_or(1, |b| b.seq + 1);
     let name = format!("{}.{seq}.base.aof", settings.filename);
     let temp = settings.path(&format!("temp-{name}"));
@@ -531,7 +531,7 @@ fn install_base(server: &crate::server::shared::Shared, finish: &Finish) -> Resu
 /// Deletes the history files and drops them from the manifest (unless
 /// `aof-disable-auto-gc` keeps them).
 pub fn delete_history(server: &crate::server::shared::Shared, settings: &Settings) -> Result<(), String> {
-    let mut m = server.aof.manifest.lock().unwrap_or_else(|p| p.into_inner());
+    let mut m = server.aof.manifest();
     if m.history.is_empty() {
         return Ok(());
     }
@@ -561,7 +561,7 @@ pub async fn reload(client: &Client) -> Result<(), String> {
     let now = server.journal.clock();
     client.shard.durable(now).await;
     let settings = server.config(Settings::from_config);
-    let manifest = server.aof.manifest.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let manifest = server.aof.manifest().clone();
     let (files, total) = settings.files_to_load(&manifest).map_err(|e| e.to_string())?;
     server.loading.store(true, Ordering::SeqCst);
     // Replayed commands are in the file already: nothing is journalled.
