@@ -389,12 +389,13 @@ pub fn abort_multi(client: &mut Client) {
 pub async fn execute(client: &mut Client, spec: &'static Spec, args: Args<'_>, held: bool) -> CmdResult {
     // The common path, a body on this shard, catches its own panics
     // (run_body) and pays for no wrapper.
+    let owner = single_owner(client, spec, args);
     if let Handler::Data(f) | Handler::Split(f, _) | Handler::Cross(f, _) = spec.handler
-        && single_owner(client, spec, args) == Some(client.shard.id)
+        && owner == Some(client.shard.id)
     {
         return run_local(client, spec, f, args, held).await;
     }
-    let run = std::panic::AssertUnwindSafe(execute_elsewhere(client, spec, args, held));
+    let run = std::panic::AssertUnwindSafe(execute_elsewhere(client, spec, args, held, owner));
     futures::FutureExt::catch_unwind(run).await.unwrap_or_else(|_| Err(CmdError::Internal(spec.name)))
 }
 
@@ -419,15 +420,21 @@ async fn run_local(client: &mut Client, spec: &'static Spec, f: DataFn, args: Ar
     run_data_when_unlocked(&shard, spec, f, db, no_touch, args).await
 }
 
-/// Everything but a body on this shard: another shard's, a coordinated
-/// one, a connection command.
-async fn execute_elsewhere(client: &mut Client, spec: &'static Spec, args: Args<'_>, held: bool) -> CmdResult {
+/// Everything but a body on this shard: another shard's (`owner`, the
+/// one shard of its keys, if any), a coordinated one, a connection command.
+async fn execute_elsewhere(
+    client: &mut Client,
+    spec: &'static Spec,
+    args: Args<'_>,
+    held: bool,
+    owner: Option<usize>,
+) -> CmdResult {
     match spec.handler {
         Handler::Data(f) | Handler::Split(f, _) | Handler::Cross(f, _) => {
             let shard = client.shard.clone();
             let (db, no_touch) = (client.db(), client.no_touch());
             let sink = if client.unit.is_some() { Sink::Collect } else { Sink::Journal };
-            if let Some(target) = single_owner(client, spec, args) {
+            if let Some(target) = owner {
                 let mut owned = OwnedArgs::default();
                 args.iter().for_each(|a| owned.push(a));
                 let ran = shard
@@ -474,16 +481,24 @@ async fn coordinated(client: &mut Client, spec: &'static Spec, args: Args<'_>, f
         None
     };
     let result = f(client, args).await;
-    if let Ok(reply) = &result {
+    coordinated_done(client, spec, args, &result, journal).await;
+    if let Some(tx) = outer {
+        tx.unlock().await;
+    }
+    result
+}
+
+/// After a coordinated write succeeded: it propagates as its own
+/// arguments (unless `journal` is false: the journal is off, or its steps
+/// journalled themselves, as blocking pops do), and its
+/// keys changed for watchers and blocked clients.
+async fn coordinated_done(client: &mut Client, spec: &Spec, args: Args<'_>, result: &CmdResult, journal: bool) {
+    if let Ok(reply) = result {
         if journal {
             client.propagate(vec![Op::new(client.db(), args.iter())]);
         }
         keys_written(client, spec, args, reply).await;
     }
-    if let Some(tx) = outer {
-        tx.unlock().await;
-    }
-    result
 }
 
 /// A command that touches every key runs with every shard held (so no
@@ -496,10 +511,7 @@ async fn exclusive(client: &mut Client, spec: &'static Spec, args: Args<'_>, f: 
         None => Exclusive::begin(client).await,
     };
     let result = f(client, args).await;
-    if let Ok(reply) = &result {
-        client.propagate(vec![Op::new(client.db(), args.iter())]);
-        keys_written(client, spec, args, reply).await;
-    }
+    coordinated_done(client, spec, args, &result, true).await;
     if client.unit.is_some() && client.in_exec {
         client.exclusive = Some(ex);
     } else {
