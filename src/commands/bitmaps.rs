@@ -4,11 +4,11 @@
 
 use futures::future::LocalBoxFuture;
 
-use super::keys::on_owner;
 use super::{Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, WRITE};
 use crate::config::Hot;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
+use crate::server::notify::{GENERIC, STRING};
 use crate::server::transaction::Tx;
 use crate::storage::{Key, Str, Value};
 
@@ -45,13 +45,21 @@ fn setbit(ctx: &mut Ctx, args: Args) -> CmdResult {
         b"0" => false,
         _ => return Err(CmdError::err("bit is not an integer or out of range")),
     };
-    let raw = raw_for_write(ctx, args.get(1), offset / 8 + 1)?;
+    let key = args.get(1);
+    let before = ctx.lookup_str(key)?.and_then(|e| e.value.as_str_mut()).map(|s| s.len());
+    let raw = raw_for_write(ctx, key, offset / 8 + 1)?;
     let mask = 0x80u8 >> (offset % 8);
     let old = raw[offset / 8] & mask != 0;
     if on {
         raw[offset / 8] |= mask;
     } else {
         raw[offset / 8] &= !mask;
+    }
+    // Created, grown or flipped: a change.
+    if before.is_none_or(|len| len <= offset / 8) || old != on {
+        ctx.event(STRING, "setbit", key);
+    } else {
+        ctx.changed(0);
     }
     Ok(Reply::Int(old as i64))
 }
@@ -167,7 +175,7 @@ fn bitop<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
         let result = async {
             let mut inputs = Vec::with_capacity(sources.len());
             for k in &sources {
-                inputs.push(on_owner(&tx, client, k, db, read_bytes).await?.unwrap_or_default());
+                inputs.push(tx.on(client, db, k, read_bytes).await?.unwrap_or_default());
             }
             let len = inputs.iter().map(|b| b.len()).max().unwrap_or(0);
             let byte = |b: &Vec<u8>, i: usize| b.get(i).copied().unwrap_or(0);
@@ -179,14 +187,16 @@ fn bitop<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
                     _ => inputs.iter().fold(0, |acc, b| acc ^ byte(b, i)),
                 })
                 .collect();
-            on_owner(&tx, client, args.get(2), db, move |ctx, k| {
+            tx.on(client, db, args.get(2), move |ctx, k| {
                 let now = ctx.now;
-                if out.is_empty() {
-                    ctx.db().remove(k, now);
-                } else {
+                if !out.is_empty() {
                     ctx.set(k, Value::Str(Str::raw(out)), 0);
+                    ctx.event(STRING, "set", k);
+                    ctx.changed(1);
+                } else if ctx.db().remove(k, now).is_some() {
+                    ctx.event(GENERIC, "del", k);
+                    ctx.changed(1);
                 }
-                ctx.ks.dirty += 1;
             })
             .await;
             Ok(Reply::Int(len as i64))
@@ -348,6 +358,7 @@ fn bitfield_generic(ctx: &mut Ctx, args: Args, read_only: bool) -> CmdResult {
     let mut bytes =
         if writes { raw_for_write(ctx, key, 0)?.clone() } else { read_bytes(ctx, key)?.unwrap_or_default() };
     let mut replies = Vec::with_capacity(ops.len());
+    let mut changes = 0;
     for op in ops {
         replies.push(match op {
             FieldOp::Get(t, off) => Reply::Int(get_field(&bytes, off, t)),
@@ -355,6 +366,7 @@ fn bitfield_generic(ctx: &mut Ctx, args: Args, read_only: bool) -> CmdResult {
                 Some(v) => {
                     let old = get_field(&bytes, off, t);
                     set_field(&mut bytes, off, t, v);
+                    changes += 1;
                     Reply::Int(old)
                 }
                 None => Reply::Null,
@@ -364,6 +376,7 @@ fn bitfield_generic(ctx: &mut Ctx, args: Args, read_only: bool) -> CmdResult {
                 match fit(old as i128 + by as i128, t, policy) {
                     Some(v) => {
                         set_field(&mut bytes, off, t, v);
+                        changes += 1;
                         Reply::Int(v)
                     }
                     None => Reply::Null,
@@ -374,6 +387,10 @@ fn bitfield_generic(ctx: &mut Ctx, args: Args, read_only: bool) -> CmdResult {
     if writes {
         *raw_for_write(ctx, key, 0)? = bytes;
     }
+    if changes > 0 {
+        ctx.event(STRING, "setbit", key);
+    }
+    ctx.changed(changes);
     Ok(Reply::Array(replies))
 }
 

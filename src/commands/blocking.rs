@@ -16,6 +16,7 @@ use crate::protocol::reply::format_double;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::blocking::{BlockOp, Served, Waiter};
 use crate::server::client::{Client, ClientMeta};
+use crate::server::notify::LIST;
 use crate::storage::{End, Key, List};
 
 /// A timeout in seconds, fractions allowed; None for 0 (wait forever).
@@ -171,7 +172,8 @@ async fn give_back(client: &Client, op: BlockOp, served: Served) {
                     }
                 }
             });
-            sh.journal(sh.take_effects());
+            let ops = sh.settle();
+            sh.journal(ops);
         })
         .await;
 }
@@ -192,7 +194,7 @@ fn keys_between(args: Args, from: usize, to: usize) -> Vec<Key> {
 async fn bpop(client: &mut Client, args: Args<'_>, end: End) -> CmdResult {
     let t = timeout(args, args.len() - 1)?;
     let keys = keys_between(args, 1, args.len() - 1);
-    Ok(match block(client, &keys, t, BlockOp::List { end, count: 1 }).await? {
+    Ok(match block(client, &keys, t, BlockOp::List { end, count: 1, moving: false }).await? {
         Outcome::Served(s) => Reply::Array(vec![Reply::bulk(&s.key), Reply::bulk(&s.items[0].0)]),
         Outcome::TimedOut => Reply::NullArray,
         Outcome::Unblocked => return Err(CmdError::Unblocked),
@@ -204,7 +206,8 @@ async fn bpop(client: &mut Client, args: Args<'_>, end: End) -> CmdResult {
 async fn bmove(client: &mut Client, args: Args<'_>, from: End, to: End, t: Option<Duration>) -> CmdResult {
     let (src, dst) = (Key::from(args.get(1)), Key::from(args.get(2)));
     let db = client.db();
-    let served = match block(client, std::slice::from_ref(&src), t, BlockOp::List { end: from, count: 1 }).await? {
+    let op = BlockOp::List { end: from, count: 1, moving: true };
+    let served = match block(client, std::slice::from_ref(&src), t, op).await? {
         Outcome::Served(s) => s,
         // Inside EXEC it answers as LMOVE would.
         Outcome::TimedOut if client.in_exec => return Ok(Reply::Null),
@@ -214,6 +217,7 @@ async fn bmove(client: &mut Client, args: Args<'_>, from: End, to: End, t: Optio
     let value = served.items[0].0.clone();
     let pushed = value.clone();
     let target = dst.clone();
+    let (source, deferred) = (src.clone(), served.deferred.clone());
     let stored = client
         .shard
         .run_on(client.shard.owner(&dst), move |sh| {
@@ -221,20 +225,24 @@ async fn bmove(client: &mut Client, args: Args<'_>, from: End, to: End, t: Optio
                 ctx.ks.preserve(db, &target, ctx.now);
                 let limits = super::lists::limits(ctx);
                 ctx.write_as::<List>(&target)?.push(to, &pushed, limits);
-                ctx.ks.dirty += 1;
+                ctx.changed(1);
                 ctx.ks.dbs[db].touch(&target);
                 let push: &[u8] = if to == End::Left { b"LPUSH" } else { b"RPUSH" };
                 ctx.propagate(&[push, &target, &pushed]);
+                // The push's event, then the pop's (Redis's order).
+                ctx.event(LIST, if to == End::Left { "lpush" } else { "rpush" }, &target);
+                deferred.iter().for_each(|&(class, name)| ctx.event(class, name, &source));
                 Ok::<(), CmdError>(())
             })?;
-            sh.journal(sh.take_effects());
+            let ops = sh.settle();
+            sh.journal(ops);
             sh.key_written(db, &target);
             Ok::<(), CmdError>(())
         })
         .await;
     if let Err(e) = stored {
         // The destination changed type meanwhile: the element goes back.
-        give_back(client, BlockOp::List { end: from, count: 1 }, served).await;
+        give_back(client, op, served).await;
         return Err(e);
     }
     Ok(Reply::bulk(&value))
@@ -251,7 +259,7 @@ async fn bmpop(client: &mut Client, args: Args<'_>, zset: bool) -> CmdResult {
             _ => return Err(CmdError::Syntax),
         }
     } else {
-        BlockOp::List { end: end(args, end_at)?, count }
+        BlockOp::List { end: end(args, end_at)?, count, moving: false }
     };
     let keys: Vec<Key> = key_range.map(|i| Key::from(args.get(i))).collect();
     Ok(match block(client, &keys, t, op).await? {

@@ -6,6 +6,7 @@ use super::{Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, WRITE, rand
 use crate::config::Hot;
 use crate::protocol::resp::parse_i64;
 use crate::protocol::{CmdError, CmdResult, Reply};
+use crate::server::notify::HASH;
 use crate::storage::{Hash, PackLimits};
 
 fn limits(ctx: &Ctx) -> PackLimits {
@@ -24,7 +25,10 @@ fn set_pairs(ctx: &mut Ctx, args: Args, cmd: &str) -> Result<i64, CmdError> {
     let limits = limits(ctx);
     let h = ctx.write_as::<Hash>(args.get(1))?;
     h.prepare((2..args.len()).map(|i| args.get(i).len()), limits);
-    Ok((2..args.len()).step_by(2).filter(|&i| h.set(args.get(i), args.get(i + 1), limits)).count() as i64)
+    let added = (2..args.len()).step_by(2).filter(|&i| h.set(args.get(i), args.get(i + 1), limits)).count();
+    ctx.event(HASH, "hset", args.get(1));
+    ctx.changed((args.len() as u64 - 2) / 2);
+    Ok(added as i64)
 }
 
 fn hset(ctx: &mut Ctx, args: Args) -> CmdResult {
@@ -43,6 +47,7 @@ fn hsetnx(ctx: &mut Ctx, args: Args) -> CmdResult {
     }
     h.prepare([args.get(2).len(), args.get(3).len()].into_iter(), limits);
     h.set(args.get(2), args.get(3), limits);
+    ctx.event(HASH, "hset", args.get(1));
     Ok(Reply::Int(1))
 }
 
@@ -60,8 +65,11 @@ fn hmget(ctx: &mut Ctx, args: Args) -> CmdResult {
 
 fn hdel(ctx: &mut Ctx, args: Args) -> CmdResult {
     let key = args.get(1);
-    let Some(h) = ctx.read_as::<Hash>(key)? else { return Ok(Reply::Int(0)) };
+    let Some(h) = ctx.lookup_as::<Hash>(key)? else { return Ok(Reply::Int(0)) };
     let removed = (2..args.len()).filter(|&i| h.remove(args.get(i))).count();
+    if removed > 0 {
+        ctx.event(HASH, "hdel", key);
+    }
     ctx.drop_if_empty::<Hash>(key);
     Ok(Reply::Int(removed as i64))
 }
@@ -115,6 +123,7 @@ fn hincrby(ctx: &mut Ctx, args: Args) -> CmdResult {
         return Err(CmdError::Overflow);
     };
     h.set(args.get(2), itoa::Buffer::new().format(n).as_bytes(), limits);
+    ctx.event(HASH, "hincrby", key);
     Ok(Reply::Int(n))
 }
 
@@ -132,6 +141,7 @@ fn hincrbyfloat(ctx: &mut Ctx, args: Args) -> CmdResult {
     match result {
         Ok(text) => {
             h.set(args.get(2), &text, limits);
+            ctx.event(HASH, "hincrbyfloat", key);
             ctx.propagate(&[b"HSET", key, args.get(2), &text]);
             Ok(Reply::Bulk(text.into()))
         }

@@ -1,14 +1,14 @@
 //! PFADD PFCOUNT PFMERGE over Redis-format HLL strings (storage/hll.rs).
-//! Keys on one shard are served there; keys spread over shards are read
-//! and written under one transaction.
+//! PFCOUNT and PFMERGE read and write their keys under one transaction,
+//! wherever the keys live.
 
 use futures::future::LocalBoxFuture;
 
-use super::keys::on_owner;
 use super::{ADMIN, Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, WRITE};
 use crate::config::Hot;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
+use crate::server::notify::STRING;
 use crate::server::transaction::Tx;
 use crate::storage::hll::{self, HllError};
 use crate::storage::{Key, Str, Value};
@@ -38,71 +38,49 @@ fn hll_mut<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c mut Vec<u8>>, 
     Ok(Some(raw))
 }
 
-/// A validated copy of the HLL at `key`, if any.
+/// A validated copy of the HLL at `key`, if any (a read: a miss counts).
 fn hll_copy(ctx: &mut Ctx, key: &[u8]) -> Result<Option<Vec<u8>>, CmdError> {
+    if ctx.read(key).is_none() {
+        return Ok(None);
+    }
     Ok(hll_mut(ctx, key)?.map(|h| h.clone()))
 }
 
 fn pfadd(ctx: &mut Ctx, args: Args) -> CmdResult {
     let key = args.get(1);
     let max = max_sparse(ctx);
-    let mut updated = false;
+    // As Redis counts changes: the creation, and each register raised.
+    let mut updated = 0;
     if hll_mut(ctx, key)?.is_none() {
         ctx.set(key, Value::Str(Str::raw(hll::create())), 0);
-        updated = true;
+        updated += 1;
     }
     let h = hll_mut(ctx, key)?.expect("created above");
     for i in 2..args.len() {
-        updated |= hll::add(h, args.get(i), max)?;
+        updated += u64::from(hll::add(h, args.get(i), max)?);
     }
-    if updated {
+    if updated > 0 {
         hll::invalidate_cache(h);
+        ctx.event(STRING, "pfadd", key);
     }
-    Ok(Reply::Int(updated as i64))
+    ctx.changed(updated);
+    Ok(Reply::Int((updated > 0) as i64))
 }
 
-/// PFCOUNT on one shard: one key uses and refreshes the cached value;
-/// several keys are merged into a scratch register set.
-fn pfcount(ctx: &mut Ctx, args: Args) -> CmdResult {
-    if args.len() == 2 {
-        let key = args.get(1);
-        let Some(h) = hll_mut(ctx, key)? else {
-            return Ok(Reply::Int(0));
-        };
-        let refreshed = hll::cache_stale(h);
-        let n = hll::count(h)?;
-        if refreshed {
-            // The cached cardinality changed: a WATCH on the key breaks,
-            // as in Redis.
-            ctx.db().touch(key);
-            ctx.ks.dirty += 1;
-        }
-        return Ok(Reply::Int(n as i64));
+/// PFCOUNT of one key: uses and refreshes the cached value.
+fn count_one(ctx: &mut Ctx, key: &[u8]) -> Result<i64, CmdError> {
+    let Some(h) = hll_mut(ctx, key)? else {
+        return Ok(0);
+    };
+    let refreshed = hll::cache_stale(h);
+    let n = hll::count(h)?;
+    if refreshed {
+        // The cached cardinality changed: a WATCH on the key breaks,
+        // as in Redis.
+        ctx.db().touch(key);
+        ctx.ks.dirty += 1;
     }
-    let mut max = vec![0u8; hll::REGISTER_COUNT];
-    for i in 1..args.len() {
-        if let Some(h) = hll_copy(ctx, args.get(i))? {
-            hll::merge_into(&mut max, &h)?;
-        }
-    }
-    Ok(Reply::Int(hll::count_raw(&max) as i64))
-}
-
-fn pfmerge(ctx: &mut Ctx, args: Args) -> CmdResult {
-    let mut max = vec![0u8; hll::REGISTER_COUNT];
-    let mut dense = false;
-    for i in 1..args.len() {
-        if let Some(h) = hll_copy(ctx, args.get(i))? {
-            dense |= hll::is_dense(&h);
-            hll::merge_into(&mut max, &h)?;
-        }
-    }
-    let (key, limit) = (args.get(1), max_sparse(ctx));
-    if hll_mut(ctx, key)?.is_none() {
-        ctx.set(key, Value::Str(Str::raw(hll::create())), 0);
-    }
-    hll::store(hll_mut(ctx, key)?.expect("created above"), &max, dense, limit)?;
-    Ok(Reply::Ok)
+    Ok(n as i64)
 }
 
 /// PFDEBUG GETREG|DECODE|ENCODING|TODENSE key: Redis's HLL inspection.
@@ -177,26 +155,35 @@ fn pfselftest(client: &mut Client, _args: Args) -> CmdResult {
 async fn gather(client: &Client, tx: &Tx, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>, CmdError> {
     let mut out = Vec::with_capacity(keys.len());
     for k in keys {
-        out.push(on_owner(tx, client, k, client.db(), hll_copy).await?);
+        out.push(tx.on(client, client.db(), k, hll_copy).await?);
     }
     Ok(out)
 }
 
-fn pfcount_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+/// PFCOUNT key [key ...]: several keys are merged into a scratch
+/// register set, under one transaction wherever they live.
+fn pfcount<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
         let keys: Vec<Key> = (1..args.len()).map(|i| Key::new(args.get(i))).collect();
         let tx = Tx::lock(client, client.db(), keys.iter().map(|k| &**k)).await;
-        let hlls = gather(client, &tx, &keys).await;
+        let result = if let [key] = &keys[..] {
+            tx.on(client, client.db(), key, count_one).await.map(Reply::Int)
+        } else {
+            gather(client, &tx, &keys).await.and_then(|hlls| {
+                let mut max = vec![0u8; hll::REGISTER_COUNT];
+                for h in hlls.into_iter().flatten() {
+                    hll::merge_into(&mut max, &h)?;
+                }
+                Ok(Reply::Int(hll::count_raw(&max) as i64))
+            })
+        };
         tx.unlock().await;
-        let mut max = vec![0u8; hll::REGISTER_COUNT];
-        for h in hlls?.into_iter().flatten() {
-            hll::merge_into(&mut max, &h)?;
-        }
-        Ok(Reply::Int(hll::count_raw(&max) as i64))
+        result
     })
 }
 
-fn pfmerge_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+/// PFMERGE dst [src ...], wherever the keys live.
+fn pfmerge<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
         let keys: Vec<Key> = (1..args.len()).map(|i| Key::new(args.get(i))).collect();
         let tx = Tx::lock(client, client.db(), keys.iter().map(|k| &**k)).await;
@@ -207,13 +194,14 @@ fn pfmerge_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'
                 dense |= hll::is_dense(&h);
                 hll::merge_into(&mut max, &h)?;
             }
-            on_owner(&tx, client, &keys[0], client.db(), move |ctx, k| {
+            tx.on(client, client.db(), &keys[0], move |ctx, k| {
                 let limit = max_sparse(ctx);
                 if hll_mut(ctx, k)?.is_none() {
                     ctx.set(k, Value::Str(Str::raw(hll::create())), 0);
                 }
                 hll::store(hll_mut(ctx, k)?.expect("created above"), &max, dense, limit)?;
-                ctx.ks.dirty += 1;
+                ctx.event(STRING, "pfadd", k);
+                ctx.changed(1);
                 Ok::<_, CmdError>(())
             })
             .await?;
@@ -226,9 +214,9 @@ fn pfmerge_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'
 }
 
 pub(super) const TABLE: &[Spec] = &[
-    Spec::new("pfadd", -2, super::COUNTED | WRITE | DENYOOM | FAST, Keys::Range(1, 1, 1), Handler::Data(pfadd)),
-    Spec::new("pfcount", -2, READONLY, Keys::Range(1, -1, 1), Handler::Cross(pfcount, pfcount_cross)),
-    Spec::new("pfmerge", -2, WRITE | DENYOOM, Keys::Range(1, -1, 1), Handler::Cross(pfmerge, pfmerge_cross))
+    Spec::new("pfadd", -2, WRITE | DENYOOM | FAST, Keys::Range(1, 1, 1), Handler::Data(pfadd)),
+    Spec::new("pfcount", -2, READONLY, Keys::Range(1, -1, 1), Handler::Async(pfcount)),
+    Spec::new("pfmerge", -2, WRITE | DENYOOM, Keys::Range(1, -1, 1), Handler::Async(pfmerge))
         .writing(super::Writes::First),
     Spec::new("pfdebug", 3, WRITE | DENYOOM | ADMIN, Keys::Range(2, 2, 1), Handler::Data(pfdebug)),
     Spec::new("pfselftest", 1, ADMIN, Keys::None, Handler::Conn(pfselftest)),

@@ -1,6 +1,6 @@
 //! Keyspace commands (db.c, expire.c, object.c).
 
-use crate::server::notify;
+use crate::server::notify::GENERIC;
 use futures::future::LocalBoxFuture;
 
 use super::{Args, Ctx, FAST, Handler, Keys, Merge, READONLY, Spec, WRITE};
@@ -33,7 +33,7 @@ fn del(ctx: &mut Ctx, args: Args) -> CmdResult {
     for key in args.iter().skip(1) {
         if ctx.db().remove(key, now).is_some() {
             removed += 1;
-            ctx.ks.note(crate::server::notify::GENERIC, "del", ctx.db, key);
+            ctx.event(GENERIC, "del", key);
         }
     }
     Ok(Reply::Int(removed))
@@ -55,66 +55,40 @@ fn type_(ctx: &mut Ctx, args: Args) -> CmdResult {
 /// A value taken out of (or copied from) a key, with its TTL.
 type Moved = (Value, Option<i64>);
 
-/// RENAME / RENAMENX on one shard.
-fn rename_generic(ctx: &mut Ctx, args: Args, nx: bool) -> CmdResult {
-    let (src, dst) = (args.get(1), args.get(2));
-    if ctx.lookup(src).is_none() {
-        return Err(CmdError::NoSuchKey);
-    }
-    if src == dst {
-        return Ok(if nx { Reply::Int(0) } else { Reply::Ok });
-    }
-    if nx && ctx.lookup(dst).is_some() {
-        return Ok(Reply::Int(0));
-    }
-    let now = ctx.now;
-    let Some((value, ttl)) = ctx.db().take(src, now) else {
-        return Err(CmdError::NoSuchKey);
-    };
-    ctx.set(dst, value, ttl.unwrap_or(0));
-    Ok(if nx { Reply::Int(1) } else { Reply::Ok })
-}
-
-fn rename(ctx: &mut Ctx, args: Args) -> CmdResult {
-    rename_generic(ctx, args, false)
-}
-
-fn renamenx(ctx: &mut Ctx, args: Args) -> CmdResult {
-    rename_generic(ctx, args, true)
-}
-
-/// Runs a step on the owner of `key` in `db` with the transaction held.
-pub(super) async fn on_owner<R, F>(tx: &Tx, client: &Client, key: &[u8], db: usize, f: F) -> R
-where
-    F: FnOnce(&mut Ctx, &[u8]) -> R + Send + 'static,
-    R: Send + 'static,
-{
-    let key: Key = key.into();
-    let no_touch = client.no_touch();
-    tx.run(client.shard.owner(&key), move |sh| sh.with_ctx(db, no_touch, |ctx| f(ctx, &key))).await
-}
-
-/// RENAME / RENAMENX between shards: check, take, put, all under locks.
-async fn rename_across(client: &mut Client, args: Args<'_>, nx: bool) -> CmdResult {
+/// RENAME / RENAMENX, wherever the two keys live: check, take, put, all
+/// under the keys' locks.
+async fn rename_generic(client: &mut Client, args: Args<'_>, nx: bool) -> CmdResult {
     let db = client.db();
     let (src, dst) = (args.get(1), args.get(2));
     let tx = Tx::lock(client, db, [src, dst].into_iter()).await;
     let result = async {
-        if !on_owner(&tx, client, src, db, |ctx, k| ctx.lookup(k).is_some()).await {
+        if !tx.on(client, db, src, |ctx, k| ctx.lookup(k).is_some()).await {
             return Err(CmdError::NoSuchKey);
         }
-        if nx && on_owner(&tx, client, dst, db, |ctx, k| ctx.lookup(k).is_some()).await {
-            return Ok(Reply::Int(0));
+        let unchanged = Ok(if nx { Reply::Int(0) } else { Reply::Ok });
+        if src == dst || (nx && tx.on(client, db, dst, |ctx, k| ctx.lookup(k).is_some()).await) {
+            return unchanged;
         }
-        let taken: Option<Moved> = on_owner(&tx, client, src, db, |ctx, k| {
-            let now = ctx.now;
-            ctx.db().take(k, now)
-        })
-        .await;
-        let Some(moved) = taken else {
+        let taken: Option<Moved> = tx
+            .on(client, db, src, |ctx, k| {
+                let now = ctx.now;
+                ctx.db().take(k, now)
+            })
+            .await;
+        let Some((value, ttl)) = taken else {
             return Err(CmdError::NoSuchKey);
         };
-        on_owner(&tx, client, dst, db, move |ctx, k| ctx.set(k, moved.0, moved.1.unwrap_or(0))).await;
+        let from = Key::from(src);
+        tx.on(client, db, dst, move |ctx, k| {
+            let now = ctx.now;
+            ctx.db().remove(k, now);
+            ctx.set(k, value, ttl.unwrap_or(0));
+            // Redis reports both once the destination exists.
+            ctx.event(GENERIC, "rename_from", &from);
+            ctx.event(GENERIC, "rename_to", k);
+            ctx.changed(1);
+        })
+        .await;
         Ok(if nx { Reply::Int(1) } else { Reply::Ok })
     }
     .await;
@@ -122,13 +96,8 @@ async fn rename_across(client: &mut Client, args: Args<'_>, nx: bool) -> CmdResu
     result
 }
 
-fn rename_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
-    Box::pin(rename_across(client, args, false))
-}
-
-fn renamenx_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
-    Box::pin(rename_across(client, args, true))
-}
+async_handler!(rename, |c, a| rename_generic(c, a, false));
+async_handler!(renamenx, |c, a| rename_generic(c, a, true));
 
 /// COPY's options: destination database and REPLACE.
 fn copy_options(args: Args, current_db: usize, databases: usize) -> Result<(usize, bool), CmdError> {
@@ -151,46 +120,22 @@ fn copy_options(args: Args, current_db: usize, databases: usize) -> Result<(usiz
     Ok((db, replace))
 }
 
-fn copy(ctx: &mut Ctx, args: Args) -> CmdResult {
-    let (dst_db, replace) = copy_options(args, ctx.db, ctx.ks.dbs.len())?;
-    let Some(src) = ctx.read(args.get(1)) else {
-        ctx.changed(0);
-        return Ok(Reply::Int(0));
-    };
-    let value = src.value.clone();
-    let ttl = ctx.db().expire_of(args.get(1));
-    let now = ctx.now;
-    // The destination may be in another database than the row says.
-    ctx.ks.preserve(dst_db, args.get(2), now);
-    let dst = &mut ctx.ks.dbs[dst_db];
-    if dst.contains(args.get(2), now) {
-        if !replace {
-            ctx.changed(0);
-            return Ok(Reply::Int(0));
-        }
-        dst.remove(args.get(2), now);
-    }
-    dst.insert(args.get(2), value, ttl.unwrap_or(0), now);
-    ctx.ks.note(notify::GENERIC, "copy_to", dst_db, args.get(2));
-    Ok(Reply::Int(1))
-}
-
-fn copy_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
-    Box::pin(async move {
-        let db = client.db();
-        let (dst_db, replace) = copy_options(args, db, client.shard.databases())?;
-        let (src, dst) = (args.get(1), args.get(2));
-        let tx = Tx::lock_in(client, [(db, src), (dst_db, dst)].into_iter()).await;
-        let result = async {
-            let copied: Option<Moved> = on_owner(&tx, client, src, db, |ctx, k| {
-                let value = ctx.read(k).map(|e| e.value.clone())?;
-                Some((value, ctx.db().expire_of(k)))
-            })
-            .await;
-            let Some((value, ttl)) = copied else {
-                return Ok(Reply::Int(0));
-            };
-            let done = on_owner(&tx, client, dst, dst_db, move |ctx, k| {
+/// COPY src dst [DB n] [REPLACE], wherever the two keys live.
+async fn copy(client: &mut Client, args: Args<'_>) -> CmdResult {
+    let db = client.db();
+    let (dst_db, replace) = copy_options(args, db, client.shard.databases())?;
+    let (src, dst) = (args.get(1), args.get(2));
+    let tx = Tx::lock_in(client, [(db, src), (dst_db, dst)].into_iter()).await;
+    let copied: Option<Moved> = tx
+        .on(client, db, src, |ctx, k| {
+            let value = ctx.read(k).map(|e| e.value.clone())?;
+            Some((value, ctx.db().expire_of(k)))
+        })
+        .await;
+    let done = match copied {
+        None => false,
+        Some((value, ttl)) => {
+            tx.on(client, dst_db, dst, move |ctx, k| {
                 if ctx.lookup(k).is_some() {
                     if !replace {
                         return false;
@@ -199,17 +144,18 @@ fn copy_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, 
                     ctx.db().remove(k, now);
                 }
                 ctx.set(k, value, ttl.unwrap_or(0));
-                ctx.ks.note(notify::GENERIC, "copy_to", dst_db, k);
+                ctx.event(GENERIC, "copy_to", k);
+                ctx.changed(1);
                 true
             })
-            .await;
-            Ok(Reply::Int(done as i64))
+            .await
         }
-        .await;
-        tx.unlock().await;
-        result
-    })
+    };
+    tx.unlock().await;
+    Ok(Reply::Int(done as i64))
 }
+
+async_handler!(copy_cmd, copy);
 
 /// MOVE key db: the key keeps its slot, so it stays on this shard.
 fn move_(ctx: &mut Ctx, args: Args) -> CmdResult {
@@ -228,8 +174,8 @@ fn move_(ctx: &mut Ctx, args: Args) -> CmdResult {
         return Ok(Reply::Int(0));
     };
     ctx.ks.dbs[dst].insert(key, value, ttl.unwrap_or(0), now);
-    ctx.ks.note(notify::GENERIC, "move_from", ctx.db, key);
-    ctx.ks.note(notify::GENERIC, "move_to", dst, key);
+    ctx.ks.note(GENERIC, "move_from", ctx.db, key);
+    ctx.ks.note(GENERIC, "move_to", dst, key);
     Ok(Reply::Int(1))
 }
 
@@ -272,9 +218,11 @@ fn expire_generic(ctx: &mut Ctx, args: Args, unit: Unit, absolute: bool, cmd: &s
     // checkAlreadyExpired): the file's later DEL says when it went.
     if at <= now && !ctx.server.loading.load(std::sync::atomic::Ordering::Relaxed) {
         ctx.db().remove(key, now);
+        ctx.event(GENERIC, "del", key);
         ctx.propagate(&[b"DEL", key]);
     } else {
         ctx.db().set_expire(key, Some(at));
+        ctx.event(GENERIC, "expire", key);
         // PEXPIREAT with the absolute time; the condition flags stay.
         let at = at.to_string();
         let rewrite: Vec<&[u8]> =
@@ -331,6 +279,7 @@ fn persist(ctx: &mut Ctx, args: Args) -> CmdResult {
     let had = ctx.lookup(key).is_some() && ctx.db().expire_of(key).is_some();
     if had {
         ctx.db().set_expire(key, None);
+        ctx.event(GENERIC, "persist", key);
     }
     Ok(Reply::Int(had as i64))
 }
@@ -571,9 +520,9 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("exists", -2, READONLY | FAST, ALL_KEYS, Handler::Split(exists, Merge::Sum)),
     Spec::new("touch", -2, READONLY | FAST, ALL_KEYS, Handler::Split(touch, Merge::Sum)),
     Spec::new("type", 2, READONLY | FAST, KEY1, Handler::Data(type_)),
-    Spec::new("rename", 3, WRITE, TWO_KEYS, Handler::Cross(rename, rename_cross)),
-    Spec::new("renamenx", 3, WRITE | FAST, TWO_KEYS, Handler::Cross(renamenx, renamenx_cross)),
-    Spec::new("copy", -3, WRITE | super::DENYOOM, TWO_KEYS, Handler::Cross(copy, copy_cross))
+    Spec::new("rename", 3, WRITE, TWO_KEYS, Handler::Async(rename)),
+    Spec::new("renamenx", 3, WRITE | FAST, TWO_KEYS, Handler::Async(renamenx)),
+    Spec::new("copy", -3, WRITE | super::DENYOOM, TWO_KEYS, Handler::Async(copy_cmd))
         .writing(super::Writes::AfterFirst),
     Spec::new("move", 3, WRITE | FAST, KEY1, Handler::Data(move_)),
     Spec::new("expire", -3, WRITE | FAST, KEY1, Handler::Data(expire)),

@@ -3,10 +3,10 @@
 
 use futures::future::LocalBoxFuture;
 
-use super::keys::on_owner;
 use super::{Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, WRITE, mpop, parse_mpop, pop_count};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
+use crate::server::notify::{GENERIC, LIST};
 use crate::server::transaction::Tx;
 use crate::storage::{End, List, ListLimits, SmallBytes};
 
@@ -22,16 +22,41 @@ fn end_of(args: Args, i: usize) -> Result<End, CmdError> {
     }
 }
 
+fn push_event(end: End) -> &'static str {
+    if end == End::Left { "lpush" } else { "rpush" }
+}
+
+fn pop_event(end: End) -> &'static str {
+    if end == End::Left { "lpop" } else { "rpop" }
+}
+
+/// After `count` elements were popped from `end` of the list at `key`
+/// (Redis's listElementsRemoved): its event, and the key deleted if the
+/// list is empty now. Returns whether it was.
+pub(crate) fn popped(ctx: &mut Ctx, key: &[u8], end: End, count: usize) -> bool {
+    ctx.event(LIST, pop_event(end), key);
+    ctx.changed(count as u64);
+    ctx.drop_if_empty::<List>(key)
+}
+
 /// LPUSH / RPUSH / LPUSHX / RPUSHX
 fn push(ctx: &mut Ctx, args: Args, end: End, only_existing: bool) -> CmdResult {
     let key = args.get(1);
-    if only_existing && ctx.read_as::<List>(key)?.is_none() {
+    let exists = match ctx.lookup(key) {
+        Some(e) if !matches!(e.value, crate::storage::Value::List(_)) => return Err(CmdError::WrongType),
+        found => found.is_some(),
+    };
+    if only_existing && !exists {
+        ctx.changed(0);
         return Ok(Reply::Int(0));
     }
     let limits = limits(ctx);
     let l = ctx.write_as::<List>(key)?;
     (2..args.len()).for_each(|i| l.push(end, args.get(i), limits));
-    Ok(Reply::Int(l.len() as i64))
+    let len = l.len() as i64;
+    ctx.event(LIST, push_event(end), key);
+    ctx.changed(args.len() as u64 - 2);
+    Ok(Reply::Int(len))
 }
 
 fn lpush(ctx: &mut Ctx, args: Args) -> CmdResult {
@@ -58,14 +83,23 @@ fn pop(ctx: &mut Ctx, args: Args, end: End, cmd: &str) -> CmdResult {
     let count = if args.len() == 3 { Some(pop_count(args, 2)?) } else { None };
     let key = args.get(1);
     let limits = limits(ctx);
-    let Some(l) = ctx.read_as::<List>(key)? else {
+    let Some(l) = ctx.lookup_as::<List>(key)? else {
+        ctx.changed(0);
         return Ok(if count.is_some() { Reply::NullArray } else { Reply::Null });
     };
-    let reply = match count {
-        None => l.pop(end, limits).map_or(Reply::Null, |v| Reply::bulk(&v)),
-        Some(n) => Reply::Array((0..n).map_while(|_| l.pop(end, limits)).map(|v| Reply::bulk(&v)).collect()),
+    let (reply, n) = match count {
+        Some(0) => {
+            ctx.changed(0);
+            return Ok(Reply::Array(Vec::new()));
+        }
+        None => (l.pop(end, limits).map_or(Reply::Null, |v| Reply::bulk(&v)), 1),
+        Some(n) => {
+            let items: Vec<Reply> = (0..n).map_while(|_| l.pop(end, limits)).map(|v| Reply::bulk(&v)).collect();
+            let n = items.len();
+            (Reply::Array(items), n)
+        }
     };
-    ctx.drop_if_empty::<List>(key);
+    popped(ctx, key, end, n);
     Ok(reply)
 }
 
@@ -111,9 +145,10 @@ fn lrange(ctx: &mut Ctx, args: Args) -> CmdResult {
 fn lset(ctx: &mut Ctx, args: Args) -> CmdResult {
     let i = args.int(2)?;
     let limits = limits(ctx);
-    let Some(l) = ctx.read_as::<List>(args.get(1))? else { return Err(CmdError::NoSuchKey) };
+    let Some(l) = ctx.lookup_as::<List>(args.get(1))? else { return Err(CmdError::NoSuchKey) };
     let i = index(i, l.len()).ok_or_else(|| CmdError::err("index out of range"))?;
     l.set(i, args.get(3), limits);
+    ctx.event(LIST, "lset", args.get(1));
     Ok(Reply::Ok)
 }
 
@@ -124,17 +159,25 @@ fn linsert(ctx: &mut Ctx, args: Args) -> CmdResult {
         _ => return Err(CmdError::Syntax),
     };
     let limits = limits(ctx);
-    let Some(l) = ctx.read_as::<List>(args.get(1))? else { return Ok(Reply::Int(0)) };
-    let Some(at) = l.iter().position(|e| e == args.get(3)) else { return Ok(Reply::Int(-1)) };
+    let Some(l) = ctx.lookup_as::<List>(args.get(1))? else {
+        ctx.changed(0);
+        return Ok(Reply::Int(0));
+    };
+    let Some(at) = l.iter().position(|e| e == args.get(3)) else {
+        ctx.changed(0);
+        return Ok(Reply::Int(-1));
+    };
     l.insert(at + after as usize, args.get(4), limits);
-    Ok(Reply::Int(l.len() as i64))
+    let len = l.len() as i64;
+    ctx.event(LIST, "linsert", args.get(1));
+    Ok(Reply::Int(len))
 }
 
 fn lrem(ctx: &mut Ctx, args: Args) -> CmdResult {
     let count = args.int(2)?;
     let key = args.get(1);
     let limits = limits(ctx);
-    let Some(l) = ctx.read_as::<List>(key)? else { return Ok(Reply::Int(0)) };
+    let Some(l) = ctx.lookup_as::<List>(key)? else { return Ok(Reply::Int(0)) };
     let target = args.get(3);
     let mut positions: Vec<usize> = l.iter().enumerate().filter(|(_, e)| *e == target).map(|(i, _)| i).collect();
     if count < 0 {
@@ -145,6 +188,9 @@ fn lrem(ctx: &mut Ctx, args: Args) -> CmdResult {
     }
     positions.sort_unstable_by(|a, b| b.cmp(a));
     positions.iter().for_each(|&i| l.remove(i, limits));
+    if !positions.is_empty() {
+        ctx.event(LIST, "lrem", key);
+    }
     ctx.drop_if_empty::<List>(key);
     Ok(Reply::Int(positions.len() as i64))
 }
@@ -153,9 +199,14 @@ fn ltrim(ctx: &mut Ctx, args: Args) -> CmdResult {
     let (start, end) = (args.int(2)?, args.int(3)?);
     let key = args.get(1);
     let limits = limits(ctx);
-    let Some(l) = ctx.read_as::<List>(key)? else { return Ok(Reply::Ok) };
-    let r = clamp(start, end, l.len());
+    let Some(l) = ctx.lookup_as::<List>(key)? else {
+        ctx.changed(0);
+        return Ok(Reply::Ok);
+    };
+    let (len, r) = (l.len(), clamp(start, end, l.len()));
     l.keep(r.start, r.end, limits);
+    ctx.event(LIST, "ltrim", key);
+    ctx.changed((len - r.len()) as u64);
     ctx.drop_if_empty::<List>(key);
     Ok(Reply::Ok)
 }
@@ -220,26 +271,39 @@ async fn move_one(
     to: End,
 ) -> Result<Option<SmallBytes>, CmdError> {
     let db = client.db();
-    let src_is_list = on_owner(tx, client, src, db, |ctx, k| ctx.read_as::<List>(k).map(|l| l.is_some())).await?;
+    let src_is_list = tx.on(client, db, src, |ctx, k| ctx.lookup_as::<List>(k).map(|l| l.is_some())).await?;
     if !src_is_list {
         return Ok(None);
     }
-    on_owner(tx, client, dst, db, |ctx, k| ctx.read_as::<List>(k).map(|_| ())).await?;
-    let popped = on_owner(tx, client, src, db, move |ctx, k| {
-        let limits = limits(ctx);
-        let v = ctx.read_as::<List>(k).ok().flatten().and_then(|l| l.pop(from, limits));
-        ctx.drop_if_empty::<List>(k);
-        v
-    })
-    .await;
-    let Some(v) = popped else { return Ok(None) };
-    let pushed = v.clone();
-    on_owner(tx, client, dst, db, move |ctx, k| {
+    tx.on(client, db, dst, |ctx, k| ctx.lookup_as::<List>(k).map(|_| ())).await?;
+    // Emptied, the source goes now unless it is the destination too.
+    let same = src == dst;
+    let taken = tx
+        .on(client, db, src, move |ctx, k| {
+            let limits = limits(ctx);
+            let v = ctx.lookup_as::<List>(k).ok().flatten().and_then(|l| l.pop(from, limits));
+            let now = ctx.now;
+            let emptied = !same && ctx.lookup_as::<List>(k).ok().flatten().is_some_and(|l| l.is_empty());
+            if emptied {
+                ctx.db().remove(k, now);
+            }
+            v.map(|v| (v, emptied))
+        })
+        .await;
+    let Some((v, emptied)) = taken else { return Ok(None) };
+    let (pushed, src_key) = (v.clone(), crate::storage::Key::from(src));
+    // Redis reports the push, then the pop (and the source's deletion).
+    tx.on(client, db, dst, move |ctx, k| {
         let limits = limits(ctx);
         if let Ok(l) = ctx.write_as::<List>(k) {
             l.push(to, &pushed, limits);
         }
-        ctx.ks.dirty += 1;
+        ctx.event(LIST, push_event(to), k);
+        ctx.event(LIST, pop_event(from), &src_key);
+        if emptied {
+            ctx.event(GENERIC, "del", &src_key);
+        }
+        ctx.changed(1);
     })
     .await;
     Ok(Some(v))
@@ -272,11 +336,11 @@ fn lmpop<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
         let keys: Vec<&[u8]> = key_range.map(|i| args.get(i)).collect();
         let pop = move |ctx: &mut Ctx, k: &[u8]| {
             let limits = limits(ctx);
-            let items: Vec<SmallBytes> = match ctx.read_as::<List>(k)? {
+            let items: Vec<SmallBytes> = match ctx.lookup_as::<List>(k)? {
                 None => return Ok(None),
                 Some(l) => (0..count).map_while(|_| l.pop(end, limits)).collect(),
             };
-            ctx.drop_if_empty::<List>(k);
+            popped(ctx, k, end, items.len());
             Ok(Some(items))
         };
         mpop(client, keys, pop, |items: Vec<SmallBytes>| Reply::Array(items.iter().map(|v| Reply::bulk(v)).collect()))

@@ -228,9 +228,6 @@ pub enum Handler {
     /// Keys may span shards: each shard runs `DataFn` on its keys inside a
     /// transaction and the replies merge.
     Split(DataFn, Merge),
-    /// `DataFn` when the keys share a shard, otherwise the coordinator
-    /// `AsyncFn` runs a transaction across shards.
-    Cross(DataFn, AsyncFn),
     /// Runs on the connection's core and touches only client state.
     Conn(ConnFn),
     /// Runs on the connection's core and may call other shards.
@@ -534,14 +531,7 @@ where
     let mut result = Ok(Reply::NullArray);
     for key in keys {
         let pop = pop.clone();
-        let popped = keys::on_owner(&tx, client, key, db, move |ctx, k| {
-            let r = pop(ctx, k);
-            if matches!(r, Ok(Some(_))) {
-                ctx.ks.dirty += 1;
-            }
-            r
-        })
-        .await;
+        let popped = tx.on(client, db, key, move |ctx, k| pop(ctx, k)).await;
         match popped {
             Ok(None) => continue,
             Ok(Some(popped)) => result = Ok(Reply::Array(vec![Reply::bulk(key), items(popped)])),
@@ -638,6 +628,12 @@ impl Ctx<'_> {
         *self.ks.effects.changes.get_or_insert(0) += n;
     }
 
+    /// The write did `name` (a keyspace event of `class`) to `key` of
+    /// this database: recorded if that class is wanted.
+    pub fn event(&mut self, class: u32, name: &'static str, key: &[u8]) {
+        self.ks.note(class, name, self.db, key);
+    }
+
     /// The write propagates as `args` (in this database) instead of its
     /// own arguments; called again, it adds a command (several make a
     /// MULTI ... EXEC block).
@@ -662,9 +658,16 @@ impl Ctx<'_> {
     }
 
     fn read_with(&mut self, key: &[u8], touch: bool) -> Option<&mut Entry> {
-        let now = self.now;
+        let (now, db) = (self.now, self.db);
         let ks = &mut *self.ks;
-        match ks.dbs[self.db].get(key, now) {
+        // A miss to report is looked up apart (the hit path below keeps
+        // the databases borrowed), so it follows the key's expiry.
+        if ks.notify & crate::server::notify::KEY_MISS != 0 && ks.dbs[db].get(key, now).is_none() {
+            ks.misses += 1;
+            ks.note(crate::server::notify::KEY_MISS, "keymiss", db, key);
+            return None;
+        }
+        match ks.dbs[db].get(key, now) {
             Some(e) => {
                 ks.hits += 1;
                 if touch {
@@ -674,16 +677,6 @@ impl Ctx<'_> {
             }
             None => {
                 ks.misses += 1;
-                // (Not `note`: the lookup still borrows the databases.)
-                if ks.notify & crate::server::notify::KEY_MISS != 0 {
-                    let event = crate::storage::KeyEvent {
-                        class: crate::server::notify::KEY_MISS,
-                        name: "keymiss",
-                        db: self.db,
-                        key: key.into(),
-                    };
-                    ks.events.push(event);
-                }
                 None
             }
         }
@@ -719,6 +712,15 @@ impl Ctx<'_> {
         }
     }
 
+    /// The value at `key` if it has type `T`, looked up for writing (no
+    /// hit/miss accounting).
+    pub fn lookup_as<T: Typed>(&mut self, key: &[u8]) -> Result<Option<&mut T>, CmdError> {
+        match self.lookup(key) {
+            None => Ok(None),
+            Some(e) => T::cast(&mut e.value).map(Some).ok_or(CmdError::WrongType),
+        }
+    }
+
     /// The value at `key` for writing, created empty if missing; callers
     /// validate their arguments first and call `drop_if_empty` after.
     pub fn write_as<T: Typed>(&mut self, key: &[u8]) -> Result<&mut T, CmdError> {
@@ -731,13 +733,15 @@ impl Ctx<'_> {
 
     /// Deletes `key` if it holds an empty collection (Redis never keeps
     /// one).
-    pub fn drop_if_empty<T: Typed>(&mut self, key: &[u8]) {
+    /// Returns whether it did.
+    pub fn drop_if_empty<T: Typed>(&mut self, key: &[u8]) -> bool {
         let empty = self.lookup(key).and_then(|e| T::cast(&mut e.value)).is_some_and(|v| v.is_empty());
         if empty {
             let now = self.now;
             self.db().remove(key, now);
-            self.ks.note(crate::server::notify::GENERIC, "del", self.db, key);
+            self.event(crate::server::notify::GENERIC, "del", key);
         }
+        empty
     }
 
     pub fn set(&mut self, key: &[u8], value: Value, expire_at: i64) {
@@ -756,9 +760,7 @@ mod tests {
             assert_eq!(spec.name, spec.name.to_ascii_lowercase());
             assert!(spec.arity != 0, "{}", spec.name);
             assert!(
-                spec.has(WRITE)
-                    || spec.has(READONLY)
-                    || !matches!(spec.handler, Handler::Data(_) | Handler::Split(..) | Handler::Cross(..)),
+                spec.has(WRITE) || spec.has(READONLY) || !matches!(spec.handler, Handler::Data(_) | Handler::Split(..)),
                 "{} touches keys but is neither WRITE nor READONLY",
                 spec.name
             );

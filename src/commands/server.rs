@@ -280,16 +280,18 @@ fn flushdb<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cmd
     Box::pin(async move {
         flush_mode(args)?;
         let db = client.db();
-        client
+        let removed = client
             .shard
             .broadcast(move |sh| {
                 let mut ks = sh.ks.borrow_mut();
                 ks.finish_snapshot(sh.now());
-                // As Redis counts it: the keys removed.
-                ks.dirty += ks.dbs[db].len() as u64;
+                let removed = ks.dbs[db].len() as u64;
                 ks.dbs[db].clear(sh.now());
+                removed
             })
             .await;
+        // As Redis counts it: the keys removed.
+        client.changed(removed.iter().sum());
         Ok(Reply::Ok)
     })
 }
@@ -297,17 +299,19 @@ fn flushdb<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cmd
 fn flushall<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
         flush_mode(args)?;
-        client
+        let removed = client
             .shard
             .broadcast(|sh| {
                 let mut ks = sh.ks.borrow_mut();
                 let now = sh.now();
                 ks.finish_snapshot(now);
-                // As Redis counts it: the keys removed, and one more.
-                ks.dirty += ks.dbs.iter().map(|d| d.len() as u64).sum::<u64>() + u64::from(sh.id == 0);
+                let removed = ks.dbs.iter().map(|d| d.len() as u64).sum::<u64>();
                 ks.dbs.iter_mut().for_each(|d| d.clear(now));
+                removed
             })
             .await;
+        // As Redis counts it: the keys removed.
+        client.changed(removed.iter().sum());
         Ok(Reply::Ok)
     })
 }
@@ -334,9 +338,9 @@ fn swapdb<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                     ks.finish_snapshot(now);
                     let (low, high) = ks.dbs.split_at_mut(hi);
                     Db::swap(&mut low[lo], &mut high[0], now);
-                    ks.dirty += u64::from(sh.id == 0);
                 })
                 .await;
+            client.changed(1);
         }
         Ok(Reply::Ok)
     })

@@ -12,6 +12,7 @@ use super::{
 use crate::config::Hot;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
+use crate::server::notify::{GENERIC, SET};
 use crate::server::transaction::Tx;
 use crate::storage::{Key, Set, SetLimits, SmallBytes, Value};
 
@@ -31,13 +32,20 @@ fn sadd(ctx: &mut Ctx, args: Args) -> CmdResult {
         ctx.set(key, Set::for_member(args.get(2), limits).wrap(), 0);
     }
     let s = ctx.write_as::<Set>(key)?;
-    Ok(Reply::Int((2..args.len()).filter(|&i| s.insert(args.get(i), limits)).count() as i64))
+    let added = (2..args.len()).filter(|&i| s.insert(args.get(i), limits)).count();
+    if added > 0 {
+        ctx.event(SET, "sadd", key);
+    }
+    Ok(Reply::Int(added as i64))
 }
 
 fn srem(ctx: &mut Ctx, args: Args) -> CmdResult {
     let key = args.get(1);
-    let Some(s) = ctx.read_as::<Set>(key)? else { return Ok(Reply::Int(0)) };
+    let Some(s) = ctx.lookup_as::<Set>(key)? else { return Ok(Reply::Int(0)) };
     let removed = (2..args.len()).filter(|&i| s.remove(args.get(i))).count();
+    if removed > 0 {
+        ctx.event(SET, "srem", key);
+    }
     ctx.drop_if_empty::<Set>(key);
     Ok(Reply::Int(removed as i64))
 }
@@ -72,7 +80,7 @@ fn spop(ctx: &mut Ctx, args: Args) -> CmdResult {
         _ => return Err(CmdError::Syntax),
     };
     let key = args.get(1);
-    let Some(s) = ctx.read_as::<Set>(key)? else {
+    let Some(s) = ctx.lookup_as::<Set>(key)? else {
         ctx.changed(0);
         return Ok(if count.is_some() { Reply::Set(Vec::new()) } else { Reply::Null });
     };
@@ -82,6 +90,10 @@ fn spop(ctx: &mut Ctx, args: Args) -> CmdResult {
         s.remove(m);
     }
     let emptied = s.is_empty();
+    if !chosen.is_empty() {
+        ctx.event(SET, "spop", key);
+        ctx.changed(chosen.len() as u64);
+    }
     ctx.drop_if_empty::<Set>(key);
     // The random picks propagate as what they removed (Redis's SREM, in
     // batches; DEL when the whole set went).
@@ -136,15 +148,9 @@ fn sscan(ctx: &mut Ctx, args: Args) -> CmdResult {
 /// The sets at `keys` (None for a missing key), read on their owners
 /// under `tx`; WRONGTYPE if one holds another type.
 async fn read_sets(client: &Client, tx: &Tx, keys: &[Key]) -> Result<Vec<Option<Set>>, CmdError> {
-    let (db, no_touch) = (client.db(), client.no_touch());
     let mut sets = Vec::with_capacity(keys.len());
     for key in keys {
-        let key = key.clone();
-        let value = tx
-            .run(client.shard.owner(&key), move |sh| {
-                sh.with_ctx(db, no_touch, |ctx| ctx.read(&key).map(|e| e.value.clone()))
-            })
-            .await;
+        let value = tx.on(client, client.db(), key, |ctx, k| ctx.read(k).map(|e| e.value.clone())).await;
         sets.push(match value {
             None => None,
             Some(Value::Set(s)) => Some(s),
@@ -154,21 +160,21 @@ async fn read_sets(client: &Client, tx: &Tx, keys: &[Key]) -> Result<Vec<Option<
     Ok(sets)
 }
 
-/// Replaces `key` with `set` on its owner (an empty set deletes the key).
-async fn write_set(client: &Client, tx: &Tx, key: &[u8], set: Set) {
-    let (db, key) = (client.db(), Key::new(key));
-    tx.run(client.shard.owner(&key), move |sh| {
-        sh.with_ctx(db, false, |ctx| {
-            if set.is_empty() {
-                let now = ctx.now;
-                if ctx.db().remove(&key, now).is_some() {
-                    ctx.ks.note(crate::server::notify::GENERIC, "del", db, &key);
-                }
-            } else {
-                ctx.set(&key, set.wrap(), 0);
+/// Stores `set` as the result of `event` in `key`, on its owner (an
+/// empty set deletes the key).
+async fn store_set(client: &Client, tx: &Tx, key: &[u8], set: Set, event: &'static str) {
+    tx.on(client, client.db(), key, move |ctx, key| {
+        if set.is_empty() {
+            let now = ctx.now;
+            if ctx.db().remove(key, now).is_some() {
+                ctx.event(GENERIC, "del", key);
+                ctx.changed(1);
             }
-            ctx.ks.dirty += 1;
-        })
+        } else {
+            ctx.set(key, set.wrap(), 0);
+            ctx.event(SET, event, key);
+            ctx.changed(1);
+        }
     })
     .await;
 }
@@ -213,20 +219,21 @@ fn build(members: &[SmallBytes], limits: SetLimits) -> Set {
 }
 
 /// SINTER / SUNION / SDIFF, and with `store` their STORE forms.
-async fn algebra(client: &mut Client, args: Args<'_>, op: Algebra, store: bool) -> CmdResult {
-    let sources: Vec<Key> = (if store { 2 } else { 1 }..args.len()).map(|i| Key::new(args.get(i))).collect();
+async fn algebra(client: &mut Client, args: Args<'_>, op: Algebra, store: Option<&'static str>) -> CmdResult {
+    let sources: Vec<Key> = (if store.is_some() { 2 } else { 1 }..args.len()).map(|i| Key::new(args.get(i))).collect();
     let db = client.db();
     let mut locked: Vec<&[u8]> = sources.iter().map(|k| &**k).collect();
-    if store {
+    if store.is_some() {
         locked.push(args.get(1));
     }
     let tx = Tx::lock(client, db, locked.into_iter()).await;
     let result = async {
         let sets = read_sets(client, &tx, &sources).await?;
         let members = combine(op, &sets);
-        if store {
+        if let Some(event) = store {
             let n = members.len();
-            write_set(client, &tx, args.get(1), build(&members, limits(&client.shard.server))).await;
+            let set = build(&members, limits(&client.shard.server));
+            store_set(client, &tx, args.get(1), set, event).await;
             Ok(Reply::Int(n as i64))
         } else {
             Ok(members_reply(members))
@@ -237,12 +244,12 @@ async fn algebra(client: &mut Client, args: Args<'_>, op: Algebra, store: bool) 
     result
 }
 
-async_handler!(sinter, |c, a| algebra(c, a, Algebra::Inter, false));
-async_handler!(sunion, |c, a| algebra(c, a, Algebra::Union, false));
-async_handler!(sdiff, |c, a| algebra(c, a, Algebra::Diff, false));
-async_handler!(sinterstore, |c, a| algebra(c, a, Algebra::Inter, true));
-async_handler!(sunionstore, |c, a| algebra(c, a, Algebra::Union, true));
-async_handler!(sdiffstore, |c, a| algebra(c, a, Algebra::Diff, true));
+async_handler!(sinter, |c, a| algebra(c, a, Algebra::Inter, None));
+async_handler!(sunion, |c, a| algebra(c, a, Algebra::Union, None));
+async_handler!(sdiff, |c, a| algebra(c, a, Algebra::Diff, None));
+async_handler!(sinterstore, |c, a| algebra(c, a, Algebra::Inter, Some("sinterstore")));
+async_handler!(sunionstore, |c, a| algebra(c, a, Algebra::Union, Some("sunionstore")));
+async_handler!(sdiffstore, |c, a| algebra(c, a, Algebra::Diff, Some("sdiffstore")));
 
 /// SINTERCARD numkeys key [key ...] [LIMIT limit]
 fn sintercard<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
@@ -259,32 +266,51 @@ fn sintercard<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, 
     })
 }
 
-fn smove<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
-    Box::pin(async move {
-        let (src, dst, member) = (Key::new(args.get(1)), Key::new(args.get(2)), SmallBytes::new(args.get(3)));
-        let tx = Tx::lock(client, client.db(), [&*src, &*dst].into_iter()).await;
-        let result = async {
-            let sets = read_sets(client, &tx, &[src.clone(), dst.clone()]).await?;
-            let [from, to] = <[Option<Set>; 2]>::try_from(sets).expect("two keys read");
-            let Some(mut from) = from else { return Ok(Reply::Int(0)) };
-            if src == dst {
-                return Ok(Reply::Int(from.contains(&member) as i64));
-            }
-            if !from.remove(&member) {
-                return Ok(Reply::Int(0));
-            }
-            let limits = limits(&client.shard.server);
-            let mut to = to.unwrap_or_else(|| Set::for_member(&member, limits));
-            to.insert(&member, limits);
-            write_set(client, &tx, &src, from).await;
-            write_set(client, &tx, &dst, to).await;
-            Ok(Reply::Int(1))
+/// SMOVE src dst member, wherever the two keys live.
+async fn smove(client: &mut Client, args: Args<'_>) -> CmdResult {
+    let (db, src, dst) = (client.db(), args.get(1), args.get(2));
+    let member = SmallBytes::new(args.get(3));
+    let tx = Tx::lock(client, db, [src, dst].into_iter()).await;
+    let result = async {
+        let m = member.clone();
+        let Some(has) =
+            tx.on(client, db, src, move |ctx, k| ctx.lookup_as::<Set>(k).map(|s| s.map(|s| s.contains(&m)))).await?
+        else {
+            return Ok(Reply::Int(0));
+        };
+        tx.on(client, db, dst, |ctx, k| ctx.lookup_as::<Set>(k).map(|_| ())).await?;
+        if src == dst || !has {
+            return Ok(Reply::Int(has as i64));
         }
+        let m = member.clone();
+        tx.on(client, db, src, move |ctx, k| {
+            if let Ok(Some(s)) = ctx.lookup_as::<Set>(k) {
+                s.remove(&m);
+            }
+            ctx.event(SET, "srem", k);
+            ctx.drop_if_empty::<Set>(k);
+            ctx.changed(1);
+        })
         .await;
-        tx.unlock().await;
-        result
-    })
+        tx.on(client, db, dst, move |ctx, k| {
+            let limits = limits(ctx.server);
+            if ctx.lookup(k).is_none() {
+                ctx.set(k, Set::for_member(&member, limits).wrap(), 0);
+            }
+            if ctx.write_as::<Set>(k).is_ok_and(|s| s.insert(&member, limits)) {
+                ctx.event(SET, "sadd", k);
+                ctx.changed(1);
+            }
+        })
+        .await;
+        Ok(Reply::Int(1))
+    }
+    .await;
+    tx.unlock().await;
+    result
 }
+
+async_handler!(smove_cmd, smove);
 
 const KEY1: Keys = Keys::Range(1, 1, 1);
 const ALL_KEYS: Keys = Keys::Range(1, -1, 1);
@@ -299,7 +325,7 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("spop", -2, WRITE | FAST, KEY1, Handler::Data(spop)),
     Spec::new("srandmember", -2, READONLY, KEY1, Handler::Data(srandmember)),
     Spec::new("sscan", -3, READONLY, KEY1, Handler::Data(sscan)),
-    Spec::new("smove", 4, WRITE | FAST, Keys::Range(1, 2, 1), Handler::Async(smove)),
+    Spec::new("smove", 4, WRITE | FAST, Keys::Range(1, 2, 1), Handler::Async(smove_cmd)),
     Spec::new("sinter", -2, READONLY, ALL_KEYS, Handler::Async(sinter)),
     Spec::new("sunion", -2, READONLY, ALL_KEYS, Handler::Async(sunion)),
     Spec::new("sdiff", -2, READONLY, ALL_KEYS, Handler::Async(sdiff)),

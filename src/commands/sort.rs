@@ -8,11 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::LocalBoxFuture;
 
-use super::keys::on_owner;
 use super::{Args, DENYOOM, Handler, Keys, READONLY, Spec, Typed, WRITE, parse_f64};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
-use crate::server::notify;
+use crate::server::notify::{GENERIC, LIST};
 use crate::server::transaction::Tx;
 use crate::storage::{Key, List, ListLimits, Value};
 
@@ -157,13 +156,8 @@ fn pattern_keys(o: &SortOptions, elements: &[Vec<u8>]) -> BTreeSet<Key> {
 }
 
 /// Locks the source, the destination and the pattern keys, and reads the
-/// source under the locks; returns the held transaction, the elements and
-/// the events the read recorded (a miss).
-async fn lock_and_read(
-    client: &Client,
-    o: &SortOptions,
-    source: &Key,
-) -> (Tx, Result<Elements, CmdError>, Vec<crate::storage::KeyEvent>) {
+/// source under the locks; returns the held transaction and the elements.
+async fn lock_and_read(client: &Client, o: &SortOptions, source: &Key) -> (Tx, Result<Elements, CmdError>) {
     let db = client.db();
     let mut pattern_locked = BTreeSet::new();
     // Bounded: each retry locks a strict superset of the keys before; after
@@ -174,20 +168,18 @@ async fn lock_and_read(
         locked.extend(o.store.as_deref());
         locked.extend(pattern_locked.iter().map(|k: &Key| &k[..]));
         let tx = Tx::lock(client, db, locked.into_iter()).await;
-        let (read, events) = on_owner(&tx, client, source, db, |ctx, k| {
-            // A miss is reported with the store's events, before them.
-            (read_source(ctx, k), ctx.ks.take_events())
-        })
-        .await;
+        let read = tx.on(client, db, source, read_source).await;
         let needed = match &read {
             Ok((elements, _)) => pattern_keys(o, elements),
             Err(_) => BTreeSet::new(),
         };
         attempt += 1;
         if needed.is_subset(&pattern_locked) || attempt == 4 {
-            return (tx, read, events);
+            return (tx, read);
         }
         tx.unlock().await;
+        // Read again from scratch: the retried read is the one that counts.
+        client.steps.take();
         pattern_locked.extend(needed);
     }
 }
@@ -196,7 +188,7 @@ async fn sort_generic(client: &mut Client, args: Args<'_>, read_only: bool) -> C
     let o = parse(args, read_only)?;
     let db = client.db();
     let source = Key::new(args.get(1));
-    let (tx, read, mut events) = lock_and_read(client, &o, &source).await;
+    let (tx, read) = lock_and_read(client, &o, &source).await;
     let result = async {
         let (elements, is_sorted_set) = read?;
         let mut order: Vec<usize> = (0..elements.len()).collect();
@@ -250,17 +242,15 @@ async fn sort_generic(client: &mut Client, args: Args<'_>, read_only: bool) -> C
             (0..picked.len()).flat_map(|i| columns.iter().map(move |c| c[i].clone())).collect()
         };
         match &o.store {
-            None => {
-                client.shard.publish_events(events, crate::commands::lookup(b"sort"));
-                Ok(Reply::Array(values.into_iter().map(|v| v.map_or(Reply::Null, |v| Reply::bulk(&v))).collect()))
-            }
+            None => Ok(Reply::Array(values.into_iter().map(|v| v.map_or(Reply::Null, |v| Reply::bulk(&v))).collect())),
             Some(dst) => {
                 let n = values.len();
-                let stored = on_owner(&tx, client, dst, db, move |ctx, k| {
-                    let (now, db) = (ctx.now, ctx.db);
+                tx.on(client, db, dst, move |ctx, k| {
+                    let now = ctx.now;
                     if values.is_empty() {
                         if ctx.db().remove(k, now).is_some() {
-                            ctx.ks.note(notify::GENERIC, "del", db, k);
+                            ctx.event(GENERIC, "del", k);
+                            ctx.changed(1);
                         }
                     } else {
                         let limits = ListLimits {
@@ -275,16 +265,11 @@ async fn sort_generic(client: &mut Client, args: Args<'_>, read_only: bool) -> C
                             .iter()
                             .for_each(|v| l.push(crate::storage::End::Right, v.as_deref().unwrap_or(b""), limits));
                         ctx.set(k, l.wrap(), 0);
-                        ctx.ks.note(notify::LIST, "sortstore", db, k);
+                        ctx.event(LIST, "sortstore", k);
+                        ctx.changed(values.len() as u64);
                     }
-                    ctx.ks.dirty += 1;
-                    // Sent from here: the destination is not among the
-                    // command's declared keys.
-                    ctx.ks.take_events()
                 })
                 .await;
-                events.extend(stored);
-                client.shard.publish_events(events, crate::commands::lookup(b"sort"));
                 Ok(Reply::Int(n as i64))
             }
         }

@@ -8,6 +8,7 @@ use super::{Args, Ctx, DENYOOM, FAST, Handler, Keys, Merge, READONLY, Spec, WRIT
 use crate::config::Hot;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
+use crate::server::notify::{GENERIC, STRING};
 use crate::server::transaction::Tx;
 use crate::storage::{Str, Value};
 
@@ -96,7 +97,9 @@ fn set(ctx: &mut Ctx, args: Args) -> CmdResult {
     }
     let keep = if o.keepttl { ctx.db().expire_of(key) } else { None };
     ctx.set(key, string_value(args.get(2)), o.expire.or(keep).unwrap_or(0));
+    ctx.event(STRING, "set", key);
     if let Some(at) = o.expire {
+        ctx.event(GENERIC, "expire", key);
         // A relative (or seconds) expiry propagates as an absolute PXAT,
         // the other options as they were.
         let at = at.to_string();
@@ -122,6 +125,7 @@ fn setnx(ctx: &mut Ctx, args: Args) -> CmdResult {
         return Ok(Reply::Int(0));
     }
     ctx.set(args.get(1), string_value(args.get(2)), 0);
+    ctx.event(STRING, "set", args.get(1));
     Ok(Reply::Int(1))
 }
 
@@ -133,6 +137,8 @@ fn set_with_ttl(ctx: &mut Ctx, args: Args, unit: Unit, cmd: &str) -> CmdResult {
     }
     let at = expire_at(n, unit, false, ctx.now).ok_or_else(|| CmdError::InvalidExpire(cmd.into()))?;
     ctx.set(args.get(1), string_value(args.get(3)), at);
+    ctx.event(STRING, "set", args.get(1));
+    ctx.event(GENERIC, "expire", args.get(1));
     ctx.propagate(&[b"SET", args.get(1), args.get(3), b"PXAT", at.to_string().as_bytes()]);
     Ok(Reply::Ok)
 }
@@ -148,14 +154,18 @@ fn psetex(ctx: &mut Ctx, args: Args) -> CmdResult {
 fn getset(ctx: &mut Ctx, args: Args) -> CmdResult {
     let old = reply_str(ctx.read_str(args.get(1))?);
     ctx.set(args.get(1), string_value(args.get(2)), 0);
+    ctx.event(STRING, "set", args.get(1));
     Ok(old)
 }
 
 fn getdel(ctx: &mut Ctx, args: Args) -> CmdResult {
     let old = reply_str(ctx.read_str(args.get(1))?);
-    if old != Reply::Null {
+    if old == Reply::Null {
+        ctx.changed(0);
+    } else {
         let now = ctx.now;
         ctx.db().remove(args.get(1), now);
+        ctx.event(GENERIC, "del", args.get(1));
     }
     Ok(old)
 }
@@ -169,7 +179,7 @@ fn getex(ctx: &mut Ctx, args: Args) -> CmdResult {
         ctx.changed(0);
         return Ok(value);
     }
-    let (now, db) = (ctx.now, ctx.db);
+    let now = ctx.now;
     // It propagates as what it did: PEXPIREAT, DEL or PERSIST.
     let event = if let Some(at) = o.expire {
         if at <= now {
@@ -190,7 +200,7 @@ fn getex(ctx: &mut Ctx, args: Args) -> CmdResult {
         None
     };
     if let Some(name) = event {
-        ctx.ks.note(crate::server::notify::GENERIC, name, db, key);
+        ctx.event(GENERIC, name, key);
     }
     Ok(value)
 }
@@ -206,61 +216,61 @@ fn mget(ctx: &mut Ctx, args: Args) -> CmdResult {
 fn mset(ctx: &mut Ctx, args: Args) -> CmdResult {
     for i in (1..args.len()).step_by(2) {
         ctx.set(args.get(i), string_value(args.get(i + 1)), 0);
+        ctx.event(STRING, "set", args.get(i));
     }
+    ctx.changed((args.len() / 2) as u64);
     Ok(Reply::Ok)
 }
 
-fn msetnx(ctx: &mut Ctx, args: Args) -> CmdResult {
-    if (1..args.len()).step_by(2).any(|i| ctx.lookup(args.get(i)).is_some()) {
-        return Ok(Reply::Int(0));
+/// MSETNX, wherever its keys live: under their locks, every owner checks
+/// its keys, then every owner writes them, so the all-or-nothing rule
+/// holds.
+async fn msetnx(client: &mut Client, args: Args<'_>) -> CmdResult {
+    let shard = client.shard.clone();
+    let db = client.db();
+    let tx = Tx::lock(client, db, (1..args.len()).step_by(2).map(|i| args.get(i))).await;
+    // Each owner's pairs, under its first key.
+    let parts: Vec<(usize, super::OwnedArgs)> = tx
+        .shards()
+        .map(|s| {
+            let mut part = super::OwnedArgs::default();
+            for i in (1..args.len()).step_by(2).filter(|&i| shard.owner(args.get(i)) == s) {
+                part.push(args.get(i));
+                part.push(args.get(i + 1));
+            }
+            (s, part)
+        })
+        .collect();
+    let mut any_exists = false;
+    for (_, part) in &parts {
+        let pairs = part.clone();
+        let first = part.args().get(0);
+        any_exists |= tx
+            .on(client, db, first, move |ctx, _| {
+                let a = pairs.args();
+                (0..a.len()).step_by(2).any(|i| ctx.lookup(a.get(i)).is_some())
+            })
+            .await;
     }
-    mset(ctx, args).map(|_| Reply::Int(1))
+    if !any_exists {
+        for (_, part) in parts {
+            let first = part.args().get(0).to_vec();
+            tx.on(client, db, &first, move |ctx, _| {
+                let a = part.args();
+                for i in (0..a.len()).step_by(2) {
+                    ctx.set(a.get(i), string_value(a.get(i + 1)), 0);
+                    ctx.event(STRING, "set", a.get(i));
+                }
+                ctx.changed((a.len() / 2) as u64);
+            })
+            .await;
+        }
+    }
+    tx.unlock().await;
+    Ok(Reply::Int(!any_exists as i64))
 }
 
-/// MSETNX across shards: under the locks, check every shard, then write
-/// every shard, so the all-or-nothing rule holds.
-fn msetnx_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
-    Box::pin(async move {
-        let shard = client.shard.clone();
-        let db = client.db();
-        let tx = Tx::lock(client, db, (1..args.len()).step_by(2).map(|i| args.get(i))).await;
-        let parts: Vec<(usize, super::OwnedArgs)> = tx
-            .shards()
-            .map(|s| {
-                let mut part = super::OwnedArgs::default();
-                part.push(b"mset");
-                for i in (1..args.len()).step_by(2).filter(|&i| shard.owner(args.get(i)) == s) {
-                    part.push(args.get(i));
-                    part.push(args.get(i + 1));
-                }
-                (s, part)
-            })
-            .collect();
-        let checks = parts.iter().map(|(s, part)| {
-            let part = part.clone();
-            tx.run(*s, move |sh| {
-                let mut ks = sh.ks.borrow_mut();
-                let now = sh.now();
-                let a = part.args();
-                (1..a.len()).step_by(2).any(|i| ks.dbs[db].contains(a.get(i), now))
-            })
-        });
-        let any_exists = futures::future::join_all(checks).await.into_iter().any(|e| e);
-        if !any_exists {
-            let writes = parts.into_iter().map(|(s, part)| {
-                tx.run(s, move |sh| {
-                    // Its coordinator propagates the MSETNX itself.
-                    let spec = super::lookup(b"mset").expect("mset is in the table");
-                    let sink = crate::server::dispatch::Sink::Collect;
-                    crate::server::dispatch::run_data(sh, spec, mset, db, false, part.args(), sink).result
-                })
-            });
-            futures::future::join_all(writes).await;
-        }
-        tx.unlock().await;
-        Ok(Reply::Int(!any_exists as i64))
-    })
-}
+async_handler!(msetnx_cmd, msetnx);
 
 fn max_string(ctx: &Ctx) -> usize {
     Hot::get(&ctx.server.hot.proto_max_bulk_len) as usize
@@ -270,20 +280,17 @@ fn append(ctx: &mut Ctx, args: Args) -> CmdResult {
     let (key, tail) = (args.get(1), args.get(2));
     let limit = max_string(ctx);
     match ctx.lookup_str(key)? {
-        None => {
-            ctx.set(key, string_value(tail), 0);
-            Ok(Reply::Int(tail.len() as i64))
-        }
+        None => ctx.set(key, string_value(tail), 0),
         Some(e) => {
             let s = e.value.as_str_mut().ok_or(CmdError::WrongType)?;
             if s.len() + tail.len() > limit {
                 return Err(CmdError::StringTooLong);
             }
-            let raw = s.make_raw();
-            raw.extend_from_slice(tail);
-            Ok(Reply::Int(raw.len() as i64))
+            s.make_raw().extend_from_slice(tail);
         }
     }
+    ctx.event(STRING, "append", key);
+    Ok(Reply::Int(ctx.lookup_str(key)?.and_then(|e| e.value.as_str_mut()).map_or(0, |s| s.len() as i64)))
 }
 
 fn strlen(ctx: &mut Ctx, args: Args) -> CmdResult {
@@ -293,18 +300,20 @@ fn strlen(ctx: &mut Ctx, args: Args) -> CmdResult {
 /// INCR, DECR, INCRBY, DECRBY: the value must be a 64-bit integer and the
 /// result must fit one. The TTL is kept.
 fn incr_by(ctx: &mut Ctx, key: &[u8], by: i64) -> CmdResult {
-    match ctx.lookup_str(key)? {
+    let n = match ctx.lookup_str(key)? {
         None => {
             ctx.set(key, Value::Str(Str::Int(by)), 0);
-            Ok(Reply::Int(by))
+            by
         }
         Some(e) => {
             let s = e.value.as_str_mut().ok_or(CmdError::WrongType)?;
             let n = s.as_int().ok_or(CmdError::NotInteger)?.checked_add(by).ok_or(CmdError::Overflow)?;
             *s = Str::Int(n);
-            Ok(Reply::Int(n))
+            n
         }
-    }
+    };
+    ctx.event(STRING, "incrby", key);
+    Ok(Reply::Int(n))
 }
 
 fn incr(ctx: &mut Ctx, args: Args) -> CmdResult {
@@ -340,6 +349,7 @@ fn incrbyfloat(ctx: &mut Ctx, args: Args) -> CmdResult {
         }
     };
     ctx.set(key, Value::Str(Str::from_bytes(&text)), keep);
+    ctx.event(STRING, "incrbyfloat", key);
     // The result, not the increment: replaying it computes nothing.
     ctx.propagate(&[b"SET", key, &text, b"KEEPTTL"]);
     Ok(Reply::Bulk(text.into()))
@@ -384,6 +394,7 @@ fn setrange(ctx: &mut Ctx, args: Args) -> CmdResult {
     match ctx.lookup_str(key)? {
         None => {
             if patch.is_empty() {
+                ctx.changed(0);
                 return Ok(Reply::Int(0));
             }
             check(patch.len())?;
@@ -391,12 +402,15 @@ fn setrange(ctx: &mut Ctx, args: Args) -> CmdResult {
             v.extend_from_slice(patch);
             let len = v.len();
             ctx.set(key, Value::Str(Str::raw(v)), 0);
+            ctx.event(STRING, "setrange", key);
             Ok(Reply::Int(len as i64))
         }
         Some(e) => {
             let s = e.value.as_str_mut().ok_or(CmdError::WrongType)?;
             if patch.is_empty() {
-                return Ok(Reply::Int(s.len() as i64));
+                let len = s.len() as i64;
+                ctx.changed(0);
+                return Ok(Reply::Int(len));
             }
             check(patch.len())?;
             let raw = s.make_raw();
@@ -404,51 +418,38 @@ fn setrange(ctx: &mut Ctx, args: Args) -> CmdResult {
                 raw.resize(offset + patch.len(), 0);
             }
             raw[offset..offset + patch.len()].copy_from_slice(patch);
-            Ok(Reply::Int(raw.len() as i64))
+            let len = raw.len() as i64;
+            ctx.event(STRING, "setrange", key);
+            Ok(Reply::Int(len))
         }
     }
 }
 
-/// Reads the string values of LCS's two keys on one shard.
-fn lcs_values(ctx: &mut Ctx, a: &[u8], b: &[u8]) -> Result<(Vec<u8>, Vec<u8>), CmdError> {
-    let mut read = |k: &[u8]| -> Result<Vec<u8>, CmdError> {
-        match ctx.read(k) {
-            None => Ok(Vec::new()),
-            Some(e) => match e.value.as_str_mut() {
-                Some(s) => Ok(s.as_bytes().into_owned()),
-                None => Err(CmdError::err("The specified keys must contain string values")),
-            },
-        }
-    };
-    Ok((read(a)?, read(b)?))
+/// LCS's two string values, read under the keys' locks wherever they
+/// live.
+async fn lcs(client: &mut Client, args: Args<'_>) -> CmdResult {
+    let db = client.db();
+    let tx = Tx::lock(client, db, [args.get(1), args.get(2)].into_iter()).await;
+    let mut values = Vec::with_capacity(2);
+    for i in 1..=2 {
+        let value = tx
+            .on(client, db, args.get(i), |ctx, k| match ctx.read(k) {
+                None => Ok(Vec::new()),
+                Some(e) => match e.value.as_str_mut() {
+                    Some(s) => Ok(s.as_bytes().into_owned()),
+                    None => Err(CmdError::err("The specified keys must contain string values")),
+                },
+            })
+            .await;
+        values.push(value);
+    }
+    tx.unlock().await;
+    let b = values.pop().expect("two values")?;
+    let a = values.pop().expect("two values")?;
+    lcs_reply(&a, &b, args, Hot::get(&client.shard.server.hot.proto_max_bulk_len) as usize)
 }
 
-fn lcs(ctx: &mut Ctx, args: Args) -> CmdResult {
-    let (a, b) = lcs_values(ctx, args.get(1), args.get(2))?;
-    lcs_reply(&a, &b, args, max_string(ctx))
-}
-
-fn lcs_cross<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
-    Box::pin(async move {
-        let shard = client.shard.clone();
-        let (db, no_touch) = (client.db(), client.no_touch());
-        let tx = Tx::lock(client, db, [args.get(1), args.get(2)].into_iter()).await;
-        let mut values = Vec::new();
-        for i in 1..=2 {
-            let key: Box<[u8]> = args.get(i).into();
-            let v = tx
-                .run(shard.owner(&key), move |sh| {
-                    sh.with_ctx(db, no_touch, |ctx| lcs_values(ctx, &key, &key).map(|(v, _)| v))
-                })
-                .await;
-            values.push(v);
-        }
-        tx.unlock().await;
-        let b = values.pop().expect("two values")?;
-        let a = values.pop().expect("two values")?;
-        lcs_reply(&a, &b, args, Hot::get(&shard.server.hot.proto_max_bulk_len) as usize)
-    })
-}
+async_handler!(lcs_cmd, lcs);
 
 /// LCS a b [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN], computed and
 /// reported exactly as Redis's lcsCommand (including the order in which
@@ -564,7 +565,7 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("getex", -2, WRITE | FAST, KEY1, Handler::Data(getex)),
     Spec::new("mget", -2, READONLY | FAST, Keys::Range(1, -1, 1), Handler::Split(mget, Merge::Gather)),
     Spec::new("mset", -3, WRITE | DENYOOM, Keys::Range(1, -1, 2), Handler::Split(mset, Merge::AllOk)),
-    Spec::new("msetnx", -3, WRITE | DENYOOM, Keys::Range(1, -1, 2), Handler::Cross(msetnx, msetnx_cross)),
+    Spec::new("msetnx", -3, WRITE | DENYOOM, Keys::Range(1, -1, 2), Handler::Async(msetnx_cmd)),
     Spec::new("append", 3, WRITE | DENYOOM | FAST, KEY1, Handler::Data(append)),
     Spec::new("strlen", 2, READONLY | FAST, KEY1, Handler::Data(strlen)),
     Spec::new("incr", 2, WRITE | DENYOOM | FAST, KEY1, Handler::Data(incr)),
@@ -575,5 +576,5 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("getrange", 4, READONLY, KEY1, Handler::Data(getrange)),
     Spec::new("substr", 4, READONLY, KEY1, Handler::Data(getrange)),
     Spec::new("setrange", 4, WRITE | DENYOOM, KEY1, Handler::Data(setrange)),
-    Spec::new("lcs", -3, READONLY, Keys::Range(1, 2, 1), Handler::Cross(lcs, lcs_cross)),
+    Spec::new("lcs", -3, READONLY, Keys::Range(1, 2, 1), Handler::Async(lcs_cmd)),
 ];

@@ -4,7 +4,7 @@
 
 use futures::future::LocalBoxFuture;
 
-use super::keys::{ScanOptions, on_owner};
+use super::keys::ScanOptions;
 use super::{
     Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, Typed, WRITE, intercard_limit, mpop, parse_f64,
     parse_mpop, pop_count, random_positions,
@@ -12,6 +12,7 @@ use super::{
 use crate::config::Hot;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
+use crate::server::notify::{GENERIC, ZSET};
 use crate::server::transaction::Tx;
 use crate::storage::{Key, SmallBytes, Value, ZLimits, ZSet};
 
@@ -113,8 +114,9 @@ fn zadd_generic(ctx: &mut Ctx, args: Args, mut f: AddFlags, mut at: usize) -> Cm
     let scores = (at..args.len()).step_by(2).map(|i| args.float(i)).collect::<Result<Vec<f64>, _>>()?;
     let key = args.get(1);
     let limits = limits(ctx.server);
-    let exists = ctx.read_as::<ZSet>(key)?.is_some();
+    let exists = ctx.lookup_as::<ZSet>(key)?.is_some();
     if !exists && f.xx {
+        ctx.changed(0);
         return Ok(if f.incr { Reply::Null } else { Reply::Int(0) });
     }
     if !exists {
@@ -139,9 +141,9 @@ fn zadd_generic(ctx: &mut Ctx, args: Args, mut f: AddFlags, mut at: usize) -> Cm
     ctx.drop_if_empty::<ZSet>(key);
     // The event tells additions and score changes alike (the reply may not).
     if added + updated > 0 {
-        let db = ctx.db;
-        ctx.ks.note(crate::server::notify::ZSET, if f.incr { "zincr" } else { "zadd" }, db, key);
+        ctx.event(ZSET, if f.incr { "zincr" } else { "zadd" }, key);
     }
+    ctx.changed((added + updated) as u64);
     Ok(if f.incr {
         if processed > 0 { score_reply(last) } else { Reply::Null }
     } else {
@@ -159,8 +161,11 @@ fn zincrby(ctx: &mut Ctx, args: Args) -> CmdResult {
 
 fn zrem(ctx: &mut Ctx, args: Args) -> CmdResult {
     let key = args.get(1);
-    let Some(z) = ctx.read_as::<ZSet>(key)? else { return Ok(Reply::Int(0)) };
+    let Some(z) = ctx.lookup_as::<ZSet>(key)? else { return Ok(Reply::Int(0)) };
     let n = (2..args.len()).filter(|&i| z.remove(args.get(i)).is_some()).count();
+    if n > 0 {
+        ctx.event(ZSET, "zrem", key);
+    }
     ctx.drop_if_empty::<ZSet>(key);
     Ok(Reply::Int(n as i64))
 }
@@ -411,29 +416,42 @@ fn zlexcount(ctx: &mut Ctx, args: Args) -> CmdResult {
     count_generic(ctx, args, By::Lex)
 }
 
-fn remrange_generic(ctx: &mut Ctx, args: Args, by: By) -> CmdResult {
+fn remrange_generic(ctx: &mut Ctx, args: Args, by: By, event: &'static str) -> CmdResult {
     let range = parse_range(args, 2, 3, by)?;
     let key = args.get(1);
-    let Some(z) = ctx.read_as::<ZSet>(key)? else { return Ok(Reply::Int(0)) };
+    let Some(z) = ctx.lookup_as::<ZSet>(key)? else { return Ok(Reply::Int(0)) };
     let r = range.ranks(z, false);
     let doomed = z.range(r.start, r.end);
     doomed.iter().for_each(|(_, m)| {
         z.remove(m);
     });
+    if !doomed.is_empty() {
+        ctx.event(ZSET, event, key);
+    }
     ctx.drop_if_empty::<ZSet>(key);
     Ok(Reply::Int(doomed.len() as i64))
 }
 
 fn zremrangebyrank(ctx: &mut Ctx, args: Args) -> CmdResult {
-    remrange_generic(ctx, args, By::Rank)
+    remrange_generic(ctx, args, By::Rank, "zremrangebyrank")
 }
 
 fn zremrangebyscore(ctx: &mut Ctx, args: Args) -> CmdResult {
-    remrange_generic(ctx, args, By::Score)
+    remrange_generic(ctx, args, By::Score, "zremrangebyscore")
 }
 
 fn zremrangebylex(ctx: &mut Ctx, args: Args) -> CmdResult {
-    remrange_generic(ctx, args, By::Lex)
+    remrange_generic(ctx, args, By::Lex, "zremrangebylex")
+}
+
+/// After `count` elements were popped from `key`'s low or high end: the
+/// event (if any were), the key deleted if the set is empty now.
+pub(crate) fn zpopped(ctx: &mut Ctx, key: &[u8], max: bool, count: usize) {
+    if count > 0 {
+        ctx.event(ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+    }
+    ctx.changed(count as u64);
+    ctx.drop_if_empty::<ZSet>(key);
 }
 
 /// Removes up to `count` elements from the low (`max` false) or high end.
@@ -457,9 +475,12 @@ fn zpop(ctx: &mut Ctx, args: Args, max: bool) -> CmdResult {
         _ => return Err(CmdError::Syntax),
     };
     let key = args.get(1);
-    let Some(z) = ctx.read_as::<ZSet>(key)? else { return Ok(Reply::Array(Vec::new())) };
+    let Some(z) = ctx.lookup_as::<ZSet>(key)? else {
+        ctx.changed(0);
+        return Ok(Reply::Array(Vec::new()));
+    };
     let items = pop_ends(z, count.unwrap_or(1), max);
-    ctx.drop_if_empty::<ZSet>(key);
+    zpopped(ctx, key, max, items.len());
     Ok(match count {
         // A single pop is always a flat [member, score].
         None => Reply::Array(items.into_iter().flat_map(|(s, m)| [Reply::bulk(&m), score_reply(s)]).collect()),
@@ -516,34 +537,40 @@ async fn read_inputs(client: &Client, tx: &Tx, keys: &[Key]) -> Result<Vec<Optio
     let db = client.db();
     let mut out = Vec::with_capacity(keys.len());
     for key in keys {
-        let items = on_owner(tx, client, key, db, |ctx, k| match ctx.read(k) {
-            None => Ok(None),
-            Some(e) => match &e.value {
-                Value::ZSet(z) => Ok(Some(z.range(0, z.len()))),
-                Value::Set(s) => Ok(Some(s.members().into_iter().map(|m| (1.0, m)).collect())),
-                _ => Err(CmdError::WrongType),
-            },
-        })
-        .await?;
+        let items = tx
+            .on(client, db, key, |ctx, k| match ctx.read(k) {
+                None => Ok(None),
+                Some(e) => match &e.value {
+                    Value::ZSet(z) => Ok(Some(z.range(0, z.len()))),
+                    Value::Set(s) => Ok(Some(s.members().into_iter().map(|m| (1.0, m)).collect())),
+                    _ => Err(CmdError::WrongType),
+                },
+            })
+            .await?;
         out.push(items);
     }
     Ok(out)
 }
 
-async fn write_zset(client: &Client, tx: &Tx, key: &[u8], items: Vec<(f64, SmallBytes)>) {
+/// Stores `items` as the result of `event` in `key` (none deletes it).
+async fn store_zset(client: &Client, tx: &Tx, key: &[u8], items: Vec<(f64, SmallBytes)>, event: &'static str) {
     let db = client.db();
     let limits = limits(&client.shard.server);
-    on_owner(tx, client, key, db, move |ctx, k| {
+    tx.on(client, db, key, move |ctx, k| {
         let now = ctx.now;
-        ctx.db().remove(k, now);
+        let existed = ctx.db().remove(k, now).is_some();
         if let Some((_, first)) = items.first() {
             let mut z = ZSet::for_member(first, limits);
             items.iter().for_each(|(s, m)| {
                 z.insert(m, *s, limits);
             });
             ctx.set(k, z.wrap(), 0);
+            ctx.event(ZSET, event, k);
+            ctx.changed(1);
+        } else if existed {
+            ctx.event(GENERIC, "del", k);
+            ctx.changed(1);
         }
-        ctx.ks.dirty += 1;
     })
     .await
 }
@@ -672,7 +699,12 @@ async fn setop(client: &mut Client, args: Args<'_>, op: SetOp, store: bool) -> C
         let items = combine(op, &inputs, &weights, agg);
         if store {
             let count = items.len();
-            write_zset(client, &tx, args.get(1), items).await;
+            let event = match op {
+                SetOp::Union => "zunionstore",
+                SetOp::Inter => "zinterstore",
+                SetOp::Diff => "zdiffstore",
+            };
+            store_zset(client, &tx, args.get(1), items, event).await;
             Ok(Reply::Int(count as i64))
         } else {
             Ok(with_scores(items, withscores))
@@ -715,12 +747,13 @@ fn zrangestore<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a,
         let tx = Tx::lock(client, client.db(), [dst, &*src].into_iter()).await;
         let result = async {
             let db = client.db();
-            let items = on_owner(&tx, client, &src, db, move |ctx, k| {
-                Ok::<_, CmdError>(ctx.read_as::<ZSet>(k)?.map(|z| q.run(z)).unwrap_or_default())
-            })
-            .await?;
+            let items = tx
+                .on(client, db, &src, move |ctx, k| {
+                    Ok::<_, CmdError>(ctx.read_as::<ZSet>(k)?.map(|z| q.run(z)).unwrap_or_default())
+                })
+                .await?;
             let count = items.len();
-            write_zset(client, &tx, dst, items).await;
+            store_zset(client, &tx, dst, items, "zrangestore").await;
             Ok(Reply::Int(count as i64))
         }
         .await;
@@ -740,11 +773,11 @@ fn zmpop<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
         };
         let keys: Vec<&[u8]> = key_range.map(|i| args.get(i)).collect();
         let pop = move |ctx: &mut Ctx, k: &[u8]| {
-            let items = match ctx.read_as::<ZSet>(k)? {
+            let items = match ctx.lookup_as::<ZSet>(k)? {
                 None => return Ok(None),
                 Some(z) => pop_ends(z, count, max),
             };
-            ctx.drop_if_empty::<ZSet>(k);
+            zpopped(ctx, k, max, items.len());
             Ok(Some(items))
         };
         let pairs = |items: Vec<(f64, SmallBytes)>| {

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::channel::oneshot;
 
+use super::notify::{GENERIC, LIST};
 use super::shard::Shard;
 use crate::commands::Ctx;
 use crate::protocol::CmdError;
@@ -25,8 +26,17 @@ use crate::storage::{End, Key, List, SmallBytes, ZSet};
 /// What a blocked client will do to the first of its keys with data.
 #[derive(Clone, Copy, Debug)]
 pub enum BlockOp {
-    List { end: End, count: usize },
-    ZSet { max: bool, count: usize },
+    /// `moving`: BLMOVE's pop, whose events wait for the push (Redis
+    /// reports the push onto the destination first).
+    List {
+        end: End,
+        count: usize,
+        moving: bool,
+    },
+    ZSet {
+        max: bool,
+        count: usize,
+    },
 }
 
 /// What a waiter was served: the key and the popped elements (with their
@@ -38,6 +48,8 @@ pub struct Served {
     /// The pop's journal entries, for a client whose EXEC journals them
     /// (otherwise the owner journalled them as it popped).
     pub ops: Vec<crate::journal::Op>,
+    /// A moving pop's keyspace events (class, name), for after the push.
+    pub deferred: Vec<(u32, &'static str)>,
 }
 
 pub struct Waiter {
@@ -98,29 +110,42 @@ fn ready(ctx: &mut Ctx, key: &[u8], op: BlockOp) -> Result<bool, CmdError> {
 }
 
 /// Pops for `op` from `key`, known to be ready.
-fn pop(ctx: &mut Ctx, key: &[u8], op: BlockOp) -> Vec<(SmallBytes, f64)> {
+fn pop(ctx: &mut Ctx, key: &[u8], op: BlockOp) -> Served {
     ctx.ks.preserve(ctx.db, key, ctx.now);
-    let items = match op {
-        BlockOp::List { end, count } => {
+    let mut deferred = Vec::new();
+    let items: Vec<(SmallBytes, f64)> = match op {
+        BlockOp::List { end, count, moving } => {
             let limits = crate::commands::lists::limits(ctx);
-            let Ok(Some(l)) = ctx.read_as::<List>(key) else { return Vec::new() };
+            let Ok(Some(l)) = ctx.lookup_as::<List>(key) else { return Served::nothing(key) };
             let items: Vec<_> = (0..count).map_while(|_| l.pop(end, limits)).map(|v| (v, 0.0)).collect();
-            ctx.drop_if_empty::<List>(key);
+            if moving {
+                let emptied = l.is_empty();
+                deferred.push((LIST, if end == End::Left { "lpop" } else { "rpop" }));
+                if emptied {
+                    let now = ctx.now;
+                    ctx.db().remove(key, now);
+                    deferred.push((GENERIC, "del"));
+                }
+                // The push counts the move.
+                ctx.changed(0);
+            } else {
+                crate::commands::lists::popped(ctx, key, end, items.len());
+            }
             items
         }
         BlockOp::ZSet { max, count } => {
-            let Ok(Some(z)) = ctx.read_as::<ZSet>(key) else { return Vec::new() };
-            let items = crate::commands::zsets::pop_ends(z, count, max).into_iter().map(|(s, m)| (m, s)).collect();
-            ctx.drop_if_empty::<ZSet>(key);
+            let Ok(Some(z)) = ctx.lookup_as::<ZSet>(key) else { return Served::nothing(key) };
+            let items: Vec<_> =
+                crate::commands::zsets::pop_ends(z, count, max).into_iter().map(|(s, m)| (m, s)).collect();
+            crate::commands::zsets::zpopped(ctx, key, max, items.len());
             items
         }
     };
-    ctx.ks.dirty += 1;
     ctx.ks.dbs[ctx.db].touch(key);
     // It propagates as the non-blocking pop it amounts to.
     let (name, single): (&[u8], bool) = match op {
-        BlockOp::List { end: End::Left, count } => (b"LPOP", count == 1),
-        BlockOp::List { end: End::Right, count } => (b"RPOP", count == 1),
+        BlockOp::List { end: End::Left, count, .. } => (b"LPOP", count == 1),
+        BlockOp::List { end: End::Right, count, .. } => (b"RPOP", count == 1),
         BlockOp::ZSet { max: false, count } => (b"ZPOPMIN", count == 1),
         BlockOp::ZSet { max: true, count } => (b"ZPOPMAX", count == 1),
     };
@@ -129,7 +154,13 @@ fn pop(ctx: &mut Ctx, key: &[u8], op: BlockOp) -> Vec<(SmallBytes, f64)> {
     } else {
         ctx.propagate(&[name, key, itoa::Buffer::new().format(items.len()).as_bytes()]);
     }
-    items
+    Served { key: key.into(), items, ops: Vec::new(), deferred }
+}
+
+impl Served {
+    fn nothing(key: &[u8]) -> Served {
+        Served { key: key.into(), items: Vec::new(), ops: Vec::new(), deferred: Vec::new() }
+    }
 }
 
 impl Shard {
@@ -144,22 +175,22 @@ impl Shard {
                 ctx.lookup(k);
             }
         });
-        for op in self.take_effects() {
+        for op in self.settle() {
             self.journal(vec![op]);
-        }
-        if self.notify_flags() != 0 {
-            self.publish_events(Vec::new(), None);
         }
     }
 
-    /// The journal entries of a step run outside dispatch (a pop served
-    /// to a blocked client, elements given back): expired keys' DELs,
-    /// then what the step said it propagates as.
-    pub fn take_effects(&self) -> Vec<crate::journal::Op> {
-        let mut ks = self.ks.borrow_mut();
-        let rewrite = std::mem::take(&mut ks.effects).rewrite.unwrap_or_default();
-        let mut ops = if ks.journal { ks.take_expired_ops(false) } else { Vec::new() };
-        ops.extend(rewrite);
+    /// Applies what a step run here outside dispatch did (a pop served to
+    /// a blocked client, elements given back, BLMOVE's push, keys
+    /// reclaimed): its changes count as dirty and its keyspace events go
+    /// out. Returns its journal entries (expired keys' DELs, then what it
+    /// propagates as) for the caller to journal now or with its EXEC.
+    pub fn settle(self: &std::rc::Rc<Self>) -> Vec<crate::journal::Op> {
+        let step = self.ks.borrow_mut().take_step();
+        self.ks.borrow_mut().dirty += step.effects.changes.unwrap_or(0);
+        self.send_events(step.events);
+        let mut ops = step.expired;
+        ops.extend(step.effects.rewrite.unwrap_or_default());
         ops
     }
 }
@@ -173,7 +204,7 @@ impl Shard {
 
     /// Serves `waiter` from `key` if it has data; otherwise queues it on
     /// the key when `block` (a command inside EXEC never blocks).
-    pub fn try_or_block(&self, waiter: &Arc<Waiter>, key: Key, block: bool) -> Result<(), CmdError> {
+    pub fn try_or_block(self: &std::rc::Rc<Self>, waiter: &Arc<Waiter>, key: Key, block: bool) -> Result<(), CmdError> {
         if waiter.is_claimed() {
             return Ok(());
         }
@@ -182,11 +213,11 @@ impl Shard {
             if !ready(ctx, &key, op)? || !waiter.claim() {
                 return Ok(None);
             }
-            Ok(Some(Served { key: key.clone(), items: pop(ctx, &key, op), ops: Vec::new() }))
+            Ok(Some(pop(ctx, &key, op)))
         })?;
         // Keys that expired on the way are DELs whatever happens; the pop
         // itself joins the client's EXEC when it runs in one.
-        let mut ops = Some(self.take_effects());
+        let mut ops = Some(self.settle());
         let served = served.map(|mut s| {
             if !block {
                 s.ops = ops.take().unwrap_or_default();
@@ -218,14 +249,14 @@ impl Shard {
 
     /// After `key` was written: serve its waiters while it has data,
     /// unless a transaction holds it (then its release serves them).
-    pub fn key_written(&self, db: usize, key: &[u8]) {
+    pub fn key_written(self: &std::rc::Rc<Self>, db: usize, key: &[u8]) {
         if !self.blocked.borrow().has_waiters(db, key) || self.locks.borrow().is_held(db, key) {
             return;
         }
         self.serve_waiters(db, key);
     }
 
-    fn serve_waiters(&self, db: usize, key: &[u8]) {
+    fn serve_waiters(self: &std::rc::Rc<Self>, db: usize, key: &[u8]) {
         let slot = (db, Key::from(key));
         loop {
             let Some(waiter) = self.blocked.borrow().queues.get(&slot).and_then(|q| q.front().cloned()) else {
@@ -235,13 +266,10 @@ impl Shard {
                 if !matches!(ready(ctx, key, waiter.op), Ok(true)) {
                     return Err(());
                 }
-                Ok(waiter.claim().then(|| Served {
-                    key: slot.1.clone(),
-                    items: pop(ctx, key, waiter.op),
-                    ops: Vec::new(),
-                }))
+                Ok(waiter.claim().then(|| pop(ctx, key, waiter.op)))
             });
-            self.journal(self.take_effects());
+            let ops = self.settle();
+            self.journal(ops);
             match served {
                 // The key is empty (or of another type) now: the rest wait.
                 Err(()) => break,
@@ -256,7 +284,7 @@ impl Shard {
     }
 
     /// Serves the waiters of keys a transaction just released.
-    pub fn keys_released(&self, keys: &[(usize, Key)]) {
+    pub fn keys_released(self: &std::rc::Rc<Self>, keys: &[(usize, Key)]) {
         if self.blocked.borrow().is_empty() {
             return;
         }

@@ -179,6 +179,9 @@ pub struct Client {
     /// Every shard held by this client's EXEC, since a FLUSHALL, FLUSHDB
     /// or SWAPDB in it: released when the EXEC is journalled.
     pub exclusive: Option<super::transaction::Exclusive>,
+    /// What the steps of the coordinated write running now did on their
+    /// shards, for dispatch to apply when it ends.
+    pub steps: std::cell::RefCell<crate::storage::Step>,
 }
 
 impl Client {
@@ -197,6 +200,7 @@ impl Client {
             unit: None,
             wrote: false,
             exclusive: None,
+            steps: Default::default(),
         }
     }
 
@@ -219,6 +223,12 @@ impl Client {
             Some(unit) => unit.extend(ops),
             None => self.shard.journal(ops),
         }
+    }
+
+    /// The coordinated write running now made `n` changes (one that
+    /// counts them itself rather than through its steps: FLUSHALL...).
+    pub fn changed(&self, n: u64) {
+        *self.steps.borrow_mut().effects.changes.get_or_insert(0) += n;
     }
 
     pub fn db(&self) -> usize {

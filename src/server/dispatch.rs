@@ -111,33 +111,16 @@ fn run_body(
         spec.written_keys(args).for_each(|i| shard.key_written(db, args.get(i)));
     }
     if notify != 0 && own_events {
-        let own = match &ran.result {
-            Ok(reply) if spec.has(WRITE) => notify::command_events(spec, args, reply, db, notify),
-            _ => Vec::new(),
-        };
-        shard.publish_events(own, Some(spec));
+        shard.publish_events(Some(spec));
     }
     ran
 }
 
-/// After a write coordinated across shards: its keys changed for their
-/// watchers and may serve blocked clients (skipped when nobody anywhere
-/// WATCHes or blocks), and its keyspace events go out.
-async fn keys_written(client: &Client, spec: &Spec, args: Args<'_>, reply: &Reply) {
+/// After a write coordinated across shards changed something: its keys
+/// changed for their watchers and may serve blocked clients (skipped when
+/// nobody anywhere WATCHes or blocks).
+async fn keys_written(client: &Client, spec: &Spec, args: Args<'_>) {
     use std::sync::atomic::Ordering::Relaxed;
-    let notify = client.shard.notify_flags();
-    if notify != 0 {
-        // The command's own events, then what its steps recorded on the
-        // keys' owners (a list emptied and deleted...), all sent from here
-        // so subscribers see them in that order.
-        let mut events = notify::command_events(spec, args, reply, client.db(), notify);
-        let mut owners: Vec<usize> = spec.keys.positions(args).map(|i| client.shard.owner(args.get(i))).collect();
-        owners.dedup();
-        for owner in owners {
-            events.extend(client.shard.run_on(owner, |sh| sh.ks.borrow_mut().take_events()).await);
-        }
-        client.shard.publish_events(events, Some(spec));
-    }
     let server = &client.shard.server;
     if server.watching.load(Relaxed) == 0 && server.blocked_clients.load(Relaxed) == 0 {
         return;
@@ -218,7 +201,7 @@ impl Batch {
             .run_on_async(self.target, move |sh| async move {
                 let mut results = Vec::with_capacity(cmds.len());
                 for (spec, first, n) in cmds {
-                    let (Handler::Data(f) | Handler::Split(f, _) | Handler::Cross(f, _)) = spec.handler else {
+                    let (Handler::Data(f) | Handler::Split(f, _)) = spec.handler else {
                         unreachable!("only keyed commands are batched");
                     };
                     results
@@ -294,7 +277,7 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
             super::monitor::feed(client, spec, args, false).await;
         }
         match spec.handler {
-            Handler::Data(_) | Handler::Split(..) | Handler::Cross(..) => {
+            Handler::Data(_) | Handler::Split(..) => {
                 let shard = &client.shard;
                 let mut keys = spec.keys.positions(args).map(|i| args.get(i));
                 let target = keys.next().map_or(shard.id, |k| shard.owner(k));
@@ -390,7 +373,7 @@ pub async fn execute(client: &mut Client, spec: &'static Spec, args: Args<'_>, h
     // The common path, a body on this shard, catches its own panics
     // (run_body) and pays for no wrapper.
     let owner = single_owner(client, spec, args);
-    if let Handler::Data(f) | Handler::Split(f, _) | Handler::Cross(f, _) = spec.handler
+    if let Handler::Data(f) | Handler::Split(f, _) = spec.handler
         && owner == Some(client.shard.id)
     {
         return run_local(client, spec, f, args, held).await;
@@ -430,7 +413,7 @@ async fn execute_elsewhere(
     owner: Option<usize>,
 ) -> CmdResult {
     match spec.handler {
-        Handler::Data(f) | Handler::Split(f, _) | Handler::Cross(f, _) => {
+        Handler::Data(f) | Handler::Split(f, _) => {
             let shard = client.shard.clone();
             let (db, no_touch) = (client.db(), client.no_touch());
             let sink = if client.unit.is_some() { Sink::Collect } else { Sink::Journal };
@@ -452,13 +435,18 @@ async fn execute_elsewhere(
             }
             match spec.handler {
                 Handler::Split(f, merge) => run_split(client, spec, f, merge, args).await,
-                Handler::Cross(_, cross) => coordinated(client, spec, args, cross).await,
                 _ => Err(CmdError::Raw("CROSSSLOT Keys in request don't hash to the same slot".into())),
             }
         }
         Handler::Conn(f) => f(client, args),
         Handler::Async(f) if spec.has(WRITE) => coordinated(client, spec, args, f).await,
-        Handler::Async(f) => f(client, args).await,
+        Handler::Async(f) => {
+            client.steps.take();
+            let result = f(client, args).await;
+            let events = client.steps.take().events;
+            client.shard.send_events(notify::for_command(events, spec));
+            result
+        }
     }
 }
 
@@ -480,6 +468,7 @@ async fn coordinated(client: &mut Client, spec: &'static Spec, args: Args<'_>, f
     } else {
         None
     };
+    client.steps.take();
     let result = f(client, args).await;
     coordinated_done(client, spec, args, &result, journal).await;
     if let Some(tx) = outer {
@@ -488,16 +477,32 @@ async fn coordinated(client: &mut Client, spec: &'static Spec, args: Args<'_>, f
     result
 }
 
-/// After a coordinated write succeeded: it propagates as its own
-/// arguments (unless `journal` is false: the journal is off, or its steps
-/// journalled themselves, as blocking pops do), and its
-/// keys changed for watchers and blocked clients.
+/// After a coordinated write: what its steps did is applied here, once.
+/// If it changed something it counts as dirty, propagates (as its own
+/// arguments unless a step said otherwise, and not at all when `journal`
+/// is false: the journal is off, or its steps journalled themselves, as
+/// blocking pops do), and its keys changed for watchers and blocked
+/// clients. Its keyspace events go out in the order its steps recorded
+/// them.
 async fn coordinated_done(client: &mut Client, spec: &Spec, args: Args<'_>, result: &CmdResult, journal: bool) {
-    if let Ok(reply) = result {
-        if journal {
-            client.propagate(vec![Op::new(client.db(), args.iter())]);
+    let steps = client.steps.take();
+    let changes = if result.is_ok() { steps.effects.changes.unwrap_or(0) } else { 0 };
+    if journal {
+        let mut ops = steps.expired;
+        // FLUSHALL, FLUSHDB and SWAPDB propagate even when they found
+        // nothing to change, as Redis forces them to.
+        if changes > 0 || (result.is_ok() && spec.has(commands::EXCLUSIVE)) {
+            match steps.effects.rewrite {
+                Some(rewrite) => ops.extend(rewrite),
+                None => ops.push(Op::new(client.db(), args.iter())),
+            }
         }
-        keys_written(client, spec, args, reply).await;
+        client.propagate(ops);
+    }
+    client.shard.send_events(notify::for_command(steps.events, spec));
+    if changes > 0 {
+        client.shard.ks.borrow_mut().dirty += changes;
+        keys_written(client, spec, args).await;
     }
 }
 
@@ -510,6 +515,7 @@ async fn exclusive(client: &mut Client, spec: &'static Spec, args: Args<'_>, f: 
         Some(ex) => ex,
         None => Exclusive::begin(client).await,
     };
+    client.steps.take();
     let result = f(client, args).await;
     coordinated_done(client, spec, args, &result, true).await;
     if client.unit.is_some() && client.in_exec {
@@ -558,14 +564,9 @@ async fn run_split(client: &mut Client, spec: &'static Spec, f: DataFn, merge: M
     client.propagate(ops);
     tx.unlock().await;
     let merged = merge_replies(merge, positions.len(), groups.values(), results);
-    let notify = shard.notify_flags();
-    if notify != 0 {
-        let own = match &merged {
-            Ok(reply) if spec.has(WRITE) => notify::command_events(spec, args, reply, db, notify),
-            _ => Vec::new(),
-        };
+    if shard.notify_flags() != 0 {
         let keys = positions.iter().map(|&i| args.get(i));
-        shard.send_events(notify::per_key(keys, recorded.into_iter().flatten().collect(), own, spec));
+        shard.send_events(notify::per_key(keys, recorded.into_iter().flatten().collect(), spec));
     }
     merged
 }

@@ -147,7 +147,7 @@ impl Shard {
             }
         }
         if freed_any && notify != 0 {
-            self.publish_events(Vec::new(), None);
+            self.publish_events(None);
         }
         freed_any || !over_limit(self)
     }

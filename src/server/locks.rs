@@ -200,7 +200,7 @@ impl Shard {
         // the commands that follow.
     }
 
-    pub fn unlock_keys(&self, keys: &[(usize, Key)]) {
+    pub fn unlock_keys(self: &Rc<Self>, keys: &[(usize, Key)]) {
         let mut locks = self.locks.borrow_mut();
         for (db, key) in keys {
             locks.release(*db, key);

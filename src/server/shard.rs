@@ -152,6 +152,7 @@ impl Shard {
         ks.set_notify(self.notify_flags());
         ks.set_journal(self.server.journal.active());
         ks.set_loading(self.server.loading.load(std::sync::atomic::Ordering::Relaxed));
+        ks.effects = Default::default();
         let mut ctx = crate::commands::Ctx { ks: &mut ks, db, now: self.now(), no_touch, server: &self.server };
         f(&mut ctx)
     }

@@ -17,6 +17,7 @@ use std::rc::Rc;
 use super::client::Client;
 use super::poller;
 use super::shard::Shard;
+use crate::commands::Ctx;
 use crate::storage::Key;
 
 pub struct Tx {
@@ -65,6 +66,27 @@ impl Tx {
         R: Send + 'static,
     {
         self.shard.run_on(target, f).await
+    }
+
+    /// Runs one step of `client`'s command on the owner of `key` (in
+    /// `db`) with the locks held. What the step did there (changes, the
+    /// form it propagates as, keys expired on the way, keyspace events)
+    /// joins the command's record, which dispatch applies once it ends.
+    pub async fn on<R, F>(&self, client: &Client, db: usize, key: &[u8], f: F) -> R
+    where
+        F: FnOnce(&mut Ctx, &[u8]) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let key: Key = key.into();
+        let no_touch = client.no_touch();
+        let (r, step) = self
+            .run(client.shard.owner(&key), move |sh| {
+                let r = sh.with_ctx(db, no_touch, |ctx| f(ctx, &key));
+                (r, sh.ks.borrow_mut().take_step())
+            })
+            .await;
+        client.steps.borrow_mut().add(step);
+        r
     }
 
     /// Releases every lock, waking commands that waited on them.

@@ -73,7 +73,40 @@ pub struct Effects {
     pub rewrite: Option<Vec<crate::journal::Op>>,
 }
 
+/// What one step of a command did on a shard (its changes, propagated
+/// form, DELs of keys that expired on the way and keyspace events), taken
+/// from the shard's keyspace for the command's coordinator, which applies
+/// the steps of the whole command at once.
+#[derive(Debug, Default)]
+pub struct Step {
+    pub effects: Effects,
+    pub expired: Vec<crate::journal::Op>,
+    pub events: Vec<KeyEvent>,
+}
+
+impl Step {
+    /// Appends a later step's record.
+    pub fn add(&mut self, later: Step) {
+        if let Some(n) = later.effects.changes {
+            *self.effects.changes.get_or_insert(0) += n;
+        }
+        if let Some(ops) = later.effects.rewrite {
+            self.effects.rewrite.get_or_insert_with(Vec::new).extend(ops);
+        }
+        self.expired.extend(later.expired);
+        self.events.extend(later.events);
+    }
+}
+
 impl Keyspace {
+    /// Takes what the step that just ran here did.
+    pub fn take_step(&mut self) -> Step {
+        let effects = std::mem::take(&mut self.effects);
+        let expired = if self.journal { self.take_expired_ops(false) } else { Vec::new() };
+        let events = if self.notify != 0 { self.take_events() } else { Vec::new() };
+        Step { effects, expired, events }
+    }
+
     pub fn new(databases: usize) -> Keyspace {
         Keyspace {
             dbs: (0..databases).map(|_| Db::default()).collect(),
@@ -132,10 +165,24 @@ impl Keyspace {
         ops
     }
 
-    /// Records `name` on `key` if its class is wanted.
+    /// Records `name` on `key` if its class is wanted, after the keys the
+    /// databases saw expire or get created so far (events stay in the
+    /// order things happened).
     pub fn note(&mut self, class: u32, name: &'static str, db: usize, key: &[u8]) {
         if self.notify & class != 0 {
+            self.drain_logs();
             self.events.push(KeyEvent { class, name, db, key: key.into() });
+        }
+    }
+
+    /// Moves the databases' logs of expired and created keys to `events`.
+    fn drain_logs(&mut self) {
+        use crate::server::notify::{EXPIRED, NEW};
+        for (db, d) in self.dbs.iter_mut().enumerate() {
+            self.events.extend(d.take_log().into_iter().map(|(what, key)| match what {
+                Logged::Expired => KeyEvent { class: EXPIRED, name: "expired", db, key },
+                Logged::New => KeyEvent { class: NEW, name: "new", db, key },
+            }));
         }
     }
 
@@ -149,18 +196,10 @@ impl Keyspace {
         }
     }
 
-    /// The keys expired or created meanwhile, then the recorded events.
+    /// The events recorded meanwhile, in order.
     pub fn take_events(&mut self) -> Vec<KeyEvent> {
-        use crate::server::notify::{EXPIRED, NEW};
-        let mut events = Vec::new();
-        for (db, d) in self.dbs.iter_mut().enumerate() {
-            events.extend(d.take_log().into_iter().map(|(what, key)| match what {
-                Logged::Expired => KeyEvent { class: EXPIRED, name: "expired", db, key },
-                Logged::New => KeyEvent { class: NEW, name: "new", db, key },
-            }));
-        }
-        events.append(&mut self.events);
-        events
+        self.drain_logs();
+        std::mem::take(&mut self.events)
     }
 
     pub fn expired(&self) -> u64 {
