@@ -69,6 +69,9 @@ fn pfadd(ctx: &mut Ctx, args: Args) -> CmdResult {
 
 /// PFCOUNT of one key: uses and refreshes the cached value.
 fn count_one(ctx: &mut Ctx, key: &[u8]) -> Result<i64, CmdError> {
+    if ctx.read(key).is_none() {
+        return Ok(0);
+    }
     let Some(h) = hll_mut(ctx, key)? else {
         return Ok(0);
     };

@@ -260,12 +260,6 @@ impl Spec {
         Spec { writes, ..self }
     }
 
-    /// Whether the command reads source keys to write a destination (the
-    /// STORE commands, BITOP, PFMERGE, COPY, SORT).
-    pub fn stores(&self) -> bool {
-        self.writes != Writes::All
-    }
-
     /// The argument positions of the keys a write may change.
     pub fn written_keys(&self, args: Args) -> impl Iterator<Item = usize> + Clone {
         let skip = usize::from(self.writes == Writes::AfterFirst);

@@ -104,8 +104,8 @@ impl BlockedKeys {
 /// another type).
 fn ready(ctx: &mut Ctx, key: &[u8], op: BlockOp) -> Result<bool, CmdError> {
     Ok(match op {
-        BlockOp::List { .. } => ctx.read_as::<List>(key)?.is_some_and(|l| !l.is_empty()),
-        BlockOp::ZSet { .. } => ctx.read_as::<ZSet>(key)?.is_some_and(|z| !z.is_empty()),
+        BlockOp::List { .. } => ctx.lookup_as::<List>(key)?.is_some_and(|l| !l.is_empty()),
+        BlockOp::ZSet { .. } => ctx.lookup_as::<ZSet>(key)?.is_some_and(|z| !z.is_empty()),
     })
 }
 

@@ -111,7 +111,7 @@ fn run_body(
         spec.written_keys(args).for_each(|i| shard.key_written(db, args.get(i)));
     }
     if notify != 0 && own_events {
-        shard.publish_events(Some(spec));
+        shard.publish_events();
     }
     ran
 }
@@ -444,7 +444,7 @@ async fn execute_elsewhere(
             client.steps.take();
             let result = f(client, args).await;
             let events = client.steps.take().events;
-            client.shard.send_events(notify::for_command(events, spec));
+            client.shard.send_events(events);
             result
         }
     }
@@ -499,7 +499,7 @@ async fn coordinated_done(client: &mut Client, spec: &Spec, args: Args<'_>, resu
         }
         client.propagate(ops);
     }
-    client.shard.send_events(notify::for_command(steps.events, spec));
+    client.shard.send_events(steps.events);
     if changes > 0 {
         client.shard.ks.borrow_mut().dirty += changes;
         keys_written(client, spec, args).await;
@@ -566,7 +566,7 @@ async fn run_split(client: &mut Client, spec: &'static Spec, f: DataFn, merge: M
     let merged = merge_replies(merge, positions.len(), groups.values(), results);
     if shard.notify_flags() != 0 {
         let keys = positions.iter().map(|&i| args.get(i));
-        shard.send_events(notify::per_key(keys, recorded.into_iter().flatten().collect(), spec));
+        shard.send_events(notify::per_key(keys, recorded.into_iter().flatten().collect()));
     }
     merged
 }

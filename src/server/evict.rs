@@ -147,7 +147,7 @@ impl Shard {
             }
         }
         if freed_any && notify != 0 {
-            self.publish_events(None);
+            self.publish_events();
         }
         freed_any || !over_limit(self)
     }

@@ -240,7 +240,7 @@ async fn cron(shard: Rc<Shard>) {
                 shard.stats.expire_cycle_timeouts.set(shard.stats.expire_cycle_timeouts.get() + 1);
             }
             if notify != 0 {
-                shard.publish_events(None);
+                shard.publish_events();
             }
         }
         shard.evict(64);

@@ -12,7 +12,6 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::shard::Shard;
-use crate::commands::Spec;
 use crate::storage::KeyEvent as Event;
 
 pub const KEYSPACE: u32 = 1 << 0;
@@ -86,32 +85,13 @@ fn looked_up(e: &Event) -> bool {
     e.class & (EXPIRED | NEW | KEY_MISS) != 0
 }
 
-/// Whether a command reports `keymiss`: reads do, and the writes that
-/// read a key first (GETDEL, SET ... GET) or read their sources (the
-/// storing commands); the others look keys up as writes.
-fn reports_misses(spec: &Spec) -> bool {
-    !spec.has(crate::commands::WRITE)
-        || spec.stores()
-        || matches!(spec.name, "getdel" | "getex" | "getset" | "bitfield" | "set")
-}
-
-/// The events a command's body recorded (in the order things happened),
-/// as the command reports them.
-pub fn for_command(mut events: Vec<Event>, command: &Spec) -> Vec<Event> {
-    if !reports_misses(command) {
-        events.retain(|e| e.class != KEY_MISS);
-    }
-    events
-}
-
 /// The events of a split command (each key handled by its owner), as
 /// Redis's loop over the keys sends them: per key in command order. An
 /// event of a lookup goes with the key's first position, the command's
 /// own events take one position each (a key may be named twice, as in
 /// MSET k 1 k 2); events on keys the command does not name (expired
 /// meanwhile) come first.
-pub fn per_key<'a>(keys: impl Iterator<Item = &'a [u8]>, recorded: Vec<Event>, command: &Spec) -> Vec<Event> {
-    let recorded = for_command(recorded, command);
+pub fn per_key<'a>(keys: impl Iterator<Item = &'a [u8]>, recorded: Vec<Event>) -> Vec<Event> {
     // Each key's positions (1-based; 0 ranks first).
     let mut at: std::collections::HashMap<&[u8], (usize, std::collections::VecDeque<usize>)> =
         std::collections::HashMap::new();
@@ -146,17 +126,13 @@ impl Shard {
         flags
     }
 
-    /// Publishes the events recorded here (by `command`, if one ran, or
-    /// by expiry) to the subscribers of every shard.
-    pub fn publish_events(self: &std::rc::Rc<Self>, command: Option<&Spec>) {
+    /// Publishes the events recorded here (by the command that ran, or by
+    /// expiry) to the subscribers of every shard.
+    pub fn publish_events(self: &std::rc::Rc<Self>) {
         if self.notify_flags() == 0 {
             return;
         }
         let events = self.ks.borrow_mut().take_events();
-        let events = match command {
-            Some(c) => for_command(events, c),
-            None => events,
-        };
         self.send_events(events);
     }
 
