@@ -113,6 +113,13 @@ fn bitcount(ctx: &mut Ctx, args: Args) -> CmdResult {
     }
     let bytes = read_bytes(ctx, args.get(1))?;
     let len = bytes.as_ref().map_or(0, |b| b.len());
+    // Both ends from the end and crossed: empty, whatever the unit says.
+    if args.len() >= 4 && bytes.is_some() {
+        let (start, end) = (args.int(2)?, args.int(3)?);
+        if start < 0 && end < 0 && start > end {
+            return Ok(Reply::Int(0));
+        }
+    }
     let range = bit_range(args, 2, len)?;
     let Some(bytes) = bytes else { return Ok(Reply::Int(0)) };
     let count = match range {
@@ -355,10 +362,12 @@ fn bitfield_generic(ctx: &mut Ctx, args: Args, read_only: bool) -> CmdResult {
     let ops = parse_field_ops(ctx, args, read_only)?;
     let key = args.get(1);
     let writes = ops.iter().any(|o| !matches!(o, FieldOp::Get(..)));
+    let before = if writes { ctx.lookup_str(key)?.and_then(|e| e.value.as_str_mut()).map(|s| s.len()) } else { None };
     let mut bytes =
         if writes { raw_for_write(ctx, key, 0)?.clone() } else { read_bytes(ctx, key)?.unwrap_or_default() };
     let mut replies = Vec::with_capacity(ops.len());
-    let mut changes = 0;
+    // Per applied write: whether it changed its field's value.
+    let mut applied = Vec::new();
     for op in ops {
         replies.push(match op {
             FieldOp::Get(t, off) => Reply::Int(get_field(&bytes, off, t)),
@@ -366,7 +375,7 @@ fn bitfield_generic(ctx: &mut Ctx, args: Args, read_only: bool) -> CmdResult {
                 Some(v) => {
                     let old = get_field(&bytes, off, t);
                     set_field(&mut bytes, off, t, v);
-                    changes += 1;
+                    applied.push(old != get_field(&bytes, off, t));
                     Reply::Int(old)
                 }
                 None => Reply::Null,
@@ -376,7 +385,7 @@ fn bitfield_generic(ctx: &mut Ctx, args: Args, read_only: bool) -> CmdResult {
                 match fit(old as i128 + by as i128, t, policy) {
                     Some(v) => {
                         set_field(&mut bytes, off, t, v);
-                        changes += 1;
+                        applied.push(old != get_field(&bytes, off, t));
                         Reply::Int(v)
                     }
                     None => Reply::Null,
@@ -384,6 +393,10 @@ fn bitfield_generic(ctx: &mut Ctx, args: Args, read_only: bool) -> CmdResult {
             }
         });
     }
+    // As Redis counts them: every applied write if the key was created or
+    // grown, otherwise the ones that changed a value.
+    let grown = before.is_none_or(|len| bytes.len() > len);
+    let changes = applied.iter().filter(|&&changed| grown || changed).count() as u64;
     if writes {
         *raw_for_write(ctx, key, 0)? = bytes;
     }

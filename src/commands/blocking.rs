@@ -11,13 +11,13 @@ use futures::FutureExt;
 use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 
-use super::{Args, BLOCKING, DENYOOM, FAST, Handler, Keys, NOSCRIPT, Spec, WRITE, parse_mpop};
+use super::{Args, BLOCKING, Ctx, DENYOOM, FAST, Handler, Keys, NOSCRIPT, Spec, WRITE, parse_mpop};
 use crate::protocol::reply::format_double;
 use crate::protocol::{CmdError, CmdResult, Reply};
-use crate::server::blocking::{BlockOp, Served, Waiter};
+use crate::server::blocking::{BlockOp, Popper, Served, Waiter};
 use crate::server::client::{Client, ClientMeta};
-use crate::server::notify::LIST;
-use crate::storage::{End, Key, List};
+use crate::server::notify::{GENERIC, LIST};
+use crate::storage::{End, Key, List, SmallBytes, ZSet};
 
 /// A timeout in seconds, fractions allowed; None for 0 (wait forever).
 /// Values too large for milliseconds in 64 bits come out negative, as in
@@ -63,7 +63,7 @@ enum Outcome {
 async fn block(client: &mut Client, keys: &[Key], timeout: Option<Duration>, op: BlockOp) -> Result<Outcome, CmdError> {
     let shard = client.shard.clone();
     let db = client.db();
-    let (waiter, mut rx) = Waiter::new(db, op, client.shard.id);
+    let (waiter, mut rx) = Waiter::new(db, op, client.shard.id, &POPPER);
     let may_block = !client.in_exec;
     let mut registered = Vec::new();
     let mut error = None;
@@ -138,6 +138,69 @@ async fn block(client: &mut Client, keys: &[Key], timeout: Option<Duration>, op:
         (None, outcome) => Ok(outcome),
     }
 }
+
+/// Whether `key` holds something `op` can pop (WRONGTYPE if it holds
+/// another type).
+fn ready(ctx: &mut Ctx, key: &[u8], op: BlockOp) -> Result<bool, CmdError> {
+    Ok(match op {
+        BlockOp::List { .. } => ctx.lookup_as::<List>(key)?.is_some_and(|l| !l.is_empty()),
+        BlockOp::ZSet { .. } => ctx.lookup_as::<ZSet>(key)?.is_some_and(|z| !z.is_empty()),
+    })
+}
+
+/// Pops for `op` from `key`, known to be ready.
+fn pop(ctx: &mut Ctx, key: &[u8], op: BlockOp) -> Served {
+    ctx.ks.preserve(ctx.db, key, ctx.now);
+    let mut deferred = Vec::new();
+    let items: Vec<(SmallBytes, f64)> = match op {
+        BlockOp::List { end, count, moving } => {
+            let limits = super::lists::limits(ctx);
+            let Ok(Some(l)) = ctx.lookup_as::<List>(key) else { return nothing(key) };
+            let items: Vec<_> = (0..count).map_while(|_| l.pop(end, limits)).map(|v| (v, 0.0)).collect();
+            if moving {
+                let emptied = l.is_empty();
+                deferred.push((LIST, if end == End::Left { "lpop" } else { "rpop" }));
+                if emptied {
+                    let now = ctx.now;
+                    ctx.db().remove(key, now);
+                    deferred.push((GENERIC, "del"));
+                }
+                // The push counts the move.
+                ctx.changed(0);
+            } else {
+                super::lists::popped(ctx, key, end, items.len());
+            }
+            items
+        }
+        BlockOp::ZSet { max, count } => {
+            let Ok(Some(z)) = ctx.lookup_as::<ZSet>(key) else { return nothing(key) };
+            let items: Vec<_> = super::zsets::pop_ends(z, count, max).into_iter().map(|(s, m)| (m, s)).collect();
+            super::zsets::zpopped(ctx, key, max, items.len());
+            items
+        }
+    };
+    ctx.ks.dbs[ctx.db].touch(key);
+    // It propagates as the non-blocking pop it amounts to.
+    let (name, single): (&[u8], bool) = match op {
+        BlockOp::List { end: End::Left, count, .. } => (b"LPOP", count == 1),
+        BlockOp::List { end: End::Right, count, .. } => (b"RPOP", count == 1),
+        BlockOp::ZSet { max: false, count } => (b"ZPOPMIN", count == 1),
+        BlockOp::ZSet { max: true, count } => (b"ZPOPMAX", count == 1),
+    };
+    if single {
+        ctx.propagate(&[name, key]);
+    } else {
+        ctx.propagate(&[name, key, itoa::Buffer::new().format(items.len()).as_bytes()]);
+    }
+    Served { key: key.into(), items, ops: Vec::new(), deferred }
+}
+
+fn nothing(key: &[u8]) -> Served {
+    Served { key: key.into(), items: Vec::new(), ops: Vec::new(), deferred: Vec::new() }
+}
+
+/// How the blocking commands pop, for the shards that serve them.
+static POPPER: Popper = Popper { ready, pop };
 
 /// Returns popped elements to their key (the client that was to get them
 /// disconnected).

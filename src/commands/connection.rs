@@ -2,7 +2,6 @@
 
 use futures::future::LocalBoxFuture;
 
-use super::transactions::unwatch_all;
 use super::{
     ADMIN, ALLOW_BUSY, Args, FAST, Handler, Keys, LOADING, NO_AUTH, NO_QUEUE, NOSCRIPT, STALE, SUBSCRIBE_MODE, Spec,
 };
@@ -130,8 +129,8 @@ fn reset<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdR
     Box::pin(async move {
         client.multi = None;
         client.meta.multi_len.set(-1);
-        unwatch_all(client).await;
-        super::pubsub::unsubscribe_all(client);
+        client.unwatch_all().await;
+        client.unsubscribe_all();
         reset_state(client)
     })
 }

@@ -72,6 +72,7 @@ async fn rename_generic(client: &mut Client, args: Args<'_>, nx: bool) -> CmdRes
         let taken: Option<Moved> = tx
             .on(client, db, src, |ctx, k| {
                 let now = ctx.now;
+                ctx.modified();
                 ctx.db().take(k, now)
             })
             .await;

@@ -287,6 +287,7 @@ async fn move_one(
             if emptied {
                 ctx.db().remove(k, now);
             }
+            ctx.modified();
             v.map(|v| (v, emptied))
         })
         .await;

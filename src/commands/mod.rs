@@ -620,6 +620,13 @@ impl Ctx<'_> {
     /// nothing.
     pub fn changed(&mut self, n: u64) {
         *self.ks.effects.changes.get_or_insert(0) += n;
+        self.ks.effects.modified |= n > 0;
+    }
+
+    /// A step of a coordinated write modified its key without counting a
+    /// change of its own (RENAME's source: the destination counts it).
+    pub fn modified(&mut self) {
+        self.ks.effects.modified = true;
     }
 
     /// The write did `name` (a keyspace event of `class`) to `key` of

@@ -14,11 +14,6 @@ use crate::server::client::Client;
 use crate::server::pubsub::Kind;
 
 /// Keeps CLIENT LIST's counts in step with the client's subscriptions.
-fn publish_counts(client: &Client) {
-    let s = &client.subs;
-    client.meta.sub_counts.set((s.channels.len(), s.patterns.len(), s.shard.len()));
-}
-
 fn confirm(client: &Client, word: &'static str, name: Option<Bytes>, kind: Kind) -> Reply {
     Reply::Push(vec![
         Reply::text(word),
@@ -36,7 +31,7 @@ fn subscribe(client: &mut Client, args: Args, kind: Kind) -> CmdResult {
         }
         replies.push(confirm(client, kind.words().0, Some(name), kind));
     }
-    publish_counts(client);
+    client.publish_sub_counts();
     Ok(Reply::Seq(replies))
 }
 
@@ -57,19 +52,8 @@ fn unsubscribe(client: &mut Client, args: Args, kind: Kind) -> CmdResult {
         }
         replies.push(confirm(client, word, Some(name), kind));
     }
-    publish_counts(client);
+    client.publish_sub_counts();
     Ok(Reply::Seq(replies))
-}
-
-/// Drops every subscription of the client, without replies (RESET,
-/// disconnect).
-pub fn unsubscribe_all(client: &mut Client) {
-    for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
-        for name in std::mem::take(client.subs.of(kind)) {
-            client.shard.unsubscribe(kind, &name, client.meta.id);
-        }
-    }
-    publish_counts(client);
 }
 
 fn sub(client: &mut Client, args: Args) -> CmdResult {

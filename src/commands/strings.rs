@@ -223,8 +223,7 @@ fn mset(ctx: &mut Ctx, args: Args) -> CmdResult {
 }
 
 /// MSETNX, wherever its keys live: under their locks, every owner checks
-/// its keys, then every owner writes them, so the all-or-nothing rule
-/// holds.
+/// its keys, then every key is written, so the all-or-nothing rule holds.
 async fn msetnx(client: &mut Client, args: Args<'_>) -> CmdResult {
     let shard = client.shard.clone();
     let db = client.db();
@@ -253,15 +252,12 @@ async fn msetnx(client: &mut Client, args: Args<'_>) -> CmdResult {
             .await;
     }
     if !any_exists {
-        for (_, part) in parts {
-            let first = part.args().get(0).to_vec();
-            tx.on(client, db, &first, move |ctx, _| {
-                let a = part.args();
-                for i in (0..a.len()).step_by(2) {
-                    ctx.set(a.get(i), string_value(a.get(i + 1)), 0);
-                    ctx.event(STRING, "set", a.get(i));
-                }
-                ctx.changed((a.len() / 2) as u64);
+        for i in (1..args.len()).step_by(2) {
+            let value = Str::from_bytes(args.get(i + 1));
+            tx.on(client, db, args.get(i), move |ctx, k| {
+                ctx.set(k, Value::Str(value), 0);
+                ctx.event(STRING, "set", k);
+                ctx.changed(1);
             })
             .await;
         }

@@ -34,7 +34,7 @@ fn discard<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, Cm
             return Err(CmdError::err("DISCARD without MULTI"));
         }
         client.meta.multi_len.set(-1);
-        unwatch_all(client).await;
+        client.unwatch_all().await;
         Ok(Reply::Ok)
     })
 }
@@ -73,20 +73,9 @@ fn watch<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
 
 fn unwatch<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
-        unwatch_all(client).await;
+        client.unwatch_all().await;
         Ok(Reply::Ok)
     })
-}
-
-/// Drops every WATCH of the client (EXEC, DISCARD, UNWATCH, RESET, disconnect).
-pub async fn unwatch_all(client: &mut Client) {
-    if client.watched.is_empty() {
-        return;
-    }
-    for (db, key, _) in std::mem::take(&mut client.watched) {
-        client.shard.run_on(client.shard.owner(&key), move |sh| sh.ks.borrow_mut().dbs[db].unwatch(&key)).await;
-    }
-    client.shard.server.watching.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// Whether every watched key is unchanged (an expired one counts as changed).
@@ -115,7 +104,7 @@ fn exec<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
         };
         client.meta.multi_len.set(-1);
         if multi.aborted {
-            unwatch_all(client).await;
+            client.unwatch_all().await;
             return Err(CmdError::Raw("EXECABORT Transaction discarded because of previous errors.".into()));
         }
         // Every key the queued commands declare, in the database each will
@@ -136,7 +125,7 @@ fn exec<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
         let tx = Tx::lock_in(client, keys.iter().map(|(d, k)| (*d, &**k))).await;
         if !watches_hold(client).await {
             tx.unlock().await;
-            unwatch_all(client).await;
+            client.unwatch_all().await;
             return Ok(Reply::NullArray);
         }
         let mut replies = Vec::with_capacity(multi.cmds.len());
@@ -155,25 +144,9 @@ fn exec<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
             ex.end().await;
         }
         tx.unlock().await;
-        unwatch_all(client).await;
+        client.unwatch_all().await;
         Ok(Reply::Array(replies))
     })
-}
-
-/// A command the gate refused: inside MULTI it dooms the transaction, and
-/// a refused EXEC discards it, answering why (Redis's execCommandAbort).
-pub async fn rejected(client: &mut Client, spec: &Spec, error: CmdError) -> CmdError {
-    if client.multi.is_none() {
-        return error;
-    }
-    if spec.name != "exec" {
-        crate::server::dispatch::abort_multi(client);
-        return error;
-    }
-    client.multi = None;
-    client.meta.multi_len.set(-1);
-    unwatch_all(client).await;
-    CmdError::Raw(format!("EXECABORT Transaction discarded because of: {error}"))
 }
 
 const ANY: u32 = NOSCRIPT | LOADING | STALE;

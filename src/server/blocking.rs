@@ -17,11 +17,10 @@ use std::sync::{Arc, Mutex};
 
 use futures::channel::oneshot;
 
-use super::notify::{GENERIC, LIST};
 use super::shard::Shard;
 use crate::commands::Ctx;
 use crate::protocol::CmdError;
-use crate::storage::{End, Key, List, SmallBytes, ZSet};
+use crate::storage::{End, Key, SmallBytes};
 
 /// What a blocked client will do to the first of its keys with data.
 #[derive(Clone, Copy, Debug)]
@@ -52,19 +51,33 @@ pub struct Served {
     pub deferred: Vec<(u32, &'static str)>,
 }
 
+/// How a blocked command's family pops: whether `key` holds something
+/// `op` can pop (WRONGTYPE if it holds another type), and the pop itself
+/// from a key known to be ready, with its effects recorded as a body's.
+pub struct Popper {
+    pub ready: fn(&mut Ctx, &[u8], BlockOp) -> Result<bool, CmdError>,
+    pub pop: fn(&mut Ctx, &[u8], BlockOp) -> Served,
+}
+
 pub struct Waiter {
     pub db: usize,
     /// The shard of the blocked client.
     pub home: usize,
     pub op: BlockOp,
+    popper: &'static Popper,
     claimed: AtomicBool,
     reply: Mutex<Option<oneshot::Sender<Served>>>,
 }
 
 impl Waiter {
-    pub fn new(db: usize, op: BlockOp, home: usize) -> (Arc<Waiter>, oneshot::Receiver<Served>) {
+    pub fn new(
+        db: usize,
+        op: BlockOp,
+        home: usize,
+        popper: &'static Popper,
+    ) -> (Arc<Waiter>, oneshot::Receiver<Served>) {
         let (tx, rx) = oneshot::channel();
-        let w = Waiter { db, home, op, claimed: AtomicBool::new(false), reply: Mutex::new(Some(tx)) };
+        let w = Waiter { db, home, op, popper, claimed: AtomicBool::new(false), reply: Mutex::new(Some(tx)) };
         (Arc::new(w), rx)
     }
 
@@ -97,69 +110,6 @@ impl BlockedKeys {
 
     fn has_waiters(&self, db: usize, key: &[u8]) -> bool {
         !self.queues.is_empty() && self.queues.contains_key(&(db, Key::from(key)))
-    }
-}
-
-/// Whether `key` holds something `op` can pop (WRONGTYPE if it holds
-/// another type).
-fn ready(ctx: &mut Ctx, key: &[u8], op: BlockOp) -> Result<bool, CmdError> {
-    Ok(match op {
-        BlockOp::List { .. } => ctx.lookup_as::<List>(key)?.is_some_and(|l| !l.is_empty()),
-        BlockOp::ZSet { .. } => ctx.lookup_as::<ZSet>(key)?.is_some_and(|z| !z.is_empty()),
-    })
-}
-
-/// Pops for `op` from `key`, known to be ready.
-fn pop(ctx: &mut Ctx, key: &[u8], op: BlockOp) -> Served {
-    ctx.ks.preserve(ctx.db, key, ctx.now);
-    let mut deferred = Vec::new();
-    let items: Vec<(SmallBytes, f64)> = match op {
-        BlockOp::List { end, count, moving } => {
-            let limits = crate::commands::lists::limits(ctx);
-            let Ok(Some(l)) = ctx.lookup_as::<List>(key) else { return Served::nothing(key) };
-            let items: Vec<_> = (0..count).map_while(|_| l.pop(end, limits)).map(|v| (v, 0.0)).collect();
-            if moving {
-                let emptied = l.is_empty();
-                deferred.push((LIST, if end == End::Left { "lpop" } else { "rpop" }));
-                if emptied {
-                    let now = ctx.now;
-                    ctx.db().remove(key, now);
-                    deferred.push((GENERIC, "del"));
-                }
-                // The push counts the move.
-                ctx.changed(0);
-            } else {
-                crate::commands::lists::popped(ctx, key, end, items.len());
-            }
-            items
-        }
-        BlockOp::ZSet { max, count } => {
-            let Ok(Some(z)) = ctx.lookup_as::<ZSet>(key) else { return Served::nothing(key) };
-            let items: Vec<_> =
-                crate::commands::zsets::pop_ends(z, count, max).into_iter().map(|(s, m)| (m, s)).collect();
-            crate::commands::zsets::zpopped(ctx, key, max, items.len());
-            items
-        }
-    };
-    ctx.ks.dbs[ctx.db].touch(key);
-    // It propagates as the non-blocking pop it amounts to.
-    let (name, single): (&[u8], bool) = match op {
-        BlockOp::List { end: End::Left, count, .. } => (b"LPOP", count == 1),
-        BlockOp::List { end: End::Right, count, .. } => (b"RPOP", count == 1),
-        BlockOp::ZSet { max: false, count } => (b"ZPOPMIN", count == 1),
-        BlockOp::ZSet { max: true, count } => (b"ZPOPMAX", count == 1),
-    };
-    if single {
-        ctx.propagate(&[name, key]);
-    } else {
-        ctx.propagate(&[name, key, itoa::Buffer::new().format(items.len()).as_bytes()]);
-    }
-    Served { key: key.into(), items, ops: Vec::new(), deferred }
-}
-
-impl Served {
-    fn nothing(key: &[u8]) -> Served {
-        Served { key: key.into(), items: Vec::new(), ops: Vec::new(), deferred: Vec::new() }
     }
 }
 
@@ -210,10 +160,10 @@ impl Shard {
         }
         let (db, op) = (waiter.db, waiter.op);
         let served = self.with_ctx(db, false, |ctx| -> Result<Option<Served>, CmdError> {
-            if !ready(ctx, &key, op)? || !waiter.claim() {
+            if !(waiter.popper.ready)(ctx, &key, op)? || !waiter.claim() {
                 return Ok(None);
             }
-            Ok(Some(pop(ctx, &key, op)))
+            Ok(Some((waiter.popper.pop)(ctx, &key, op)))
         })?;
         // Keys that expired on the way are DELs whatever happens; the pop
         // itself joins the client's EXEC when it runs in one.
@@ -263,10 +213,10 @@ impl Shard {
                 break;
             };
             let served = self.with_ctx(db, false, |ctx| {
-                if !matches!(ready(ctx, key, waiter.op), Ok(true)) {
+                if !matches!((waiter.popper.ready)(ctx, key, waiter.op), Ok(true)) {
                     return Err(());
                 }
-                Ok(waiter.claim().then(|| pop(ctx, key, waiter.op)))
+                Ok(waiter.claim().then(|| (waiter.popper.pop)(ctx, key, waiter.op)))
             });
             let ops = self.settle();
             self.journal(ops);

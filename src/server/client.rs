@@ -225,6 +225,34 @@ impl Client {
         }
     }
 
+    /// Drops every WATCH of the client (EXEC, DISCARD, UNWATCH, RESET, disconnect).
+    pub async fn unwatch_all(&mut self) {
+        if self.watched.is_empty() {
+            return;
+        }
+        for (db, key, _) in std::mem::take(&mut self.watched) {
+            self.shard.run_on(self.shard.owner(&key), move |sh| sh.ks.borrow_mut().dbs[db].unwatch(&key)).await;
+        }
+        self.shard.server.watching.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Drops every subscription of the client, without replies (RESET,
+    /// disconnect).
+    pub fn unsubscribe_all(&mut self) {
+        for kind in [super::pubsub::Kind::Channel, super::pubsub::Kind::Pattern, super::pubsub::Kind::Shard] {
+            for name in std::mem::take(self.subs.of(kind)) {
+                self.shard.unsubscribe(kind, &name, self.meta.id);
+            }
+        }
+        self.publish_sub_counts();
+    }
+
+    /// Its subscription counts as CLIENT LIST shows them.
+    pub fn publish_sub_counts(&self) {
+        let s = &self.subs;
+        self.meta.sub_counts.set((s.channels.len(), s.patterns.len(), s.shard.len()));
+    }
+
     /// The coordinated write running now made `n` changes (one that
     /// counts them itself rather than through its steps: FLUSHALL...).
     pub fn changed(&self, n: u64) {

@@ -70,8 +70,8 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     shard.clients.borrow_mut().insert(meta.id, meta.clone());
     debug!(id = meta.id, addr = %meta.addr, "accepted client");
     conn.run().await;
-    crate::commands::transactions::unwatch_all(&mut conn.client).await;
-    crate::commands::pubsub::unsubscribe_all(&mut conn.client);
+    conn.client.unwatch_all().await;
+    conn.client.unsubscribe_all();
     shard.remove_monitor(meta.id);
     shard.clients.borrow_mut().remove(&meta.id);
     debug!(id = meta.id, "client closed");

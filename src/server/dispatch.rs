@@ -116,18 +116,16 @@ fn run_body(
     ran
 }
 
-/// After a write coordinated across shards changed something: its keys
+/// After a write coordinated across shards: the keys its steps modified
 /// changed for their watchers and may serve blocked clients (skipped when
 /// nobody anywhere WATCHes or blocks).
-async fn keys_written(client: &Client, spec: &Spec, args: Args<'_>) {
+async fn keys_written(client: &Client, modified: Vec<(usize, crate::storage::Key)>) {
     use std::sync::atomic::Ordering::Relaxed;
     let server = &client.shard.server;
     if server.watching.load(Relaxed) == 0 && server.blocked_clients.load(Relaxed) == 0 {
         return;
     }
-    let db = client.db();
-    for i in spec.written_keys(args) {
-        let key = crate::storage::Key::from(args.get(i));
+    for (db, key) in modified {
         client
             .shard
             .run_on(client.shard.owner(&key), move |sh| {
@@ -218,6 +216,15 @@ impl Batch {
     }
 }
 
+/// Whether a reply is made of pushes only.
+fn is_push(result: &CmdResult) -> bool {
+    match result {
+        Ok(Reply::Push(_)) => true,
+        Ok(Reply::Seq(items)) => !items.is_empty() && items.iter().all(|r| matches!(r, Reply::Push(_))),
+        _ => false,
+    }
+}
+
 pub fn write_result(client: &Client, out: &mut Vec<u8>, result: CmdResult) {
     match result {
         Ok(Reply::Nothing) => {}
@@ -262,7 +269,7 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
     };
     client.meta.last_cmd.set(spec.name);
     let result = if let Err(e) = gate(client, spec, args).await {
-        Err(crate::commands::transactions::rejected(client, spec, e).await)
+        Err(rejected(client, spec, e).await)
     } else if let Some(multi) = client.multi.as_mut().filter(|_| !spec.has(commands::NO_QUEUE)) {
         let first = multi.args.len();
         args.iter().for_each(|a| multi.args.push(a));
@@ -311,7 +318,9 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
         out.append(&mut outbox);
     }
     drop(outbox);
-    if !end_reply(client) {
+    // Pushes (SUBSCRIBE's confirmations) are sent even with CLIENT REPLY
+    // OFF, as Redis sends them.
+    if !end_reply(client) || is_push(&result) {
         write_result(client, out, result);
     }
 }
@@ -353,6 +362,22 @@ async fn gate(client: &Client, spec: &Spec, args: Args<'_>) -> Result<(), CmdErr
         return Err(CmdError::Raw("OOM command not allowed when used memory > 'maxmemory'.".into()));
     }
     Ok(())
+}
+
+/// A command the gate refused: inside MULTI it dooms the transaction, and
+/// a refused EXEC discards it, answering why (Redis's execCommandAbort).
+async fn rejected(client: &mut Client, spec: &Spec, error: CmdError) -> CmdError {
+    if client.multi.is_none() {
+        return error;
+    }
+    if spec.name != "exec" {
+        abort_multi(client);
+        return error;
+    }
+    client.multi = None;
+    client.meta.multi_len.set(-1);
+    client.unwatch_all().await;
+    CmdError::Raw(format!("EXECABORT Transaction discarded because of: {error}"))
 }
 
 /// A command that fails to queue dooms the transaction (EXECABORT).
@@ -502,7 +527,7 @@ async fn coordinated_done(client: &mut Client, spec: &Spec, args: Args<'_>, resu
     client.shard.send_events(steps.events);
     if changes > 0 {
         client.shard.ks.borrow_mut().dirty += changes;
-        keys_written(client, spec, args).await;
+        keys_written(client, steps.modified).await;
     }
 }
 

@@ -70,8 +70,9 @@ impl Tx {
 
     /// Runs one step of `client`'s command on the owner of `key` (in
     /// `db`) with the locks held. What the step did there (changes, the
-    /// form it propagates as, keys expired on the way, keyspace events)
-    /// joins the command's record, which dispatch applies once it ends.
+    /// form it propagates as, keys expired on the way, keyspace events,
+    /// whether it modified `key`) joins the command's record, which
+    /// dispatch applies once it ends.
     pub async fn on<R, F>(&self, client: &Client, db: usize, key: &[u8], f: F) -> R
     where
         F: FnOnce(&mut Ctx, &[u8]) -> R + Send + 'static,
@@ -82,7 +83,11 @@ impl Tx {
         let (r, step) = self
             .run(client.shard.owner(&key), move |sh| {
                 let r = sh.with_ctx(db, no_touch, |ctx| f(ctx, &key));
-                (r, sh.ks.borrow_mut().take_step())
+                let mut step = sh.ks.borrow_mut().take_step();
+                if step.effects.modified {
+                    step.modified.push((db, key));
+                }
+                (r, step)
             })
             .await;
         client.steps.borrow_mut().add(step);

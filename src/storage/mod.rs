@@ -71,6 +71,8 @@ pub struct Effects {
     /// What it propagates as when that is not its own arguments (Redis's
     /// deterministic rewrites); Some(empty): nothing.
     pub rewrite: Option<Vec<crate::journal::Op>>,
+    /// It modified the key it ran on (a step of a coordinated write).
+    pub modified: bool,
 }
 
 /// What one step of a command did on a shard (its changes, propagated
@@ -82,6 +84,9 @@ pub struct Step {
     pub effects: Effects,
     pub expired: Vec<crate::journal::Op>,
     pub events: Vec<KeyEvent>,
+    /// The keys the steps modified, for their watchers and blocked
+    /// clients.
+    pub modified: Vec<(usize, Key)>,
 }
 
 impl Step {
@@ -95,6 +100,7 @@ impl Step {
         }
         self.expired.extend(later.expired);
         self.events.extend(later.events);
+        self.modified.extend(later.modified);
     }
 }
 
@@ -104,7 +110,7 @@ impl Keyspace {
         let effects = std::mem::take(&mut self.effects);
         let expired = if self.journal { self.take_expired_ops(false) } else { Vec::new() };
         let events = if self.notify != 0 { self.take_events() } else { Vec::new() };
-        Step { effects, expired, events }
+        Step { effects, expired, events, modified: Vec::new() }
     }
 
     pub fn new(databases: usize) -> Keyspace {
