@@ -166,8 +166,14 @@ impl Journal {
     /// A client waits until `stamp` is durable: the consumer must not
     /// sleep through it.
     pub fn want(&self, stamp: u64) {
-        self.wanted.fetch_max(stamp, Ordering::SeqCst);
+        self.note_wanted(stamp);
         self.wake_consumer();
+    }
+
+    /// `want` without waking the consumer: the waiting shard runs the
+    /// round itself before it sleeps.
+    pub fn note_wanted(&self, stamp: u64) {
+        self.wanted.fetch_max(stamp, Ordering::SeqCst);
     }
 
     /// Wakes the consumer if it sleeps.
@@ -204,6 +210,11 @@ impl Journal {
     /// Every record stamped up to `stamp` is durable.
     pub fn set_durable(&self, stamp: u64) {
         self.durable.fetch_max(stamp, Ordering::SeqCst);
+    }
+
+    /// The highest stamp a client waits to see durable.
+    pub fn wanted(&self) -> u64 {
+        self.wanted.load(Ordering::SeqCst)
     }
 
     pub fn durable(&self) -> u64 {

@@ -2,10 +2,11 @@
 //! (`appenddirname`) holding a manifest, one base file and incremental
 //! files. The base is written in command form (`aof-use-rdb-preamble no`;
 //! the RDB preamble comes with RDB support). The incremental file is the
-//! journal, appended by one writer thread so no shard ever waits on the
-//! disk; with `appendfsync always` a client's replies wait until its
-//! writes are fsynced, one fsync covering every write that reached the
-//! journal meanwhile, on every shard.
+//! journal, appended by a writer thread so no shard waits on the disk
+//! under everysec and no; with `appendfsync always` a client's replies
+//! wait until its writes are fsynced, one fsync covering every write that
+//! reached the journal meanwhile, on every shard (run by the shard about
+//! to sleep with clients waiting, as Redis does before it sleeps).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -404,9 +405,40 @@ pub struct Status {
     /// DEBUG AOF-FLUSH-SLEEP: microseconds the writer waits before each
     /// write (tests use it to catch replies that do not wait for it).
     pub flush_sleep_us: AtomicU64,
+    /// The writer running now, for the shards that run its rounds.
+    active: std::sync::Mutex<Option<Arc<std::sync::Mutex<Writer>>>>,
 }
 
 impl Status {
+    /// Makes `writer` the one shards run rounds of.
+    pub fn adopt(&self, writer: Arc<std::sync::Mutex<Writer>>) {
+        *self.active.lock().unwrap_or_else(|p| p.into_inner()) = Some(writer);
+    }
+
+    /// `writer` has ended: shards stop running its rounds (unless a newer
+    /// one took its place).
+    fn retire(&self, writer: &Arc<std::sync::Mutex<Writer>>) {
+        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        if active.as_ref().is_some_and(|w| Arc::ptr_eq(w, writer)) {
+            *active = None;
+        }
+    }
+
+    /// Runs a writer round on the calling thread (a shard about to sleep
+    /// with clients waiting for durability), unless one is running
+    /// elsewhere: then that one covers what is waiting, or its thread
+    /// is woken to. Returns whether it ran one.
+    pub fn flush_now(&self, server: &crate::server::shared::Shared) -> bool {
+        let writer = self.active.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match writer.as_ref().map(|w| w.try_lock()) {
+            Some(Ok(mut w)) => {
+                w.round(server);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The manifest in use (a poisoned lock still holds a whole one:
     /// it is replaced, never edited in place).
     pub fn manifest(&self) -> std::sync::MutexGuard<'_, Manifest> {
@@ -436,117 +468,172 @@ impl Status {
 const BATCH_PAUSE: Duration = Duration::from_millis(1);
 
 /// The AOF's writer: merges the journal into the newest incremental file.
+/// Its thread runs a round whenever records or waiting clients call for
+/// one; under `appendfsync always` a shard about to sleep with clients
+/// waiting runs the round itself (`Status::flush_now`), as Redis fsyncs
+/// before it sleeps, sparing the two thread hops of a hand-off.
 pub struct Writer {
     pub file: File,
     pub status: Arc<Status>,
+    merger: Option<Merger>,
+    encoder: Encoder,
+    records: Vec<crate::journal::Record>,
+    buf: Vec<u8>,
+    last_fsync: Instant,
+    /// Written but not fsynced yet.
+    unsynced: bool,
+    last_ts: i64,
+    /// Tells the shards with clients waiting how far the journal is durable.
+    notify: Box<dyn Fn() + Send>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").field("unsynced", &self.unsynced).finish_non_exhaustive()
+    }
 }
 
 impl Writer {
     /// Opens (creating) the incremental file `name` for appending.
-    pub fn open(settings: &Settings, name: &str, status: Arc<Status>) -> Result<Writer, AofError> {
+    pub fn open(
+        settings: &Settings,
+        name: &str,
+        status: Arc<Status>,
+        notify: Box<dyn Fn() + Send>,
+    ) -> Result<Writer, AofError> {
         let path = settings.path(name);
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(io("Can't open the append-only file", &path))?;
-        Ok(Writer { file, status })
+        Ok(Writer {
+            file,
+            status,
+            merger: None,
+            encoder: Encoder::new(),
+            records: Vec::new(),
+            buf: Vec::with_capacity(64 * 1024),
+            last_fsync: Instant::now(),
+            unsynced: false,
+            last_ts: 0,
+            notify,
+        })
     }
 
-    /// Runs until the process ends: takes what the journal has in stamp
-    /// order, writes it, fsyncs as `appendfsync` says, then tells waiting
-    /// shards how far the journal is durable (`notify`).
-    pub fn run(mut self, server: &crate::server::shared::Shared, notify: impl Fn()) {
-        let journal = &server.journal;
-        let mut merger = Merger::new(journal);
-        let mut encoder = Encoder::new();
-        let mut records = Vec::new();
-        let mut buf = Vec::with_capacity(64 * 1024);
-        let mut last_fsync = Instant::now();
-        let mut unsynced = false;
-        let mut last_ts = 0;
+    /// Runs until the AOF is turned off: a round, then a wait for the next
+    /// reason to run one.
+    pub fn run(writer: Arc<std::sync::Mutex<Writer>>, server: &crate::server::shared::Shared) {
+        let lock = || writer.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            let stopping = self.status.stop.load(Ordering::SeqCst);
-            let watermark = merger.collect(journal, &mut records);
-            let wrote_now = !records.is_empty();
-            let switch = self.status.switch().take();
-            if let Some((cut, file)) = switch {
-                if watermark < cut {
-                    // Records up to the cut may still be on their way.
-                    *self.status.switch() = Some((cut, file));
-                } else {
-                    let later = records.split_off(records.partition_point(|r| r.stamp <= cut));
-                    for r in records.drain(..) {
-                        encoder.encode(&r, &mut buf);
-                    }
-                    self.write(&buf);
-                    buf.clear();
-                    if let Err(e) = self.file.sync_data() {
-                        warn!("Fail to fsync the AOF file: {e}");
-                    }
-                    self.file = file;
-                    encoder = Encoder::new();
-                    last_ts = 0;
-                    records = later;
-                }
-            }
-            if !records.is_empty() {
-                let sleep = self.status.flush_sleep_us.load(Ordering::Relaxed);
-                if sleep > 0 {
-                    std::thread::sleep(Duration::from_micros(sleep));
-                }
-                if server.config(|c| c.str("aof-timestamp-enabled") == "yes") {
-                    let now = crate::server::shared::now_ms() / 1000;
-                    if now != last_ts {
-                        buf.extend_from_slice(format!("#TS:{now}\r\n").as_bytes());
-                        last_ts = now;
-                    }
-                }
-                for r in records.drain(..) {
-                    encoder.encode(&r, &mut buf);
-                }
-                self.write(&buf);
-                buf.clear();
-                unsynced = true;
-            }
-            let policy = self.status.fsync();
-            journal.set_wake_on_append(policy != Fsync::Always);
-            let sync = match policy {
-                Fsync::Always => unsynced,
-                Fsync::EverySec => unsynced && last_fsync.elapsed() >= Duration::from_secs(1),
-                Fsync::No => false,
-            };
-            if sync {
-                if let Err(e) = self.file.sync_data() {
-                    warn!("Fail to fsync the AOF file: {e}");
-                    self.status.last_write_ok.store(false, Ordering::Relaxed);
-                }
-                last_fsync = Instant::now();
-                unsynced = false;
-            }
-            // Under `always` a record counts once fsynced; otherwise once
-            // written (everysec and no acknowledge before the disk does).
-            if !unsynced || policy != Fsync::Always {
-                journal.set_durable(watermark);
-                notify();
-            }
+            let stopping = server.aof.stop.load(Ordering::SeqCst);
+            let mut w = lock();
+            let wrote = w.round(server);
             if stopping {
-                if let Err(e) = self.file.sync_data() {
-                    warn!("Fail to fsync the AOF file: {e}");
-                }
-                journal.set_durable(u64::MAX);
-                notify();
+                w.finish(server);
+                drop(w);
+                server.aof.retire(&writer);
                 return;
             }
-            if policy != Fsync::Always && wrote_now {
+            let (policy, unsynced) = (w.status.fsync(), w.unsynced);
+            drop(w);
+            if policy != Fsync::Always && wrote {
                 // No client waits on this file: write in batches (Redis
                 // writes once per event-loop turn), leaving the shards
                 // their cores instead of a write per few records.
                 std::thread::sleep(BATCH_PAUSE);
             }
             let idle = if unsynced { Duration::from_millis(100) } else { Duration::from_secs(1) };
-            journal.wait(idle);
+            server.journal.wait(idle);
         }
+    }
+
+    /// Takes what the journal has in stamp order, writes it, fsyncs as
+    /// `appendfsync` says, then tells waiting shards how far the journal
+    /// is durable. Returns whether it wrote records.
+    pub fn round(&mut self, server: &crate::server::shared::Shared) -> bool {
+        let journal = &server.journal;
+        let merger = self.merger.get_or_insert_with(|| Merger::new(journal));
+        let watermark = merger.collect(journal, &mut self.records);
+        let wrote = !self.records.is_empty();
+        let switch = self.status.switch().take();
+        if let Some((cut, file)) = switch {
+            if watermark < cut {
+                // Records up to the cut may still be on their way.
+                *self.status.switch() = Some((cut, file));
+            } else {
+                let later = self.records.split_off(self.records.partition_point(|r| r.stamp <= cut));
+                self.encode_records();
+                let buf = std::mem::take(&mut self.buf);
+                self.write(&buf);
+                self.buf = buf;
+                self.buf.clear();
+                if let Err(e) = self.file.sync_data() {
+                    warn!("Fail to fsync the AOF file: {e}");
+                }
+                self.file = file;
+                self.encoder = Encoder::new();
+                self.last_ts = 0;
+                self.records = later;
+            }
+        }
+        if !self.records.is_empty() {
+            let sleep = self.status.flush_sleep_us.load(Ordering::Relaxed);
+            if sleep > 0 {
+                std::thread::sleep(Duration::from_micros(sleep));
+            }
+            if server.config(|c| c.str("aof-timestamp-enabled") == "yes") {
+                let now = crate::server::shared::now_ms() / 1000;
+                if now != self.last_ts {
+                    self.buf.extend_from_slice(format!("#TS:{now}\r\n").as_bytes());
+                    self.last_ts = now;
+                }
+            }
+            self.encode_records();
+            let buf = std::mem::take(&mut self.buf);
+            self.write(&buf);
+            self.buf = buf;
+            self.buf.clear();
+            self.unsynced = true;
+        }
+        let policy = self.status.fsync();
+        journal.set_wake_on_append(policy != Fsync::Always);
+        let sync = match policy {
+            Fsync::Always => self.unsynced,
+            Fsync::EverySec => self.unsynced && self.last_fsync.elapsed() >= Duration::from_secs(1),
+            Fsync::No => false,
+        };
+        if sync {
+            if let Err(e) = self.file.sync_data() {
+                warn!("Fail to fsync the AOF file: {e}");
+                self.status.last_write_ok.store(false, Ordering::Relaxed);
+            }
+            self.last_fsync = Instant::now();
+            self.unsynced = false;
+        }
+        // Under `always` a record counts once fsynced; otherwise once
+        // written (everysec and no acknowledge before the disk does).
+        if !self.unsynced || policy != Fsync::Always {
+            journal.set_durable(watermark);
+            (self.notify)();
+        }
+        wrote
+    }
+
+    fn encode_records(&mut self) {
+        for r in self.records.drain(..) {
+            self.encoder.encode(&r, &mut self.buf);
+        }
+    }
+
+    /// The AOF was turned off: what was written is fsynced and every
+    /// waiting client released.
+    fn finish(&mut self, server: &crate::server::shared::Shared) {
+        if let Err(e) = self.file.sync_data() {
+            warn!("Fail to fsync the AOF file: {e}");
+        }
+        server.journal.set_durable(u64::MAX);
+        (self.notify)();
     }
 
     fn write(&mut self, data: &[u8]) {

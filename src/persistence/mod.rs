@@ -142,7 +142,7 @@ pub fn start_writer(mut startup: Startup, shard: &Rc<Shard>) -> Result<(), AofEr
     }
     let incr = m.incr.last().map(|f| f.name.clone()).unwrap_or_default();
     let status = server.aof.clone();
-    let writer = Writer::open(&settings, &incr, status.clone())?;
+    let writer = Writer::open(&settings, &incr, status.clone(), notify)?;
     settings.write_manifest(m)?;
     let base_size =
         m.base.as_ref().and_then(|b| std::fs::metadata(settings.path(&b.name)).ok()).map_or(0, |md| md.len());
@@ -158,7 +158,7 @@ pub fn start_writer(mut startup: Startup, shard: &Rc<Shard>) -> Result<(), AofEr
     } else {
         info!("Opening AOF incr file {incr} on server start");
     }
-    spawn_writer(server, writer, notify).map_err(|source| AofError::Io {
+    spawn_writer(server, writer).map_err(|source| AofError::Io {
         what: "Can't start the AOF writer",
         path: incr,
         source,
@@ -166,27 +166,25 @@ pub fn start_writer(mut startup: Startup, shard: &Rc<Shard>) -> Result<(), AofEr
 }
 
 /// Attaches the AOF to the journal and starts its writer thread.
-fn spawn_writer(
-    server: Arc<crate::server::shared::Shared>,
-    writer: Writer,
-    notify: impl Fn() + Send + 'static,
-) -> std::io::Result<()> {
+fn spawn_writer(server: Arc<crate::server::shared::Shared>, writer: Writer) -> std::io::Result<()> {
     server.journal.restart();
     server.journal.attach();
-    std::thread::Builder::new().name("percore-aof".into()).spawn(move || writer.run(&server, notify)).map(drop)
+    let writer = Arc::new(std::sync::Mutex::new(writer));
+    server.aof.adopt(writer.clone());
+    std::thread::Builder::new().name("percore-aof".into()).spawn(move || Writer::run(writer, &server)).map(drop)
 }
 
 /// Tells each shard with clients waiting how far the journal is durable.
-fn durable_notifier(shard: &Shard) -> impl Fn() + Send + 'static {
+fn durable_notifier(shard: &Shard) -> Box<dyn Fn() + Send> {
     let server = shard.server.clone();
     let mailboxes = shard.mailboxes();
-    move || {
+    Box::new(move || {
         for (i, wanted) in server.durable_wanted.iter().enumerate() {
             if wanted.swap(false, Ordering::SeqCst) {
                 mailboxes[i].wake_durable();
             }
         }
-    }
+    })
 }
 
 /// CONFIG SET appendonly no: the journal stops recording for the AOF; its
@@ -256,9 +254,9 @@ async fn rewrite_with(client: &Client, enabling: bool) -> Result<(), String> {
     let ex = crate::server::transaction::Exclusive::begin(client).await;
     if enabling {
         let temp = format!("temp-{}.incr", settings.filename);
-        let started_writer = Writer::open(&settings, &temp, status.clone())
+        let started_writer = Writer::open(&settings, &temp, status.clone(), durable_notifier(&client.shard))
             .map_err(|e| e.to_string())
-            .and_then(|w| spawn_writer(server.clone(), w, durable_notifier(&client.shard)).map_err(|e| e.to_string()));
+            .and_then(|w| spawn_writer(server.clone(), w).map_err(|e| e.to_string()));
         if let Err(e) = started_writer {
             ex.end().await;
             status.rewriting.store(false, Ordering::SeqCst);

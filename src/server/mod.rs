@@ -147,9 +147,13 @@ pub fn run(config: Config) -> Result<(), StartError> {
             .name(&format!("percore-shard-{i}"))
             .spawn(move || async move {
                 let shard = Shard::new(i, shared, mailboxes, inbox);
-                let (clock, mail) = (shard.clone(), shard.clone());
-                glommio::spawn_local(shard.poller.clone().run(move || _ = clock.tick(), move || mail.take_mail()))
-                    .detach();
+                let (clock, mail, flush) = (shard.clone(), shard.clone(), shard.clone());
+                let driver = shard.poller.clone().run(
+                    move || _ = clock.tick(),
+                    move || mail.take_mail(),
+                    move || flush.flush_durable(),
+                );
+                glommio::spawn_local(driver).detach();
                 poller::spawn(cron(shard.clone())).detach();
                 let accepts = own.into_iter().map(|l| {
                     let shard = shard.clone();

@@ -356,8 +356,10 @@ impl Poller {
     /// The driver: collects edges, fires timers and takes mail, and sleeps
     /// in `epoll_wait` only when a pass of the run queue ran nothing else.
     /// `on_round` runs before the woken tasks of each round (the shard
-    /// refreshes its clock there); `on_mail` after the bell rang.
-    pub async fn run(self: Rc<Self>, on_round: impl Fn(), on_mail: impl Fn()) {
+    /// refreshes its clock there); `on_mail` after the bell rang;
+    /// `after_pass` once the runnable tasks ran (Redis's beforeSleep);
+    /// it returns whether it woke tasks.
+    pub async fn run(self: Rc<Self>, on_round: impl Fn(), on_mail: impl Fn(), after_pass: impl Fn() -> bool) {
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
         let mut idle = false;
         loop {
@@ -381,6 +383,9 @@ impl Poller {
                 let seen = activity();
                 yield_now().await;
                 idle = activity() == seen;
+            }
+            if after_pass() {
+                idle = false;
             }
         }
     }

@@ -168,11 +168,38 @@ impl Shard {
             }
             self.durable_waiters.borrow_mut().push(cx.waker().clone());
             self.server.durable_wanted[self.id].store(true, SeqCst);
-            journal.want(stamp);
+            // The round runs once this shard's ready connections all ran
+            // (`flush_durable`), so one fsync covers their writes.
+            journal.note_wanted(stamp);
             // The writer sets durable before it looks at the flag.
             if journal.durable() >= stamp { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
         })
         .await
+    }
+
+    /// Before the shard sleeps, with clients waiting for durability: runs
+    /// the writer's round here (write and fsync, as Redis does before it
+    /// sleeps), or, when another thread runs one, makes sure a round
+    /// follows for what this shard's clients wait on. Returns whether it
+    /// woke clients.
+    pub fn flush_durable(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.durable_waiters.borrow().is_empty() {
+            return false;
+        }
+        let journal = &self.server.journal;
+        if journal.durable() < journal.wanted() {
+            // Not mailed about its own round: its waiters are woken below.
+            self.server.durable_wanted[self.id].store(false, SeqCst);
+            if !self.server.aof.flush_now(&self.server) {
+                self.server.durable_wanted[self.id].store(true, SeqCst);
+                journal.want(journal.wanted());
+                return false;
+            }
+        }
+        let waiters = std::mem::take(&mut *self.durable_waiters.borrow_mut());
+        waiters.into_iter().for_each(|w| w.wake());
+        true
     }
 
     /// Appends `ops` to the journal as one record from this shard (a
