@@ -235,3 +235,50 @@ def test_blmove_never_loses_an_element(start_percore):
         t.join()
     items = c.lrange(src, 0, -1) + c.lrange(dst, 0, -1)
     assert sorted(int(x) for x in items) == list(range(total))
+
+
+def test_blocked_moves_are_made_before_the_push_returns(start_percore, reference):
+    """BLMOVE served by a push moves the element before the push's reply,
+    and a chain of moves (each one's destination another's source) runs
+    to its end, as redis-server serves them; the replies and the lists
+    are the same on both."""
+    percore = start_percore(threads=SHARDS)
+    outcomes = []
+    for server in (reference, percore):
+        c = server.client()
+        c.delete("l1{t}", "l2{t}", "l3{t}", "self{t}")
+        base = blocked_count(c)
+        waits = [
+            ("l1{t}", "l2{t}", "RIGHT", "LEFT"),
+            ("l2{t}", "l3{t}", "LEFT", "RIGHT"),
+            ("self{t}", "self{t}", "RIGHT", "LEFT"),
+        ]
+        threads = []
+        for n, (src, dst, a, b) in enumerate(waits, start=1):
+            threads.append(in_thread(lambda w=(src, dst, a, b): server.client().execute_command("BLMOVE", *w, 10)))
+            wait_until(lambda n=n: blocked_count(c) == base + n, what="client blocked")
+        # The reads travel with the pushes, in one pipeline: the moves are
+        # done before the next command runs.
+        pipe = c.pipeline(transaction=False)
+        pipe.rpush("l1{t}", "foo")
+        pipe.rpush("self{t}", "bar")
+        for k in ("l1{t}", "l2{t}", "l3{t}", "self{t}"):
+            pipe.lrange(k, 0, -1)
+        lists = pipe.execute()[2:]
+        for t, _ in threads:
+            t.join()
+        outcomes.append((lists, [r["value"] for _, r in threads]))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[1][0] == [[], [], [b"foo"], [b"bar"]]
+
+
+def test_swapdb_serves_clients_blocked_on_the_other_database(start_percore):
+    percore = start_percore(threads=SHARDS)
+    c = percore.client()
+    c.execute_command("SELECT", 1)
+    c.rpush("k", "hello")
+    t, result = in_thread(lambda: percore.client(db=9).brpop("k", timeout=10))
+    wait_until(lambda: blocked_count(c) == 1, what="client blocked")
+    c.swapdb(1, 9)
+    t.join()
+    assert result["value"] == (b"k", b"hello")

@@ -60,10 +60,17 @@ enum Outcome {
 
 /// Pops for `op` from the first of `keys` with data, waiting up to
 /// `timeout` for one to get some. Inside EXEC it does not wait.
-async fn block(client: &mut Client, keys: &[Key], timeout: Option<Duration>, op: BlockOp) -> Result<Outcome, CmdError> {
+/// `push_to`: BLMOVE's destination, when the source's owner holds it.
+async fn block(
+    client: &mut Client,
+    keys: &[Key],
+    timeout: Option<Duration>,
+    op: BlockOp,
+    push_to: Option<(Key, End)>,
+) -> Result<Outcome, CmdError> {
     let shard = client.shard.clone();
     let db = client.db();
-    let (waiter, mut rx) = Waiter::new(db, op, client.shard.id, &POPPER);
+    let (waiter, mut rx) = Waiter::new(db, op, client.shard.id, &POPPER, push_to);
     let may_block = !client.in_exec;
     let mut registered = Vec::new();
     let mut error = None;
@@ -118,8 +125,11 @@ async fn block(client: &mut Client, keys: &[Key], timeout: Option<Duration>, op:
     {
         // Served while giving up: the element is already in the channel.
         if gone {
-            // Its client left: the element goes back where it was.
-            give_back(client, op, served).await;
+            // Its client left: the element goes back where it was (unless
+            // the move was made whole: then it is where it was going).
+            if served.pushed.is_none() {
+                give_back(client, op, served).await;
+            }
         } else {
             outcome = Outcome::Served(served);
         }
@@ -141,16 +151,20 @@ async fn block(client: &mut Client, keys: &[Key], timeout: Option<Duration>, op:
 
 /// Whether `key` holds something `op` can pop (WRONGTYPE if it holds
 /// another type).
-fn ready(ctx: &mut Ctx, key: &[u8], op: BlockOp) -> Result<bool, CmdError> {
-    Ok(match op {
+fn ready(ctx: &mut Ctx, key: &[u8], waiter: &Waiter) -> Result<bool, CmdError> {
+    Ok(match waiter.op {
         BlockOp::List { .. } => ctx.lookup_as::<List>(key)?.is_some_and(|l| !l.is_empty()),
         BlockOp::ZSet { .. } => ctx.lookup_as::<ZSet>(key)?.is_some_and(|z| !z.is_empty()),
     })
 }
 
 /// Pops for `op` from `key`, known to be ready.
-fn pop(ctx: &mut Ctx, key: &[u8], op: BlockOp) -> Served {
+fn pop(ctx: &mut Ctx, key: &[u8], waiter: &Waiter) -> Served {
     ctx.ks.preserve(ctx.db, key, ctx.now);
+    let op = waiter.op;
+    if let (BlockOp::List { end, .. }, Some((dst, to))) = (op, &waiter.push_to) {
+        return move_here(ctx, key, end, dst, *to);
+    }
     let mut deferred = Vec::new();
     let items: Vec<(SmallBytes, f64)> = match op {
         BlockOp::List { end, count, moving } => {
@@ -192,11 +206,37 @@ fn pop(ctx: &mut Ctx, key: &[u8], op: BlockOp) -> Served {
     } else {
         ctx.propagate(&[name, key, itoa::Buffer::new().format(items.len()).as_bytes()]);
     }
-    Served { key: key.into(), items, ops: Vec::new(), deferred }
+    Served { items, deferred, ..nothing(key) }
+}
+
+/// BLMOVE served where both its keys live: pop and push at once, as
+/// Redis's serveClientBlockedOnList does (a destination of another type
+/// refuses the move).
+fn move_here(ctx: &mut Ctx, src: &[u8], from: End, dst: &[u8], to: End) -> Served {
+    if ctx.lookup_as::<List>(dst).is_err() {
+        return Served { wrongtype: true, ..nothing(src) };
+    }
+    ctx.ks.preserve(ctx.db, dst, ctx.now);
+    let limits = super::lists::limits(ctx);
+    let Some(v) = ctx.lookup_as::<List>(src).ok().flatten().and_then(|l| l.pop(from, limits)) else {
+        return nothing(src);
+    };
+    if let Ok(l) = ctx.write_as::<List>(dst) {
+        l.push(to, &v, limits);
+    }
+    ctx.event(LIST, super::lists::push_event(to), dst);
+    ctx.event(LIST, super::lists::pop_event(from), src);
+    ctx.drop_if_empty::<List>(src);
+    ctx.changed(1);
+    ctx.ks.dbs[ctx.db].touch(src);
+    ctx.ks.dbs[ctx.db].touch(dst);
+    let word = |end: End| if end == End::Left { &b"LEFT"[..] } else { &b"RIGHT"[..] };
+    ctx.propagate(&[b"LMOVE", src, dst, word(from), word(to)]);
+    Served { items: vec![(v, 0.0)], pushed: Some(dst.into()), ..nothing(src) }
 }
 
 fn nothing(key: &[u8]) -> Served {
-    Served { key: key.into(), items: Vec::new(), ops: Vec::new(), deferred: Vec::new() }
+    Served { key: key.into(), items: Vec::new(), ops: Vec::new(), deferred: Vec::new(), pushed: None, wrongtype: false }
 }
 
 /// How the blocking commands pop, for the shards that serve them.
@@ -257,7 +297,7 @@ fn keys_between(args: Args, from: usize, to: usize) -> Vec<Key> {
 async fn bpop(client: &mut Client, args: Args<'_>, end: End) -> CmdResult {
     let t = timeout(args, args.len() - 1)?;
     let keys = keys_between(args, 1, args.len() - 1);
-    Ok(match block(client, &keys, t, BlockOp::List { end, count: 1, moving: false }).await? {
+    Ok(match block(client, &keys, t, BlockOp::List { end, count: 1, moving: false }, None).await? {
         Outcome::Served(s) => Reply::Array(vec![Reply::bulk(&s.key), Reply::bulk(&s.items[0].0)]),
         Outcome::TimedOut => Reply::NullArray,
         Outcome::Unblocked => return Err(CmdError::Unblocked),
@@ -270,14 +310,24 @@ async fn bmove(client: &mut Client, args: Args<'_>, from: End, to: End, t: Optio
     let (src, dst) = (Key::from(args.get(1)), Key::from(args.get(2)));
     let db = client.db();
     let op = BlockOp::List { end: from, count: 1, moving: true };
-    let served = match block(client, std::slice::from_ref(&src), t, op).await? {
+    let here = client.shard.owner(&src) == client.shard.owner(&dst);
+    let push_to = here.then(|| (dst.clone(), to));
+    let served = match block(client, std::slice::from_ref(&src), t, op, push_to).await? {
         Outcome::Served(s) => s,
         // Inside EXEC it answers as LMOVE would.
         Outcome::TimedOut if client.in_exec => return Ok(Reply::Null),
         Outcome::TimedOut => return Ok(Reply::NullArray),
         Outcome::Unblocked => return Err(CmdError::Unblocked),
     };
-    let value = served.items[0].0.clone();
+    if served.wrongtype {
+        return Err(CmdError::WrongType);
+    }
+    let Some((value, _)) = served.items.first().cloned() else {
+        return Ok(Reply::Null);
+    };
+    if served.pushed.is_some() {
+        return Ok(Reply::bulk(&value));
+    }
     let pushed = value.clone();
     let target = dst.clone();
     let (source, deferred) = (src.clone(), served.deferred.clone());
@@ -325,7 +375,7 @@ async fn bmpop(client: &mut Client, args: Args<'_>, zset: bool) -> CmdResult {
         BlockOp::List { end: end(args, end_at)?, count, moving: false }
     };
     let keys: Vec<Key> = key_range.map(|i| Key::from(args.get(i))).collect();
-    Ok(match block(client, &keys, t, op).await? {
+    Ok(match block(client, &keys, t, op, None).await? {
         Outcome::Served(s) => {
             let items = s.items.iter().map(|(m, score)| {
                 if zset { Reply::Array(vec![Reply::bulk(m), Reply::Double(*score)]) } else { Reply::bulk(m) }
@@ -341,7 +391,7 @@ async fn bmpop(client: &mut Client, args: Args<'_>, zset: bool) -> CmdResult {
 async fn bzpop(client: &mut Client, args: Args<'_>, max: bool) -> CmdResult {
     let t = timeout(args, args.len() - 1)?;
     let keys = keys_between(args, 1, args.len() - 1);
-    Ok(match block(client, &keys, t, BlockOp::ZSet { max, count: 1 }).await? {
+    Ok(match block(client, &keys, t, BlockOp::ZSet { max, count: 1 }, None).await? {
         Outcome::Served(s) => {
             let (m, score) = &s.items[0];
             Reply::Array(vec![Reply::bulk(&s.key), Reply::bulk(m), Reply::Double(*score)])

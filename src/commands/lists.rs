@@ -22,11 +22,11 @@ fn end_of(args: Args, i: usize) -> Result<End, CmdError> {
     }
 }
 
-fn push_event(end: End) -> &'static str {
+pub(crate) fn push_event(end: End) -> &'static str {
     if end == End::Left { "lpush" } else { "rpush" }
 }
 
-fn pop_event(end: End) -> &'static str {
+pub(crate) fn pop_event(end: End) -> &'static str {
     if end == End::Left { "lpop" } else { "rpop" }
 }
 

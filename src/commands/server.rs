@@ -338,6 +338,10 @@ fn swapdb<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                     ks.finish_snapshot(now);
                     let (low, high) = ks.dbs.split_at_mut(hi);
                     Db::swap(&mut low[lo], &mut high[0], now);
+                    drop(ks);
+                    // Clients blocked on a key the other database holds
+                    // are served now, as Redis's swapdb does.
+                    sh.dbs_swapped(lo, hi);
                 })
                 .await;
             client.changed(1);

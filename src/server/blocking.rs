@@ -49,14 +49,19 @@ pub struct Served {
     pub ops: Vec<crate::journal::Op>,
     /// A moving pop's keyspace events (class, name), for after the push.
     pub deferred: Vec<(u32, &'static str)>,
+    /// BLMOVE's destination, when the move was made whole where it was
+    /// served (its waiters may be served in turn).
+    pub pushed: Option<Key>,
+    /// BLMOVE's destination holds another type: nothing was popped.
+    pub wrongtype: bool,
 }
 
 /// How a blocked command's family pops: whether `key` holds something
 /// `op` can pop (WRONGTYPE if it holds another type), and the pop itself
 /// from a key known to be ready, with its effects recorded as a body's.
 pub struct Popper {
-    pub ready: fn(&mut Ctx, &[u8], BlockOp) -> Result<bool, CmdError>,
-    pub pop: fn(&mut Ctx, &[u8], BlockOp) -> Served,
+    pub ready: fn(&mut Ctx, &[u8], &Waiter) -> Result<bool, CmdError>,
+    pub pop: fn(&mut Ctx, &[u8], &Waiter) -> Served,
 }
 
 pub struct Waiter {
@@ -64,6 +69,9 @@ pub struct Waiter {
     /// The shard of the blocked client.
     pub home: usize,
     pub op: BlockOp,
+    /// BLMOVE's destination and end, when it has the source's owner: the
+    /// element is pushed as it is popped, as Redis serves it.
+    pub push_to: Option<(Key, End)>,
     popper: &'static Popper,
     claimed: AtomicBool,
     reply: Mutex<Option<oneshot::Sender<Served>>>,
@@ -75,9 +83,10 @@ impl Waiter {
         op: BlockOp,
         home: usize,
         popper: &'static Popper,
+        push_to: Option<(Key, End)>,
     ) -> (Arc<Waiter>, oneshot::Receiver<Served>) {
         let (tx, rx) = oneshot::channel();
-        let w = Waiter { db, home, op, popper, claimed: AtomicBool::new(false), reply: Mutex::new(Some(tx)) };
+        let w = Waiter { db, home, op, push_to, popper, claimed: AtomicBool::new(false), reply: Mutex::new(Some(tx)) };
         (Arc::new(w), rx)
     }
 
@@ -101,6 +110,10 @@ impl Waiter {
 #[derive(Default)]
 pub struct BlockedKeys {
     queues: HashMap<(usize, Key), VecDeque<Arc<Waiter>>>,
+    /// Keys with waiters written while a transaction held them, in the
+    /// order they were written: its release serves them in that order,
+    /// as Redis serves keys in the order they became ready.
+    ready: Vec<(usize, Key)>,
 }
 
 impl BlockedKeys {
@@ -158,12 +171,12 @@ impl Shard {
         if waiter.is_claimed() {
             return Ok(());
         }
-        let (db, op) = (waiter.db, waiter.op);
+        let db = waiter.db;
         let served = self.with_ctx(db, false, |ctx| -> Result<Option<Served>, CmdError> {
-            if !(waiter.popper.ready)(ctx, &key, op)? || !waiter.claim() {
+            if !(waiter.popper.ready)(ctx, &key, waiter)? || !waiter.claim() {
                 return Ok(None);
             }
-            Ok(Some((waiter.popper.pop)(ctx, &key, op)))
+            Ok(Some((waiter.popper.pop)(ctx, &key, waiter)))
         })?;
         // Keys that expired on the way are DELs whatever happens; the pop
         // itself joins the client's EXEC when it runs in one.
@@ -176,7 +189,13 @@ impl Shard {
         });
         self.journal(ops.unwrap_or_default());
         match served {
-            Some(s) => self.hand_over(waiter, s),
+            Some(s) => {
+                let pushed = s.pushed.clone();
+                self.hand_over(waiter, s);
+                if let Some(dst) = pushed {
+                    self.key_written(db, &dst);
+                }
+            }
             None if block => {
                 self.blocked.borrow_mut().queues.entry((db, key)).or_default().push_back(waiter.clone());
             }
@@ -200,7 +219,14 @@ impl Shard {
     /// After `key` was written: serve its waiters while it has data,
     /// unless a transaction holds it (then its release serves them).
     pub fn key_written(self: &std::rc::Rc<Self>, db: usize, key: &[u8]) {
-        if !self.blocked.borrow().has_waiters(db, key) || self.locks.borrow().is_held(db, key) {
+        if !self.blocked.borrow().has_waiters(db, key) {
+            return;
+        }
+        if self.locks.borrow().is_held(db, key) {
+            let mut blocked = self.blocked.borrow_mut();
+            if !blocked.ready.iter().any(|(d, k)| *d == db && **k == *key) {
+                blocked.ready.push((db, key.into()));
+            }
             return;
         }
         self.serve_waiters(db, key);
@@ -213,10 +239,10 @@ impl Shard {
                 break;
             };
             let served = self.with_ctx(db, false, |ctx| {
-                if !matches!((waiter.popper.ready)(ctx, key, waiter.op), Ok(true)) {
+                if !matches!((waiter.popper.ready)(ctx, key, &waiter), Ok(true)) {
                     return Err(());
                 }
-                Ok(waiter.claim().then(|| (waiter.popper.pop)(ctx, key, waiter.op)))
+                Ok(waiter.claim().then(|| (waiter.popper.pop)(ctx, key, &waiter)))
             });
             let ops = self.settle();
             self.journal(ops);
@@ -226,19 +252,43 @@ impl Shard {
                 Ok(served) => {
                     self.forget_waiter(&waiter, &slot.1);
                     if let Some(s) = served {
+                        let pushed = s.pushed.clone();
                         self.hand_over(&waiter, s);
+                        // What BLMOVE pushed may serve the destination's
+                        // waiters in turn, as Redis serves chained moves.
+                        if let Some(dst) = pushed {
+                            self.key_written(db, &dst);
+                        }
                     }
                 }
             }
         }
     }
 
+    /// After SWAPDB `a` `b`: serves the waiters of keys of both databases
+    /// that hold data now.
+    pub fn dbs_swapped(self: &std::rc::Rc<Self>, a: usize, b: usize) {
+        let keys: Vec<(usize, Key)> =
+            self.blocked.borrow().queues.keys().filter(|(db, _)| *db == a || *db == b).cloned().collect();
+        for (db, key) in keys {
+            self.key_written(db, &key);
+        }
+    }
+
     /// Serves the waiters of keys a transaction just released.
     pub fn keys_released(self: &std::rc::Rc<Self>, keys: &[(usize, Key)]) {
         if self.blocked.borrow().is_empty() {
+            self.blocked.borrow_mut().ready.clear();
             return;
         }
-        for (db, key) in keys {
+        // The keys written while held first, in the order they were.
+        let ready = {
+            let mut blocked = self.blocked.borrow_mut();
+            let (now, later) = std::mem::take(&mut blocked.ready).into_iter().partition(|k| keys.contains(k));
+            blocked.ready = later;
+            now
+        };
+        for (db, key) in ready.iter().chain(keys) {
             self.key_written(*db, key);
         }
     }
