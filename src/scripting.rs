@@ -190,6 +190,7 @@ const KILLED: &str = "Script killed by user with SCRIPT KILL...";
 
 /// Lua code that finishes the sandbox and wraps the Rust primitives.
 const PRELUDE: &str = r#"
+local host_pcall = pcall
 local call = __percore_call
 local setresp = __percore_setresp
 -- The message and line of the last error redis.call raised, so the host
@@ -199,7 +200,7 @@ local function raise_on_error(r)
   if type(r) == 'table' and r.err ~= nil then
     local line = 1
     for level = 2, 10 do
-      local _, where = pcall(error, '', level)
+      local _, where = host_pcall(error, '', level)
       if string.sub(where, 1, 12) == 'user_script:' or string.sub(where, 1, 14) == 'user_function:' then
         line = tonumber(string.match(where, ':(%d+):'))
         break
@@ -230,7 +231,7 @@ __percore_sha1hex = nil
 __percore_log = nil
 __percore_json_encode = nil
 __percore_json_decode = nil
-for _, name in ipairs({'dofile', 'loadfile', 'require', 'module', 'jit', 'newproxy'}) do
+for _, name in ipairs({'dofile', 'loadfile', 'require', 'module', 'jit', 'newproxy', 'print'}) do
   _G[name] = nil
 end
 -- FUNCTION LOAD: a library registers its functions while it loads.
@@ -259,16 +260,85 @@ end
 -- Runs a script, turning any error into a table the host can read.
 function __percore_run(f)
   last.msg = nil
-  local ok, r = pcall(f)
+  local ok, r = host_pcall(f)
   if ok then return r end
   if r ~= nil and r == last.msg then return {__percore_error = r, line = last.line} end
   if type(r) == 'table' and r.err ~= nil then return {__percore_error = r.err, line = r.line} end
   return {__percore_error = tostring(r)}
 end
-setmetatable(_G, {
-  __index = function(_, k) error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2) end,
-  __newindex = function() error('Attempt to modify a readonly table', 2) end,
-})
+-- Read-only tables, as Redis 7 protects its globals: scripts see the
+-- globals and the libraries through proxies that refuse writes, whose
+-- metatables cannot be read nor replaced, so no script can change what
+-- the next one finds.
+do
+  local G = _G
+  local raw_setmetatable, raw_setfenv = setmetatable, setfenv
+  local raw_loadstring, raw_load, raw_rawset = loadstring, load, rawset
+  local protected = raw_setmetatable({}, {__mode = 'k'})
+  local function refuse() error('Attempt to modify a readonly table', 2) end
+  local sealed = raw_setmetatable({}, {__newindex = refuse, __metatable = false})
+  local function readonly(t, index)
+    local proxy = raw_setmetatable({}, {__index = index or t, __newindex = refuse, __metatable = sealed})
+    protected[proxy] = true
+    return proxy
+  end
+  local env = readonly(G, function(_, k)
+    local v = rawget(G, k)
+    if v == nil then
+      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+    end
+    return v
+  end)
+  local function sandboxed(f)
+    if f then raw_setfenv(f, env) end
+    return f
+  end
+  G.setmetatable = function(t, mt)
+    if protected[t] then refuse() end
+    return raw_setmetatable(t, mt)
+  end
+  G.rawset = function(t, k, v)
+    if protected[t] then refuse() end
+    return raw_rawset(t, k, v)
+  end
+  -- As in Redis, scripts have no getfenv nor setfenv.
+  G.getfenv, G.setfenv = nil, nil
+  -- Chunks loaded by a script run sandboxed too; bytecode is refused
+  -- (it can break the VM).
+  G.loadstring = function(s, name)
+    if type(s) == 'string' and string.byte(s, 1) == 27 then return nil, 'binary chunks are not allowed' end
+    local f, e = raw_loadstring(s, name)
+    return sandboxed(f), e
+  end
+  G.load = function(chunk, name)
+    if type(chunk) == 'string' then return G.loadstring(chunk, name) end
+    local f, e = raw_load(function()
+      local piece = chunk()
+      if piece ~= nil and piece ~= '' and string.byte(piece, 1) == 27 then error('binary chunks are not allowed') end
+      return piece
+    end, name)
+    return sandboxed(f), e
+  end
+  for _, name in ipairs({'redis', 'cjson', 'cmsgpack', 'bit', 'struct', 'string', 'math', 'table'}) do
+    if type(G[name]) == 'table' then G[name] = readonly(G[name]) end
+  end
+  -- A killed script stays killed: pcall and xpcall pass the kill on.
+  local raw_pcall, raw_xpcall = pcall, xpcall
+  local function killed(e)
+    return type(e) == 'table' and e.err == 'Script killed by user with SCRIPT KILL...'
+  end
+  local function rethrow_kill(ok, ...)
+    if not ok and killed((...)) then error((...), 0) end
+    return ok, ...
+  end
+  G.pcall = function(f, ...) return rethrow_kill(raw_pcall(f, ...)) end
+  G.xpcall = function(f, handler)
+    return rethrow_kill(raw_xpcall(f, function(e) if killed(e) then return e end return handler(e) end))
+  end
+  G._G = env
+  __percore_env = env
+  raw_setmetatable(G, {__newindex = refuse, __metatable = sealed})
+end
 "#;
 
 impl Engine {
@@ -330,7 +400,6 @@ impl Engine {
         )?;
         cmsgpack::register(&lua)?;
         lua_struct::register(&lua)?;
-        lua.load(PRELUDE).set_name("@percore_prelude").exec()?;
 
         let paused = Rc::new(Cell::new(false));
         WATCH.with(|w| {
@@ -353,6 +422,8 @@ impl Engine {
                 ffi::lua_sethook(state, Some(instruction_hook), ffi::LUA_MASKCOUNT, HOOK_EVERY);
             })?;
         }
+        // (After the raw pcall and xpcall are kept: the prelude wraps them.)
+        lua.load(PRELUDE).set_name("@percore_prelude").exec()?;
         Ok(Engine {
             lua,
             run,
@@ -374,6 +445,11 @@ impl Engine {
         Ok(engine)
     }
 
+    /// The read-only environment scripts and libraries run in.
+    fn env(&self) -> Result<Table, CmdError> {
+        self.lua.globals().raw_get("__percore_env").map_err(|e| CmdError::err(e.to_string()))
+    }
+
     /// Compiles `body` as the function `f_<sha>` unless it already is.
     pub fn compile(&self, sha: &str, body: &[u8]) -> Result<(), CmdError> {
         if self.compiled.borrow().contains(sha) {
@@ -383,6 +459,7 @@ impl Engine {
             .lua
             .load(body)
             .set_name("@user_script")
+            .set_environment(self.env()?)
             .into_function()
             .map_err(|e| CmdError::err(format!("Error compiling script (new function): {}", lua_message(&e))))?;
         self.lua.globals().raw_set(format!("f_{sha}"), f).map_err(|e| CmdError::err(e.to_string()))?;
@@ -403,6 +480,7 @@ impl Engine {
         let chunk = lua
             .load(body)
             .set_name("@user_function")
+            .set_environment(self.env()?)
             .into_function()
             .map_err(|e| CmdError::err(format!("Error compiling function: {}", lua_message(&e))))?;
         begin.call::<()>(()).map_err(err)?;

@@ -212,3 +212,51 @@ def test_script_returning_a_table_that_contains_itself(percore):
         assert depth > 10
         assert line == b"-ERR reached lua stack limit\r\n"
     assert percore.client().ping()
+
+
+@pytest.mark.parametrize(
+    "trick",
+    [
+        "setmetatable(_G, {})",
+        "local g = getmetatable(_G); g.__index = {}",
+        "redis = function() return 1 end",
+        "_G = {}",
+        "redis.call = function() return 1 end",
+        "cjson.encode = function() return 1 end",
+        "cmsgpack.pack = function() return 1 end",
+        "bit.lshift = function() return 1 end",
+        "rawset(_G, 'redis', 1)",
+        "loadstring('redis = 1')()",
+    ],
+)
+def test_scripts_cannot_change_what_the_next_script_sees(percore, reference, trick):
+    """Redis 7 makes the globals and its libraries read-only: a script
+    that tries to replace them fails, and the next script still has them."""
+    for server in (percore, reference):
+        c = server.client()
+        with pytest.raises(redis.exceptions.ResponseError, match="Attempt to modify a readonly table"):
+            c.eval(trick, 0)
+        assert c.eval("return redis.call('ping')", 0) == b"PONG"
+        assert c.eval("return cjson.encode({1})", 0) == b"[1]"
+
+
+def test_bytecode_and_removed_globals_are_refused(percore):
+    c = percore.client()
+    with pytest.raises(redis.exceptions.ResponseError, match="attempt to call a nil value"):
+        c.eval("return loadstring(string.dump(function() return 1 end))()", 0)
+    for name in ("print", "getfenv", "setfenv", "dofile", "loadfile", "require", "module", "newproxy"):
+        with pytest.raises(redis.exceptions.ResponseError, match=f"nonexistent global variable '{name}'"):
+            c.eval(f"return {name}", 0)
+
+
+def test_script_kill_reaches_a_script_that_catches_errors(start_percore):
+    percore = start_percore("--busy-reply-threshold", "100", threads=1)
+    r = redis.Redis(port=percore.port, socket_timeout=10)
+    script = b"local f = function() while 1 do redis.call('ping') end end while 1 do pcall(f) end"
+    busy, t, answer = start_busy(percore.port, b"EVAL \"" + script + b"\" 0\r\n")
+    wait_until(lambda: busy_error(r) is not None, timeout=15, what="BUSY after the threshold")
+    assert r.script_kill()
+    t.join(timeout=10)
+    assert answer and b"Script killed by user" in answer[0], answer
+    assert r.ping()
+    busy.close()
