@@ -216,7 +216,12 @@ redis = {
   pcall = function(...) return call(...) end,
   error_reply = function(e) return {err = tostring(e)} end,
   status_reply = function(s) return {ok = tostring(s)} end,
-  sha1hex = __percore_sha1hex,
+  sha1hex = (function(sha1hex)
+    return function(...)
+      if select('#', ...) ~= 1 then raise_on_error({err = 'ERR wrong number of arguments'}) end
+      return sha1hex(tostring((...)))
+    end
+  end)(__percore_sha1hex),
   log = __percore_log,
   setresp = function(v) raise_on_error(setresp(v)) end,
   set_repl = function() end,

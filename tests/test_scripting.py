@@ -260,3 +260,14 @@ def test_script_kill_reaches_a_script_that_catches_errors(start_percore):
     assert answer and b"Script killed by user" in answer[0], answer
     assert r.ping()
     busy.close()
+
+
+def test_sha1hex_checks_its_arguments_as_redis(percore, reference):
+    for script in ("return redis.sha1hex()", "return redis.sha1hex(1, 2)", "return redis.sha1hex(12)", "return redis.sha1hex('')"):
+        answers = []
+        for server in (percore, reference):
+            try:
+                answers.append(server.client().eval(script, 0))
+            except redis.exceptions.ResponseError as e:
+                answers.append(str(e))
+        assert answers[0] == answers[1], script
