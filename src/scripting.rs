@@ -55,6 +55,11 @@ struct Run {
     /// and keys of this shard may be touched.
     keys: HashSet<Bytes>,
     wrote: bool,
+    /// `f_<sha1>` for a script, the function's name for FCALL, and the
+    /// command that kills it (the slow script warning names both, as
+    /// Redis's does).
+    name: String,
+    kill: &'static str,
 }
 
 pub struct Engine {
@@ -113,7 +118,16 @@ fn hook_action() -> HookAction {
         if w.started.get().elapsed() < Duration::from_millis(busy_ms) {
             return HookAction::Continue;
         }
-        w.server.script_busy.store(true, Ordering::Relaxed);
+        if !w.server.script_busy.swap(true, Ordering::Relaxed) {
+            let (kill, name) = match w.run.try_borrow().ok().as_ref().and_then(|r| r.as_ref()) {
+                Some(r) => (r.kill, r.name.clone()),
+                None => ("SCRIPT KILL", String::new()),
+            };
+            tracing::warn!(
+                "Slow script detected: still in execution after {} milliseconds. You can try killing the script using the {kill} command. Script name is: {name}.",
+                w.started.get().elapsed().as_millis()
+            );
+        }
         if w.last_pause.get().elapsed() < RUN_BETWEEN_PAUSES {
             return HookAction::Continue;
         }
@@ -572,7 +586,12 @@ impl Engine {
                 (globals.raw_get("__percore_call_function").map_err(err)?, f)
             }
         };
-        *self.run.borrow_mut() = Some(Run { client, read_only, keys: keys.iter().cloned().collect(), wrote: false });
+        let (name, kill) = match what {
+            Callable::Script(sha) => (format!("f_{sha}"), "SCRIPT KILL"),
+            Callable::Function(name) => (name.to_string(), "FUNCTION KILL"),
+        };
+        let keys = keys.iter().cloned().collect();
+        *self.run.borrow_mut() = Some(Run { client, read_only, keys, wrote: false, name, kill });
         self.started.set(Instant::now());
         let server = self.run.borrow().as_ref().map(|r| r.client.shard.server.clone());
         if let Some(s) = &server {

@@ -114,6 +114,8 @@ def test_script_kill_on_the_same_and_other_core(start_percore, threads):
     busy, t, answer = start_busy(percore.port, b"EVAL 'while true do end' 0\r\n")
     wait_until(lambda: busy_error(before) is not None, timeout=15, what="BUSY after the threshold")
     assert busy_error(before) == "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+    wait_until(lambda: "Slow script detected: still in execution after" in percore.output(), what="the warning")
+    assert "You can try killing the script using the SCRIPT KILL command. Script name is: f_" in percore.output()
     killer = redis.Redis(port=percore.port, socket_timeout=10)
     with pytest.raises(redis.exceptions.ResponseError, match="FUNCTION KILL|not busy|BUSY"):
         killer.function_kill()
@@ -144,6 +146,7 @@ def test_function_kill_and_unkillable_script(start_percore):
     busy, t, answer = start_busy(percore.port, b"FCALL spin 0\r\n")
     wait_until(lambda: busy_error(r) is not None, timeout=15, what="BUSY after the threshold")
     assert busy_error(r) == "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+    wait_until(lambda: "using the FUNCTION KILL command. Script name is: spin." in percore.output(), what="the warning")
     with pytest.raises(redis.exceptions.ResponseError, match="FUNCTION KILL"):
         r.script_kill()
     stats = redis.Redis(port=percore.port, protocol=2, socket_timeout=10).execute_command("FUNCTION", "STATS")
