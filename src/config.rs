@@ -192,8 +192,8 @@ static DIRECTIVES: &[Directive] = &[
     n("key-load-delay", "0", Kind::Int(i32::MIN as i64, I32), true),
     n("active-expire-effort", "1", Kind::Int(1, 10), true),
     d("hz", "10", Kind::Int(0, I32), true),
-    n("min-replicas-to-write", "0", Kind::Int(0, I32), true),
-    n("min-replicas-max-lag", "10", Kind::Int(0, I32), true),
+    d("min-replicas-to-write", "0", Kind::Int(0, I32), true),
+    d("min-replicas-max-lag", "10", Kind::Int(0, I32), true),
     n("watchdog-period", "0", Kind::Int(0, I32), true),
     n("shutdown-timeout", "10", Kind::Int(0, I32), true),
     n("repl-diskless-sync-max-replicas", "0", Kind::Int(0, I32), true),
@@ -413,6 +413,9 @@ pub struct Hot {
     /// The policy's index in `evict::Policy::NAMES`.
     pub maxmemory_policy: AtomicU64,
     pub maxmemory_samples: AtomicU64,
+    /// `min-replicas-to-write` and `min-replicas-max-lag` both set: writes
+    /// need that many good replicas.
+    pub min_replicas_to_write: AtomicU64,
 }
 
 impl Default for Hot {
@@ -441,6 +444,7 @@ impl Default for Hot {
             maxmemory: AtomicU64::new(0),
             maxmemory_policy: AtomicU64::new(0),
             maxmemory_samples: AtomicU64::new(5),
+            min_replicas_to_write: AtomicU64::new(0),
         }
     }
 }
@@ -616,6 +620,8 @@ impl Config {
         h.maxmemory.store(num("maxmemory"), Ordering::Relaxed);
         h.maxmemory_policy.store(crate::server::evict::Policy::index(self.str("maxmemory-policy")), Ordering::Relaxed);
         h.maxmemory_samples.store(num("maxmemory-samples"), Ordering::Relaxed);
+        let min_replicas = if num("min-replicas-max-lag") > 0 { num("min-replicas-to-write") } else { 0 };
+        h.min_replicas_to_write.store(min_replicas, Ordering::Relaxed);
         let events = crate::server::notify::parse_flags(self.str("notify-keyspace-events")).unwrap_or(0);
         h.notify_flags.store(events as u64, Ordering::Relaxed);
         if let Some([hard, soft, secs]) = output_limits(self.str("client-output-buffer-limit"), "pubsub") {

@@ -307,3 +307,35 @@ def _ping_error(server):
         return ""
     except redis.ResponseError as e:
         return str(e).lower()
+
+
+def test_exec_is_judged_by_the_commands_it_runs(percore, reference):
+    """The gate judges EXEC by its queued commands, as Redis does: a write
+    queued before min-replicas-to-write was set (no replica is good) or
+    before memory ran out is refused at EXEC, reads are not."""
+    answers = []
+    for server in (percore, reference):
+        c, admin = server.client(), server.client()
+        c.set("xx", 1)
+        got = []
+        for setting, value, undo in (("min-replicas-to-write", 2, 0), ("maxmemory", 1, 0)):
+            for queued in (("INCR", "xx"), ("GET", "xx")):
+                c.execute_command("MULTI")
+                c.execute_command(*queued)
+                admin.config_set(setting, value)
+                try:
+                    got.append(c.execute_command("EXEC"))
+                except redis.ResponseError as e:
+                    got.append(str(e))
+                admin.config_set(setting, undo)
+        admin.config_set("min-replicas-to-write", 1)
+        for cmd in (("SET", "k", "v"), ("GET", "xx")):
+            try:
+                got.append(c.execute_command(*cmd))
+            except redis.ResponseError as e:
+                got.append(str(e))
+        admin.config_set("min-replicas-to-write", 0)
+        got.append(c.get("xx"))
+        answers.append(got)
+    assert answers[0] == answers[1]
+    assert "NOREPLICAS" in answers[0][0] and answers[0][-1] == b"1"

@@ -88,6 +88,9 @@ pub const SWITCHES_DB: u32 = 1 << 16;
 /// Its integer reply is the number of changes it made, as Redis counts
 /// them (DEL, SADD, HDEL...): 0 means it changed nothing.
 pub const COUNTED: u32 = 1 << 17;
+/// EXEC: runs the queued commands, so the gate judges it by their flags
+/// too (Redis's mstate.cmd_flags).
+pub const RUNS_QUEUE: u32 = 1 << 18;
 
 const FLAG_NAMES: &[(u32, &str)] = &[
     (WRITE, "write"),

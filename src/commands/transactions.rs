@@ -153,7 +153,7 @@ const ANY: u32 = NOSCRIPT | LOADING | STALE;
 
 pub(super) const TABLE: &[Spec] = &[
     Spec::new("multi", 1, ANY | ALLOW_BUSY | FAST | NO_QUEUE, Keys::None, Handler::Conn(multi)),
-    Spec::new("exec", 1, ANY | NO_QUEUE | MAY_REPLICATE, Keys::None, Handler::Async(exec)),
+    Spec::new("exec", 1, ANY | NO_QUEUE | MAY_REPLICATE | super::RUNS_QUEUE, Keys::None, Handler::Async(exec)),
     Spec::new("discard", 1, ANY | ALLOW_BUSY | FAST | NO_QUEUE, Keys::None, Handler::Async(discard)),
     Spec::new("watch", -2, ANY | ALLOW_BUSY | FAST | NO_QUEUE, Keys::Range(1, -1, 1), Handler::Async(watch)),
     Spec::new("unwatch", 1, ANY | ALLOW_BUSY | FAST, Keys::None, Handler::Async(unwatch)),

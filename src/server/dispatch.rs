@@ -355,11 +355,26 @@ async fn gate(client: &Client, spec: &Spec, args: Args<'_>) -> Result<(), CmdErr
             commands::full_name(spec, args)
         )));
     }
-    if spec.has(commands::DENYOOM)
+    // EXEC answers for what it runs.
+    let mut flags = spec.flags;
+    if spec.has(commands::RUNS_QUEUE)
+        && let Some(multi) = &client.multi
+    {
+        flags |= multi.cmds.iter().fold(0, |f, (queued, ..)| f | queued.flags);
+    }
+    // The AOF's replay is not refused for memory or replicas, as Redis's
+    // loading client is not.
+    let replaying = client.meta.id == crate::persistence::AOF_CLIENT_ID;
+    if flags & commands::DENYOOM != 0
+        && !replaying
         && Hot::get(&server.hot.maxmemory) > 0
         && !super::evict::make_room(&client.shard).await
     {
         return Err(CmdError::Raw("OOM command not allowed when used memory > 'maxmemory'.".into()));
+    }
+    // No replication yet: a master has no good replicas at all.
+    if flags & WRITE != 0 && !replaying && Hot::get(&server.hot.min_replicas_to_write) > 0 {
+        return Err(CmdError::Raw("NOREPLICAS Not enough good replicas to write.".into()));
     }
     Ok(())
 }
@@ -370,7 +385,7 @@ async fn rejected(client: &mut Client, spec: &Spec, error: CmdError) -> CmdError
     if client.multi.is_none() {
         return error;
     }
-    if spec.name != "exec" {
+    if !spec.has(commands::RUNS_QUEUE) {
         abort_multi(client);
         return error;
     }
