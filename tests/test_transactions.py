@@ -339,3 +339,20 @@ def test_exec_is_judged_by_the_commands_it_runs(percore, reference):
         answers.append(got)
     assert answers[0] == answers[1]
     assert "NOREPLICAS" in answers[0][0] and answers[0][-1] == b"1"
+
+
+def test_shutdown_is_refused_inside_multi(percore, reference):
+    answers = []
+    for server in (percore, reference):
+        c = server.client()
+        c.execute_command("MULTI")
+        got = []
+        for cmd in (("SHUTDOWN",), ("EXEC",)):
+            try:
+                got.append(c.execute_command(*cmd))
+            except redis.ResponseError as e:
+                got.append(str(e))
+        answers.append(got)
+        assert c.ping()
+    assert answers[0] == answers[1]
+    assert answers[0][0] == "Command not allowed inside a transaction"

@@ -91,6 +91,8 @@ pub const COUNTED: u32 = 1 << 17;
 /// EXEC: runs the queued commands, so the gate judges it by their flags
 /// too (Redis's mstate.cmd_flags).
 pub const RUNS_QUEUE: u32 = 1 << 18;
+/// Refused inside MULTI (SHUTDOWN).
+pub const NO_MULTI: u32 = 1 << 19;
 
 const FLAG_NAMES: &[(u32, &str)] = &[
     (WRITE, "write"),
@@ -105,6 +107,7 @@ const FLAG_NAMES: &[(u32, &str)] = &[
     (ALLOW_BUSY, "allow_busy"),
     (BLOCKING, "blocking"),
     (MAY_REPLICATE, "may_replicate"),
+    (NO_MULTI, "no_multi"),
 ];
 
 /// Where a command's keys are among its arguments (the name is argument 0).

@@ -667,5 +667,11 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("command", -1, super::CONTAINER | ANY, Keys::None, Handler::Conn(command)),
     Spec::new("time", 1, ANY | FAST, Keys::None, Handler::Conn(time)),
     Spec::new("lastsave", 1, ANY | FAST, Keys::None, Handler::Conn(lastsave)),
-    Spec::new("shutdown", -1, ADMIN | NOSCRIPT | ANY | ALLOW_BUSY, Keys::None, Handler::Conn(shutdown)),
+    Spec::new(
+        "shutdown",
+        -1,
+        ADMIN | NOSCRIPT | ANY | ALLOW_BUSY | super::NO_MULTI,
+        Keys::None,
+        Handler::Conn(shutdown),
+    ),
 ];

@@ -326,7 +326,7 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
 }
 
 /// The checks before a command may run or queue, in Redis's order
-/// (processCommand): arity, protection, auth, loading, busy script,
+/// (processCommand): arity, protection, auth, MULTI, loading, busy script,
 /// subscribe mode, memory.
 async fn gate(client: &Client, spec: &Spec, args: Args<'_>) -> Result<(), CmdError> {
     use std::sync::atomic::Ordering::Relaxed;
@@ -339,6 +339,9 @@ async fn gate(client: &Client, spec: &Spec, args: Args<'_>) -> Result<(), CmdErr
     }
     if !client.authenticated && !spec.has(commands::NO_AUTH) {
         return Err(CmdError::NoAuth);
+    }
+    if client.multi.is_some() && spec.has(commands::NO_MULTI) {
+        return Err(CmdError::err("Command not allowed inside a transaction"));
     }
     if server.loading.load(Relaxed)
         && !spec.has(commands::LOADING)
