@@ -563,9 +563,8 @@ impl Engine {
         let globals = lua.globals();
         let (keys_table, argv_table) = (to_table(keys).map_err(err)?, to_table(argv).map_err(err)?);
         let function_call = match what {
-            Callable::Function(name) => {
-                let command = if read_only { "FCALL_RO" } else { "FCALL" };
-                let head = [command, name, &keys.len().to_string()].map(|s| Bytes::copy_from_slice(s.as_bytes()));
+            Callable::Function(name, command) => {
+                let head = [command, name.as_bytes(), keys.len().to_string().as_bytes()].map(Bytes::copy_from_slice);
                 Some((
                     head.into_iter().chain(keys.iter().cloned()).chain(argv.iter().cloned()).collect(),
                     Instant::now(),
@@ -580,7 +579,7 @@ impl Engine {
                 let f = globals.raw_get(format!("f_{sha}")).map_err(err)?;
                 (globals.raw_get("__percore_run").map_err(err)?, f)
             }
-            Callable::Function(name) => {
+            Callable::Function(name, _) => {
                 let registry: Table = globals.raw_get("__percore_functions").map_err(err)?;
                 let f = registry.raw_get(name).map_err(err)?;
                 (globals.raw_get("__percore_call_function").map_err(err)?, f)
@@ -588,7 +587,7 @@ impl Engine {
         };
         let (name, kill) = match what {
             Callable::Script(sha) => (format!("f_{sha}"), "SCRIPT KILL"),
-            Callable::Function(name) => (name.to_string(), "FUNCTION KILL"),
+            Callable::Function(name, _) => (name.to_string(), "FUNCTION KILL"),
         };
         let keys = keys.iter().cloned().collect();
         *self.run.borrow_mut() = Some(Run { client, read_only, keys, wrote: false, name, kill });
@@ -695,8 +694,8 @@ pub fn library_name(code: &[u8]) -> Result<String, CmdError> {
 pub enum Callable<'a> {
     /// EVAL / EVALSHA, by SHA1.
     Script(&'a str),
-    /// FCALL, by function name.
-    Function(&'a str),
+    /// FCALL or FCALL_RO (as the client wrote it), by function name.
+    Function(&'a str, &'a [u8]),
 }
 
 /// An error raised by a library function written in Rust, located at the
@@ -762,7 +761,7 @@ fn script_error(message: &str, line: Option<i64>, what: Callable) -> CmdError {
     let message = if coded { message } else { format!("ERR {message}") };
     let (name, source) = match what {
         Callable::Script(sha) => (sha, "user_script"),
-        Callable::Function(name) => (name, "user_function"),
+        Callable::Function(name, _) => (name, "user_function"),
     };
     let at = line.map_or(String::new(), |l| format!(", on @{source}:{l}"));
     CmdError::Raw(format!("{message} script: {name}{at}."))

@@ -51,8 +51,18 @@ fn target_shard(client: &Client, keys: &[Bytes]) -> usize {
 
 /// A script or a function, with what a shard needs to run it.
 enum Runnable {
-    Script { sha: String, body: Arc<[u8]> },
-    Function { name: String, lib_name: String, lib: Library },
+    Script {
+        sha: String,
+        body: Arc<[u8]>,
+    },
+    /// `command`: FCALL or FCALL_RO as the client wrote it (FUNCTION STATS
+    /// shows the call so).
+    Function {
+        name: String,
+        command: Bytes,
+        lib_name: String,
+        lib: Library,
+    },
 }
 
 /// Runs a script or function on the shard of its keys, holding their locks.
@@ -75,11 +85,11 @@ async fn run_locked(
                     engine.compile(sha, body)?;
                     Callable::Script(sha)
                 }
-                Runnable::Function { name, lib_name, lib } => {
+                Runnable::Function { name, command, lib_name, lib } => {
                     if !engine.has_library(lib_name, lib.version) {
                         engine.load_library(lib_name, &lib.code, lib.version)?;
                     }
-                    Callable::Function(name)
+                    Callable::Function(name, command)
                 }
             };
             let mut ops = Vec::new();
@@ -132,7 +142,8 @@ async fn fcall(client: &mut Client, args: Args<'_>, read_only: bool) -> CmdResul
     if read_only && !no_writes {
         return Err(CmdError::err("Can not execute a script with write flag using *_ro command."));
     }
-    run_locked(client, keys, argv, no_writes, Runnable::Function { name, lib_name, lib }).await
+    let command = Bytes::copy_from_slice(args.get(0));
+    run_locked(client, keys, argv, no_writes, Runnable::Function { name, command, lib_name, lib }).await
 }
 
 async_handler!(fcall_cmd, |c, a| fcall(c, a, false));
