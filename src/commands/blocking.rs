@@ -173,7 +173,7 @@ fn pop(ctx: &mut Ctx, key: &[u8], waiter: &Waiter) -> Served {
             let items: Vec<_> = (0..count).map_while(|_| l.pop(end, limits)).map(|v| (v, 0.0)).collect();
             if moving {
                 let emptied = l.is_empty();
-                deferred.push((LIST, if end == End::Left { "lpop" } else { "rpop" }));
+                deferred.push((LIST, super::lists::pop_event(end)));
                 if emptied {
                     let now = ctx.now;
                     ctx.db().remove(key, now);
@@ -343,7 +343,7 @@ async fn bmove(client: &mut Client, args: Args<'_>, from: End, to: End, t: Optio
                 let push: &[u8] = if to == End::Left { b"LPUSH" } else { b"RPUSH" };
                 ctx.propagate(&[push, &target, &pushed]);
                 // The push's event, then the pop's (Redis's order).
-                ctx.event(LIST, if to == End::Left { "lpush" } else { "rpush" }, &target);
+                ctx.event(LIST, super::lists::push_event(to), &target);
                 deferred.iter().for_each(|&(class, name)| ctx.event(class, name, &source));
                 Ok::<(), CmdError>(())
             })?;

@@ -530,8 +530,7 @@ where
     let tx = Tx::lock(client, db, keys.iter().copied()).await;
     let mut result = Ok(Reply::NullArray);
     for key in keys {
-        let pop = pop.clone();
-        let popped = tx.on(client, db, key, move |ctx, k| pop(ctx, k)).await;
+        let popped = tx.on(client, db, key, pop.clone()).await;
         match popped {
             Ok(None) => continue,
             Ok(Some(popped)) => result = Ok(Reply::Array(vec![Reply::bulk(key), items(popped)])),

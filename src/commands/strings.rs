@@ -228,34 +228,20 @@ async fn msetnx(client: &mut Client, args: Args<'_>) -> CmdResult {
     let shard = client.shard.clone();
     let db = client.db();
     let tx = Tx::lock(client, db, (1..args.len()).step_by(2).map(|i| args.get(i))).await;
-    // Each owner's pairs, under its first key.
-    let parts: Vec<(usize, super::OwnedArgs)> = tx
-        .shards()
-        .map(|s| {
-            let mut part = super::OwnedArgs::default();
-            for i in (1..args.len()).step_by(2).filter(|&i| shard.owner(args.get(i)) == s) {
-                part.push(args.get(i));
-                part.push(args.get(i + 1));
-            }
-            (s, part)
-        })
-        .collect();
+    // One check per owner, over its keys.
     let mut any_exists = false;
-    for (_, part) in &parts {
-        let pairs = part.clone();
-        let first = part.args().get(0);
-        any_exists |= tx
-            .on(client, db, first, move |ctx, _| {
-                let a = pairs.args();
-                (0..a.len()).step_by(2).any(|i| ctx.lookup(a.get(i)).is_some())
-            })
-            .await;
+    for s in tx.shards().collect::<Vec<_>>() {
+        let mut keys = super::OwnedArgs::default();
+        (1..args.len()).step_by(2).filter(|&i| shard.owner(args.get(i)) == s).for_each(|i| keys.push(args.get(i)));
+        let first = keys.args().get(0).to_vec();
+        any_exists |=
+            tx.on(client, db, &first, move |ctx, _| keys.args().iter().any(|k| ctx.lookup(k).is_some())).await;
     }
     if !any_exists {
         for i in (1..args.len()).step_by(2) {
-            let value = Str::from_bytes(args.get(i + 1));
+            let value = string_value(args.get(i + 1));
             tx.on(client, db, args.get(i), move |ctx, k| {
-                ctx.set(k, Value::Str(value), 0);
+                ctx.set(k, value, 0);
                 ctx.event(STRING, "set", k);
                 ctx.changed(1);
             })

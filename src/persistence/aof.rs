@@ -425,9 +425,9 @@ impl Status {
     }
 
     /// Runs a writer round on the calling thread (a shard about to sleep
-    /// with clients waiting for durability), unless one is running
-    /// elsewhere: then that one covers what is waiting, or its thread
-    /// is woken to. Returns whether it ran one.
+    /// with clients waiting for durability), unless the writer is busy
+    /// elsewhere or gone. Returns whether it ran one (if not, the caller
+    /// wakes the writer thread).
     pub fn flush_now(&self, server: &crate::server::shared::Shared) -> bool {
         let writer = self.active.lock().unwrap_or_else(|p| p.into_inner()).clone();
         match writer.as_ref().map(|w| w.try_lock()) {
@@ -564,10 +564,7 @@ impl Writer {
             } else {
                 let later = self.records.split_off(self.records.partition_point(|r| r.stamp <= cut));
                 self.encode_records();
-                let buf = std::mem::take(&mut self.buf);
-                self.write(&buf);
-                self.buf = buf;
-                self.buf.clear();
+                self.write_buffered();
                 if let Err(e) = self.file.sync_data() {
                     warn!("Fail to fsync the AOF file: {e}");
                 }
@@ -590,10 +587,7 @@ impl Writer {
                 }
             }
             self.encode_records();
-            let buf = std::mem::take(&mut self.buf);
-            self.write(&buf);
-            self.buf = buf;
-            self.buf.clear();
+            self.write_buffered();
             self.unsynced = true;
         }
         let policy = self.status.fsync();
@@ -618,6 +612,14 @@ impl Writer {
             (self.notify)();
         }
         wrote
+    }
+
+    /// Writes what was encoded, keeping the buffer's allocation.
+    fn write_buffered(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        self.write(&buf);
+        self.buf = buf;
+        self.buf.clear();
     }
 
     fn encode_records(&mut self) {

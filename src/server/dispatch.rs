@@ -500,6 +500,8 @@ async fn execute_elsewhere(
 /// commands are deterministic); blocking commands journal each pop where
 /// it happens instead.
 async fn coordinated(client: &mut Client, spec: &'static Spec, args: Args<'_>, f: commands::AsyncFn) -> CmdResult {
+    // Its steps' record starts empty.
+    client.steps.take();
     if spec.has(commands::EXCLUSIVE) {
         return exclusive(client, spec, args, f).await;
     }
@@ -511,7 +513,6 @@ async fn coordinated(client: &mut Client, spec: &'static Spec, args: Args<'_>, f
     } else {
         None
     };
-    client.steps.take();
     let result = f(client, args).await;
     coordinated_done(client, spec, args, &result, journal).await;
     if let Some(tx) = outer {
@@ -558,7 +559,6 @@ async fn exclusive(client: &mut Client, spec: &'static Spec, args: Args<'_>, f: 
         Some(ex) => ex,
         None => Exclusive::begin(client).await,
     };
-    client.steps.take();
     let result = f(client, args).await;
     coordinated_done(client, spec, args, &result, true).await;
     if client.unit.is_some() && client.in_exec {
