@@ -377,8 +377,8 @@ fn validate(d: &Directive, value: &str) -> Result<String, ConfigError> {
             if options.contains(&v.as_str()) { Ok(v) } else { Err(ConfigError::NotInEnum(options.join(", "))) }
         }
         Kind::Str => Ok(value.to_string()),
-        Kind::KeyspaceEvents => crate::server::notify::parse_flags(value)
-            .map(crate::server::notify::flags_to_string)
+        Kind::KeyspaceEvents => crate::storage::events::parse_flags(value)
+            .map(crate::storage::events::flags_to_string)
             .ok_or_else(|| ConfigError::Invalid("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into())),
     }
 }
@@ -407,7 +407,7 @@ pub struct Hot {
     pub pubsub_hard_limit: AtomicU64,
     pub pubsub_soft_limit: AtomicU64,
     pub pubsub_soft_secs: AtomicU64,
-    /// `notify-keyspace-events` as flag bits (`server::notify`).
+    /// `notify-keyspace-events` as flag bits (`storage::events`).
     pub notify_flags: AtomicU64,
     pub maxmemory: AtomicU64,
     /// The policy's index in `evict::Policy::NAMES`.
@@ -622,7 +622,7 @@ impl Config {
         h.maxmemory_samples.store(num("maxmemory-samples"), Ordering::Relaxed);
         let min_replicas = if num("min-replicas-max-lag") > 0 { num("min-replicas-to-write") } else { 0 };
         h.min_replicas_to_write.store(min_replicas, Ordering::Relaxed);
-        let events = crate::server::notify::parse_flags(self.str("notify-keyspace-events")).unwrap_or(0);
+        let events = crate::storage::events::parse_flags(self.str("notify-keyspace-events")).unwrap_or(0);
         h.notify_flags.store(events as u64, Ordering::Relaxed);
         if let Some([hard, soft, secs]) = output_limits(self.str("client-output-buffer-limit"), "pubsub") {
             h.pubsub_hard_limit.store(hard, Ordering::Relaxed);

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use tikv_jemallocator::Jemalloc;
 use tracing::{info, warn};
 
+mod command;
 mod commands;
 mod config;
 mod journal;
@@ -96,7 +97,7 @@ fn main() -> ExitCode {
         warn!("Failed to write PID file: {e}");
     }
     server::signals::install(pidfile);
-    match server::run(config) {
+    match server::run(config, commands::table()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

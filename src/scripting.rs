@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mlua::{Lua, LuaOptions, MultiValue, StdLib, Table, Value, ffi};
 
-use crate::commands::{self, OwnedArgs, WRITE};
+use crate::command::{self, OwnedArgs, WRITE};
 use crate::protocol::reply::{Proto, format_double};
 use crate::protocol::{CmdError, Reply};
 use crate::server::client::Client;
@@ -788,13 +788,16 @@ async fn redis_call(lua: &Lua, current: &Rc<RefCell<Option<Run>>>, args: MultiVa
         return error("ERR Please specify at least one argument for this redis lib call".into());
     }
     let args = owned.args();
-    let Some(spec) = commands::lookup(args.get(0)) else {
+    let Some(table) = current.borrow().as_ref().map(|run| run.client.shard.server.commands) else {
+        return error("ERR redis.call outside of a script".into());
+    };
+    let Some(spec) = table.lookup(args.get(0)) else {
         return error("ERR Unknown Redis command called from script".into());
     };
     if !spec.arity_ok(args.len()) {
         return error("ERR Wrong number of args calling Redis command from script".into());
     }
-    if spec.has(commands::NOSCRIPT) {
+    if spec.has(command::NOSCRIPT) {
         return error("ERR This Redis command is not allowed from script".into());
     }
     let Some(mut run) = current.borrow_mut().take() else {

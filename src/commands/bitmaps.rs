@@ -4,16 +4,17 @@
 
 use futures::future::LocalBoxFuture;
 
-use super::{Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, WRITE};
+use super::{Handler, Spec};
+use crate::command::{Args, Ctx, DENYOOM, FAST, Keys, READONLY, WRITE};
 use crate::config::Hot;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
-use crate::server::notify::{GENERIC, STRING};
 use crate::server::transaction::Tx;
+use crate::storage::events::{GENERIC, STRING};
 use crate::storage::{Key, Str, Value};
 
 fn bit_offset(args: Args, i: usize, ctx: &Ctx) -> Result<usize, CmdError> {
-    let max_bits = Hot::get(&ctx.server.hot.proto_max_bulk_len).saturating_mul(8);
+    let max_bits = Hot::get(&ctx.hot.proto_max_bulk_len).saturating_mul(8);
     args.int(i)
         .ok()
         .filter(|&n| n >= 0 && (n as u64) < max_bits)
@@ -313,7 +314,7 @@ enum FieldOp {
 }
 
 fn parse_field_ops(ctx: &Ctx, args: Args, read_only: bool) -> Result<Vec<FieldOp>, CmdError> {
-    let max_bits = Hot::get(&ctx.server.hot.proto_max_bulk_len).saturating_mul(8);
+    let max_bits = Hot::get(&ctx.hot.proto_max_bulk_len).saturating_mul(8);
     let mut ops = Vec::new();
     let mut overflow = Overflow::Wrap;
     let mut j = 2;
@@ -422,7 +423,8 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("getbit", 3, READONLY | FAST, KEY1, Handler::Data(getbit)),
     Spec::new("bitcount", -2, READONLY, KEY1, Handler::Data(bitcount)),
     Spec::new("bitpos", -3, READONLY, KEY1, Handler::Data(bitpos)),
-    Spec::new("bitop", -4, WRITE | DENYOOM, Keys::Range(2, -1, 1), Handler::Async(bitop)).writing(super::Writes::First),
+    Spec::new("bitop", -4, WRITE | DENYOOM, Keys::Range(2, -1, 1), Handler::Async(bitop))
+        .writing(crate::command::Writes::First),
     Spec::new("bitfield", -2, WRITE | DENYOOM, KEY1, Handler::Data(bitfield)),
     Spec::new("bitfield_ro", -2, READONLY | FAST, KEY1, Handler::Data(bitfield_ro)),
 ];

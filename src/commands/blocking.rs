@@ -11,19 +11,21 @@ use futures::FutureExt;
 use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 
-use super::{Args, BLOCKING, Ctx, DENYOOM, FAST, Handler, Keys, NOSCRIPT, Spec, WRITE, parse_mpop};
+use super::{Handler, Spec, parse_mpop};
+use crate::command::{Args, BLOCKING, Ctx, DENYOOM, FAST, Keys, NOSCRIPT, WRITE};
 use crate::protocol::reply::format_double;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::blocking::{BlockOp, Popper, Served, Waiter};
 use crate::server::client::{Client, ClientMeta};
-use crate::server::notify::{GENERIC, LIST};
+use crate::storage::events::{GENERIC, LIST};
 use crate::storage::{End, Key, List, SmallBytes, ZSet};
 
 /// A timeout in seconds, fractions allowed; None for 0 (wait forever).
 /// Values too large for milliseconds in 64 bits come out negative, as in
 /// Redis (its conversion wraps).
 fn timeout(args: Args, i: usize) -> Result<Option<Duration>, CmdError> {
-    let secs = super::parse_f64(args.get(i)).ok_or_else(|| CmdError::err("timeout is not a float or out of range"))?;
+    let secs = crate::command::parse_f64(args.get(i))
+        .ok_or_else(|| CmdError::err("timeout is not a float or out of range"))?;
     let ms = (secs * 1000.0).ceil();
     if !(0.0..i64::MAX as f64).contains(&ms) {
         return Err(CmdError::err("timeout is negative"));
@@ -264,7 +266,7 @@ async fn give_back(client: &Client, op: BlockOp, served: Served) {
                     }
                 }
                 BlockOp::ZSet { .. } => {
-                    let limits = super::zsets::limits(ctx.server);
+                    let limits = super::zsets::limits(ctx.hot);
                     if let Ok(z) = ctx.write_as::<crate::storage::ZSet>(&key) {
                         served.items.iter().for_each(|(m, s)| {
                             z.insert(m, *s, limits);

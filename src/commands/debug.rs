@@ -5,7 +5,8 @@ use std::sync::atomic::Ordering;
 
 use futures::future::LocalBoxFuture;
 
-use super::{ADMIN, Args, Handler, Keys, LOADING, NOSCRIPT, STALE, Spec};
+use super::{Handler, Spec};
+use crate::command::{ADMIN, Args, Keys, LOADING, NOSCRIPT, STALE};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
 use crate::storage::{Str, Value, digest};

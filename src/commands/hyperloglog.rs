@@ -4,12 +4,13 @@
 
 use futures::future::LocalBoxFuture;
 
-use super::{ADMIN, Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, WRITE};
+use super::{Handler, Spec};
+use crate::command::{ADMIN, Args, Ctx, DENYOOM, FAST, Keys, READONLY, WRITE};
 use crate::config::Hot;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
-use crate::server::notify::STRING;
 use crate::server::transaction::Tx;
+use crate::storage::events::STRING;
 use crate::storage::hll::{self, HllError};
 use crate::storage::{Key, Str, Value};
 
@@ -23,7 +24,7 @@ impl From<HllError> for CmdError {
 }
 
 fn max_sparse(ctx: &Ctx) -> usize {
-    Hot::get(&ctx.server.hot.hll_sparse_max_bytes) as usize
+    Hot::get(&ctx.hot.hll_sparse_max_bytes) as usize
 }
 
 /// The HLL bytes at `key` for writing (validated), if any.
@@ -220,7 +221,7 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("pfadd", -2, WRITE | DENYOOM | FAST, Keys::Range(1, 1, 1), Handler::Data(pfadd)),
     Spec::new("pfcount", -2, READONLY, Keys::Range(1, -1, 1), Handler::Async(pfcount)),
     Spec::new("pfmerge", -2, WRITE | DENYOOM, Keys::Range(1, -1, 1), Handler::Async(pfmerge))
-        .writing(super::Writes::First),
+        .writing(crate::command::Writes::First),
     Spec::new("pfdebug", 3, WRITE | DENYOOM | ADMIN, Keys::Range(2, 2, 1), Handler::Data(pfdebug)),
     Spec::new("pfselftest", 1, ADMIN, Keys::None, Handler::Conn(pfselftest)),
 ];

@@ -1,12 +1,15 @@
 //! Keyspace commands (db.c, expire.c, object.c).
 
-use crate::server::notify::GENERIC;
+use crate::storage::events::GENERIC;
 use futures::future::LocalBoxFuture;
 
-use super::{Args, Ctx, FAST, Handler, Keys, Merge, READONLY, Spec, WRITE};
+use super::{Handler, Spec};
+use crate::command::{Args, Ctx, FAST, Keys, Merge, READONLY, WRITE};
+use crate::config::Hot;
 use crate::pattern::glob_match;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
+use crate::server::evict::Policy;
 use crate::server::transaction::Tx;
 use crate::storage::slots::SLOTS;
 use crate::storage::{Key, Str, Value};
@@ -217,7 +220,7 @@ fn expire_generic(ctx: &mut Ctx, args: Args, unit: Unit, absolute: bool, cmd: &s
     let now = ctx.now;
     // A time already past deletes the key, except while loading (Redis's
     // checkAlreadyExpired): the file's later DEL says when it went.
-    if at <= now && !ctx.server.loading.load(std::sync::atomic::Ordering::Relaxed) {
+    if at <= now && !ctx.loading {
         ctx.db().remove(key, now);
         ctx.event(GENERIC, "del", key);
         ctx.propagate(&[b"DEL", key]);
@@ -317,7 +320,7 @@ fn object(ctx: &mut Ctx, args: Args) -> CmdResult {
     if args.len() != 3 {
         return Err(CmdError::WrongArity(format!("object|{}", sub.to_ascii_lowercase())));
     }
-    let policy_lfu = ctx.server.config(|c| c.str("maxmemory-policy").contains("lfu"));
+    let policy_lfu = Policy::from_index(Hot::get(&ctx.hot.maxmemory_policy)).lfu();
     let now = ctx.now;
     let Some(e) = ctx.lookup(args.get(2)) else {
         return Ok(Reply::Null);
@@ -516,15 +519,15 @@ const ALL_KEYS: Keys = Keys::Range(1, -1, 1);
 const TWO_KEYS: Keys = Keys::Range(1, 2, 1);
 
 pub(super) const TABLE: &[Spec] = &[
-    Spec::new("del", -2, super::COUNTED | WRITE, ALL_KEYS, Handler::Split(del, Merge::Sum)),
-    Spec::new("unlink", -2, super::COUNTED | WRITE | FAST, ALL_KEYS, Handler::Split(del, Merge::Sum)),
+    Spec::new("del", -2, crate::command::COUNTED | WRITE, ALL_KEYS, Handler::Split(del, Merge::Sum)),
+    Spec::new("unlink", -2, crate::command::COUNTED | WRITE | FAST, ALL_KEYS, Handler::Split(del, Merge::Sum)),
     Spec::new("exists", -2, READONLY | FAST, ALL_KEYS, Handler::Split(exists, Merge::Sum)),
     Spec::new("touch", -2, READONLY | FAST, ALL_KEYS, Handler::Split(touch, Merge::Sum)),
     Spec::new("type", 2, READONLY | FAST, KEY1, Handler::Data(type_)),
     Spec::new("rename", 3, WRITE, TWO_KEYS, Handler::Async(rename)),
     Spec::new("renamenx", 3, WRITE | FAST, TWO_KEYS, Handler::Async(renamenx)),
-    Spec::new("copy", -3, WRITE | super::DENYOOM, TWO_KEYS, Handler::Async(copy_cmd))
-        .writing(super::Writes::AfterFirst),
+    Spec::new("copy", -3, WRITE | crate::command::DENYOOM, TWO_KEYS, Handler::Async(copy_cmd))
+        .writing(crate::command::Writes::AfterFirst),
     Spec::new("move", 3, WRITE | FAST, KEY1, Handler::Data(move_)),
     Spec::new("expire", -3, WRITE | FAST, KEY1, Handler::Data(expire)),
     Spec::new("pexpire", -3, WRITE | FAST, KEY1, Handler::Data(pexpire)),
@@ -534,8 +537,8 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("pttl", 2, READONLY | FAST, KEY1, Handler::Data(pttl)),
     Spec::new("expiretime", 2, READONLY | FAST, KEY1, Handler::Data(expiretime)),
     Spec::new("pexpiretime", 2, READONLY | FAST, KEY1, Handler::Data(pexpiretime)),
-    Spec::new("persist", 2, super::COUNTED | WRITE | FAST, KEY1, Handler::Data(persist)),
-    Spec::new("object", -2, super::CONTAINER | READONLY, Keys::Range(2, 2, 1), Handler::Data(object)),
+    Spec::new("persist", 2, crate::command::COUNTED | WRITE | FAST, KEY1, Handler::Data(persist)),
+    Spec::new("object", -2, crate::command::CONTAINER | READONLY, Keys::Range(2, 2, 1), Handler::Data(object)),
     Spec::new("keys", 2, READONLY, Keys::None, Handler::Async(keys)),
     Spec::new("scan", -2, READONLY, Keys::None, Handler::Async(scan)),
     Spec::new("randomkey", 1, READONLY, Keys::None, Handler::Async(randomkey)),

@@ -3,15 +3,16 @@
 
 use futures::future::LocalBoxFuture;
 
-use super::{Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, WRITE, mpop, parse_mpop, pop_count};
+use super::{Handler, Spec, mpop, parse_mpop, pop_count};
+use crate::command::{Args, Ctx, DENYOOM, FAST, Keys, READONLY, WRITE};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
-use crate::server::notify::{GENERIC, LIST};
 use crate::server::transaction::Tx;
+use crate::storage::events::{GENERIC, LIST};
 use crate::storage::{End, List, ListLimits, SmallBytes};
 
 pub(crate) fn limits(ctx: &Ctx) -> ListLimits {
-    ListLimits { max_listpack_size: ctx.server.hot.list_max_listpack_size.load(std::sync::atomic::Ordering::Relaxed) }
+    ListLimits { max_listpack_size: ctx.hot.list_max_listpack_size.load(std::sync::atomic::Ordering::Relaxed) }
 }
 
 fn end_of(args: Args, i: usize) -> Result<End, CmdError> {
@@ -363,7 +364,7 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("lrange", 4, READONLY, KEY1, Handler::Data(lrange)),
     Spec::new("lset", 4, WRITE | DENYOOM, KEY1, Handler::Data(lset)),
     Spec::new("linsert", 5, WRITE | DENYOOM, KEY1, Handler::Data(linsert)),
-    Spec::new("lrem", 4, super::COUNTED | WRITE, KEY1, Handler::Data(lrem)),
+    Spec::new("lrem", 4, crate::command::COUNTED | WRITE, KEY1, Handler::Data(lrem)),
     Spec::new("ltrim", 4, WRITE, KEY1, Handler::Data(ltrim)),
     Spec::new("lpos", -3, READONLY, KEY1, Handler::Data(lpos)),
     Spec::new("lmove", 5, WRITE | DENYOOM, Keys::Range(1, 2, 1), Handler::Async(lmove)),

@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 use futures::future::LocalBoxFuture;
 
 use super::connection::REDIS_VERSION;
-use super::{ADMIN, ALLOW_BUSY, Args, EXCLUSIVE, FAST, Handler, Keys, LOADING, NOSCRIPT, READONLY, STALE, Spec, WRITE};
+use super::{Handler, Spec};
+use crate::command::{ADMIN, ALLOW_BUSY, Args, EXCLUSIVE, FAST, Keys, LOADING, NOSCRIPT, READONLY, STALE, WRITE};
 use crate::config::{ConfigError, Hot};
 use crate::pattern::glob_match;
 use crate::protocol::{CmdError, CmdResult, Reply};
@@ -519,7 +520,7 @@ fn command_docs(spec: &Spec) -> Reply {
 }
 
 fn sorted_specs() -> Vec<&'static Spec> {
-    let mut all: Vec<_> = super::all().collect();
+    let mut all: Vec<_> = super::table().all().collect();
     all.sort_by_key(|s| s.name);
     all
 }
@@ -547,9 +548,9 @@ fn command(_client: &mut Client, args: Args) -> CmdResult {
         return Ok(Reply::Array(sorted_specs().into_iter().map(command_info).collect()));
     }
     let sub = args.keyword(1);
-    let named = |from: usize| (from..args.len()).map(move |i| (args.str(i), super::lookup(args.get(i))));
+    let named = |from: usize| (from..args.len()).map(move |i| (args.str(i), super::table().lookup(args.get(i))));
     match sub.as_str() {
-        "COUNT" => Ok(Reply::Int(super::all().count() as i64)),
+        "COUNT" => Ok(Reply::Int(super::table().all().count() as i64)),
         "INFO" if args.len() == 2 => Ok(Reply::Array(sorted_specs().into_iter().map(command_info).collect())),
         "INFO" => Ok(Reply::Array(named(2).map(|(_, s)| s.map_or(Reply::NullArray, command_info)).collect())),
         "DOCS" if args.len() == 2 => {
@@ -573,7 +574,7 @@ fn command(_client: &mut Client, args: Args) -> CmdResult {
         }
         "GETKEYS" if args.len() < 4 => Err(CmdError::WrongArity("command|getkeys".into())),
         "GETKEYS" => {
-            let spec = super::lookup(args.get(2)).ok_or_else(|| CmdError::err("Invalid command specified"))?;
+            let spec = super::table().lookup(args.get(2)).ok_or_else(|| CmdError::err("Invalid command specified"))?;
             let argc = args.len() - 2;
             if !spec.arity_ok(argc) {
                 return Err(CmdError::err("Invalid number of arguments specified for command"));
@@ -661,16 +662,16 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("flushdb", -1, WRITE | EXCLUSIVE, Keys::None, Handler::Async(flushdb)),
     Spec::new("flushall", -1, WRITE | EXCLUSIVE, Keys::None, Handler::Async(flushall)),
     Spec::new("swapdb", 3, WRITE | FAST | EXCLUSIVE, Keys::None, Handler::Async(swapdb)),
-    Spec::new("config", -2, super::CONTAINER | ADMIN | NOSCRIPT | ANY, Keys::None, Handler::Async(config)),
+    Spec::new("config", -2, crate::command::CONTAINER | ADMIN | NOSCRIPT | ANY, Keys::None, Handler::Async(config)),
     Spec::new("bgrewriteaof", 1, ADMIN | NOSCRIPT, Keys::None, Handler::Async(bgrewriteaof)),
-    Spec::new("module", -2, super::CONTAINER | ADMIN | NOSCRIPT, Keys::None, Handler::Conn(module)),
-    Spec::new("command", -1, super::CONTAINER | ANY, Keys::None, Handler::Conn(command)),
+    Spec::new("module", -2, crate::command::CONTAINER | ADMIN | NOSCRIPT, Keys::None, Handler::Conn(module)),
+    Spec::new("command", -1, crate::command::CONTAINER | ANY, Keys::None, Handler::Conn(command)),
     Spec::new("time", 1, ANY | FAST, Keys::None, Handler::Conn(time)),
     Spec::new("lastsave", 1, ANY | FAST, Keys::None, Handler::Conn(lastsave)),
     Spec::new(
         "shutdown",
         -1,
-        ADMIN | NOSCRIPT | ANY | ALLOW_BUSY | super::NO_MULTI,
+        ADMIN | NOSCRIPT | ANY | ALLOW_BUSY | crate::command::NO_MULTI,
         Keys::None,
         Handler::Conn(shutdown),
     ),

@@ -6,18 +6,16 @@
 use futures::future::LocalBoxFuture;
 
 use super::keys::ScanOptions;
-use super::{
-    Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, Typed, WRITE, intercard_limit, pop_count, random_positions,
-};
+use super::{Handler, Spec, intercard_limit, pop_count, random_positions};
+use crate::command::{Args, Ctx, DENYOOM, FAST, Keys, READONLY, Typed, WRITE};
 use crate::config::Hot;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
-use crate::server::notify::{GENERIC, SET};
 use crate::server::transaction::Tx;
+use crate::storage::events::{GENERIC, SET};
 use crate::storage::{Key, Set, SetLimits, SmallBytes, Value};
 
-fn limits(server: &crate::server::shared::Shared) -> SetLimits {
-    let hot = &server.hot;
+fn limits(hot: &Hot) -> SetLimits {
     SetLimits {
         max_intset_entries: Hot::get(&hot.set_max_intset_entries) as usize,
         max_listpack_entries: Hot::get(&hot.set_max_listpack_entries) as usize,
@@ -26,7 +24,7 @@ fn limits(server: &crate::server::shared::Shared) -> SetLimits {
 }
 
 fn sadd(ctx: &mut Ctx, args: Args) -> CmdResult {
-    let limits = limits(ctx.server);
+    let limits = limits(ctx.hot);
     let key = args.get(1);
     if ctx.lookup(key).is_none() {
         ctx.set(key, Set::for_member(args.get(2), limits).wrap(), 0);
@@ -232,7 +230,7 @@ async fn algebra(client: &mut Client, args: Args<'_>, op: Algebra, store: Option
         let members = combine(op, &sets);
         if let Some(event) = store {
             let n = members.len();
-            let set = build(&members, limits(&client.shard.server));
+            let set = build(&members, limits(&client.shard.server.hot));
             store_set(client, &tx, args.get(1), set, event).await;
             Ok(Reply::Int(n as i64))
         } else {
@@ -293,7 +291,7 @@ async fn smove(client: &mut Client, args: Args<'_>) -> CmdResult {
         })
         .await;
         tx.on(client, db, dst, move |ctx, k| {
-            let limits = limits(ctx.server);
+            let limits = limits(ctx.hot);
             if ctx.lookup(k).is_none() {
                 ctx.set(k, Set::for_member(&member, limits).wrap(), 0);
             }
@@ -316,8 +314,8 @@ const KEY1: Keys = Keys::Range(1, 1, 1);
 const ALL_KEYS: Keys = Keys::Range(1, -1, 1);
 
 pub(super) const TABLE: &[Spec] = &[
-    Spec::new("sadd", -3, super::COUNTED | WRITE | DENYOOM | FAST, KEY1, Handler::Data(sadd)),
-    Spec::new("srem", -3, super::COUNTED | WRITE | FAST, KEY1, Handler::Data(srem)),
+    Spec::new("sadd", -3, crate::command::COUNTED | WRITE | DENYOOM | FAST, KEY1, Handler::Data(sadd)),
+    Spec::new("srem", -3, crate::command::COUNTED | WRITE | FAST, KEY1, Handler::Data(srem)),
     Spec::new("smembers", 2, READONLY, KEY1, Handler::Data(smembers)),
     Spec::new("sismember", 3, READONLY | FAST, KEY1, Handler::Data(sismember)),
     Spec::new("smismember", -3, READONLY | FAST, KEY1, Handler::Data(smismember)),
@@ -329,8 +327,11 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("sinter", -2, READONLY, ALL_KEYS, Handler::Async(sinter)),
     Spec::new("sunion", -2, READONLY, ALL_KEYS, Handler::Async(sunion)),
     Spec::new("sdiff", -2, READONLY, ALL_KEYS, Handler::Async(sdiff)),
-    Spec::new("sinterstore", -3, WRITE | DENYOOM, ALL_KEYS, Handler::Async(sinterstore)).writing(super::Writes::First),
-    Spec::new("sunionstore", -3, WRITE | DENYOOM, ALL_KEYS, Handler::Async(sunionstore)).writing(super::Writes::First),
-    Spec::new("sdiffstore", -3, WRITE | DENYOOM, ALL_KEYS, Handler::Async(sdiffstore)).writing(super::Writes::First),
+    Spec::new("sinterstore", -3, WRITE | DENYOOM, ALL_KEYS, Handler::Async(sinterstore))
+        .writing(crate::command::Writes::First),
+    Spec::new("sunionstore", -3, WRITE | DENYOOM, ALL_KEYS, Handler::Async(sunionstore))
+        .writing(crate::command::Writes::First),
+    Spec::new("sdiffstore", -3, WRITE | DENYOOM, ALL_KEYS, Handler::Async(sdiffstore))
+        .writing(crate::command::Writes::First),
     Spec::new("sintercard", -3, READONLY, Keys::Numkeys(1), Handler::Async(sintercard)),
 ];

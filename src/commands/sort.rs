@@ -8,12 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::LocalBoxFuture;
 
-use super::{Args, DENYOOM, Handler, Keys, READONLY, Spec, Typed, WRITE, parse_f64};
+use super::{Handler, Spec};
+use crate::command::{Args, DENYOOM, Keys, READONLY, Typed, WRITE, parse_f64};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
-use crate::server::notify::{GENERIC, LIST};
 use crate::server::transaction::Tx;
-use crate::storage::{Key, List, ListLimits, Value};
+use crate::storage::events::{GENERIC, LIST};
+use crate::storage::{Key, List, Value};
 
 struct SortOptions {
     desc: bool,
@@ -253,13 +254,7 @@ async fn sort_generic(client: &mut Client, args: Args<'_>, read_only: bool) -> C
                             ctx.changed(1);
                         }
                     } else {
-                        let limits = ListLimits {
-                            max_listpack_size: ctx
-                                .server
-                                .hot
-                                .list_max_listpack_size
-                                .load(std::sync::atomic::Ordering::Relaxed),
-                        };
+                        let limits = super::lists::limits(ctx);
                         let mut l = List::default();
                         values
                             .iter()
@@ -310,14 +305,14 @@ fn sort_ro<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cmd
 
 pub(super) const TABLE: &[Spec] = &[
     Spec::new("sort", -2, WRITE | DENYOOM, Keys::Find(sort_keys), Handler::Async(sort))
-        .writing(super::Writes::AfterFirst),
+        .writing(crate::command::Writes::AfterFirst),
     Spec::new("sort_ro", -2, READONLY, Keys::Range(1, 1, 1), Handler::Async(sort_ro)),
 ];
 
 #[cfg(test)]
 mod tests {
     use super::{sort_keys, substitute};
-    use crate::commands::OwnedArgs;
+    use crate::command::OwnedArgs;
 
     #[test]
     fn patterns() {

@@ -4,12 +4,13 @@ use futures::future::LocalBoxFuture;
 
 use super::keys::{Unit, expire_at};
 use super::long_double;
-use super::{Args, Ctx, DENYOOM, FAST, Handler, Keys, Merge, READONLY, Spec, WRITE};
+use super::{Handler, Spec};
+use crate::command::{Args, Ctx, DENYOOM, FAST, Keys, Merge, READONLY, WRITE};
 use crate::config::Hot;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
-use crate::server::notify::{GENERIC, STRING};
 use crate::server::transaction::Tx;
+use crate::storage::events::{GENERIC, STRING};
 use crate::storage::{Str, Value};
 
 /// Options shared by SET and GETEX.
@@ -231,7 +232,7 @@ async fn msetnx(client: &mut Client, args: Args<'_>) -> CmdResult {
     // One check per owner, over its keys.
     let mut any_exists = false;
     for s in tx.shards().collect::<Vec<_>>() {
-        let mut keys = super::OwnedArgs::default();
+        let mut keys = crate::command::OwnedArgs::default();
         (1..args.len()).step_by(2).filter(|&i| shard.owner(args.get(i)) == s).for_each(|i| keys.push(args.get(i)));
         let first = keys.args().get(0).to_vec();
         any_exists |=
@@ -255,7 +256,7 @@ async fn msetnx(client: &mut Client, args: Args<'_>) -> CmdResult {
 async_handler!(msetnx_cmd, msetnx);
 
 fn max_string(ctx: &Ctx) -> usize {
-    Hot::get(&ctx.server.hot.proto_max_bulk_len) as usize
+    Hot::get(&ctx.hot.proto_max_bulk_len) as usize
 }
 
 fn append(ctx: &mut Ctx, args: Args) -> CmdResult {

@@ -5,21 +5,19 @@
 use futures::future::LocalBoxFuture;
 
 use super::keys::ScanOptions;
-use super::{
-    Args, Ctx, DENYOOM, FAST, Handler, Keys, READONLY, Spec, Typed, WRITE, intercard_limit, mpop, parse_f64,
-    parse_mpop, pop_count, random_positions,
-};
+use super::{Handler, Spec, intercard_limit, mpop, parse_mpop, pop_count, random_positions};
+use crate::command::{Args, Ctx, DENYOOM, FAST, Keys, READONLY, Typed, WRITE, parse_f64};
 use crate::config::Hot;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
-use crate::server::notify::{GENERIC, ZSET};
 use crate::server::transaction::Tx;
+use crate::storage::events::{GENERIC, ZSET};
 use crate::storage::{Key, SmallBytes, Value, ZLimits, ZSet};
 
-pub(crate) fn limits(server: &crate::server::shared::Shared) -> ZLimits {
+pub(crate) fn limits(hot: &Hot) -> ZLimits {
     ZLimits {
-        max_entries: Hot::get(&server.hot.zset_max_listpack_entries) as usize,
-        max_value: Hot::get(&server.hot.zset_max_listpack_value) as usize,
+        max_entries: Hot::get(&hot.zset_max_listpack_entries) as usize,
+        max_value: Hot::get(&hot.zset_max_listpack_value) as usize,
     }
 }
 
@@ -113,7 +111,7 @@ fn zadd_generic(ctx: &mut Ctx, args: Args, mut f: AddFlags, mut at: usize) -> Cm
     }
     let scores = (at..args.len()).step_by(2).map(|i| args.float(i)).collect::<Result<Vec<f64>, _>>()?;
     let key = args.get(1);
-    let limits = limits(ctx.server);
+    let limits = limits(ctx.hot);
     let exists = ctx.lookup_as::<ZSet>(key)?.is_some();
     if !exists && f.xx {
         ctx.changed(0);
@@ -555,7 +553,7 @@ async fn read_inputs(client: &Client, tx: &Tx, keys: &[Key]) -> Result<Vec<Optio
 /// Stores `items` as the result of `event` in `key` (none deletes it).
 async fn store_zset(client: &Client, tx: &Tx, key: &[u8], items: Vec<(f64, SmallBytes)>, event: &'static str) {
     let db = client.db();
-    let limits = limits(&client.shard.server);
+    let limits = limits(&client.shard.server.hot);
     tx.on(client, db, key, move |ctx, k| {
         let now = ctx.now;
         let existed = ctx.db().remove(k, now).is_some();
@@ -792,7 +790,7 @@ const KEY1: Keys = Keys::Range(1, 1, 1);
 pub(super) const TABLE: &[Spec] = &[
     Spec::new("zadd", -4, WRITE | DENYOOM | FAST, KEY1, Handler::Data(zadd)),
     Spec::new("zincrby", 4, WRITE | DENYOOM | FAST, KEY1, Handler::Data(zincrby)),
-    Spec::new("zrem", -3, super::COUNTED | WRITE | FAST, KEY1, Handler::Data(zrem)),
+    Spec::new("zrem", -3, crate::command::COUNTED | WRITE | FAST, KEY1, Handler::Data(zrem)),
     Spec::new("zcard", 2, READONLY | FAST, KEY1, Handler::Data(zcard)),
     Spec::new("zscore", 3, READONLY | FAST, KEY1, Handler::Data(zscore)),
     Spec::new("zmscore", -3, READONLY | FAST, KEY1, Handler::Data(zmscore)),
@@ -806,9 +804,9 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("zrevrangebylex", -4, READONLY, KEY1, Handler::Data(zrevrangebylex)),
     Spec::new("zcount", 4, READONLY | FAST, KEY1, Handler::Data(zcount)),
     Spec::new("zlexcount", 4, READONLY | FAST, KEY1, Handler::Data(zlexcount)),
-    Spec::new("zremrangebyrank", 4, super::COUNTED | WRITE, KEY1, Handler::Data(zremrangebyrank)),
-    Spec::new("zremrangebyscore", 4, super::COUNTED | WRITE, KEY1, Handler::Data(zremrangebyscore)),
-    Spec::new("zremrangebylex", 4, super::COUNTED | WRITE, KEY1, Handler::Data(zremrangebylex)),
+    Spec::new("zremrangebyrank", 4, crate::command::COUNTED | WRITE, KEY1, Handler::Data(zremrangebyrank)),
+    Spec::new("zremrangebyscore", 4, crate::command::COUNTED | WRITE, KEY1, Handler::Data(zremrangebyscore)),
+    Spec::new("zremrangebylex", 4, crate::command::COUNTED | WRITE, KEY1, Handler::Data(zremrangebylex)),
     Spec::new("zpopmin", -2, WRITE | FAST, KEY1, Handler::Data(zpopmin)),
     Spec::new("zpopmax", -2, WRITE | FAST, KEY1, Handler::Data(zpopmax)),
     Spec::new("zrandmember", -2, READONLY, KEY1, Handler::Data(zrandmember)),
@@ -816,14 +814,26 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("zunion", -3, READONLY, Keys::Numkeys(1), Handler::Async(zunion)),
     Spec::new("zinter", -3, READONLY, Keys::Numkeys(1), Handler::Async(zinter)),
     Spec::new("zdiff", -3, READONLY, Keys::Numkeys(1), Handler::Async(zdiff)),
-    Spec::new("zunionstore", -4, WRITE | DENYOOM, Keys::Find(super::store_numkeys), Handler::Async(zunionstore))
-        .writing(super::Writes::First),
-    Spec::new("zinterstore", -4, WRITE | DENYOOM, Keys::Find(super::store_numkeys), Handler::Async(zinterstore))
-        .writing(super::Writes::First),
-    Spec::new("zdiffstore", -4, WRITE | DENYOOM, Keys::Find(super::store_numkeys), Handler::Async(zdiffstore))
-        .writing(super::Writes::First),
+    Spec::new(
+        "zunionstore",
+        -4,
+        WRITE | DENYOOM,
+        Keys::Find(crate::command::store_numkeys),
+        Handler::Async(zunionstore),
+    )
+    .writing(crate::command::Writes::First),
+    Spec::new(
+        "zinterstore",
+        -4,
+        WRITE | DENYOOM,
+        Keys::Find(crate::command::store_numkeys),
+        Handler::Async(zinterstore),
+    )
+    .writing(crate::command::Writes::First),
+    Spec::new("zdiffstore", -4, WRITE | DENYOOM, Keys::Find(crate::command::store_numkeys), Handler::Async(zdiffstore))
+        .writing(crate::command::Writes::First),
     Spec::new("zintercard", -3, READONLY, Keys::Numkeys(1), Handler::Async(zintercard)),
     Spec::new("zrangestore", -5, WRITE | DENYOOM, Keys::Range(1, 2, 1), Handler::Async(zrangestore))
-        .writing(super::Writes::First),
+        .writing(crate::command::Writes::First),
     Spec::new("zmpop", -4, WRITE, Keys::Numkeys(1), Handler::Async(zmpop)),
 ];

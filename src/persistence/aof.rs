@@ -305,7 +305,7 @@ impl Reader {
     }
 
     /// The next command; None at the end of the file (complete or not).
-    pub fn next(&mut self) -> Result<Option<crate::commands::Args<'_>>, AofError> {
+    pub fn next(&mut self) -> Result<Option<crate::command::Args<'_>>, AofError> {
         let Some(map) = &self.map else { return Ok(None) };
         let data = &map[..];
         let limits = crate::protocol::resp::Limits { max_bulk: usize::MAX >> 1, authenticated: true };
@@ -332,7 +332,7 @@ impl Reader {
             Ok(Some(frame)) => {
                 let start = self.at;
                 self.at += frame.consumed;
-                let args = crate::commands::Args::new(&data[start..], self.parser.spans());
+                let args = crate::command::Args::new(&data[start..], self.parser.spans());
                 if args.len() == 0 {
                     return Err(bad);
                 }

@@ -87,7 +87,7 @@ pub async fn load(shard: &Rc<Shard>, startup: &Startup) -> Result<(), AofError> 
         let file_started = Instant::now();
         let mut reader = Reader::open(path)?;
         while let Some(args) = reader.next()? {
-            if crate::commands::lookup(args.get(0)).is_none() {
+            if shard.server.commands.lookup(args.get(0)).is_none() {
                 let command = args.str(0);
                 return Err(AofError::UnknownCommand { command, file: reader.name().to_string() });
             }

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use futures::channel::oneshot;
 
 use super::shard::Shard;
-use crate::commands::Ctx;
+use crate::command::Ctx;
 use crate::protocol::CmdError;
 use crate::storage::{End, Key, SmallBytes};
 

@@ -10,9 +10,13 @@ use super::poller::Readiness;
 use super::pubsub::Subscriptions;
 use super::shard::Shard;
 use super::shared::now_ms;
-use crate::commands::{OwnedArgs, Spec};
+use crate::command::{self, OwnedArgs};
 use crate::protocol::Proto;
 use crate::storage::Key;
+
+/// A command's row as this server runs it (with its `Client`).
+pub type Spec = command::Spec<Client>;
+pub type Handler = command::Handler<Client>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplyMode {

@@ -19,7 +19,7 @@ use super::client::{Client, ClientMeta};
 use super::dispatch::{Batch, dispatch};
 use super::poller::{Readiness, yield_now};
 use super::shard::Shard;
-use crate::commands::Args;
+use crate::command::Args;
 use crate::config::Hot;
 use crate::protocol::CmdError;
 use crate::protocol::reply::encode_error;

@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use super::client::{Client, ReplyMode};
+use super::client::{Client, Handler, ReplyMode, Spec};
 use super::notify;
 use super::shard::Shard;
 use super::transaction::{Exclusive, Tx};
-use crate::commands::{self, Args, DataFn, Handler, Merge, OwnedArgs, Spec, WRITE};
+use crate::command::{self, Args, AsyncFn, DataFn, Merge, OwnedArgs, WRITE};
 use crate::config::Hot;
 use crate::journal::Op;
 use crate::protocol::reply::{encode, encode_error};
@@ -80,7 +80,7 @@ fn run_body(
             .unwrap_or_else(|_| Err(CmdError::Internal(spec.name)));
         let effects = std::mem::take(&mut ctx.ks.effects);
         let counted = match &result {
-            Ok(Reply::Int(n)) if spec.has(commands::COUNTED) => Some((*n).max(0) as u64),
+            Ok(Reply::Int(n)) if spec.has(command::COUNTED) => Some((*n).max(0) as u64),
             _ => None,
         };
         let changes = if wrote && result.is_ok() { effects.changes.or(counted).unwrap_or(1) } else { 0 };
@@ -258,7 +258,7 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
     let name = args.get(0);
     client.shard.stats.commands.set(client.shard.stats.commands.get() + 1);
     begin_reply(client);
-    let Some(spec) = commands::lookup(name) else {
+    let Some(spec) = client.shard.server.commands.lookup(name) else {
         batch.flush(client, out).await;
         abort_multi(client);
         let rest: Vec<&[u8]> = args.iter().skip(1).collect();
@@ -270,14 +270,14 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
     client.meta.last_cmd.set(spec.name);
     let result = if let Err(e) = gate(client, spec, args).await {
         Err(rejected(client, spec, e).await)
-    } else if let Some(multi) = client.multi.as_mut().filter(|_| !spec.has(commands::NO_QUEUE)) {
+    } else if let Some(multi) = client.multi.as_mut().filter(|_| !spec.has(command::NO_QUEUE)) {
         let first = multi.args.len();
         args.iter().for_each(|a| multi.args.push(a));
         multi.cmds.push((spec, first, args.len()));
         client.meta.multi_len.set(multi.cmds.len() as i64);
         Ok(Reply::status("QUEUED"))
     } else {
-        if spec.has(WRITE | commands::MAY_REPLICATE) {
+        if spec.has(WRITE | command::MAY_REPLICATE) {
             client.wrote = true;
         }
         if super::monitor::active(client) && client.meta.id != crate::persistence::AOF_CLIENT_ID {
@@ -337,30 +337,30 @@ async fn gate(client: &Client, spec: &Spec, args: Args<'_>) -> Result<(), CmdErr
     if let Some(directive) = spec.protected_by.filter(|d| !client.may(d)) {
         return Err(CmdError::ProtectedCommand { cmd: spec.name.to_ascii_uppercase(), directive });
     }
-    if !client.authenticated && !spec.has(commands::NO_AUTH) {
+    if !client.authenticated && !spec.has(command::NO_AUTH) {
         return Err(CmdError::NoAuth);
     }
-    if client.multi.is_some() && spec.has(commands::NO_MULTI) {
+    if client.multi.is_some() && spec.has(command::NO_MULTI) {
         return Err(CmdError::err("Command not allowed inside a transaction"));
     }
     if server.loading.load(Relaxed)
-        && !spec.has(commands::LOADING)
+        && !spec.has(command::LOADING)
         && client.meta.id != crate::persistence::AOF_CLIENT_ID
     {
         return Err(CmdError::Loading);
     }
-    if server.script_busy.load(Relaxed) && !spec.has(commands::ALLOW_BUSY) {
+    if server.script_busy.load(Relaxed) && !spec.has(command::ALLOW_BUSY) {
         return Err(server.busy_error());
     }
-    if client.proto() == Proto::Resp2 && client.subs.any() && !spec.has(commands::SUBSCRIBE_MODE) {
+    if client.proto() == Proto::Resp2 && client.subs.any() && !spec.has(command::SUBSCRIBE_MODE) {
         return Err(CmdError::err(format!(
             "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-            commands::full_name(spec, args)
+            spec.full_name(args)
         )));
     }
     // EXEC answers for what it runs.
     let mut flags = spec.flags;
-    if spec.has(commands::RUNS_QUEUE)
+    if spec.has(command::RUNS_QUEUE)
         && let Some(multi) = &client.multi
     {
         flags |= multi.cmds.iter().fold(0, |f, (queued, ..)| f | queued.flags);
@@ -368,7 +368,7 @@ async fn gate(client: &Client, spec: &Spec, args: Args<'_>) -> Result<(), CmdErr
     // The AOF's replay is not refused for memory or replicas, as Redis's
     // loading client is not.
     let replaying = client.meta.id == crate::persistence::AOF_CLIENT_ID;
-    if flags & commands::DENYOOM != 0
+    if flags & command::DENYOOM != 0
         && !replaying
         && Hot::get(&server.hot.maxmemory) > 0
         && !super::evict::make_room(&client.shard).await
@@ -388,7 +388,7 @@ async fn rejected(client: &mut Client, spec: &Spec, error: CmdError) -> CmdError
     if client.multi.is_none() {
         return error;
     }
-    if !spec.has(commands::RUNS_QUEUE) {
+    if !spec.has(command::RUNS_QUEUE) {
         abort_multi(client);
         return error;
     }
@@ -499,13 +499,13 @@ async fn execute_elsewhere(
 /// its steps in the journal. It propagates as its own arguments (these
 /// commands are deterministic); blocking commands journal each pop where
 /// it happens instead.
-async fn coordinated(client: &mut Client, spec: &'static Spec, args: Args<'_>, f: commands::AsyncFn) -> CmdResult {
+async fn coordinated(client: &mut Client, spec: &'static Spec, args: Args<'_>, f: AsyncFn<Client>) -> CmdResult {
     // Its steps' record starts empty.
     client.steps.take();
-    if spec.has(commands::EXCLUSIVE) {
+    if spec.has(command::EXCLUSIVE) {
         return exclusive(client, spec, args, f).await;
     }
-    let journal = client.shard.server.journal.active() && !spec.has(commands::BLOCKING);
+    let journal = client.shard.server.journal.active() && !spec.has(command::BLOCKING);
     // Inside EXEC or a script the unit holds the keys already.
     let outer = if journal && client.unit.is_none() {
         let keys = spec.keys.positions(args).map(|i| args.get(i));
@@ -535,7 +535,7 @@ async fn coordinated_done(client: &mut Client, spec: &Spec, args: Args<'_>, resu
         let mut ops = steps.expired;
         // FLUSHALL, FLUSHDB and SWAPDB propagate even when they found
         // nothing to change, as Redis forces them to.
-        if changes > 0 || (result.is_ok() && spec.has(commands::EXCLUSIVE)) {
+        if changes > 0 || (result.is_ok() && spec.has(command::EXCLUSIVE)) {
             match steps.effects.rewrite {
                 Some(rewrite) => ops.extend(rewrite),
                 None => ops.push(Op::new(client.db(), args.iter())),
@@ -554,7 +554,7 @@ async fn coordinated_done(client: &mut Client, spec: &Spec, args: Args<'_>, resu
 /// client sees some shards flushed and others not), and is journalled
 /// before they are released; inside EXEC they stay held until the EXEC
 /// is journalled.
-async fn exclusive(client: &mut Client, spec: &'static Spec, args: Args<'_>, f: commands::AsyncFn) -> CmdResult {
+async fn exclusive(client: &mut Client, spec: &'static Spec, args: Args<'_>, f: AsyncFn<Client>) -> CmdResult {
     let ex = match client.exclusive.take() {
         Some(ex) => ex,
         None => Exclusive::begin(client).await,

@@ -12,11 +12,11 @@
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
-use super::notify::EVICTED;
 use super::shard::Shard;
 use crate::config::Hot;
 use crate::server::shared::now_ms;
 use crate::storage::Key;
+use crate::storage::events::EVICTED;
 
 /// `maxmemory-policy`, as stored in `Hot` (the index in Redis's list).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -57,8 +57,13 @@ impl Policy {
         Policy::NAMES.iter().position(|n| *n == name).unwrap_or(Policy::NAMES.len() - 1) as u64
     }
 
-    fn from_index(i: u64) -> Policy {
+    pub fn from_index(i: u64) -> Policy {
         Policy::ALL.get(i as usize).copied().unwrap_or(Policy::NoEviction)
+    }
+
+    /// LFU policies track access frequency instead of idle time.
+    pub fn lfu(self) -> bool {
+        matches!(self, Policy::VolatileLfu | Policy::AllkeysLfu)
     }
 
     fn volatile(self) -> bool {

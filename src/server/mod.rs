@@ -25,8 +25,10 @@ use glommio::{LocalExecutorBuilder, Placement};
 use thiserror::Error;
 use tracing::{info, warn};
 
+use crate::command::Table;
 use crate::config::{Config, Hot};
 use crate::storage::expire::active_expire_cycle;
+use client::Client;
 use shard::{Mailbox, Shard};
 use shared::Shared;
 
@@ -96,7 +98,8 @@ fn shard_count(config: &Config) -> usize {
 }
 
 /// Starts every shard and blocks until they exit.
-pub fn run(config: Config) -> Result<(), StartError> {
+/// Runs the server with `config`, answering the commands of `commands`.
+pub fn run(config: Config, commands: &'static Table<Client>) -> Result<(), StartError> {
     let port = config.int("port") as u16;
     let addrs = bind_addrs(config.str("bind"), port)?;
     let backlog = config.int("tcp-backlog") as i32;
@@ -121,7 +124,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         "yes" => Some(crate::persistence::prepare(crate::persistence::aof::Settings::from_config(&config))?),
         _ => None,
     };
-    let shared = Arc::new(Shared::new(config, shards));
+    let shared = Arc::new(Shared::new(config, commands, shards));
     shared.config(|c| shared.aof.set_fsync(crate::persistence::aof::Fsync::parse(c.str("appendfsync"))));
     if aof.as_ref().is_some_and(|a| a.total > 0) {
         shared.loading.store(true, std::sync::atomic::Ordering::SeqCst);

@@ -7,8 +7,9 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
 use super::client::Client;
+use super::client::Spec;
 use super::shard::Shard;
-use crate::commands::{self, Args, Spec};
+use crate::command::{self, Args};
 
 /// Whether any client anywhere monitors (the cost of MONITOR when none).
 pub fn active(client: &Client) -> bool {
@@ -37,7 +38,7 @@ fn repr(out: &mut String, arg: &[u8]) {
 /// Shows a command run by `client` to every monitor; administrative ones
 /// are not shown, and AUTH / HELLO ... AUTH arguments are redacted.
 pub async fn feed(client: &Client, spec: &Spec, args: Args<'_>, from_script: bool) {
-    if spec.has(commands::ADMIN) {
+    if spec.has(command::ADMIN) {
         return;
     }
     let now = crate::server::shared::now_us();

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use futures::channel::oneshot;
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -28,6 +29,7 @@ use super::locks::LockTable;
 use super::poller::{Bell, Poller, spawn};
 use super::pubsub::Registry;
 use super::shared::{Shared, now_ms};
+use crate::command::Ctx;
 use crate::storage::Keyspace;
 use crate::storage::slots::key_owner;
 
@@ -144,7 +146,7 @@ impl Shard {
     }
 
     /// Runs `f` with a command context on database `db` of this shard.
-    pub fn with_ctx<R>(&self, db: usize, no_touch: bool, f: impl FnOnce(&mut crate::commands::Ctx) -> R) -> R {
+    pub fn with_ctx<R>(&self, db: usize, no_touch: bool, f: impl FnOnce(&mut Ctx) -> R) -> R {
         let mut ks = self.ks.borrow_mut();
         // Record the keyspace events wanted now (the command may be one
         // step of a write coordinated by another shard), and expired keys
@@ -153,7 +155,14 @@ impl Shard {
         ks.set_journal(self.server.journal.active());
         ks.set_loading(self.server.loading.load(std::sync::atomic::Ordering::Relaxed));
         ks.effects = Default::default();
-        let mut ctx = crate::commands::Ctx { ks: &mut ks, db, now: self.now(), no_touch, server: &self.server };
+        let mut ctx = Ctx {
+            ks: &mut ks,
+            db,
+            now: self.now(),
+            no_touch,
+            hot: &self.server.hot,
+            loading: self.server.loading.load(Ordering::Relaxed),
+        };
         f(&mut ctx)
     }
 

@@ -6,6 +6,8 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
+use super::client::Client;
+use crate::command::Table;
 use crate::config::{Config, ConfigError, Hot};
 use crate::protocol::CmdError;
 
@@ -20,6 +22,8 @@ pub struct Counters {
 #[derive(Debug)]
 pub struct Shared {
     config: RwLock<Config>,
+    /// Every command, by name (the families' table, given at startup).
+    pub commands: &'static Table<Client>,
     pub hot: Hot,
     pub counters: Counters,
     pub shards: usize,
@@ -77,11 +81,12 @@ impl Shared {
         CmdError::Raw(format!("BUSY Redis is busy running a script. You can only call {kill} KILL or SHUTDOWN NOSAVE."))
     }
 
-    pub fn new(config: Config, shards: usize) -> Shared {
+    pub fn new(config: Config, commands: &'static Table<Client>, shards: usize) -> Shared {
         let hot = Hot::default();
         config.fill_hot(&hot);
         Shared {
             config: RwLock::new(config),
+            commands,
             hot,
             counters: Counters::default(),
             shards,

@@ -17,7 +17,7 @@ use std::rc::Rc;
 use super::client::Client;
 use super::poller;
 use super::shard::Shard;
-use crate::commands::Ctx;
+use crate::command::Ctx;
 use crate::storage::Key;
 
 pub struct Tx {

@@ -4,6 +4,7 @@ pub mod arena;
 pub mod db;
 pub mod digest;
 pub mod encodings;
+pub mod events;
 pub mod expire;
 pub mod hash;
 pub mod hll;
@@ -29,7 +30,7 @@ pub use value::{Str, Value};
 pub use zset::{ZLimits, ZSet};
 
 /// Something that happened to a key, for keyspace notifications: the
-/// class bit (`server::notify`), the event name, database and key.
+/// class bit (`events`), the event name, database and key.
 #[derive(Clone, Debug)]
 pub struct KeyEvent {
     pub class: u32,
@@ -183,7 +184,7 @@ impl Keyspace {
 
     /// Moves the databases' logs of expired and created keys to `events`.
     fn drain_logs(&mut self) {
-        use crate::server::notify::{EXPIRED, NEW};
+        use events::{EXPIRED, NEW};
         for (db, d) in self.dbs.iter_mut().enumerate() {
             self.events.extend(d.take_log().into_iter().map(|(what, key)| match what {
                 Logged::Expired => KeyEvent { class: EXPIRED, name: "expired", db, key },
@@ -195,7 +196,7 @@ impl Keyspace {
     /// Sets the wanted classes (the databases log expired and created
     /// keys if those are wanted).
     pub fn set_notify(&mut self, classes: u32) {
-        use crate::server::notify::{EXPIRED, NEW};
+        use events::{EXPIRED, NEW};
         if self.notify != classes {
             self.notify = classes;
             self.dbs.iter_mut().for_each(|d| d.set_log(classes & EXPIRED != 0, classes & NEW != 0));
