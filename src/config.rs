@@ -208,7 +208,7 @@ static DIRECTIVES: &[Directive] = &[
     n("slowlog-log-slower-than", "10000", Kind::Int(-1, i64::MAX), true),
     n("latency-monitor-threshold", "0", Kind::Int(0, i64::MAX), true),
     d("proto-max-bulk-len", "536870912", Kind::Memory(MB, i64::MAX as u64), true),
-    n("stream-node-max-entries", "100", Kind::Int(0, i64::MAX), true),
+    d("stream-node-max-entries", "100", Kind::Int(0, i64::MAX), true),
     n("repl-backlog-size", "1048576", Kind::Memory(1, i64::MAX as u64), true),
     d("maxmemory", "0", Kind::Memory(0, u64::MAX), true),
     n("cluster-link-sendbuf-limit", "0", Kind::Memory(0, u64::MAX), true),
@@ -217,7 +217,7 @@ static DIRECTIVES: &[Directive] = &[
     d("zset-max-listpack-entries", "128", Kind::Int(0, i64::MAX), true),
     n("active-defrag-ignore-bytes", "104857600", Kind::Memory(1, i64::MAX as u64), true),
     d("hash-max-listpack-value", "64", Kind::Memory(0, i64::MAX as u64), true),
-    n("stream-node-max-bytes", "4096", Kind::Memory(0, i64::MAX as u64), true),
+    d("stream-node-max-bytes", "4096", Kind::Memory(0, i64::MAX as u64), true),
     d("zset-max-listpack-value", "64", Kind::Memory(0, i64::MAX as u64), true),
     d("hll-sparse-max-bytes", "3000", Kind::Memory(0, i64::MAX as u64), true),
     n("tracking-table-max-keys", "1000000", Kind::Int(0, i64::MAX), true),
@@ -403,6 +403,8 @@ pub struct Hot {
     pub zset_max_listpack_entries: AtomicU64,
     pub zset_max_listpack_value: AtomicU64,
     pub hll_sparse_max_bytes: AtomicU64,
+    pub stream_node_max_bytes: AtomicU64,
+    pub stream_node_max_entries: AtomicU64,
     /// `client-output-buffer-limit pubsub <hard> <soft> <seconds>`.
     pub pubsub_hard_limit: AtomicU64,
     pub pubsub_soft_limit: AtomicU64,
@@ -436,6 +438,8 @@ impl Default for Hot {
             list_max_listpack_size: std::sync::atomic::AtomicI64::new(-2),
             zset_max_listpack_entries: AtomicU64::new(0),
             zset_max_listpack_value: AtomicU64::new(0),
+            stream_node_max_bytes: AtomicU64::new(0),
+            stream_node_max_entries: AtomicU64::new(0),
             hll_sparse_max_bytes: AtomicU64::new(0),
             pubsub_hard_limit: AtomicU64::new(0),
             pubsub_soft_limit: AtomicU64::new(0),
@@ -616,6 +620,8 @@ impl Config {
         h.zset_max_listpack_entries.store(num("zset-max-listpack-entries"), Ordering::Relaxed);
         h.zset_max_listpack_value.store(num("zset-max-listpack-value"), Ordering::Relaxed);
         h.hll_sparse_max_bytes.store(num("hll-sparse-max-bytes"), Ordering::Relaxed);
+        h.stream_node_max_bytes.store(num("stream-node-max-bytes"), Ordering::Relaxed);
+        h.stream_node_max_entries.store(num("stream-node-max-entries"), Ordering::Relaxed);
         h.requirepass.store(!self.str("requirepass").is_empty(), Ordering::Relaxed);
         h.maxmemory.store(num("maxmemory"), Ordering::Relaxed);
         h.maxmemory_policy.store(crate::server::evict::Policy::index(self.str("maxmemory-policy")), Ordering::Relaxed);

@@ -35,10 +35,27 @@ def dump(client, databases=(0, 1)):
                 value = sorted(r.hgetall(key).items())
             elif kind == "zset":
                 value = r.zrange(key, 0, -1, withscores=True)
+            elif kind == "stream":
+                value = stream_state(r, key)
             else:
                 value = kind
             data[(db, key)] = (kind, value, r.pexpiretime(key))
     return data
+
+
+def stream_state(r, key):
+    """A stream's entries, counters and groups with their pending entries
+    (delivery counts and owners; delivery times depend on the clock). Not
+    a group's entries-read: Redis 7.0 propagates reads as XCLAIMs, which
+    do not carry it, so replicas and AOF replays of redis-server lose it
+    too."""
+    info = r.xinfo_stream(key)
+    groups = []
+    for g in r.xinfo_groups(key):
+        pending = r.xpending_range(key, g["name"], "-", "+", 1000)
+        groups.append((g["name"], g["last-delivered-id"],
+                       [(p["message_id"], p["consumer"], p["times_delivered"]) for p in pending]))
+    return (r.xrange(key), info["last-generated-id"], info["entries-added"], info["max-deleted-entry-id"], groups)
 
 
 def start(argv, port, tmp_path, name):
@@ -98,7 +115,7 @@ def workload(c, keys, rng, n=400):
     for i in range(n):
         k = rng.choice(keys)
         other = rng.choice(keys)
-        op = rng.randrange(24)
+        op = rng.randrange(27)
         try:
             if op == 0:
                 c.set(k, i, ex=rng.randint(100, 1000))
@@ -155,6 +172,20 @@ def workload(c, keys, rng, n=400):
                 c.blpop(["l" + k, "l" + other], timeout=0.01)
             elif op == 23:
                 c.pfadd("hll" + k, *[rng.randint(0, 1000) for _ in range(10)])
+            elif op == 24:
+                c.xadd("x" + k, {"f": i, "g": rng.random()}, maxlen=rng.randint(5, 30), approximate=rng.random() < 0.5)
+            elif op == 25:
+                if rng.random() < 0.3:
+                    c.xgroup_create("x" + k, "grp", id="0", mkstream=True)
+                c.xreadgroup("grp", f"c{rng.randint(0, 2)}", {"x" + k: ">"}, count=rng.randint(1, 3),
+                             noack=rng.random() < 0.2)
+            elif op == 26:
+                entries = c.xrange("x" + k, count=3)
+                if entries:
+                    victim = rng.choice(entries)[0]
+                    rng.choice([lambda: c.xdel("x" + k, victim), lambda: c.xack("x" + k, "grp", victim),
+                                lambda: c.xclaim("x" + k, "grp", "c9", 0, [victim]),
+                                lambda: c.xautoclaim("x" + k, "grp", "c8", 0, count=2)])()
         except redis.ResponseError:
             pass  # WRONGTYPE and the like: the same on every server.
 

@@ -40,6 +40,7 @@ mod scripting;
 pub mod server;
 pub mod sets;
 mod sort;
+mod streams;
 pub mod strings;
 pub mod transactions;
 pub mod zsets;
@@ -56,6 +57,7 @@ static TABLE: LazyLock<Table<Client>> = LazyLock::new(|| {
         sets::TABLE,
         zsets::TABLE,
         sort::TABLE,
+        streams::TABLE,
         transactions::TABLE,
         pubsub::TABLE,
         scripting::TABLE,

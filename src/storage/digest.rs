@@ -34,6 +34,7 @@ fn type_id(v: &Value) -> u32 {
         Value::Set(_) => 2,
         Value::ZSet(_) => 3,
         Value::Hash(_) => 4,
+        Value::Stream(_) => 6,
     }
 }
 
@@ -60,6 +61,13 @@ pub fn value(digest: &mut Digest, v: &Value, has_expire: bool) {
                 xor(digest, &element);
             }
         }
+        Value::Stream(st) => st.for_each(|id, pairs| {
+            mix(digest, format!("{}.{}", id.ms, id.seq).as_bytes());
+            for (field, val) in pairs {
+                mix(digest, field);
+                mix(digest, val);
+            }
+        }),
     }
     if has_expire {
         xor(digest, b"!!expire!!");

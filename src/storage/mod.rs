@@ -14,6 +14,7 @@ pub mod slot_table;
 pub mod slots;
 pub mod small_bytes;
 pub mod snapshot;
+pub mod stream;
 pub mod table;
 pub mod value;
 pub mod zset;
@@ -26,6 +27,7 @@ pub type Key = SmallBytes;
 pub use hash::{Hash, PackLimits};
 pub use list::{End, List, ListLimits};
 pub use set::{Set, SetLimits};
+pub use stream::Stream;
 pub use value::{Str, Value};
 pub use zset::{ZLimits, ZSet};
 

@@ -20,7 +20,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::slots::SLOTS;
-use super::{Key, Value};
+use super::{Key, Stream, Value};
 use crate::journal::Op;
 
 /// Elements per command when a big collection is written as several
@@ -127,10 +127,63 @@ impl Snapshot {
                     .collect();
                 self.batches(db, b"ZADD", key, batches.into_iter());
             }
+            Value::Stream(st) => self.write_stream(db, key, st),
         }
         if let Some(at) = ttl {
             let at = at.to_string();
             self.command(db, [&b"PEXPIREAT"[..], key, at.as_bytes()].into_iter());
+        }
+    }
+
+    /// A stream as Redis's rewriteStreamObject writes it: its entries
+    /// (an empty stream as an XADD trimmed to nothing), XSETID with its
+    /// counters, then each group with its pending entries claimed back by
+    /// their consumers.
+    fn write_stream(&mut self, db: usize, key: &[u8], st: &Stream) {
+        if st.is_empty() {
+            self.command(db, [&b"XADD"[..], key, b"MAXLEN", b"0", b"0-1", b"x", b"y"].into_iter());
+        }
+        st.for_each(|id, pairs| {
+            let id = id.to_string();
+            let args: Vec<&[u8]> = [&b"XADD"[..], key, id.as_bytes()]
+                .into_iter()
+                .chain(pairs.iter().flat_map(|(f, v)| [*f, *v]))
+                .collect();
+            self.command(db, args.into_iter());
+        });
+        let (last, added, max_deleted) =
+            (st.last_id.to_string(), st.entries_added.to_string(), st.max_deleted_id.to_string());
+        self.command(
+            db,
+            [
+                &b"XSETID"[..],
+                key,
+                last.as_bytes(),
+                b"ENTRIESADDED",
+                added.as_bytes(),
+                b"MAXDELETEDID",
+                max_deleted.as_bytes(),
+            ]
+            .into_iter(),
+        );
+        for (name, group) in &st.groups {
+            let (last, read) = (group.last_id.to_string(), group.entries_read.map_or(-1, |r| r as i64).to_string());
+            self.command(
+                db,
+                [&b"XGROUP"[..], b"CREATE", key, name, last.as_bytes(), b"ENTRIESREAD", read.as_bytes()].into_iter(),
+            );
+            for (consumer, c) in &group.consumers {
+                if c.pel.is_empty() {
+                    self.command(db, [&b"XGROUP"[..], b"CREATECONSUMER", key, name, consumer].into_iter());
+                }
+                for id in &c.pel {
+                    let Some(p) = group.pel.get(id) else { continue };
+                    let (id, time, count) = (id.to_string(), p.delivery_time.to_string(), p.delivery_count.to_string());
+                    let args = [&b"XCLAIM"[..], key, name, consumer, b"0", id.as_bytes(), b"TIME", time.as_bytes()];
+                    let tail = [&b"RETRYCOUNT"[..], count.as_bytes(), b"JUSTID", b"FORCE"];
+                    self.command(db, args.into_iter().chain(tail).collect::<Vec<_>>().into_iter());
+                }
+            }
         }
     }
 

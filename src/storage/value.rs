@@ -6,6 +6,7 @@ use super::SmallBytes;
 use super::hash::Hash;
 use super::list::List;
 use super::set::Set;
+use super::stream::Stream;
 use super::zset::ZSet;
 use crate::protocol::resp::parse_i64;
 
@@ -97,6 +98,8 @@ pub enum Value {
     Set(Set),
     List(List),
     ZSet(ZSet),
+    /// Boxed: a stream's header is larger than the other values.
+    Stream(Box<Stream>),
 }
 
 impl Value {
@@ -107,6 +110,7 @@ impl Value {
             Value::Set(_) => "set",
             Value::List(_) => "list",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -117,6 +121,7 @@ impl Value {
             Value::Set(s) => s.encoding(),
             Value::List(l) => l.encoding(),
             Value::ZSet(z) => z.encoding(),
+            Value::Stream(_) => "stream",
         }
     }
 
