@@ -404,8 +404,8 @@ const XGROUP_HELP: &[&str] = &[
 fn xgroup(ctx: &mut Ctx, args: Args) -> CmdResult {
     let sub = args.keyword(1);
     let syntax = || CmdError::SubcommandSyntax { cmd: "XGROUP".into(), sub: args.str(1) };
-    if sub == "HELP" && args.len() == 2 {
-        return Ok(Reply::help(XGROUP_HELP));
+    if sub == "HELP" {
+        return if args.len() == 2 { Ok(Reply::help(XGROUP_HELP)) } else { Err(CmdError::arity("xgroup|help")) };
     }
     let valid = match sub.as_str() {
         "CREATE" => (5..=8).contains(&args.len()),
@@ -871,7 +871,7 @@ fn xinfo(ctx: &mut Ctx, args: Args) -> CmdResult {
     let sub = args.keyword(1);
     let syntax = || CmdError::SubcommandSyntax { cmd: "XINFO".into(), sub: args.str(1) };
     if sub == "HELP" {
-        return if args.len() == 2 { Ok(Reply::help(XINFO_HELP)) } else { Err(syntax()) };
+        return if args.len() == 2 { Ok(Reply::help(XINFO_HELP)) } else { Err(CmdError::arity("xinfo|help")) };
     }
     if args.len() < 3 {
         return Err(syntax());

@@ -189,7 +189,10 @@ impl Stream {
     pub fn next_id(&self, given: Option<StreamId>, seq_given: bool, now_ms: u64) -> Option<StreamId> {
         match given {
             Some(id) if seq_given => Some(id),
-            Some(id) if id.ms == self.last_id.ms => self.last_id.next(),
+            // `<ms>-*` never carries into the next millisecond.
+            Some(id) if id.ms == self.last_id.ms => {
+                (self.last_id.seq < u64::MAX).then(|| self.last_id.next()).flatten()
+            }
             Some(id) => Some(StreamId { ms: id.ms, seq: 0 }),
             None if now_ms > self.last_id.ms => Some(StreamId { ms: now_ms, seq: 0 }),
             None => self.last_id.next(),
@@ -518,6 +521,8 @@ mod tests {
         assert_eq!(s.next_id(None, false, 3), Some(id(5, 1)));
         assert_eq!(s.next_id(Some(id(5, 0)), false, 0), Some(id(5, 1)));
         assert_eq!(s.next_id(Some(id(9, 0)), false, 0), Some(id(9, 0)));
+        s.last_id = id(5, u64::MAX);
+        assert_eq!(s.next_id(Some(id(5, 0)), false, 0), None);
         s.last_id = StreamId::MAX;
         assert_eq!(s.next_id(None, false, 0), None);
     }
