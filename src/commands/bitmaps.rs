@@ -5,7 +5,7 @@
 use futures::future::LocalBoxFuture;
 
 use super::{Handler, Spec};
-use crate::command::{Args, Ctx, DENYOOM, FAST, Keys, READONLY, WRITE};
+use crate::command::{Args, Ctx, DENYOOM, FAST, Keys, READONLY, WRITE, Writes};
 use crate::config::Hot;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
@@ -423,8 +423,7 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("getbit", 3, READONLY | FAST, KEY1, Handler::Data(getbit)),
     Spec::new("bitcount", -2, READONLY, KEY1, Handler::Data(bitcount)),
     Spec::new("bitpos", -3, READONLY, KEY1, Handler::Data(bitpos)),
-    Spec::new("bitop", -4, WRITE | DENYOOM, Keys::Range(2, -1, 1), Handler::Async(bitop))
-        .writing(crate::command::Writes::First),
+    Spec::new("bitop", -4, WRITE | DENYOOM, Keys::Range(2, -1, 1), Handler::Async(bitop)).writing(Writes::First),
     Spec::new("bitfield", -2, WRITE | DENYOOM, KEY1, Handler::Data(bitfield)),
     Spec::new("bitfield_ro", -2, READONLY | FAST, KEY1, Handler::Data(bitfield_ro)),
 ];

@@ -4,7 +4,8 @@ use futures::future::LocalBoxFuture;
 
 use super::{Handler, Spec};
 use crate::command::{
-    ADMIN, ALLOW_BUSY, Args, FAST, Keys, LOADING, NO_AUTH, NO_QUEUE, NOSCRIPT, STALE, SUBSCRIBE_MODE,
+    ADMIN, ALLOW_BUSY, Args, CONTAINER, FAST, Keys, LOADING, NO_AUTH, NO_QUEUE, NOSCRIPT, STALE, SUBSCRIBE_MODE,
+    SWITCHES_DB,
 };
 use crate::protocol::{CmdError, CmdResult, Proto, Reply};
 use crate::server::client::{Client, ReplyMode};
@@ -436,7 +437,7 @@ pub(super) const TABLE: &[Spec] = &[
     ),
     Spec::new("auth", -2, ANY | ALLOW_BUSY | FAST | NO_AUTH, Keys::None, Handler::Conn(auth)),
     Spec::new("hello", -1, ANY | ALLOW_BUSY | FAST | NO_AUTH, Keys::None, Handler::Conn(hello)),
-    Spec::new("select", 2, crate::command::SWITCHES_DB | LOADING | STALE | FAST, Keys::None, Handler::Conn(select)),
+    Spec::new("select", 2, SWITCHES_DB | LOADING | STALE | FAST, Keys::None, Handler::Conn(select)),
     Spec::new(
         "reset",
         1,
@@ -444,6 +445,6 @@ pub(super) const TABLE: &[Spec] = &[
         Keys::None,
         Handler::Async(reset),
     ),
-    Spec::new("client", -2, crate::command::CONTAINER | ANY, Keys::None, Handler::Async(client)),
+    Spec::new("client", -2, CONTAINER | ANY, Keys::None, Handler::Async(client)),
     Spec::new("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, Keys::None, Handler::Conn(monitor)),
 ];

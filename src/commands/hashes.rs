@@ -3,7 +3,7 @@
 use super::keys::ScanOptions;
 use super::long_double::{self, AddError};
 use super::{Handler, Spec, random_positions};
-use crate::command::{Args, Ctx, DENYOOM, FAST, Keys, READONLY, WRITE};
+use crate::command::{Args, COUNTED, Ctx, DENYOOM, FAST, Keys, READONLY, WRITE};
 use crate::config::Hot;
 use crate::protocol::resp::parse_i64;
 use crate::protocol::{CmdError, CmdResult, Reply};
@@ -203,10 +203,10 @@ const KEY1: Keys = Keys::Range(1, 1, 1);
 pub(super) const TABLE: &[Spec] = &[
     Spec::new("hset", -4, WRITE | DENYOOM | FAST, KEY1, Handler::Data(hset)),
     Spec::new("hmset", -4, WRITE | DENYOOM | FAST, KEY1, Handler::Data(hmset)),
-    Spec::new("hsetnx", 4, crate::command::COUNTED | WRITE | DENYOOM | FAST, KEY1, Handler::Data(hsetnx)),
+    Spec::new("hsetnx", 4, COUNTED | WRITE | DENYOOM | FAST, KEY1, Handler::Data(hsetnx)),
     Spec::new("hget", 3, READONLY | FAST, KEY1, Handler::Data(hget)),
     Spec::new("hmget", -3, READONLY | FAST, KEY1, Handler::Data(hmget)),
-    Spec::new("hdel", -3, crate::command::COUNTED | WRITE | FAST, KEY1, Handler::Data(hdel)),
+    Spec::new("hdel", -3, COUNTED | WRITE | FAST, KEY1, Handler::Data(hdel)),
     Spec::new("hexists", 3, READONLY | FAST, KEY1, Handler::Data(hexists)),
     Spec::new("hlen", 2, READONLY | FAST, KEY1, Handler::Data(hlen)),
     Spec::new("hstrlen", 3, READONLY | FAST, KEY1, Handler::Data(hstrlen)),

@@ -4,7 +4,7 @@ use crate::storage::events::GENERIC;
 use futures::future::LocalBoxFuture;
 
 use super::{Handler, Spec};
-use crate::command::{Args, Ctx, FAST, Keys, Merge, READONLY, WRITE};
+use crate::command::{Args, CONTAINER, COUNTED, Ctx, DENYOOM, FAST, Keys, Merge, READONLY, WRITE, Writes};
 use crate::config::Hot;
 use crate::pattern::glob_match;
 use crate::protocol::{CmdError, CmdResult, Reply};
@@ -519,15 +519,14 @@ const ALL_KEYS: Keys = Keys::Range(1, -1, 1);
 const TWO_KEYS: Keys = Keys::Range(1, 2, 1);
 
 pub(super) const TABLE: &[Spec] = &[
-    Spec::new("del", -2, crate::command::COUNTED | WRITE, ALL_KEYS, Handler::Split(del, Merge::Sum)),
-    Spec::new("unlink", -2, crate::command::COUNTED | WRITE | FAST, ALL_KEYS, Handler::Split(del, Merge::Sum)),
+    Spec::new("del", -2, COUNTED | WRITE, ALL_KEYS, Handler::Split(del, Merge::Sum)),
+    Spec::new("unlink", -2, COUNTED | WRITE | FAST, ALL_KEYS, Handler::Split(del, Merge::Sum)),
     Spec::new("exists", -2, READONLY | FAST, ALL_KEYS, Handler::Split(exists, Merge::Sum)),
     Spec::new("touch", -2, READONLY | FAST, ALL_KEYS, Handler::Split(touch, Merge::Sum)),
     Spec::new("type", 2, READONLY | FAST, KEY1, Handler::Data(type_)),
     Spec::new("rename", 3, WRITE, TWO_KEYS, Handler::Async(rename)),
     Spec::new("renamenx", 3, WRITE | FAST, TWO_KEYS, Handler::Async(renamenx)),
-    Spec::new("copy", -3, WRITE | crate::command::DENYOOM, TWO_KEYS, Handler::Async(copy_cmd))
-        .writing(crate::command::Writes::AfterFirst),
+    Spec::new("copy", -3, WRITE | DENYOOM, TWO_KEYS, Handler::Async(copy_cmd)).writing(Writes::AfterFirst),
     Spec::new("move", 3, WRITE | FAST, KEY1, Handler::Data(move_)),
     Spec::new("expire", -3, WRITE | FAST, KEY1, Handler::Data(expire)),
     Spec::new("pexpire", -3, WRITE | FAST, KEY1, Handler::Data(pexpire)),
@@ -537,8 +536,8 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("pttl", 2, READONLY | FAST, KEY1, Handler::Data(pttl)),
     Spec::new("expiretime", 2, READONLY | FAST, KEY1, Handler::Data(expiretime)),
     Spec::new("pexpiretime", 2, READONLY | FAST, KEY1, Handler::Data(pexpiretime)),
-    Spec::new("persist", 2, crate::command::COUNTED | WRITE | FAST, KEY1, Handler::Data(persist)),
-    Spec::new("object", -2, crate::command::CONTAINER | READONLY, Keys::Range(2, 2, 1), Handler::Data(object)),
+    Spec::new("persist", 2, COUNTED | WRITE | FAST, KEY1, Handler::Data(persist)),
+    Spec::new("object", -2, CONTAINER | READONLY, Keys::Range(2, 2, 1), Handler::Data(object)),
     Spec::new("keys", 2, READONLY, Keys::None, Handler::Async(keys)),
     Spec::new("scan", -2, READONLY, Keys::None, Handler::Async(scan)),
     Spec::new("randomkey", 1, READONLY, Keys::None, Handler::Async(randomkey)),

@@ -4,7 +4,7 @@
 use futures::future::LocalBoxFuture;
 
 use super::{Handler, Spec, mpop, parse_mpop, pop_count};
-use crate::command::{Args, Ctx, DENYOOM, FAST, Keys, READONLY, WRITE};
+use crate::command::{Args, COUNTED, Ctx, DENYOOM, FAST, Keys, READONLY, WRITE};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
 use crate::server::transaction::Tx;
@@ -364,7 +364,7 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("lrange", 4, READONLY, KEY1, Handler::Data(lrange)),
     Spec::new("lset", 4, WRITE | DENYOOM, KEY1, Handler::Data(lset)),
     Spec::new("linsert", 5, WRITE | DENYOOM, KEY1, Handler::Data(linsert)),
-    Spec::new("lrem", 4, crate::command::COUNTED | WRITE, KEY1, Handler::Data(lrem)),
+    Spec::new("lrem", 4, COUNTED | WRITE, KEY1, Handler::Data(lrem)),
     Spec::new("ltrim", 4, WRITE, KEY1, Handler::Data(ltrim)),
     Spec::new("lpos", -3, READONLY, KEY1, Handler::Data(lpos)),
     Spec::new("lmove", 5, WRITE | DENYOOM, Keys::Range(1, 2, 1), Handler::Async(lmove)),

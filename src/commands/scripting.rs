@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 
 use super::{Handler, Spec};
-use crate::command::{ALLOW_BUSY, Args, Keys, MAY_REPLICATE, NOSCRIPT, STALE};
+use crate::command::{ALLOW_BUSY, Args, CONTAINER, Keys, MAY_REPLICATE, NOSCRIPT, READONLY, STALE};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::scripting::{Callable, Engine, Library, library_name, sha1_hex};
 use crate::server::client::Client;
@@ -410,28 +410,10 @@ fn script<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
 pub(super) const TABLE: &[Spec] = &[
     Spec::new("eval", -3, NOSCRIPT | STALE | MAY_REPLICATE, Keys::Numkeys(2), Handler::Async(eval_cmd)),
     Spec::new("evalsha", -3, NOSCRIPT | STALE | MAY_REPLICATE, Keys::Numkeys(2), Handler::Async(evalsha)),
-    Spec::new("eval_ro", -3, NOSCRIPT | STALE | crate::command::READONLY, Keys::Numkeys(2), Handler::Async(eval_ro)),
-    Spec::new(
-        "evalsha_ro",
-        -3,
-        NOSCRIPT | STALE | crate::command::READONLY,
-        Keys::Numkeys(2),
-        Handler::Async(evalsha_ro),
-    ),
-    Spec::new(
-        "script",
-        -2,
-        crate::command::CONTAINER | NOSCRIPT | STALE | ALLOW_BUSY,
-        Keys::None,
-        Handler::Async(script),
-    ),
+    Spec::new("eval_ro", -3, NOSCRIPT | STALE | READONLY, Keys::Numkeys(2), Handler::Async(eval_ro)),
+    Spec::new("evalsha_ro", -3, NOSCRIPT | STALE | READONLY, Keys::Numkeys(2), Handler::Async(evalsha_ro)),
+    Spec::new("script", -2, CONTAINER | NOSCRIPT | STALE | ALLOW_BUSY, Keys::None, Handler::Async(script)),
     Spec::new("fcall", -3, NOSCRIPT | STALE | MAY_REPLICATE, Keys::Numkeys(2), Handler::Async(fcall_cmd)),
-    Spec::new("fcall_ro", -3, NOSCRIPT | STALE | crate::command::READONLY, Keys::Numkeys(2), Handler::Async(fcall_ro)),
-    Spec::new(
-        "function",
-        -2,
-        crate::command::CONTAINER | NOSCRIPT | STALE | ALLOW_BUSY,
-        Keys::None,
-        Handler::Conn(function),
-    ),
+    Spec::new("fcall_ro", -3, NOSCRIPT | STALE | READONLY, Keys::Numkeys(2), Handler::Async(fcall_ro)),
+    Spec::new("function", -2, CONTAINER | NOSCRIPT | STALE | ALLOW_BUSY, Keys::None, Handler::Conn(function)),
 ];

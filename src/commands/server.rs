@@ -8,7 +8,9 @@ use futures::future::LocalBoxFuture;
 
 use super::connection::REDIS_VERSION;
 use super::{Handler, Spec};
-use crate::command::{ADMIN, ALLOW_BUSY, Args, EXCLUSIVE, FAST, Keys, LOADING, NOSCRIPT, READONLY, STALE, WRITE};
+use crate::command::{
+    ADMIN, ALLOW_BUSY, Args, CONTAINER, EXCLUSIVE, FAST, Keys, LOADING, NO_MULTI, NOSCRIPT, READONLY, STALE, WRITE,
+};
 use crate::config::{ConfigError, Hot};
 use crate::pattern::glob_match;
 use crate::protocol::{CmdError, CmdResult, Reply};
@@ -662,17 +664,11 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("flushdb", -1, WRITE | EXCLUSIVE, Keys::None, Handler::Async(flushdb)),
     Spec::new("flushall", -1, WRITE | EXCLUSIVE, Keys::None, Handler::Async(flushall)),
     Spec::new("swapdb", 3, WRITE | FAST | EXCLUSIVE, Keys::None, Handler::Async(swapdb)),
-    Spec::new("config", -2, crate::command::CONTAINER | ADMIN | NOSCRIPT | ANY, Keys::None, Handler::Async(config)),
+    Spec::new("config", -2, CONTAINER | ADMIN | NOSCRIPT | ANY, Keys::None, Handler::Async(config)),
     Spec::new("bgrewriteaof", 1, ADMIN | NOSCRIPT, Keys::None, Handler::Async(bgrewriteaof)),
-    Spec::new("module", -2, crate::command::CONTAINER | ADMIN | NOSCRIPT, Keys::None, Handler::Conn(module)),
-    Spec::new("command", -1, crate::command::CONTAINER | ANY, Keys::None, Handler::Conn(command)),
+    Spec::new("module", -2, CONTAINER | ADMIN | NOSCRIPT, Keys::None, Handler::Conn(module)),
+    Spec::new("command", -1, CONTAINER | ANY, Keys::None, Handler::Conn(command)),
     Spec::new("time", 1, ANY | FAST, Keys::None, Handler::Conn(time)),
     Spec::new("lastsave", 1, ANY | FAST, Keys::None, Handler::Conn(lastsave)),
-    Spec::new(
-        "shutdown",
-        -1,
-        ADMIN | NOSCRIPT | ANY | ALLOW_BUSY | crate::command::NO_MULTI,
-        Keys::None,
-        Handler::Conn(shutdown),
-    ),
+    Spec::new("shutdown", -1, ADMIN | NOSCRIPT | ANY | ALLOW_BUSY | NO_MULTI, Keys::None, Handler::Conn(shutdown)),
 ];

@@ -7,7 +7,7 @@ use futures::future::LocalBoxFuture;
 
 use super::keys::ScanOptions;
 use super::{Handler, Spec, intercard_limit, pop_count, random_positions};
-use crate::command::{Args, Ctx, DENYOOM, FAST, Keys, READONLY, Typed, WRITE};
+use crate::command::{Args, COUNTED, Ctx, DENYOOM, FAST, Keys, READONLY, Typed, WRITE, Writes};
 use crate::config::Hot;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
@@ -314,8 +314,8 @@ const KEY1: Keys = Keys::Range(1, 1, 1);
 const ALL_KEYS: Keys = Keys::Range(1, -1, 1);
 
 pub(super) const TABLE: &[Spec] = &[
-    Spec::new("sadd", -3, crate::command::COUNTED | WRITE | DENYOOM | FAST, KEY1, Handler::Data(sadd)),
-    Spec::new("srem", -3, crate::command::COUNTED | WRITE | FAST, KEY1, Handler::Data(srem)),
+    Spec::new("sadd", -3, COUNTED | WRITE | DENYOOM | FAST, KEY1, Handler::Data(sadd)),
+    Spec::new("srem", -3, COUNTED | WRITE | FAST, KEY1, Handler::Data(srem)),
     Spec::new("smembers", 2, READONLY, KEY1, Handler::Data(smembers)),
     Spec::new("sismember", 3, READONLY | FAST, KEY1, Handler::Data(sismember)),
     Spec::new("smismember", -3, READONLY | FAST, KEY1, Handler::Data(smismember)),
@@ -327,11 +327,8 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("sinter", -2, READONLY, ALL_KEYS, Handler::Async(sinter)),
     Spec::new("sunion", -2, READONLY, ALL_KEYS, Handler::Async(sunion)),
     Spec::new("sdiff", -2, READONLY, ALL_KEYS, Handler::Async(sdiff)),
-    Spec::new("sinterstore", -3, WRITE | DENYOOM, ALL_KEYS, Handler::Async(sinterstore))
-        .writing(crate::command::Writes::First),
-    Spec::new("sunionstore", -3, WRITE | DENYOOM, ALL_KEYS, Handler::Async(sunionstore))
-        .writing(crate::command::Writes::First),
-    Spec::new("sdiffstore", -3, WRITE | DENYOOM, ALL_KEYS, Handler::Async(sdiffstore))
-        .writing(crate::command::Writes::First),
+    Spec::new("sinterstore", -3, WRITE | DENYOOM, ALL_KEYS, Handler::Async(sinterstore)).writing(Writes::First),
+    Spec::new("sunionstore", -3, WRITE | DENYOOM, ALL_KEYS, Handler::Async(sunionstore)).writing(Writes::First),
+    Spec::new("sdiffstore", -3, WRITE | DENYOOM, ALL_KEYS, Handler::Async(sdiffstore)).writing(Writes::First),
     Spec::new("sintercard", -3, READONLY, Keys::Numkeys(1), Handler::Async(sintercard)),
 ];

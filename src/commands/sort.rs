@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::future::LocalBoxFuture;
 
 use super::{Handler, Spec};
-use crate::command::{Args, DENYOOM, Keys, READONLY, Typed, WRITE, parse_f64};
+use crate::command::{Args, DENYOOM, Keys, READONLY, Typed, WRITE, Writes, parse_f64};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
 use crate::server::transaction::Tx;
@@ -304,8 +304,7 @@ fn sort_ro<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cmd
 }
 
 pub(super) const TABLE: &[Spec] = &[
-    Spec::new("sort", -2, WRITE | DENYOOM, Keys::Find(sort_keys), Handler::Async(sort))
-        .writing(crate::command::Writes::AfterFirst),
+    Spec::new("sort", -2, WRITE | DENYOOM, Keys::Find(sort_keys), Handler::Async(sort)).writing(Writes::AfterFirst),
     Spec::new("sort_ro", -2, READONLY, Keys::Range(1, 1, 1), Handler::Async(sort_ro)),
 ];
 

@@ -7,14 +7,14 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 
 use super::{Handler, Spec};
-use crate::command::{Args, Ctx, DENYOOM, FAST, Keys, READONLY, Typed, WRITE};
+use crate::command::{Args, CONTAINER, Ctx, DENYOOM, FAST, Keys, READONLY, Typed, WRITE};
 use crate::config::Hot;
 use crate::protocol::{CmdError, CmdResult, Proto, Reply};
 use crate::server::client::Client;
 use crate::server::transaction::Tx;
 use crate::storage::Value;
 use crate::storage::events::STREAM;
-use crate::storage::stream::{Group, NodeLimits, Pair, Pending, Stream, StreamId, Trim};
+use crate::storage::stream::{Group, NodeLimits, Pair, Pending, Stream, StreamId, Trim, owned_pairs};
 
 impl Typed for Stream {
     fn cast(v: &mut Value) -> Option<&mut Stream> {
@@ -42,12 +42,14 @@ fn parse_id(b: &[u8], missing_seq: u64) -> Result<StreamId, CmdError> {
     StreamId::parse(b, missing_seq, false).map(|(id, _)| id).ok_or_else(invalid_id)
 }
 
-/// An id where `-` and `+` are not.
+/// An id where `-` and `+` are not (with `auto_seq`, `<ms>-*` too), and
+/// whether its sequence was given.
+fn strict_id(b: &[u8], missing_seq: u64, auto_seq: bool) -> Option<(StreamId, bool)> {
+    StreamId::parse(b, missing_seq, auto_seq).filter(|_| b != b"-" && b != b"+")
+}
+
 fn parse_strict_id(b: &[u8], missing_seq: u64) -> Result<StreamId, CmdError> {
-    if b == b"-" || b == b"+" {
-        return Err(invalid_id());
-    }
-    parse_id(b, missing_seq)
+    strict_id(b, missing_seq, false).map(|(id, _)| id).ok_or_else(invalid_id)
 }
 
 /// A range bound: `(` makes it exclusive.
@@ -81,8 +83,8 @@ fn id_reply(id: StreamId) -> Reply {
     Reply::text(id.to_string())
 }
 
-fn entry_reply(id: StreamId, pairs: &[Pair]) -> Reply {
-    let flat = pairs.iter().flat_map(|(f, v)| [Reply::bulk(f), Reply::bulk(v)]).collect();
+fn entry_reply<F: AsRef<[u8]>, V: AsRef<[u8]>>(id: StreamId, pairs: &[(F, V)]) -> Reply {
+    let flat = pairs.iter().flat_map(|(f, v)| [Reply::bulk(f.as_ref()), Reply::bulk(v.as_ref())]).collect();
     Reply::Array(vec![id_reply(id), Reply::Array(flat)])
 }
 
@@ -167,8 +169,7 @@ fn parse_trim(ctx: &Ctx, args: Args, xadd: bool) -> Result<TrimArgs, CmdError> {
         } else if xadd && args.is(i, "NOMKSTREAM") {
             t.nomkstream = true;
         } else if xadd {
-            let parsed = StreamId::parse(opt, 0, true).filter(|_| opt != b"-" && opt != b"+");
-            t.id = Some(parsed.ok_or_else(invalid_id)?);
+            t.id = Some(strict_id(opt, 0, true).ok_or_else(invalid_id)?);
             break;
         } else {
             return Err(CmdError::Syntax);
@@ -188,11 +189,9 @@ fn parse_trim(ctx: &Ctx, args: Args, xadd: bool) -> Result<TrimArgs, CmdError> {
     } else if limit_given && !t.approx {
         return Err(CmdError::err("syntax error, LIMIT cannot be used without the special ~ option"));
     } else if !limit_given && t.approx {
+        // At most 100 nodes' worth, as Redis bounds the work.
         let entries = Hot::get(&ctx.hot.stream_node_max_entries);
-        t.limit = entries.saturating_mul(100).clamp(1, 1_000_000);
-        if entries == 0 {
-            t.limit = 10_000;
-        }
+        t.limit = if entries == 0 { 10_000 } else { entries.saturating_mul(100).min(1_000_000) };
     }
     Ok(t)
 }
@@ -361,7 +360,7 @@ fn xsetid(ctx: &mut Ctx, args: Args) -> CmdResult {
     }
     let key = args.get(1);
     let Some(s) = ctx.lookup_as::<Stream>(key)? else { return Err(CmdError::NoSuchKey) };
-    if id < s.last_id && !s.is_empty() && s.edge(false).is_some_and(|top| id < top) {
+    if id < s.last_id && s.edge(false).is_some_and(|top| id < top) {
         return Err(CmdError::err("The ID specified in XSETID is smaller than the target stream top item"));
     }
     if let Some(added) = added
@@ -407,19 +406,15 @@ fn xgroup(ctx: &mut Ctx, args: Args) -> CmdResult {
     if sub == "HELP" {
         return if args.len() == 2 { Ok(Reply::help(XGROUP_HELP)) } else { Err(CmdError::arity("xgroup|help")) };
     }
-    let valid = match sub.as_str() {
+    let arity_ok = match sub.as_str() {
         "CREATE" => (5..=8).contains(&args.len()),
         "SETID" => args.len() == 5 || args.len() == 7,
         "DESTROY" => args.len() == 4,
         "CREATECONSUMER" | "DELCONSUMER" => args.len() == 5,
-        _ => false,
+        _ => return Err(CmdError::UnknownSubcommand { cmd: "XGROUP".into(), sub: args.str(1) }),
     };
-    if !valid {
-        return Err(if ["CREATE", "SETID", "DESTROY", "CREATECONSUMER", "DELCONSUMER"].contains(&sub.as_str()) {
-            syntax()
-        } else {
-            CmdError::UnknownSubcommand { cmd: "XGROUP".into(), sub: args.str(1) }
-        });
+    if !arity_ok {
+        return Err(syntax());
     }
     let (mut mkstream, mut entries_read) = (false, None);
     let mut i = 5;
@@ -631,11 +626,6 @@ fn record(ctx: &mut Ctx, props: Props, changes: u64) {
     ctx.changed(changes);
 }
 
-fn owned_entry_reply(id: StreamId, pairs: &[(Bytes, Bytes)]) -> Reply {
-    let flat = pairs.iter().flat_map(|(f, v)| [Reply::bulk(f), Reply::bulk(v)]).collect();
-    Reply::Array(vec![id_reply(id), Reply::Array(flat)])
-}
-
 fn xclaim(ctx: &mut Ctx, args: Args) -> CmdResult {
     let (key, name, consumer) = (args.get(1), args.get(2), args.get(3));
     let now = ctx.now;
@@ -646,7 +636,7 @@ fn xclaim(ctx: &mut Ctx, args: Args) -> CmdResult {
     let mut ids = Vec::new();
     let mut j = 5;
     while j < args.len() {
-        match StreamId::parse(args.get(j), 0, false).filter(|_| args.get(j) != b"-" && args.get(j) != b"+") {
+        match strict_id(args.get(j), 0, false) {
             Some((id, _)) => ids.push(id),
             None => break,
         }
@@ -712,7 +702,7 @@ fn xclaim(ctx: &mut Ctx, args: Args) -> CmdResult {
         };
         g.deliver(id, consumer, time, count);
         g.consumer(consumer, now).0.seen_time = now;
-        out.push(if justid { id_reply(id) } else { owned_entry_reply(id, &entry) });
+        out.push(if justid { id_reply(id) } else { entry_reply(id, &entry) });
         props.push(claim_prop(key, name, id, g, &g.pel[&id]));
         propagate_last = false;
         changes += 1;
@@ -776,17 +766,13 @@ fn xautoclaim(ctx: &mut Ctx, args: Args) -> CmdResult {
         let delivered = if justid { pending.delivery_count } else { pending.delivery_count + 1 };
         g.deliver(id, consumer, now, delivered);
         g.consumer(consumer, now).0.seen_time = now;
-        out.push(if justid { id_reply(id) } else { owned_entry_reply(id, &entry) });
+        out.push(if justid { id_reply(id) } else { entry_reply(id, &entry) });
         props.push(claim_prop(key, name, id, g, &g.pel[&id]));
         changes += 1;
         count -= 1;
     }
     record(ctx, props, changes);
     Ok(Reply::Array(vec![id_reply(next), Reply::Array(out), Reply::Array(deleted)]))
-}
-
-fn text(s: &'static str) -> Reply {
-    Reply::text(s)
 }
 
 fn lag_reply(s: &Stream, g: &Group) -> Reply {
@@ -799,22 +785,22 @@ fn read_reply(g: &Group) -> Reply {
 
 fn stream_info(s: &Stream, full: Option<usize>) -> Reply {
     let mut m = vec![
-        (text("length"), Reply::Int(s.len() as i64)),
-        (text("radix-tree-keys"), Reply::Int(s.node_count() as i64)),
-        (text("radix-tree-nodes"), Reply::Int((s.node_count() * 2).max(1) as i64)),
-        (text("last-generated-id"), id_reply(s.last_id)),
-        (text("max-deleted-entry-id"), id_reply(s.max_deleted_id)),
-        (text("entries-added"), Reply::Int(s.entries_added as i64)),
-        (text("recorded-first-entry-id"), id_reply(s.first_id)),
+        (Reply::text("length"), Reply::Int(s.len() as i64)),
+        (Reply::text("radix-tree-keys"), Reply::Int(s.node_count() as i64)),
+        (Reply::text("radix-tree-nodes"), Reply::Int((s.node_count() * 2).max(1) as i64)),
+        (Reply::text("last-generated-id"), id_reply(s.last_id)),
+        (Reply::text("max-deleted-entry-id"), id_reply(s.max_deleted_id)),
+        (Reply::text("entries-added"), Reply::Int(s.entries_added as i64)),
+        (Reply::text("recorded-first-entry-id"), id_reply(s.first_id)),
     ];
     let Some(count) = full else {
         let edge = |rev| range_reply(s, StreamId::MIN, StreamId::MAX, rev, 1).pop().unwrap_or(Reply::Null);
-        m.push((text("groups"), Reply::Int(s.groups.len() as i64)));
-        m.push((text("first-entry"), edge(false)));
-        m.push((text("last-entry"), edge(true)));
+        m.push((Reply::text("groups"), Reply::Int(s.groups.len() as i64)));
+        m.push((Reply::text("first-entry"), edge(false)));
+        m.push((Reply::text("last-entry"), edge(true)));
         return Reply::Map(m);
     };
-    m.push((text("entries"), Reply::Array(range_reply(s, StreamId::MIN, StreamId::MAX, false, count))));
+    m.push((Reply::text("entries"), Reply::Array(range_reply(s, StreamId::MIN, StreamId::MAX, false, count))));
     let groups = s.groups.iter().map(|(name, g)| {
         let limit = if count == 0 { usize::MAX } else { count };
         let pel = g.pel.iter().take(limit).map(|(id, p)| {
@@ -835,23 +821,23 @@ fn stream_info(s: &Stream, full: Option<usize>) -> Reply {
                 ]))
             });
             Reply::Map(vec![
-                (text("name"), Reply::bulk(cname)),
-                (text("seen-time"), Reply::Int(c.seen_time)),
-                (text("pel-count"), Reply::Int(c.pel.len() as i64)),
-                (text("pending"), Reply::Array(pending.collect())),
+                (Reply::text("name"), Reply::bulk(cname)),
+                (Reply::text("seen-time"), Reply::Int(c.seen_time)),
+                (Reply::text("pel-count"), Reply::Int(c.pel.len() as i64)),
+                (Reply::text("pending"), Reply::Array(pending.collect())),
             ])
         });
         Reply::Map(vec![
-            (text("name"), Reply::bulk(name)),
-            (text("last-delivered-id"), id_reply(g.last_id)),
-            (text("entries-read"), read_reply(g)),
-            (text("lag"), lag_reply(s, g)),
-            (text("pel-count"), Reply::Int(g.pel.len() as i64)),
-            (text("pending"), Reply::Array(pel.collect())),
-            (text("consumers"), Reply::Array(consumers.collect())),
+            (Reply::text("name"), Reply::bulk(name)),
+            (Reply::text("last-delivered-id"), id_reply(g.last_id)),
+            (Reply::text("entries-read"), read_reply(g)),
+            (Reply::text("lag"), lag_reply(s, g)),
+            (Reply::text("pel-count"), Reply::Int(g.pel.len() as i64)),
+            (Reply::text("pending"), Reply::Array(pel.collect())),
+            (Reply::text("consumers"), Reply::Array(consumers.collect())),
         ])
     });
-    m.push((text("groups"), Reply::Array(groups.collect())));
+    m.push((Reply::text("groups"), Reply::Array(groups.collect())));
     Reply::Map(m)
 }
 
@@ -900,12 +886,12 @@ fn xinfo(ctx: &mut Ctx, args: Args) -> CmdResult {
                 .iter()
                 .map(|(name, g)| {
                     Reply::Map(vec![
-                        (text("name"), Reply::bulk(name)),
-                        (text("consumers"), Reply::Int(g.consumers.len() as i64)),
-                        (text("pending"), Reply::Int(g.pel.len() as i64)),
-                        (text("last-delivered-id"), id_reply(g.last_id)),
-                        (text("entries-read"), read_reply(g)),
-                        (text("lag"), lag_reply(s, g)),
+                        (Reply::text("name"), Reply::bulk(name)),
+                        (Reply::text("consumers"), Reply::Int(g.consumers.len() as i64)),
+                        (Reply::text("pending"), Reply::Int(g.pel.len() as i64)),
+                        (Reply::text("last-delivered-id"), id_reply(g.last_id)),
+                        (Reply::text("entries-read"), read_reply(g)),
+                        (Reply::text("lag"), lag_reply(s, g)),
                     ])
                 })
                 .collect(),
@@ -924,9 +910,9 @@ fn xinfo(ctx: &mut Ctx, args: Args) -> CmdResult {
                     .iter()
                     .map(|(cname, c)| {
                         Reply::Map(vec![
-                            (text("name"), Reply::bulk(cname)),
-                            (text("pending"), Reply::Int(c.pel.len() as i64)),
-                            (text("idle"), Reply::Int((now - c.seen_time).max(0))),
+                            (Reply::text("name"), Reply::bulk(cname)),
+                            (Reply::text("pending"), Reply::Int(c.pel.len() as i64)),
+                            (Reply::text("idle"), Reply::Int((now - c.seen_time).max(0))),
                         ])
                     })
                     .collect(),
@@ -1061,13 +1047,12 @@ fn read_group(
             String::from_utf8_lossy(group)
         ))
     };
-    let s = ctx.lookup_as::<Stream>(key)?.filter(|s| s.groups.contains_key(group)).ok_or_else(missing)?;
-    let mut s_taken = std::mem::take(s);
+    let st = ctx.lookup_as::<Stream>(key)?.filter(|s| s.groups.contains_key(group)).ok_or_else(missing)?;
+    // The group leaves the stream while it reads, so both can be changed.
     let (reply, props, created) = {
-        let st = &mut s_taken;
         let mut g = st.groups.remove(group).expect("checked above");
-        let (_, created) = g.consumer(consumer, now);
-        g.consumers.get_mut(consumer).expect("created above").seen_time = now;
+        let (c, created) = g.consumer(consumer, now);
+        c.seen_time = now;
         let mut props = Props::new();
         if created && noack {
             props.push(words(&[b"XGROUP", b"CREATECONSUMER", key, group, consumer]));
@@ -1088,7 +1073,7 @@ fn read_group(
                                 p.delivery_time = now;
                                 p.delivery_count += 1;
                             }
-                            out.push(owned_entry_reply(id, &pairs));
+                            out.push(entry_reply(id, &pairs));
                         }
                         None => out.push(Reply::Array(vec![id_reply(id), Reply::NullArray])),
                     }
@@ -1100,13 +1085,7 @@ fn read_group(
                 let start = g.last_id.next().unwrap_or(StreamId::MAX);
                 let mut picked = Vec::new();
                 st.range(start, StreamId::MAX, false, |id, pairs| {
-                    picked.push((
-                        id,
-                        pairs
-                            .iter()
-                            .map(|(f, v)| (Bytes::copy_from_slice(f), Bytes::copy_from_slice(v)))
-                            .collect::<Vec<_>>(),
-                    ));
+                    picked.push((id, owned_pairs(pairs)));
                     count == 0 || picked.len() < count
                 });
                 let mut out = Vec::with_capacity(picked.len());
@@ -1116,7 +1095,7 @@ fn read_group(
                         g.deliver(id, consumer, now, 1);
                         props.push(claim_prop(key, group, id, &g, &g.pel[&id]));
                     }
-                    out.push(owned_entry_reply(id, &pairs));
+                    out.push(entry_reply(id, &pairs));
                 }
                 if noack && !out.is_empty() {
                     props.push(group_id_prop(key, group, &g));
@@ -1127,8 +1106,6 @@ fn read_group(
         st.groups.insert(Bytes::copy_from_slice(group), g);
         (reply, props, created)
     };
-    let s = ctx.lookup_as::<Stream>(key)?.expect("looked up above");
-    *s = s_taken;
     let delivered = !props.is_empty() || created;
     record(ctx, props, u64::from(reply.is_some() || delivered));
     Ok(reply)
@@ -1195,12 +1172,12 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("xrevrange", -4, READONLY, KEY1, Handler::Data(xrevrange)),
     Spec::new("xdel", -3, WRITE | FAST, KEY1, Handler::Data(xdel)),
     Spec::new("xsetid", -3, WRITE | DENYOOM | FAST, KEY1, Handler::Data(xsetid)),
-    Spec::new("xgroup", -2, WRITE | crate::command::CONTAINER, KEY2, Handler::Data(xgroup)),
+    Spec::new("xgroup", -2, WRITE | CONTAINER, KEY2, Handler::Data(xgroup)),
     Spec::new("xack", -4, WRITE | FAST, KEY1, Handler::Data(xack)),
     Spec::new("xpending", -3, READONLY, KEY1, Handler::Data(xpending)),
     Spec::new("xclaim", -6, WRITE | FAST, KEY1, Handler::Data(xclaim)),
     Spec::new("xautoclaim", -6, WRITE | FAST, KEY1, Handler::Data(xautoclaim)),
-    Spec::new("xinfo", -2, READONLY | crate::command::CONTAINER, KEY2, Handler::Data(xinfo)),
+    Spec::new("xinfo", -2, READONLY | CONTAINER, KEY2, Handler::Data(xinfo)),
     // Not BLOCKING yet: they answer an error rather than wait (and a
     // BLOCKING write's pops journal themselves where they are served).
     Spec::new("xread", -4, READONLY, Keys::Find(read_keys), Handler::Async(xread)),

@@ -5,7 +5,7 @@ use futures::future::LocalBoxFuture;
 use super::keys::{Unit, expire_at};
 use super::long_double;
 use super::{Handler, Spec};
-use crate::command::{Args, Ctx, DENYOOM, FAST, Keys, Merge, READONLY, WRITE};
+use crate::command::{Args, Ctx, DENYOOM, FAST, Keys, Merge, OwnedArgs, READONLY, WRITE};
 use crate::config::Hot;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
@@ -232,7 +232,7 @@ async fn msetnx(client: &mut Client, args: Args<'_>) -> CmdResult {
     // One check per owner, over its keys.
     let mut any_exists = false;
     for s in tx.shards().collect::<Vec<_>>() {
-        let mut keys = crate::command::OwnedArgs::default();
+        let mut keys = OwnedArgs::default();
         (1..args.len()).step_by(2).filter(|&i| shard.owner(args.get(i)) == s).for_each(|i| keys.push(args.get(i)));
         let first = keys.args().get(0).to_vec();
         any_exists |=

@@ -13,7 +13,9 @@ use std::sync::atomic::Ordering;
 use futures::future::LocalBoxFuture;
 
 use super::{Handler, Spec};
-use crate::command::{ALLOW_BUSY, Args, FAST, Keys, LOADING, MAY_REPLICATE, NO_QUEUE, NOSCRIPT, STALE};
+use crate::command::{
+    ALLOW_BUSY, Args, FAST, Keys, LOADING, MAY_REPLICATE, NO_QUEUE, NOSCRIPT, RUNS_QUEUE, STALE, SWITCHES_DB,
+};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::{Client, Multi};
 use crate::server::dispatch::execute;
@@ -115,7 +117,7 @@ fn exec<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
         let mut keys: Vec<(usize, Key)> = client.watched.iter().map(|(d, k, _)| (*d, k.clone())).collect();
         for &(spec, first, n) in &multi.cmds {
             let args = multi.args.range(first, first + n);
-            if spec.has(crate::command::SWITCHES_DB)
+            if spec.has(SWITCHES_DB)
                 && let Ok(i) = args.int(1)
                 && (0..databases as i64).contains(&i)
             {
@@ -154,7 +156,7 @@ const ANY: u32 = NOSCRIPT | LOADING | STALE;
 
 pub(super) const TABLE: &[Spec] = &[
     Spec::new("multi", 1, ANY | ALLOW_BUSY | FAST | NO_QUEUE, Keys::None, Handler::Conn(multi)),
-    Spec::new("exec", 1, ANY | NO_QUEUE | MAY_REPLICATE | crate::command::RUNS_QUEUE, Keys::None, Handler::Async(exec)),
+    Spec::new("exec", 1, ANY | NO_QUEUE | MAY_REPLICATE | RUNS_QUEUE, Keys::None, Handler::Async(exec)),
     Spec::new("discard", 1, ANY | ALLOW_BUSY | FAST | NO_QUEUE, Keys::None, Handler::Async(discard)),
     Spec::new("watch", -2, ANY | ALLOW_BUSY | FAST | NO_QUEUE, Keys::Range(1, -1, 1), Handler::Async(watch)),
     Spec::new("unwatch", 1, ANY | ALLOW_BUSY | FAST, Keys::None, Handler::Async(unwatch)),

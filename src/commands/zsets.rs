@@ -6,7 +6,9 @@ use futures::future::LocalBoxFuture;
 
 use super::keys::ScanOptions;
 use super::{Handler, Spec, intercard_limit, mpop, parse_mpop, pop_count, random_positions};
-use crate::command::{Args, Ctx, DENYOOM, FAST, Keys, READONLY, Typed, WRITE, parse_f64};
+use crate::command::{
+    Args, COUNTED, Ctx, DENYOOM, FAST, Keys, READONLY, Typed, WRITE, Writes, parse_f64, store_numkeys,
+};
 use crate::config::Hot;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
@@ -790,7 +792,7 @@ const KEY1: Keys = Keys::Range(1, 1, 1);
 pub(super) const TABLE: &[Spec] = &[
     Spec::new("zadd", -4, WRITE | DENYOOM | FAST, KEY1, Handler::Data(zadd)),
     Spec::new("zincrby", 4, WRITE | DENYOOM | FAST, KEY1, Handler::Data(zincrby)),
-    Spec::new("zrem", -3, crate::command::COUNTED | WRITE | FAST, KEY1, Handler::Data(zrem)),
+    Spec::new("zrem", -3, COUNTED | WRITE | FAST, KEY1, Handler::Data(zrem)),
     Spec::new("zcard", 2, READONLY | FAST, KEY1, Handler::Data(zcard)),
     Spec::new("zscore", 3, READONLY | FAST, KEY1, Handler::Data(zscore)),
     Spec::new("zmscore", -3, READONLY | FAST, KEY1, Handler::Data(zmscore)),
@@ -804,9 +806,9 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("zrevrangebylex", -4, READONLY, KEY1, Handler::Data(zrevrangebylex)),
     Spec::new("zcount", 4, READONLY | FAST, KEY1, Handler::Data(zcount)),
     Spec::new("zlexcount", 4, READONLY | FAST, KEY1, Handler::Data(zlexcount)),
-    Spec::new("zremrangebyrank", 4, crate::command::COUNTED | WRITE, KEY1, Handler::Data(zremrangebyrank)),
-    Spec::new("zremrangebyscore", 4, crate::command::COUNTED | WRITE, KEY1, Handler::Data(zremrangebyscore)),
-    Spec::new("zremrangebylex", 4, crate::command::COUNTED | WRITE, KEY1, Handler::Data(zremrangebylex)),
+    Spec::new("zremrangebyrank", 4, COUNTED | WRITE, KEY1, Handler::Data(zremrangebyrank)),
+    Spec::new("zremrangebyscore", 4, COUNTED | WRITE, KEY1, Handler::Data(zremrangebyscore)),
+    Spec::new("zremrangebylex", 4, COUNTED | WRITE, KEY1, Handler::Data(zremrangebylex)),
     Spec::new("zpopmin", -2, WRITE | FAST, KEY1, Handler::Data(zpopmin)),
     Spec::new("zpopmax", -2, WRITE | FAST, KEY1, Handler::Data(zpopmax)),
     Spec::new("zrandmember", -2, READONLY, KEY1, Handler::Data(zrandmember)),
@@ -814,26 +816,14 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("zunion", -3, READONLY, Keys::Numkeys(1), Handler::Async(zunion)),
     Spec::new("zinter", -3, READONLY, Keys::Numkeys(1), Handler::Async(zinter)),
     Spec::new("zdiff", -3, READONLY, Keys::Numkeys(1), Handler::Async(zdiff)),
-    Spec::new(
-        "zunionstore",
-        -4,
-        WRITE | DENYOOM,
-        Keys::Find(crate::command::store_numkeys),
-        Handler::Async(zunionstore),
-    )
-    .writing(crate::command::Writes::First),
-    Spec::new(
-        "zinterstore",
-        -4,
-        WRITE | DENYOOM,
-        Keys::Find(crate::command::store_numkeys),
-        Handler::Async(zinterstore),
-    )
-    .writing(crate::command::Writes::First),
-    Spec::new("zdiffstore", -4, WRITE | DENYOOM, Keys::Find(crate::command::store_numkeys), Handler::Async(zdiffstore))
-        .writing(crate::command::Writes::First),
+    Spec::new("zunionstore", -4, WRITE | DENYOOM, Keys::Find(store_numkeys), Handler::Async(zunionstore))
+        .writing(Writes::First),
+    Spec::new("zinterstore", -4, WRITE | DENYOOM, Keys::Find(store_numkeys), Handler::Async(zinterstore))
+        .writing(Writes::First),
+    Spec::new("zdiffstore", -4, WRITE | DENYOOM, Keys::Find(store_numkeys), Handler::Async(zdiffstore))
+        .writing(Writes::First),
     Spec::new("zintercard", -3, READONLY, Keys::Numkeys(1), Handler::Async(zintercard)),
     Spec::new("zrangestore", -5, WRITE | DENYOOM, Keys::Range(1, 2, 1), Handler::Async(zrangestore))
-        .writing(crate::command::Writes::First),
+        .writing(Writes::First),
     Spec::new("zmpop", -4, WRITE, Keys::Numkeys(1), Handler::Async(zmpop)),
 ];

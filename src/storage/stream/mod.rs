@@ -150,6 +150,11 @@ impl Node {
     }
 }
 
+/// Pairs copied out of their node, to outlive its borrow.
+pub fn owned_pairs(pairs: &[Pair]) -> Vec<(Bytes, Bytes)> {
+    pairs.iter().map(|(f, v)| (Bytes::copy_from_slice(f), Bytes::copy_from_slice(v))).collect()
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Stream {
     nodes: BTreeMap<StreamId, Node>,
@@ -234,26 +239,18 @@ impl Stream {
         // The node holding `start` is keyed at or below it.
         let from = self.nodes.range(..=start).next_back().map_or(start, |(k, _)| *k);
         let nodes = self.nodes.range(from..=end);
-        let mut visit = |master: &StreamId, node: &Node| {
+        let nodes: Box<dyn Iterator<Item = _>> = if rev { Box::new(nodes.rev()) } else { Box::new(nodes) };
+        for (master, node) in nodes {
             let entries = node.entries(*master);
             let live = |e: &&Decoded| e.flags & DELETED == 0 && e.id >= start && e.id <= end;
-            if rev {
-                entries.iter().rev().filter(live).all(|e| f(e.id, &e.pairs))
+            let mut visit = |e: &Decoded| f(e.id, &e.pairs);
+            let more = if rev {
+                entries.iter().rev().filter(live).all(&mut visit)
             } else {
-                entries.iter().filter(live).all(|e| f(e.id, &e.pairs))
-            }
-        };
-        if rev {
-            for (master, node) in nodes.rev() {
-                if !visit(master, node) {
-                    return;
-                }
-            }
-        } else {
-            for (master, node) in nodes {
-                if !visit(master, node) {
-                    return;
-                }
+                entries.iter().filter(live).all(&mut visit)
+            };
+            if !more {
+                return;
             }
         }
     }
@@ -262,7 +259,7 @@ impl Stream {
     pub fn get(&self, id: StreamId) -> Option<Vec<(Bytes, Bytes)>> {
         let mut found = None;
         self.range(id, id, false, |_, pairs| {
-            found = Some(pairs.iter().map(|(f, v)| (Bytes::copy_from_slice(f), Bytes::copy_from_slice(v))).collect());
+            found = Some(owned_pairs(pairs));
             false
         });
         found
@@ -429,8 +426,7 @@ impl Stream {
         group.last_id = id;
     }
 
-    /// Every live entry with its pairs owned, in order (rewrite, digest,
-    /// copy).
+    /// Every live entry, in order (AOF rewrite, digest).
     pub fn for_each(&self, mut f: impl FnMut(StreamId, &[Pair])) {
         self.range(StreamId::MIN, StreamId::MAX, false, |id, pairs| {
             f(id, pairs);
