@@ -373,6 +373,25 @@ def test_appendonly_at_runtime(tmp_path, start_percore):
     assert r.mget("before:1", "before:2", "after", "off") == [b"1", b"2", b"3", None]
 
 
+def test_aof_turned_off_and_on_again_keeps_its_durability_promise(tmp_path, start_percore):
+    """A writer turned off just before the AOF is turned on again must not
+    release the new one's waiters: DEBUG LOADAOF right after a burst of
+    writes reloads all of them, every time."""
+    s = start_percore("--dir", tmp_path)
+    c = s.client()
+    for cycle in range(5):
+        c.flushall()
+        c.config_set("appendonly", "yes")
+        wait_until(lambda: c.info("persistence")["aof_rewrite_in_progress"] == 0, what="the base")
+        pipe = c.pipeline(transaction=False)
+        for i in range(300):
+            pipe.rpush("l", i)
+        pipe.execute()
+        c.execute_command("DEBUG", "LOADAOF")
+        assert c.llen("l") == 300, f"cycle {cycle}"
+        c.config_set("appendonly", "no")
+
+
 def test_flushall_is_atomic_across_shards(start_percore):
     """With one client looping MSET over two shards and one looping
     FLUSHALL, MGET never sees one key of an MSET without the other."""

@@ -415,6 +415,11 @@ impl Status {
         *self.active.lock().unwrap_or_else(|p| p.into_inner()) = Some(writer);
     }
 
+    /// Whether a writer still runs (one turned off may be finishing).
+    pub fn has_writer(&self) -> bool {
+        self.active.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
     /// `writer` has ended: shards stop running its rounds (unless a newer
     /// one took its place).
     fn retire(&self, writer: &Arc<std::sync::Mutex<Writer>>) {

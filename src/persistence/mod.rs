@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::info;
 
@@ -249,6 +249,15 @@ async fn rewrite_with(client: &Client, enabling: bool) -> Result<(), String> {
     if status.rewriting.swap(true, Ordering::SeqCst) {
         return Err("Background append only file rewriting already in progress".into());
     }
+    if enabling {
+        // A writer turned off just before finishes first: its last act
+        // releases every durability waiter, which must not reach the
+        // new writer's clients.
+        while status.has_writer() {
+            crate::server::poller::sleep(Duration::from_millis(1)).await;
+        }
+        status.stop.store(false, Ordering::SeqCst);
+    }
     let settings = server.config(Settings::from_config);
     let started = Instant::now();
     let ex = crate::server::transaction::Exclusive::begin(client).await;
@@ -262,7 +271,6 @@ async fn rewrite_with(client: &Client, enabling: bool) -> Result<(), String> {
             status.rewriting.store(false, Ordering::SeqCst);
             return Err(e);
         }
-        status.stop.store(false, Ordering::SeqCst);
         status.enabled.store(true, Ordering::SeqCst);
         status.last_write_ok.store(true, Ordering::Relaxed);
         return start_snapshots(client, ex, settings, started, Some(temp)).await;
