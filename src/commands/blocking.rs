@@ -53,7 +53,7 @@ async fn peer_closed(meta: &ClientMeta) {
     }
 }
 
-enum Outcome {
+pub(super) enum Outcome {
     Served(Served),
     TimedOut,
     /// CLIENT UNBLOCK ... ERROR.
@@ -63,16 +63,16 @@ enum Outcome {
 /// Pops for `op` from the first of `keys` with data, waiting up to
 /// `timeout` for one to get some. Inside EXEC it does not wait.
 /// `push_to`: BLMOVE's destination, when the source's owner holds it.
-async fn block(
+pub(super) async fn block(
     client: &mut Client,
     keys: &[Key],
     timeout: Option<Duration>,
-    op: BlockOp,
+    (op, popper): (BlockOp, &'static Popper),
     push_to: Option<(Key, End)>,
 ) -> Result<Outcome, CmdError> {
     let shard = client.shard.clone();
     let db = client.db();
-    let (waiter, mut rx) = Waiter::new(db, op, client.shard.id, &POPPER, push_to);
+    let (waiter, mut rx) = Waiter::new(db, op.clone(), client.shard.id, popper, push_to);
     let may_block = !client.in_exec;
     let mut registered = Vec::new();
     let mut error = None;
@@ -157,21 +157,23 @@ fn ready(ctx: &mut Ctx, key: &[u8], waiter: &Waiter) -> Result<bool, CmdError> {
     Ok(match waiter.op {
         BlockOp::List { .. } => ctx.lookup_as::<List>(key)?.is_some_and(|l| !l.is_empty()),
         BlockOp::ZSet { .. } => ctx.lookup_as::<ZSet>(key)?.is_some_and(|z| !z.is_empty()),
+        BlockOp::Stream(_) => false,
     })
 }
 
 /// Pops for `op` from `key`, known to be ready.
 fn pop(ctx: &mut Ctx, key: &[u8], waiter: &Waiter) -> Served {
     ctx.ks.preserve(ctx.db, key, ctx.now);
-    let op = waiter.op;
+    let op = &waiter.op;
     if let (BlockOp::List { end, .. }, Some((dst, to))) = (op, &waiter.push_to) {
-        return move_here(ctx, key, end, dst, *to);
+        return move_here(ctx, key, *end, dst, *to);
     }
     let mut deferred = Vec::new();
-    let items: Vec<(SmallBytes, f64)> = match op {
+    // It propagates as the non-blocking pop it amounts to.
+    let (items, name, count): (Vec<(SmallBytes, f64)>, &[u8], usize) = match *op {
         BlockOp::List { end, count, moving } => {
             let limits = super::lists::limits(ctx);
-            let Ok(Some(l)) = ctx.lookup_as::<List>(key) else { return nothing(key) };
+            let Ok(Some(l)) = ctx.lookup_as::<List>(key) else { return Served::empty(key) };
             let items: Vec<_> = (0..count).map_while(|_| l.pop(end, limits)).map(|v| (v, 0.0)).collect();
             if moving {
                 let emptied = l.is_empty();
@@ -186,29 +188,24 @@ fn pop(ctx: &mut Ctx, key: &[u8], waiter: &Waiter) -> Served {
             } else {
                 super::lists::popped(ctx, key, end, items.len());
             }
-            items
+            (items, if end == End::Left { b"LPOP" } else { b"RPOP" }, count)
         }
         BlockOp::ZSet { max, count } => {
-            let Ok(Some(z)) = ctx.lookup_as::<ZSet>(key) else { return nothing(key) };
+            let Ok(Some(z)) = ctx.lookup_as::<ZSet>(key) else { return Served::empty(key) };
             let items: Vec<_> = super::zsets::pop_ends(z, count, max).into_iter().map(|(s, m)| (m, s)).collect();
             super::zsets::zpopped(ctx, key, max, items.len());
-            items
+            (items, if max { b"ZPOPMAX" } else { b"ZPOPMIN" }, count)
         }
+        BlockOp::Stream(_) => return Served::empty(key),
     };
     ctx.ks.dbs[ctx.db].touch(key);
-    // It propagates as the non-blocking pop it amounts to.
-    let (name, single): (&[u8], bool) = match op {
-        BlockOp::List { end: End::Left, count, .. } => (b"LPOP", count == 1),
-        BlockOp::List { end: End::Right, count, .. } => (b"RPOP", count == 1),
-        BlockOp::ZSet { max: false, count } => (b"ZPOPMIN", count == 1),
-        BlockOp::ZSet { max: true, count } => (b"ZPOPMAX", count == 1),
-    };
+    let single = count == 1;
     if single {
         ctx.propagate(&[name, key]);
     } else {
         ctx.propagate(&[name, key, itoa::Buffer::new().format(items.len()).as_bytes()]);
     }
-    Served { items, deferred, ..nothing(key) }
+    Served { items, deferred, ..Served::empty(key) }
 }
 
 /// BLMOVE served where both its keys live: pop and push at once, as
@@ -216,12 +213,12 @@ fn pop(ctx: &mut Ctx, key: &[u8], waiter: &Waiter) -> Served {
 /// refuses the move).
 fn move_here(ctx: &mut Ctx, src: &[u8], from: End, dst: &[u8], to: End) -> Served {
     if ctx.lookup_as::<List>(dst).is_err() {
-        return Served { wrongtype: true, ..nothing(src) };
+        return Served { wrongtype: true, ..Served::empty(src) };
     }
     ctx.ks.preserve(ctx.db, dst, ctx.now);
     let limits = super::lists::limits(ctx);
     let Some(v) = ctx.lookup_as::<List>(src).ok().flatten().and_then(|l| l.pop(from, limits)) else {
-        return nothing(src);
+        return Served::empty(src);
     };
     if let Ok(l) = ctx.write_as::<List>(dst) {
         l.push(to, &v, limits);
@@ -234,11 +231,7 @@ fn move_here(ctx: &mut Ctx, src: &[u8], from: End, dst: &[u8], to: End) -> Serve
     ctx.ks.dbs[ctx.db].touch(dst);
     let word = |end: End| if end == End::Left { &b"LEFT"[..] } else { &b"RIGHT"[..] };
     ctx.propagate(&[b"LMOVE", src, dst, word(from), word(to)]);
-    Served { items: vec![(v, 0.0)], pushed: Some(dst.into()), ..nothing(src) }
-}
-
-fn nothing(key: &[u8]) -> Served {
-    Served { key: key.into(), items: Vec::new(), ops: Vec::new(), deferred: Vec::new(), pushed: None, wrongtype: false }
+    Served { items: vec![(v, 0.0)], pushed: Some(dst.into()), ..Served::empty(src) }
 }
 
 /// How the blocking commands pop, for the shards that serve them.
@@ -276,6 +269,8 @@ async fn give_back(client: &Client, op: BlockOp, served: Served) {
                         ctx.propagate(&[&b"ZADD"[..], &key].into_iter().chain(pairs).collect::<Vec<_>>());
                     }
                 }
+                // A read takes nothing away.
+                BlockOp::Stream(_) => {}
             });
             let ops = sh.settle();
             sh.journal(ops);
@@ -299,7 +294,7 @@ fn keys_between(args: Args, from: usize, to: usize) -> Vec<Key> {
 async fn bpop(client: &mut Client, args: Args<'_>, end: End) -> CmdResult {
     let t = timeout(args, args.len() - 1)?;
     let keys = keys_between(args, 1, args.len() - 1);
-    Ok(match block(client, &keys, t, BlockOp::List { end, count: 1, moving: false }, None).await? {
+    Ok(match block(client, &keys, t, (BlockOp::List { end, count: 1, moving: false }, &POPPER), None).await? {
         Outcome::Served(s) => Reply::Array(vec![Reply::bulk(&s.key), Reply::bulk(&s.items[0].0)]),
         Outcome::TimedOut => Reply::NullArray,
         Outcome::Unblocked => return Err(CmdError::Unblocked),
@@ -314,7 +309,7 @@ async fn bmove(client: &mut Client, args: Args<'_>, from: End, to: End, t: Optio
     let op = BlockOp::List { end: from, count: 1, moving: true };
     let here = client.shard.owner(&src) == client.shard.owner(&dst);
     let push_to = here.then(|| (dst.clone(), to));
-    let served = match block(client, std::slice::from_ref(&src), t, op, push_to).await? {
+    let served = match block(client, std::slice::from_ref(&src), t, (op.clone(), &POPPER), push_to).await? {
         Outcome::Served(s) => s,
         // Inside EXEC it answers as LMOVE would.
         Outcome::TimedOut if client.in_exec => return Ok(Reply::Null),
@@ -377,7 +372,7 @@ async fn bmpop(client: &mut Client, args: Args<'_>, zset: bool) -> CmdResult {
         BlockOp::List { end: end(args, end_at)?, count, moving: false }
     };
     let keys: Vec<Key> = key_range.map(|i| Key::from(args.get(i))).collect();
-    Ok(match block(client, &keys, t, op, None).await? {
+    Ok(match block(client, &keys, t, (op, &POPPER), None).await? {
         Outcome::Served(s) => {
             let items = s.items.iter().map(|(m, score)| {
                 if zset { Reply::Array(vec![Reply::bulk(m), Reply::Double(*score)]) } else { Reply::bulk(m) }
@@ -393,7 +388,7 @@ async fn bmpop(client: &mut Client, args: Args<'_>, zset: bool) -> CmdResult {
 async fn bzpop(client: &mut Client, args: Args<'_>, max: bool) -> CmdResult {
     let t = timeout(args, args.len() - 1)?;
     let keys = keys_between(args, 1, args.len() - 1);
-    Ok(match block(client, &keys, t, BlockOp::ZSet { max, count: 1 }, None).await? {
+    Ok(match block(client, &keys, t, (BlockOp::ZSet { max, count: 1 }, &POPPER), None).await? {
         Outcome::Served(s) => {
             let (m, score) = &s.items[0];
             Reply::Array(vec![Reply::bulk(&s.key), Reply::bulk(m), Reply::Double(*score)])

@@ -290,6 +290,9 @@ fn flushdb<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cmd
                 ks.finish_snapshot(sh.now());
                 let removed = ks.dbs[db].len() as u64;
                 ks.dbs[db].clear(sh.now());
+                drop(ks);
+                // Group reads blocked on a stream that went away fail.
+                sh.dbs_replaced(|d| d == db);
                 removed
             })
             .await;
@@ -310,6 +313,8 @@ fn flushall<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cm
                 ks.finish_snapshot(now);
                 let removed = ks.dbs.iter().map(|d| d.len() as u64).sum::<u64>();
                 ks.dbs.iter_mut().for_each(|d| d.clear(now));
+                drop(ks);
+                sh.dbs_replaced(|_| true);
                 removed
             })
             .await;
@@ -344,7 +349,7 @@ fn swapdb<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                     drop(ks);
                     // Clients blocked on a key the other database holds
                     // are served now, as Redis's swapdb does.
-                    sh.dbs_swapped(lo, hi);
+                    sh.dbs_replaced(|db| db == lo || db == hi);
                 })
                 .await;
             client.changed(1);

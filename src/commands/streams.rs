@@ -3,18 +3,23 @@
 //! the id it chose and an exact trim, XREADGROUP and XAUTOCLAIM as the
 //! XCLAIMs and XGROUP SETIDs they amount to.
 
+use std::ops::Bound::{Excluded, Unbounded};
+use std::sync::Arc;
+use std::time::Duration;
+
 use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 
+use super::blocking::{Outcome, block};
 use super::{Handler, Spec};
-use crate::command::{Args, CONTAINER, Ctx, DENYOOM, FAST, Keys, READONLY, Typed, WRITE};
+use crate::command::{Args, BLOCKING, CONTAINER, Ctx, DENYOOM, FAST, Keys, READONLY, Typed, WRITE};
 use crate::config::Hot;
 use crate::protocol::{CmdError, CmdResult, Proto, Reply};
+use crate::server::blocking::{BlockOp, Popper, Served, StreamRead, Waiter};
 use crate::server::client::Client;
-use crate::server::transaction::Tx;
-use crate::storage::Value;
 use crate::storage::events::STREAM;
 use crate::storage::stream::{Group, NodeLimits, Pair, Pending, Stream, StreamId, Trim, owned_pairs};
+use crate::storage::{Key, Value};
 
 impl Typed for Stream {
     fn cast(v: &mut Value) -> Option<&mut Stream> {
@@ -921,10 +926,16 @@ fn xinfo(ctx: &mut Ctx, args: Args) -> CmdResult {
     })
 }
 
+/// A blocked read's COUNT when none is given (Redis's
+/// XREAD_BLOCKED_DEFAULT_COUNT): a low id must not make one wake-up send
+/// a whole stream.
+const BLOCKED_DEFAULT_COUNT: usize = 1000;
+
 /// XREAD / XREADGROUP's arguments.
 struct ReadArgs {
     count: usize,
-    block: bool,
+    /// BLOCK's timeout: None without BLOCK, Some(None) to wait forever.
+    block: Option<Option<Duration>>,
     group: Option<(Bytes, Bytes)>,
     noack: bool,
     /// Where the keys start, and how many.
@@ -933,7 +944,7 @@ struct ReadArgs {
 }
 
 fn parse_read(args: Args, group_cmd: bool) -> Result<ReadArgs, CmdError> {
-    let mut r = ReadArgs { count: 0, block: false, group: None, noack: false, streams_at: 0, n: 0 };
+    let mut r = ReadArgs { count: 0, block: None, group: None, noack: false, streams_at: 0, n: 0 };
     let mut i = 1;
     while i < args.len() {
         let more = args.len() - 1 - i;
@@ -943,7 +954,7 @@ fn parse_read(args: Args, group_cmd: bool) -> Result<ReadArgs, CmdError> {
             if ms < 0 {
                 return Err(CmdError::err("timeout is negative"));
             }
-            r.block = true;
+            r.block = Some((ms > 0).then(|| Duration::from_millis(ms as u64)));
         } else if args.is(i, "COUNT") && more > 0 {
             i += 1;
             r.count = count_arg(args, i)?;
@@ -1016,21 +1027,38 @@ fn parse_from(b: &[u8], group: bool) -> Result<From, CmdError> {
     }
 }
 
-/// Reads one stream for XREAD (no group): entries after `after`.
-fn read_plain(ctx: &mut Ctx, key: &[u8], from: From, count: usize) -> Result<Option<Reply>, CmdError> {
-    let Some(s) = ctx.read_as::<Stream>(key)? else { return Ok(None) };
+/// Reads one stream for XREAD (no group): entries after an id, if it
+/// has any. Also returns the id (`$` resolved: the stream's last id, 0-0
+/// without a stream) a blocked read would wait past.
+fn read_plain(ctx: &mut Ctx, key: &[u8], from: From, count: usize) -> Result<(Option<Reply>, StreamId), CmdError> {
+    let stream = ctx.read_as::<Stream>(key)?;
     let after = match from {
         From::After(id) => id,
-        _ => return Ok(None),
+        _ => stream.as_ref().map_or(StreamId::MIN, |s| s.last_id),
     };
+    let Some(s) = stream else { return Ok((None, after)) };
     let Some(start) = after.next().filter(|_| s.edge(false).is_some_and(|last| last > after)) else {
-        return Ok(None);
+        return Ok((None, after));
     };
-    Ok(Some(Reply::Array(range_reply(s, start, StreamId::MAX, false, count))))
+    Ok((Some(Reply::Array(range_reply(s, start, StreamId::MAX, false, count))), after))
+}
+
+fn missing_group(key: &[u8], group: &[u8]) -> CmdError {
+    CmdError::Raw(format!(
+        "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
+        String::from_utf8_lossy(key),
+        String::from_utf8_lossy(group)
+    ))
+}
+
+/// The stream at `key`, if it has `group`.
+fn group_stream<'c>(ctx: &'c mut Ctx, key: &[u8], group: &[u8]) -> Result<&'c mut Stream, CmdError> {
+    ctx.lookup_as::<Stream>(key)?.filter(|s| s.groups.contains_key(group)).ok_or_else(|| missing_group(key, group))
 }
 
 /// Reads one stream for a group: new entries (`>`), delivering them, or
-/// the consumer's own pending history after an id.
+/// the consumer's own pending history after an id. Nothing to deliver
+/// answers None and leaves the group as it was.
 fn read_group(
     ctx: &mut Ctx,
     key: &[u8],
@@ -1040,118 +1068,189 @@ fn read_group(
     noack: bool,
 ) -> Result<Option<Reply>, CmdError> {
     let now = ctx.now;
-    let missing = || {
-        CmdError::Raw(format!(
-            "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
-            String::from_utf8_lossy(key),
-            String::from_utf8_lossy(group)
-        ))
+    let st = group_stream(ctx, key, group)?;
+    let after = match from {
+        From::After(after) => Some(after),
+        _ if st.edge(false).is_none_or(|last| last <= st.groups[group].last_id) => return Ok(None),
+        _ => None,
     };
-    let st = ctx.lookup_as::<Stream>(key)?.filter(|s| s.groups.contains_key(group)).ok_or_else(missing)?;
     // The group leaves the stream while it reads, so both can be changed.
-    let (reply, props, created) = {
-        let mut g = st.groups.remove(group).expect("checked above");
-        let (c, created) = g.consumer(consumer, now);
-        c.seen_time = now;
-        let mut props = Props::new();
-        if created && noack {
-            props.push(words(&[b"XGROUP", b"CREATECONSUMER", key, group, consumer]));
-        }
-        let reply = match from {
-            From::After(after) => {
-                let ids: Vec<StreamId> = g.consumers[consumer]
-                    .pel
-                    .range(after..)
-                    .copied()
-                    .take(if count == 0 { usize::MAX } else { count })
-                    .collect();
-                let mut out = Vec::with_capacity(ids.len());
-                for id in ids {
-                    match st.get(id) {
-                        Some(pairs) => {
-                            if let Some(p) = g.pel.get_mut(&id) {
-                                p.delivery_time = now;
-                                p.delivery_count += 1;
-                            }
-                            out.push(entry_reply(id, &pairs));
+    let mut g = st.groups.remove(group).expect("checked above");
+    let (c, created) = g.consumer(consumer, now);
+    c.seen_time = now;
+    let mut props = Props::new();
+    if created && noack {
+        props.push(words(&[b"XGROUP", b"CREATECONSUMER", key, group, consumer]));
+    }
+    let mut out = Vec::new();
+    match after {
+        Some(after) => {
+            let ids: Vec<StreamId> = g.consumers[consumer]
+                .pel
+                .range((Excluded(after), Unbounded))
+                .copied()
+                .take(if count == 0 { usize::MAX } else { count })
+                .collect();
+            for id in ids {
+                match st.get(id) {
+                    Some(pairs) => {
+                        if let Some(p) = g.pel.get_mut(&id) {
+                            p.delivery_time = now;
+                            p.delivery_count += 1;
                         }
-                        None => out.push(Reply::Array(vec![id_reply(id), Reply::NullArray])),
+                        out.push(entry_reply(id, &pairs));
                     }
+                    None => out.push(Reply::Array(vec![id_reply(id), Reply::NullArray])),
                 }
-                Some(Reply::Array(out))
             }
-            _ if st.edge(false).is_none_or(|last| last <= g.last_id) => None,
-            _ => {
-                let start = g.last_id.next().unwrap_or(StreamId::MAX);
-                let mut picked = Vec::new();
-                st.range(start, StreamId::MAX, false, |id, pairs| {
-                    picked.push((id, owned_pairs(pairs)));
-                    count == 0 || picked.len() < count
-                });
-                let mut out = Vec::with_capacity(picked.len());
-                for (id, pairs) in picked {
-                    st.advance(&mut g, id);
-                    if !noack {
-                        g.deliver(id, consumer, now, 1);
-                        props.push(claim_prop(key, group, id, &g, &g.pel[&id]));
-                    }
-                    out.push(entry_reply(id, &pairs));
+        }
+        None => {
+            let start = g.last_id.next().unwrap_or(StreamId::MAX);
+            let mut picked = Vec::new();
+            st.range(start, StreamId::MAX, false, |id, pairs| {
+                picked.push((id, owned_pairs(pairs)));
+                count == 0 || picked.len() < count
+            });
+            for (id, pairs) in picked {
+                st.advance(&mut g, id);
+                if !noack {
+                    g.deliver(id, consumer, now, 1);
+                    props.push(claim_prop(key, group, id, &g, &g.pel[&id]));
                 }
-                if noack && !out.is_empty() {
-                    props.push(group_id_prop(key, group, &g));
-                }
-                Some(Reply::Array(out))
+                out.push(entry_reply(id, &pairs));
             }
-        };
-        st.groups.insert(Bytes::copy_from_slice(group), g);
-        (reply, props, created)
-    };
-    let delivered = !props.is_empty() || created;
-    record(ctx, props, u64::from(reply.is_some() || delivered));
-    Ok(reply)
+            if noack && !out.is_empty() {
+                props.push(group_id_prop(key, group, &g));
+            }
+        }
+    }
+    st.groups.insert(Bytes::copy_from_slice(group), g);
+    record(ctx, props, 1);
+    Ok(Some(Reply::Array(out)))
+}
+
+/// Runs a read step on `key`'s owner once no transaction holds it. What
+/// it changed (a group's deliveries) is settled there and journalled at
+/// once, as a blocked read served later is, or joins the client's EXEC
+/// or script.
+async fn on_owner<R, F>(client: &mut Client, key: &Key, f: F) -> R
+where
+    F: FnOnce(&mut Ctx, &[u8]) -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let (db, no_touch, in_unit) = (client.db(), client.no_touch(), client.in_exec);
+    let k = key.clone();
+    let (r, ops) = client
+        .shard
+        .run_on_async(client.shard.owner(key), move |sh| async move {
+            if !in_unit {
+                sh.wait_unlocked(db, std::iter::once(&*k)).await;
+            }
+            let r = sh.with_ctx(db, no_touch, |ctx| f(ctx, &k));
+            let ops = sh.settle();
+            if in_unit {
+                return (r, ops);
+            }
+            sh.journal(ops);
+            (r, Vec::new())
+        })
+        .await;
+    client.propagate(ops);
+    r
+}
+
+fn streams_reply(client: &Client, results: Vec<(Reply, Reply)>) -> Reply {
+    match client.proto() {
+        Proto::Resp3 => Reply::Map(results),
+        _ => Reply::Array(results.into_iter().map(|(k, v)| Reply::Array(vec![k, v])).collect()),
+    }
 }
 
 async fn xread_generic(client: &mut Client, args: Args<'_>, group_cmd: bool) -> CmdResult {
     let r = parse_read(args, group_cmd)?;
-    let keys: Vec<&[u8]> = (0..r.n).map(|i| args.get(r.streams_at + i)).collect();
+    let keys: Vec<Key> = (0..r.n).map(|i| Key::from(args.get(r.streams_at + i))).collect();
     let froms =
         (0..r.n).map(|i| parse_from(args.get(r.streams_at + r.n + i), group_cmd)).collect::<Result<Vec<_>, _>>()?;
-    let db = client.db();
-    let tx = Tx::lock(client, db, keys.iter().copied()).await;
+    // Every group must exist before any is read from.
+    if let Some((group, _)) = r.group.clone().filter(|_| r.n > 1) {
+        for key in &keys {
+            let g = group.clone();
+            on_owner(client, key, move |ctx, key| group_stream(ctx, key, &g).map(|_| ())).await?;
+        }
+    }
     let mut results = Vec::new();
-    let mut error = None;
+    let mut waits = Vec::new();
     for (key, from) in keys.iter().zip(froms) {
         let (count, noack, group) = (r.count, r.noack, r.group.clone());
-        let got = tx
-            .on(client, db, key, move |ctx, key| match group {
-                Some((g, c)) => read_group(ctx, key, (&g, &c), from, count, noack),
-                None => read_plain(ctx, key, from, count),
-            })
-            .await;
-        match got {
-            Ok(Some(entries)) => results.push((Reply::bulk(key), entries)),
-            Ok(None) => {}
-            Err(e) => {
-                error = Some(e);
-                break;
-            }
+        let (entries, after) = on_owner(client, key, move |ctx, key| match group {
+            Some((g, c)) => read_group(ctx, key, (&g, &c), from, count, noack).map(|r| (r, StreamId::MIN)),
+            None => read_plain(ctx, key, from, count),
+        })
+        .await?;
+        match entries {
+            Some(entries) => results.push((Reply::bulk(key), entries)),
+            None => waits.push((key.clone(), after)),
         }
     }
-    tx.unlock().await;
-    if let Some(e) = error {
-        return Err(e);
+    if !results.is_empty() {
+        return Ok(streams_reply(client, results));
     }
-    if results.is_empty() {
-        if r.block && !client.in_exec {
-            return Err(CmdError::err("percore does not support BLOCK on streams yet"));
+    // Inside EXEC or a script it answers as a timeout would.
+    let Some(timeout) = r.block.filter(|_| !client.in_exec) else { return Ok(Reply::NullArray) };
+    let read = StreamRead {
+        count: if r.count == 0 { BLOCKED_DEFAULT_COUNT } else { r.count },
+        group: r.group.map(|(g, c)| (g, c, r.noack)),
+        after: waits,
+    };
+    match block(client, &keys, timeout, (BlockOp::Stream(Arc::new(read)), &POPPER), None).await? {
+        Outcome::Served(s) => {
+            let entries = s.read.unwrap_or_else(|| Ok(Reply::Array(Vec::new())))?;
+            Ok(streams_reply(client, vec![(Reply::bulk(&s.key), entries)]))
         }
-        return Ok(Reply::NullArray);
+        Outcome::TimedOut => Ok(Reply::NullArray),
+        Outcome::Unblocked => Err(CmdError::Unblocked),
     }
-    Ok(match client.proto() {
-        Proto::Resp3 => Reply::Map(results),
-        _ => Reply::Array(results.into_iter().map(|(k, v)| Reply::Array(vec![k, v])).collect()),
+}
+
+/// Whether a blocked read on `key` can be answered: entries past its
+/// position (for a group, past the group's last delivered id), or, for a
+/// group read, its stream or its group gone.
+fn read_ready(ctx: &mut Ctx, key: &[u8], waiter: &Waiter) -> Result<bool, CmdError> {
+    let BlockOp::Stream(read) = &waiter.op else { return Ok(false) };
+    let stream = ctx.read_as::<Stream>(key).ok().flatten();
+    // Only a live entry past the position serves (never an empty reply).
+    let past = |s: &Stream, after: StreamId| s.edge(false).is_some_and(|last| last > after);
+    Ok(match (&read.group, stream) {
+        (Some((group, _, _)), Some(s)) => s.groups.get(group).is_none_or(|g| past(s, g.last_id)),
+        (Some(_), None) => true,
+        (None, Some(s)) => read.after.iter().any(|(k, after)| **k == *key && past(s, *after)),
+        (None, None) => false,
     })
 }
+
+/// Answers a blocked read from `key`, known to be ready.
+fn serve_read(ctx: &mut Ctx, key: &[u8], waiter: &Waiter) -> Served {
+    let BlockOp::Stream(read) = &waiter.op else { return Served::empty(key) };
+    let got = match &read.group {
+        Some((group, consumer, noack)) => match ctx.read_as::<Stream>(key) {
+            Ok(Some(s)) if s.groups.contains_key(group) => {
+                read_group(ctx, key, (group, consumer), From::New, read.count, *noack)
+            }
+            Ok(Some(_)) => {
+                Err(CmdError::Raw("NOGROUP the consumer group this client was blocked on no longer exists".into()))
+            }
+            _ => Err(CmdError::Raw("UNBLOCKED the stream key no longer exists".into())),
+        },
+        None => {
+            let after = read.after.iter().find(|(k, _)| **k == *key).map_or(StreamId::MAX, |(_, id)| *id);
+            read_plain(ctx, key, From::After(after), read.count).map(|(entries, _)| entries)
+        }
+    };
+    Served { read: Some(got.map(|e| e.unwrap_or_else(|| Reply::Array(Vec::new())))), ..Served::empty(key) }
+}
+
+/// How blocked stream reads are served, for the shards that serve them.
+static POPPER: Popper = Popper { ready: read_ready, pop: serve_read };
 
 fn xread<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(xread_generic(client, args, false))
@@ -1178,8 +1277,6 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("xclaim", -6, WRITE | FAST, KEY1, Handler::Data(xclaim)),
     Spec::new("xautoclaim", -6, WRITE | FAST, KEY1, Handler::Data(xautoclaim)),
     Spec::new("xinfo", -2, READONLY | CONTAINER, KEY2, Handler::Data(xinfo)),
-    // Not BLOCKING yet: they answer an error rather than wait (and a
-    // BLOCKING write's pops journal themselves where they are served).
-    Spec::new("xread", -4, READONLY, Keys::Find(read_keys), Handler::Async(xread)),
-    Spec::new("xreadgroup", -7, WRITE, Keys::Find(read_keys), Handler::Async(xreadgroup)),
+    Spec::new("xread", -4, READONLY | BLOCKING, Keys::Find(read_keys), Handler::Async(xread)),
+    Spec::new("xreadgroup", -7, WRITE | BLOCKING, Keys::Find(read_keys), Handler::Async(xreadgroup)),
 ];

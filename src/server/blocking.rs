@@ -1,4 +1,4 @@
-//! Clients blocked on keys (BLPOP, BLMOVE, BZPOPMIN, ...).
+//! Clients blocked on keys (BLPOP, BLMOVE, BZPOPMIN, XREAD, ...).
 //!
 //! A blocked client registers a `Waiter` with the owner shard of each of
 //! its keys, in key order, trying each key as it goes. The owner serves
@@ -9,7 +9,8 @@
 //! starts by claiming the waiter, and only the shard that wins the claim
 //! pops. A client giving up (timeout, CLIENT UNBLOCK, disconnect) claims
 //! the waiter too; if it loses, an element is already on its way and it
-//! takes it.
+//! takes it. A stream read consumes nothing: every waiter a write makes
+//! servable is served, not only the first ones.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,11 +20,12 @@ use futures::channel::oneshot;
 
 use super::shard::Shard;
 use crate::command::Ctx;
-use crate::protocol::CmdError;
+use crate::protocol::{CmdError, Reply};
+use crate::storage::stream::StreamId;
 use crate::storage::{End, Key, SmallBytes};
 
 /// What a blocked client will do to the first of its keys with data.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum BlockOp {
     /// `moving`: BLMOVE's pop, whose events wait for the push (Redis
     /// reports the push onto the destination first).
@@ -36,6 +38,25 @@ pub enum BlockOp {
         max: bool,
         count: usize,
     },
+    Stream(Arc<StreamRead>),
+}
+
+impl BlockOp {
+    /// Whether serving a waiter takes the data away (a pop), so a key
+    /// that cannot serve one waiter cannot serve those behind it either.
+    fn consumes(&self) -> bool {
+        !matches!(self, BlockOp::Stream(_))
+    }
+}
+
+/// What a blocked XREAD / XREADGROUP waits for.
+#[derive(Debug)]
+pub struct StreamRead {
+    pub count: usize,
+    /// XREADGROUP's group, consumer and NOACK.
+    pub group: Option<(bytes::Bytes, bytes::Bytes, bool)>,
+    /// XREAD's position on each key: an entry after it serves the read.
+    pub after: Vec<(Key, StreamId)>,
 }
 
 /// What a waiter was served: the key and the popped elements (with their
@@ -54,6 +75,24 @@ pub struct Served {
     pub pushed: Option<Key>,
     /// BLMOVE's destination holds another type: nothing was popped.
     pub wrongtype: bool,
+    /// A stream read's entries, or the error it ended with (its group
+    /// or its stream was deleted).
+    pub read: Option<Result<Reply, CmdError>>,
+}
+
+impl Served {
+    /// Nothing served from `key` (yet).
+    pub fn empty(key: &[u8]) -> Served {
+        Served {
+            key: key.into(),
+            items: Vec::new(),
+            ops: Vec::new(),
+            deferred: Vec::new(),
+            pushed: None,
+            wrongtype: false,
+            read: None,
+        }
+    }
 }
 
 /// How a blocked command's family pops: whether `key` holds something
@@ -234,10 +273,10 @@ impl Shard {
 
     fn serve_waiters(self: &std::rc::Rc<Self>, db: usize, key: &[u8]) {
         let slot = (db, Key::from(key));
-        loop {
-            let Some(waiter) = self.blocked.borrow().queues.get(&slot).and_then(|q| q.front().cloned()) else {
-                break;
-            };
+        let Some(queue) = self.blocked.borrow().queues.get(&slot).map(|q| Vec::from_iter(q.iter().cloned())) else {
+            return;
+        };
+        for waiter in queue {
             let served = self.with_ctx(db, false, |ctx| {
                 if !matches!((waiter.popper.ready)(ctx, key, &waiter), Ok(true)) {
                     return Err(());
@@ -248,7 +287,8 @@ impl Shard {
             self.journal(ops);
             match served {
                 // The key is empty (or of another type) now: the rest wait.
-                Err(()) => break,
+                Err(()) if waiter.op.consumes() => break,
+                Err(()) => {}
                 Ok(served) => {
                     self.forget_waiter(&waiter, &slot.1);
                     if let Some(s) = served {
@@ -265,11 +305,11 @@ impl Shard {
         }
     }
 
-    /// After SWAPDB `a` `b`: serves the waiters of keys of both databases
-    /// that hold data now.
-    pub fn dbs_swapped(self: &std::rc::Rc<Self>, a: usize, b: usize) {
-        let keys: Vec<(usize, Key)> =
-            self.blocked.borrow().queues.keys().filter(|(db, _)| *db == a || *db == b).cloned().collect();
+    /// After SWAPDB or FLUSH* replaced whole databases: serves the
+    /// waiters of their keys that hold data now (and fails the group
+    /// reads whose stream went away).
+    pub fn dbs_replaced(self: &std::rc::Rc<Self>, dbs: impl Fn(usize) -> bool) {
+        let keys: Vec<(usize, Key)> = self.blocked.borrow().queues.keys().filter(|(db, _)| dbs(*db)).cloned().collect();
         for (db, key) in keys {
             self.key_written(db, &key);
         }
