@@ -969,6 +969,8 @@ fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Result<Value> {
         }
         Reply::Double(d) if resp3 => return table("double", Value::Number(*d)),
         Reply::Double(d) => Value::String(lua.create_string(format_double(*d))?),
+        Reply::DoubleText(text) if resp3 => return table("double", Value::Number(text.parse().unwrap_or(0.0))),
+        Reply::DoubleText(text) => Value::String(lua.create_string(text)?),
         Reply::Bool(b) if resp3 => Value::Boolean(*b),
         Reply::Bool(b) => Value::Integer(*b as i64),
         Reply::Verbatim(b) if resp3 => {

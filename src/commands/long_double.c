@@ -26,6 +26,21 @@ static int parse_ld(const char *s, size_t len, long double *out) {
     return 1;
 }
 
+/* Prints `v` as Redis's ld2string(LD_STR_HUMAN) does: "%.17Lf" with the
+ * trailing zeros (and a bare '.') removed, "-0" as "0". Returns the
+ * length, or -4 if it does not fit. */
+static long format_human(long double v, char *out, size_t out_len) {
+    int l = snprintf(out, out_len, "%.17Lf", v);
+    if (l < 0 || (size_t)l + 1 > out_len) return -4;
+    if (strchr(out, '.') != NULL) {
+        char *p = out + l - 1;
+        while (*p == '0') { p--; l--; }
+        if (*p == '.') l--;
+    }
+    if (l == 2 && out[0] == '-' && out[1] == '0') { out[0] = '0'; l = 1; }
+    return l;
+}
+
 /* Adds `incr` to `cur` (NULL: 0) and prints the result into `out`.
  * Returns the length, -1 if cur is not a float, -2 if incr is not,
  * -3 if the result is NaN or infinite, -4 if it does not fit. */
@@ -36,13 +51,11 @@ long percore_incrbyfloat(const char *cur, size_t cur_len, const char *incr, size
     if (!parse_ld(incr, incr_len, &b)) return -2;
     long double v = a + b;
     if (isnan(v) || isinf(v)) return -3;
-    int l = snprintf(out, out_len, "%.17Lf", v);
-    if (l < 0 || (size_t)l + 1 > out_len) return -4;
-    if (strchr(out, '.') != NULL) {
-        char *p = out + l - 1;
-        while (*p == '0') { p--; l--; }
-        if (*p == '.') l--;
-    }
-    if (l == 2 && out[0] == '-' && out[1] == '0') { out[0] = '0'; l = 1; }
-    return l;
+    return format_human(v, out, out_len);
+}
+
+/* A double widened to long double and printed in the human form
+ * (addReplyHumanLongDouble, GEOPOS's coordinates). */
+long percore_human_double(double v, char *out, size_t out_len) {
+    return format_human((long double)v, out, out_len);
 }

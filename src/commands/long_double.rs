@@ -1,4 +1,5 @@
-//! Long double arithmetic for INCRBYFLOAT, through `long_double.c`.
+//! Long double arithmetic and printing (INCRBYFLOAT, GEOPOS), through
+//! `long_double.c`.
 
 use crate::protocol::CmdError;
 
@@ -11,6 +12,7 @@ unsafe extern "C" {
         out: *mut u8,
         out_len: usize,
     ) -> i64;
+    fn percore_human_double(v: f64, out: *mut u8, out_len: usize) -> i64;
 }
 
 /// Why a long double addition failed.
@@ -51,9 +53,24 @@ pub fn add(current: Option<&[u8]>, incr: &[u8]) -> Result<Vec<u8>, AddError> {
     }
 }
 
+/// A finite double as Redis's addReplyHumanLongDouble prints it.
+pub fn human(v: f64) -> String {
+    let mut out = [0u8; 400];
+    // SAFETY: the C side writes at most `out.len()` bytes into `out`.
+    let n = unsafe { percore_human_double(v, out.as_mut_ptr(), out.len()) };
+    String::from_utf8_lossy(&out[..n.max(0) as usize]).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{AddError, add};
+    use super::{AddError, add, human};
+
+    #[test]
+    fn human_doubles() {
+        assert_eq!(human(13.361389338970184), "13.36138933897018433");
+        assert_eq!(human(-0.0), "0");
+        assert_eq!(human(2.0), "2");
+    }
 
     #[test]
     fn like_redis() {

@@ -30,6 +30,7 @@ mod bitmaps;
 mod blocking;
 pub mod connection;
 mod debug;
+mod geo;
 pub mod hashes;
 mod hyperloglog;
 pub mod keys;
@@ -57,6 +58,7 @@ static TABLE: LazyLock<Table<Client>> = LazyLock::new(|| {
         sets::TABLE,
         zsets::TABLE,
         sort::TABLE,
+        geo::TABLE,
         streams::TABLE,
         transactions::TABLE,
         pubsub::TABLE,

@@ -151,7 +151,7 @@ fn zadd_generic(ctx: &mut Ctx, args: Args, mut f: AddFlags, mut at: usize) -> Cm
     })
 }
 
-fn zadd(ctx: &mut Ctx, args: Args) -> CmdResult {
+pub(super) fn zadd(ctx: &mut Ctx, args: Args) -> CmdResult {
     zadd_generic(ctx, args, AddFlags::default(), 2)
 }
 
@@ -553,7 +553,13 @@ async fn read_inputs(client: &Client, tx: &Tx, keys: &[Key]) -> Result<Vec<Optio
 }
 
 /// Stores `items` as the result of `event` in `key` (none deletes it).
-async fn store_zset(client: &Client, tx: &Tx, key: &[u8], items: Vec<(f64, SmallBytes)>, event: &'static str) {
+pub(super) async fn store_zset(
+    client: &Client,
+    tx: &Tx,
+    key: &[u8],
+    items: Vec<(f64, SmallBytes)>,
+    event: &'static str,
+) {
     let db = client.db();
     let limits = limits(&client.shard.server.hot);
     tx.on(client, db, key, move |ctx, k| {

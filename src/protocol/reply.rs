@@ -39,6 +39,9 @@ pub enum Reply {
     Pairs(Vec<(Reply, Reply)>),
     Set(Vec<Reply>),
     Double(f64),
+    /// A double already printed (GEOPOS's long-double digits): `,` in
+    /// RESP3, a bulk string in RESP2.
+    DoubleText(String),
     Bool(bool),
     /// Text with a format hint (`=txt:` in RESP3, a bulk string in RESP2).
     Verbatim(Bytes),
@@ -202,6 +205,12 @@ pub fn encode(reply: &Reply, proto: Proto, out: &mut Vec<u8>) {
             out.extend_from_slice(b"\r\n");
         }
         Reply::Double(d) => encode_bulk(out, format_double(*d).as_bytes()),
+        Reply::DoubleText(text) if resp3 => {
+            out.push(b',');
+            out.extend_from_slice(text.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::DoubleText(text) => encode_bulk(out, text.as_bytes()),
         Reply::Bool(b) if resp3 => out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
         Reply::Bool(b) => header(out, b':', *b as i64),
         Reply::Verbatim(text) if resp3 => {

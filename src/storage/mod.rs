@@ -6,6 +6,7 @@ pub mod digest;
 pub mod encodings;
 pub mod events;
 pub mod expire;
+pub mod geohash;
 pub mod hash;
 pub mod hll;
 pub mod list;
