@@ -117,7 +117,7 @@ static DIRECTIVES: &[Directive] = &[
     n("disable-thp", "yes", Kind::Bool, false),
     n("cluster-allow-replica-migration", "yes", Kind::Bool, true),
     n("replica-announced", "yes", Kind::Bool, true),
-    n("latency-tracking", "yes", Kind::Bool, true),
+    d("latency-tracking", "yes", Kind::Bool, true),
     d("aof-disable-auto-gc", "no", Kind::Bool, true),
     n("replica-ignore-disk-write-errors", "no", Kind::Bool, true),
     n("aclfile", "", Kind::Str, false),
@@ -201,12 +201,12 @@ static DIRECTIVES: &[Directive] = &[
     n("unixsocketperm", "0", Kind::Int(0, 511), false),
     n("socket-mark-id", "0", Kind::Int(0, u32::MAX as i64), false),
     n("active-defrag-max-scan-fields", "1000", Kind::Int(1, i64::MAX), true),
-    n("slowlog-max-len", "128", Kind::Int(0, i64::MAX), true),
+    d("slowlog-max-len", "128", Kind::Int(0, i64::MAX), true),
     n("acllog-max-len", "128", Kind::Int(0, i64::MAX), true),
     d("busy-reply-threshold", "5000", Kind::Int(0, i64::MAX), true),
     n("cluster-node-timeout", "15000", Kind::Int(0, i64::MAX), true),
-    n("slowlog-log-slower-than", "10000", Kind::Int(-1, i64::MAX), true),
-    n("latency-monitor-threshold", "0", Kind::Int(0, i64::MAX), true),
+    d("slowlog-log-slower-than", "10000", Kind::Int(-1, i64::MAX), true),
+    d("latency-monitor-threshold", "0", Kind::Int(0, i64::MAX), true),
     d("proto-max-bulk-len", "536870912", Kind::Memory(MB, i64::MAX as u64), true),
     d("stream-node-max-entries", "100", Kind::Int(0, i64::MAX), true),
     n("repl-backlog-size", "1048576", Kind::Memory(1, i64::MAX as u64), true),
@@ -418,6 +418,12 @@ pub struct Hot {
     /// `min-replicas-to-write` and `min-replicas-max-lag` both set: writes
     /// need that many good replicas.
     pub min_replicas_to_write: AtomicU64,
+    /// slowlog-log-slower-than (µs, negative: off) and slowlog-max-len.
+    pub slowlog_slower_than: std::sync::atomic::AtomicI64,
+    pub slowlog_max_len: AtomicU64,
+    /// latency-monitor-threshold (ms, 0: off).
+    pub latency_monitor_ms: AtomicU64,
+    pub latency_tracking: AtomicBool,
 }
 
 impl Default for Hot {
@@ -449,6 +455,10 @@ impl Default for Hot {
             maxmemory_policy: AtomicU64::new(0),
             maxmemory_samples: AtomicU64::new(5),
             min_replicas_to_write: AtomicU64::new(0),
+            slowlog_slower_than: std::sync::atomic::AtomicI64::new(0),
+            slowlog_max_len: AtomicU64::new(0),
+            latency_monitor_ms: AtomicU64::new(0),
+            latency_tracking: AtomicBool::new(false),
         }
     }
 }
@@ -628,6 +638,10 @@ impl Config {
         h.maxmemory_samples.store(num("maxmemory-samples"), Ordering::Relaxed);
         let min_replicas = if num("min-replicas-max-lag") > 0 { num("min-replicas-to-write") } else { 0 };
         h.min_replicas_to_write.store(min_replicas, Ordering::Relaxed);
+        h.slowlog_slower_than.store(self.int("slowlog-log-slower-than"), Ordering::Relaxed);
+        h.slowlog_max_len.store(num("slowlog-max-len"), Ordering::Relaxed);
+        h.latency_monitor_ms.store(num("latency-monitor-threshold"), Ordering::Relaxed);
+        h.latency_tracking.store(self.str("latency-tracking") == "yes", Ordering::Relaxed);
         let events = crate::storage::events::parse_flags(self.str("notify-keyspace-events")).unwrap_or(0);
         h.notify_flags.store(events as u64, Ordering::Relaxed);
         if let Some([hard, soft, secs]) = output_limits(self.str("client-output-buffer-limit"), "pubsub") {

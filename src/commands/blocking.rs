@@ -112,12 +112,14 @@ pub(super) async fn block(
             }
         };
         let meta = client.meta.clone();
+        let wait_started = std::time::Instant::now();
         futures::select_biased! {
             served = (&mut rx).fuse() => if let Ok(s) = served { outcome = Outcome::Served(s) },
             error = unblock_rx.fuse() => if error == Ok(true) { outcome = Outcome::Unblocked },
             _ = timer.fuse() => {},
             _ = peer_closed(&meta).fuse() => gone = true,
         }
+        client.waited += wait_started.elapsed();
         client.meta.unblock.borrow_mut().take();
         shard.server.blocked_clients.fetch_sub(1, Ordering::Relaxed);
     }

@@ -265,7 +265,7 @@ fn on_off(args: Args, i: usize) -> Result<bool, CmdError> {
 }
 
 fn client_arity(sub: &str) -> CmdError {
-    CmdError::WrongArity(format!("client|{}", sub.to_ascii_lowercase()))
+    CmdError::sub_arity("client", sub)
 }
 
 /// MONITOR: from now on this client gets every command run (see

@@ -318,7 +318,7 @@ fn object(ctx: &mut Ctx, args: Args) -> CmdResult {
         return Err(CmdError::UnknownSubcommand { cmd: "OBJECT".into(), sub: args.str(1) });
     }
     if args.len() != 3 {
-        return Err(CmdError::WrongArity(format!("object|{}", sub.to_ascii_lowercase())));
+        return Err(CmdError::sub_arity("object", &sub));
     }
     let policy_lfu = Policy::from_index(Hot::get(&ctx.hot.maxmemory_policy)).lfu();
     let now = ctx.now;

@@ -41,6 +41,7 @@ mod scripting;
 pub mod server;
 pub mod sets;
 mod sort;
+mod stats;
 mod streams;
 pub mod strings;
 pub mod transactions;
@@ -66,6 +67,7 @@ static TABLE: LazyLock<Table<Client>> = LazyLock::new(|| {
         connection::TABLE,
         server::TABLE,
         debug::TABLE,
+        stats::TABLE,
     ])
 });
 

@@ -112,8 +112,19 @@ fn cpu_times() -> (f64, f64) {
     (secs(ru.ru_stime), secs(ru.ru_utime))
 }
 
-const DEFAULT_SECTIONS: &[&str] =
-    &["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keyspace"];
+const DEFAULT_SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
 
 fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
@@ -122,8 +133,12 @@ fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
         if wanted.is_empty() || wanted.iter().any(|s| s == "default") || everything {
             wanted.extend(DEFAULT_SECTIONS.iter().map(|s| s.to_string()));
         }
+        if everything {
+            wanted.extend(["commandstats", "latencystats"].map(String::from));
+        }
         let want = |s: &str| wanted.iter().any(|w| w == s);
         let report = gather(client).await;
+        let costs = super::stats::merged(client).await;
         let server = &client.shard.server;
         let mut out = String::new();
         let mut section = |title: &str, body: String| {
@@ -216,7 +231,7 @@ fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
             section(
                 "Stats",
                 format!(
-                    "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nexpired_time_cap_reached_count:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\ntotal_error_replies:0\r\n",
+                    "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nexpired_time_cap_reached_count:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\ntotal_error_replies:{}\r\n",
                     server.counters.total_connections.load(Ordering::Relaxed),
                     report.commands,
                     report.net_input,
@@ -227,6 +242,7 @@ fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
                     server.evicted_keys.load(Ordering::Relaxed),
                     report.hits,
                     report.misses,
+                    costs.error_replies,
                 ),
             );
         }
@@ -247,6 +263,21 @@ fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
                     "used_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n"
                 ),
             );
+        }
+        if want("modules") {
+            section("Modules", String::new());
+        }
+        if want("commandstats") {
+            section("Commandstats", super::stats::commandstats(&costs));
+        }
+        if want("errorstats") {
+            section("Errorstats", super::stats::errorstats(&costs));
+        }
+        if want("latencystats") {
+            section("Latencystats", super::stats::latencystats(client, &costs));
+        }
+        if want("cluster") {
+            section("Cluster", "cluster_enabled:0\r\n".into());
         }
         if want("keyspace") {
             let mut body = String::new();
@@ -376,7 +407,7 @@ fn config<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
     Box::pin(async move {
         let sub = args.keyword(1);
         let server = &client.shard.server;
-        let arity = || CmdError::WrongArity(format!("config|{}", sub.to_ascii_lowercase()));
+        let arity = || CmdError::sub_arity("config", &sub);
         match sub.as_str() {
             "GET" => {
                 if args.len() < 3 {
@@ -484,6 +515,7 @@ fn config<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                     .await;
                 server.counters.total_connections.store(0, Ordering::Relaxed);
                 server.counters.rejected_connections.store(0, Ordering::Relaxed);
+                super::stats::reset(client).await;
                 Ok(Reply::Ok)
             }
             "REWRITE" => Err(CmdError::err("The server is running without a config file")),

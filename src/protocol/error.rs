@@ -95,6 +95,12 @@ impl CmdError {
         CmdError::WrongArity(name.to_ascii_lowercase())
     }
 
+    /// A container's subcommand with the wrong number of arguments
+    /// (`config|get`).
+    pub fn sub_arity(cmd: &str, sub: &str) -> CmdError {
+        CmdError::WrongArity(format!("{cmd}|{}", sub.to_ascii_lowercase()))
+    }
+
     /// `unknown command` shows the name and up to the first arguments the
     /// way Redis quotes them.
     pub fn unknown_command(name: &[u8], args: &[&[u8]]) -> CmdError {

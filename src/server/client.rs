@@ -186,6 +186,9 @@ pub struct Client {
     /// What the steps of the coordinated write running now did on their
     /// shards, for dispatch to apply when it ends.
     pub steps: std::cell::RefCell<crate::storage::Step>,
+    /// How long the running command waited blocked (not counted as its
+    /// time in the stats, as Redis does not count it).
+    pub waited: std::time::Duration,
 }
 
 impl Client {
@@ -205,6 +208,7 @@ impl Client {
             wrote: false,
             exclusive: None,
             steps: Default::default(),
+            waited: std::time::Duration::ZERO,
         }
     }
 

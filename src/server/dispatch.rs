@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use super::client::{Client, Handler, ReplyMode, Spec};
 use super::notify;
@@ -194,7 +195,7 @@ impl Batch {
         let args = std::mem::take(&mut self.args);
         let cmds: Vec<_> = self.cmds.iter().map(|&(spec, first, n, _)| (spec, first, n)).collect();
         let (db, no_touch) = (client.db(), client.no_touch());
-        let results: Vec<CmdResult> = client
+        let (results, args): (Vec<(CmdResult, Duration)>, OwnedArgs) = client
             .shard
             .run_on_async(self.target, move |sh| async move {
                 let mut results = Vec::with_capacity(cmds.len());
@@ -202,13 +203,15 @@ impl Batch {
                     let (Handler::Data(f) | Handler::Split(f, _)) = spec.handler else {
                         unreachable!("only keyed commands are batched");
                     };
-                    results
-                        .push(run_data_when_unlocked(&sh, spec, f, db, no_touch, args.range(first, first + n)).await);
+                    let started = Instant::now();
+                    let result = run_data_when_unlocked(&sh, spec, f, db, no_touch, args.range(first, first + n)).await;
+                    results.push((result, started.elapsed()));
                 }
-                results
+                (results, args)
             })
             .await;
-        for ((_, _, _, quiet), result) in self.cmds.drain(..).zip(results) {
+        for ((spec, first, n, quiet), (result, took)) in self.cmds.drain(..).zip(results) {
+            account(client, spec, args.range(first, first + n), took, &result);
             if !quiet {
                 write_result(client, out, result);
             }
@@ -262,13 +265,20 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
         batch.flush(client, out).await;
         abort_multi(client);
         let rest: Vec<&[u8]> = args.iter().skip(1).collect();
+        let error = CmdError::unknown_command(name, &rest);
+        client.shard.cmdstats.borrow_mut().error(&error.to_string());
         if !end_reply(client) {
-            write_result(client, out, Err(CmdError::unknown_command(name, &rest)));
+            write_result(client, out, Err(error));
         }
         return;
     };
     client.meta.last_cmd.set(spec.name);
     let result = if let Err(e) = gate(client, spec, args).await {
+        {
+            let mut stats = client.shard.cmdstats.borrow_mut();
+            stats.rejected(spec, args);
+            stats.error(&e.to_string());
+        }
         Err(rejected(client, spec, e).await)
     } else if let Some(multi) = client.multi.as_mut().filter(|_| !spec.has(command::NO_QUEUE)) {
         let first = multi.args.len();
@@ -413,6 +423,36 @@ pub fn abort_multi(client: &mut Client) {
 /// hook has logged what happened, the shards keep serving, and locks the
 /// command held are released as it unwinds.
 pub async fn execute(client: &mut Client, spec: &'static Spec, args: Args<'_>, held: bool) -> CmdResult {
+    let started = Instant::now();
+    client.waited = Duration::ZERO;
+    let result = execute_untimed(client, spec, args, held).await;
+    let took = started.elapsed().saturating_sub(client.waited);
+    account(client, spec, args, took, &result);
+    result
+}
+
+/// Counts a call that ran for `took` (and its error, if it failed);
+/// past their thresholds it goes to the slow log and latency monitor.
+fn account(client: &Client, spec: &'static Spec, args: Args, took: Duration, result: &CmdResult) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let hot = &client.shard.server.hot;
+    let mut stats = client.shard.cmdstats.borrow_mut();
+    stats.call(spec, args, took, result.is_err(), hot.latency_tracking.load(Relaxed));
+    if let Err(e) = result {
+        stats.error(&e.to_string());
+    }
+    drop(stats);
+    let thresholds = super::stats::Thresholds {
+        slower_than: hot.slowlog_slower_than.load(Relaxed),
+        slowlog_max_len: Hot::get(&hot.slowlog_max_len) as usize,
+        latency_ms: Hot::get(&hot.latency_monitor_ms),
+    };
+    client.shard.server.records.note(spec, args, took, &thresholds, || {
+        (client.meta.addr.clone(), client.meta.name.borrow().clone().unwrap_or_default())
+    });
+}
+
+async fn execute_untimed(client: &mut Client, spec: &'static Spec, args: Args<'_>, held: bool) -> CmdResult {
     // The common path, a body on this shard, catches its own panics
     // (run_body) and pays for no wrapper.
     let owner = single_owner(client, spec, args);

@@ -13,6 +13,7 @@ pub mod pubsub;
 pub mod shard;
 pub mod shared;
 pub mod signals;
+pub mod stats;
 pub mod transaction;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -234,6 +235,7 @@ async fn cron(shard: Rc<Shard>) {
         let loading = shard.server.loading.load(std::sync::atomic::Ordering::Relaxed);
         if shard.server.active_expire.load(std::sync::atomic::Ordering::Relaxed) && !loading {
             let notify = shard.arm_notifications();
+            let started = std::time::Instant::now();
             let mut ks = shard.ks.borrow_mut();
             ks.set_journal(shard.server.journal.active());
             ks.set_loading(false);
@@ -243,6 +245,8 @@ async fn cron(shard: Rc<Shard>) {
                 shard.journal(vec![op]);
             }
             drop(ks);
+            let threshold = Hot::get(&shard.server.hot.latency_monitor_ms);
+            shard.server.records.sample("expire-cycle", started.elapsed(), threshold);
             if stats.timed_out {
                 shard.stats.expire_cycle_timeouts.set(shard.stats.expire_cycle_timeouts.get() + 1);
             }

@@ -105,6 +105,8 @@ pub struct Shard {
     /// This shard's Lua interpreter, started by its first script.
     pub scripts: RefCell<Option<Rc<crate::scripting::Engine>>>,
     pub stats: ShardStats,
+    /// What the commands answered here cost (INFO commandstats...).
+    pub cmdstats: RefCell<super::stats::CommandStats>,
     pub poller: Rc<Poller>,
     /// Every shard's mailbox, by shard id.
     mailboxes: Arc<[Mailbox]>,
@@ -134,6 +136,7 @@ impl Shard {
             blocked: RefCell::new(BlockedKeys::default()),
             scripts: RefCell::new(None),
             stats: ShardStats::default(),
+            cmdstats: RefCell::default(),
             poller,
             mailboxes,
             inbox,

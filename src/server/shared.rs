@@ -58,6 +58,8 @@ pub struct Shared {
     pub used_memory: AtomicU64,
     pub memory_checked_ms: AtomicU64,
     pub evicted_keys: AtomicU64,
+    /// SLOWLOG and LATENCY's records.
+    pub records: super::stats::Records,
     /// The ordered stream of every write's effects (AOF consumes it).
     pub journal: crate::journal::Journal,
     pub aof: std::sync::Arc<crate::persistence::aof::Status>,
@@ -106,6 +108,7 @@ impl Shared {
             used_memory: AtomicU64::new(0),
             memory_checked_ms: AtomicU64::new(0),
             evicted_keys: AtomicU64::new(0),
+            records: Default::default(),
             journal: crate::journal::Journal::new(shards),
             aof: Default::default(),
             loading: AtomicBool::new(false),

@@ -1,0 +1,112 @@
+"""What commands cost, as redis-server reports it: INFO commandstats /
+errorstats / latencystats, SLOWLOG, LATENCY, counted on every core and
+merged."""
+
+import pytest
+
+from slots import keys_on_distinct_shards
+
+SHARDS = 4
+
+
+def workload(c, keys):
+    c.config_resetstat()
+    for k in keys:
+        c.set(k, "v")
+        c.get(k)
+    for bad in (["GET"], ["GET", "a", "b"], ["LPUSH", keys[0], "x"], ["NOSUCHCMD"], ["INCR", keys[1]]):
+        try:
+            c.execute_command(*bad)
+        except Exception:  # noqa: BLE001 - the errors are what is counted
+            pass
+    pipe = c.pipeline(transaction=True)
+    pipe.set(keys[2], "1")
+    pipe.incr(keys[2])
+    pipe.lpush(keys[2], "x")
+    try:
+        pipe.execute()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def counts(c):
+    stats = c.info("commandstats")
+    picked = {}
+    for name, s in stats.items():
+        cmd = name.removeprefix("cmdstat_")
+        if cmd in ("set", "get", "lpush", "incr", "multi", "exec"):
+            picked[cmd] = (s["calls"], s["rejected_calls"], s["failed_calls"])
+    return picked
+
+
+def test_command_and_error_stats_match_redis(start_percore, reference):
+    percore = start_percore(threads=SHARDS)
+    keys = keys_on_distinct_shards(SHARDS)
+    results = []
+    for server in (reference, percore):
+        c = server.client()
+        c.flushall()
+        workload(c, keys)
+        errors = {k.removeprefix("errorstat_"): v["count"] for k, v in c.info("errorstats").items()}
+        results.append((counts(c), errors, c.info("stats")["total_error_replies"]))
+    assert results[0] == results[1]
+    # The workload did fail: the comparison is not of empty tables.
+    assert results[1][1]["WRONGTYPE"] >= 2 and results[1][2] >= 5
+
+
+def test_latency_histograms_and_percentiles(start_percore):
+    percore = start_percore(threads=SHARDS)
+    c = percore.client()
+    keys = keys_on_distinct_shards(SHARDS)
+    c.config_resetstat()
+    for k in keys * 5:
+        c.set(k, "v")
+    histo = c.execute_command("LATENCY", "HISTOGRAM", "set", "nosuchcommand")
+    assert list(histo) == [b"set"]
+    entry = dict(zip(histo[b"set"][::2], histo[b"set"][1::2])) if isinstance(histo[b"set"], list) else histo[b"set"]
+    assert entry[b"calls"] == 20
+    buckets = entry[b"histogram_usec"]
+    counts = list(buckets.values()) if isinstance(buckets, dict) else buckets[1::2]
+    assert counts == sorted(counts) and counts[-1] == 20
+    line = c.info("latencystats")["latency_percentiles_usec_set"]
+    assert set(line) == {"p50", "p99", "p99.9"}
+    assert 0 < line["p50"] <= line["p99"] <= line["p99.9"]
+
+
+def test_slowlog_records_slow_calls_with_their_client(start_percore):
+    percore = start_percore(threads=SHARDS)
+    c = percore.client()
+    c.client_setname("slowpoke")
+    c.config_set("slowlog-log-slower-than", 0)
+    c.slowlog_reset()
+    long_value = "x" * 200
+    c.set("k", long_value)
+    entry = c.slowlog_get(1)[0]
+    assert entry["command"] == b"SET k " + b"x" * 128 + b"... (72 more bytes)"
+    assert entry["client_name"] == b"slowpoke"
+    assert entry["client_address"].startswith(b"127.0.0.1:")
+    c.config_set("slowlog-max-len", 3)
+    for i in range(10):
+        c.ping()
+    assert c.slowlog_len() == 3
+    with pytest.raises(Exception, match="count should be greater than or equal to -1"):
+        c.execute_command("SLOWLOG", "GET", "-2")
+    c.config_set("slowlog-log-slower-than", -1)
+    c.slowlog_reset()
+    c.execute_command("DEBUG", "SLEEP", "0.05")
+    assert c.slowlog_len() == 0
+
+
+def test_latency_monitor_events(start_percore):
+    percore = start_percore(threads=SHARDS)
+    c = percore.client()
+    c.config_set("latency-monitor-threshold", 20)
+    c.execute_command("LATENCY", "RESET")
+    c.execute_command("DEBUG", "SLEEP", "0.05")
+    latest = c.execute_command("LATENCY", "LATEST")
+    assert [e[0] for e in latest] == [b"command"]
+    assert latest[0][2] >= 50 and latest[0][3] >= 50
+    history = c.execute_command("LATENCY", "HISTORY", "command")
+    assert len(history) == 1 and history[0][1] >= 50
+    assert c.execute_command("LATENCY", "RESET", "command", "nothing") == 1
+    assert c.execute_command("LATENCY", "LATEST") == []
