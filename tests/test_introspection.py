@@ -110,3 +110,53 @@ def test_latency_monitor_events(start_percore):
     assert len(history) == 1 and history[0][1] >= 50
     assert c.execute_command("LATENCY", "RESET", "command", "nothing") == 1
     assert c.execute_command("LATENCY", "LATEST") == []
+
+
+def test_client_pause_holds_writes_while_reads_continue(start_percore):
+    import threading
+    import time
+
+    from conftest import wait_until
+
+    percore = start_percore(threads=SHARDS)
+    c = percore.client()
+    keys = keys_on_distinct_shards(SHARDS)
+    c.set(keys[0], "before")
+    c.set("short", "x", px=50)
+    c.client_pause(60000, all=False)
+    # Reads on every core answer at once.
+    assert [c.get(k) for k in keys[:1]] == [b"before"]
+    assert c.info("clients")["blocked_clients"] == 0
+    done = []
+    writers = []
+    for k in keys:
+        t = threading.Thread(target=lambda k=k: done.append(percore.client().set(k, "after")))
+        t.start()
+        writers.append(t)
+    wait_until(lambda: c.info("clients")["blocked_clients"] == len(keys), what="writers held")
+    assert done == [] and c.get(keys[0]) == b"before"
+    # Nothing expires while paused: the key is hidden, not deleted.
+    expired = c.info("stats")["expired_keys"]
+    time.sleep(0.2)  # past the key's 50 ms TTL, several expiry cycles
+    assert c.info("stats")["expired_keys"] == expired
+    c.client_unpause()
+    for t in writers:
+        t.join(10)
+    assert done == [True] * len(keys)
+    assert c.mget(keys) == [b"after"] * len(keys)
+
+
+def test_client_pause_all_holds_everything_until_its_deadline(start_percore):
+    import time
+
+    percore = start_percore(threads=SHARDS)
+    c = percore.client()
+    other = percore.client()
+    started = time.monotonic()
+    c.client_pause(300, all=True)
+    assert other.ping() is True
+    assert time.monotonic() - started >= 0.25
+    with pytest.raises(Exception, match="CLIENT PAUSE mode must be WRITE or ALL"):
+        c.execute_command("CLIENT", "PAUSE", "10", "SOME")
+    with pytest.raises(Exception, match="timeout is negative"):
+        c.execute_command("CLIENT", "PAUSE", "-1")

@@ -178,18 +178,22 @@ const CLIENT_HELP: &[&str] = &[
     "    Return information about client connections. Options:",
     "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
     "      Return clients of specified type.",
-    "NO-EVICT (ON|OFF)",
-    "    Protect current client connection from eviction.",
-    "NO-TOUCH (ON|OFF)",
-    "    Will not touch LRU/LFU stats when this mode is on.",
+    "UNPAUSE",
+    "    Stop the current client pause, resuming traffic.",
+    "PAUSE <timeout> [WRITE|ALL]",
+    "    Suspend all, or just write, clients for <timeout> milliseconds.",
     "REPLY (ON|OFF|SKIP)",
     "    Control the replies sent to the current connection.",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
     "UNBLOCK <clientid> [TIMEOUT|ERROR]",
     "    Unblock the specified blocked client.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
+    "NO-TOUCH (ON|OFF)",
+    "    Will not touch LRU/LFU stats when this mode is on.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
 /// Which clients CLIENT KILL / LIST select.
@@ -297,6 +301,27 @@ fn client<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                 set_name(client, args.get(2)).map(|_| Reply::Ok)
             }
             "INFO" => exact(2).map(|_| Reply::Verbatim(format!("{}\n", client.meta.describe()).into())),
+            "PAUSE" if n == 3 || n == 4 => {
+                let all = match n {
+                    4 if args.is(3, "WRITE") => false,
+                    4 if !args.is(3, "ALL") => return Err(CmdError::err("CLIENT PAUSE mode must be WRITE or ALL")),
+                    _ => true,
+                };
+                let ms = args.int(2).map_err(|_| CmdError::err("timeout is not an integer or out of range"))?;
+                if ms < 0 {
+                    return Err(CmdError::err("timeout is negative"));
+                }
+                let server = &client.shard.server;
+                server.pause.start(if ms > 0 { crate::server::shared::now_ms() + ms } else { 0 }, all);
+                client.shard.broadcast(|sh| sh.pause_changed()).await;
+                Ok(Reply::Ok)
+            }
+            "UNPAUSE" => {
+                exact(2)?;
+                client.shard.server.pause.stop();
+                client.shard.broadcast(|sh| sh.pause_changed()).await;
+                Ok(Reply::Ok)
+            }
             "NO-EVICT" => {
                 exact(3)?;
                 client.meta.no_evict.set(on_off(args, 2)?);

@@ -5,7 +5,7 @@
 use futures::future::LocalBoxFuture;
 
 use super::{Handler, Spec};
-use crate::command::{ADMIN, Args, Ctx, DENYOOM, FAST, Keys, READONLY, WRITE, Writes};
+use crate::command::{ADMIN, Args, Ctx, DENYOOM, FAST, Keys, MAY_REPLICATE, READONLY, WRITE, Writes};
 use crate::config::Hot;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
@@ -219,7 +219,7 @@ fn pfmerge<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cmd
 
 pub(super) const TABLE: &[Spec] = &[
     Spec::new("pfadd", -2, WRITE | DENYOOM | FAST, Keys::Range(1, 1, 1), Handler::Data(pfadd)),
-    Spec::new("pfcount", -2, READONLY, Keys::Range(1, -1, 1), Handler::Async(pfcount)),
+    Spec::new("pfcount", -2, READONLY | MAY_REPLICATE, Keys::Range(1, -1, 1), Handler::Async(pfcount)),
     Spec::new("pfmerge", -2, WRITE | DENYOOM, Keys::Range(1, -1, 1), Handler::Async(pfmerge)).writing(Writes::First),
     Spec::new("pfdebug", 3, WRITE | DENYOOM | ADMIN, Keys::Range(2, 2, 1), Handler::Data(pfdebug)),
     Spec::new("pfselftest", 1, ADMIN, Keys::None, Handler::Conn(pfselftest)),

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 
 use super::{Handler, Spec};
-use crate::command::{Args, CONTAINER, FAST, Keys, LOADING, NOSCRIPT, STALE, SUBSCRIBE_MODE};
+use crate::command::{Args, CONTAINER, FAST, Keys, LOADING, MAY_REPLICATE, NOSCRIPT, STALE, SUBSCRIBE_MODE};
 use crate::pattern::glob_match;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
@@ -183,7 +183,7 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("unsubscribe", -1, SUB, Keys::None, Handler::Conn(unsub)),
     Spec::new("punsubscribe", -1, SUB, Keys::None, Handler::Conn(punsub)),
     Spec::new("sunsubscribe", -1, SUB, Keys::Range(1, -1, 1), Handler::Conn(sunsub)),
-    Spec::new("publish", 3, LOADING | STALE | FAST, Keys::None, Handler::Async(publish)),
-    Spec::new("spublish", 3, LOADING | STALE | FAST, Keys::Range(1, 1, 1), Handler::Async(spublish)),
+    Spec::new("publish", 3, LOADING | STALE | FAST | MAY_REPLICATE, Keys::None, Handler::Async(publish)),
+    Spec::new("spublish", 3, LOADING | STALE | FAST | MAY_REPLICATE, Keys::Range(1, 1, 1), Handler::Async(spublish)),
     Spec::new("pubsub", -2, CONTAINER | LOADING | STALE, Keys::None, Handler::Async(pubsub)),
 ];

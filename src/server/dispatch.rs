@@ -273,7 +273,14 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
         return;
     };
     client.meta.last_cmd.set(spec.name);
-    let result = if let Err(e) = gate(client, spec, args).await {
+    let gated = gate(client, spec, args).await;
+    if gated.is_ok()
+        && let Some(writes) = paused(client, spec)
+    {
+        batch.flush(client, out).await;
+        client.shard.wait_unpaused(writes).await;
+    }
+    let result = if let Err(e) = gated {
         {
             let mut stats = client.shard.cmdstats.borrow_mut();
             stats.rejected(spec, args);
@@ -333,6 +340,21 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
     if !end_reply(client) || is_push(&result) {
         write_result(client, out, result);
     }
+}
+
+/// Whether a CLIENT PAUSE holds this command now: Some(whether it may
+/// write or replicate, EXEC counting its queue), as Redis decides.
+fn paused(client: &Client, spec: &Spec) -> Option<bool> {
+    if client.meta.id == crate::persistence::AOF_CLIENT_ID {
+        return None;
+    }
+    // EXEC is held for what it runs, not for itself.
+    let flags = match &client.multi {
+        Some(multi) if spec.has(command::RUNS_QUEUE) => multi.cmds.iter().fold(0, |f, (queued, ..)| f | queued.flags),
+        _ => spec.flags,
+    };
+    let writes = flags & (WRITE | command::MAY_REPLICATE) != 0;
+    client.shard.server.pause.holds(writes).map(|_| writes)
 }
 
 /// The checks before a command may run or queue, in Redis's order

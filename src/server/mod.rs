@@ -8,6 +8,7 @@ pub mod evict;
 pub mod locks;
 pub mod monitor;
 pub mod notify;
+pub mod pause;
 pub mod poller;
 pub mod pubsub;
 pub mod shard;
@@ -233,7 +234,10 @@ async fn cron(shard: Rc<Shard>) {
         poller::sleep(period).await;
         let now = shard.tick();
         let loading = shard.server.loading.load(std::sync::atomic::Ordering::Relaxed);
-        if shard.server.active_expire.load(std::sync::atomic::Ordering::Relaxed) && !loading {
+        // A paused server expires and evicts nothing (the dataset holds
+        // still for whoever paused it).
+        let paused = shard.server.pause.active();
+        if shard.server.active_expire.load(std::sync::atomic::Ordering::Relaxed) && !loading && !paused {
             let notify = shard.arm_notifications();
             let started = std::time::Instant::now();
             let mut ks = shard.ks.borrow_mut();
@@ -254,7 +258,9 @@ async fn cron(shard: Rc<Shard>) {
                 shard.publish_events();
             }
         }
-        shard.evict(64);
+        if !paused {
+            shard.evict(64);
+        }
         if shard.id == 0 {
             crate::persistence::auto_rewrite(&shard);
         }

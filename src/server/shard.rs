@@ -107,6 +107,8 @@ pub struct Shard {
     pub stats: ShardStats,
     /// What the commands answered here cost (INFO commandstats...).
     pub cmdstats: RefCell<super::stats::CommandStats>,
+    /// Clients waiting for a CLIENT PAUSE to end.
+    pub pause_waiters: RefCell<Vec<std::task::Waker>>,
     pub poller: Rc<Poller>,
     /// Every shard's mailbox, by shard id.
     mailboxes: Arc<[Mailbox]>,
@@ -137,6 +139,7 @@ impl Shard {
             scripts: RefCell::new(None),
             stats: ShardStats::default(),
             cmdstats: RefCell::default(),
+            pause_waiters: RefCell::default(),
             poller,
             mailboxes,
             inbox,

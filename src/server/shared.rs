@@ -60,6 +60,7 @@ pub struct Shared {
     pub evicted_keys: AtomicU64,
     /// SLOWLOG and LATENCY's records.
     pub records: super::stats::Records,
+    pub pause: super::pause::Pause,
     /// The ordered stream of every write's effects (AOF consumes it).
     pub journal: crate::journal::Journal,
     pub aof: std::sync::Arc<crate::persistence::aof::Status>,
@@ -109,6 +110,7 @@ impl Shared {
             memory_checked_ms: AtomicU64::new(0),
             evicted_keys: AtomicU64::new(0),
             records: Default::default(),
+            pause: Default::default(),
             journal: crate::journal::Journal::new(shards),
             aof: Default::default(),
             loading: AtomicBool::new(false),
