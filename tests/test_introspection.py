@@ -160,3 +160,33 @@ def test_client_pause_all_holds_everything_until_its_deadline(start_percore):
         c.execute_command("CLIENT", "PAUSE", "10", "SOME")
     with pytest.raises(Exception, match="timeout is negative"):
         c.execute_command("CLIENT", "PAUSE", "-1")
+
+
+def test_memory_usage_follows_what_a_value_costs(start_percore, reference):
+    percore = start_percore(threads=SHARDS)
+    for server in (reference, percore):
+        c = server.client()
+        c.flushall()
+        c.set("small", "x")
+        c.set("big", "x" * 10000)
+        c.hset("h", mapping={f"f{i}": f"v{i}" for i in range(2000)})
+        small, big, h = (c.memory_usage(k) for k in ("small", "big", "h"))
+        # A 10 kB string costs about 10 kB more than a 1-byte one, and a
+        # big hash about what redis-server reports for it, give or take.
+        assert 10000 <= big - small <= 10300, (server, small, big)
+        if server is reference:
+            redis_hash = h
+        else:
+            assert redis_hash / 3 < h < redis_hash * 3
+        assert c.memory_usage("missing") is None
+        assert c.memory_usage("h", samples=0) > 0
+        with pytest.raises(Exception, match="syntax error"):
+            c.execute_command("MEMORY", "USAGE", "h", "SAMPLES", "-1")
+    c = percore.client()
+    stats = c.memory_stats()
+    assert stats["keys.count"] == 3 and stats["total.allocated"] > 0
+    assert "jemalloc" in c.execute_command("MEMORY", "MALLOC-STATS").decode()
+    assert c.execute_command("MEMORY", "PURGE") in (True, b"OK")
+    assert c.execute_command("MEMORY", "DOCTOR")
+    assert c.lolwut().endswith(b"Redis ver. 7.0.15\n")
+    assert b"Georg Nees" in c.lolwut(5, 20, 3, 2)

@@ -36,6 +36,7 @@ mod hyperloglog;
 pub mod keys;
 pub mod lists;
 pub mod long_double;
+mod memory;
 pub mod pubsub;
 mod scripting;
 pub mod server;
@@ -68,6 +69,7 @@ static TABLE: LazyLock<Table<Client>> = LazyLock::new(|| {
         server::TABLE,
         debug::TABLE,
         stats::TABLE,
+        memory::TABLE,
     ])
 });
 

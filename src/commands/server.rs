@@ -82,7 +82,7 @@ async fn gather(client: &Client) -> ShardReport {
     total
 }
 
-fn memory_stats() -> (u64, u64, u64) {
+pub(super) fn memory_stats() -> (u64, u64, u64) {
     let _ = tikv_jemalloc_ctl::epoch::advance();
     let allocated = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64;
     let peak_hint = tikv_jemalloc_ctl::stats::active::read().unwrap_or(0) as u64;
@@ -630,6 +630,69 @@ fn command(_client: &mut Client, args: Args) -> CmdResult {
     }
 }
 
+/// LOLWUT [VERSION v] [columns rows squares-per-row squares-per-col]:
+/// version 5 draws a grid of squares in braille (after Georg Nees'
+/// Schotter, without the random tilt), version 6 its caption of a city;
+/// every version ends with the version line, as Redis's does.
+fn lolwut(_client: &mut Client, args: Args) -> CmdResult {
+    let mut version = 7;
+    let mut at = 1;
+    if args.len() > 2 && args.is(1, "VERSION") {
+        version = args.int(2)?;
+        at = 3;
+    }
+    let nums = (at..args.len()).map(|i| args.int(i)).collect::<Result<Vec<i64>, _>>()?;
+    let art = match version {
+        5 => {
+            let arg = |i: usize, default: i64, max: i64| nums.get(i).copied().unwrap_or(default).clamp(1, max) as usize;
+            let (cols, per_row, per_col) = (arg(0, 66, 1000), arg(1, 8, 200), arg(2, 12, 200));
+            schotter(cols, per_row, per_col) + "\nGeorg Nees - schotter, plotter on paper, 1968. "
+        }
+        6 => "Dedicated to the 8 bit game developers of past and present.\nOriginal 8 bit image from Plaguemon by hikikomori. ".to_string(),
+        _ => String::new(),
+    };
+    Ok(Reply::Verbatim(format!("{art}Redis ver. {REDIS_VERSION}\n").into()))
+}
+
+/// Squares on a braille canvas `cols` characters wide (2x4 dots each).
+fn schotter(cols: usize, per_row: usize, per_col: usize) -> String {
+    let width = cols * 2;
+    let side = (width / (per_row + 2)).max(2);
+    let height = side * (per_col + 2);
+    let mut dots = vec![false; width * height];
+    for row in 0..per_col {
+        for col in 0..per_row {
+            let (x0, y0) = ((col + 1) * side, (row + 1) * side);
+            for i in 0..side.saturating_sub(1) {
+                for (x, y) in [(x0 + i, y0), (x0 + i, y0 + side - 2), (x0, y0 + i), (x0 + side - 2, y0 + i)] {
+                    if x < width && y < height {
+                        dots[y * width + x] = true;
+                    }
+                }
+            }
+        }
+    }
+    // Braille dot bits by (column, row) within a cell.
+    const BITS: [[u32; 4]; 2] = [[0x01, 0x02, 0x04, 0x40], [0x08, 0x10, 0x20, 0x80]];
+    let mut out = String::new();
+    for cy in 0..height.div_ceil(4) {
+        for cx in 0..cols {
+            let mut bits = 0;
+            for (dx, column) in BITS.iter().enumerate() {
+                for (dy, bit) in column.iter().enumerate() {
+                    let (x, y) = (cx * 2 + dx, cy * 4 + dy);
+                    if y < height && dots[y * width + x] {
+                        bits |= bit;
+                    }
+                }
+            }
+            out.push(char::from_u32(0x2800 + bits).unwrap_or(' '));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 fn time(_client: &mut Client, _args: Args) -> CmdResult {
     let us = now_us();
     Ok(Reply::Array(vec![Reply::text((us / 1_000_000).to_string()), Reply::text((us % 1_000_000).to_string())]))
@@ -706,6 +769,7 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("module", -2, CONTAINER | ADMIN | NOSCRIPT, Keys::None, Handler::Conn(module)),
     Spec::new("command", -1, CONTAINER | ANY, Keys::None, Handler::Conn(command)),
     Spec::new("time", 1, ANY | FAST, Keys::None, Handler::Conn(time)),
+    Spec::new("lolwut", -1, READONLY | FAST, Keys::None, Handler::Conn(lolwut)),
     Spec::new("lastsave", 1, ANY | FAST, Keys::None, Handler::Conn(lastsave)),
     Spec::new("shutdown", -1, ADMIN | NOSCRIPT | ANY | ALLOW_BUSY | NO_MULTI, Keys::None, Handler::Conn(shutdown)),
 ];

@@ -56,6 +56,8 @@ pub struct Shared {
     pub libraries: std::sync::RwLock<crate::scripting::Libraries>,
     /// jemalloc's allocated bytes and when they were last read (ms).
     pub used_memory: AtomicU64,
+    /// What was allocated before any client came (MEMORY STATS).
+    pub startup_memory: u64,
     pub memory_checked_ms: AtomicU64,
     pub evicted_keys: AtomicU64,
     /// SLOWLOG and LATENCY's records.
@@ -107,6 +109,10 @@ impl Shared {
             running_function: std::sync::Mutex::new(None),
             libraries: Default::default(),
             used_memory: AtomicU64::new(0),
+            startup_memory: tikv_jemalloc_ctl::epoch::advance()
+                .ok()
+                .and_then(|_| tikv_jemalloc_ctl::stats::allocated::read().ok())
+                .unwrap_or(0) as u64,
             memory_checked_ms: AtomicU64::new(0),
             evicted_keys: AtomicU64::new(0),
             records: Default::default(),

@@ -10,6 +10,7 @@ pub mod geohash;
 pub mod hash;
 pub mod hll;
 pub mod list;
+pub mod memory;
 pub mod set;
 pub mod slot_table;
 pub mod slots;
