@@ -76,6 +76,8 @@ def datasets(scale):
         ("1 set, many members", big, lambda k: [("SADD", "bigset", f"member:{i}") for i in range(k)]),
         ("1 zset, many members", big, lambda k: [("ZADD", "bigzset", i, f"member:{i}") for i in range(k)]),
         ("1 list, many items", big, lambda k: [("RPUSH", "biglist", f"item:{i}") for i in range(k)]),
+        ("1 stream, many entries", big, lambda k: [("XADD", "bigstream", f"{i + 1}-0", "sensor", f"s{i % 100}", "value", i) for i in range(k)]),
+        ("small streams (5 entries)", small, lambda k: [("XADD", f"x:{i}", f"{e + 1}-0", "f", f"v{e}") for i in range(k) for e in range(5)]),
     ]
 
 

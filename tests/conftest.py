@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -21,6 +22,27 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def blocked_count(c):
+    """How many clients the server counts as blocked."""
+    return c.info("clients")["blocked_clients"]
+
+
+def in_thread(fn):
+    """Runs `fn` in a thread; returns the thread and a dict that gets its
+    "value" or "error"."""
+    result = {}
+
+    def run():
+        try:
+            result["value"] = fn()
+        except Exception as e:  # noqa: BLE001 - reported by the caller
+            result["error"] = e
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, result
 
 
 def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):

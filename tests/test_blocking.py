@@ -7,28 +7,10 @@ import time
 import pytest
 import redis
 
-from conftest import wait_until
+from conftest import blocked_count, in_thread, wait_until
 from slots import keys_on_distinct_shards
 
 SHARDS = 4
-
-
-def blocked_count(c):
-    return c.info("clients")["blocked_clients"]
-
-
-def in_thread(fn):
-    result = {}
-
-    def run():
-        try:
-            result["value"] = fn()
-        except Exception as e:  # noqa: BLE001 - reported by the caller
-            result["error"] = e
-
-    t = threading.Thread(target=run)
-    t.start()
-    return t, result
 
 
 def test_push_from_another_core_wakes_the_waiter(start_percore):

@@ -194,8 +194,14 @@ impl<C> Spec<C> {
         }
     }
 
+    /// Its flags as COMMAND INFO names them; keys that only its arguments
+    /// can locate (a count, a keyword) make it `movablekeys`.
     pub fn flag_names(&self) -> Vec<&'static str> {
-        FLAG_NAMES.iter().filter(|(f, _)| self.has(*f)).map(|(_, n)| *n).collect()
+        let mut names: Vec<&'static str> = FLAG_NAMES.iter().filter(|(f, _)| self.has(*f)).map(|(_, n)| *n).collect();
+        if matches!(self.keys, Keys::Numkeys(_) | Keys::Find(_)) {
+            names.push("movablekeys");
+        }
+        names
     }
 }
 

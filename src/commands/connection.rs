@@ -417,6 +417,8 @@ fn client<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                 let filter = parse_kill_filter(client, args)?;
                 Ok(Reply::Int(kill_clients(client, filter).await as i64))
             }
+            // Known subcommands with the wrong number of arguments.
+            "KILL" | "PAUSE" | "UNBLOCK" | "HELP" => Err(client_arity(&sub)),
             _ => Err(CmdError::UnknownSubcommand { cmd: "CLIENT".into(), sub: args.str(1) }),
         }
     })

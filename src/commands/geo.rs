@@ -375,7 +375,8 @@ async fn search_and_store(client: &mut Client, args: Args<'_>, kind: Kind) -> Cm
             Outcome::Store { dst, items, geosearch } => {
                 let n = items.len();
                 let event = if geosearch { "geosearchstore" } else { "georadiusstore" };
-                store_zset(client, &tx, &dst, items, event).await;
+                // Redis counts every member stored.
+                store_zset(client, &tx, &dst, items, event, n as u64).await;
                 Ok(Reply::Int(n as i64))
             }
         }

@@ -492,7 +492,10 @@ fn xgroup(ctx: &mut Ctx, args: Args) -> CmdResult {
         }
         _ => {
             let g = s.groups.get_mut(name).ok_or_else(no_such_group)?;
-            let Some(pending) = g.remove_consumer(args.get(4)) else { return Ok(Reply::Int(0)) };
+            let Some(pending) = g.remove_consumer(args.get(4)) else {
+                ctx.changed(0);
+                return Ok(Reply::Int(0));
+            };
             ctx.event(STREAM, "xgroup-delconsumer", key);
             ctx.changed(1);
             Reply::Int(pending as i64)
@@ -677,7 +680,7 @@ fn xclaim(ctx: &mut Ctx, args: Args) -> CmdResult {
     let entries: Vec<_> = ids.iter().map(|&id| s.get(id)).collect();
     let Some(g) = s.groups.get_mut(name) else { return Err(no_group(key, name)) };
     let (mut props, mut changes, mut out) = (Props::new(), 0u64, Vec::new());
-    let mut propagate_last = false;
+    let (mut propagate_last, mut created) = (false, false);
     if last_id > g.last_id {
         g.last_id = last_id;
         propagate_last = true;
@@ -705,6 +708,8 @@ fn xclaim(ctx: &mut Ctx, args: Args) -> CmdResult {
             None if !justid => pending.delivery_count + 1,
             None => pending.delivery_count,
         };
+        // (Delivering makes the consumer too: see first whether it is new.)
+        created |= g.consumer(consumer, now).1;
         g.deliver(id, consumer, time, count);
         g.consumer(consumer, now).0.seen_time = now;
         out.push(if justid { id_reply(id) } else { entry_reply(id, &entry) });
@@ -716,7 +721,10 @@ fn xclaim(ctx: &mut Ctx, args: Args) -> CmdResult {
         props.push(group_id_prop(key, name, g));
         changes += 1;
     }
-    record(ctx, props, changes);
+    if created {
+        ctx.event(STREAM, "xgroup-createconsumer", key);
+    }
+    record(ctx, props, changes + u64::from(created));
     Ok(Reply::Array(out))
 }
 
@@ -749,6 +757,8 @@ fn xautoclaim(ctx: &mut Ctx, args: Args) -> CmdResult {
         s.groups[name].pel.range(start..).take(attempts.saturating_add(1)).map(|(id, p)| (*id, p.clone())).collect();
     let entries: Vec<_> = candidates.iter().map(|(id, _)| s.get(*id)).collect();
     let g = s.groups.get_mut(name).expect("checked above");
+    // The consumer is made before anything is claimed, as Redis makes it.
+    let created = g.consumer(consumer, now).1;
     let (mut props, mut changes, mut out, mut deleted) = (Props::new(), 0u64, Vec::new(), Vec::new());
     let mut next = StreamId::MIN;
     for ((id, pending), entry) in candidates.into_iter().zip(entries) {
@@ -776,7 +786,10 @@ fn xautoclaim(ctx: &mut Ctx, args: Args) -> CmdResult {
         changes += 1;
         count -= 1;
     }
-    record(ctx, props, changes);
+    if created {
+        ctx.event(STREAM, "xgroup-createconsumer", key);
+    }
+    record(ctx, props, changes + u64::from(created));
     Ok(Reply::Array(vec![id_reply(next), Reply::Array(out), Reply::Array(deleted)]))
 }
 
@@ -1125,7 +1138,11 @@ fn read_group(
         }
     }
     st.groups.insert(Bytes::copy_from_slice(group), g);
-    record(ctx, props, 1);
+    if created {
+        ctx.event(STREAM, "xgroup-createconsumer", key);
+    }
+    // Redis counts the stream served and the consumer made.
+    record(ctx, props, 1 + u64::from(created));
     Ok(Some(Reply::Array(out)))
 }
 

@@ -552,13 +552,15 @@ async fn read_inputs(client: &Client, tx: &Tx, keys: &[Key]) -> Result<Vec<Optio
     Ok(out)
 }
 
-/// Stores `items` as the result of `event` in `key` (none deletes it).
+/// Stores `items` as the result of `event` in `key` (none deletes it),
+/// counting `changes` when it stores (as Redis counts each command's).
 pub(super) async fn store_zset(
     client: &Client,
     tx: &Tx,
     key: &[u8],
     items: Vec<(f64, SmallBytes)>,
     event: &'static str,
+    changes: u64,
 ) {
     let db = client.db();
     let limits = limits(&client.shard.server.hot);
@@ -572,7 +574,7 @@ pub(super) async fn store_zset(
             });
             ctx.set(k, z.wrap(), 0);
             ctx.event(ZSET, event, k);
-            ctx.changed(1);
+            ctx.changed(changes);
         } else if existed {
             ctx.event(GENERIC, "del", k);
             ctx.changed(1);
@@ -710,7 +712,7 @@ async fn setop(client: &mut Client, args: Args<'_>, op: SetOp, store: bool) -> C
                 SetOp::Inter => "zinterstore",
                 SetOp::Diff => "zdiffstore",
             };
-            store_zset(client, &tx, args.get(1), items, event).await;
+            store_zset(client, &tx, args.get(1), items, event, 1).await;
             Ok(Reply::Int(count as i64))
         } else {
             Ok(with_scores(items, withscores))
@@ -759,7 +761,7 @@ fn zrangestore<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a,
                 })
                 .await?;
             let count = items.len();
-            store_zset(client, &tx, dst, items, "zrangestore").await;
+            store_zset(client, &tx, dst, items, "zrangestore", 1).await;
             Ok(Reply::Int(count as i64))
         }
         .await;
