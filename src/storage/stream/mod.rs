@@ -216,7 +216,11 @@ impl Stream {
                 let master = *last.key();
                 last.get_mut().push(master, id, pairs);
             }
-            _ => {
+            last => {
+                // The full node takes no more entries: its growth room goes.
+                if let Some(mut last) = last {
+                    last.get_mut().data.shrink_to_fit();
+                }
                 let mut node = Node::new(pairs);
                 node.push(id, id, pairs);
                 self.nodes.insert(id, node);
