@@ -190,3 +190,31 @@ def test_memory_usage_follows_what_a_value_costs(start_percore, reference):
     assert c.execute_command("MEMORY", "DOCTOR")
     assert c.lolwut().endswith(b"Redis ver. 7.0.15\n")
     assert b"Georg Nees" in c.lolwut(5, 20, 3, 2)
+
+
+def test_command_lists_and_describes_subcommands_as_redis(percore, reference):
+    from resp import Conn
+
+    names = ["config|get", "client|list", "xinfo|stream", "object|encoding", "memory|usage", "nosuch|thing"]
+    replies = []
+    for server in (reference, percore):
+        conn = Conn(server.port)
+        try:
+            # Name, arity, flags, first/last/step, ACL categories, tips
+            # (percore gives no key specifications yet).
+            got = [conn.call("COMMAND", "INFO", n)[1][1][0] for n in names]
+            replies.append([g if g is None else g[1][:8] for g in got])
+        finally:
+            conn.close()
+    assert replies[0] == replies[1]
+    conn = Conn(percore.port)
+    try:
+        names_of = lambda *a: conn.call("COMMAND", "LIST", *a)[1][1]
+        listed = names_of()
+        assert b"client|pause" in listed and b"get" in listed
+        assert names_of("FILTERBY", "PATTERN", "xgroup|*") == [
+            b"xgroup|create", b"xgroup|createconsumer", b"xgroup|delconsumer", b"xgroup|destroy", b"xgroup|help", b"xgroup|setid"
+        ]
+        assert names_of("FILTERBY", "MODULE", "nosuch") == []
+    finally:
+        conn.close()

@@ -10,6 +10,7 @@
 mod args;
 mod ctx;
 mod keys;
+pub mod subcommands;
 
 use futures::future::LocalBoxFuture;
 use hashbrown::HashMap;
@@ -151,11 +152,18 @@ pub struct Spec<C> {
     pub writes: Writes,
     /// The `enable-*-command` directive that allows it (DEBUG, MODULE).
     pub protected_by: Option<&'static str>,
+    /// A container's subcommands, as COMMAND lists them.
+    pub subcommands: &'static [subcommands::Sub],
 }
 
 impl<C> Spec<C> {
     pub const fn new(name: &'static str, arity: i32, flags: u32, keys: Keys, handler: Handler<C>) -> Spec<C> {
-        Spec { name, arity, flags, keys, handler, writes: Writes::All, protected_by: None }
+        Spec { name, arity, flags, keys, handler, writes: Writes::All, protected_by: None, subcommands: &[] }
+    }
+
+    /// The row of a container with these subcommands.
+    pub const fn with_subcommands(self, subcommands: &'static [subcommands::Sub]) -> Spec<C> {
+        Spec { subcommands, ..self }
     }
 
     /// The row of a command allowed only as `directive` says.

@@ -472,6 +472,7 @@ pub(super) const TABLE: &[Spec] = &[
         Keys::None,
         Handler::Async(reset),
     ),
-    Spec::new("client", -2, CONTAINER | ANY, Keys::None, Handler::Async(client)),
+    Spec::new("client", -2, CONTAINER | ANY, Keys::None, Handler::Async(client))
+        .with_subcommands(crate::command::subcommands::CLIENT),
     Spec::new("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, Keys::None, Handler::Conn(monitor)),
 ];

@@ -173,4 +173,5 @@ fn memory_keys(args: Args) -> Vec<usize> {
 }
 
 pub(super) const TABLE: &[Spec] =
-    &[Spec::new("memory", -2, CONTAINER | READONLY, Keys::Find(memory_keys), Handler::Async(memory))];
+    &[Spec::new("memory", -2, CONTAINER | READONLY, Keys::Find(memory_keys), Handler::Async(memory))
+        .with_subcommands(crate::command::subcommands::MEMORY)];

@@ -412,8 +412,10 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("evalsha", -3, NOSCRIPT | STALE | MAY_REPLICATE, Keys::Numkeys(2), Handler::Async(evalsha)),
     Spec::new("eval_ro", -3, NOSCRIPT | STALE | READONLY, Keys::Numkeys(2), Handler::Async(eval_ro)),
     Spec::new("evalsha_ro", -3, NOSCRIPT | STALE | READONLY, Keys::Numkeys(2), Handler::Async(evalsha_ro)),
-    Spec::new("script", -2, CONTAINER | NOSCRIPT | STALE | ALLOW_BUSY, Keys::None, Handler::Async(script)),
+    Spec::new("script", -2, CONTAINER | NOSCRIPT | STALE | ALLOW_BUSY, Keys::None, Handler::Async(script))
+        .with_subcommands(crate::command::subcommands::SCRIPT),
     Spec::new("fcall", -3, NOSCRIPT | STALE | MAY_REPLICATE, Keys::Numkeys(2), Handler::Async(fcall_cmd)),
     Spec::new("fcall_ro", -3, NOSCRIPT | STALE | READONLY, Keys::Numkeys(2), Handler::Async(fcall_ro)),
-    Spec::new("function", -2, CONTAINER | NOSCRIPT | STALE | ALLOW_BUSY, Keys::None, Handler::Conn(function)),
+    Spec::new("function", -2, CONTAINER | NOSCRIPT | STALE | ALLOW_BUSY, Keys::None, Handler::Conn(function))
+        .with_subcommands(crate::command::subcommands::FUNCTION),
 ];

@@ -8,6 +8,7 @@ use futures::future::LocalBoxFuture;
 
 use super::connection::REDIS_VERSION;
 use super::{Handler, Spec};
+use crate::command::subcommands::Sub;
 use crate::command::{
     ADMIN, ALLOW_BUSY, Args, CONTAINER, EXCLUSIVE, FAST, Keys, LOADING, NO_MULTI, NOSCRIPT, READONLY, STALE, WRITE,
 };
@@ -525,29 +526,75 @@ fn config<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
     })
 }
 
-fn command_info(spec: &Spec) -> Reply {
-    let (first, last, step) = match spec.keys {
-        Keys::None | Keys::Numkeys(_) | Keys::Find(_) => (0, 0, 0),
-        Keys::Range(f, l, s) => (f as i64, l as i64, s as i64),
-    };
+/// COMMAND LIST's FILTERBY.
+enum ListFilter<'a> {
+    All,
+    Pattern(&'a [u8]),
+    Category(String),
+    Module,
+}
+
+/// A command's ACL categories, as far as its flags tell them.
+fn acl_categories(spec: &Spec) -> Vec<&'static str> {
     let mut acl = vec![if spec.has(WRITE) { "@write" } else { "@read" }];
     acl.push(if spec.has(FAST) { "@fast" } else { "@slow" });
     if spec.has(ADMIN) {
         acl.push("@admin");
         acl.push("@dangerous");
     }
+    acl
+}
+
+fn statuses<'a>(words: impl IntoIterator<Item = &'a str>) -> Reply {
+    Reply::Set(words.into_iter().map(|w| Reply::Status(w.to_string().into())).collect())
+}
+
+fn command_info(spec: &Spec) -> Reply {
+    let (first, last, step) = match spec.keys {
+        Keys::None | Keys::Numkeys(_) | Keys::Find(_) => (0, 0, 0),
+        Keys::Range(f, l, s) => (f as i64, l as i64, s as i64),
+    };
     Reply::Array(vec![
         Reply::text(spec.name),
         Reply::Int(spec.arity as i64),
-        Reply::Set(spec.flag_names().into_iter().map(|f| Reply::Status(f.into())).collect()),
+        statuses(spec.flag_names()),
         Reply::Int(first),
         Reply::Int(last),
         Reply::Int(step),
-        Reply::Set(acl.into_iter().map(|a| Reply::Status(a.into())).collect()),
+        statuses(acl_categories(spec)),
         Reply::Set(vec![]),
+        Reply::Array(vec![]),
+        Reply::Array(spec.subcommands.iter().map(subcommand_info).collect()),
+    ])
+}
+
+fn subcommand_info(sub: &Sub) -> Reply {
+    let (first, last, step) = sub.keys;
+    Reply::Array(vec![
+        Reply::text(sub.name),
+        Reply::Int(sub.arity as i64),
+        statuses(sub.flags.iter().copied()),
+        Reply::Int(first),
+        Reply::Int(last),
+        Reply::Int(step),
+        statuses(sub.acl.iter().copied()),
+        Reply::Array(sub.tips.iter().map(|t| Reply::text(*t)).collect()),
         Reply::Array(vec![]),
         Reply::Array(vec![]),
     ])
+}
+
+/// COMMAND INFO's answer for a name: a command, or `container|sub`.
+fn named_info(name: &[u8]) -> Reply {
+    if let Some(spec) = super::table().lookup(name) {
+        return command_info(spec);
+    }
+    let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
+    let container = lower.split('|').next().and_then(|c| super::table().lookup(c.as_bytes()));
+    match container.and_then(|c| c.subcommands.iter().find(|s| s.name == lower)) {
+        Some(sub) => subcommand_info(sub),
+        None => Reply::Null,
+    }
 }
 
 fn command_docs(spec: &Spec) -> Reply {
@@ -591,7 +638,7 @@ fn command(_client: &mut Client, args: Args) -> CmdResult {
     match sub.as_str() {
         "COUNT" => Ok(Reply::Int(super::table().all().count() as i64)),
         "INFO" if args.len() == 2 => Ok(Reply::Array(sorted_specs().into_iter().map(command_info).collect())),
-        "INFO" => Ok(Reply::Array(named(2).map(|(_, s)| s.map_or(Reply::NullArray, command_info)).collect())),
+        "INFO" => Ok(Reply::Array((2..args.len()).map(|i| named_info(args.get(i))).collect())),
         "DOCS" if args.len() == 2 => {
             Ok(Reply::Map(sorted_specs().into_iter().map(|s| (Reply::text(s.name), command_docs(s))).collect()))
         }
@@ -599,17 +646,30 @@ fn command(_client: &mut Client, args: Args) -> CmdResult {
             named(2).filter_map(|(n, s)| s.map(|s| (Reply::text(n.to_ascii_lowercase()), command_docs(s)))).collect(),
         )),
         "LIST" => {
-            let mut pattern = None;
-            if args.len() == 5 && args.is(2, "FILTERBY") && args.is(3, "PATTERN") {
-                pattern = Some(args.get(4));
-            } else if args.len() != 2 {
-                return Err(CmdError::Syntax);
+            // Every command and subcommand, with its ACL categories.
+            let mut all: Vec<(&str, Vec<&str>)> = Vec::new();
+            for spec in sorted_specs() {
+                all.push((spec.name, acl_categories(spec)));
+                all.extend(spec.subcommands.iter().map(|sub| (sub.name, sub.acl.to_vec())));
             }
-            let names = sorted_specs()
-                .into_iter()
-                .map(|s| s.name)
-                .filter(|n| pattern.is_none_or(|p| glob_match(p, n.as_bytes(), true)));
-            Ok(Reply::bulks(names))
+            let filter = match args.len() {
+                2 => ListFilter::All,
+                5 if args.is(2, "FILTERBY") => match args.keyword(3).as_str() {
+                    "PATTERN" => ListFilter::Pattern(args.get(4)),
+                    "ACLCAT" => ListFilter::Category(format!("@{}", args.str(4).to_ascii_lowercase())),
+                    "MODULE" => ListFilter::Module,
+                    _ => return Err(CmdError::Syntax),
+                },
+                _ => return Err(CmdError::Syntax),
+            };
+            let keep = |(name, cats): &(&str, Vec<&str>)| match &filter {
+                ListFilter::All => true,
+                ListFilter::Pattern(p) => glob_match(p, name.as_bytes(), true),
+                ListFilter::Category(cat) => cats.contains(&cat.as_str()),
+                // No modules are loaded: none of their commands exist.
+                ListFilter::Module => false,
+            };
+            Ok(Reply::bulks(all.iter().filter(|c| keep(c)).map(|(n, _)| *n)))
         }
         "GETKEYS" if args.len() < 4 => Err(CmdError::WrongArity("command|getkeys".into())),
         "GETKEYS" => {
@@ -764,10 +824,13 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("flushdb", -1, WRITE | EXCLUSIVE, Keys::None, Handler::Async(flushdb)),
     Spec::new("flushall", -1, WRITE | EXCLUSIVE, Keys::None, Handler::Async(flushall)),
     Spec::new("swapdb", 3, WRITE | FAST | EXCLUSIVE, Keys::None, Handler::Async(swapdb)),
-    Spec::new("config", -2, CONTAINER | ADMIN | NOSCRIPT | ANY, Keys::None, Handler::Async(config)),
+    Spec::new("config", -2, CONTAINER | ADMIN | NOSCRIPT | ANY, Keys::None, Handler::Async(config))
+        .with_subcommands(crate::command::subcommands::CONFIG),
     Spec::new("bgrewriteaof", 1, ADMIN | NOSCRIPT, Keys::None, Handler::Async(bgrewriteaof)),
-    Spec::new("module", -2, CONTAINER | ADMIN | NOSCRIPT, Keys::None, Handler::Conn(module)),
-    Spec::new("command", -1, CONTAINER | ANY, Keys::None, Handler::Conn(command)),
+    Spec::new("module", -2, CONTAINER | ADMIN | NOSCRIPT, Keys::None, Handler::Conn(module))
+        .with_subcommands(crate::command::subcommands::MODULE),
+    Spec::new("command", -1, CONTAINER | ANY, Keys::None, Handler::Conn(command))
+        .with_subcommands(crate::command::subcommands::COMMAND),
     Spec::new("time", 1, ANY | FAST, Keys::None, Handler::Conn(time)),
     Spec::new("lolwut", -1, READONLY | FAST, Keys::None, Handler::Conn(lolwut)),
     Spec::new("lastsave", 1, ANY | FAST, Keys::None, Handler::Conn(lastsave)),

@@ -324,6 +324,8 @@ fn latency<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cmd
 }
 
 pub(super) const TABLE: &[Spec] = &[
-    Spec::new("slowlog", -2, ADMIN | LOADING | STALE | CONTAINER, crate::command::Keys::None, Handler::Async(slowlog)),
-    Spec::new("latency", -2, ADMIN | LOADING | STALE | CONTAINER, crate::command::Keys::None, Handler::Async(latency)),
+    Spec::new("slowlog", -2, ADMIN | LOADING | STALE | CONTAINER, crate::command::Keys::None, Handler::Async(slowlog))
+        .with_subcommands(crate::command::subcommands::SLOWLOG),
+    Spec::new("latency", -2, ADMIN | LOADING | STALE | CONTAINER, crate::command::Keys::None, Handler::Async(latency))
+        .with_subcommands(crate::command::subcommands::LATENCY),
 ];

@@ -1288,12 +1288,14 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("xrevrange", -4, READONLY, KEY1, Handler::Data(xrevrange)),
     Spec::new("xdel", -3, WRITE | FAST, KEY1, Handler::Data(xdel)),
     Spec::new("xsetid", -3, WRITE | DENYOOM | FAST, KEY1, Handler::Data(xsetid)),
-    Spec::new("xgroup", -2, WRITE | CONTAINER, KEY2, Handler::Data(xgroup)),
+    Spec::new("xgroup", -2, WRITE | CONTAINER, KEY2, Handler::Data(xgroup))
+        .with_subcommands(crate::command::subcommands::XGROUP),
     Spec::new("xack", -4, WRITE | FAST, KEY1, Handler::Data(xack)),
     Spec::new("xpending", -3, READONLY, KEY1, Handler::Data(xpending)),
     Spec::new("xclaim", -6, WRITE | FAST, KEY1, Handler::Data(xclaim)),
     Spec::new("xautoclaim", -6, WRITE | FAST, KEY1, Handler::Data(xautoclaim)),
-    Spec::new("xinfo", -2, READONLY | CONTAINER, KEY2, Handler::Data(xinfo)),
+    Spec::new("xinfo", -2, READONLY | CONTAINER, KEY2, Handler::Data(xinfo))
+        .with_subcommands(crate::command::subcommands::XINFO),
     Spec::new("xread", -4, READONLY | BLOCKING, Keys::Find(read_keys), Handler::Async(xread)),
     Spec::new("xreadgroup", -7, WRITE | BLOCKING, Keys::Find(read_keys), Handler::Async(xreadgroup)),
 ];
