@@ -218,3 +218,21 @@ def test_command_lists_and_describes_subcommands_as_redis(percore, reference):
         assert names_of("FILTERBY", "MODULE", "nosuch") == []
     finally:
         conn.close()
+
+
+def test_debug_populate_fills_every_core_without_overwriting(start_percore):
+    percore = start_percore(threads=SHARDS)
+    c = percore.client()
+    c.set("key:7", "mine")
+    dirty = c.info("persistence")["rdb_changes_since_last_save"]
+    assert c.execute_command("DEBUG", "POPULATE", "500") in (True, b"OK")
+    assert c.dbsize() == 500
+    assert c.get("key:7") == b"mine" and c.get("key:499") == b"value:499"
+    c.execute_command("DEBUG", "POPULATE", "3", "pad", "10")
+    assert c.get("pad:2") == b"value:2\0\0\0"
+    c.execute_command("DEBUG", "POPULATE", "3", "cut", "3")
+    assert c.get("cut:1") == b"val"
+    # Not a change anyone replays.
+    assert c.info("persistence")["rdb_changes_since_last_save"] == dirty
+    with pytest.raises(Exception, match="must be positive"):
+        c.execute_command("DEBUG", "POPULATE", "-1")

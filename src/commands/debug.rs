@@ -14,6 +14,11 @@ use crate::storage::{Str, Value, digest};
 const HELP: &[&str] = &[
     "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "OBJECT <key>",
+    "POPULATE <count> [<prefix>] [<size>]",
+    "    Create <count> string keys named key:<num>. If <prefix> is specified then",
+    "    it is used instead of the 'key' prefix. These are not propagated to",
+    "    replicas. Cluster slots are not respected so keys not belonging to the",
+    "    current node can be created in cluster mode.",
     "    Show low level info about the key and associated value.",
     "SET-ACTIVE-EXPIRE <0|1>",
     "    Setting it to 0 disables expiring keys in background when they are not",
@@ -52,6 +57,46 @@ fn serialized_len(s: &Str) -> usize {
             }
         }
     }
+}
+
+fn positive(args: Args, i: usize) -> Result<usize, CmdError> {
+    let n = args.int(i)?;
+    usize::try_from(n).map_err(|_| CmdError::err("value is out of range, must be positive"))
+}
+
+/// DEBUG POPULATE: `count` string keys `<prefix>:<n>` holding `value:<n>`
+/// (zero-padded or cut to `size`), where no key is already; each shard
+/// makes the ones it owns. Like Redis's, they are not propagated and
+/// count as no change, but watchers see them.
+async fn populate(client: &Client, args: Args<'_>) -> Result<(), CmdError> {
+    let count = positive(args, 2)?;
+    let size = if args.len() == 5 { positive(args, 4)? } else { 0 };
+    let prefix: std::sync::Arc<str> = if args.len() >= 4 { args.str(3).into() } else { "key".into() };
+    let db = client.db();
+    client
+        .shard
+        .broadcast(move |sh| {
+            sh.with_ctx(db, true, |ctx| {
+                let now = ctx.now;
+                for j in 0..count {
+                    let key = format!("{prefix}:{j}");
+                    if sh.owner(key.as_bytes()) != sh.id || ctx.read(key.as_bytes()).is_some() {
+                        continue;
+                    }
+                    let mut value = format!("value:{j}").into_bytes();
+                    if size > 0 {
+                        value.resize(size, 0);
+                    }
+                    ctx.ks.preserve(db, key.as_bytes(), now);
+                    ctx.set(key.as_bytes(), Value::Str(Str::from_bytes(&value)), 0);
+                    ctx.ks.dbs[db].touch(key.as_bytes());
+                }
+            });
+            // Nothing of it is journalled or counted.
+            sh.ks.borrow_mut().take_step();
+        })
+        .await;
+    Ok(())
 }
 
 fn debug<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
@@ -141,6 +186,10 @@ fn debug<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
             }
             "LOADAOF" if args.len() == 2 => {
                 crate::persistence::reload(client).await.map_err(CmdError::err)?;
+                Ok(Reply::Ok)
+            }
+            "POPULATE" if (3..=5).contains(&args.len()) => {
+                populate(client, args).await?;
                 Ok(Reply::Ok)
             }
             "HELP" => Ok(Reply::help(HELP)),
