@@ -236,3 +236,32 @@ def test_debug_populate_fills_every_core_without_overwriting(start_percore):
     assert c.info("persistence")["rdb_changes_since_last_save"] == dirty
     with pytest.raises(Exception, match="must be positive"):
         c.execute_command("DEBUG", "POPULATE", "-1")
+
+
+def test_instantaneous_rates_follow_the_load(start_percore):
+    import threading
+
+    from conftest import wait_until
+
+    percore = start_percore(threads=SHARDS)
+    c = percore.client()
+    stop = threading.Event()
+
+    def load():
+        w = percore.client()
+        while not stop.is_set():
+            pipe = w.pipeline(transaction=False)
+            for i in range(100):
+                pipe.set(f"k{i}", "v")
+            pipe.execute()
+
+    t = threading.Thread(target=load)
+    t.start()
+    try:
+        wait_until(lambda: c.info("stats")["instantaneous_ops_per_sec"] > 1000, what="a rate under load")
+        stats = c.info("stats")
+        assert stats["instantaneous_input_kbps"] > 0 and stats["instantaneous_output_kbps"] > 0
+    finally:
+        stop.set()
+        t.join()
+    wait_until(lambda: c.info("stats")["instantaneous_ops_per_sec"] < 100, what="the rate to fall")

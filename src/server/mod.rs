@@ -228,6 +228,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: std::net::TcpListener) {
 /// quarter of each tick as its budget (Redis's slow cycle), and closing
 /// clients idle for longer than `timeout`.
 async fn cron(shard: Rc<Shard>) {
+    let mut last_rates = std::time::Instant::now();
     loop {
         let hz = Hot::get(&shard.server.hot.hz).max(1);
         let period = Duration::from_millis(1000 / hz);
@@ -263,6 +264,15 @@ async fn cron(shard: Rc<Shard>) {
         }
         if shard.id == 0 {
             crate::persistence::auto_rewrite(&shard);
+            if last_rates.elapsed() >= stats::METRIC_PERIOD {
+                last_rates = std::time::Instant::now();
+                let totals = shard
+                    .broadcast(|sh| (sh.stats.commands.get(), sh.stats.net_input.get(), sh.stats.net_output.get()))
+                    .await;
+                let sum = totals.iter().fold((0, 0, 0), |a, t| (a.0 + t.0, a.1 + t.1, a.2 + t.2));
+                let mut rates = shard.server.records.rates.lock().unwrap_or_else(|p| p.into_inner());
+                rates.sample(sum.0, sum.1, sum.2);
+            }
         }
         let timeout_ms = Hot::get(&shard.server.hot.timeout) as i64 * 1000;
         if timeout_ms > 0 {

@@ -246,6 +246,60 @@ impl LatencyMonitor {
 pub struct Records {
     pub slowlog: Mutex<SlowLog>,
     pub latency: Mutex<LatencyMonitor>,
+    pub rates: Mutex<Rates>,
+}
+
+/// Samples Redis keeps per instantaneous metric (STATS_METRIC_SAMPLES),
+/// one every 100 ms (STATS_METRIC_SAMPLE period).
+const METRIC_SAMPLES: usize = 16;
+pub const METRIC_PERIOD: Duration = Duration::from_millis(100);
+
+/// A counter's rate over the last samples (INFO's instantaneous_*).
+#[derive(Debug, Default)]
+struct Rate {
+    samples: [f64; METRIC_SAMPLES],
+    next: usize,
+    last: Option<(std::time::Instant, u64)>,
+}
+
+impl Rate {
+    fn sample(&mut self, at: std::time::Instant, value: u64) {
+        if let Some((then, before)) = self.last {
+            let secs = at.duration_since(then).as_secs_f64();
+            if secs > 0.0 {
+                self.samples[self.next] = value.saturating_sub(before) as f64 / secs;
+                self.next = (self.next + 1) % METRIC_SAMPLES;
+            }
+        }
+        self.last = Some((at, value));
+    }
+
+    fn per_sec(&self) -> f64 {
+        self.samples.iter().sum::<f64>() / METRIC_SAMPLES as f64
+    }
+}
+
+/// The instantaneous rates: commands, and network bytes in and out.
+#[derive(Debug, Default)]
+pub struct Rates {
+    ops: Rate,
+    input: Rate,
+    output: Rate,
+}
+
+impl Rates {
+    /// Takes a sample of the server's totals.
+    pub fn sample(&mut self, commands: u64, input: u64, output: u64) {
+        let now = std::time::Instant::now();
+        self.ops.sample(now, commands);
+        self.input.sample(now, input);
+        self.output.sample(now, output);
+    }
+
+    /// Commands per second, and kB per second in and out.
+    pub fn current(&self) -> (u64, f64, f64) {
+        (self.ops.per_sec() as u64, self.input.per_sec() / 1024.0, self.output.per_sec() / 1024.0)
+    }
 }
 
 /// What the thresholds are now (from the hot settings).
@@ -330,6 +384,20 @@ mod tests {
         assert_eq!(e.samples.len(), 1);
         assert_eq!(e.samples[0].1, 9);
         assert_eq!(e.max, 9);
+    }
+
+    #[test]
+    fn rates_average_the_last_samples() {
+        let mut r = Rate::default();
+        let t0 = std::time::Instant::now();
+        r.sample(t0, 0);
+        r.sample(t0 + Duration::from_millis(100), 100);
+        // One sample of 1000/s among 16.
+        assert!((r.per_sec() - 1000.0 / 16.0).abs() < 1e-6);
+        for i in 2..=17 {
+            r.sample(t0 + Duration::from_millis(100 * i), 100 * i);
+        }
+        assert!((r.per_sec() - 1000.0).abs() < 1e-6);
     }
 
     #[test]
