@@ -40,7 +40,12 @@ pub struct ClientMeta {
     pub proto: Cell<Proto>,
     pub last_cmd: Cell<&'static str>,
     pub last_active_ms: Cell<i64>,
+    /// The query buffer's unprocessed bytes (the running command's
+    /// included), the running command's argument bytes, and the read
+    /// buffer's size, for CLIENT LIST.
     pub qbuf: Cell<usize>,
+    pub argv_mem: Cell<usize>,
+    pub rbuf_size: Cell<usize>,
     pub no_evict: Cell<bool>,
     pub no_touch: Cell<bool>,
     pub killed: Cell<bool>,
@@ -74,6 +79,8 @@ impl ClientMeta {
             last_cmd: Cell::new("NULL"),
             last_active_ms: Cell::new(now),
             qbuf: Cell::new(0),
+            argv_mem: Cell::new(0),
+            rbuf_size: Cell::new(0),
             no_evict: Cell::new(false),
             no_touch: Cell::new(false),
             killed: Cell::new(false),
@@ -110,7 +117,7 @@ impl ClientMeta {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp={} obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -125,6 +132,12 @@ impl ClientMeta {
             ssubs,
             self.multi_len.get(),
             self.qbuf.get(),
+            self.rbuf_size.get().saturating_sub(self.qbuf.get()),
+            self.argv_mem.get(),
+            self.rbuf_size.get(),
+            self.rbuf_size.get(),
+            // The buffers and the client's own state.
+            self.rbuf_size.get() + self.argv_mem.get() + std::mem::size_of::<ClientMeta>(),
             self.last_cmd.get(),
             if self.proto.get() == Proto::Resp3 { 3 } else { 2 },
         )

@@ -161,6 +161,9 @@ impl Conn {
             };
             match parser.parse(&rbuf[*start..*end], limits) {
                 Ok(Some(frame)) => {
+                    client.meta.qbuf.set(*end - *start);
+                    client.meta.rbuf_size.set(rbuf.len());
+                    client.meta.argv_mem.set(parser.spans().iter().map(|&(_, len)| len as usize).sum());
                     if !parser.spans().is_empty() {
                         let data = if frame.inline { parser.scratch() } else { &rbuf[*start..*end] };
                         dispatch(client, out, batch, Args::new(data, parser.spans())).await;

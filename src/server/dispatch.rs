@@ -272,7 +272,12 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
         }
         return;
     };
-    client.meta.last_cmd.set(spec.name);
+    // A container's subcommand shows under its own name (`client|info`).
+    let sub = (args.len() > 1).then(|| {
+        let asked = args.get(1);
+        spec.subcommands.iter().find(|s| s.name.as_bytes()[spec.name.len() + 1..].eq_ignore_ascii_case(asked))
+    });
+    client.meta.last_cmd.set(sub.flatten().map_or(spec.name, |s| s.name));
     let gated = gate(client, spec, args).await;
     if gated.is_ok()
         && let Some(writes) = paused(client, spec)
