@@ -66,6 +66,16 @@ const PROPAGATION_ERRORS: &[&str] = &["ignore", "panic", "panic-on-replicas"];
 const SHUTDOWN_ON_SIG: &[&str] = &["default", "save", "nosave", "now", "force"];
 const TLS_AUTH_CLIENTS: &[&str] = &["no", "yes", "optional"];
 
+/// Debugging directives CONFIG GET shows only when asked by name (Redis's
+/// HIDDEN_CONFIG).
+const HIDDEN: &[&str] = &[
+    "use-exit-on-panic",
+    "rdb-key-save-delay",
+    "key-load-delay",
+    "watchdog-period",
+    "loading-process-events-interval-bytes",
+];
+
 /// Directives CONFIG SET refuses unless `enable-protected-configs` allows.
 const PROTECTED: &[&str] = &["dir", "dbfilename"];
 
@@ -671,7 +681,10 @@ impl Config {
         let lower = pattern.to_ascii_lowercase();
         let names = DIRECTIVES.iter().map(|d| (d.name, d.name)).chain(ALIASES.iter().copied());
         names
-            .filter(|(name, _)| glob_match(lower.as_bytes(), name.as_bytes(), true))
+            // Hidden directives answer only to their own name.
+            .filter(|(name, _)| {
+                if HIDDEN.contains(name) { lower == *name } else { glob_match(lower.as_bytes(), name.as_bytes(), true) }
+            })
             .map(|(name, canonical)| (name.to_string(), self.display(canonical)))
             .collect()
     }

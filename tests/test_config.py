@@ -118,3 +118,12 @@ def test_loglevel_changes_at_runtime(start_percore):
     with pytest.raises(redis.ResponseError):
         c.execute_command("MODULE", "LOAD", "/second-module.so")
     assert "second-module" not in server.output()
+
+
+def test_hidden_directives_answer_only_to_their_name(percore, reference):
+    for server in (reference, percore):
+        c = server.client()
+        everything = c.config_get("*")
+        for hidden in ("key-load-delay", "rdb-key-save-delay", "watchdog-period"):
+            assert hidden not in everything, (server, hidden)
+            assert hidden in c.config_get(hidden), (server, hidden)
