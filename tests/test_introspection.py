@@ -265,3 +265,27 @@ def test_instantaneous_rates_follow_the_load(start_percore):
         stop.set()
         t.join()
     wait_until(lambda: c.info("stats")["instantaneous_ops_per_sec"] < 100, what="the rate to fall")
+
+
+def test_monitor_shows_transactions_as_redis(start_percore, reference):
+    import re
+
+    from conftest import wait_until
+
+    percore = start_percore(threads=SHARDS)
+    seen = []
+    for server in (reference, percore):
+        watcher = server.client()
+        with watcher.monitor() as m:
+            c = server.client()
+            pipe = c.pipeline(transaction=True)
+            pipe.set("foo{t}", "bar")
+            pipe.incr("n{t}")
+            pipe.execute()
+            c.set("after", "x")
+            lines = []
+            wait_until(lambda: lines.append(m.next_command()) or lines[-1]["command"].startswith("SET after"), what="monitor lines")
+        # The client's own commands, without the connection's setup.
+        cmds = [re.sub(r"\s+", " ", line["command"]) for line in lines]
+        seen.append(cmds[cmds.index("MULTI"):])
+    assert seen[0] == seen[1] == ["MULTI", "SET foo{t} bar", "INCRBY n{t} 1", "EXEC", "SET after x"]

@@ -136,8 +136,15 @@ fn exec<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
         // An EXEC nested in a script's unit adds to it; otherwise its
         // effects are one record, stamped while every key is still held.
         let outer = client.unit.replace(Vec::new());
+        let monitored = crate::server::monitor::active(client);
         for &(spec, first, n) in &multi.cmds {
-            let result = execute(client, spec, multi.args.range(first, first + n), true).await;
+            let args = multi.args.range(first, first + n);
+            let result = execute(client, spec, args, true).await;
+            // Monitors see each command EXEC runs, once it ran (and EXEC
+            // itself after them), as Redis 7 shows them.
+            if monitored {
+                crate::server::monitor::feed(client, spec, args, false).await;
+            }
             replies.push(result.unwrap_or_else(Reply::Error));
         }
         client.in_exec = false;

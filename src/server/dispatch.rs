@@ -302,7 +302,9 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
         if spec.has(WRITE | command::MAY_REPLICATE) {
             client.wrote = true;
         }
-        if super::monitor::active(client) && client.meta.id != crate::persistence::AOF_CLIENT_ID {
+        let monitored = super::monitor::active(client) && client.meta.id != crate::persistence::AOF_CLIENT_ID;
+        // (EXEC is shown after the commands it runs.)
+        if monitored && !spec.has(command::RUNS_QUEUE) {
             super::monitor::feed(client, spec, args, false).await;
         }
         match spec.handler {
@@ -326,7 +328,11 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
             }
             _ => {
                 batch.flush(client, out).await;
-                execute(client, spec, args, false).await
+                let result = execute(client, spec, args, false).await;
+                if monitored && spec.has(command::RUNS_QUEUE) {
+                    super::monitor::feed(client, spec, args, false).await;
+                }
+                result
             }
         }
     };
