@@ -289,3 +289,31 @@ def test_monitor_shows_transactions_as_redis(start_percore, reference):
         cmds = [re.sub(r"\s+", " ", line["command"]) for line in lines]
         seen.append(cmds[cmds.index("MULTI"):])
     assert seen[0] == seen[1] == ["MULTI", "SET foo{t} bar", "INCRBY n{t} 1", "EXEC", "SET after x"]
+
+
+def test_monitor_redacts_secrets_as_redis(start_percore, reference):
+    import re
+
+    from conftest import wait_until
+
+    percore = start_percore(threads=SHARDS)
+    seen = []
+    for server in (reference, percore):
+        watcher = server.client()
+        with watcher.monitor() as m:
+            # A raw connection: redis-py backs off seconds after an AUTH error.
+            from resp import Conn
+
+            conn = Conn(server.port)
+            try:
+                for cmd in (["AUTH", "sesame"], ["AUTH", "someone", "sesame"], ["HELLO", "2", "AUTH", "default", "sesame", "SETNAME", "me"]):
+                    conn.call(*cmd)
+                conn.call("SET", "after", "x")
+            finally:
+                conn.close()
+            lines = []
+            wait_until(lambda: lines.append(m.next_command()) or lines[-1]["command"].startswith("SET after"), what="monitor lines")
+        cmds = [re.sub(r"\s+", " ", line["command"]) for line in lines]
+        seen.append([cmd for cmd in cmds if cmd.split(" ")[0] in ("AUTH", "HELLO", "SET")])
+    assert seen[0] == seen[1]
+    assert "sesame" not in " ".join(seen[1])

@@ -45,14 +45,9 @@ pub async fn feed(client: &Client, spec: &Spec, args: Args<'_>, from_script: boo
     let mut line = format!("+{}.{:06} [{} ", now / 1_000_000, now % 1_000_000, client.db());
     line.push_str(if from_script { "lua" } else { &client.meta.addr });
     line.push(']');
-    let redact_from = match spec.name {
-        "auth" => 1,
-        "hello" => (0..args.len()).find(|&i| args.is(i, "AUTH")).map_or(args.len(), |i| i + 1),
-        _ => args.len(),
-    };
     for (i, arg) in args.iter().enumerate() {
         line.push(' ');
-        if i >= redact_from {
+        if super::stats::secret(args, i) {
             line.push_str("\"(redacted)\"");
         } else {
             repr(&mut line, arg);

@@ -158,8 +158,9 @@ fn slow_args(args: Args, redacted: &dyn Fn(usize) -> bool) -> Vec<Bytes> {
 }
 
 /// Which arguments of a call hold secrets (AUTH's, HELLO's AUTH pair,
-/// MIGRATE's AUTH / AUTH2, CONFIG SET of a password, ACL SETUSER's rules).
-fn secret(args: Args, j: usize) -> bool {
+/// MIGRATE's AUTH / AUTH2, CONFIG SET of a password, ACL SETUSER's rules):
+/// the slow log and MONITOR show them as `(redacted)`, as Redis does.
+pub fn secret(args: Args, j: usize) -> bool {
     let word = |i: usize| String::from_utf8_lossy(args.get(i)).to_ascii_lowercase();
     match word(0).as_str() {
         "auth" => j >= 1,
