@@ -803,7 +803,8 @@ async fn redis_call(lua: &Lua, current: &Rc<RefCell<Option<Run>>>, args: MultiVa
     let Some(mut run) = current.borrow_mut().take() else {
         return error("ERR redis.call outside of a script".into());
     };
-    if run.read_only && spec.has(WRITE) {
+    // PUBLISH and the like replicate: a read-only script may not either.
+    if run.read_only && spec.has(WRITE | crate::command::MAY_REPLICATE) {
         *current.borrow_mut() = Some(run);
         return error("ERR Write commands are not allowed from read-only scripts.".into());
     }

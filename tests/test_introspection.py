@@ -138,12 +138,19 @@ def test_client_pause_holds_writes_while_reads_continue(start_percore):
     # Nothing expires while paused: the key is hidden, not deleted.
     expired = c.info("stats")["expired_keys"]
     time.sleep(0.2)  # past the key's 50 ms TTL, several expiry cycles
+    assert c.get("short") is None
     assert c.info("stats")["expired_keys"] == expired
+    # Scripts that declare no writes, and read-only scripts, still run.
+    assert c.eval("#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])", 1, keys[0]) == b"before"
+    with pytest.raises(Exception, match="Write commands are not allowed from read-only scripts"):
+        c.eval("#!lua flags=no-writes\nreturn redis.call('publish', 'ch', 'm')", 0)
     c.client_unpause()
     for t in writers:
         t.join(10)
     assert done == [True] * len(keys)
     assert c.mget(keys) == [b"after"] * len(keys)
+    # Unpaused, the hidden key is reclaimed at its next lookup.
+    assert c.get("short") is None and c.info("stats")["expired_keys"] == expired + 1
 
 
 def test_client_pause_all_holds_everything_until_its_deadline(start_percore):

@@ -154,11 +154,34 @@ pub struct Spec<C> {
     pub protected_by: Option<&'static str>,
     /// A container's subcommands, as COMMAND lists them.
     pub subcommands: &'static [subcommands::Sub],
+    /// Flags that depend on the call (a script's declared flags): what
+    /// the pause and the other gates judge instead of `flags`.
+    pub flags_of: Option<fn(&C, Args) -> u32>,
 }
 
 impl<C> Spec<C> {
     pub const fn new(name: &'static str, arity: i32, flags: u32, keys: Keys, handler: Handler<C>) -> Spec<C> {
-        Spec { name, arity, flags, keys, handler, writes: Writes::All, protected_by: None, subcommands: &[] }
+        Spec {
+            name,
+            arity,
+            flags,
+            keys,
+            handler,
+            writes: Writes::All,
+            protected_by: None,
+            subcommands: &[],
+            flags_of: None,
+        }
+    }
+
+    /// The row of a command whose flags depend on the call.
+    pub const fn with_flags_of(self, flags_of: fn(&C, Args) -> u32) -> Spec<C> {
+        Spec { flags_of: Some(flags_of), ..self }
+    }
+
+    /// This call's flags.
+    pub fn call_flags(&self, client: &C, args: Args) -> u32 {
+        self.flags_of.map_or(self.flags, |f| f(client, args))
     }
 
     /// The row of a container with these subcommands.

@@ -9,13 +9,52 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 
 use super::{Handler, Spec};
-use crate::command::{ALLOW_BUSY, Args, CONTAINER, Keys, MAY_REPLICATE, NOSCRIPT, READONLY, STALE};
+use crate::command::{ALLOW_BUSY, Args, CONTAINER, Keys, MAY_REPLICATE, NOSCRIPT, READONLY, STALE, WRITE};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::scripting::{Callable, Engine, Library, library_name, sha1_hex};
 use crate::server::client::Client;
 use crate::server::transaction::Tx;
 
 /// The cached body of script `sha`, if any.
+/// The flags a script declares on its `#!lua flags=a,b` first line; None
+/// without a shebang (a script of the old kind).
+fn shebang_flags(body: &[u8]) -> Option<Vec<String>> {
+    let first = body.split(|&b| b == b'\n').next()?.strip_prefix(b"#!")?;
+    let first = String::from_utf8_lossy(first);
+    let flags = first.split_whitespace().find_map(|w| w.strip_prefix("flags="));
+    Some(flags.map(|f| f.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect()).unwrap_or_default())
+}
+
+/// A call's flags once a script or function says it does not write:
+/// neither a write nor one that may replicate.
+fn declared(flags: u32, script_flags: &[String]) -> u32 {
+    if script_flags.iter().any(|f| f == "no-writes") { flags & !(WRITE | MAY_REPLICATE) } else { flags }
+}
+
+/// EVAL / EVALSHA as their script declares itself.
+fn eval_flags(client: &Client, args: Args) -> u32 {
+    let Some(spec) = super::table().lookup(args.get(0)) else { return 0 };
+    let body = if spec.name.starts_with("evalsha") {
+        cached(client, &String::from_utf8_lossy(args.get(1)).to_ascii_lowercase())
+    } else {
+        Some(Arc::from(args.get(1)))
+    };
+    match body.as_deref().and_then(shebang_flags) {
+        Some(flags) => declared(spec.flags, &flags),
+        None => spec.flags,
+    }
+}
+
+/// FCALL as its function declares itself.
+fn fcall_flags(client: &Client, args: Args) -> u32 {
+    let Some(spec) = super::table().lookup(args.get(0)) else { return 0 };
+    let Ok(libraries) = client.shard.server.libraries.read() else { return spec.flags };
+    match libraries.find(&String::from_utf8_lossy(args.get(1))) {
+        Some((_, _, flags)) => declared(spec.flags, flags),
+        None => spec.flags,
+    }
+}
+
 fn cached(client: &Client, sha: &str) -> Option<Arc<[u8]>> {
     client.shard.server.scripts.read().ok()?.get(sha).cloned()
 }
@@ -122,7 +161,9 @@ async fn eval(client: &mut Client, args: Args<'_>, by_sha: bool, read_only: bool
     } else {
         cache(client, args.get(1))
     };
-    run_locked(client, keys, argv, read_only, Runnable::Script { sha, body }).await
+    // A script that declares no-writes runs read-only, whatever ran it.
+    let declared_read_only = shebang_flags(&body).is_some_and(|f| f.iter().any(|x| x == "no-writes"));
+    run_locked(client, keys, argv, read_only || declared_read_only, Runnable::Script { sha, body }).await
 }
 
 async_handler!(eval_cmd, |c, a| eval(c, a, false, false));
@@ -408,13 +449,16 @@ fn script<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
 }
 
 pub(super) const TABLE: &[Spec] = &[
-    Spec::new("eval", -3, NOSCRIPT | STALE | MAY_REPLICATE, Keys::Numkeys(2), Handler::Async(eval_cmd)),
-    Spec::new("evalsha", -3, NOSCRIPT | STALE | MAY_REPLICATE, Keys::Numkeys(2), Handler::Async(evalsha)),
+    Spec::new("eval", -3, NOSCRIPT | STALE | MAY_REPLICATE, Keys::Numkeys(2), Handler::Async(eval_cmd))
+        .with_flags_of(eval_flags),
+    Spec::new("evalsha", -3, NOSCRIPT | STALE | MAY_REPLICATE, Keys::Numkeys(2), Handler::Async(evalsha))
+        .with_flags_of(eval_flags),
     Spec::new("eval_ro", -3, NOSCRIPT | STALE | READONLY, Keys::Numkeys(2), Handler::Async(eval_ro)),
     Spec::new("evalsha_ro", -3, NOSCRIPT | STALE | READONLY, Keys::Numkeys(2), Handler::Async(evalsha_ro)),
     Spec::new("script", -2, CONTAINER | NOSCRIPT | STALE | ALLOW_BUSY, Keys::None, Handler::Async(script))
         .with_subcommands(crate::command::subcommands::SCRIPT),
-    Spec::new("fcall", -3, NOSCRIPT | STALE | MAY_REPLICATE, Keys::Numkeys(2), Handler::Async(fcall_cmd)),
+    Spec::new("fcall", -3, NOSCRIPT | STALE | MAY_REPLICATE, Keys::Numkeys(2), Handler::Async(fcall_cmd))
+        .with_flags_of(fcall_flags),
     Spec::new("fcall_ro", -3, NOSCRIPT | STALE | READONLY, Keys::Numkeys(2), Handler::Async(fcall_ro)),
     Spec::new("function", -2, CONTAINER | NOSCRIPT | STALE | ALLOW_BUSY, Keys::None, Handler::Conn(function))
         .with_subcommands(crate::command::subcommands::FUNCTION),

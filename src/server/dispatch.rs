@@ -280,7 +280,7 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
     client.meta.last_cmd.set(sub.flatten().map_or(spec.name, |s| s.name));
     let gated = gate(client, spec, args).await;
     if gated.is_ok()
-        && let Some(writes) = paused(client, spec)
+        && let Some(writes) = paused(client, spec, args)
     {
         batch.flush(client, out).await;
         client.shard.wait_unpaused(writes).await;
@@ -355,14 +355,17 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
 
 /// Whether a CLIENT PAUSE holds this command now: Some(whether it may
 /// write or replicate, EXEC counting its queue), as Redis decides.
-fn paused(client: &Client, spec: &Spec) -> Option<bool> {
+fn paused(client: &Client, spec: &Spec, args: Args) -> Option<bool> {
     if client.meta.id == crate::persistence::AOF_CLIENT_ID {
         return None;
     }
     // EXEC is held for what it runs, not for itself.
     let flags = match &client.multi {
-        Some(multi) if spec.has(command::RUNS_QUEUE) => multi.cmds.iter().fold(0, |f, (queued, ..)| f | queued.flags),
-        _ => spec.flags,
+        Some(multi) if spec.has(command::RUNS_QUEUE) => multi
+            .cmds
+            .iter()
+            .fold(0, |f, &(queued, first, n)| f | queued.call_flags(client, multi.args.range(first, first + n))),
+        _ => spec.call_flags(client, args),
     };
     let writes = flags & (WRITE | command::MAY_REPLICATE) != 0;
     client.shard.server.pause.holds(writes).map(|_| writes)

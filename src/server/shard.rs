@@ -160,6 +160,7 @@ impl Shard {
         ks.set_notify(self.notify_flags());
         ks.set_journal(self.server.journal.active());
         ks.set_loading(self.server.loading.load(std::sync::atomic::Ordering::Relaxed));
+        ks.set_keep_expired(self.server.pause.active());
         ks.effects = Default::default();
         let mut ctx = Ctx {
             ks: &mut ks,

@@ -117,6 +117,9 @@ pub struct Db {
     dropped: Option<Vec<Key>>,
     /// A dataset is loading: nothing expires.
     loading: bool,
+    /// Clients are paused: expired keys read as missing but stay, so the
+    /// dataset (and what replicas would be told) holds still.
+    keep_expired: bool,
 }
 
 /// What happened to a key, in a database's log.
@@ -145,8 +148,10 @@ impl Db {
         let h = hash(key);
         let cell = self.slots.get(slot)?.find(&self.arena, h, key)?;
         if self.expired(self.arena.get(cell), now_ms) {
-            self.remove_hashed(slot, h, key);
-            self.reclaimed(key);
+            if !self.keep_expired {
+                self.remove_hashed(slot, h, key);
+                self.reclaimed(key);
+            }
             return None;
         }
         Some(self.arena.get_mut(cell))
@@ -161,6 +166,10 @@ impl Db {
     /// file's own DELs say when keys went.
     pub fn set_loading(&mut self, loading: bool) {
         self.loading = loading;
+    }
+
+    pub fn set_keep_expired(&mut self, keep: bool) {
+        self.keep_expired = keep;
     }
 
     /// Whether `e` (an entry of this database) has not expired.
@@ -191,7 +200,7 @@ impl Db {
         let h = hash(key);
         // Split borrows: the entry lives in the arena while the other
         // fields are kept in step.
-        let Db { arena, slots, expires, len, expired, watched, log, log_expired, log_new, dropped, loading } = self;
+        let Db { arena, slots, expires, len, expired, watched, log, log_expired, log_new, dropped, loading, .. } = self;
         let (existed, cell) = slots.get_or_create(slot).entry(arena, h, key, || Entry::new(key), |e| hash(&e.key));
         let e = arena.get_mut(cell);
         let had = existed && e.volatile();
@@ -284,7 +293,17 @@ impl Db {
         let watched = std::mem::take(&mut self.watched);
         let (log, log_expired, log_new) = (std::mem::take(&mut self.log), self.log_expired, self.log_new);
         let (dropped, loading) = (self.dropped.take(), self.loading);
-        *self = Db { expired: self.expired, watched, log, log_expired, log_new, dropped, loading, ..Db::default() };
+        *self = Db {
+            expired: self.expired,
+            watched,
+            log,
+            log_expired,
+            log_new,
+            dropped,
+            loading,
+            keep_expired: self.keep_expired,
+            ..Db::default()
+        };
     }
 
     /// After `key` was removed because its TTL passed.

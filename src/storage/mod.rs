@@ -63,6 +63,7 @@ pub struct Keyspace {
     /// The image being taken of this shard, if any.
     pub snapshot: Option<Box<snapshot::Snapshot>>,
     loading: bool,
+    keep_expired: bool,
 }
 
 /// What a write command's body reports having done; dispatch applies it
@@ -130,6 +131,7 @@ impl Keyspace {
             journal: false,
             snapshot: None,
             loading: false,
+            keep_expired: false,
         }
     }
 
@@ -154,6 +156,14 @@ impl Keyspace {
         if self.loading != loading {
             self.loading = loading;
             self.dbs.iter_mut().for_each(|d| d.set_loading(loading));
+        }
+    }
+
+    /// While clients are paused, expired keys are hidden, not deleted.
+    pub fn set_keep_expired(&mut self, keep: bool) {
+        if self.keep_expired != keep {
+            self.keep_expired = keep;
+            self.dbs.iter_mut().for_each(|d| d.set_keep_expired(keep));
         }
     }
 
