@@ -274,53 +274,48 @@ def test_instantaneous_rates_follow_the_load(start_percore):
     wait_until(lambda: c.info("stats")["instantaneous_ops_per_sec"] < 100, what="the rate to fall")
 
 
-def test_monitor_shows_transactions_as_redis(start_percore, reference):
+def monitored(server, act):
+    """What MONITOR shows of `act(server)`, which ends with SET after x:
+    the commands, spaces normalized."""
     import re
 
     from conftest import wait_until
 
-    percore = start_percore(threads=SHARDS)
-    seen = []
-    for server in (reference, percore):
-        watcher = server.client()
-        with watcher.monitor() as m:
-            c = server.client()
-            pipe = c.pipeline(transaction=True)
-            pipe.set("foo{t}", "bar")
-            pipe.incr("n{t}")
-            pipe.execute()
-            c.set("after", "x")
-            lines = []
-            wait_until(lambda: lines.append(m.next_command()) or lines[-1]["command"].startswith("SET after"), what="monitor lines")
-        # The client's own commands, without the connection's setup.
-        cmds = [re.sub(r"\s+", " ", line["command"]) for line in lines]
-        seen.append(cmds[cmds.index("MULTI"):])
+    with server.client().monitor() as m:
+        act(server)
+        lines = []
+        wait_until(lambda: lines.append(m.next_command()) or lines[-1]["command"].startswith("SET after"), what="monitor lines")
+    return [re.sub(r"\s+", " ", line["command"]) for line in lines]
+
+
+def test_monitor_shows_transactions_as_redis(start_percore, reference):
+    def act(server):
+        c = server.client()
+        pipe = c.pipeline(transaction=True)
+        pipe.set("foo{t}", "bar")
+        pipe.incr("n{t}")
+        pipe.execute()
+        c.set("after", "x")
+
+    # The client's own commands, without the connection's setup.
+    seen = [cmds[cmds.index("MULTI"):] for cmds in (monitored(s, act) for s in (reference, start_percore(threads=SHARDS)))]
     assert seen[0] == seen[1] == ["MULTI", "SET foo{t} bar", "INCRBY n{t} 1", "EXEC", "SET after x"]
 
 
 def test_monitor_redacts_secrets_as_redis(start_percore, reference):
-    import re
+    from resp import Conn
 
-    from conftest import wait_until
+    def act(server):
+        # A raw connection: redis-py backs off seconds after an AUTH error.
+        conn = Conn(server.port)
+        try:
+            for cmd in (["AUTH", "sesame"], ["AUTH", "someone", "sesame"], ["HELLO", "2", "AUTH", "default", "sesame", "SETNAME", "me"]):
+                conn.call(*cmd)
+            conn.call("SET", "after", "x")
+        finally:
+            conn.close()
 
-    percore = start_percore(threads=SHARDS)
-    seen = []
-    for server in (reference, percore):
-        watcher = server.client()
-        with watcher.monitor() as m:
-            # A raw connection: redis-py backs off seconds after an AUTH error.
-            from resp import Conn
-
-            conn = Conn(server.port)
-            try:
-                for cmd in (["AUTH", "sesame"], ["AUTH", "someone", "sesame"], ["HELLO", "2", "AUTH", "default", "sesame", "SETNAME", "me"]):
-                    conn.call(*cmd)
-                conn.call("SET", "after", "x")
-            finally:
-                conn.close()
-            lines = []
-            wait_until(lambda: lines.append(m.next_command()) or lines[-1]["command"].startswith("SET after"), what="monitor lines")
-        cmds = [re.sub(r"\s+", " ", line["command"]) for line in lines]
-        seen.append([cmd for cmd in cmds if cmd.split(" ")[0] in ("AUTH", "HELLO", "SET")])
+    picked = lambda cmds: [cmd for cmd in cmds if cmd.split(" ")[0] in ("AUTH", "HELLO", "SET")]
+    seen = [picked(monitored(s, act)) for s in (reference, start_percore(threads=SHARDS))]
     assert seen[0] == seen[1]
     assert "sesame" not in " ".join(seen[1])
