@@ -215,6 +215,11 @@ impl<C> Spec<C> {
         self.flags & flag != 0
     }
 
+    /// A container's subcommand by its name (any case), if listed.
+    pub fn subcommand(&self, sub: &[u8]) -> Option<&'static subcommands::Sub> {
+        self.subcommands.iter().find(|s| s.name.as_bytes()[self.name.len() + 1..].eq_ignore_ascii_case(sub))
+    }
+
     /// The name Redis reports for a call: `pubsub|numsub` for a
     /// container's subcommand, the plain name otherwise.
     pub fn full_name(&self, args: Args) -> String {

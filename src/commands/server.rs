@@ -590,9 +590,9 @@ fn named_info(name: &[u8]) -> Reply {
     if let Some(spec) = super::table().lookup(name) {
         return command_info(spec);
     }
-    let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
-    let container = lower.split('|').next().and_then(|c| super::table().lookup(c.as_bytes()));
-    match container.and_then(|c| c.subcommands.iter().find(|s| s.name == lower)) {
+    let mut parts = name.splitn(2, |&b| b == b'|');
+    let (container, sub) = (parts.next().and_then(|c| super::table().lookup(c)), parts.next());
+    match container.zip(sub).and_then(|(c, sub)| c.subcommand(sub)) {
         Some(sub) => subcommand_info(sub),
         None => Reply::Null,
     }

@@ -27,15 +27,9 @@ pub(super) async fn reset(client: &Client) {
     client.shard.broadcast(|sh| *sh.cmdstats.borrow_mut() = CommandStats::default()).await;
 }
 
-fn sorted<T>(map: impl Iterator<Item = (String, T)>) -> Vec<(String, T)> {
-    let mut v: Vec<_> = map.collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
-}
-
 pub(super) fn commandstats(stats: &CommandStats) -> String {
     let mut out = String::new();
-    for (name, s) in sorted(stats.commands.iter().map(|(k, v)| (k.to_string(), v))) {
+    for (name, s) in stats.by_name() {
         if s.calls == 0 && s.rejected == 0 && s.failed == 0 {
             continue;
         }
@@ -51,7 +45,9 @@ pub(super) fn commandstats(stats: &CommandStats) -> String {
 
 pub(super) fn errorstats(stats: &CommandStats) -> String {
     let mut out = String::new();
-    for (code, n) in sorted(stats.errors.iter().map(|(k, v)| (k.clone(), v))) {
+    let mut codes: Vec<_> = stats.errors.iter().collect();
+    codes.sort();
+    for (code, n) in codes {
         let _ = write!(out, "errorstat_{code}:count={n}\r\n");
     }
     out
@@ -77,7 +73,7 @@ fn percentile_name(p: f64) -> String {
 pub(super) fn latencystats(client: &Client, stats: &CommandStats) -> String {
     let wanted = percentiles(client);
     let mut out = String::new();
-    for (name, s) in sorted(stats.commands.iter().map(|(k, v)| (k.to_string(), v))) {
+    for (name, s) in stats.by_name() {
         let Some(h) = s.histogram.as_ref().filter(|h| !h.is_empty()) else { continue };
         let values: Vec<String> = wanted
             .iter()
@@ -307,9 +303,9 @@ fn latency<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cmd
                         })
                 };
                 let mut entries = Vec::new();
-                for (name, s) in sorted(stats.commands.iter().map(|(k, v)| (k.to_string(), v))) {
+                for (name, s) in stats.by_name() {
                     if let Some(h) = s.histogram.as_ref().filter(|h| !h.is_empty())
-                        && wanted(&name)
+                        && wanted(name)
                     {
                         entries.push((Reply::bulk(name.as_bytes()), histogram_reply(h)));
                     }

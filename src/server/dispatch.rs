@@ -273,11 +273,8 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
         return;
     };
     // A container's subcommand shows under its own name (`client|info`).
-    let sub = (args.len() > 1).then(|| {
-        let asked = args.get(1);
-        spec.subcommands.iter().find(|s| s.name.as_bytes()[spec.name.len() + 1..].eq_ignore_ascii_case(asked))
-    });
-    client.meta.last_cmd.set(sub.flatten().map_or(spec.name, |s| s.name));
+    let sub = if args.len() > 1 { spec.subcommand(args.get(1)) } else { None };
+    client.meta.last_cmd.set(sub.map_or(spec.name, |s| s.name));
     let gated = gate(client, spec, args).await;
     if gated.is_ok()
         && let Some(writes) = paused(client, spec, args)
@@ -353,21 +350,26 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
     }
 }
 
-/// Whether a CLIENT PAUSE holds this command now: Some(whether it may
-/// write or replicate, EXEC counting its queue), as Redis decides.
-fn paused(client: &Client, spec: &Spec, args: Args) -> Option<bool> {
-    if client.meta.id == crate::persistence::AOF_CLIENT_ID {
-        return None;
-    }
-    // EXEC is held for what it runs, not for itself.
-    let flags = match &client.multi {
+/// What a call is, for the checks that judge it (memory, replicas, the
+/// pause): its row's flags for these arguments, and EXEC answers for what
+/// it runs, not for itself.
+fn call_flags(client: &Client, spec: &Spec, args: Args) -> u32 {
+    match &client.multi {
         Some(multi) if spec.has(command::RUNS_QUEUE) => multi
             .cmds
             .iter()
             .fold(0, |f, &(queued, first, n)| f | queued.call_flags(client, multi.args.range(first, first + n))),
         _ => spec.call_flags(client, args),
-    };
-    let writes = flags & (WRITE | command::MAY_REPLICATE) != 0;
+    }
+}
+
+/// Whether a CLIENT PAUSE holds this command now: Some(whether it may
+/// write or replicate), as Redis decides.
+fn paused(client: &Client, spec: &Spec, args: Args) -> Option<bool> {
+    if client.meta.id == crate::persistence::AOF_CLIENT_ID {
+        return None;
+    }
+    let writes = call_flags(client, spec, args) & (WRITE | command::MAY_REPLICATE) != 0;
     client.shard.server.pause.holds(writes).map(|_| writes)
 }
 
@@ -404,13 +406,7 @@ async fn gate(client: &Client, spec: &Spec, args: Args<'_>) -> Result<(), CmdErr
             spec.full_name(args)
         )));
     }
-    // EXEC answers for what it runs.
-    let mut flags = spec.flags;
-    if spec.has(command::RUNS_QUEUE)
-        && let Some(multi) = &client.multi
-    {
-        flags |= multi.cmds.iter().fold(0, |f, (queued, ..)| f | queued.flags);
-    }
+    let flags = call_flags(client, spec, args);
     // The AOF's replay is not refused for memory or replicas, as Redis's
     // loading client is not.
     let replaying = client.meta.id == crate::persistence::AOF_CLIENT_ID;

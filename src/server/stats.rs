@@ -56,9 +56,16 @@ pub struct CommandStats {
     pub error_replies: u64,
 }
 
-/// The name stats file a call under.
+/// The name stats file a call under (a listed subcommand's own, without
+/// building it).
 fn stat_name<C>(spec: &'static Spec<C>, args: Args) -> Cow<'static, str> {
-    if spec.has(CONTAINER) && args.len() > 1 { Cow::Owned(spec.full_name(args)) } else { Cow::Borrowed(spec.name) }
+    if !spec.has(CONTAINER) || args.len() < 2 {
+        return Cow::Borrowed(spec.name);
+    }
+    match spec.subcommand(args.get(1)) {
+        Some(sub) => Cow::Borrowed(sub.name),
+        None => Cow::Owned(spec.full_name(args)),
+    }
 }
 
 impl CommandStats {
@@ -97,6 +104,13 @@ impl CommandStats {
         } else if self.errors.len() < ERROR_CODES_MAX {
             self.errors.insert(code.to_string(), 1);
         }
+    }
+
+    /// The commands with their stats, by name.
+    pub fn by_name(&self) -> Vec<(&str, &CommandStat)> {
+        let mut all: Vec<(&str, &CommandStat)> = self.commands.iter().map(|(k, v)| (k.as_ref(), v)).collect();
+        all.sort_by_key(|(name, _)| *name);
+        all
     }
 
     pub fn merge(&mut self, other: &CommandStats) {
