@@ -69,11 +69,9 @@ fn stat_name<C>(spec: &'static Spec<C>, args: Args) -> Cow<'static, str> {
 }
 
 impl CommandStats {
+    /// One lookup per call: a command's name is borrowed, never copied.
     fn entry(&mut self, name: Cow<'static, str>) -> &mut CommandStat {
-        if !self.commands.contains_key(name.as_ref()) {
-            self.commands.insert(name.clone(), CommandStat::default());
-        }
-        self.commands.get_mut(name.as_ref()).expect("inserted above")
+        self.commands.entry(name).or_default()
     }
 
     /// A call that ran for `took`; `histogram`: latency-tracking is on.
