@@ -230,7 +230,7 @@ static DIRECTIVES: &[Directive] = &[
     d("stream-node-max-bytes", "4096", Kind::Memory(0, i64::MAX as u64), true),
     d("zset-max-listpack-value", "64", Kind::Memory(0, i64::MAX as u64), true),
     d("hll-sparse-max-bytes", "3000", Kind::Memory(0, i64::MAX as u64), true),
-    n("tracking-table-max-keys", "1000000", Kind::Int(0, i64::MAX), true),
+    d("tracking-table-max-keys", "1000000", Kind::Int(0, i64::MAX), true),
     d("client-query-buffer-limit", "1073741824", Kind::Memory(MB, i64::MAX as u64), true),
     n("maxmemory-clients", "0", Kind::Memory(0, i64::MAX as u64), true),
     n("repl-backlog-ttl", "3600", Kind::Int(0, i64::MAX), true),
@@ -434,6 +434,8 @@ pub struct Hot {
     /// latency-monitor-threshold (ms, 0: off).
     pub latency_monitor_ms: AtomicU64,
     pub latency_tracking: AtomicBool,
+    /// tracking-table-max-keys (0: no limit).
+    pub tracking_table_max_keys: AtomicU64,
 }
 
 impl Default for Hot {
@@ -467,6 +469,7 @@ impl Default for Hot {
             min_replicas_to_write: AtomicU64::new(0),
             slowlog_slower_than: std::sync::atomic::AtomicI64::new(0),
             slowlog_max_len: AtomicU64::new(0),
+            tracking_table_max_keys: AtomicU64::new(0),
             latency_monitor_ms: AtomicU64::new(0),
             latency_tracking: AtomicBool::new(false),
         }
@@ -650,6 +653,7 @@ impl Config {
         h.min_replicas_to_write.store(min_replicas, Ordering::Relaxed);
         h.slowlog_slower_than.store(self.int("slowlog-log-slower-than"), Ordering::Relaxed);
         h.slowlog_max_len.store(num("slowlog-max-len"), Ordering::Relaxed);
+        h.tracking_table_max_keys.store(num("tracking-table-max-keys"), Ordering::Relaxed);
         h.latency_monitor_ms.store(num("latency-monitor-threshold"), Ordering::Relaxed);
         h.latency_tracking.store(self.str("latency-tracking") == "yes", Ordering::Relaxed);
         let events = crate::storage::events::parse_flags(self.str("notify-keyspace-events")).unwrap_or(0);

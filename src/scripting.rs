@@ -55,6 +55,10 @@ struct Run {
     /// and keys of this shard may be touched.
     keys: HashSet<Bytes>,
     wrote: bool,
+    /// The caller's client-side cache: once the script reads, its
+    /// declared keys are remembered for it (as Redis tracks the caller's
+    /// keys when a script runs a read-only command).
+    tracker: Option<crate::server::tracking::Reader>,
     /// `f_<sha1>` for a script, the function's name for FCALL, and the
     /// command that kills it (the slow script warning names both, as
     /// Redis's does).
@@ -547,7 +551,7 @@ impl Engine {
         what: Callable<'_>,
         keys: &[Bytes],
         argv: &[Bytes],
-        read_only: bool,
+        (read_only, tracker): (bool, Option<crate::server::tracking::Reader>),
         ops: &mut Vec<crate::journal::Op>,
     ) -> Result<Reply, CmdError> {
         let _turn = self.turn.lock().await;
@@ -590,7 +594,7 @@ impl Engine {
             Callable::Function(name, _) => (name.to_string(), "FUNCTION KILL"),
         };
         let keys = keys.iter().cloned().collect();
-        *self.run.borrow_mut() = Some(Run { client, read_only, keys, wrote: false, name, kill });
+        *self.run.borrow_mut() = Some(Run { client, read_only, keys, wrote: false, tracker, name, kill });
         self.started.set(Instant::now());
         let server = self.run.borrow().as_ref().map(|r| r.client.shard.server.clone());
         if let Some(s) = &server {
@@ -827,6 +831,11 @@ async fn redis_call(lua: &Lua, current: &Rc<RefCell<Option<Run>>>, args: MultiVa
         crate::server::monitor::feed(&run.client, spec, args, true).await;
     }
     let result = execute(&mut run.client, spec, args, true).await;
+    if spec.has(crate::command::READONLY)
+        && let Some(reader) = run.tracker.take()
+    {
+        run.client.remember_keys(reader, run.keys.iter().map(|k| k[..].into()).collect()).await;
+    }
     let resp3 = run.client.proto() == Proto::Resp3;
     *current.borrow_mut() = Some(run);
     match result {

@@ -69,6 +69,9 @@ pub const COUNTED: u32 = 1 << 17;
 pub const RUNS_QUEUE: u32 = 1 << 18;
 /// Refused inside MULTI (SHUTDOWN).
 pub const NO_MULTI: u32 = 1 << 19;
+/// Runs a script or function: what its commands do counts, not the call
+/// itself (a read-only script's keys are tracked only once it reads).
+pub const SCRIPT: u32 = 1 << 20;
 
 const FLAG_NAMES: &[(u32, &str)] = &[
     (WRITE, "write"),

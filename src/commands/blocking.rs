@@ -72,7 +72,7 @@ pub(super) async fn block(
 ) -> Result<Outcome, CmdError> {
     let shard = client.shard.clone();
     let db = client.db();
-    let (waiter, mut rx) = Waiter::new(db, op.clone(), client.shard.id, popper, push_to);
+    let (waiter, mut rx) = Waiter::new(db, op.clone(), (client.meta.id, client.shard.id), popper, push_to);
     let may_block = !client.in_exec;
     let mut registered = Vec::new();
     let mut error = None;

@@ -133,6 +133,7 @@ fn reset<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdR
         client.meta.multi_len.set(-1);
         client.unwatch_all().await;
         client.unsubscribe_all();
+        client.disable_tracking().await;
         reset_state(client)
     })
 }
@@ -150,6 +151,10 @@ fn reset_state(client: &mut Client) -> CmdResult {
 
 const CLIENT_HELP: &[&str] = &[
     "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CACHING (YES|NO)",
+    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    "GETREDIR",
+    "    Return the client ID we are redirecting to when tracking is enabled.",
     "GETNAME",
     "    Return the name of the current connection.",
     "ID",
@@ -188,6 +193,11 @@ const CLIENT_HELP: &[&str] = &[
     "    Assign the name <name> to the current connection.",
     "UNBLOCK <clientid> [TIMEOUT|ERROR]",
     "    Unblock the specified blocked client.",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Control server assisted client side caching.",
+    "TRACKINGINFO",
+    "    Report tracking status for the current connection.",
     "NO-EVICT (ON|OFF)",
     "    Protect current client connection from eviction.",
     "NO-TOUCH (ON|OFF)",
@@ -417,8 +427,14 @@ fn client<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                 let filter = parse_kill_filter(client, args)?;
                 Ok(Reply::Int(kill_clients(client, filter).await as i64))
             }
+            "TRACKING" if n >= 3 => super::tracking::tracking(client, args).await,
+            "CACHING" if n >= 3 => super::tracking::caching(client, args),
+            "GETREDIR" if n == 2 => super::tracking::getredir(client),
+            "TRACKINGINFO" if n == 2 => super::tracking::trackinginfo(client),
             // Known subcommands with the wrong number of arguments.
-            "KILL" | "PAUSE" | "UNBLOCK" | "HELP" => Err(client_arity(&sub)),
+            "KILL" | "PAUSE" | "UNBLOCK" | "HELP" | "TRACKING" | "CACHING" | "GETREDIR" | "TRACKINGINFO" => {
+                Err(client_arity(&sub))
+            }
             _ => Err(CmdError::UnknownSubcommand { cmd: "CLIENT".into(), sub: args.str(1) }),
         }
     })

@@ -45,6 +45,7 @@ mod sort;
 mod stats;
 mod streams;
 pub mod strings;
+mod tracking;
 pub mod transactions;
 pub mod zsets;
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 
 use super::{Handler, Spec};
-use crate::command::{ALLOW_BUSY, Args, CONTAINER, Keys, MAY_REPLICATE, NOSCRIPT, READONLY, STALE, WRITE};
+use crate::command::{ALLOW_BUSY, Args, CONTAINER, Keys, MAY_REPLICATE, NOSCRIPT, READONLY, SCRIPT, STALE, WRITE};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::scripting::{Callable, Engine, Library, library_name, sha1_hex};
 use crate::server::client::Client;
@@ -115,6 +115,7 @@ async fn run_locked(
 ) -> CmdResult {
     let target = target_shard(client, &keys);
     let (db, id) = (client.db(), client.meta.id);
+    let tracker = client.meta.tracking.borrow().remembers().then(|| client.tracker());
     let tx = Tx::lock(client, db, keys.iter().map(|k| &k[..])).await;
     let result = client
         .shard
@@ -133,8 +134,9 @@ async fn run_locked(
                 }
             };
             let mut ops = Vec::new();
-            let result =
-                engine.run(Client::for_script(sh.clone(), id, db), callable, &keys, &argv, read_only, &mut ops).await;
+            let result = engine
+                .run(Client::for_script(sh.clone(), id, db), callable, &keys, &argv, (read_only, tracker), &mut ops)
+                .await;
             Ok((result, ops))
         })
         .await;
@@ -449,17 +451,17 @@ fn script<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
 }
 
 pub(super) const TABLE: &[Spec] = &[
-    Spec::new("eval", -3, NOSCRIPT | STALE | MAY_REPLICATE, Keys::Numkeys(2), Handler::Async(eval_cmd))
+    Spec::new("eval", -3, SCRIPT | NOSCRIPT | STALE | MAY_REPLICATE, Keys::Numkeys(2), Handler::Async(eval_cmd))
         .with_flags_of(eval_flags),
-    Spec::new("evalsha", -3, NOSCRIPT | STALE | MAY_REPLICATE, Keys::Numkeys(2), Handler::Async(evalsha))
+    Spec::new("evalsha", -3, SCRIPT | NOSCRIPT | STALE | MAY_REPLICATE, Keys::Numkeys(2), Handler::Async(evalsha))
         .with_flags_of(eval_flags),
-    Spec::new("eval_ro", -3, NOSCRIPT | STALE | READONLY, Keys::Numkeys(2), Handler::Async(eval_ro)),
-    Spec::new("evalsha_ro", -3, NOSCRIPT | STALE | READONLY, Keys::Numkeys(2), Handler::Async(evalsha_ro)),
+    Spec::new("eval_ro", -3, SCRIPT | NOSCRIPT | STALE | READONLY, Keys::Numkeys(2), Handler::Async(eval_ro)),
+    Spec::new("evalsha_ro", -3, SCRIPT | NOSCRIPT | STALE | READONLY, Keys::Numkeys(2), Handler::Async(evalsha_ro)),
     Spec::new("script", -2, CONTAINER | NOSCRIPT | STALE | ALLOW_BUSY, Keys::None, Handler::Async(script))
         .with_subcommands(crate::command::subcommands::SCRIPT),
-    Spec::new("fcall", -3, NOSCRIPT | STALE | MAY_REPLICATE, Keys::Numkeys(2), Handler::Async(fcall_cmd))
+    Spec::new("fcall", -3, SCRIPT | NOSCRIPT | STALE | MAY_REPLICATE, Keys::Numkeys(2), Handler::Async(fcall_cmd))
         .with_flags_of(fcall_flags),
-    Spec::new("fcall_ro", -3, NOSCRIPT | STALE | READONLY, Keys::Numkeys(2), Handler::Async(fcall_ro)),
+    Spec::new("fcall_ro", -3, SCRIPT | NOSCRIPT | STALE | READONLY, Keys::Numkeys(2), Handler::Async(fcall_ro)),
     Spec::new("function", -2, CONTAINER | NOSCRIPT | STALE | ALLOW_BUSY, Keys::None, Handler::Conn(function))
         .with_subcommands(crate::command::subcommands::FUNCTION),
 ];

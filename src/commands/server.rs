@@ -32,6 +32,11 @@ struct ShardReport {
     net_input: u64,
     net_output: u64,
     expire_timeouts: u64,
+    reads: u64,
+    writes: u64,
+    /// Names subscribed to: channels, patterns, shard channels (a name
+    /// may be on several shards).
+    subscribed: [Vec<bytes::Bytes>; 3],
 }
 
 impl ShardReport {
@@ -54,6 +59,20 @@ impl ShardReport {
         self.net_input += o.net_input;
         self.net_output += o.net_output;
         self.expire_timeouts += o.expire_timeouts;
+        self.reads += o.reads;
+        self.writes += o.writes;
+        for (mine, theirs) in self.subscribed.iter_mut().zip(&o.subscribed) {
+            mine.extend(theirs.iter().cloned());
+        }
+    }
+
+    /// Distinct channels, patterns and shard channels subscribed to.
+    fn subscribed(&self) -> [usize; 3] {
+        self.subscribed.clone().map(|mut names| {
+            names.sort_unstable();
+            names.dedup();
+            names.len()
+        })
     }
 }
 
@@ -73,6 +92,13 @@ async fn gather(client: &Client) -> ShardReport {
                 net_input: sh.stats.net_input.get(),
                 net_output: sh.stats.net_output.get(),
                 expire_timeouts: sh.stats.expire_cycle_timeouts.get(),
+                reads: sh.stats.reads.get(),
+                writes: sh.stats.writes.get(),
+                subscribed: {
+                    use crate::server::pubsub::Kind;
+                    let reg = sh.pubsub.borrow();
+                    [Kind::Channel, Kind::Pattern, Kind::Shard].map(|k| reg.names(k).cloned().collect())
+                },
             }
         })
         .await;
@@ -172,10 +198,11 @@ fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
             section(
                 "Clients",
                 format!(
-                    "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:{}\r\n",
+                    "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:{}\r\nclients_in_timeout_table:{}\r\n",
                     server.counters.connected_clients.load(Ordering::Relaxed),
                     Hot::get(&server.hot.maxclients),
                     server.blocked_clients.load(Ordering::Relaxed),
+                    server.tracking.clients.load(Ordering::Relaxed),
                     server.blocked_clients.load(Ordering::Relaxed),
                 ),
             );
@@ -230,10 +257,11 @@ fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
         }
         if want("stats") {
             let (ops, kin, kout) = server.records.rates.lock().unwrap_or_else(|p| p.into_inner()).current();
+            let [channels, patterns, shard_channels] = report.subscribed();
             section(
                 "Stats",
                 format!(
-                    "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:{kin:.2}\r\ninstantaneous_output_kbps:{kout:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nexpired_time_cap_reached_count:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:0\r\npubsub_patterns:0\r\ntotal_error_replies:{}\r\n",
+                    "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:{kin:.2}\r\ninstantaneous_output_kbps:{kout:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:{}\r\nexpire_cycle_cpu_milliseconds:0\r\nevicted_keys:{}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
                     server.counters.total_connections.load(Ordering::Relaxed),
                     report.commands,
                     report.net_input,
@@ -244,7 +272,15 @@ fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
                     server.evicted_keys.load(Ordering::Relaxed),
                     report.hits,
                     report.misses,
+                    channels,
+                    patterns,
+                    shard_channels,
+                    server.tracking.keys.load(Ordering::Relaxed),
+                    server.tracking.items.load(Ordering::Relaxed),
+                    client.shard.tracking.borrow().prefixes(),
                     costs.error_replies,
+                    report.reads,
+                    report.writes,
                 ),
             );
         }
@@ -315,7 +351,7 @@ fn flush_mode(args: Args) -> Result<(), CmdError> {
 fn flushdb<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
         flush_mode(args)?;
-        let db = client.db();
+        let (db, by) = (client.db(), client.meta.id);
         let removed = client
             .shard
             .broadcast(move |sh| {
@@ -326,6 +362,7 @@ fn flushdb<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cmd
                 drop(ks);
                 // Group reads blocked on a stream that went away fail.
                 sh.dbs_replaced(|d| d == db);
+                sh.tracking_flushed(by);
                 removed
             })
             .await;
@@ -338,9 +375,10 @@ fn flushdb<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cmd
 fn flushall<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
         flush_mode(args)?;
+        let by = client.meta.id;
         let removed = client
             .shard
-            .broadcast(|sh| {
+            .broadcast(move |sh| {
                 let mut ks = sh.ks.borrow_mut();
                 let now = sh.now();
                 ks.finish_snapshot(now);
@@ -348,6 +386,7 @@ fn flushall<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cm
                 ks.dbs.iter_mut().for_each(|d| d.clear(now));
                 drop(ks);
                 sh.dbs_replaced(|_| true);
+                sh.tracking_flushed(by);
                 removed
             })
             .await;

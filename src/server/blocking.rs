@@ -105,7 +105,8 @@ pub struct Popper {
 
 pub struct Waiter {
     pub db: usize,
-    /// The shard of the blocked client.
+    /// The blocked client and its shard.
+    pub client: u64,
     pub home: usize,
     pub op: BlockOp,
     /// BLMOVE's destination and end, when it has the source's owner: the
@@ -120,12 +121,21 @@ impl Waiter {
     pub fn new(
         db: usize,
         op: BlockOp,
-        home: usize,
+        (client, home): (u64, usize),
         popper: &'static Popper,
         push_to: Option<(Key, End)>,
     ) -> (Arc<Waiter>, oneshot::Receiver<Served>) {
         let (tx, rx) = oneshot::channel();
-        let w = Waiter { db, home, op, push_to, popper, claimed: AtomicBool::new(false), reply: Mutex::new(Some(tx)) };
+        let w = Waiter {
+            db,
+            client,
+            home,
+            op,
+            push_to,
+            popper,
+            claimed: AtomicBool::new(false),
+            reply: Mutex::new(Some(tx)),
+        };
         (Arc::new(w), rx)
     }
 
@@ -220,6 +230,7 @@ impl Shard {
         // Keys that expired on the way are DELs whatever happens; the pop
         // itself joins the client's EXEC when it runs in one.
         let mut ops = Some(self.settle());
+        self.signal_changed(Some(waiter.client));
         let served = served.map(|mut s| {
             if !block {
                 s.ops = ops.take().unwrap_or_default();
@@ -285,6 +296,7 @@ impl Shard {
             });
             let ops = self.settle();
             self.journal(ops);
+            self.signal_changed(Some(waiter.client));
             match served {
                 // The key is empty (or of another type) now: the rest wait.
                 Err(()) if waiter.op.consumes() => break,

@@ -62,6 +62,11 @@ pub struct ClientMeta {
     /// Set while the client waits in a blocking command: CLIENT UNBLOCK
     /// sends through it (true: answer with an error).
     pub unblock: RefCell<Option<futures::channel::oneshot::Sender<bool>>>,
+    /// CLIENT TRACKING's mode.
+    pub tracking: RefCell<super::tracking::Mode>,
+    /// Invalidations its own command caused: they follow that command's
+    /// reply (the outbox goes before the next reply).
+    pub deferred: RefCell<Vec<u8>>,
 }
 
 impl ClientMeta {
@@ -90,34 +95,33 @@ impl ClientMeta {
             sub_counts: Cell::new((0, 0, 0)),
             multi_len: Cell::new(-1),
             unblock: RefCell::new(None),
+            tracking: RefCell::default(),
+            deferred: RefCell::default(),
         }
     }
 
     /// One line of CLIENT LIST / CLIENT INFO, in Redis's field order.
     pub fn describe(&self) -> String {
         let now = now_ms();
-        let mut flags = String::new();
-        if self.no_evict.get() {
-            flags.push('e');
-        }
-        if self.no_touch.get() {
-            flags.push('T');
-        }
         let (subs, psubs, ssubs) = self.sub_counts.get();
-        if subs + psubs + ssubs > 0 {
-            flags.push('P');
-        }
-        if self.multi_len.get() >= 0 {
-            flags.push('x');
-        }
-        if self.unblock.borrow().is_some() {
-            flags.push('b');
-        }
+        let tracking = self.tracking.borrow();
+        // In Redis's order.
+        let set = [
+            (subs + psubs + ssubs > 0, 'P'),
+            (self.multi_len.get() >= 0, 'x'),
+            (self.unblock.borrow().is_some(), 'b'),
+            (tracking.on, 't'),
+            (tracking.broken_redirect, 'R'),
+            (tracking.bcast, 'B'),
+            (self.no_evict.get(), 'e'),
+            (self.no_touch.get(), 'T'),
+        ];
+        let mut flags: String = set.iter().filter(|(on, _)| *on).map(|&(_, c)| c).collect();
         if flags.is_empty() {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp={} obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs={} rbp={} obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir={} resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -139,6 +143,7 @@ impl ClientMeta {
             // The buffers and the client's own state.
             self.rbuf_size.get() + self.argv_mem.get() + std::mem::size_of::<ClientMeta>(),
             self.last_cmd.get(),
+            if tracking.on { tracking.redirect as i64 } else { -1 },
             if self.proto.get() == Proto::Resp3 { 3 } else { 2 },
         )
     }

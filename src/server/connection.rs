@@ -72,6 +72,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     conn.run().await;
     conn.client.unwatch_all().await;
     conn.client.unsubscribe_all();
+    conn.client.disable_tracking().await;
     shard.remove_monitor(meta.id);
     shard.clients.borrow_mut().remove(&meta.id);
     debug!(id = meta.id, "client closed");
@@ -131,6 +132,7 @@ impl Conn {
             self.end += n;
             let shard = &self.client.shard;
             shard.stats.net_input.set(shard.stats.net_input.get() + n as u64);
+            shard.stats.reads.set(shard.stats.reads.get() + 1);
             self.client.meta.last_active_ms.set(shard.now());
             let limit = Hot::get(&shard.server.hot.query_buffer_limit) as usize;
             if self.end - self.start > limit {
@@ -200,13 +202,15 @@ impl Conn {
         write_out(&self.stream, &self.ready, &mut self.out, &shard).await
     }
 
-    /// Moves queued pushes (Pub/Sub messages) behind the replies.
+    /// Moves queued pushes (Pub/Sub messages, invalidations) behind the
+    /// replies.
     fn take_outbox(&mut self) {
         let mut outbox = self.client.meta.outbox.borrow_mut();
         if !outbox.is_empty() {
             self.out.append(&mut outbox);
             self.client.meta.soft_limit_since.set(None);
         }
+        self.out.append(&mut self.client.meta.deferred.borrow_mut());
     }
 
     /// Reads what the socket has into the free part of the buffer. Like
@@ -294,6 +298,9 @@ async fn write_out(stream: &TcpStream, ready: &Readiness, out: &mut Vec<u8>, sha
         }
     }
     shard.stats.net_output.set(shard.stats.net_output.get() + out.len() as u64);
+    if !out.is_empty() {
+        shard.stats.writes.set(shard.stats.writes.get() + 1);
+    }
     out.clear();
     if out.capacity() > 1024 * 1024 {
         out.shrink_to(READ_CHUNK);

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::client::{Client, Handler, ReplyMode, Spec};
 use super::notify;
 use super::shard::Shard;
+use super::tracking::Reader;
 use super::transaction::{Exclusive, Tx};
 use crate::command::{self, Args, AsyncFn, DataFn, Merge, OwnedArgs, WRITE};
 use crate::config::Hot;
@@ -41,31 +42,51 @@ pub struct Ran {
     pub changed: bool,
 }
 
+/// Who runs a command body, as the shard running it needs to know.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller {
+    pub db: usize,
+    pub no_touch: bool,
+    /// The client (a script's caller for the script's commands).
+    pub id: u64,
+    /// The keys it reads are remembered for its client-side cache.
+    pub tracker: Option<Reader>,
+}
+
+impl Client {
+    /// This client as the caller of `spec`.
+    pub fn caller(&self, spec: &Spec) -> Caller {
+        let reads = spec.has(command::READONLY) && !spec.has(command::SCRIPT);
+        let tracker = (reads && self.meta.tracking.borrow().remembers())
+            .then_some(Reader { id: self.meta.id, shard: self.shard.id });
+        Caller { db: self.db(), no_touch: self.no_touch(), id: self.meta.id, tracker }
+    }
+}
+
 /// Runs a command body on this shard and applies its effects.
-pub fn run_data(shard: &Rc<Shard>, spec: &Spec, f: DataFn, db: usize, no_touch: bool, args: Args, sink: Sink) -> Ran {
-    run_body(shard, spec, f, db, no_touch, args, true, sink)
+pub fn run_data(shard: &Rc<Shard>, spec: &Spec, f: DataFn, caller: Caller, args: Args, sink: Sink) -> Ran {
+    run_body(shard, spec, f, caller, args, true, sink)
 }
 
 /// `run_data` for one shard's part of a split command: its keyspace
 /// events go back to the coordinator, which sends them in key order, and
 /// so do its journal entries.
-fn run_part(shard: &Rc<Shard>, spec: &Spec, f: DataFn, db: usize, no_touch: bool, args: Args) -> (Ran, Vec<KeyEvent>) {
-    let ran = run_body(shard, spec, f, db, no_touch, args, false, Sink::Collect);
+fn run_part(shard: &Rc<Shard>, spec: &Spec, f: DataFn, caller: Caller, args: Args) -> (Ran, Vec<KeyEvent>) {
+    let ran = run_body(shard, spec, f, caller, args, false, Sink::Collect);
     let events = if shard.notify_flags() != 0 { shard.ks.borrow_mut().take_events() } else { Vec::new() };
     (ran, events)
 }
 
 /// Runs the body and applies, in this one place, what it says it did:
 /// the dirty counter, WATCH versions (before any lock is released), the
-/// journal, blocked clients served from the keys it wrote, and keyspace
-/// events.
-#[allow(clippy::too_many_arguments)]
+/// journal, the readers of the keys it changed, blocked clients served
+/// from the keys it wrote, and keyspace events; and remembers the keys a
+/// tracking client read.
 fn run_body(
     shard: &Rc<Shard>,
     spec: &Spec,
     f: DataFn,
-    db: usize,
-    no_touch: bool,
+    caller: Caller,
     args: Args,
     own_events: bool,
     sink: Sink,
@@ -73,7 +94,8 @@ fn run_body(
     // (with_ctx arms the notifications.)
     let notify = shard.notify_flags();
     let wrote = spec.has(WRITE);
-    let mut ran = shard.with_ctx(db, no_touch, |ctx| {
+    let db = caller.db;
+    let mut ran = shard.with_ctx(db, caller.no_touch, |ctx| {
         if wrote && ctx.ks.snapshot.is_some() {
             spec.written_keys(args).for_each(|i| ctx.ks.preserve(db, args.get(i), ctx.now));
         }
@@ -99,7 +121,7 @@ fn run_body(
             }
             ctx.ks.dirty += changes;
             let d = &mut ctx.ks.dbs[db];
-            if d.has_watched() {
+            if d.has_watched() || d.tracks() {
                 spec.written_keys(args).for_each(|i| d.touch(args.get(i)));
             }
         }
@@ -107,6 +129,10 @@ fn run_body(
     });
     if sink == Sink::Journal {
         shard.journal(std::mem::take(&mut ran.ops));
+    }
+    shard.signal_changed(Some(caller.id));
+    if let Some(reader) = caller.tracker {
+        shard.remember(reader, spec.keys.positions(args).map(|i| args.get(i)));
     }
     if ran.changed && !shard.blocked.borrow().is_empty() {
         spec.written_keys(args).for_each(|i| shard.key_written(db, args.get(i)));
@@ -123,14 +149,16 @@ fn run_body(
 async fn keys_written(client: &Client, modified: Vec<(usize, crate::storage::Key)>) {
     use std::sync::atomic::Ordering::Relaxed;
     let server = &client.shard.server;
-    if server.watching.load(Relaxed) == 0 && server.blocked_clients.load(Relaxed) == 0 {
+    if server.watching.load(Relaxed) == 0 && server.blocked_clients.load(Relaxed) == 0 && !server.tracking.active() {
         return;
     }
+    let by = client.meta.id;
     for (db, key) in modified {
         client
             .shard
             .run_on(client.shard.owner(&key), move |sh| {
                 sh.ks.borrow_mut().dbs[db].touch(&key);
+                sh.signal_changed(Some(by));
                 sh.key_written(db, &key);
             })
             .await;
@@ -142,14 +170,13 @@ async fn run_data_when_unlocked(
     shard: &Rc<Shard>,
     spec: &Spec,
     f: DataFn,
-    db: usize,
-    no_touch: bool,
+    caller: Caller,
     args: Args<'_>,
 ) -> CmdResult {
     if !shard.locks.borrow().is_empty() {
-        shard.wait_unlocked(db, spec.keys.positions(args).map(|i| args.get(i))).await;
+        shard.wait_unlocked(caller.db, spec.keys.positions(args).map(|i| args.get(i))).await;
     }
-    run_data(shard, spec, f, db, no_touch, args, Sink::Journal).result
+    run_data(shard, spec, f, caller, args, Sink::Journal).result
 }
 
 /// Most commands, and argument bytes, one batch carries: past either, the
@@ -169,18 +196,18 @@ const BATCH_MAX_BYTES: usize = 256 * 1024;
 pub struct Batch {
     target: usize,
     args: OwnedArgs,
-    /// (command, first argument, argument count, reply suppressed)
-    cmds: Vec<(&'static Spec, usize, usize, bool)>,
+    /// (command, first argument, argument count, reply suppressed, its caller)
+    cmds: Vec<(&'static Spec, usize, usize, bool, Caller)>,
 }
 
 impl Batch {
-    fn push(&mut self, target: usize, spec: &'static Spec, args: Args, quiet: bool) {
+    fn push(&mut self, target: usize, spec: &'static Spec, args: Args, quiet: bool, caller: Caller) {
         self.target = target;
         let first = self.args.len();
         for a in args.iter() {
             self.args.push(a);
         }
-        self.cmds.push((spec, first, args.len(), quiet));
+        self.cmds.push((spec, first, args.len(), quiet, caller));
     }
 
     fn is_full(&self) -> bool {
@@ -193,24 +220,23 @@ impl Batch {
             return;
         }
         let args = std::mem::take(&mut self.args);
-        let cmds: Vec<_> = self.cmds.iter().map(|&(spec, first, n, _)| (spec, first, n)).collect();
-        let (db, no_touch) = (client.db(), client.no_touch());
+        let cmds: Vec<_> = self.cmds.iter().map(|&(spec, first, n, _, caller)| (spec, first, n, caller)).collect();
         let (results, args): (Vec<(CmdResult, Duration)>, OwnedArgs) = client
             .shard
             .run_on_async(self.target, move |sh| async move {
                 let mut results = Vec::with_capacity(cmds.len());
-                for (spec, first, n) in cmds {
+                for (spec, first, n, caller) in cmds {
                     let (Handler::Data(f) | Handler::Split(f, _)) = spec.handler else {
                         unreachable!("only keyed commands are batched");
                     };
                     let started = Instant::now();
-                    let result = run_data_when_unlocked(&sh, spec, f, db, no_touch, args.range(first, first + n)).await;
+                    let result = run_data_when_unlocked(&sh, spec, f, caller, args.range(first, first + n)).await;
                     results.push((result, started.elapsed()));
                 }
                 (results, args)
             })
             .await;
-        for ((spec, first, n, quiet), (result, took)) in self.cmds.drain(..).zip(results) {
+        for ((spec, first, n, quiet, _), (result, took)) in self.cmds.drain(..).zip(results) {
             account(client, spec, args.range(first, first + n), took, &result);
             if !quiet {
                 write_result(client, out, result);
@@ -314,10 +340,12 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
                         batch.flush(client, out).await;
                     }
                     let quiet = end_reply(client);
-                    batch.push(target, spec, args, quiet);
+                    let caller = client.caller(spec);
+                    batch.push(target, spec, args, quiet, caller);
                     if batch.is_full() {
                         batch.flush(client, out).await;
                     }
+                    caching_used(client, spec);
                     return;
                 }
                 batch.flush(client, out).await;
@@ -347,6 +375,20 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
     // OFF, as Redis sends them.
     if !end_reply(client) || is_push(&result) {
         write_result(client, out, result);
+    }
+    // Invalidations this command caused to its own client follow its reply.
+    out.append(&mut client.meta.deferred.borrow_mut());
+    caching_used(client, spec);
+}
+
+/// CLIENT CACHING holds for the one command after it (a whole
+/// transaction), as Redis's resetClient clears it.
+fn caching_used(client: &Client, spec: &Spec) {
+    if client.multi.is_none() && spec.name != "client" {
+        let mut mode = client.meta.tracking.borrow_mut();
+        if mode.caching {
+            mode.caching = false;
+        }
     }
 }
 
@@ -508,14 +550,14 @@ fn single_owner(client: &Client, spec: &Spec, args: Args) -> Option<usize> {
 
 async fn run_local(client: &mut Client, spec: &'static Spec, f: DataFn, args: Args<'_>, held: bool) -> CmdResult {
     let shard = client.shard.clone();
-    let (db, no_touch) = (client.db(), client.no_touch());
+    let caller = client.caller(spec);
     if held {
         let sink = if client.unit.is_some() { Sink::Collect } else { Sink::Journal };
-        let ran = run_data(&shard, spec, f, db, no_touch, args, sink);
+        let ran = run_data(&shard, spec, f, caller, args, sink);
         client.propagate(ran.ops);
         return ran.result;
     }
-    run_data_when_unlocked(&shard, spec, f, db, no_touch, args).await
+    run_data_when_unlocked(&shard, spec, f, caller, args).await
 }
 
 /// Everything but a body on this shard: another shard's (`owner`, the
@@ -530,7 +572,7 @@ async fn execute_elsewhere(
     match spec.handler {
         Handler::Data(f) | Handler::Split(f, _) => {
             let shard = client.shard.clone();
-            let (db, no_touch) = (client.db(), client.no_touch());
+            let caller = client.caller(spec);
             let sink = if client.unit.is_some() { Sink::Collect } else { Sink::Journal };
             if let Some(target) = owner {
                 let mut owned = OwnedArgs::default();
@@ -538,9 +580,9 @@ async fn execute_elsewhere(
                 let ran = shard
                     .run_on_async(target, move |sh| async move {
                         if held {
-                            run_data(&sh, spec, f, db, no_touch, owned.args(), sink)
+                            run_data(&sh, spec, f, caller, owned.args(), sink)
                         } else {
-                            let result = run_data_when_unlocked(&sh, spec, f, db, no_touch, owned.args()).await;
+                            let result = run_data_when_unlocked(&sh, spec, f, caller, owned.args()).await;
                             Ran { result, ops: Vec::new(), expired: 0, changed: false }
                         }
                     })
@@ -557,9 +599,14 @@ async fn execute_elsewhere(
         Handler::Async(f) if spec.has(WRITE) => coordinated(client, spec, args, f).await,
         Handler::Async(f) => {
             client.steps.take();
+            let tracker = client.caller(spec).tracker;
             let result = f(client, args).await;
             let events = client.steps.take().events;
             client.shard.send_events(events);
+            if let Some(reader) = tracker {
+                let keys = spec.keys.positions(args).map(|i| args.get(i).into()).collect();
+                client.remember_keys(reader, keys).await;
+            }
             result
         }
     }
@@ -652,7 +699,8 @@ async fn run_split(client: &mut Client, spec: &'static Spec, f: DataFn, merge: M
     for (ordinal, &i) in positions.iter().enumerate() {
         groups.entry(shard.owner(args.get(i))).or_default().push(ordinal);
     }
-    let (db, no_touch) = (client.db(), client.no_touch());
+    let caller = client.caller(spec);
+    let db = caller.db;
     let tx = Tx::lock(client, db, positions.iter().map(|&i| args.get(i))).await;
     let parts = groups.iter().map(|(&owner, ordinals)| {
         let mut owned = OwnedArgs::default();
@@ -662,7 +710,7 @@ async fn run_split(client: &mut Client, spec: &'static Spec, f: DataFn, merge: M
                 owned.push(args.get(positions[o] + j));
             }
         }
-        tx.run(owner, move |sh| run_part(sh, spec, f, db, no_touch, owned.args()))
+        tx.run(owner, move |sh| run_part(sh, spec, f, caller, owned.args()))
     });
     let (ran, recorded): (Vec<Ran>, Vec<Vec<KeyEvent>>) = futures::future::join_all(parts).await.into_iter().unzip();
     let mut ops = Vec::new();

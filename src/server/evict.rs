@@ -151,6 +151,7 @@ impl Shard {
                 break;
             }
         }
+        self.signal_changed(None);
         if freed_any && notify != 0 {
             self.publish_events();
         }

@@ -15,6 +15,7 @@ pub mod shard;
 pub mod shared;
 pub mod signals;
 pub mod stats;
+pub mod tracking;
 pub mod transaction;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -156,7 +157,7 @@ pub fn run(config: Config, commands: &'static Table<Client>) -> Result<(), Start
                 let driver = shard.poller.clone().run(
                     move || _ = clock.tick(),
                     move || mail.take_mail(),
-                    move || flush.flush_durable(),
+                    move || flush.flush_durable() | flush.tracking_before_sleep(),
                 );
                 glommio::spawn_local(driver).detach();
                 poller::spawn(cron(shard.clone())).detach();
@@ -250,6 +251,7 @@ async fn cron(shard: Rc<Shard>) {
                 shard.journal(vec![op]);
             }
             drop(ks);
+            shard.signal_changed(None);
             let threshold = Hot::get(&shard.server.hot.latency_monitor_ms);
             shard.server.records.sample("expire-cycle", started.elapsed(), threshold);
             if stats.timed_out {

@@ -39,6 +39,8 @@ pub type Payload = Box<dyn Any + Send>;
 /// so the command that made the call fails as a whole (see
 /// `dispatch::execute`) instead of waiting for an answer forever.
 struct Panicked(Payload);
+/// Work posted to run with a shard, answering nothing.
+pub type ShardJob = Box<dyn FnOnce(&Rc<Shard>) + Send>;
 pub type Job = Box<dyn FnOnce(Rc<Shard>) -> LocalBoxFuture<'static, Payload> + Send>;
 
 pub enum Msg {
@@ -53,6 +55,8 @@ pub enum Msg {
     },
     /// Runs on the shard's thread, answering nothing.
     Run(Box<dyn FnOnce() + Send>),
+    /// Runs with the shard, answering nothing.
+    With(ShardJob),
     /// The journal became durable further: wake the clients waiting.
     Durable,
 }
@@ -91,6 +95,9 @@ pub struct ShardStats {
     pub net_input: Cell<u64>,
     pub net_output: Cell<u64>,
     pub expire_cycle_timeouts: Cell<u64>,
+    /// Reads from and writes to client sockets.
+    pub reads: Cell<u64>,
+    pub writes: Cell<u64>,
 }
 
 pub struct Shard {
@@ -101,6 +108,8 @@ pub struct Shard {
     pub locks: RefCell<LockTable>,
     pub clients: RefCell<HashMap<u64, Rc<ClientMeta>>>,
     pub pubsub: RefCell<Registry>,
+    /// This shard's part of the tracking table (client-side caching).
+    pub tracking: RefCell<super::tracking::Table>,
     pub blocked: RefCell<BlockedKeys>,
     /// This shard's Lua interpreter, started by its first script.
     pub scripts: RefCell<Option<Rc<crate::scripting::Engine>>>,
@@ -135,6 +144,7 @@ impl Shard {
             locks: RefCell::new(LockTable::default()),
             clients: RefCell::new(HashMap::new()),
             pubsub: RefCell::new(Registry::default()),
+            tracking: RefCell::default(),
             blocked: RefCell::new(BlockedKeys::default()),
             scripts: RefCell::new(None),
             stats: ShardStats::default(),
@@ -307,6 +317,16 @@ impl Shard {
         }
     }
 
+    /// Runs `f` with shard `target` without waiting for it (inline when
+    /// it is this one). Posts from one shard reach another in order.
+    pub fn post_with(self: &Rc<Self>, target: usize, f: impl FnOnce(&Rc<Shard>) + Send + 'static) {
+        if target == self.id {
+            f(self);
+        } else {
+            self.mailboxes[target].post(Msg::With(Box::new(f)));
+        }
+    }
+
     /// Takes every message posted here: runs calls (each as its own task,
     /// since it may wait on key locks) and completes returned calls. The
     /// clock is read once for the batch, as for a read from a client.
@@ -336,6 +356,7 @@ impl Shard {
                     }
                 }
                 Msg::Run(f) => f(),
+                Msg::With(f) => f(self),
                 Msg::Durable => self.durable_waiters.borrow_mut().drain(..).for_each(|w| w.wake()),
             }
         }

@@ -73,6 +73,8 @@ pub struct Shared {
     /// Per shard: its clients in MONITOR mode; and all of them.
     pub monitors: Vec<AtomicUsize>,
     pub monitoring: AtomicUsize,
+    /// Client-side caching's totals across shards.
+    pub tracking: super::tracking::Counts,
 }
 
 impl Shared {
@@ -123,6 +125,7 @@ impl Shared {
             durable_wanted: (0..shards).map(|_| AtomicBool::new(false)).collect(),
             monitors: (0..shards).map(|_| AtomicUsize::new(0)).collect(),
             monitoring: AtomicUsize::new(0),
+            tracking: Default::default(),
             run_id: (0..40).map(|_| b"0123456789abcdef"[fastrand::usize(..16)] as char).collect(),
         }
     }

@@ -120,6 +120,10 @@ pub struct Db {
     /// Clients are paused: expired keys read as missing but stay, so the
     /// dataset (and what replicas would be told) holds still.
     keep_expired: bool,
+    /// While the shard tracks keys for client-side caching: the keys
+    /// changed since it last looked (true: removed by expiry), whose
+    /// readers it invalidates.
+    changed: Option<Vec<(Key, bool)>>,
 }
 
 /// What happened to a key, in a database's log.
@@ -302,6 +306,7 @@ impl Db {
             dropped,
             loading,
             keep_expired: self.keep_expired,
+            changed: self.changed.take(),
             ..Db::default()
         };
     }
@@ -309,7 +314,7 @@ impl Db {
     /// After `key` was removed because its TTL passed.
     fn reclaimed(&mut self, key: &[u8]) {
         self.expired += 1;
-        self.touch(key);
+        self.signal(key, true);
         if self.log_expired {
             self.log.push((Logged::Expired, key.into()));
         }
@@ -364,10 +369,36 @@ impl Db {
         !self.watched.is_empty()
     }
 
-    /// Marks `key` changed for its watchers.
+    /// Marks `key` changed for its watchers and its trackers.
     pub fn touch(&mut self, key: &[u8]) {
+        self.signal(key, false);
+    }
+
+    fn signal(&mut self, key: &[u8], expired: bool) {
         if let Some(w) = self.watched.get_mut(key) {
             w.version += 1;
+        }
+        if let Some(changed) = &mut self.changed {
+            changed.push((key.into(), expired));
+        }
+    }
+
+    /// Whether changed keys are recorded for the tracking table.
+    pub fn tracks(&self) -> bool {
+        self.changed.is_some()
+    }
+
+    pub fn set_tracking(&mut self, on: bool) {
+        if on != self.changed.is_some() {
+            self.changed = on.then(Vec::new);
+        }
+    }
+
+    /// The keys changed since the last call (true: by expiry).
+    pub fn take_changed(&mut self) -> Vec<(Key, bool)> {
+        match &mut self.changed {
+            Some(changed) if !changed.is_empty() => std::mem::take(changed),
+            _ => Vec::new(),
         }
     }
 
@@ -381,8 +412,9 @@ impl Db {
         let mut other = other;
         for key in keys {
             let exists = self.contains(&key, now_ms) || other.as_mut().is_some_and(|o| o.contains(&key, now_ms));
-            if exists {
-                self.touch(&key);
+            if exists && let Some(w) = self.watched.get_mut(&key) {
+                // (A flush invalidates trackers all at once instead.)
+                w.version += 1;
             }
         }
     }

@@ -167,6 +167,23 @@ impl Keyspace {
         }
     }
 
+    /// Turns the record of changed keys (for the tracking table) on or off.
+    pub fn set_tracking(&mut self, on: bool) {
+        if self.dbs.first().is_some_and(|d| d.tracks() != on) {
+            self.dbs.iter_mut().for_each(|d| d.set_tracking(on));
+        }
+    }
+
+    /// The keys changed in any database since the last call (true: by
+    /// expiry), in order per database.
+    pub fn take_changed(&mut self) -> Vec<(Key, bool)> {
+        let mut changed = Vec::new();
+        if self.dbs.first().is_some_and(Db::tracks) {
+            self.dbs.iter_mut().for_each(|d| changed.extend(d.take_changed()));
+        }
+        changed
+    }
+
     /// Turns journalling on or off: expired keys are then kept to
     /// propagate as DELs.
     pub fn set_journal(&mut self, on: bool) {
