@@ -370,6 +370,12 @@ impl Poller {
             let (woke, next) = fire_timers();
             let timeout = if idle && !woke { next.map_or(MAX_SLEEP, |d| d.min(MAX_SLEEP)) } else { Duration::ZERO };
             let n = self.wait(&mut events, timeout);
+            // Mail posted before what woke the sockets is taken before
+            // they run: an invalidation sent ahead of a writer's reply is
+            // queued before a request that reply led to.
+            if self.bell.mail.swap(false, Ordering::SeqCst) {
+                on_mail();
+            }
             if n > 0 {
                 on_round();
                 self.dispatch(&events[..n]);
