@@ -53,6 +53,8 @@ class Conn:
             return raw, int(rest)
         if kind == b",":
             return raw, ("double", rest.decode())
+        if kind == b"(":
+            return raw, ("bignum", rest.decode())
         if kind == b"#":
             return raw, rest == b"t"
         if kind == b"_":
@@ -63,12 +65,12 @@ class Conn:
                 return raw, None
             data = self._exact(n)
             return raw + data + b"\r\n", data
-        if kind in (b"*", b"~", b">", b"%"):
+        if kind in (b"*", b"~", b">", b"%", b"|"):
             n = int(rest)
             if n < 0:
                 return raw, None
             items = []
-            count = n * 2 if kind == b"%" else n
+            count = n * 2 if kind in (b"%", b"|") else n
             for _ in range(count):
                 r, v = self.read()
                 raw += r

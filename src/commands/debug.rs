@@ -30,6 +30,14 @@ const HELP: &[&str] = &[
     "    Output a hex signature representing the current DB content.",
     "DIGEST-VALUE <key> [<key> ...]",
     "    Output a hex signature of the values of all the specified keys.",
+    "PROTOCOL <type>",
+    "    Reply with a test value of the specified type. <type> can be: string,",
+    "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
+    "    true, false.",
+    "SET-DISABLE-DENY-SCRIPTS <0|1>",
+    "    Setting it to 1 allows scripts to run commands otherwise denied to them.",
+    "PAUSE-CRON <0|1>",
+    "    Stop periodic cron job processing.",
     "AOF-FLUSH-SLEEP <microsec>",
     "    Server will sleep before flushing the AOF, this is used for testing.",
     "LOADAOF",
@@ -97,6 +105,56 @@ async fn populate(client: &Client, args: Args<'_>) -> Result<(), CmdError> {
         })
         .await;
     Ok(())
+}
+
+/// C's atoi, as Redis parses these arguments: leading digits, else 0.
+fn atoi(s: String) -> i64 {
+    let s = s.trim_start();
+    let (sign, digits) = match s.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let digits: String = digits.chars().take_while(|c| c.is_ascii_digit()).collect();
+    sign * digits.parse::<i64>().unwrap_or(0)
+}
+
+/// DEBUG PROTOCOL: one test value of each reply type.
+fn protocol(client: &Client, name: &str) -> CmdResult {
+    let ints = || (0..3).map(Reply::Int).collect::<Vec<_>>();
+    Ok(match name {
+        "STRING" => Reply::bulk(b"Hello World"),
+        "INTEGER" => Reply::Int(12345),
+        // Redis's test value (not π).
+        #[allow(clippy::approx_constant)]
+        "DOUBLE" => Reply::Double(3.141),
+        "BIGNUM" => Reply::BigNum("1234567999999999999999999999999999999".into()),
+        "NULL" => Reply::Null,
+        "ARRAY" => Reply::Array(ints()),
+        "SET" => Reply::Set(ints()),
+        "MAP" => Reply::Map((0..3).map(|j| (Reply::Int(j), Reply::Bool(j == 1))).collect()),
+        "ATTRIB" => Reply::Seq(vec![
+            Reply::Attribute(vec![(
+                Reply::bulk(b"key-popularity"),
+                Reply::Array(vec![Reply::bulk(b"key:123"), Reply::Int(90)]),
+            )]),
+            Reply::bulk(b"Some real reply following the attribute"),
+        ]),
+        "PUSH" if client.proto() == crate::protocol::Proto::Resp2 => {
+            return Err(CmdError::err("RESP2 is not supported by this command"));
+        }
+        "PUSH" => Reply::Seq(vec![
+            Reply::Push(vec![Reply::bulk(b"server-cpu-usage"), Reply::Int(42)]),
+            Reply::bulk(b"Some real reply following the push reply"),
+        ]),
+        "TRUE" => Reply::Bool(true),
+        "FALSE" => Reply::Bool(false),
+        "VERBATIM" => Reply::Verbatim("This is a verbatim\nstring".into()),
+        _ => {
+            return Err(CmdError::err(
+                "Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false",
+            ));
+        }
+    })
 }
 
 fn debug<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
@@ -178,10 +236,7 @@ fn debug<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
                 Ok(Reply::Array(digests))
             }
             "AOF-FLUSH-SLEEP" if args.len() == 3 => {
-                // atoi, as Redis parses it.
-                let digits: String = args.str(2).trim_start().chars().take_while(|c| c.is_ascii_digit()).collect();
-                let us = digits.parse::<u64>().unwrap_or(0);
-                client.shard.server.aof.flush_sleep_us.store(us, Ordering::Relaxed);
+                client.shard.server.aof.flush_sleep_us.store(atoi(args.str(2)).max(0) as u64, Ordering::Relaxed);
                 Ok(Reply::Ok)
             }
             "LOADAOF" if args.len() == 2 => {
@@ -190,6 +245,15 @@ fn debug<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
             }
             "POPULATE" if (3..=5).contains(&args.len()) => {
                 populate(client, args).await?;
+                Ok(Reply::Ok)
+            }
+            "PROTOCOL" if args.len() == 3 => protocol(client, &args.keyword(2)),
+            "SET-DISABLE-DENY-SCRIPTS" if args.len() == 3 => {
+                client.shard.server.scripts_may_run_anything.store(atoi(args.str(2)) != 0, Ordering::Relaxed);
+                Ok(Reply::Ok)
+            }
+            "PAUSE-CRON" if args.len() == 3 => {
+                client.shard.server.cron_paused.store(atoi(args.str(2)) != 0, Ordering::Relaxed);
                 Ok(Reply::Ok)
             }
             "HELP" => Ok(Reply::help(HELP)),

@@ -4,7 +4,7 @@
 
 use futures::future::LocalBoxFuture;
 
-use super::server::memory_stats;
+use super::server::human_bytes;
 use super::{Handler, Spec};
 use crate::command::{Args, CONTAINER, Keys, READONLY};
 use crate::protocol::{CmdError, CmdResult, Reply};
@@ -58,48 +58,184 @@ async fn usage(client: &Client, args: Args<'_>) -> CmdResult {
     Ok(bytes.map_or(Reply::Null, |b| Reply::Int(b as i64)))
 }
 
+/// The server's memory, as INFO memory and MEMORY STATS report it.
+pub(super) struct Usage {
+    /// jemalloc's allocated, active and resident bytes; the process's RSS.
+    used: u64,
+    active: u64,
+    resident: u64,
+    rss: u64,
+    peak: u64,
+    /// Allocated before any client came.
+    startup: u64,
+    /// Every shard's Lua interpreter.
+    lua: u64,
+    /// Client connections' buffers and state.
+    clients: u64,
+    keys: u64,
+}
+
+/// jemalloc's allocated, active and resident bytes, and the RSS.
+fn allocator() -> (u64, u64, u64, u64) {
+    use tikv_jemalloc_ctl::stats;
+    let _ = tikv_jemalloc_ctl::epoch::advance();
+    let read = |r: tikv_jemalloc_ctl::Result<usize>| r.unwrap_or(0) as u64;
+    let page = 4096;
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .map_or(0, |p| p * page);
+    (read(stats::allocated::read()), read(stats::active::read()), read(stats::resident::read()), rss)
+}
+
+pub(super) async fn server_usage(client: &Client) -> Usage {
+    let per_shard = client
+        .shard
+        .broadcast(|sh| {
+            let lua = sh.scripts.borrow().as_ref().map_or(0, |e| e.memory()) as u64;
+            let clients: usize = sh
+                .clients
+                .borrow()
+                .values()
+                .map(|m| m.rbuf_size.get() + m.outbox.borrow().capacity() + std::mem::size_of_val(&**m))
+                .sum();
+            let keys: usize = sh.ks.borrow().dbs.iter().map(|d| d.len()).sum();
+            (lua, clients as u64, keys as u64)
+        })
+        .await;
+    let (_, active, resident, rss) = allocator();
+    let used = crate::server::evict::used_memory_now(&client.shard);
+    let server = &client.shard.server;
+    let peak = server.used_memory_peak.fetch_max(used, std::sync::atomic::Ordering::Relaxed).max(used);
+    let sum = |f: fn(&(u64, u64, u64)) -> u64| per_shard.iter().map(f).sum();
+    Usage {
+        used,
+        active,
+        resident,
+        rss,
+        peak,
+        startup: server.startup_memory,
+        lua: sum(|s| s.0),
+        clients: sum(|s| s.1),
+        keys: sum(|s| s.2),
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+fn pct(a: u64, b: u64) -> f64 {
+    ratio(a, b) * 100.0
+}
+
+impl Usage {
+    /// What is not the dataset: startup memory and the clients.
+    fn overhead(&self) -> u64 {
+        (self.startup + self.clients).min(self.used)
+    }
+
+    fn dataset(&self) -> u64 {
+        self.used - self.overhead()
+    }
+
+    /// INFO's Memory section, field for field as Redis 7.0 prints it.
+    pub(super) fn info(&self, server: &crate::server::shared::Shared) -> String {
+        let (maxmemory, policy) = server.config(|c| (c.int("maxmemory") as u64, c.str("maxmemory-policy").to_string()));
+        let scripts: u64 = server.scripts.read().map_or(0, |s| s.values().map(|b| b.len() as u64).sum());
+        let cached = server.scripts.read().map_or(0, |s| s.len());
+        let (functions, libraries, function_bytes) = server.libraries.read().map_or((0, 0, 0), |l| {
+            let functions: usize = l.libs.values().map(|lib| lib.functions.len()).sum();
+            (functions, l.libs.len(), l.libs.values().map(|lib| lib.code.len() as u64).sum::<u64>())
+        });
+        let system = total_system_memory();
+        let u = self;
+        format!(
+            "used_memory:{}\r\nused_memory_human:{}\r\nused_memory_rss:{}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:{}\r\nused_memory_startup:{}\r\nused_memory_dataset:{}\r\nused_memory_dataset_perc:{:.2}%\r\nallocator_allocated:{}\r\nallocator_active:{}\r\nallocator_resident:{}\r\ntotal_system_memory:{system}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:{}\r\nused_memory_vm_eval:{}\r\nused_memory_lua_human:{}\r\nused_memory_scripts_eval:{scripts}\r\nnumber_of_cached_scripts:{cached}\r\nnumber_of_functions:{functions}\r\nnumber_of_libraries:{libraries}\r\nused_memory_vm_functions:0\r\nused_memory_vm_total:{}\r\nused_memory_vm_total_human:{}\r\nused_memory_functions:{function_bytes}\r\nused_memory_scripts:{}\r\nused_memory_scripts_human:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{policy}\r\nallocator_frag_ratio:{:.2}\r\nallocator_frag_bytes:{}\r\nallocator_rss_ratio:{:.2}\r\nallocator_rss_bytes:{}\r\nrss_overhead_ratio:{:.2}\r\nrss_overhead_bytes:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:0\r\nmem_total_replication_buffers:0\r\nmem_clients_slaves:0\r\nmem_clients_normal:{}\r\nmem_cluster_links:0\r\nmem_aof_buffer:0\r\nmem_allocator:jemalloc-5.3.0\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
+            u.used,
+            human_bytes(u.used),
+            u.rss,
+            human_bytes(u.rss),
+            u.peak,
+            human_bytes(u.peak),
+            pct(u.used, u.peak),
+            u.overhead(),
+            u.startup,
+            u.dataset(),
+            pct(u.dataset(), u.used.saturating_sub(u.startup)),
+            u.used,
+            u.active,
+            u.resident,
+            human_bytes(system),
+            u.lua,
+            u.lua,
+            human_bytes(u.lua),
+            u.lua,
+            human_bytes(u.lua),
+            scripts + function_bytes,
+            human_bytes(scripts + function_bytes),
+            human_bytes(maxmemory),
+            ratio(u.active, u.used),
+            u.active.saturating_sub(u.used),
+            ratio(u.resident, u.active),
+            u.resident as i64 - u.active as i64,
+            ratio(u.rss, u.resident),
+            u.rss as i64 - u.resident as i64,
+            ratio(u.rss, u.used),
+            u.rss as i64 - u.used as i64,
+            u.clients,
+        )
+    }
+}
+
+/// MemTotal of /proc/meminfo, in bytes.
+fn total_system_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
 async fn stats(client: &Client) -> Reply {
-    let (used, active, rss) = memory_stats();
-    let keys: usize =
-        client.shard.broadcast(|sh| sh.ks.borrow().dbs.iter().map(|d| d.len()).sum::<usize>()).await.iter().sum();
-    let startup = client.shard.server.startup_memory;
-    let overhead = startup.min(used);
-    let dataset = used.saturating_sub(overhead);
-    let pct = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 * 100.0 / b as f64 };
-    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let u = server_usage(client).await;
     let int = |n: u64| Reply::Int(n as i64);
     let field = |name: &str, value: Reply| (Reply::bulk(name.as_bytes()), value);
     Reply::Map(vec![
-        field("peak.allocated", int(active.max(used))),
-        field("total.allocated", int(used)),
-        field("startup.allocated", int(startup)),
+        field("peak.allocated", int(u.peak)),
+        field("total.allocated", int(u.used)),
+        field("startup.allocated", int(u.startup)),
         field("replication.backlog", int(0)),
         field("clients.slaves", int(0)),
-        field("clients.normal", int(0)),
+        field("clients.normal", int(u.clients)),
         field("cluster.links", int(0)),
         field("aof.buffer", int(0)),
         field("lua.caches", int(0)),
         field("functions.caches", int(0)),
-        field("overhead.total", int(overhead)),
-        field("keys.count", int(keys as u64)),
-        field("keys.bytes-per-key", int(if keys == 0 { 0 } else { dataset / keys as u64 })),
-        field("dataset.bytes", int(dataset)),
-        field("dataset.percentage", Reply::Double(pct(dataset, used))),
-        field("peak.percentage", Reply::Double(pct(used, active.max(used)))),
-        field("allocator.allocated", int(used)),
-        field("allocator.active", int(active)),
-        field("allocator.resident", int(rss)),
-        field("allocator-fragmentation.ratio", Reply::Double(ratio(active, used))),
-        field("allocator-fragmentation.bytes", int(active.saturating_sub(used))),
-        field("rss-overhead.ratio", Reply::Double(ratio(rss, active))),
-        field("rss-overhead.bytes", int(rss.saturating_sub(active))),
-        field("fragmentation", Reply::Double(ratio(rss, used))),
-        field("fragmentation.bytes", int(rss.saturating_sub(used))),
+        field("overhead.total", int(u.overhead())),
+        field("keys.count", int(u.keys)),
+        field("keys.bytes-per-key", int(u.dataset().checked_div(u.keys).unwrap_or(0))),
+        field("dataset.bytes", int(u.dataset())),
+        field("dataset.percentage", Reply::Double(pct(u.dataset(), u.used.saturating_sub(u.startup)))),
+        field("peak.percentage", Reply::Double(pct(u.used, u.peak))),
+        field("allocator.allocated", int(u.used)),
+        field("allocator.active", int(u.active)),
+        field("allocator.resident", int(u.resident)),
+        field("allocator-fragmentation.ratio", Reply::Double(ratio(u.active, u.used))),
+        field("allocator-fragmentation.bytes", int(u.active.saturating_sub(u.used))),
+        field("allocator-rss.ratio", Reply::Double(ratio(u.resident, u.active))),
+        field("allocator-rss.bytes", int(u.resident.saturating_sub(u.active))),
+        field("rss-overhead.ratio", Reply::Double(ratio(u.rss, u.resident))),
+        field("rss-overhead.bytes", int(u.rss.saturating_sub(u.resident))),
+        field("fragmentation", Reply::Double(ratio(u.rss, u.used))),
+        field("fragmentation.bytes", int(u.rss.saturating_sub(u.used))),
     ])
 }
 
 fn doctor() -> String {
-    let (used, active, rss) = memory_stats();
+    let (used, active, _, rss) = allocator();
     if used < DOCTOR_MIN_BYTES {
         return "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.\n".into();
     }

@@ -109,19 +109,7 @@ async fn gather(client: &Client) -> ShardReport {
     total
 }
 
-pub(super) fn memory_stats() -> (u64, u64, u64) {
-    let _ = tikv_jemalloc_ctl::epoch::advance();
-    let allocated = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64;
-    let peak_hint = tikv_jemalloc_ctl::stats::active::read().unwrap_or(0) as u64;
-    let page = 4096;
-    let rss = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
-        .map_or(0, |p| p * page);
-    (allocated, peak_hint, rss)
-}
-
-fn human_bytes(n: u64) -> String {
+pub(super) fn human_bytes(n: u64) -> String {
     let n = n as f64;
     match n {
         _ if n < 1024.0 => format!("{n}B"),
@@ -208,19 +196,7 @@ fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
             );
         }
         if want("memory") {
-            let (used, active, rss) = memory_stats();
-            let (maxmemory, policy) = server.config(|c| (c.int("maxmemory"), c.str("maxmemory-policy").to_string()));
-            section(
-                "Memory",
-                format!(
-                    "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{active}\r\nused_memory_peak_human:{}\r\nused_memory_dataset:{used}\r\nallocator_allocated:{used}\r\nallocator_active:{active}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{policy}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:jemalloc-5.3.0\r\nlazyfree_pending_objects:0\r\n",
-                    human_bytes(used),
-                    human_bytes(rss),
-                    human_bytes(active),
-                    human_bytes(maxmemory as u64),
-                    if used == 0 { 0.0 } else { rss as f64 / used as f64 },
-                ),
-            );
+            section("Memory", super::memory::server_usage(client).await.info(server));
         }
         if want("persistence") {
             let aof = &server.aof;
@@ -518,6 +494,10 @@ fn config<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                         let settings = server.config(crate::persistence::aof::Settings::from_config);
                         crate::persistence::delete_history(server, &settings)
                             .map_err(|reason| CmdError::ConfigSet { name: name.clone(), reason })?;
+                    }
+                    if name.eq_ignore_ascii_case("tracking-table-max-keys") {
+                        // A lower limit takes effect before the next reply.
+                        client.shard.broadcast(|sh| sh.shed_tracked_keys()).await;
                     }
                     if name.eq_ignore_ascii_case("appendonly") {
                         // Turning the AOF on writes a base from a

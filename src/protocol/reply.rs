@@ -43,6 +43,11 @@ pub enum Reply {
     /// RESP3, a bulk string in RESP2.
     DoubleText(String),
     Bool(bool),
+    /// A big number (`(` in RESP3, a bulk string in RESP2).
+    BigNum(String),
+    /// Attributes about the reply that follows (`|` in RESP3; RESP2 has
+    /// none, so nothing is sent).
+    Attribute(Vec<(Reply, Reply)>),
     /// Text with a format hint (`=txt:` in RESP3, a bulk string in RESP2).
     Verbatim(Bytes),
     /// An error reply placed inside an aggregate (e.g. EXEC results).
@@ -211,6 +216,20 @@ pub fn encode(reply: &Reply, proto: Proto, out: &mut Vec<u8>) {
             out.extend_from_slice(b"\r\n");
         }
         Reply::DoubleText(text) => encode_bulk(out, text.as_bytes()),
+        Reply::BigNum(digits) if resp3 => {
+            out.push(b'(');
+            out.extend_from_slice(digits.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::BigNum(digits) => encode_bulk(out, digits.as_bytes()),
+        Reply::Attribute(pairs) if resp3 => {
+            header(out, b'|', pairs.len() as i64);
+            for (a, b) in pairs {
+                encode(a, proto, out);
+                encode(b, proto, out);
+            }
+        }
+        Reply::Attribute(_) => {}
         Reply::Bool(b) if resp3 => out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
         Reply::Bool(b) => header(out, b':', *b as i64),
         Reply::Verbatim(text) if resp3 => {

@@ -325,6 +325,9 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
         if spec.has(WRITE | command::MAY_REPLICATE) {
             client.wrote = true;
         }
+        if spec.has(command::DENYOOM) {
+            super::evict::memory_may_grow(&client.shard);
+        }
         let monitored = super::monitor::active(client) && client.meta.id != crate::persistence::AOF_CLIENT_ID;
         // (EXEC is shown after the commands it runs.)
         if monitored && !spec.has(command::RUNS_QUEUE) {
@@ -339,6 +342,9 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
                     if !batch.cmds.is_empty() && batch.target != target {
                         batch.flush(client, out).await;
                     }
+                    // Pushes that came before it (eviction's invalidations)
+                    // precede its reply, as on the path below.
+                    out.append(&mut client.meta.outbox.borrow_mut());
                     let quiet = end_reply(client);
                     let caller = client.caller(spec);
                     batch.push(target, spec, args, quiet, caller);
@@ -452,10 +458,13 @@ async fn gate(client: &Client, spec: &Spec, args: Args<'_>) -> Result<(), CmdErr
     // The AOF's replay is not refused for memory or replicas, as Redis's
     // loading client is not.
     let replaying = client.meta.id == crate::persistence::AOF_CLIENT_ID;
-    if flags & command::DENYOOM != 0
-        && !replaying
+    // Every command evicts first when memory is over the limit (so the
+    // evicted keys' invalidations precede its reply); only those that may
+    // grow memory are refused when nothing could go.
+    if !replaying
         && Hot::get(&server.hot.maxmemory) > 0
         && !super::evict::make_room(&client.shard).await
+        && flags & command::DENYOOM != 0
     {
         return Err(CmdError::Raw("OOM command not allowed when used memory > 'maxmemory'.".into()));
     }

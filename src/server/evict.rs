@@ -91,8 +91,24 @@ pub fn used_memory(shard: &Shard) -> u64 {
         let _ = tikv_jemalloc_ctl::epoch::advance();
         let used = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64;
         server.used_memory.store(used, Ordering::Relaxed);
+        server.used_memory_peak.fetch_max(used, Ordering::Relaxed);
     }
     server.used_memory.load(Ordering::Relaxed)
+}
+
+/// Memory as eviction counts it, read now (INFO and MEMORY report the
+/// same number the limit is judged by).
+pub fn used_memory_now(shard: &Shard) -> u64 {
+    shard.server.memory_checked_ms.store(0, Ordering::Relaxed);
+    used_memory(shard)
+}
+
+/// A command that may grow memory runs: under a limit, the next check
+/// reads memory afresh (so the command after it evicts what it needs).
+pub fn memory_may_grow(shard: &Shard) {
+    if Hot::get(&shard.server.hot.maxmemory) > 0 {
+        shard.server.memory_checked_ms.store(0, Ordering::Relaxed);
+    }
 }
 
 /// Whether the process is over `maxmemory` (never when it is 0).

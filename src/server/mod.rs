@@ -234,6 +234,9 @@ async fn cron(shard: Rc<Shard>) {
         let hz = Hot::get(&shard.server.hot.hz).max(1);
         let period = Duration::from_millis(1000 / hz);
         poller::sleep(period).await;
+        if shard.server.cron_paused.load(std::sync::atomic::Ordering::Relaxed) {
+            continue;
+        }
         let now = shard.tick();
         let loading = shard.server.loading.load(std::sync::atomic::Ordering::Relaxed);
         // A paused server expires and evicts nothing (the dataset holds

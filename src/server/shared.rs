@@ -32,6 +32,10 @@ pub struct Shared {
     pub run_id: String,
     /// DEBUG SET-ACTIVE-EXPIRE: whether the cron reclaims expired keys.
     pub active_expire: AtomicBool,
+    /// DEBUG PAUSE-CRON: the shards' periodic work is suspended.
+    pub cron_paused: AtomicBool,
+    /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may run no-script commands.
+    pub scripts_may_run_anything: AtomicBool,
     /// Clients with WATCHed keys, on any core.
     pub watching: AtomicUsize,
     /// Pub/Sub subscriptions held by each shard's clients: a publisher
@@ -56,6 +60,8 @@ pub struct Shared {
     pub libraries: std::sync::RwLock<crate::scripting::Libraries>,
     /// jemalloc's allocated bytes and when they were last read (ms).
     pub used_memory: AtomicU64,
+    /// The most memory allocated seen.
+    pub used_memory_peak: AtomicU64,
     /// What was allocated before any client came (MEMORY STATS).
     pub startup_memory: u64,
     pub memory_checked_ms: AtomicU64,
@@ -100,6 +106,8 @@ impl Shared {
             started: Instant::now(),
             started_unix_ms: now_ms(),
             active_expire: AtomicBool::new(true),
+            cron_paused: AtomicBool::new(false),
+            scripts_may_run_anything: AtomicBool::new(false),
             watching: AtomicUsize::new(0),
             subscriptions: (0..shards).map(|_| AtomicUsize::new(0)).collect(),
             blocked_clients: AtomicUsize::new(0),
@@ -111,6 +119,7 @@ impl Shared {
             running_function: std::sync::Mutex::new(None),
             libraries: Default::default(),
             used_memory: AtomicU64::new(0),
+            used_memory_peak: AtomicU64::new(0),
             startup_memory: tikv_jemalloc_ctl::epoch::advance()
                 .ok()
                 .and_then(|_| tikv_jemalloc_ctl::stats::allocated::read().ok())

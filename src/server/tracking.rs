@@ -229,7 +229,7 @@ impl Shard {
     /// Forgets keys (telling their readers) while the whole table holds
     /// more than tracking-table-max-keys; each key forgotten is first
     /// taken off the total, so shards shedding at once stop at the limit.
-    fn shed_tracked_keys(self: &Rc<Self>) -> bool {
+    pub fn shed_tracked_keys(self: &Rc<Self>) -> bool {
         /// Keys one pass sheds at most (the next pass goes on).
         const EFFORT: usize = 1000;
         let max = Hot::get(&self.server.hot.tracking_table_max_keys);
