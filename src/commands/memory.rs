@@ -60,8 +60,10 @@ async fn usage(client: &Client, args: Args<'_>) -> CmdResult {
 
 /// The server's memory, as INFO memory and MEMORY STATS report it.
 pub(super) struct Usage {
-    /// jemalloc's allocated, active and resident bytes; the process's RSS.
+    /// In use (what eviction judges by); jemalloc's allocated (with what
+    /// the thread caches hold), active and resident bytes; the RSS.
     used: u64,
+    allocated: u64,
     active: u64,
     resident: u64,
     rss: u64,
@@ -103,13 +105,14 @@ pub(super) async fn server_usage(client: &Client) -> Usage {
             (lua, clients as u64, keys as u64)
         })
         .await;
-    let (_, active, resident, rss) = allocator();
+    let (allocated, active, resident, rss) = allocator();
     let used = crate::server::evict::used_memory_now(&client.shard);
     let server = &client.shard.server;
     let peak = server.used_memory_peak.fetch_max(used, std::sync::atomic::Ordering::Relaxed).max(used);
     let sum = |f: fn(&(u64, u64, u64)) -> u64| per_shard.iter().map(f).sum();
     Usage {
         used,
+        allocated,
         active,
         resident,
         rss,
@@ -163,7 +166,7 @@ impl Usage {
             u.startup,
             u.dataset(),
             pct(u.dataset(), u.used.saturating_sub(u.startup)),
-            u.used,
+            u.allocated,
             u.active,
             u.resident,
             human_bytes(system),
@@ -175,8 +178,8 @@ impl Usage {
             scripts + function_bytes,
             human_bytes(scripts + function_bytes),
             human_bytes(maxmemory),
-            ratio(u.active, u.used),
-            u.active.saturating_sub(u.used),
+            ratio(u.active, u.allocated),
+            u.active.saturating_sub(u.allocated),
             ratio(u.resident, u.active),
             u.resident as i64 - u.active as i64,
             ratio(u.rss, u.resident),
@@ -220,11 +223,11 @@ async fn stats(client: &Client) -> Reply {
         field("dataset.bytes", int(u.dataset())),
         field("dataset.percentage", Reply::Double(pct(u.dataset(), u.used.saturating_sub(u.startup)))),
         field("peak.percentage", Reply::Double(pct(u.used, u.peak))),
-        field("allocator.allocated", int(u.used)),
+        field("allocator.allocated", int(u.allocated)),
         field("allocator.active", int(u.active)),
         field("allocator.resident", int(u.resident)),
-        field("allocator-fragmentation.ratio", Reply::Double(ratio(u.active, u.used))),
-        field("allocator-fragmentation.bytes", int(u.active.saturating_sub(u.used))),
+        field("allocator-fragmentation.ratio", Reply::Double(ratio(u.active, u.allocated))),
+        field("allocator-fragmentation.bytes", int(u.active.saturating_sub(u.allocated))),
         field("allocator-rss.ratio", Reply::Double(ratio(u.resident, u.active))),
         field("allocator-rss.bytes", int(u.resident.saturating_sub(u.active))),
         field("rss-overhead.ratio", Reply::Double(ratio(u.rss, u.resident))),

@@ -76,20 +76,15 @@ pub fn used_memory(shard: &Shard) -> u64 {
     let server = &shard.server;
     let now = now_ms() as u64;
     if server.memory_checked_ms.swap(now, Ordering::Relaxed) != now {
-        // Objects this thread freed sit in its cache and still count as
-        // allocated: hand them back first, or evictions never show.
-        // SAFETY: "thread.tcache.flush" takes no input nor output.
-        unsafe {
-            tikv_jemalloc_sys::mallctl(
-                c"thread.tcache.flush".as_ptr(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                0,
-            );
-        }
         let _ = tikv_jemalloc_ctl::epoch::advance();
-        let used = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64;
+        let allocated = tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0) as u64;
+        // Freed objects that sit in the threads' caches still count as
+        // allocated: they are not in use, and counting them would make
+        // the figure swing with whatever the caches hold.
+        // (4096 is MALLCTL_ARENAS_ALL: every arena merged.)
+        // SAFETY: the name is NUL-terminated and the value a size_t.
+        let cached = unsafe { tikv_jemalloc_ctl::raw::read::<usize>(b"stats.arenas.4096.tcache_bytes\0") };
+        let used = allocated.saturating_sub(cached.unwrap_or(0) as u64);
         server.used_memory.store(used, Ordering::Relaxed);
         server.used_memory_peak.fetch_max(used, Ordering::Relaxed);
     }
