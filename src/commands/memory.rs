@@ -95,12 +95,7 @@ pub(super) async fn server_usage(client: &Client) -> Usage {
         .shard
         .broadcast(|sh| {
             let lua = sh.scripts.borrow().as_ref().map_or(0, |e| e.memory()) as u64;
-            let clients: usize = sh
-                .clients
-                .borrow()
-                .values()
-                .map(|m| m.rbuf_size.get() + m.outbox.borrow().capacity() + std::mem::size_of_val(&**m))
-                .sum();
+            let clients: usize = sh.clients.borrow().values().map(|m| m.memory()).sum();
             let keys: usize = sh.ks.borrow().dbs.iter().map(|d| d.len()).sum();
             (lua, clients as u64, keys as u64)
         })
@@ -108,7 +103,8 @@ pub(super) async fn server_usage(client: &Client) -> Usage {
     let (allocated, active, resident, rss) = allocator();
     let used = crate::server::evict::used_memory_now(&client.shard);
     let server = &client.shard.server;
-    let peak = server.used_memory_peak.fetch_max(used, std::sync::atomic::Ordering::Relaxed).max(used);
+    // (Reading `used` raised the peak to it.)
+    let peak = server.used_memory_peak.load(std::sync::atomic::Ordering::Relaxed);
     let sum = |f: fn(&(u64, u64, u64)) -> u64| per_shard.iter().map(f).sum();
     Usage {
         used,

@@ -140,12 +140,27 @@ impl ClientMeta {
             self.argv_mem.get(),
             self.rbuf_size.get(),
             self.rbuf_size.get(),
-            // The buffers and the client's own state.
-            self.rbuf_size.get() + self.argv_mem.get() + std::mem::size_of::<ClientMeta>(),
+            self.memory(),
             self.last_cmd.get(),
             if tracking.on { tracking.redirect as i64 } else { -1 },
             if self.proto.get() == Proto::Resp3 { 3 } else { 2 },
         )
+    }
+
+    /// What the client costs: its buffers and its own state (CLIENT
+    /// LIST's tot-mem, INFO's mem_clients_normal).
+    pub fn memory(&self) -> usize {
+        self.rbuf_size.get() + self.argv_mem.get() + self.outbox.borrow().capacity() + std::mem::size_of::<ClientMeta>()
+    }
+
+    /// Moves the queued pushes (Pub/Sub messages, invalidations from
+    /// others) into `out`, where they leave before what follows.
+    pub fn take_pushes(&self, out: &mut Vec<u8>) {
+        let mut outbox = self.outbox.borrow_mut();
+        if !outbox.is_empty() {
+            out.append(&mut outbox);
+            self.soft_limit_since.set(None);
+        }
     }
 
     /// Wakes the connection to write what the outbox holds.

@@ -205,11 +205,7 @@ impl Conn {
     /// Moves queued pushes (Pub/Sub messages, invalidations) behind the
     /// replies.
     fn take_outbox(&mut self) {
-        let mut outbox = self.client.meta.outbox.borrow_mut();
-        if !outbox.is_empty() {
-            self.out.append(&mut outbox);
-            self.client.meta.soft_limit_since.set(None);
-        }
+        self.client.meta.take_pushes(&mut self.out);
         self.out.append(&mut self.client.meta.deferred.borrow_mut());
     }
 

@@ -57,8 +57,7 @@ impl Client {
     /// This client as the caller of `spec`.
     pub fn caller(&self, spec: &Spec) -> Caller {
         let reads = spec.has(command::READONLY) && !spec.has(command::SCRIPT);
-        let tracker = (reads && self.meta.tracking.borrow().remembers())
-            .then_some(Reader { id: self.meta.id, shard: self.shard.id });
+        let tracker = (reads && self.meta.tracking.borrow().remembers()).then(|| self.tracker());
         Caller { db: self.db(), no_touch: self.no_touch(), id: self.meta.id, tracker }
     }
 }
@@ -344,7 +343,7 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
                     }
                     // Pushes that came before it (eviction's invalidations)
                     // precede its reply, as on the path below.
-                    out.append(&mut client.meta.outbox.borrow_mut());
+                    client.meta.take_pushes(out);
                     let quiet = end_reply(client);
                     let caller = client.caller(spec);
                     batch.push(target, spec, args, quiet, caller);
@@ -372,11 +371,7 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
     batch.flush(client, out).await;
     // Messages this command published to its own connection go first, as
     // in Redis, where they are written while the command runs.
-    let mut outbox = client.meta.outbox.borrow_mut();
-    if !outbox.is_empty() {
-        out.append(&mut outbox);
-    }
-    drop(outbox);
+    client.meta.take_pushes(out);
     // Pushes (SUBSCRIBE's confirmations) are sent even with CLIENT REPLY
     // OFF, as Redis sends them.
     if !end_reply(client) || is_push(&result) {
@@ -390,11 +385,9 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
 /// CLIENT CACHING holds for the one command after it (a whole
 /// transaction), as Redis's resetClient clears it.
 fn caching_used(client: &Client, spec: &Spec) {
-    if client.multi.is_none() && spec.name != "client" {
-        let mut mode = client.meta.tracking.borrow_mut();
-        if mode.caching {
-            mode.caching = false;
-        }
+    let mut mode = client.meta.tracking.borrow_mut();
+    if mode.caching && client.multi.is_none() && spec.name != "client" {
+        mode.caching = false;
     }
 }
 

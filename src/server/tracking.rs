@@ -112,6 +112,12 @@ impl Table {
     pub fn prefixes(&self) -> usize {
         self.prefixes.len()
     }
+
+    /// Whether a change to a key here may have to be told to someone
+    /// (the databases record changed keys only then).
+    fn wants_changes(&self) -> bool {
+        !self.keys.is_empty() || !self.prefixes.is_empty()
+    }
 }
 
 /// An invalidation on its way to a tracking client.
@@ -176,9 +182,9 @@ impl Shard {
                 }
             }
         }
-        let idle = table.keys.is_empty() && table.prefixes.is_empty();
+        let wanted = table.wants_changes();
         drop(table);
-        if idle {
+        if !wanted {
             self.ks.borrow_mut().set_tracking(false);
         }
         self.send_invalidations(out);
@@ -289,9 +295,9 @@ impl Shard {
                 }
             }
         }
-        let on = !table.keys.is_empty() || !table.prefixes.is_empty();
+        let wanted = table.wants_changes();
         drop(table);
-        self.ks.borrow_mut().set_tracking(on);
+        self.ks.borrow_mut().set_tracking(wanted);
     }
 
     /// Takes an invalidation for a client of this shard, as its mode now
