@@ -806,7 +806,7 @@ async fn redis_call(lua: &Lua, current: &Rc<RefCell<Option<Run>>>, args: MultiVa
     let Some(spec) = table.lookup(args.get(0)) else {
         return error("ERR Unknown Redis command called from script".into());
     };
-    if !spec.arity_ok(args.len()) {
+    if spec.arity_broken(args).is_some() {
         return error("ERR Wrong number of args calling Redis command from script".into());
     }
     if spec.has(command::NOSCRIPT) && !anything {

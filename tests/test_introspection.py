@@ -199,32 +199,92 @@ def test_memory_usage_follows_what_a_value_costs(start_percore, reference):
     assert b"Georg Nees" in c.lolwut(5, 20, 3, 2)
 
 
-def test_command_lists_and_describes_subcommands_as_redis(percore, reference):
+# What COMMAND DOCS and key specs say in words: Redis's prose, which
+# percore leaves out.
+PROSE = {b"summary", b"complexity", b"history", b"replaced_by", b"notes"}
+
+
+def plain(value):
+    """A RESP3 reply as lists and (key, value) pairs, prose dropped."""
+    if isinstance(value, tuple) and value[0] in ("*", "~", "%"):
+        kind, items = value
+        if kind == "%":
+            pairs = zip(items[::2], items[1::2])
+            return ("map", [(k, plain(v)) for k, v in pairs if k not in PROSE])
+        return [plain(v) for v in items]
+    return value
+
+
+def described(conn, names):
+    """COMMAND INFO and COMMAND DOCS of each name."""
+    infos = plain(conn.call("COMMAND", "INFO", *names)[1])
+    docs = dict(plain(conn.call("COMMAND", "DOCS", *names)[1])[1])
+    return infos, docs
+
+
+def only_subcommands(infos, docs, keep):
+    """Leaves the subcommands in `keep`, by name."""
+    for info in infos:
+        if info:
+            info[9] = sorted((s for s in info[9] if s[0] in keep), key=lambda s: s[0])
+    for doc in docs.values():
+        for i, (k, v) in enumerate(doc[1]):
+            if k == b"subcommands":
+                doc[1][i] = (k, ("map", sorted(p for p in v[1] if p[0] in keep)))
+
+
+def test_command_describes_every_command_as_redis(percore, reference):
     from resp import Conn
 
-    names = ["config|get", "client|list", "xinfo|stream", "object|encoding", "memory|usage", "nosuch|thing"]
+    ours, theirs = Conn(percore.port), Conn(reference.port)
+    try:
+        for conn in (ours, theirs):
+            conn.call("HELLO", "3")
+        listed = ours.call("COMMAND", "LIST")[1][1]
+        names = [n for n in listed if b"|" not in n] + [b"nosuch", b"get|key", b"config|get|key", b"config|get"]
+        mine, redis = described(ours, names), described(theirs, names)
+        only_subcommands(*redis, keep=set(listed))
+        only_subcommands(*mine, keep=set(listed))
+        assert len(mine[0]) == len(names)
+        for name, a, b in zip(names, mine[0], redis[0]):
+            assert a == b, name
+        assert mine[1].keys() == redis[1].keys()
+        for name in mine[1]:
+            assert mine[1][name] == redis[1][name], name
+        # Filters pick from what percore has exactly what Redis picks.
+        for filter_by in (["ACLCAT", "scripting"], ["ACLCAT", "DANGEROUS"], ["PATTERN", "config|*re*"], ["PATTERN", "x*"]):
+            picked = [conn.call("COMMAND", "LIST", "FILTERBY", *filter_by)[1][1] for conn in (ours, theirs)]
+            assert picked[0] and sorted(picked[0]) == sorted(n for n in picked[1] if n in listed), filter_by
+        assert ours.call("COMMAND", "LIST", "FILTERBY", "MODULE", "nosuch")[1] == ("*", [])
+    finally:
+        ours.close()
+        theirs.close()
+
+
+GETKEYS_CALLS = [
+    "set k v", "set k v get", "mset a 1 b 2", "lmove a b left right", "sort k store d", "sort_ro k by x",
+    "eval s 0", "eval s 2 a b", "zunionstore d 2 a b weights 1 2", "zunionstore d 5 a b", "zinter 2 a b",
+    "xread count 1 streams s1 s2 0 0", "xreadgroup group g c streams s 0", "georadius k 0 0 1 km store d",
+    "georadius_ro k 0 0 1 km", "bitfield k get u8 0", "bitfield k set u8 0 1", "bitfield_ro k get u8 0",
+    "memory usage k", "object encoding k", "xinfo stream k", "xgroup create k g $", "lcs a b",
+    "blmpop 0 2 a b left", "lmpop 1 a left", "rename a b", "get", "get a b", "ping", "nosuch a",
+    "config get x", "client list", "pfcount a b", "sintercard 2 a b", "fcall f 1 a", "object nosuch k",
+]
+
+
+@pytest.mark.parametrize("flags", ["GETKEYS", "GETKEYSANDFLAGS"])
+def test_command_getkeys_as_redis(percore, reference, flags):
+    from resp import Conn
+
     replies = []
-    for server in (reference, percore):
+    for server in (percore, reference):
         conn = Conn(server.port)
         try:
-            # Name, arity, flags, first/last/step, ACL categories, tips
-            # (percore gives no key specifications yet).
-            got = [conn.call("COMMAND", "INFO", n)[1][1][0] for n in names]
-            replies.append([g if g is None else g[1][:8] for g in got])
+            replies.append([conn.call("COMMAND", flags, *call.split())[1] for call in GETKEYS_CALLS])
         finally:
             conn.close()
-    assert replies[0] == replies[1]
-    conn = Conn(percore.port)
-    try:
-        names_of = lambda *a: conn.call("COMMAND", "LIST", *a)[1][1]
-        listed = names_of()
-        assert b"client|pause" in listed and b"get" in listed
-        assert names_of("FILTERBY", "PATTERN", "xgroup|*") == [
-            b"xgroup|create", b"xgroup|createconsumer", b"xgroup|delconsumer", b"xgroup|destroy", b"xgroup|help", b"xgroup|setid"
-        ]
-        assert names_of("FILTERBY", "MODULE", "nosuch") == []
-    finally:
-        conn.close()
+    for call, a, b in zip(GETKEYS_CALLS, *replies):
+        assert a == b, call
 
 
 def test_debug_populate_fills_every_core_without_overwriting(start_percore):

@@ -52,9 +52,13 @@ fn numkeys_range(args: Args, at: usize) -> std::ops::RangeInclusive<usize> {
 }
 
 /// ZUNIONSTORE, ZINTERSTORE, ZDIFFSTORE: the destination, then numkeys
-/// sources.
+/// sources; none when the count is bad (the command reports it).
 pub fn store_numkeys(args: Args) -> Vec<usize> {
-    std::iter::once(1).chain(numkeys_range(args, 2)).filter(|&i| i < args.len()).collect()
+    let sources = numkeys_range(args, 2);
+    if sources.is_empty() {
+        return Vec::new();
+    }
+    std::iter::once(1).chain(sources).collect()
 }
 
 impl Keys {

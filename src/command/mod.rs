@@ -10,7 +10,8 @@
 mod args;
 mod ctx;
 mod keys;
-pub mod subcommands;
+pub mod meta;
+mod meta_table;
 
 use futures::future::LocalBoxFuture;
 use hashbrown::HashMap;
@@ -73,7 +74,10 @@ pub const NO_MULTI: u32 = 1 << 19;
 /// itself (a read-only script's keys are tracked only once it reads).
 pub const SCRIPT: u32 = 1 << 20;
 
-const FLAG_NAMES: &[(u32, &str)] = &[
+/// The flags Redis names too, by its names (the table's test holds each
+/// row to Redis's description of the command).
+#[cfg(test)]
+pub const REDIS_FLAG_NAMES: &[(u32, &str)] = &[
     (WRITE, "write"),
     (READONLY, "readonly"),
     (DENYOOM, "denyoom"),
@@ -155,8 +159,8 @@ pub struct Spec<C> {
     pub writes: Writes,
     /// The `enable-*-command` directive that allows it (DEBUG, MODULE).
     pub protected_by: Option<&'static str>,
-    /// A container's subcommands, as COMMAND lists them.
-    pub subcommands: &'static [subcommands::Sub],
+    /// A container's subcommands (`client|id`...), as COMMAND lists them.
+    pub subcommands: &'static [&'static str],
     /// Flags that depend on the call (a script's declared flags): what
     /// the pause and the other gates judge instead of `flags`.
     pub flags_of: Option<fn(&C, Args) -> u32>,
@@ -188,7 +192,7 @@ impl<C> Spec<C> {
     }
 
     /// The row of a container with these subcommands.
-    pub const fn with_subcommands(self, subcommands: &'static [subcommands::Sub]) -> Spec<C> {
+    pub const fn with_subcommands(self, subcommands: &'static [&'static str]) -> Spec<C> {
         Spec { subcommands, ..self }
     }
 
@@ -214,13 +218,25 @@ impl<C> Spec<C> {
         count_ok && self.keys.fits(argc)
     }
 
+    /// The name whose arity a call breaks, if any: the command's, or its
+    /// subcommand's as Redis describes it (`command|getkeys`).
+    pub fn arity_broken(&self, args: Args) -> Option<&'static str> {
+        if !self.arity_ok(args.len()) {
+            return Some(self.name);
+        }
+        let sub = (self.has(CONTAINER) && args.len() > 1).then(|| self.subcommand(args.get(1))).flatten()?;
+        let arity = meta::get(sub)?.arity;
+        let ok = if arity >= 0 { args.len() == arity as usize } else { args.len() >= arity.unsigned_abs() as usize };
+        (!ok).then_some(sub)
+    }
+
     pub fn has(&self, flag: u32) -> bool {
         self.flags & flag != 0
     }
 
     /// A container's subcommand by its name (any case), if listed.
-    pub fn subcommand(&self, sub: &[u8]) -> Option<&'static subcommands::Sub> {
-        self.subcommands.iter().find(|s| s.name.as_bytes()[self.name.len() + 1..].eq_ignore_ascii_case(sub))
+    pub fn subcommand(&self, sub: &[u8]) -> Option<&'static str> {
+        self.subcommands.iter().copied().find(|s| s.as_bytes()[self.name.len() + 1..].eq_ignore_ascii_case(sub))
     }
 
     /// The name Redis reports for a call: `pubsub|numsub` for a
@@ -231,16 +247,6 @@ impl<C> Spec<C> {
         } else {
             self.name.to_string()
         }
-    }
-
-    /// Its flags as COMMAND INFO names them; keys that only its arguments
-    /// can locate (a count, a keyword) make it `movablekeys`.
-    pub fn flag_names(&self) -> Vec<&'static str> {
-        let mut names: Vec<&'static str> = FLAG_NAMES.iter().filter(|(f, _)| self.has(*f)).map(|(_, n)| *n).collect();
-        if matches!(self.keys, Keys::Numkeys(_) | Keys::Find(_)) {
-            names.push("movablekeys");
-        }
-        names
     }
 }
 

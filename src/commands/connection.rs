@@ -470,7 +470,7 @@ const ANY: u32 = NOSCRIPT | LOADING | STALE;
 
 pub(super) const TABLE: &[Spec] = &[
     Spec::new("ping", -1, FAST | SUBSCRIBE_MODE, Keys::None, Handler::Conn(ping)),
-    Spec::new("echo", 2, FAST, Keys::None, Handler::Conn(echo)),
+    Spec::new("echo", 2, FAST | LOADING | STALE, Keys::None, Handler::Conn(echo)),
     Spec::new(
         "quit",
         -1,
@@ -488,7 +488,23 @@ pub(super) const TABLE: &[Spec] = &[
         Keys::None,
         Handler::Async(reset),
     ),
-    Spec::new("client", -2, CONTAINER | ANY, Keys::None, Handler::Async(client))
-        .with_subcommands(crate::command::subcommands::CLIENT),
+    Spec::new("client", -2, CONTAINER | ANY, Keys::None, Handler::Async(client)).with_subcommands(&[
+        "client|caching",
+        "client|getname",
+        "client|getredir",
+        "client|help",
+        "client|id",
+        "client|info",
+        "client|kill",
+        "client|list",
+        "client|no-evict",
+        "client|pause",
+        "client|reply",
+        "client|setname",
+        "client|tracking",
+        "client|trackinginfo",
+        "client|unblock",
+        "client|unpause",
+    ]),
     Spec::new("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, Keys::None, Handler::Conn(monitor)),
 ];

@@ -537,8 +537,13 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("expiretime", 2, READONLY | FAST, KEY1, Handler::Data(expiretime)),
     Spec::new("pexpiretime", 2, READONLY | FAST, KEY1, Handler::Data(pexpiretime)),
     Spec::new("persist", 2, COUNTED | WRITE | FAST, KEY1, Handler::Data(persist)),
-    Spec::new("object", -2, CONTAINER | READONLY, Keys::Range(2, 2, 1), Handler::Data(object))
-        .with_subcommands(crate::command::subcommands::OBJECT),
+    Spec::new("object", -2, CONTAINER | READONLY, Keys::Range(2, 2, 1), Handler::Data(object)).with_subcommands(&[
+        "object|encoding",
+        "object|freq",
+        "object|help",
+        "object|idletime",
+        "object|refcount",
+    ]),
     Spec::new("keys", 2, READONLY, Keys::None, Handler::Async(keys)),
     Spec::new("scan", -2, READONLY, Keys::None, Handler::Async(scan)),
     Spec::new("randomkey", 1, READONLY, Keys::None, Handler::Async(randomkey)),

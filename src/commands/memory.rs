@@ -308,5 +308,6 @@ fn memory_keys(args: Args) -> Vec<usize> {
 }
 
 pub(super) const TABLE: &[Spec] =
-    &[Spec::new("memory", -2, CONTAINER | READONLY, Keys::Find(memory_keys), Handler::Async(memory))
-        .with_subcommands(crate::command::subcommands::MEMORY)];
+    &[Spec::new("memory", -2, CONTAINER | READONLY, Keys::Find(memory_keys), Handler::Async(memory)).with_subcommands(
+        &["memory|doctor", "memory|help", "memory|malloc-stats", "memory|purge", "memory|stats", "memory|usage"],
+    )];

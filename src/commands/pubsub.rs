@@ -185,6 +185,12 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("sunsubscribe", -1, SUB, Keys::Range(1, -1, 1), Handler::Conn(sunsub)),
     Spec::new("publish", 3, LOADING | STALE | FAST | MAY_REPLICATE, Keys::None, Handler::Async(publish)),
     Spec::new("spublish", 3, LOADING | STALE | FAST | MAY_REPLICATE, Keys::Range(1, 1, 1), Handler::Async(spublish)),
-    Spec::new("pubsub", -2, CONTAINER | LOADING | STALE, Keys::None, Handler::Async(pubsub))
-        .with_subcommands(crate::command::subcommands::PUBSUB),
+    Spec::new("pubsub", -2, CONTAINER | LOADING | STALE, Keys::None, Handler::Async(pubsub)).with_subcommands(&[
+        "pubsub|channels",
+        "pubsub|help",
+        "pubsub|numpat",
+        "pubsub|numsub",
+        "pubsub|shardchannels",
+        "pubsub|shardnumsub",
+    ]),
 ];

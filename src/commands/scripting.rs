@@ -458,10 +458,18 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("eval_ro", -3, SCRIPT | NOSCRIPT | STALE | READONLY, Keys::Numkeys(2), Handler::Async(eval_ro)),
     Spec::new("evalsha_ro", -3, SCRIPT | NOSCRIPT | STALE | READONLY, Keys::Numkeys(2), Handler::Async(evalsha_ro)),
     Spec::new("script", -2, CONTAINER | NOSCRIPT | STALE | ALLOW_BUSY, Keys::None, Handler::Async(script))
-        .with_subcommands(crate::command::subcommands::SCRIPT),
+        .with_subcommands(&["script|exists", "script|flush", "script|help", "script|kill", "script|load"]),
     Spec::new("fcall", -3, SCRIPT | NOSCRIPT | STALE | MAY_REPLICATE, Keys::Numkeys(2), Handler::Async(fcall_cmd))
         .with_flags_of(fcall_flags),
     Spec::new("fcall_ro", -3, SCRIPT | NOSCRIPT | STALE | READONLY, Keys::Numkeys(2), Handler::Async(fcall_ro)),
     Spec::new("function", -2, CONTAINER | NOSCRIPT | STALE | ALLOW_BUSY, Keys::None, Handler::Conn(function))
-        .with_subcommands(crate::command::subcommands::FUNCTION),
+        .with_subcommands(&[
+            "function|delete",
+            "function|flush",
+            "function|help",
+            "function|kill",
+            "function|list",
+            "function|load",
+            "function|stats",
+        ]),
 ];

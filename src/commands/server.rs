@@ -1,4 +1,4 @@
-//! Server commands: INFO DBSIZE FLUSHDB FLUSHALL SWAPDB CONFIG COMMAND TIME
+//! Server commands: INFO DBSIZE FLUSHDB FLUSHALL SWAPDB CONFIG TIME
 //! SHUTDOWN LASTSAVE.
 
 use std::fmt::Write;
@@ -8,12 +8,10 @@ use futures::future::LocalBoxFuture;
 
 use super::connection::REDIS_VERSION;
 use super::{Handler, Spec};
-use crate::command::subcommands::Sub;
 use crate::command::{
     ADMIN, ALLOW_BUSY, Args, CONTAINER, EXCLUSIVE, FAST, Keys, LOADING, NO_MULTI, NOSCRIPT, READONLY, STALE, WRITE,
 };
 use crate::config::{ConfigError, Hot};
-use crate::pattern::glob_match;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
 use crate::server::shared::{now_ms, now_us};
@@ -546,170 +544,6 @@ fn config<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
     })
 }
 
-/// COMMAND LIST's FILTERBY.
-enum ListFilter<'a> {
-    All,
-    Pattern(&'a [u8]),
-    Category(String),
-    Module,
-}
-
-/// A command's ACL categories, as far as its flags tell them.
-fn acl_categories(spec: &Spec) -> Vec<&'static str> {
-    let mut acl = vec![if spec.has(WRITE) { "@write" } else { "@read" }];
-    acl.push(if spec.has(FAST) { "@fast" } else { "@slow" });
-    if spec.has(ADMIN) {
-        acl.push("@admin");
-        acl.push("@dangerous");
-    }
-    acl
-}
-
-fn statuses<'a>(words: impl IntoIterator<Item = &'a str>) -> Reply {
-    Reply::Set(words.into_iter().map(|w| Reply::Status(w.to_string().into())).collect())
-}
-
-fn command_info(spec: &Spec) -> Reply {
-    let (first, last, step) = match spec.keys {
-        Keys::None | Keys::Numkeys(_) | Keys::Find(_) => (0, 0, 0),
-        Keys::Range(f, l, s) => (f as i64, l as i64, s as i64),
-    };
-    Reply::Array(vec![
-        Reply::text(spec.name),
-        Reply::Int(spec.arity as i64),
-        statuses(spec.flag_names()),
-        Reply::Int(first),
-        Reply::Int(last),
-        Reply::Int(step),
-        statuses(acl_categories(spec)),
-        Reply::Set(vec![]),
-        Reply::Array(vec![]),
-        Reply::Array(spec.subcommands.iter().map(subcommand_info).collect()),
-    ])
-}
-
-fn subcommand_info(sub: &Sub) -> Reply {
-    let (first, last, step) = sub.keys;
-    Reply::Array(vec![
-        Reply::text(sub.name),
-        Reply::Int(sub.arity as i64),
-        statuses(sub.flags.iter().copied()),
-        Reply::Int(first),
-        Reply::Int(last),
-        Reply::Int(step),
-        statuses(sub.acl.iter().copied()),
-        Reply::Array(sub.tips.iter().map(|t| Reply::text(*t)).collect()),
-        Reply::Array(vec![]),
-        Reply::Array(vec![]),
-    ])
-}
-
-/// COMMAND INFO's answer for a name: a command, or `container|sub`.
-fn named_info(name: &[u8]) -> Reply {
-    if let Some(spec) = super::table().lookup(name) {
-        return command_info(spec);
-    }
-    let mut parts = name.splitn(2, |&b| b == b'|');
-    let (container, sub) = (parts.next().and_then(|c| super::table().lookup(c)), parts.next());
-    match container.zip(sub).and_then(|(c, sub)| c.subcommand(sub)) {
-        Some(sub) => subcommand_info(sub),
-        None => Reply::Null,
-    }
-}
-
-fn command_docs(spec: &Spec) -> Reply {
-    Reply::Map(vec![
-        (Reply::text("summary"), Reply::text(format!("The {} command", spec.name.to_ascii_uppercase()))),
-        (Reply::text("since"), Reply::text("1.0.0")),
-        (Reply::text("group"), Reply::text(if matches!(spec.keys, Keys::None) { "server" } else { "generic" })),
-    ])
-}
-
-fn sorted_specs() -> Vec<&'static Spec> {
-    let mut all: Vec<_> = super::table().all().collect();
-    all.sort_by_key(|s| s.name);
-    all
-}
-
-const COMMAND_HELP: &[&str] = &[
-    "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-    "(no subcommand)",
-    "    Return details about all Redis commands.",
-    "COUNT",
-    "    Return the total number of commands in this Redis server.",
-    "LIST",
-    "    Return a list of all commands in this Redis server.",
-    "INFO [<command-name> ...]",
-    "    Return details about multiple Redis commands.",
-    "DOCS [<command-name> ...]",
-    "    Return documentation details about multiple Redis commands.",
-    "GETKEYS <full-command>",
-    "    Return the keys from a full Redis command.",
-    "HELP",
-    "    Print this help.",
-];
-
-fn command(_client: &mut Client, args: Args) -> CmdResult {
-    if args.len() == 1 {
-        return Ok(Reply::Array(sorted_specs().into_iter().map(command_info).collect()));
-    }
-    let sub = args.keyword(1);
-    let named = |from: usize| (from..args.len()).map(move |i| (args.str(i), super::table().lookup(args.get(i))));
-    match sub.as_str() {
-        "COUNT" => Ok(Reply::Int(super::table().all().count() as i64)),
-        "INFO" if args.len() == 2 => Ok(Reply::Array(sorted_specs().into_iter().map(command_info).collect())),
-        "INFO" => Ok(Reply::Array((2..args.len()).map(|i| named_info(args.get(i))).collect())),
-        "DOCS" if args.len() == 2 => {
-            Ok(Reply::Map(sorted_specs().into_iter().map(|s| (Reply::text(s.name), command_docs(s))).collect()))
-        }
-        "DOCS" => Ok(Reply::Map(
-            named(2).filter_map(|(n, s)| s.map(|s| (Reply::text(n.to_ascii_lowercase()), command_docs(s)))).collect(),
-        )),
-        "LIST" => {
-            // Every command and subcommand, with its ACL categories.
-            let mut all: Vec<(&str, Vec<&str>)> = Vec::new();
-            for spec in sorted_specs() {
-                all.push((spec.name, acl_categories(spec)));
-                all.extend(spec.subcommands.iter().map(|sub| (sub.name, sub.acl.to_vec())));
-            }
-            let filter = match args.len() {
-                2 => ListFilter::All,
-                5 if args.is(2, "FILTERBY") => match args.keyword(3).as_str() {
-                    "PATTERN" => ListFilter::Pattern(args.get(4)),
-                    "ACLCAT" => ListFilter::Category(format!("@{}", args.str(4).to_ascii_lowercase())),
-                    "MODULE" => ListFilter::Module,
-                    _ => return Err(CmdError::Syntax),
-                },
-                _ => return Err(CmdError::Syntax),
-            };
-            let keep = |(name, cats): &(&str, Vec<&str>)| match &filter {
-                ListFilter::All => true,
-                ListFilter::Pattern(p) => glob_match(p, name.as_bytes(), true),
-                ListFilter::Category(cat) => cats.contains(&cat.as_str()),
-                // No modules are loaded: none of their commands exist.
-                ListFilter::Module => false,
-            };
-            Ok(Reply::bulks(all.iter().filter(|c| keep(c)).map(|(n, _)| *n)))
-        }
-        "GETKEYS" if args.len() < 4 => Err(CmdError::WrongArity("command|getkeys".into())),
-        "GETKEYS" => {
-            let spec = super::table().lookup(args.get(2)).ok_or_else(|| CmdError::err("Invalid command specified"))?;
-            let argc = args.len() - 2;
-            if !spec.arity_ok(argc) {
-                return Err(CmdError::err("Invalid number of arguments specified for command"));
-            }
-            let command = args.skip(2);
-            let keys: Vec<&[u8]> = spec.keys.positions(command).map(|i| command.get(i)).collect();
-            if keys.is_empty() {
-                return Err(CmdError::err("The command has no key arguments"));
-            }
-            Ok(Reply::bulks(keys))
-        }
-        "HELP" => Ok(Reply::help(COMMAND_HELP)),
-        _ => Err(CmdError::UnknownSubcommand { cmd: "COMMAND".into(), sub: args.str(1) }),
-    }
-}
-
 /// LOLWUT [VERSION v] [columns rows squares-per-row squares-per-col]:
 /// version 5 draws a grid of squares in braille (after Georg Nees'
 /// Schotter, without the random tilt), version 6 its caption of a city;
@@ -845,12 +679,15 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("flushall", -1, WRITE | EXCLUSIVE, Keys::None, Handler::Async(flushall)),
     Spec::new("swapdb", 3, WRITE | FAST | EXCLUSIVE, Keys::None, Handler::Async(swapdb)),
     Spec::new("config", -2, CONTAINER | ADMIN | NOSCRIPT | ANY, Keys::None, Handler::Async(config))
-        .with_subcommands(crate::command::subcommands::CONFIG),
+        .with_subcommands(&["config|get", "config|help", "config|resetstat", "config|rewrite", "config|set"]),
     Spec::new("bgrewriteaof", 1, ADMIN | NOSCRIPT, Keys::None, Handler::Async(bgrewriteaof)),
-    Spec::new("module", -2, CONTAINER | ADMIN | NOSCRIPT, Keys::None, Handler::Conn(module))
-        .with_subcommands(crate::command::subcommands::MODULE),
-    Spec::new("command", -1, CONTAINER | ANY, Keys::None, Handler::Conn(command))
-        .with_subcommands(crate::command::subcommands::COMMAND),
+    Spec::new("module", -2, CONTAINER | ADMIN | NOSCRIPT, Keys::None, Handler::Conn(module)).with_subcommands(&[
+        "module|help",
+        "module|list",
+        "module|load",
+        "module|loadex",
+        "module|unload",
+    ]),
     Spec::new("time", 1, ANY | FAST, Keys::None, Handler::Conn(time)),
     Spec::new("lolwut", -1, READONLY | FAST, Keys::None, Handler::Conn(lolwut)),
     Spec::new("lastsave", 1, ANY | FAST, Keys::None, Handler::Conn(lastsave)),

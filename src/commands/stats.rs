@@ -321,7 +321,15 @@ fn latency<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cmd
 
 pub(super) const TABLE: &[Spec] = &[
     Spec::new("slowlog", -2, ADMIN | LOADING | STALE | CONTAINER, crate::command::Keys::None, Handler::Async(slowlog))
-        .with_subcommands(crate::command::subcommands::SLOWLOG),
+        .with_subcommands(&["slowlog|get", "slowlog|help", "slowlog|len", "slowlog|reset"]),
     Spec::new("latency", -2, ADMIN | LOADING | STALE | CONTAINER, crate::command::Keys::None, Handler::Async(latency))
-        .with_subcommands(crate::command::subcommands::LATENCY),
+        .with_subcommands(&[
+            "latency|doctor",
+            "latency|graph",
+            "latency|help",
+            "latency|histogram",
+            "latency|history",
+            "latency|latest",
+            "latency|reset",
+        ]),
 ];

@@ -409,7 +409,7 @@ fn xgroup(ctx: &mut Ctx, args: Args) -> CmdResult {
     let sub = args.keyword(1);
     let syntax = || CmdError::SubcommandSyntax { cmd: "XGROUP".into(), sub: args.str(1) };
     if sub == "HELP" {
-        return if args.len() == 2 { Ok(Reply::help(XGROUP_HELP)) } else { Err(CmdError::arity("xgroup|help")) };
+        return Ok(Reply::help(XGROUP_HELP));
     }
     let arity_ok = match sub.as_str() {
         "CREATE" => (5..=8).contains(&args.len()),
@@ -875,7 +875,7 @@ fn xinfo(ctx: &mut Ctx, args: Args) -> CmdResult {
     let sub = args.keyword(1);
     let syntax = || CmdError::SubcommandSyntax { cmd: "XINFO".into(), sub: args.str(1) };
     if sub == "HELP" {
-        return if args.len() == 2 { Ok(Reply::help(XINFO_HELP)) } else { Err(CmdError::arity("xinfo|help")) };
+        return Ok(Reply::help(XINFO_HELP));
     }
     if args.len() < 3 {
         return Err(syntax());
@@ -1288,14 +1288,24 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("xrevrange", -4, READONLY, KEY1, Handler::Data(xrevrange)),
     Spec::new("xdel", -3, WRITE | FAST, KEY1, Handler::Data(xdel)),
     Spec::new("xsetid", -3, WRITE | DENYOOM | FAST, KEY1, Handler::Data(xsetid)),
-    Spec::new("xgroup", -2, WRITE | CONTAINER, KEY2, Handler::Data(xgroup))
-        .with_subcommands(crate::command::subcommands::XGROUP),
+    Spec::new("xgroup", -2, WRITE | CONTAINER, KEY2, Handler::Data(xgroup)).with_subcommands(&[
+        "xgroup|create",
+        "xgroup|createconsumer",
+        "xgroup|delconsumer",
+        "xgroup|destroy",
+        "xgroup|help",
+        "xgroup|setid",
+    ]),
     Spec::new("xack", -4, WRITE | FAST, KEY1, Handler::Data(xack)),
     Spec::new("xpending", -3, READONLY, KEY1, Handler::Data(xpending)),
     Spec::new("xclaim", -6, WRITE | FAST, KEY1, Handler::Data(xclaim)),
     Spec::new("xautoclaim", -6, WRITE | FAST, KEY1, Handler::Data(xautoclaim)),
-    Spec::new("xinfo", -2, READONLY | CONTAINER, KEY2, Handler::Data(xinfo))
-        .with_subcommands(crate::command::subcommands::XINFO),
+    Spec::new("xinfo", -2, READONLY | CONTAINER, KEY2, Handler::Data(xinfo)).with_subcommands(&[
+        "xinfo|consumers",
+        "xinfo|groups",
+        "xinfo|help",
+        "xinfo|stream",
+    ]),
     Spec::new("xread", -4, READONLY | BLOCKING, Keys::Find(read_keys), Handler::Async(xread)),
     Spec::new("xreadgroup", -7, WRITE | BLOCKING, Keys::Find(read_keys), Handler::Async(xreadgroup)),
 ];

@@ -299,7 +299,7 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
     };
     // A container's subcommand shows under its own name (`client|info`).
     let sub = if args.len() > 1 { spec.subcommand(args.get(1)) } else { None };
-    client.meta.last_cmd.set(sub.map_or(spec.name, |s| s.name));
+    client.meta.last_cmd.set(sub.unwrap_or(spec.name));
     let gated = gate(client, spec, args).await;
     if gated.is_ok()
         && let Some(writes) = paused(client, spec, args)
@@ -420,8 +420,8 @@ fn paused(client: &Client, spec: &Spec, args: Args) -> Option<bool> {
 async fn gate(client: &Client, spec: &Spec, args: Args<'_>) -> Result<(), CmdError> {
     use std::sync::atomic::Ordering::Relaxed;
     let server = &client.shard.server;
-    if !spec.arity_ok(args.len()) {
-        return Err(CmdError::arity(spec.name));
+    if let Some(name) = spec.arity_broken(args) {
+        return Err(CmdError::arity(name));
     }
     if let Some(directive) = spec.protected_by.filter(|d| !client.may(d)) {
         return Err(CmdError::ProtectedCommand { cmd: spec.name.to_ascii_uppercase(), directive });

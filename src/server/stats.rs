@@ -63,7 +63,7 @@ fn stat_name<C>(spec: &'static Spec<C>, args: Args) -> Cow<'static, str> {
         return Cow::Borrowed(spec.name);
     }
     match spec.subcommand(args.get(1)) {
-        Some(sub) => Cow::Borrowed(sub.name),
+        Some(sub) => Cow::Borrowed(sub),
         None => Cow::Owned(spec.full_name(args)),
     }
 }
