@@ -20,6 +20,8 @@ enum Kind {
     Int(i64, i64),
     /// A byte count with optional k/kb/m/mb/g/gb unit.
     Memory(u64, u64),
+    /// A byte count, or a percentage up to 100 (of maxmemory).
+    MemoryOrPercent,
     Bool,
     Enum(&'static [&'static str]),
     Str,
@@ -232,7 +234,7 @@ static DIRECTIVES: &[Directive] = &[
     d("hll-sparse-max-bytes", "3000", Kind::Memory(0, i64::MAX as u64), true),
     d("tracking-table-max-keys", "1000000", Kind::Int(0, i64::MAX), true),
     d("client-query-buffer-limit", "1073741824", Kind::Memory(MB, i64::MAX as u64), true),
-    n("maxmemory-clients", "0", Kind::Memory(0, i64::MAX as u64), true),
+    n("maxmemory-clients", "0", Kind::MemoryOrPercent, true),
     n("repl-backlog-ttl", "3600", Kind::Int(0, i64::MAX), true),
     d("auto-aof-rewrite-min-size", "67108864", Kind::Memory(0, i64::MAX as u64), true),
     n("loading-process-events-interval-bytes", "2097152", Kind::Int(1024, I32), true),
@@ -376,6 +378,18 @@ fn validate(d: &Directive, value: &str) -> Result<String, ConfigError> {
                 return Err(ConfigError::OutOfRange(min as i64, max.min(i64::MAX as u64) as i64));
             }
             Ok(n.to_string())
+        }
+        Kind::MemoryOrPercent => {
+            match value.strip_suffix('%').map(|p| crate::protocol::resp::parse_i64(p.as_bytes())) {
+                Some(Some(percent)) if percent >= 0 => match percent {
+                    0..=100 => Ok(format!("{percent}%")),
+                    _ => Err(ConfigError::Invalid("percentage argument must be less or equal to 100".into())),
+                },
+                _ => parse_memory(value)
+                    .filter(|&n| n <= i64::MAX as u64)
+                    .map(|n| n.to_string())
+                    .ok_or_else(|| ConfigError::Invalid("argument must be a memory or percent value".into())),
+            }
         }
         Kind::Bool => match value.to_ascii_lowercase().as_str() {
             "yes" => Ok("yes".into()),
@@ -610,11 +624,15 @@ impl Config {
     /// Sets a directive; `startup` allows immutable ones.
     pub fn set(&mut self, name: &str, value: &str, startup: bool) -> Result<(), ConfigError> {
         let d = directive(name).ok_or(ConfigError::Unknown)?;
-        if !d.mutable && !startup {
+        let v = validate(d, value);
+        // Setting what is already set changes nothing, so it is kept even
+        // where a change would not be.
+        let unchanged = v.as_ref().is_ok_and(|v| self.values.get(d.name) == Some(v));
+        if !d.mutable && !startup && !unchanged {
             return Err(ConfigError::Immutable);
         }
-        let v = validate(d, value)?;
-        if !d.live && !startup && v != d.default {
+        let v = v?;
+        if !d.live && !startup && !unchanged {
             return Err(ConfigError::NotImplemented(d.default));
         }
         if d.name == "dir" && !v.is_empty() {

@@ -127,3 +127,34 @@ def test_hidden_directives_answer_only_to_their_name(percore, reference):
         for hidden in ("key-load-delay", "rdb-key-save-delay", "watchdog-period"):
             assert hidden not in everything, (server, hidden)
             assert hidden in c.config_get(hidden), (server, hidden)
+
+
+def test_config_set_of_every_value_to_itself_is_accepted(percore):
+    """Redis's CONFIG sanity: setting a directive to what it is changes
+    nothing, so it is accepted even where a change would be refused."""
+    c = percore.client()
+    before = c.config_get("*")
+    for name in ("port", "activedefrag", "bind", "maxmemory", "hz"):
+        assert c.config_set(name, before[name]), name
+    assert c.config_get("*") == before
+    with pytest.raises(redis.ResponseError, match="immutable"):
+        c.config_set("port", str(int(before["port"]) + 1))
+
+
+def test_percentage_values_and_first_failing_argument_as_redis(percore, reference):
+    answers = []
+    for server in (percore, reference):
+        c = server.client()
+        got = []
+        for args in (
+            ["maxmemory", "10000001", "maxmemory-clients", "200%", "client-query-buffer-limit", "invalid"],
+            ["maxmemory-clients", "x"],
+            ["maxmemory-clients", "-5%"],
+        ):
+            try:
+                got.append(c.execute_command("CONFIG", "SET", *args))
+            except redis.ResponseError as e:
+                got.append(str(e))
+        got.append(c.config_get("maxmemory"))
+        answers.append(got)
+    assert answers[0] == answers[1]

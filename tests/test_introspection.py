@@ -432,3 +432,16 @@ def test_debug_pause_cron_stops_active_expiry(percore):
     finally:
         c.execute_command("DEBUG", "PAUSE-CRON", "0")
     wait_until(lambda: c.info("stats")["expired_keys"] == 1)
+
+
+def test_client_kill_by_user_knows_only_existing_users(percore, reference):
+    from resp import Conn
+
+    replies = []
+    for server in (percore, reference):
+        conn = Conn(server.port)
+        try:
+            replies.append([conn.call("CLIENT", "KILL", "USER", u, "SKIPME", "yes")[1] for u in ("nosuch", "default")])
+        finally:
+            conn.close()
+    assert replies[0] == replies[1]

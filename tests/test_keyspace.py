@@ -1,5 +1,7 @@
 """Keyspace-wide commands whose answer spans every shard."""
 
+import time
+
 from slots import keys_on_distinct_shards
 
 SHARDS = 4
@@ -69,3 +71,18 @@ def test_select_and_move_keep_databases_apart(start_percore):
     c5.set(keys[0], "x")
     assert c5.copy(keys[0], keys[1], destination_db=3)
     assert percore.client(db=3).get(keys[1]) == b"x"
+
+
+def test_ttl_type_exists_leave_the_access_time(start_percore):
+    c = start_percore().client()
+    c.set("k", "v")
+    # Idle time counts in seconds: wait until the key has been idle for one.
+    deadline = time.monotonic() + 5
+    while c.object("idletime", "k") < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    for cmd in (["TTL", "k"], ["PTTL", "k"], ["EXPIRETIME", "k"], ["TYPE", "k"], ["EXISTS", "k"]):
+        c.execute_command(*cmd)
+    assert c.object("idletime", "k") >= 1
+    c.get("k")
+    assert c.object("idletime", "k") == 0

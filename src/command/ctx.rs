@@ -93,7 +93,7 @@ impl Ctx<'_> {
         self.read_with(key, touch)
     }
 
-    /// `read` that never updates the access time (EXISTS, TYPE).
+    /// `read` that never updates the access time (EXISTS, TYPE, TTL).
     pub fn peek(&mut self, key: &[u8]) -> Option<&mut Entry> {
         self.read_with(key, false)
     }

@@ -256,6 +256,8 @@ fn parse_kill_filter(client: &Client, args: Args) -> Result<ClientFilter, CmdErr
             }
             "ADDR" => f.addr = Some(value),
             "LADDR" => f.laddr = Some(value),
+            // Without ACL the one user is `default`.
+            "USER" if value != "default" => return Err(CmdError::err(format!("No such user '{value}'"))),
             "USER" => f.user = Some(value),
             "MAXAGE" => f.max_age = Some(args.int(j + 1)?),
             "SKIPME" => match value.to_ascii_lowercase().as_str() {

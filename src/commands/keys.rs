@@ -256,7 +256,8 @@ fn pexpireat(ctx: &mut Ctx, args: Args) -> CmdResult {
 fn ttl_generic(ctx: &mut Ctx, args: Args, f: fn(i64, i64) -> i64) -> CmdResult {
     let now = ctx.now;
     let key = args.get(1);
-    if ctx.read(key).is_none() {
+    // Asking for a TTL is not an access (Redis's LOOKUP_NOTOUCH).
+    if ctx.peek(key).is_none() {
         return Ok(Reply::Int(-2));
     }
     Ok(Reply::Int(ctx.db().expire_of(key).map_or(-1, |at| f(at, now))))
