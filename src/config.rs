@@ -424,6 +424,9 @@ pub struct Hot {
     pub set_max_listpack_value: AtomicU64,
     /// `list-max-listpack-size`, which may be negative.
     pub list_max_listpack_size: std::sync::atomic::AtomicI64,
+    /// The entry size from which a list entry gets a node of its own; not a
+    /// directive (DEBUG QUICKLIST-PACKED-THRESHOLD sets it).
+    pub list_plain_from: AtomicU64,
     pub zset_max_listpack_entries: AtomicU64,
     pub zset_max_listpack_value: AtomicU64,
     pub hll_sparse_max_bytes: AtomicU64,
@@ -468,6 +471,7 @@ impl Default for Hot {
             set_max_listpack_entries: AtomicU64::new(0),
             set_max_listpack_value: AtomicU64::new(0),
             list_max_listpack_size: std::sync::atomic::AtomicI64::new(-2),
+            list_plain_from: AtomicU64::new(crate::storage::list::PLAIN_FROM),
             zset_max_listpack_entries: AtomicU64::new(0),
             zset_max_listpack_value: AtomicU64::new(0),
             stream_node_max_bytes: AtomicU64::new(0),

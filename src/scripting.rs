@@ -820,6 +820,10 @@ async fn redis_call(lua: &Lua, current: &Rc<RefCell<Option<Run>>>, args: MultiVa
         *current.borrow_mut() = Some(run);
         return error("ERR Write commands are not allowed from read-only scripts.".into());
     }
+    if spec.has(crate::command::DENYOOM) && !run.wrote && run.client.meta.out_of_memory.get() {
+        *current.borrow_mut() = Some(run);
+        return error(crate::server::dispatch::OOM.into());
+    }
     let shard = run.client.shard.clone();
     for i in spec.keys.positions(args) {
         let key = args.get(i);

@@ -145,3 +145,46 @@ def test_hostile_counts_and_offsets_get_errors(percore, reference):
         with pytest.raises(redis.ResponseError, match="out of range"):
             c.execute_command(*cmd)
     assert c.ping()
+
+
+def test_lists_with_plain_nodes_behave_as_redis(start_percore, reference):
+    """Entries at or above DEBUG QUICKLIST-PACKED-THRESHOLD live alone in a
+    node; every list command still sees one list."""
+    import random
+
+    answers = []
+    for server in (start_percore(), reference):
+        c = server.client()
+        rng = random.Random(5)
+        got = [c.execute_command("DEBUG", "QUICKLIST-PACKED-THRESHOLD", "10b")]
+        try:
+            for step in range(600):
+                v = "x" * rng.choice([1, 3, 9, 10, 11, 40])
+                op = rng.randrange(7)
+                if op == 0:
+                    got.append(c.lpush("l", v))
+                elif op == 1:
+                    got.append(c.rpush("l", v))
+                elif op == 2:
+                    got.append(c.linsert("l", rng.choice(["BEFORE", "AFTER"]), "x" * rng.choice([1, 11]), v))
+                elif op == 3 and c.llen("l"):
+                    got.append(c.lset("l", rng.randrange(c.llen("l")), v))
+                elif op == 4:
+                    got.append(c.lrem("l", rng.choice([0, 1, -1]), v))
+                elif op == 5:
+                    got.append(c.execute_command(rng.choice(["LPOP", "RPOP"]), "l"))
+                elif op == 6 and c.llen("l") > 20:
+                    got.append(c.ltrim("l", 1, -2))
+                if step % 50 == 0:
+                    got.append(c.lrange("l", 0, -1))
+                    got.append(c.lpos("l", "x" * 11, rank=-1, count=0))
+            got.append(c.lrange("l", 0, -1))
+            for bad in ("5gb", "nosuch"):
+                try:
+                    got.append(c.execute_command("DEBUG", "QUICKLIST-PACKED-THRESHOLD", bad))
+                except redis.ResponseError as e:
+                    got.append(str(e))
+        finally:
+            c.execute_command("DEBUG", "QUICKLIST-PACKED-THRESHOLD", "0")
+        answers.append(got)
+    assert answers[0] == answers[1]

@@ -274,3 +274,36 @@ def test_sha1hex_checks_its_arguments_as_redis(percore, reference):
             except redis.exceptions.ResponseError as e:
                 answers.append(str(e))
         assert answers[0] == answers[1], script
+
+
+OOM_SCRIPTS = [
+    # Without flags: reads go on, the first write is refused.
+    ("redis.call('set', KEYS[1], 1) return 1", 1),
+    ("return redis.call('get', KEYS[1])", 1),
+    ("redis.call('get', KEYS[1]) redis.call('set', KEYS[1], 2) return 1", 1),
+    # With flags: judged at the gate, unless allow-oom or no-writes.
+    ("#!lua flags=\nreturn 1", 0),
+    ("#!lua flags=allow-oom\nredis.call('set', KEYS[1], 3) return 1", 1),
+    ("#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])", 1),
+]
+
+
+def test_scripts_over_maxmemory_as_redis(start_percore, reference):
+    answers = []
+    for server in (start_percore(), reference):
+        c = server.client()
+        c.set("x", "123")
+        c.config_set("maxmemory", "1")
+        got = []
+        try:
+            for body, numkeys in OOM_SCRIPTS:
+                try:
+                    got.append(c.eval(body, numkeys, *["x"][:numkeys]))
+                except redis.ResponseError as e:
+                    got.append(str(e).split(" script:")[0])
+        finally:
+            c.config_set("maxmemory", "0")
+        got.append(c.get("x"))
+        answers.append(got)
+    assert answers[0] == answers[1]
+    assert answers[0][0].startswith("command not allowed when used memory")

@@ -36,6 +36,9 @@ const HELP: &[&str] = &[
     "    true, false.",
     "SET-DISABLE-DENY-SCRIPTS <0|1>",
     "    Setting it to 1 allows scripts to run commands otherwise denied to them.",
+    "QUICKLIST-PACKED-THRESHOLD <size>",
+    "    Sets the threshold for elements to be inserted as plain vs packed nodes",
+    "    Default value is 1GB, allows values up to 4GB. Setting to 0 restores to default.",
     "PAUSE-CRON <0|1>",
     "    Stop periodic cron job processing.",
     "AOF-FLUSH-SLEEP <microsec>",
@@ -250,6 +253,16 @@ fn debug<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
             "PROTOCOL" if args.len() == 3 => protocol(client, &args.keyword(2)),
             "SET-DISABLE-DENY-SCRIPTS" if args.len() == 3 => {
                 client.shard.server.scripts_may_run_anything.store(atoi(args.str(2)) != 0, Ordering::Relaxed);
+                Ok(Reply::Ok)
+            }
+            "QUICKLIST-PACKED-THRESHOLD" if args.len() == 3 => {
+                // Redis's bounds: at most 4 GiB less 1 MiB; 0 is the default.
+                let size = crate::config::parse_memory(&args.str(2)).filter(|&n| n <= (1 << 32) - (1 << 20));
+                let size = size.ok_or_else(|| {
+                    CmdError::err("argument must be a memory value bigger than 1 and smaller than 4gb")
+                })?;
+                let plain_from = if size == 0 { crate::storage::list::PLAIN_FROM } else { size };
+                client.shard.server.hot.list_plain_from.store(plain_from, Ordering::Relaxed);
                 Ok(Reply::Ok)
             }
             "PAUSE-CRON" if args.len() == 3 => {

@@ -12,7 +12,11 @@ use crate::storage::events::{GENERIC, LIST};
 use crate::storage::{End, List, ListLimits, SmallBytes};
 
 pub(crate) fn limits(ctx: &Ctx) -> ListLimits {
-    ListLimits { max_listpack_size: ctx.hot.list_max_listpack_size.load(std::sync::atomic::Ordering::Relaxed) }
+    use std::sync::atomic::Ordering::Relaxed;
+    ListLimits {
+        max_listpack_size: ctx.hot.list_max_listpack_size.load(Relaxed),
+        plain_from: ctx.hot.list_plain_from.load(Relaxed),
+    }
 }
 
 fn end_of(args: Args, i: usize) -> Result<End, CmdError> {

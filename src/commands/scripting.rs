@@ -9,7 +9,9 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 
 use super::{Handler, Spec};
-use crate::command::{ALLOW_BUSY, Args, CONTAINER, Keys, MAY_REPLICATE, NOSCRIPT, READONLY, SCRIPT, STALE, WRITE};
+use crate::command::{
+    ALLOW_BUSY, Args, CONTAINER, DENYOOM, Keys, MAY_REPLICATE, NOSCRIPT, READONLY, SCRIPT, STALE, WRITE,
+};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::scripting::{Callable, Engine, Library, library_name, sha1_hex};
 use crate::server::client::Client;
@@ -25,10 +27,23 @@ fn shebang_flags(body: &[u8]) -> Option<Vec<String>> {
     Some(flags.map(|f| f.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect()).unwrap_or_default())
 }
 
-/// A call's flags once a script or function says it does not write:
-/// neither a write nor one that may replicate.
+/// A call's flags once a script or function declares its own (Redis's
+/// scriptFlagsToCmdFlags): a write unless no-writes, refused over
+/// maxmemory unless allow-oom (no-writes implies it), allowed on stale
+/// data only with allow-stale.
 fn declared(flags: u32, script_flags: &[String]) -> u32 {
-    if script_flags.iter().any(|f| f == "no-writes") { flags & !(WRITE | MAY_REPLICATE) } else { flags }
+    let has = |f: &str| script_flags.iter().any(|x| x == f);
+    let mut flags = flags & !(STALE | DENYOOM | WRITE | MAY_REPLICATE);
+    if !has("allow-oom") && !has("no-writes") {
+        flags |= DENYOOM;
+    }
+    if !has("no-writes") {
+        flags |= WRITE;
+    }
+    if has("allow-stale") {
+        flags |= STALE;
+    }
+    flags
 }
 
 /// EVAL / EVALSHA as their script declares itself.
@@ -116,6 +131,10 @@ async fn run_locked(
     let target = target_shard(client, &keys);
     let (db, id) = (client.db(), client.meta.id);
     let tracker = client.meta.tracking.borrow().remembers().then(|| client.tracker());
+    // A script without flags that starts over maxmemory may read but not
+    // begin writing (one with flags was judged by them at the gate).
+    let deny_oom = client.meta.out_of_memory.get()
+        && matches!(&what, Runnable::Script { body, .. } if shebang_flags(body).is_none());
     let tx = Tx::lock(client, db, keys.iter().map(|k| &k[..])).await;
     let result = client
         .shard
@@ -134,9 +153,9 @@ async fn run_locked(
                 }
             };
             let mut ops = Vec::new();
-            let result = engine
-                .run(Client::for_script(sh.clone(), id, db), callable, &keys, &argv, (read_only, tracker), &mut ops)
-                .await;
+            let script_client = Client::for_script(sh.clone(), id, db);
+            script_client.meta.out_of_memory.set(deny_oom);
+            let result = engine.run(script_client, callable, &keys, &argv, (read_only, tracker), &mut ops).await;
             Ok((result, ops))
         })
         .await;

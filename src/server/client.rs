@@ -39,6 +39,10 @@ pub struct ClientMeta {
     pub db: Cell<usize>,
     pub proto: Cell<Proto>,
     pub last_cmd: Cell<&'static str>,
+    /// Memory was over maxmemory, with nothing left to evict, when the
+    /// running command passed the gate (Redis's pre_command_oom_state: a
+    /// script without flags may then not begin writing).
+    pub out_of_memory: Cell<bool>,
     pub last_active_ms: Cell<i64>,
     /// The query buffer's unprocessed bytes (the running command's
     /// included), the running command's argument bytes, and the read
@@ -82,6 +86,7 @@ impl ClientMeta {
             db: Cell::new(0),
             proto: Cell::new(Proto::Resp2),
             last_cmd: Cell::new("NULL"),
+            out_of_memory: Cell::new(false),
             last_active_ms: Cell::new(now),
             qbuf: Cell::new(0),
             argv_mem: Cell::new(0),

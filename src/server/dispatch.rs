@@ -414,6 +414,9 @@ fn paused(client: &Client, spec: &Spec, args: Args) -> Option<bool> {
     client.shard.server.pause.holds(writes).map(|_| writes)
 }
 
+/// Redis's refusal of a command that may grow memory past maxmemory.
+pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
 /// The checks before a command may run or queue, in Redis's order
 /// (processCommand): arity, protection, auth, MULTI, loading, busy script,
 /// subscribe mode, memory.
@@ -454,12 +457,11 @@ async fn gate(client: &Client, spec: &Spec, args: Args<'_>) -> Result<(), CmdErr
     // Every command evicts first when memory is over the limit (so the
     // evicted keys' invalidations precede its reply); only those that may
     // grow memory are refused when nothing could go.
-    if !replaying
-        && Hot::get(&server.hot.maxmemory) > 0
-        && !super::evict::make_room(&client.shard).await
-        && flags & command::DENYOOM != 0
-    {
-        return Err(CmdError::Raw("OOM command not allowed when used memory > 'maxmemory'.".into()));
+    let out_of_memory =
+        !replaying && Hot::get(&server.hot.maxmemory) > 0 && !super::evict::make_room(&client.shard).await;
+    client.meta.out_of_memory.set(out_of_memory);
+    if out_of_memory && flags & command::DENYOOM != 0 {
+        return Err(CmdError::Raw(OOM.into()));
     }
     // No replication yet: a master has no good replicas at all.
     if flags & WRITE != 0 && !replaying && Hot::get(&server.hot.min_replicas_to_write) > 0 {

@@ -12,14 +12,23 @@ use super::encodings::listpack::{Iter, encoded, read_len};
 /// Redis's cap on a node's bytes when the limit is an entry count.
 const SAFETY_BYTES: usize = 8192;
 
+/// Redis's default size from which an entry gets a node of its own.
+pub const PLAIN_FROM: u64 = 1 << 30;
+
 /// `list-max-listpack-size`: a positive entry count, or -1..-5 for a byte
-/// budget of 4..64 KiB.
+/// budget of 4..64 KiB; `plain_from`: entries this large are kept alone in
+/// a node (Redis's plain nodes; DEBUG QUICKLIST-PACKED-THRESHOLD).
 #[derive(Clone, Copy, Debug)]
 pub struct ListLimits {
     pub max_listpack_size: i64,
+    pub plain_from: u64,
 }
 
 impl ListLimits {
+    fn large(self, entry: &[u8]) -> bool {
+        entry.len() as u64 >= self.plain_from
+    }
+
     fn bytes(self) -> usize {
         match self.max_listpack_size {
             n if n > 0 => SAFETY_BYTES,
@@ -117,6 +126,30 @@ impl Node {
         }
     }
 
+    /// Whether the node is one large entry, which nothing joins.
+    fn plain(&self, limits: ListLimits) -> bool {
+        self.count == 1 && self.iter().next().is_some_and(|e| limits.large(e))
+    }
+
+    /// The node cut so that each large entry is alone in its own.
+    fn isolate_large(self, limits: ListLimits) -> Vec<Node> {
+        let mut nodes = vec![Node::default()];
+        for entry in self.iter() {
+            let large = limits.large(entry);
+            if large && nodes.last().is_some_and(|n| n.count > 0) {
+                nodes.push(Node::default());
+            }
+            let last = nodes.len() - 1;
+            let at = nodes[last].data.len();
+            nodes[last].insert_at(at, entry);
+            if large {
+                nodes.push(Node::default());
+            }
+        }
+        nodes.retain(|n| n.count > 0);
+        nodes
+    }
+
     /// Moves entries from `index` on into a new node.
     fn split_off(&mut self, index: usize) -> Node {
         let at = self.offset(index);
@@ -172,7 +205,8 @@ impl Quicklist {
 
     fn push(&mut self, end: End, v: &[u8], limits: ListLimits) {
         let size = encoded(v).len();
-        let room = |n: &Node| limits.fits(n.count + 1, n.data.len() + size);
+        let large = limits.large(v);
+        let room = |n: &Node| !large && !n.plain(limits) && limits.fits(n.count + 1, n.data.len() + size);
         self.len += 1;
         match end {
             End::Right => {
@@ -255,14 +289,21 @@ impl Quicklist {
     }
 
     /// Edits entry `i`'s node with `f` (given the node and the index in
-    /// it), then splits the node if it outgrew the limits.
+    /// it), then splits the node if it outgrew the limits or holds a large
+    /// entry among others.
     fn edit(&mut self, i: usize, limits: ListLimits, f: impl FnOnce(&mut Node, usize)) {
         self.tail.clear();
         let (n, j) =
             if i == self.len { (self.nodes.len() - 1, self.nodes[self.nodes.len() - 1].count) } else { self.locate(i) };
         let node = &mut self.nodes[n];
         f(node, j);
-        if node.count > 1 && !limits.fits(node.count, node.data.len()) {
+        if node.count > 1 && node.iter().any(|e| limits.large(e)) {
+            let pieces = std::mem::take(node).isolate_large(limits);
+            self.nodes.remove(n);
+            for (k, piece) in pieces.into_iter().enumerate() {
+                self.nodes.insert(n + k, piece);
+            }
+        } else if node.count > 1 && !limits.fits(node.count, node.data.len()) {
             let tail = node.split_off(node.count / 2);
             self.nodes.insert(n + 1, tail);
         }
@@ -280,6 +321,9 @@ impl Quicklist {
     }
 
     fn insert(&mut self, i: usize, v: &[u8], limits: ListLimits) {
+        if self.nodes.is_empty() {
+            return self.push(End::Right, v, limits);
+        }
         self.edit(i, limits, |node, j| {
             let at = node.offset(j);
             node.insert_at(at, v);
@@ -427,22 +471,38 @@ impl List {
     }
 
     /// Converts between the encodings as the list grows past the limits
-    /// or shrinks back to one small node.
+    /// or shrinks back to one small node (never a large entry's own).
     fn check(&mut self, limits: ListLimits) {
         match self {
-            List::Packed(lp) if !limits.fits(lp.len(), lp.bytes()) => {
-                let mut q = Quicklist::default();
-                lp.iter().for_each(|e| q.push(End::Right, e, limits));
-                *self = List::Quick(Box::new(q));
-            }
-            List::Quick(q) if q.nodes.len() == 1 && limits.fits_half(q.len, q.nodes[0].data.len()) => {
+            List::Packed(lp) if !limits.fits(lp.len(), lp.bytes()) => self.unpack(limits),
+            List::Quick(q)
+                if q.nodes.len() <= 1
+                    && q.nodes.front().is_none_or(|n| !n.plain(limits) && limits.fits_half(q.len, n.data.len())) =>
+            {
                 *self = List::Packed(q.repack());
             }
             _ => {}
         }
     }
 
+    /// Moves a listpack's entries into a quicklist.
+    fn unpack(&mut self, limits: ListLimits) {
+        if let List::Packed(lp) = self {
+            let mut q = Quicklist::default();
+            lp.iter().for_each(|e| q.push(End::Right, e, limits));
+            *self = List::Quick(Box::new(q));
+        }
+    }
+
+    /// A large entry needs a node of its own: a quicklist.
+    fn make_room_for(&mut self, v: &[u8], limits: ListLimits) {
+        if limits.large(v) {
+            self.unpack(limits);
+        }
+    }
+
     pub fn push(&mut self, end: End, v: &[u8], limits: ListLimits) {
+        self.make_room_for(v, limits);
         match (self as &mut List, end) {
             (List::Packed(lp), End::Right) => lp.push(v),
             (List::Packed(lp), End::Left) => lp.insert(0, v),
@@ -472,6 +532,7 @@ impl List {
     }
 
     pub fn set(&mut self, i: usize, v: &[u8], limits: ListLimits) {
+        self.make_room_for(v, limits);
         match self {
             List::Packed(lp) => lp.replace(i, v),
             List::Quick(q) => q.set(i, v, limits),
@@ -480,6 +541,7 @@ impl List {
     }
 
     pub fn insert(&mut self, i: usize, v: &[u8], limits: ListLimits) {
+        self.make_room_for(v, limits);
         match self {
             List::Packed(lp) => lp.insert(i, v),
             List::Quick(q) => q.insert(i, v, limits),
@@ -513,7 +575,7 @@ impl List {
 mod tests {
     use super::*;
 
-    const SMALL: ListLimits = ListLimits { max_listpack_size: 3 };
+    const SMALL: ListLimits = ListLimits { max_listpack_size: 3, plain_from: PLAIN_FROM };
 
     fn items(l: &List) -> Vec<Vec<u8>> {
         l.iter().map(|e| e.to_vec()).collect()
@@ -541,10 +603,10 @@ mod tests {
 
     #[test]
     fn byte_budgets() {
-        let l = ListLimits { max_listpack_size: -2 };
+        let l = ListLimits { max_listpack_size: -2, plain_from: PLAIN_FROM };
         assert!(l.fits(1000, 8192) && !l.fits(1, 8193));
         let mut list = List::default();
-        list.push(End::Right, &[b'x'; 5000], ListLimits { max_listpack_size: -1 });
+        list.push(End::Right, &[b'x'; 5000], ListLimits { max_listpack_size: -1, plain_from: PLAIN_FROM });
         assert!(matches!(list, List::Quick(_)));
     }
 
@@ -552,7 +614,12 @@ mod tests {
     /// enough that nodes split, empty, and the list converts both ways.
     #[test]
     fn quicklist_matches_a_model() {
-        for limits in [ListLimits { max_listpack_size: 4 }, ListLimits { max_listpack_size: 9 }] {
+        for limits in [
+            ListLimits { max_listpack_size: 4, plain_from: PLAIN_FROM },
+            ListLimits { max_listpack_size: 9, plain_from: PLAIN_FROM },
+            // Entries of 6 bytes and more are plain nodes.
+            ListLimits { max_listpack_size: 4, plain_from: 6 },
+        ] {
             let mut rng = fastrand::Rng::with_seed(11);
             let mut l = List::default();
             let mut model: VecDeque<Vec<u8>> = VecDeque::new();
@@ -594,6 +661,12 @@ mod tests {
                 assert_eq!(l.len(), model.len(), "step {step}");
                 if step % 97 == 0 {
                     assert_eq!(items(&l), Vec::from(model.clone()));
+                    match &l {
+                        List::Packed(lp) => assert!(lp.iter().all(|e| !limits.large(e))),
+                        List::Quick(q) => {
+                            assert!(q.nodes.iter().all(|n| n.count == 1 || !n.iter().any(|e| limits.large(e))))
+                        }
+                    }
                     let rev: Vec<Vec<u8>> = l.iter_rev().map(|e| e.to_vec()).collect();
                     assert_eq!(rev, model.iter().rev().cloned().collect::<Vec<_>>());
                     if !model.is_empty() {
@@ -613,7 +686,7 @@ mod tests {
 
     #[test]
     fn shrinking_packs_again() {
-        let limits = ListLimits { max_listpack_size: 4 };
+        let limits = ListLimits { max_listpack_size: 4, plain_from: PLAIN_FROM };
         let mut l = List::default();
         for v in [b"a", b"b", b"c", b"d", b"e"] {
             l.push(End::Right, v, limits);
