@@ -20,6 +20,7 @@
 //! yields the script's coroutine every few milliseconds and lets the
 //! reactor run for a moment; the script keeps its locks meanwhile.
 
+mod cjson;
 mod cmsgpack;
 mod lua_struct;
 
@@ -78,7 +79,14 @@ pub struct Engine {
     compiled: RefCell<HashSet<String>>,
     /// FUNCTION libraries loaded here, by name, at which version.
     libraries: RefCell<std::collections::HashMap<String, u64>>,
+    /// Runs since the collector last stepped.
+    runs: Cell<u32>,
 }
+
+/// Every this many runs the collector takes as many kilobyte steps
+/// (Redis's LUA_GC_CYCLE_PERIOD), so garbage does not pile up between
+/// the allocator's own triggers.
+const GC_PERIOD: u32 = 50;
 
 /// How often (in VM instructions) the hook looks at the clock and the
 /// kill flag.
@@ -210,6 +218,7 @@ const KILLED: &str = "Script killed by user with SCRIPT KILL...";
 const PRELUDE: &str = r#"
 local host_pcall = pcall
 local call = __percore_call
+local error_text = __percore_error_text
 local setresp = __percore_setresp
 -- The message and line of the last error redis.call raised, so the host
 -- can name the line even when the frame is gone (a tail call).
@@ -232,7 +241,19 @@ end
 redis = {
   call = function(...) return raise_on_error(call(...)) end,
   pcall = function(...) return call(...) end,
-  error_reply = function(e) return {err = tostring(e)} end,
+  -- "-CODE msg" or "msg" (code ERR), as Redis's luaPushErrorBuff reads it.
+  error_reply = function(...)
+    local e = ...
+    if select('#', ...) ~= 1 or type(e) ~= 'string' then
+      return {err = 'ERR wrong number or type of arguments'}
+    end
+    if string.sub(e, 1, 1) ~= '-' then e = '-' .. e end
+    local space = string.find(e, ' ', 1, true)
+    local code, msg = 'ERR', string.sub(e, 2)
+    if space then code, msg = string.sub(e, 2, space - 1), string.sub(e, space + 1) end
+    msg = string.gsub(string.gsub(msg, '^[\r\n]+', ''), '[\r\n]+$', '')
+    return {err = code .. ' ' .. msg}
+  end,
   status_reply = function(s) return {ok = tostring(s)} end,
   sha1hex = (function(sha1hex)
     return function(...)
@@ -247,13 +268,11 @@ redis = {
   LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
   REPL_NONE = 0, REPL_AOF = 1, REPL_SLAVE = 2, REPL_REPLICA = 2, REPL_ALL = 3,
 }
-cjson = {encode = __percore_json_encode, decode = __percore_json_decode}
 __percore_call = nil
 __percore_setresp = nil
 __percore_sha1hex = nil
 __percore_log = nil
-__percore_json_encode = nil
-__percore_json_decode = nil
+__percore_error_text = nil
 for _, name in ipairs({'dofile', 'loadfile', 'require', 'module', 'jit', 'newproxy', 'print'}) do
   _G[name] = nil
 end
@@ -285,7 +304,7 @@ function __percore_run(f)
   last.msg = nil
   local ok, r = host_pcall(f)
   if ok then return r end
-  if r ~= nil and r == last.msg then return {__percore_error = r, line = last.line} end
+  if r ~= nil and r == last.msg then return {__percore_error = r, line = last.line, counted = true} end
   if type(r) == 'table' and r.err ~= nil then return {__percore_error = r.err, line = r.line} end
   return {__percore_error = tostring(r)}
 end
@@ -352,11 +371,12 @@ do
   end
   local function rethrow_kill(ok, ...)
     if not ok and killed((...)) then error((...), 0) end
+    if not ok then return ok, error_text((...)) end
     return ok, ...
   end
   G.pcall = function(f, ...) return rethrow_kill(raw_pcall(f, ...)) end
   G.xpcall = function(f, handler)
-    return rethrow_kill(raw_xpcall(f, function(e) if killed(e) then return e end return handler(e) end))
+    return rethrow_kill(raw_xpcall(f, function(e) if killed(e) then return e end return handler(error_text(e)) end))
   end
   G._G = env
   __percore_env = env
@@ -399,6 +419,21 @@ impl Engine {
             })?,
         )?;
         globals.set("__percore_sha1hex", lua.create_function(|_, s: mlua::LuaString| Ok(sha1_hex(&s.as_bytes())))?)?;
+        // A library function's error, caught by pcall, is its message (as
+        // a C library's luaL_error gives it: no script line).
+        globals.set(
+            "__percore_error_text",
+            lua.create_function(|lua, e: Value| match e {
+                Value::Error(e) => {
+                    let message = lua_message(&e);
+                    let bare = ["user_script:", "user_function:"]
+                        .iter()
+                        .find_map(|p| message.strip_prefix(p)?.split_once(": ").map(|(_, m)| m.to_string()));
+                    Ok(Value::String(lua.create_string(bare.unwrap_or(message))?))
+                }
+                other => Ok(other),
+            })?,
+        )?;
         globals.set(
             "__percore_log",
             lua.create_function(|_, (level, parts): (i64, MultiValue)| {
@@ -412,20 +447,7 @@ impl Engine {
                 Ok(())
             })?,
         )?;
-        globals.set(
-            "__percore_json_encode",
-            library_fn(&lua, |_, v: Value| {
-                serde_json::to_string(&lua_to_json(&v, 0)?).map_err(|e| mlua::Error::runtime(e.to_string()))
-            })?,
-        )?;
-        globals.set(
-            "__percore_json_decode",
-            library_fn(&lua, |lua, s: mlua::LuaString| {
-                let v: serde_json::Value =
-                    serde_json::from_slice(&s.as_bytes()).map_err(|e| mlua::Error::runtime(e.to_string()))?;
-                json_to_lua(lua, &v)
-            })?,
-        )?;
+        cjson::register(&lua)?;
         cmsgpack::register(&lua)?;
         lua_struct::register(&lua)?;
 
@@ -452,6 +474,8 @@ impl Engine {
         }
         // (After the raw pcall and xpcall are kept: the prelude wraps them.)
         lua.load(PRELUDE).set_name("@percore_prelude").exec()?;
+        // A new interpreter starts without the setup's garbage.
+        lua.gc_collect()?;
         Ok(Engine {
             lua,
             run,
@@ -460,6 +484,7 @@ impl Engine {
             turn: futures::lock::Mutex::new(()),
             compiled: RefCell::new(HashSet::new()),
             libraries: RefCell::new(std::collections::HashMap::new()),
+            runs: Cell::new(0),
         })
     }
 
@@ -638,10 +663,22 @@ impl Engine {
         if let Some(mut r) = finished {
             ops.extend(r.client.unit.take().unwrap_or_default());
         }
-        match result {
+        let reply = match result {
             Ok(v) => lua_to_reply(&v, what, resp3, 0),
             Err(e) => Err(script_error(&lua_message(&e), None, what)),
+        };
+        self.runs.set(self.runs.get() + 1);
+        if self.runs.get() == GC_PERIOD {
+            self.runs.set(0);
+            // SAFETY: one collector step on a live state, inside mlua's
+            // protected call. An error only leaves garbage for the next.
+            let _ = unsafe {
+                lua.exec_raw::<()>((), |state| {
+                    ffi::lua_gc(state, ffi::LUA_GCSTEP, GC_PERIOD as std::ffi::c_int);
+                })
+            };
         }
+        reply
     }
 }
 
@@ -789,7 +826,8 @@ async fn redis_call(lua: &Lua, current: &Rc<RefCell<Option<Run>>>, args: MultiVa
         match v {
             Value::String(s) => owned.push(&s.as_bytes()),
             Value::Integer(n) => owned.push(n.to_string().as_bytes()),
-            Value::Number(n) => owned.push(lua_number(*n).as_bytes()),
+            // Redis passes numbers on as `%.17g` prints them.
+            Value::Number(n) => owned.push(cjson::format_g(*n, 17).as_bytes()),
             _ => return error("ERR Lua redis lib command arguments must be strings or integers".into()),
         }
     }
@@ -819,6 +857,14 @@ async fn redis_call(lua: &Lua, current: &Rc<RefCell<Option<Run>>>, args: MultiVa
     if run.read_only && spec.has(WRITE | crate::command::MAY_REPLICATE) {
         *current.borrow_mut() = Some(run);
         return error("ERR Write commands are not allowed from read-only scripts.".into());
+    }
+    // Until a script writes, it can be stopped: a write needs the good
+    // replicas min-replicas-to-write asks for (percore has none yet) and,
+    // for one that grows memory, memory under maxmemory.
+    let min_replicas = crate::config::Hot::get(&run.client.shard.server.hot.min_replicas_to_write);
+    if spec.has(WRITE) && !run.wrote && min_replicas > 0 {
+        *current.borrow_mut() = Some(run);
+        return error("NOREPLICAS Not enough good replicas to write.".into());
     }
     if spec.has(crate::command::DENYOOM) && !run.wrote && run.client.meta.out_of_memory.get() {
         *current.borrow_mut() = Some(run);
@@ -854,85 +900,6 @@ async fn redis_call(lua: &Lua, current: &Rc<RefCell<Option<Run>>>, args: MultiVa
         Ok(reply) => reply_to_lua(lua, &reply, resp3),
         Err(e) => error(e.to_string()),
     }
-}
-
-/// cjson.encode: a table whose keys are 1..n is an array, any other an
-/// object (an empty one `{}`).
-fn lua_to_json(v: &Value, depth: usize) -> mlua::Result<serde_json::Value> {
-    use serde_json::Value as J;
-    if depth > 1000 {
-        return Err(mlua::Error::runtime("Cannot serialise, excessive nesting (1001)"));
-    }
-    Ok(match v {
-        Value::Nil => J::Null,
-        Value::Boolean(b) => J::Bool(*b),
-        Value::Integer(n) => J::from(*n),
-        Value::Number(n) if n.fract() == 0.0 && n.abs() < 1e15 => J::from(*n as i64),
-        Value::Number(n) => serde_json::Number::from_f64(*n).map_or(J::Null, J::Number),
-        Value::String(s) => J::String(s.to_string_lossy()),
-        Value::Table(t) => {
-            let n = t.raw_len();
-            let pairs = t.pairs::<Value, Value>().count();
-            if n > 0 && n == pairs {
-                J::Array((1..=n).map(|i| lua_to_json(&t.raw_get(i)?, depth + 1)).collect::<mlua::Result<_>>()?)
-            } else {
-                let mut map = serde_json::Map::new();
-                for pair in t.pairs::<Value, Value>() {
-                    let (k, v) = pair?;
-                    let key = match k {
-                        Value::String(s) => s.to_string_lossy(),
-                        Value::Integer(i) => i.to_string(),
-                        Value::Number(n) => lua_number(n),
-                        _ => {
-                            return Err(mlua::Error::runtime(
-                                "Cannot serialise table: table key must be a number or string",
-                            ));
-                        }
-                    };
-                    map.insert(key, lua_to_json(&v, depth + 1)?);
-                }
-                J::Object(map)
-            }
-        }
-        other => {
-            return Err(mlua::Error::runtime(format!("Cannot serialise {}: type not supported", other.type_name())));
-        }
-    })
-}
-
-/// cjson.decode.
-fn json_to_lua(lua: &Lua, v: &serde_json::Value) -> mlua::Result<Value> {
-    use serde_json::Value as J;
-    Ok(match v {
-        J::Null => Value::Nil,
-        J::Bool(b) => Value::Boolean(*b),
-        J::Number(n) => n.as_i64().map_or_else(|| Value::Number(n.as_f64().unwrap_or(0.0)), Value::Integer),
-        J::String(s) => Value::String(lua.create_string(s)?),
-        J::Array(items) => {
-            let t = lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, item) in items.iter().enumerate() {
-                t.raw_set(i + 1, json_to_lua(lua, item)?)?;
-            }
-            Value::Table(t)
-        }
-        J::Object(map) => {
-            let t = lua.create_table_with_capacity(0, map.len())?;
-            for (k, item) in map {
-                t.raw_set(k.as_str(), json_to_lua(lua, item)?)?;
-            }
-            Value::Table(t)
-        }
-    })
-}
-
-/// A Lua number as Lua 5.1 prints it (`%.14g`).
-fn lua_number(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e15 {
-        return format!("{}", n as i64);
-    }
-    let s = format!("{n:.13e}");
-    let v: f64 = s.parse().unwrap_or(n);
-    format!("{v}")
 }
 
 /// A command's reply as a script sees it (RESP2 conversions).
@@ -1037,7 +1004,12 @@ fn lua_to_reply(v: &Value, what: Callable, resp3: bool, depth: usize) -> Result<
             let field = |name: &str| t.raw_get::<Value>(name).unwrap_or(Value::Nil);
             if let Value::String(e) = field("__percore_error") {
                 let line = t.raw_get::<Option<i64>>("line").ok().flatten();
-                return Err(script_error(&e.to_string_lossy(), line, what));
+                let error = script_error(&e.to_string_lossy(), line, what);
+                // What redis.call raised was counted when the command failed.
+                return Err(match field("counted") {
+                    Value::Boolean(true) => CmdError::Counted(error.to_string()),
+                    _ => error,
+                });
             }
             if let Value::String(e) = field("err") {
                 return Ok(Reply::Error(CmdError::Raw(e.to_string_lossy())));

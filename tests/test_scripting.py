@@ -307,3 +307,63 @@ def test_scripts_over_maxmemory_as_redis(start_percore, reference):
         answers.append(got)
     assert answers[0] == answers[1]
     assert answers[0][0].startswith("command not allowed when used memory")
+
+
+# Each runs alone on a fresh connection; keys are declared, so a script
+# runs where its key lives.
+SCRIPT_CASES = [
+    ("return redis.error_reply('')", []),
+    ("return redis.error_reply('MY_CODE custom msg')", []),
+    ("return redis.error_reply('-x y')", []),
+    ("return redis.error_reply(5)", []),
+    ("return {err = 'plain'}", []),
+    # (Arrays and one-key objects: the order of an object's keys is the
+    # interpreter's table order, which differs between Lua builds.)
+    ("return cjson.encode({'x/y', {1, 2, nil, 4}, 1/3, 123456789012345, {}, '\\1', {k = true}})", []),
+    ("return cjson.encode({[1] = 1, [20] = 2})", []),
+    ("return cjson.encode({0/0})", []),
+    ("cjson.encode_max_depth(1) local ok = pcall(cjson.encode, {{1}}) cjson.encode_max_depth(1000) return ok", []),
+    ("cjson.decode_max_depth(2) local ok, e = pcall(cjson.decode, '[[[1]]]') cjson.decode_max_depth(1000) return e", []),
+    ("return cjson.decode('{\"a\":[1,2,{\"b\":null}]}').a[2]", []),
+    ("local m = {} for i = 1, 30000 do m[tostring(i)] = i end return #cmsgpack.pack(m)", []),
+    ("#!lua\nreturn 1", []),
+    ("#!nolua\nreturn 1", []),
+    ("#!lua flags=no-writes,bad\nreturn 1", []),
+    ("#!lua opt=1\nreturn 1", []),
+    ("#!lua", []),
+    ("return redis.call('sort', KEYS[1], 'by', 'nosort')", ["{s}"]),
+    ("return redis.call('xread', 'block', '0', 'streams', KEYS[1], '$')", ["{s}x"]),
+    ("redis.call('set', KEYS[1], 0.1) return redis.call('get', KEYS[1])", ["{s}n"]),
+]
+
+
+def test_script_libraries_and_errors_as_redis(start_percore, reference):
+    answers = []
+    for server in (start_percore(), reference):
+        c = server.client()
+        c.sadd("{s}", *"b a c aa azz z".split())
+        c.execute_command("CONFIG", "RESETSTAT")
+        got = []
+        for body, keys in SCRIPT_CASES:
+            try:
+                got.append(c.eval(body, len(keys), *keys))
+            except redis.ResponseError as e:
+                got.append(("error", str(e).split(" script:")[0]))
+        got.append({k: v for k, v in c.info("errorstats").items()})
+        got.append(c.info("stats")["total_error_replies"])
+        answers.append(got)
+    for case, a, b in zip(SCRIPT_CASES + [("errorstats", 0), ("total", 0)], *answers):
+        assert a == b, case
+
+
+def test_script_flush_resets_the_interpreters(start_percore):
+    c = start_percore().client()
+    c.set("x", 0)
+    for _ in range(2000):
+        c.eval("local t = {} for i = 1, 50 do t[i] = tostring(i) end return redis.call('incr', KEYS[1])", 1, "x")
+    c.eval("local big = {} for i = 1, 200000 do big[i] = i end return 1", 1, "x")
+    before = c.info("memory")["used_memory_lua"]
+    c.script_flush()
+    c.eval("return 1", 1, "x")
+    # A fresh interpreter holds only its setup.
+    assert c.info("memory")["used_memory_lua"] < min(before, 1024 * 1024)

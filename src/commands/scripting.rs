@@ -18,13 +18,41 @@ use crate::server::client::Client;
 use crate::server::transaction::Tx;
 
 /// The cached body of script `sha`, if any.
+/// The flags a script may declare on its shebang.
+const SCRIPT_FLAGS: &[&str] = &["no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"];
+
 /// The flags a script declares on its `#!lua flags=a,b` first line; None
-/// without a shebang (a script of the old kind).
+/// without a shebang (a script of the old kind). Errors as Redis words
+/// them (evalExtractShebangFlags).
+fn shebang(body: &[u8]) -> Result<Option<Vec<String>>, CmdError> {
+    if !body.starts_with(b"#!") {
+        return Ok(None);
+    }
+    let end = body.iter().position(|&b| b == b'\n').ok_or_else(|| CmdError::err("Invalid script shebang"))?;
+    let line = String::from_utf8_lossy(&body[..end]);
+    let mut parts = line.split_whitespace();
+    let engine = parts.next().unwrap_or("");
+    if engine != "#!lua" {
+        return Err(CmdError::err(format!("Unexpected engine in script shebang: {engine}")));
+    }
+    let mut flags = Vec::new();
+    for part in parts {
+        let Some(declared) = part.strip_prefix("flags=") else {
+            return Err(CmdError::err(format!("Unknown lua shebang option: {part}")));
+        };
+        for flag in declared.split(',').filter(|_| !declared.is_empty()) {
+            if !SCRIPT_FLAGS.contains(&flag) {
+                return Err(CmdError::err(format!("Unexpected flag in script shebang: {flag}")));
+            }
+            flags.push(flag.to_string());
+        }
+    }
+    Ok(Some(flags))
+}
+
+/// A valid script's declared flags (None for a script of the old kind).
 fn shebang_flags(body: &[u8]) -> Option<Vec<String>> {
-    let first = body.split(|&b| b == b'\n').next()?.strip_prefix(b"#!")?;
-    let first = String::from_utf8_lossy(first);
-    let flags = first.split_whitespace().find_map(|w| w.strip_prefix("flags="));
-    Some(flags.map(|f| f.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect()).unwrap_or_default())
+    shebang(body).ok().flatten()
 }
 
 /// A call's flags once a script or function declares its own (Redis's
@@ -74,13 +102,14 @@ fn cached(client: &Client, sha: &str) -> Option<Arc<[u8]>> {
     client.shard.server.scripts.read().ok()?.get(sha).cloned()
 }
 
-fn cache(client: &Client, body: &[u8]) -> (String, Arc<[u8]>) {
+fn cache(client: &Client, body: &[u8]) -> Result<(String, Arc<[u8]>), CmdError> {
+    shebang(body)?;
     let sha = sha1_hex(body);
     let body: Arc<[u8]> = body.into();
     if let Ok(mut scripts) = client.shard.server.scripts.write() {
         scripts.entry(sha.clone()).or_insert_with(|| body.clone());
     }
-    (sha, body)
+    Ok((sha, body))
 }
 
 /// The keys and arguments after `numkeys` (argument 2) of EVAL and FCALL.
@@ -180,7 +209,7 @@ async fn eval(client: &mut Client, args: Args<'_>, by_sha: bool, read_only: bool
             .ok_or_else(|| CmdError::Raw("NOSCRIPT No matching script. Please use EVAL.".into()))?;
         (sha, body)
     } else {
-        cache(client, args.get(1))
+        cache(client, args.get(1))?
     };
     // A script that declares no-writes runs read-only, whatever ran it.
     let declared_read_only = shebang_flags(&body).is_some_and(|f| f.iter().any(|x| x == "no-writes"));
@@ -443,9 +472,10 @@ fn script<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
             "HELP" if n == 2 => Ok(Reply::help(SCRIPT_HELP)),
             "LOAD" if n == 3 => {
                 let body = args.get(2);
+                shebang(body)?;
                 // Compile here first so a broken script is refused at once.
                 Engine::of(&client.shard)?.compile(&sha1_hex(body), body)?;
-                Ok(Reply::text(cache(client, body).0))
+                Ok(Reply::text(cache(client, body)?.0))
             }
             "EXISTS" if n >= 3 => Ok(Reply::Array(
                 (2..n)
@@ -459,6 +489,9 @@ fn script<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                 if let Ok(mut scripts) = server.scripts.write() {
                     scripts.clear();
                 }
+                // Every interpreter starts afresh (Redis resets its Lua VM),
+                // on the next script; functions load into it again.
+                client.shard.broadcast(|sh| drop(sh.scripts.borrow_mut().take())).await;
                 Ok(Reply::Ok)
             }
             "FLUSH" => Err(CmdError::err("SCRIPT FLUSH only support SYNC|ASYNC option")),

@@ -130,16 +130,26 @@ async fn lookup_all(client: &Client, pattern: &[u8], elements: &[Vec<u8>]) -> Ve
     out
 }
 
-/// The elements of the source (and whether it is a sorted set).
-type Elements = (Vec<Vec<u8>>, bool);
+/// What the source is: its elements' own order matters for the output.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    List,
+    Set,
+    SortedSet,
+}
+
+/// The elements of the source, and what it is.
+type Elements = (Vec<Vec<u8>>, Source);
 
 fn read_source(ctx: &mut super::Ctx, key: &[u8]) -> Result<Elements, CmdError> {
     match ctx.read(key) {
-        None => Ok((Vec::new(), false)),
+        None => Ok((Vec::new(), Source::List)),
         Some(e) => match &e.value {
-            Value::List(l) => Ok((l.iter().map(|x| x.to_vec()).collect(), false)),
-            Value::Set(s) => Ok((s.members().iter().map(|x| x.to_vec()).collect(), false)),
-            Value::ZSet(z) => Ok((z.range(0, z.len()).into_iter().map(|(_, m)| m.to_vec()).collect(), true)),
+            Value::List(l) => Ok((l.iter().map(|x| x.to_vec()).collect(), Source::List)),
+            Value::Set(s) => Ok((s.members().iter().map(|x| x.to_vec()).collect(), Source::Set)),
+            Value::ZSet(z) => {
+                Ok((z.range(0, z.len()).into_iter().map(|(_, m)| m.to_vec()).collect(), Source::SortedSet))
+            }
             _ => Err(CmdError::WrongType),
         },
     }
@@ -191,14 +201,19 @@ async fn sort_generic(client: &mut Client, args: Args<'_>, read_only: bool) -> C
     let source = Key::new(args.get(1));
     let (tx, read) = lock_and_read(client, &o, &source).await;
     let result = async {
-        let (elements, is_sorted_set) = read?;
+        let (elements, source) = read?;
+        // A set has no order of its own: where the output must repeat (it
+        // is stored, or a script's), BY <constant> sorts it as ALPHA would.
+        let by_member = o.dont_sort && source == Source::Set && (o.store.is_some() || client.in_script);
+        let (dont_sort, alpha, by) =
+            if by_member { (false, true, None) } else { (o.dont_sort, o.alpha, o.by.as_ref()) };
         let mut order: Vec<usize> = (0..elements.len()).collect();
-        if !o.dont_sort {
-            let keys: Vec<Option<Vec<u8>>> = match &o.by {
+        if !dont_sort {
+            let keys: Vec<Option<Vec<u8>>> = match by {
                 Some(p) => lookup_all(client, p, &elements).await,
                 None => elements.iter().map(|e| Some(e.clone())).collect(),
             };
-            if o.alpha {
+            if alpha {
                 order.sort_by(|&a, &b| {
                     let c = match (&keys[a], &keys[b]) {
                         (None, None) => std::cmp::Ordering::Equal,
@@ -224,7 +239,7 @@ async fn sort_generic(client: &mut Client, args: Args<'_>, read_only: bool) -> C
                     if o.desc { c.reverse() } else { c }
                 });
             }
-        } else if o.desc && is_sorted_set {
+        } else if o.desc && source == Source::SortedSet {
             order.reverse();
         }
         if let Some((offset, count)) = o.limit {

@@ -956,12 +956,19 @@ struct ReadArgs {
     n: usize,
 }
 
-fn parse_read(args: Args, group_cmd: bool) -> Result<ReadArgs, CmdError> {
+fn parse_read(args: Args, group_cmd: bool, in_script: bool) -> Result<ReadArgs, CmdError> {
     let mut r = ReadArgs { count: 0, block: None, group: None, noack: false, streams_at: 0, n: 0 };
     let mut i = 1;
     while i < args.len() {
         let more = args.len() - 1 - i;
         if args.is(i, "BLOCK") && more > 0 {
+            // Redis keeps this refusal for scripts (where nothing blocks).
+            if in_script {
+                return Err(CmdError::err(format!(
+                    "{} command is not allowed with BLOCK option from scripts",
+                    args.str(0)
+                )));
+            }
             i += 1;
             let ms = args.int(i).map_err(|_| CmdError::err("timeout is not an integer or out of range"))?;
             if ms < 0 {
@@ -1184,7 +1191,7 @@ fn streams_reply(client: &Client, results: Vec<(Reply, Reply)>) -> Reply {
 }
 
 async fn xread_generic(client: &mut Client, args: Args<'_>, group_cmd: bool) -> CmdResult {
-    let r = parse_read(args, group_cmd)?;
+    let r = parse_read(args, group_cmd, client.in_script)?;
     let keys: Vec<Key> = (0..r.n).map(|i| Key::from(args.get(r.streams_at + i))).collect();
     let froms =
         (0..r.n).map(|i| parse_from(args.get(r.streams_at + r.n + i), group_cmd)).collect::<Result<Vec<_>, _>>()?;

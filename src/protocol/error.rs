@@ -83,6 +83,10 @@ pub enum CmdError {
     /// A full error line whose prefix is not `ERR` (e.g. `BUSYKEY ...`).
     #[error("{0}")]
     Raw(String),
+    /// An error already counted in the error stats where it arose (a
+    /// command a script called): the script that ends with it only fails.
+    #[error("{0}")]
+    Counted(String),
 }
 
 impl CmdError {

@@ -164,11 +164,14 @@ fn encode_table(t: &Table, depth: usize, out: &mut Vec<u8>) -> mlua::Result<()> 
             }
         }
         None => {
-            let pairs: Vec<(Value, Value)> = t.pairs::<Value, Value>().collect::<mlua::Result<_>>()?;
-            header(out, pairs.len(), 0x80, 0xde);
-            for (k, v) in &pairs {
-                encode(k, depth, out)?;
-                encode(v, depth, out)?;
+            // Two walks rather than holding every pair: each value held
+            // takes a slot of the interpreter's bounded reference stack.
+            let len = t.pairs::<Value, Value>().count();
+            header(out, len, 0x80, 0xde);
+            for pair in t.pairs::<Value, Value>() {
+                let (k, v) = pair?;
+                encode(&k, depth, out)?;
+                encode(&v, depth, out)?;
             }
         }
     }

@@ -212,6 +212,8 @@ pub struct Client {
     pub subs: Subscriptions,
     /// Running EXEC's queue: blocking commands do not block.
     pub in_exec: bool,
+    /// The client a script's commands run as.
+    pub in_script: bool,
     /// While an EXEC or a script runs: the effects of its commands, which
     /// the journal takes as one MULTI ... EXEC block when it ends.
     pub unit: Option<Vec<Op>>,
@@ -242,6 +244,7 @@ impl Client {
             watched: Vec::new(),
             subs: Subscriptions::default(),
             in_exec: false,
+            in_script: false,
             unit: None,
             wrote: false,
             exclusive: None,
@@ -258,6 +261,7 @@ impl Client {
         let mut c = Client::new(shard, meta);
         c.authenticated = true;
         c.in_exec = true;
+        c.in_script = true;
         c.unit = Some(Vec::new());
         c
     }

@@ -515,8 +515,13 @@ fn account(client: &Client, spec: &'static Spec, args: Args, took: Duration, res
     use std::sync::atomic::Ordering::Relaxed;
     let hot = &client.shard.server.hot;
     let mut stats = client.shard.cmdstats.borrow_mut();
-    stats.call(spec, args, took, result.is_err(), hot.latency_tracking.load(Relaxed));
-    if let Err(e) = result {
+    // An error a script returns is the call's error reply too.
+    let error = match result {
+        Err(e) | Ok(Reply::Error(e)) => Some(e),
+        Ok(_) => None,
+    };
+    stats.call(spec, args, took, error.is_some(), hot.latency_tracking.load(Relaxed));
+    if let Some(e) = error.filter(|e| !matches!(e, CmdError::Counted(_))) {
         stats.error(&e.to_string());
     }
     drop(stats);

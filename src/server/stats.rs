@@ -96,7 +96,10 @@ impl CommandStats {
     /// An error reply: counted under its code (the first word).
     pub fn error(&mut self, text: &str) {
         self.error_replies += 1;
-        let code = text.split(' ').next().unwrap_or("ERR");
+        // The word before a space within the first 32 bytes, else ERR
+        // (Redis's afterErrorReply).
+        let head = &text.as_bytes()[..text.len().min(31)];
+        let code = head.iter().position(|&b| b == b' ').map_or("ERR", |i| &text[..i]);
         if let Some(n) = self.errors.get_mut(code) {
             *n += 1;
         } else if self.errors.len() < ERROR_CODES_MAX {
@@ -423,5 +426,10 @@ mod tests {
         assert_eq!(s.errors.len(), ERROR_CODES_MAX);
         assert_eq!(s.errors["CODE0"], 2);
         assert_eq!(s.error_replies, 201);
+        // No space early on: the code is ERR.
+        let mut s = CommandStats::default();
+        s.error("plain");
+        s.error(&format!("{} late", "X".repeat(40)));
+        assert_eq!(s.errors["ERR"], 2);
     }
 }
