@@ -67,13 +67,14 @@ fn main() -> ExitCode {
         None => DEFAULT_CONFIG.to_string(),
     };
     let source = file.as_deref().unwrap_or("(embedded default)");
-    let config = match config::Config::load(Some((source, &text)), &args) {
+    let mut config = match config::Config::load(Some((source, &text)), &args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
+    config.file = file.as_deref().map(|f| std::path::absolute(f).map_or(f.to_string(), |p| p.display().to_string()));
     if let Err(e) = logging::init(config.str("loglevel"), config.str("logfile")) {
         eprintln!("Can't open the log file: {e}");
         return ExitCode::FAILURE;

@@ -3,6 +3,7 @@ errorstats / latencystats, SLOWLOG, LATENCY, counted on every core and
 merged."""
 
 import pytest
+import redis
 
 from slots import keys_on_distinct_shards
 
@@ -445,3 +446,24 @@ def test_client_kill_by_user_knows_only_existing_users(percore, reference):
         finally:
             conn.close()
     assert replies[0] == replies[1]
+
+
+def test_info_reads_memory_before_gathering_the_other_sections(start_percore):
+    """Tests (and operators) set maxmemory from INFO's used_memory: it must
+    not count what INFO itself allocates to merge every core's stats."""
+    c = start_percore(threads=SHARDS).client()
+    for i in range(300):
+        # Many distinct commands and errors: many histograms and tables.
+        c.execute_command("SET", f"k{i}", "v")
+        for cmd in ("GET", "STRLEN", "EXISTS", "TYPE", "TTL", "PTTL", "OBJECT ENCODING"):
+            c.execute_command(*cmd.split(), f"k{i}")
+        try:
+            c.execute_command("INCR", f"k{i}")
+        except redis.ResponseError:
+            pass
+    spread = []
+    for _ in range(5):
+        full = c.info("everything")["used_memory"]
+        alone = c.info("memory")["used_memory"]
+        spread.append(full - alone)
+    assert min(spread) < 64 * 1024, spread

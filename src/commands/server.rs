@@ -150,6 +150,10 @@ fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
             wanted.extend(["commandstats", "latencystats"].map(String::from));
         }
         let want = |s: &str| wanted.iter().any(|w| w == s);
+        // Memory is read before the other sections are gathered: merging
+        // the cores' statistics allocates for a while, and scripts that
+        // set maxmemory from used_memory must not count that.
+        let memory = if want("memory") { Some(super::memory::server_usage(client).await) } else { None };
         let report = gather(client).await;
         let costs = super::stats::merged(client).await;
         let server = &client.shard.server;
@@ -193,8 +197,8 @@ fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
                 ),
             );
         }
-        if want("memory") {
-            section("Memory", super::memory::server_usage(client).await.info(server));
+        if let Some(memory) = memory {
+            section("Memory", memory.info(server));
         }
         if want("persistence") {
             let aof = &server.aof;
@@ -537,7 +541,11 @@ fn config<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                 super::stats::reset(client).await;
                 Ok(Reply::Ok)
             }
-            "REWRITE" => Err(CmdError::err("The server is running without a config file")),
+            "REWRITE" => {
+                server.config(|c| c.rewrite()).map_err(CmdError::err)?;
+                tracing::info!("CONFIG REWRITE executed with success.");
+                Ok(Reply::Ok)
+            }
             "HELP" => Ok(Reply::help(CONFIG_HELP)),
             _ => Err(CmdError::UnknownSubcommand { cmd: "CONFIG".into(), sub: args.str(1) }),
         }

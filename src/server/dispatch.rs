@@ -235,6 +235,9 @@ impl Batch {
                 (results, args)
             })
             .await;
+        if self.cmds.iter().any(|c| c.0.has(command::DENYOOM)) {
+            super::evict::memory_may_grow(&client.shard);
+        }
         for ((spec, first, n, quiet, _), (result, took)) in self.cmds.drain(..).zip(results) {
             account(client, spec, args.range(first, first + n), took, &result);
             if !quiet {
@@ -369,6 +372,11 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
     // Replies still travelling back from another shard go first: an error
     // found here (arity, auth, OOM...) answers a later request.
     batch.flush(client, out).await;
+    // What it allocated counts from the next check on, even if memory was
+    // read (and the reading kept) while it ran.
+    if spec.has(command::DENYOOM) {
+        super::evict::memory_may_grow(&client.shard);
+    }
     // Messages this command published to its own connection go first, as
     // in Redis, where they are written while the command runs.
     client.meta.take_pushes(out);
