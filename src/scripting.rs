@@ -862,13 +862,21 @@ async fn redis_call(lua: &Lua, current: &Rc<RefCell<Option<Run>>>, args: MultiVa
     // replicas min-replicas-to-write asks for (percore has none yet) and,
     // for one that grows memory, memory under maxmemory.
     let min_replicas = crate::config::Hot::get(&run.client.shard.server.hot.min_replicas_to_write);
-    if spec.has(WRITE) && !run.wrote && min_replicas > 0 {
+    let refusal = if spec.has(WRITE) && !run.wrote && min_replicas > 0 {
+        Some("NOREPLICAS Not enough good replicas to write.")
+    } else if spec.has(crate::command::DENYOOM) && !run.wrote && run.client.meta.out_of_memory.get() {
+        Some(crate::server::dispatch::OOM)
+    } else {
+        None
+    };
+    if let Some(refusal) = refusal {
+        // Counted as the command's rejection, as the gate counts one.
+        let mut stats = run.client.shard.cmdstats.borrow_mut();
+        stats.rejected(spec, args);
+        stats.error(refusal);
+        drop(stats);
         *current.borrow_mut() = Some(run);
-        return error("NOREPLICAS Not enough good replicas to write.".into());
-    }
-    if spec.has(crate::command::DENYOOM) && !run.wrote && run.client.meta.out_of_memory.get() {
-        *current.borrow_mut() = Some(run);
-        return error(crate::server::dispatch::OOM.into());
+        return error(refusal.into());
     }
     let shard = run.client.shard.clone();
     for i in spec.keys.positions(args) {

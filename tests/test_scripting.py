@@ -293,6 +293,7 @@ def test_scripts_over_maxmemory_as_redis(start_percore, reference):
     for server in (start_percore(), reference):
         c = server.client()
         c.set("x", "123")
+        c.config_resetstat()
         c.config_set("maxmemory", "1")
         got = []
         try:
@@ -304,6 +305,10 @@ def test_scripts_over_maxmemory_as_redis(start_percore, reference):
         finally:
             c.config_set("maxmemory", "0")
         got.append(c.get("x"))
+        # A command a script was refused counts as rejected, once.
+        stats = c.info("commandstats")
+        got.append({k: (v["calls"], v["rejected_calls"], v["failed_calls"]) for k, v in stats.items() if k.endswith(("_set", "_get", "_eval"))})
+        got.append(c.info("errorstats"))
         answers.append(got)
     assert answers[0] == answers[1]
     assert answers[0][0].startswith("command not allowed when used memory")
