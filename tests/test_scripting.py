@@ -330,6 +330,7 @@ SCRIPT_CASES = [
     ("cjson.encode_max_depth(1) local ok = pcall(cjson.encode, {{1}}) cjson.encode_max_depth(1000) return ok", []),
     ("cjson.decode_max_depth(2) local ok, e = pcall(cjson.decode, '[[[1]]]') cjson.decode_max_depth(1000) return e", []),
     ("return cjson.decode('{\"a\":[1,2,{\"b\":null}]}').a[2]", []),
+    ("local p = cjson.encode_number_precision(3) local s = cjson.encode({1/3}) cjson.encode_number_precision(14) return {p, s}", []),
     ("local m = {} for i = 1, 30000 do m[tostring(i)] = i end return #cmsgpack.pack(m)", []),
     ("#!lua\nreturn 1", []),
     ("#!nolua\nreturn 1", []),

@@ -24,7 +24,7 @@ struct Config {
     decode_max_depth: i64,
     encode_invalid: Invalid,
     keep_buffer: bool,
-    precision: usize,
+    precision: i64,
     sparse_convert: bool,
     sparse_ratio: i64,
     sparse_safe: i64,
@@ -80,33 +80,34 @@ fn bool_arg(name: &str, v: &Value) -> mlua::Result<Option<bool>> {
     }
 }
 
+/// A configuration function for an integer option `1..=max`: sets it when
+/// given a value, and returns what it is.
+fn int_option(
+    lua: &Lua,
+    name: &'static str,
+    max: i64,
+    field: fn(&mut Config) -> &mut i64,
+) -> mlua::Result<mlua::Function> {
+    super::library_fn(lua, move |lua, v: Value| {
+        let n = int_arg(name, &v, max)?;
+        let mut c = update(lua, |c| {
+            if let Some(n) = n {
+                *field(c) = n;
+            }
+        });
+        Ok(*field(&mut c))
+    })
+}
+
 /// Installs the global `cjson` table.
 pub fn register(lua: &Lua) -> mlua::Result<()> {
     let lib = lua.create_table()?;
     let set = |name: &str, f: mlua::Function| lib.set(name, f);
     set("encode", super::library_fn(lua, |lua, v: Value| encode(lua, &v))?)?;
     set("decode", super::library_fn(lua, |lua, s: mlua::LuaString| decode(lua, &s.as_bytes()))?)?;
-    set(
-        "encode_max_depth",
-        super::library_fn(lua, |lua, v: Value| {
-            let n = int_arg("encode_max_depth", &v, MAX_DEPTH)?;
-            Ok(update(lua, |c| c.encode_max_depth = n.unwrap_or(c.encode_max_depth)).encode_max_depth)
-        })?,
-    )?;
-    set(
-        "decode_max_depth",
-        super::library_fn(lua, |lua, v: Value| {
-            let n = int_arg("decode_max_depth", &v, MAX_DEPTH)?;
-            Ok(update(lua, |c| c.decode_max_depth = n.unwrap_or(c.decode_max_depth)).decode_max_depth)
-        })?,
-    )?;
-    set(
-        "encode_number_precision",
-        super::library_fn(lua, |lua, v: Value| {
-            let n = int_arg("encode_number_precision", &v, 14)?;
-            Ok(update(lua, |c| c.precision = n.map_or(c.precision, |n| n as usize)).precision)
-        })?,
-    )?;
+    set("encode_max_depth", int_option(lua, "encode_max_depth", MAX_DEPTH, |c| &mut c.encode_max_depth)?)?;
+    set("decode_max_depth", int_option(lua, "decode_max_depth", MAX_DEPTH, |c| &mut c.decode_max_depth)?)?;
+    set("encode_number_precision", int_option(lua, "encode_number_precision", 14, |c| &mut c.precision)?)?;
     set(
         "encode_keep_buffer",
         super::library_fn(lua, |lua, v: Value| {
@@ -193,7 +194,7 @@ fn encode_number(c: &Config, n: f64, out: &mut Vec<u8>) -> mlua::Result<()> {
             Invalid::Print => {}
         }
     }
-    out.extend_from_slice(format_g(n, c.precision).as_bytes());
+    out.extend_from_slice(format_g(n, c.precision as usize).as_bytes());
     Ok(())
 }
 
@@ -270,8 +271,10 @@ fn encode_value(c: &Config, v: &Value, depth: i64, out: &mut Vec<u8>) -> mlua::R
                         }
                         match key {
                             Value::String(s) => encode_string(&s.as_bytes(), out),
-                            Value::Integer(n) => encode_string(format_g(n as f64, c.precision).as_bytes(), out),
-                            Value::Number(n) => encode_string(format_g(n, c.precision).as_bytes(), out),
+                            Value::Integer(n) => {
+                                encode_string(format_g(n as f64, c.precision as usize).as_bytes(), out)
+                            }
+                            Value::Number(n) => encode_string(format_g(n, c.precision as usize).as_bytes(), out),
                             _ => return Err(runtime("Cannot serialise table: table key must be a number or string")),
                         }
                         out.push(b':');
