@@ -467,3 +467,20 @@ def test_info_reads_memory_before_gathering_the_other_sections(start_percore):
         alone = c.info("memory")["used_memory"]
         spread.append(full - alone)
     assert min(spread) < 64 * 1024, spread
+
+
+def test_debug_listpack_and_quicklist_answer_as_redis(percore, reference):
+    from resp import Conn
+
+    replies = []
+    for server in (percore, reference):
+        conn = Conn(server.port)
+        try:
+            conn.call("HSET", "h", "a", "1")
+            conn.call("RPUSH", "l", "a", "b")
+            conn.call("SET", "s", "x")
+            calls = ["LISTPACK h", "LISTPACK s", "LISTPACK nosuch", "QUICKLIST l", "QUICKLIST l 1", "QUICKLIST h"]
+            replies.append([conn.call("DEBUG", *c.split())[1] for c in calls])
+        finally:
+            conn.close()
+    assert replies[0] == replies[1]

@@ -39,6 +39,11 @@ const HELP: &[&str] = &[
     "QUICKLIST-PACKED-THRESHOLD <size>",
     "    Sets the threshold for elements to be inserted as plain vs packed nodes",
     "    Default value is 1GB, allows values up to 4GB. Setting to 0 restores to default.",
+    "LISTPACK <key>",
+    "    Show low level info about the listpack encoding of <key>.",
+    "QUICKLIST <key> [<0|1>]",
+    "    Show low level info about the quicklist encoding of <key>.",
+    "    The optional argument (0 by default) sets the level of detail",
     "PAUSE-CRON <0|1>",
     "    Stop periodic cron job processing.",
     "AOF-FLUSH-SLEEP <microsec>",
@@ -48,6 +53,26 @@ const HELP: &[&str] = &[
     "HELP",
     "    Prints this help.",
 ];
+
+/// DEBUG LISTPACK / QUICKLIST: the value's structure to the log (Redis
+/// prints it on stdout), for a key in that encoding.
+async fn print_structure(client: &Client, key: &[u8], encoding: &'static str, what: &'static str) -> CmdResult {
+    let key: crate::storage::Key = key.into();
+    let (db, owner) = (client.db(), client.shard.owner(&key));
+    client
+        .shard
+        .run_on(owner, move |sh| {
+            let mut ks = sh.ks.borrow_mut();
+            let now = sh.now();
+            let e = ks.dbs[db].get(&key, now).ok_or(CmdError::NoSuchKey)?;
+            if e.value.encoding() != encoding {
+                return Err(CmdError::err(format!("Not a {encoding} encoded object.")));
+            }
+            tracing::info!("{what} of '{}': {:?}", String::from_utf8_lossy(&key), e.value);
+            Ok(Reply::Status(format!("{what} structure printed on stdout").into()))
+        })
+        .await
+}
 
 /// Length of a string value as RDB would store it (DEBUG OBJECT's
 /// serializedlength): integers in their compact encodings, otherwise a
@@ -202,6 +227,10 @@ fn debug<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
                     })
                     .await;
                 line.map(|l| Reply::Status(l.into())).ok_or(CmdError::NoSuchKey)
+            }
+            "LISTPACK" if args.len() == 3 => print_structure(client, args.get(2), "listpack", "Listpack").await,
+            "QUICKLIST" if args.len() == 3 || args.len() == 4 => {
+                print_structure(client, args.get(2), "quicklist", "Quicklist").await
             }
             "DIGEST" if args.len() == 2 => {
                 let per_shard = client
