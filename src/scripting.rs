@@ -42,19 +42,35 @@ use crate::server::client::Client;
 use crate::server::dispatch::execute;
 use crate::server::shard::Shard;
 use crate::server::shared::Shared;
+use crate::storage::Key;
 
 /// The SHA1 of a script body, as EVALSHA names it.
 pub fn sha1_hex(body: &[u8]) -> String {
     sha1_smol::Sha1::from(body).digest().to_string()
 }
 
+/// How long a script waits for a key it did not declare that another
+/// client holds (see `lock_key_within`).
+const PATIENCE: Duration = Duration::from_millis(100);
+
+/// What a run leaves for its caller: the writes to journal as one unit,
+/// and the undeclared keys it locked (shard, db, key), to release once
+/// they are journaled.
+#[derive(Default)]
+pub struct RunEffects {
+    pub ops: Vec<crate::journal::Op>,
+    pub borrowed: Vec<(usize, usize, Key)>,
+}
+
 /// The script being run on a shard: the client its commands run as.
 struct Run {
     client: Client,
     read_only: bool,
-    /// Declared keys, and the shard the script runs on: only those keys
-    /// and keys of this shard may be touched.
+    /// Declared keys, locked before the script started...
     keys: HashSet<Bytes>,
+    /// ...others once locked for the script (shard, db, key), which the
+    /// caller releases with its own locks.
+    borrowed: Vec<(usize, usize, Key)>,
     wrote: bool,
     /// The caller's client-side cache: once the script reads, its
     /// declared keys are remembered for it (as Redis tracks the caller's
@@ -582,7 +598,7 @@ impl Engine {
         keys: &[Bytes],
         argv: &[Bytes],
         (read_only, tracker): (bool, Option<crate::server::tracking::Reader>),
-        ops: &mut Vec<crate::journal::Op>,
+        out: &mut RunEffects,
     ) -> Result<Reply, CmdError> {
         let _turn = self.turn.lock().await;
         let lua = &self.lua;
@@ -624,7 +640,8 @@ impl Engine {
             Callable::Function(name, _) => (name.to_string(), "FUNCTION KILL"),
         };
         let keys = keys.iter().cloned().collect();
-        *self.run.borrow_mut() = Some(Run { client, read_only, keys, wrote: false, tracker, name, kill });
+        let borrowed = Vec::new();
+        *self.run.borrow_mut() = Some(Run { client, read_only, keys, borrowed, wrote: false, tracker, name, kill });
         self.started.set(Instant::now());
         let server = self.run.borrow().as_ref().map(|r| r.client.shard.server.clone());
         if let Some(s) = &server {
@@ -661,7 +678,8 @@ impl Engine {
         let finished = self.run.borrow_mut().take();
         let resp3 = finished.as_ref().is_some_and(|r| r.client.proto() == Proto::Resp3);
         if let Some(mut r) = finished {
-            ops.extend(r.client.unit.take().unwrap_or_default());
+            out.ops.extend(r.client.unit.take().unwrap_or_default());
+            out.borrowed.append(&mut r.borrowed);
         }
         let reply = match result {
             Ok(v) => lua_to_reply(&v, what, resp3, 0),
@@ -879,14 +897,31 @@ async fn redis_call(lua: &Lua, current: &Rc<RefCell<Option<Run>>>, args: MultiVa
         return error(refusal.into());
     }
     let shard = run.client.shard.clone();
+    let (db, holder) = (run.client.db(), run.client.meta.id);
     for i in spec.keys.positions(args) {
         let key = args.get(i);
-        if !run.keys.contains(key) && shard.owner(key) != shard.id {
-            *current.borrow_mut() = Some(run);
-            return error(format!(
-                "ERR Script attempted to access key '{}' which was not declared in KEYS and lives on another shard",
-                String::from_utf8_lossy(key)
-            ));
+        let owner = shard.owner(key);
+        let borrowed = |run: &Run| run.borrowed.iter().any(|(_, d, k)| *d == db && &k[..] == key);
+        if run.keys.contains(key) || borrowed(&run) {
+            continue;
+        }
+        // A key the script did not declare (Redis, outside cluster mode,
+        // lets scripts touch any key): locked for the rest of the script,
+        // on whichever core, so no other command interleaves with it while
+        // the script waits on another core.
+        let k: Key = key.into();
+        let taken =
+            shard.run_on_async(owner, move |sh| async move { sh.lock_key_within(holder, db, k, PATIENCE).await });
+        match taken.await {
+            Some(true) => run.borrowed.push((owner, db, key.into())),
+            Some(false) => {}
+            None => {
+                *current.borrow_mut() = Some(run);
+                return error(format!(
+                    "ERR Script attempted to access key '{}' which was not declared in KEYS and is in use",
+                    String::from_utf8_lossy(key)
+                ));
+            }
         }
     }
     if spec.has(WRITE) {

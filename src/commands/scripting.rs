@@ -13,7 +13,7 @@ use crate::command::{
     ALLOW_BUSY, Args, CONTAINER, DENYOOM, Keys, MAY_REPLICATE, NOSCRIPT, READONLY, SCRIPT, STALE, WRITE,
 };
 use crate::protocol::{CmdError, CmdResult, Reply};
-use crate::scripting::{Callable, Engine, Library, library_name, sha1_hex};
+use crate::scripting::{Callable, Engine, Library, RunEffects, library_name, sha1_hex};
 use crate::server::client::Client;
 use crate::server::transaction::Tx;
 
@@ -181,23 +181,26 @@ async fn run_locked(
                     Callable::Function(name, command)
                 }
             };
-            let mut ops = Vec::new();
+            let mut effects = RunEffects::default();
             let script_client = Client::for_script(sh.clone(), id, db);
             script_client.meta.out_of_memory.set(deny_oom);
-            let result = engine.run(script_client, callable, &keys, &argv, (read_only, tracker), &mut ops).await;
-            Ok((result, ops))
+            let result = engine.run(script_client, callable, &keys, &argv, (read_only, tracker), &mut effects).await;
+            Ok((result, effects))
         })
         .await;
     // The script's writes are one record (Redis 7's effects replication),
     // stamped before its keys are released; inside EXEC, part of its unit.
-    let result = match result {
-        Ok((result, ops)) => {
-            client.propagate(ops);
-            result
+    let (result, borrowed) = match result {
+        Ok((result, effects)) => {
+            client.propagate(effects.ops);
+            (result, effects.borrowed)
         }
-        Err(e) => Err(e),
+        Err(e) => (Err(e), Vec::new()),
     };
     tx.unlock().await;
+    for (owner, db, key) in borrowed {
+        client.shard.run_on(owner, move |sh| sh.unlock_keys(&[(db, key)])).await;
+    }
     result
 }
 

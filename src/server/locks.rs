@@ -20,6 +20,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
 use hashbrown::{Equivalent, HashMap};
@@ -198,6 +199,41 @@ impl Shard {
         }
         // Blocked clients whose keys were written meanwhile are served by
         // the commands that follow.
+    }
+
+    /// Takes `(db, key)` for `holder`, waiting at most `patience` for
+    /// whoever holds it: a script reaching for a key it did not declare
+    /// takes it out of the lock order, so a wait could be a deadlock with
+    /// a transaction waiting for the script's own keys; the bound breaks
+    /// it. Some(true): taken now (the caller releases it); Some(false):
+    /// the holder had it; None: still held by someone else.
+    pub async fn lock_key_within(
+        self: &Rc<Self>,
+        holder: u64,
+        db: usize,
+        key: Key,
+        patience: Duration,
+    ) -> Option<bool> {
+        let deadline = Instant::now() + patience;
+        loop {
+            let rx = {
+                let mut locks = self.locks.borrow_mut();
+                match locks.holder(db, &key) {
+                    Some(h) if h == holder => return Some(false),
+                    Some(_) => locks.waiter(db, &key)?,
+                    None => {
+                        self.ks.borrow_mut().preserve(db, &key, self.now());
+                        locks.held.insert(LockKey(db, key), Held { holder, waiters: Vec::new() });
+                        return Some(true);
+                    }
+                }
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            let timeout = crate::server::poller::sleep(left);
+            if let futures::future::Either::Right(_) = futures::future::select(rx, timeout).await {
+                return None;
+            }
+        }
     }
 
     pub fn unlock_keys(self: &Rc<Self>, keys: &[(usize, Key)]) {
