@@ -839,6 +839,15 @@ async fn redis_call(lua: &Lua, current: &Rc<RefCell<Option<Run>>>, args: MultiVa
         t.raw_set("err", msg)?;
         Ok(Value::Table(t))
     };
+    // A command's own failure, already in the error stats: a script that
+    // returns it as its reply is not counted again (Redis's
+    // ignore_err_stats_update).
+    let failed = |msg: String| -> mlua::Result<Value> {
+        let t = lua.create_table()?;
+        t.raw_set("err", msg)?;
+        t.raw_set("counted", true)?;
+        Ok(Value::Table(t))
+    };
     let mut owned = OwnedArgs::default();
     for v in args.iter() {
         match v {
@@ -894,7 +903,7 @@ async fn redis_call(lua: &Lua, current: &Rc<RefCell<Option<Run>>>, args: MultiVa
         stats.error(refusal);
         drop(stats);
         *current.borrow_mut() = Some(run);
-        return error(refusal.into());
+        return failed(refusal.into());
     }
     let shard = run.client.shard.clone();
     let (db, holder) = (run.client.db(), run.client.meta.id);
@@ -941,7 +950,7 @@ async fn redis_call(lua: &Lua, current: &Rc<RefCell<Option<Run>>>, args: MultiVa
     *current.borrow_mut() = Some(run);
     match result {
         Ok(reply) => reply_to_lua(lua, &reply, resp3),
-        Err(e) => error(e.to_string()),
+        Err(e) => failed(e.to_string()),
     }
 }
 
@@ -1055,7 +1064,11 @@ fn lua_to_reply(v: &Value, what: Callable, resp3: bool, depth: usize) -> Result<
                 });
             }
             if let Value::String(e) = field("err") {
-                return Ok(Reply::Error(CmdError::Raw(e.to_string_lossy())));
+                let text = e.to_string_lossy();
+                return Ok(Reply::Error(match field("counted") {
+                    Value::Boolean(true) => CmdError::Counted(text),
+                    _ => CmdError::Raw(text),
+                }));
             }
             if let Value::String(s) = field("ok") {
                 return Ok(Reply::Status(s.to_string_lossy().into()));

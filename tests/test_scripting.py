@@ -285,6 +285,8 @@ OOM_SCRIPTS = [
     ("#!lua flags=\nreturn 1", 0),
     ("#!lua flags=allow-oom\nredis.call('set', KEYS[1], 3) return 1", 1),
     ("#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])", 1),
+    # A refused command's error returned as the reply counts once.
+    ("return redis.pcall('set', KEYS[1], 4)", 1),
 ]
 
 
@@ -322,6 +324,9 @@ SCRIPT_CASES = [
     ("return redis.error_reply('-x y')", []),
     ("return redis.error_reply(5)", []),
     ("return {err = 'plain'}", []),
+    ("return redis.pcall('select', 99)", []),
+    ("return redis.call('select', 99)", []),
+    ("local t = redis.pcall('select', 99) return {err = t.err}", []),
     # (Arrays and one-key objects: the order of an object's keys is the
     # interpreter's table order, which differs between Lua builds.)
     ("return cjson.encode({'x/y', {1, 2, nil, 4}, 1/3, 123456789012345, {}, '\\1', {k = true}})", []),

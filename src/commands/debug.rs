@@ -211,9 +211,9 @@ fn debug<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
                 let line = client
                     .shard
                     .run_on(owner, move |sh| {
-                        let mut ks = sh.ks.borrow_mut();
+                        let ks = sh.ks.borrow();
                         let now = sh.now();
-                        let e = ks.dbs[db].get(&key, now)?;
+                        let e = ks.dbs[db].peek(&key)?;
                         let (encoding, len) = match &e.value {
                             Value::Str(s) => (s.encoding(), serialized_len(s)),
                             other => (other.encoding(), 0),

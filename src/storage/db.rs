@@ -182,7 +182,9 @@ impl Db {
     }
 
     /// The entry for `key`, expired or not.
-    fn peek(&self, key: &[u8]) -> Option<&Entry> {
+    /// The entry as stored, even if logically expired (DEBUG OBJECT looks
+    /// at the table itself, as Redis's does).
+    pub fn peek(&self, key: &[u8]) -> Option<&Entry> {
         let cell = self.table(key_slot(key))?.find(&self.arena, hash(key), key)?;
         Some(self.arena.get(cell))
     }
