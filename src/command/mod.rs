@@ -93,6 +93,12 @@ pub const REDIS_FLAG_NAMES: &[(u32, &str)] = &[
     (NO_MULTI, "no_multi"),
 ];
 
+/// Whether `argc` arguments (the name included) suit Redis's `arity`:
+/// exactly that many when positive, at least its magnitude when negative.
+pub fn arity_fits(arity: i32, argc: usize) -> bool {
+    if arity >= 0 { argc == arity as usize } else { argc >= arity.unsigned_abs() as usize }
+}
+
 /// Which of a write's keys it may change (for WATCH and blocked clients):
 /// Redis's key specs mark a storing command's sources read-only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,8 +220,7 @@ impl<C> Spec<C> {
     }
 
     pub fn arity_ok(&self, argc: usize) -> bool {
-        let count_ok = if self.arity >= 0 { argc == self.arity as usize } else { argc >= (-self.arity) as usize };
-        count_ok && self.keys.fits(argc)
+        arity_fits(self.arity, argc) && self.keys.fits(argc)
     }
 
     /// The name whose arity a call breaks, if any: the command's, or its
@@ -225,9 +230,7 @@ impl<C> Spec<C> {
             return Some(self.name);
         }
         let sub = (self.has(CONTAINER) && args.len() > 1).then(|| self.subcommand(args.get(1))).flatten()?;
-        let arity = meta::get(sub)?.arity;
-        let ok = if arity >= 0 { args.len() == arity as usize } else { args.len() >= arity.unsigned_abs() as usize };
-        (!ok).then_some(sub)
+        (!arity_fits(meta::get(sub)?.arity, args.len())).then_some(sub)
     }
 
     pub fn has(&self, flag: u32) -> bool {

@@ -4,7 +4,7 @@
 
 use super::{Handler, Spec};
 use crate::command::meta::{self, Arg, Begin, Find, FlaggedKey, KeySpec, Meta};
-use crate::command::{Args, CONTAINER, Keys, LOADING, STALE};
+use crate::command::{Args, CONTAINER, Keys, LOADING, STALE, arity_fits};
 use crate::pattern::glob_match;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
@@ -233,8 +233,7 @@ fn getkeys(args: Args, with_flags: bool) -> CmdResult {
     if !described.meta.may_have_keys() {
         return Err(CmdError::err("The command has no key arguments"));
     }
-    let arity = described.meta.arity;
-    if (arity > 0 && arity as usize != call.len()) || (call.len() as i64) < -(arity as i64) {
+    if !arity_fits(described.meta.arity, call.len()) {
         return Err(CmdError::err("Invalid number of arguments specified for command"));
     }
     let keys = described.keys(call);
