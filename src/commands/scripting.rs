@@ -17,7 +17,6 @@ use crate::scripting::{Callable, Engine, Library, RunEffects, library_name, sha1
 use crate::server::client::Client;
 use crate::server::transaction::Tx;
 
-/// The cached body of script `sha`, if any.
 /// The flags a script may declare on its shebang.
 const SCRIPT_FLAGS: &[&str] = &["no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"];
 
@@ -98,18 +97,19 @@ fn fcall_flags(client: &Client, args: Args) -> u32 {
     }
 }
 
+/// The cached body of script `sha`, if any.
 fn cached(client: &Client, sha: &str) -> Option<Arc<[u8]>> {
     client.shard.server.scripts.read().ok()?.get(sha).cloned()
 }
 
-fn cache(client: &Client, body: &[u8]) -> Result<(String, Arc<[u8]>), CmdError> {
-    shebang(body)?;
+/// Caches a script its caller has checked (`shebang`).
+fn cache(client: &Client, body: &[u8]) -> (String, Arc<[u8]>) {
     let sha = sha1_hex(body);
     let body: Arc<[u8]> = body.into();
     if let Ok(mut scripts) = client.shard.server.scripts.write() {
         scripts.entry(sha.clone()).or_insert_with(|| body.clone());
     }
-    Ok((sha, body))
+    (sha, body)
 }
 
 /// The keys and arguments after `numkeys` (argument 2) of EVAL and FCALL.
@@ -150,20 +150,20 @@ enum Runnable {
 }
 
 /// Runs a script or function on the shard of its keys, holding their locks.
+/// `undeclared`: a script without flags, whose first write that may grow
+/// memory is refused when it started over maxmemory (one with flags was
+/// judged by them at the gate).
 async fn run_locked(
     client: &mut Client,
     keys: Vec<Bytes>,
     argv: Vec<Bytes>,
-    read_only: bool,
+    (read_only, undeclared): (bool, bool),
     what: Runnable,
 ) -> CmdResult {
     let target = target_shard(client, &keys);
     let (db, id) = (client.db(), client.meta.id);
     let tracker = client.meta.tracking.borrow().remembers().then(|| client.tracker());
-    // A script without flags that starts over maxmemory may read but not
-    // begin writing (one with flags was judged by them at the gate).
-    let deny_oom = client.meta.out_of_memory.get()
-        && matches!(&what, Runnable::Script { body, .. } if shebang_flags(body).is_none());
+    let deny_oom = undeclared && client.meta.out_of_memory.get();
     let tx = Tx::lock(client, db, keys.iter().map(|k| &k[..])).await;
     let result = client
         .shard
@@ -206,17 +206,21 @@ async fn run_locked(
 
 async fn eval(client: &mut Client, args: Args<'_>, by_sha: bool, read_only: bool) -> CmdResult {
     let (keys, argv) = keys_and_args(args)?;
-    let (sha, body) = if by_sha {
+    let (sha, body, declared) = if by_sha {
         let sha = String::from_utf8_lossy(args.get(1)).to_ascii_lowercase();
         let body = cached(client, &sha)
             .ok_or_else(|| CmdError::Raw("NOSCRIPT No matching script. Please use EVAL.".into()))?;
-        (sha, body)
+        let declared = shebang(&body)?;
+        (sha, body, declared)
     } else {
-        cache(client, args.get(1))?
+        let declared = shebang(args.get(1))?;
+        let (sha, body) = cache(client, args.get(1));
+        (sha, body, declared)
     };
     // A script that declares no-writes runs read-only, whatever ran it.
-    let declared_read_only = shebang_flags(&body).is_some_and(|f| f.iter().any(|x| x == "no-writes"));
-    run_locked(client, keys, argv, read_only || declared_read_only, Runnable::Script { sha, body }).await
+    let declared_read_only = declared.as_ref().is_some_and(|f| f.iter().any(|x| x == "no-writes"));
+    let modes = (read_only || declared_read_only, declared.is_none());
+    run_locked(client, keys, argv, modes, Runnable::Script { sha, body }).await
 }
 
 async_handler!(eval_cmd, |c, a| eval(c, a, false, false));
@@ -238,7 +242,7 @@ async fn fcall(client: &mut Client, args: Args<'_>, read_only: bool) -> CmdResul
         return Err(CmdError::err("Can not execute a script with write flag using *_ro command."));
     }
     let command = Bytes::copy_from_slice(args.get(0));
-    run_locked(client, keys, argv, no_writes, Runnable::Function { name, command, lib_name, lib }).await
+    run_locked(client, keys, argv, (no_writes, false), Runnable::Function { name, command, lib_name, lib }).await
 }
 
 async_handler!(fcall_cmd, |c, a| fcall(c, a, false));
@@ -478,7 +482,7 @@ fn script<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                 shebang(body)?;
                 // Compile here first so a broken script is refused at once.
                 Engine::of(&client.shard)?.compile(&sha1_hex(body), body)?;
-                Ok(Reply::text(cache(client, body)?.0))
+                Ok(Reply::text(cache(client, body).0))
             }
             "EXISTS" if n >= 3 => Ok(Reply::Array(
                 (2..n)
