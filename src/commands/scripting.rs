@@ -164,7 +164,7 @@ async fn run_locked(
     let (db, id) = (client.db(), client.meta.id);
     let tracker = client.meta.tracking.borrow().remembers().then(|| client.tracker());
     let deny_oom = undeclared && client.meta.out_of_memory.get();
-    let tx = Tx::lock(client, db, keys.iter().map(|k| &k[..])).await;
+    let mut tx = Tx::lock(client, db, keys.iter().map(|k| &k[..])).await;
     let result = client
         .shard
         .run_on_async(target, move |sh| async move {
@@ -197,10 +197,10 @@ async fn run_locked(
         }
         Err(e) => (Err(e), Vec::new()),
     };
-    tx.unlock().await;
     for (owner, db, key) in borrowed {
-        client.shard.run_on(owner, move |sh| sh.unlock_keys(&[(db, key)])).await;
+        tx.adopt(owner, db, key);
     }
+    tx.unlock().await;
     result
 }
 

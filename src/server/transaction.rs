@@ -94,6 +94,15 @@ impl Tx {
         r
     }
 
+    /// Takes over a lock taken for the same holder outside the lock order
+    /// (a script's undeclared key), to release it with the others.
+    pub fn adopt(&mut self, owner: usize, db: usize, key: Key) {
+        match self.parts.binary_search_by_key(&owner, |(s, _)| *s) {
+            Ok(i) => self.parts[i].1.push((db, key)),
+            Err(i) => self.parts.insert(i, (owner, vec![(db, key)])),
+        }
+    }
+
     /// Releases every lock, waking commands that waited on them.
     pub async fn unlock(mut self) {
         let parts = std::mem::take(&mut self.parts);
