@@ -327,9 +327,6 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
         if spec.has(WRITE | command::MAY_REPLICATE) {
             client.wrote = true;
         }
-        if spec.has(command::DENYOOM) {
-            super::evict::memory_may_grow(&client.shard);
-        }
         let monitored = super::monitor::active(client) && client.meta.id != crate::persistence::AOF_CLIENT_ID;
         // (EXEC is shown after the commands it runs.)
         if monitored && !spec.has(command::RUNS_QUEUE) {

@@ -98,7 +98,7 @@ pub fn used_memory_now(shard: &Shard) -> u64 {
     used_memory(shard)
 }
 
-/// A command that may grow memory runs: under a limit, the next check
+/// A command that may grow memory has run: under a limit, the next check
 /// reads memory afresh (so the command after it evicts what it needs).
 pub fn memory_may_grow(shard: &Shard) {
     if Hot::get(&shard.server.hot.maxmemory) > 0 {
