@@ -834,20 +834,19 @@ fn script_error(message: &str, line: Option<i64>, what: Callable) -> CmdError {
 /// redis.call / redis.pcall: runs a command; an error comes back as an
 /// `{err = ...}` table, which the Lua wrapper of redis.call raises.
 async fn redis_call(lua: &Lua, current: &Rc<RefCell<Option<Run>>>, args: MultiValue) -> mlua::Result<Value> {
-    let error = |msg: String| -> mlua::Result<Value> {
-        let t = lua.create_table()?;
-        t.raw_set("err", msg)?;
-        Ok(Value::Table(t))
-    };
-    // A command's own failure, already in the error stats: a script that
-    // returns it as its reply is not counted again (Redis's
+    // `counted`: a command's own failure, already in the error stats, so
+    // a script that returns it as its reply is not counted again (Redis's
     // ignore_err_stats_update).
-    let failed = |msg: String| -> mlua::Result<Value> {
+    let err_table = |msg: String, counted: bool| -> mlua::Result<Value> {
         let t = lua.create_table()?;
         t.raw_set("err", msg)?;
-        t.raw_set("counted", true)?;
+        if counted {
+            t.raw_set("counted", true)?;
+        }
         Ok(Value::Table(t))
     };
+    let error = |msg: String| err_table(msg, false);
+    let failed = |msg: String| err_table(msg, true);
     let mut owned = OwnedArgs::default();
     for v in args.iter() {
         match v {
@@ -1054,21 +1053,17 @@ fn lua_to_reply(v: &Value, what: Callable, resp3: bool, depth: usize) -> Result<
         Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
         Value::Table(t) => {
             let field = |name: &str| t.raw_get::<Value>(name).unwrap_or(Value::Nil);
+            // A command's failure (raised by redis.call, or returned from
+            // redis.pcall) was counted when the command failed.
+            let counted = matches!(field("counted"), Value::Boolean(true));
             if let Value::String(e) = field("__percore_error") {
                 let line = t.raw_get::<Option<i64>>("line").ok().flatten();
                 let error = script_error(&e.to_string_lossy(), line, what);
-                // What redis.call raised was counted when the command failed.
-                return Err(match field("counted") {
-                    Value::Boolean(true) => CmdError::Counted(error.to_string()),
-                    _ => error,
-                });
+                return Err(if counted { CmdError::Counted(error.to_string()) } else { error });
             }
             if let Value::String(e) = field("err") {
                 let text = e.to_string_lossy();
-                return Ok(Reply::Error(match field("counted") {
-                    Value::Boolean(true) => CmdError::Counted(text),
-                    _ => CmdError::Raw(text),
-                }));
+                return Ok(Reply::Error(if counted { CmdError::Counted(text) } else { CmdError::Raw(text) }));
             }
             if let Value::String(s) = field("ok") {
                 return Ok(Reply::Status(s.to_string_lossy().into()));
