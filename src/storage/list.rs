@@ -290,14 +290,16 @@ impl Quicklist {
 
     /// Edits entry `i`'s node with `f` (given the node and the index in
     /// it), then splits the node if it outgrew the limits or holds a large
-    /// entry among others.
-    fn edit(&mut self, i: usize, limits: ListLimits, f: impl FnOnce(&mut Node, usize)) {
+    /// entry among others: `adds_large` says `f` puts a large entry in, and
+    /// a node that was one large entry may have gained a neighbour.
+    fn edit(&mut self, i: usize, limits: ListLimits, adds_large: bool, f: impl FnOnce(&mut Node, usize)) {
         self.tail.clear();
         let (n, j) =
             if i == self.len { (self.nodes.len() - 1, self.nodes[self.nodes.len() - 1].count) } else { self.locate(i) };
         let node = &mut self.nodes[n];
+        let was_plain = node.plain(limits);
         f(node, j);
-        if node.count > 1 && node.iter().any(|e| limits.large(e)) {
+        if node.count > 1 && (adds_large || was_plain) {
             let pieces = std::mem::take(node).isolate_large(limits);
             self.nodes.remove(n);
             for (k, piece) in pieces.into_iter().enumerate() {
@@ -312,7 +314,7 @@ impl Quicklist {
     }
 
     fn set(&mut self, i: usize, v: &[u8], limits: ListLimits) {
-        self.edit(i, limits, |node, j| {
+        self.edit(i, limits, limits.large(v), |node, j| {
             let at = node.offset(j);
             let to = node.end_of(at);
             node.remove_bytes(at, to, 1);
@@ -324,14 +326,14 @@ impl Quicklist {
         if self.nodes.is_empty() {
             return self.push(End::Right, v, limits);
         }
-        self.edit(i, limits, |node, j| {
+        self.edit(i, limits, limits.large(v), |node, j| {
             let at = node.offset(j);
             node.insert_at(at, v);
         });
     }
 
     fn remove(&mut self, i: usize, limits: ListLimits) {
-        self.edit(i, limits, |node, j| {
+        self.edit(i, limits, false, |node, j| {
             let at = node.offset(j);
             let to = node.end_of(at);
             node.remove_bytes(at, to, 1);
