@@ -270,8 +270,9 @@ static DIRECTIVES: &[Directive] = &[
         Kind::Str,
         true,
     ),
-    // RDB snapshots come with the RDB issue: until then no save points.
-    n("save", "", Kind::Str, true),
+    // Redis 7's save points: after an hour with one change, five minutes
+    // with 100, a minute with 10000.
+    n("save", "3600 1 300 100 60 10000", Kind::Str, true),
     n("oom-score-adj-values", "0 200 800", Kind::Str, true),
     n("replicaof", "", Kind::Str, false),
     n("latency-tracking-info-percentiles", "50 99 99.9", Kind::Str, true),
@@ -451,6 +452,8 @@ pub struct Hot {
     /// latency-monitor-threshold (ms, 0: off).
     pub latency_monitor_ms: AtomicU64,
     pub latency_tracking: AtomicBool,
+    /// rdbcompression (DUMP payloads and snapshots).
+    pub rdb_compression: AtomicBool,
     /// tracking-table-max-keys (0: no limit).
     pub tracking_table_max_keys: AtomicU64,
 }
@@ -490,6 +493,7 @@ impl Default for Hot {
             tracking_table_max_keys: AtomicU64::new(0),
             latency_monitor_ms: AtomicU64::new(0),
             latency_tracking: AtomicBool::new(false),
+            rdb_compression: AtomicBool::new(true),
         }
     }
 }
@@ -497,6 +501,50 @@ impl Default for Hot {
 impl Hot {
     pub fn get(a: &AtomicU64) -> u64 {
         a.load(Ordering::Relaxed)
+    }
+
+    /// How values are written in RDB form now.
+    pub fn rdb_options(&self) -> crate::rdb::write::Options {
+        crate::rdb::write::Options {
+            compress: self.rdb_compression.load(Ordering::Relaxed),
+            plain_from: self.list_plain_from.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn hash_limits(&self) -> crate::storage::PackLimits {
+        crate::storage::PackLimits {
+            max_entries: Hot::get(&self.hash_max_listpack_entries) as usize,
+            max_value: Hot::get(&self.hash_max_listpack_value) as usize,
+        }
+    }
+
+    pub fn set_limits(&self) -> crate::storage::SetLimits {
+        crate::storage::SetLimits {
+            max_intset_entries: Hot::get(&self.set_max_intset_entries) as usize,
+            max_listpack_entries: Hot::get(&self.set_max_listpack_entries) as usize,
+            max_listpack_value: Hot::get(&self.set_max_listpack_value) as usize,
+        }
+    }
+
+    pub fn zset_limits(&self) -> crate::storage::ZLimits {
+        crate::storage::ZLimits {
+            max_entries: Hot::get(&self.zset_max_listpack_entries) as usize,
+            max_value: Hot::get(&self.zset_max_listpack_value) as usize,
+        }
+    }
+
+    pub fn list_limits(&self) -> crate::storage::ListLimits {
+        crate::storage::ListLimits {
+            max_listpack_size: self.list_max_listpack_size.load(Ordering::Relaxed),
+            plain_from: self.list_plain_from.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn stream_limits(&self) -> crate::storage::stream::NodeLimits {
+        crate::storage::stream::NodeLimits {
+            max_bytes: Hot::get(&self.stream_node_max_bytes) as usize,
+            max_entries: Hot::get(&self.stream_node_max_entries) as usize,
+        }
     }
 }
 
@@ -690,6 +738,7 @@ impl Config {
         h.tracking_table_max_keys.store(num("tracking-table-max-keys"), Ordering::Relaxed);
         h.latency_monitor_ms.store(num("latency-monitor-threshold"), Ordering::Relaxed);
         h.latency_tracking.store(self.str("latency-tracking") == "yes", Ordering::Relaxed);
+        h.rdb_compression.store(self.str("rdbcompression") == "yes", Ordering::Relaxed);
         let events = crate::storage::events::parse_flags(self.str("notify-keyspace-events")).unwrap_or(0);
         h.notify_flags.store(events as u64, Ordering::Relaxed);
         if let Some([hard, soft, secs]) = output_limits(self.str("client-output-buffer-limit"), "pubsub") {

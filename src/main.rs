@@ -15,6 +15,7 @@ mod logging;
 mod pattern;
 mod persistence;
 mod protocol;
+mod rdb;
 mod scripting;
 mod server;
 mod storage;

@@ -113,7 +113,11 @@ def start_percore(tmp_path):
         argv = [PERCORE]
         if config_file:
             argv.append(str(config_file))
-        argv += ["--port", str(port), "--bind", "127.0.0.1", "--threads", str(threads), *map(str, args)]
+        argv += ["--port", str(port), "--bind", "127.0.0.1", "--threads", str(threads)]
+        # Snapshot files (dump.rdb) go to the test's own directory.
+        if "--dir" not in map(str, args):
+            argv += ["--dir", str(tmp_path)]
+        argv += [*map(str, args)]
         server = Server(argv, port, tmp_path / f"percore-{port}.log")
         servers.append(server)
         return server.wait_ready() if wait else server

@@ -275,6 +275,25 @@ fn debug<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
                 crate::persistence::reload(client).await.map_err(CmdError::err)?;
                 Ok(Reply::Ok)
             }
+            "RELOAD" => {
+                let (mut merge, mut noflush, mut nosave) = (false, false, false);
+                for i in 2..args.len() {
+                    match args.keyword(i).as_str() {
+                        "MERGE" => merge = true,
+                        "NOFLUSH" => noflush = true,
+                        "NOSAVE" => nosave = true,
+                        _ => {
+                            return Err(CmdError::err(
+                                "DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
+                            ));
+                        }
+                    }
+                }
+                crate::persistence::rdb::reload(client, !nosave, !(merge || noflush), merge)
+                    .await
+                    .map_err(CmdError::err)?;
+                Ok(Reply::Ok)
+            }
             "POPULATE" if (3..=5).contains(&args.len()) => {
                 populate(client, args).await?;
                 Ok(Reply::Ok)

@@ -4,18 +4,13 @@ use super::keys::ScanOptions;
 use super::long_double::{self, AddError};
 use super::{Handler, Spec, random_positions};
 use crate::command::{Args, COUNTED, Ctx, DENYOOM, FAST, Keys, READONLY, WRITE};
-use crate::config::Hot;
 use crate::protocol::resp::parse_i64;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::storage::events::HASH;
 use crate::storage::{Hash, PackLimits};
 
 fn limits(ctx: &Ctx) -> PackLimits {
-    let hot = ctx.hot;
-    PackLimits {
-        max_entries: Hot::get(&hot.hash_max_listpack_entries) as usize,
-        max_value: Hot::get(&hot.hash_max_listpack_value) as usize,
-    }
+    ctx.hot.hash_limits()
 }
 
 /// HSET / HMSET: field value pairs after the key; returns fields added.

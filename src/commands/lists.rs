@@ -12,11 +12,7 @@ use crate::storage::events::{GENERIC, LIST};
 use crate::storage::{End, List, ListLimits, SmallBytes};
 
 pub(crate) fn limits(ctx: &Ctx) -> ListLimits {
-    use std::sync::atomic::Ordering::Relaxed;
-    ListLimits {
-        max_listpack_size: ctx.hot.list_max_listpack_size.load(Relaxed),
-        plain_from: ctx.hot.list_plain_from.load(Relaxed),
-    }
+    ctx.hot.list_limits()
 }
 
 fn end_of(args: Args, i: usize) -> Result<End, CmdError> {

@@ -31,6 +31,7 @@ mod blocking;
 mod command;
 pub mod connection;
 mod debug;
+mod dump;
 mod geo;
 pub mod hashes;
 mod hyperloglog;
@@ -56,6 +57,7 @@ static TABLE: LazyLock<Table<Client>> = LazyLock::new(|| {
         bitmaps::TABLE,
         hyperloglog::TABLE,
         keys::TABLE,
+        dump::TABLE,
         hashes::TABLE,
         lists::TABLE,
         blocking::TABLE,

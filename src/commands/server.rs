@@ -201,15 +201,23 @@ fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
             section("Memory", memory.info(server));
         }
         if want("persistence") {
-            let aof = &server.aof;
+            let (aof, rdb) = (&server.aof, &server.rdb);
             let on = aof.enabled.load(Ordering::Relaxed);
             let mut text = format!(
-                "loading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+                "loading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
                 u8::from(server.loading.load(Ordering::Relaxed)),
-                report.dirty,
-                server.started_unix_ms / 1000,
+                crate::persistence::rdb::changes_since_save(server, report.dirty),
+                u8::from(rdb.saving.load(Ordering::Relaxed)),
+                rdb.last_save.load(Ordering::Relaxed),
+                if rdb.last_ok.load(Ordering::Relaxed) { "ok" } else { "err" },
+                rdb.last_secs.load(Ordering::Relaxed),
+                crate::persistence::rdb::current_secs(rdb),
+                rdb.saves.load(Ordering::Relaxed),
+                rdb.loaded_expired.load(Ordering::Relaxed),
+                rdb.loaded_keys.load(Ordering::Relaxed),
                 u8::from(on),
                 u8::from(aof.rewriting.load(Ordering::Relaxed)),
+                u8::from(aof.scheduled.load(Ordering::Relaxed)),
                 if aof.rewrites.load(Ordering::Relaxed) == 0 {
                     -1
                 } else {
@@ -621,19 +629,45 @@ fn time(_client: &mut Client, _args: Args) -> CmdResult {
 }
 
 fn lastsave(client: &mut Client, _args: Args) -> CmdResult {
-    Ok(Reply::Int(client.shard.server.started_unix_ms / 1000))
+    Ok(Reply::Int(client.shard.server.rdb.last_save.load(Ordering::Relaxed)))
 }
 
-fn shutdown(client: &mut Client, args: Args) -> CmdResult {
-    for i in 1..args.len() {
-        match args.keyword(i).as_str() {
-            "NOSAVE" | "SAVE" | "NOW" | "FORCE" => {}
-            "ABORT" if args.len() == 2 => return Err(CmdError::err("No shutdown in progress.")),
-            _ => return Err(CmdError::Syntax),
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: saves first when told
+/// to or when save points are set (unless NOSAVE); a failed save stops
+/// the shutdown unless FORCE.
+fn shutdown<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(async move {
+        let (mut save, mut nosave, mut force) = (false, false, false);
+        for i in 1..args.len() {
+            match args.keyword(i).as_str() {
+                "NOSAVE" => nosave = true,
+                "SAVE" => save = true,
+                "FORCE" => force = true,
+                "NOW" => {}
+                "ABORT" if args.len() == 2 => return Err(CmdError::err("No shutdown in progress.")),
+                _ => return Err(CmdError::Syntax),
+            }
         }
-    }
-    let pidfile = client.shard.server.config(|c| c.str("pidfile").to_string());
-    crate::server::signals::shutdown(&pidfile)
+        if save && nosave {
+            return Err(CmdError::Syntax);
+        }
+        let server = client.shard.server.clone();
+        if save || (!nosave && crate::persistence::rdb::has_save_points(&server)) {
+            // A background save running is waited for, then saved over.
+            while server.rdb.saving.load(Ordering::SeqCst) {
+                crate::server::poller::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            tracing::info!("Saving the final RDB snapshot before exiting.");
+            if let Err(e) = crate::persistence::rdb::save(client, true).await {
+                tracing::warn!("Error trying to save the DB, can't exit: {e}");
+                if !force {
+                    return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
+                }
+            }
+        }
+        let pidfile = server.config(|c| c.str("pidfile").to_string());
+        crate::server::signals::shutdown(&pidfile)
+    })
 }
 
 const MODULE_HELP: &[&str] = &[
@@ -674,7 +708,41 @@ fn module(client: &mut Client, args: Args) -> CmdResult {
 fn bgrewriteaof<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
         crate::persistence::rewrite(client).await.map_err(CmdError::err)?;
+        if client.shard.server.aof.scheduled.load(Ordering::SeqCst) {
+            return Ok(Reply::status("Background append only file rewriting scheduled"));
+        }
         Ok(Reply::status("Background append only file rewriting started"))
+    })
+}
+
+/// SAVE: a snapshot on disk before the reply (other clients keep being
+/// served meanwhile; the image is still of one instant).
+fn save<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(async move {
+        crate::persistence::rdb::save(client, true).await.map_err(CmdError::err)?;
+        Ok(Reply::Ok)
+    })
+}
+
+/// BGSAVE [SCHEDULE]: a snapshot written in the background; during an
+/// AOF rewrite only with SCHEDULE, which starts it after.
+fn bgsave<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
+    Box::pin(async move {
+        let schedule = match args.len() {
+            1 => false,
+            2 if args.is(1, "SCHEDULE") => true,
+            _ => return Err(CmdError::Syntax),
+        };
+        let server = &client.shard.server;
+        if server.rdb.saving.load(Ordering::SeqCst) {
+            return Err(CmdError::err("Background save already in progress"));
+        }
+        if schedule && server.aof.rewriting.load(Ordering::SeqCst) {
+            server.rdb.scheduled.store(true, Ordering::SeqCst);
+            return Ok(Reply::status("Background saving scheduled"));
+        }
+        crate::persistence::rdb::save(client, false).await.map_err(CmdError::err)?;
+        Ok(Reply::status("Background saving started"))
     })
 }
 
@@ -689,6 +757,8 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("config", -2, CONTAINER | ADMIN | NOSCRIPT | ANY, Keys::None, Handler::Async(config))
         .with_subcommands(&["config|get", "config|help", "config|resetstat", "config|rewrite", "config|set"]),
     Spec::new("bgrewriteaof", 1, ADMIN | NOSCRIPT, Keys::None, Handler::Async(bgrewriteaof)),
+    Spec::new("save", 1, ADMIN | NOSCRIPT | NO_MULTI, Keys::None, Handler::Async(save)),
+    Spec::new("bgsave", -1, ADMIN | NOSCRIPT, Keys::None, Handler::Async(bgsave)),
     Spec::new("module", -2, CONTAINER | ADMIN | NOSCRIPT, Keys::None, Handler::Conn(module)).with_subcommands(&[
         "module|help",
         "module|list",
@@ -699,5 +769,5 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("time", 1, ANY | FAST, Keys::None, Handler::Conn(time)),
     Spec::new("lolwut", -1, READONLY | FAST, Keys::None, Handler::Conn(lolwut)),
     Spec::new("lastsave", 1, ANY | FAST, Keys::None, Handler::Conn(lastsave)),
-    Spec::new("shutdown", -1, ADMIN | NOSCRIPT | ANY | ALLOW_BUSY | NO_MULTI, Keys::None, Handler::Conn(shutdown)),
+    Spec::new("shutdown", -1, ADMIN | NOSCRIPT | ANY | ALLOW_BUSY | NO_MULTI, Keys::None, Handler::Async(shutdown)),
 ];

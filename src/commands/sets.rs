@@ -16,11 +16,7 @@ use crate::storage::events::{GENERIC, SET};
 use crate::storage::{Key, Set, SetLimits, SmallBytes, Value};
 
 fn limits(hot: &Hot) -> SetLimits {
-    SetLimits {
-        max_intset_entries: Hot::get(&hot.set_max_intset_entries) as usize,
-        max_listpack_entries: Hot::get(&hot.set_max_listpack_entries) as usize,
-        max_listpack_value: Hot::get(&hot.set_max_listpack_value) as usize,
-    }
+    hot.set_limits()
 }
 
 fn sadd(ctx: &mut Ctx, args: Args) -> CmdResult {

@@ -78,10 +78,7 @@ fn no_group(key: &[u8], group: &[u8]) -> CmdError {
 }
 
 fn limits(hot: &Hot) -> NodeLimits {
-    NodeLimits {
-        max_bytes: Hot::get(&hot.stream_node_max_bytes) as usize,
-        max_entries: Hot::get(&hot.stream_node_max_entries) as usize,
-    }
+    hot.stream_limits()
 }
 
 fn id_reply(id: StreamId) -> Reply {

@@ -17,10 +17,7 @@ use crate::storage::events::{GENERIC, ZSET};
 use crate::storage::{Key, SmallBytes, Value, ZLimits, ZSet};
 
 pub(crate) fn limits(hot: &Hot) -> ZLimits {
-    ZLimits {
-        max_entries: Hot::get(&hot.zset_max_listpack_entries) as usize,
-        max_value: Hot::get(&hot.zset_max_listpack_value) as usize,
-    }
+    hot.zset_limits()
 }
 
 fn nan_error() -> CmdError {

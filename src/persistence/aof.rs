@@ -394,6 +394,9 @@ pub struct Status {
     /// incremental file, later ones to this new one.
     switch: std::sync::Mutex<Option<(u64, File)>>,
     pub rewriting: AtomicBool,
+    /// A rewrite waits for the RDB save running (BGREWRITEAOF during
+    /// BGSAVE).
+    pub scheduled: AtomicBool,
     /// The running rewrite is to stop (the AOF was turned off).
     pub abort: AtomicBool,
     /// The AOF was turned off: the writer finishes and ends.

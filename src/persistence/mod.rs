@@ -1,6 +1,8 @@
 //! Durability: the AOF (on the journal) and loading it at startup.
 
 pub mod aof;
+pub mod rdb;
+pub mod snapshot;
 
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -233,6 +235,10 @@ fn adopt_manifest(server: &crate::server::shared::Shared) -> Result<(), String> 
 /// leave the manifest.
 pub async fn rewrite(client: &Client) -> Result<(), String> {
     let server = &client.shard.server;
+    if server.rdb.saving.load(Ordering::SeqCst) {
+        server.aof.scheduled.store(true, Ordering::SeqCst);
+        return Ok(());
+    }
     if !server.aof.enabled.load(Ordering::Relaxed) && !server.aof.rewriting.load(Ordering::SeqCst) {
         // With the AOF off, the rewrite leaves a base alone in the
         // manifest (every incremental file becomes history), as Redis's.
@@ -318,37 +324,31 @@ async fn start_snapshots(
     let parts: Vec<PathBuf> = (0..client.shard.count)
         .map(|s| settings.path(&format!("temp-rewriteaof-{}-{s}.aof", std::process::id())))
         .collect();
-    let finish = Arc::new(Finish {
-        left: std::sync::atomic::AtomicUsize::new(parts.len()),
-        failed: std::sync::atomic::AtomicBool::new(false),
-        parts: parts.clone(),
-        settings,
-        started,
-        temp_incr,
-    });
-    let installs = parts.into_iter().enumerate().map(|(s, part)| {
-        let finish = finish.clone();
-        client.shard.run_on(s, move |sh| {
-            let snapshot = crate::storage::snapshot::Snapshot::new(sh.id, sh.count);
-            sh.ks.borrow_mut().snapshot = Some(Box::new(snapshot));
-            crate::server::poller::spawn(snapshot_shard(sh.clone(), part, finish)).detach();
-        })
-    });
-    futures::future::join_all(installs).await;
-    ex.end().await;
+    let finish = Finish { settings, started, temp_incr };
+    let done: snapshot::Done = Box::new(move |server, parts, ok, _| finish.rewritten(server, parts, ok));
+    let aborted = |server: &crate::server::shared::Shared| server.aof.abort.load(Ordering::SeqCst);
+    snapshot::start(client, ex, crate::storage::snapshot::Format::Aof, parts, aborted, done).await;
     info!("Background append only file rewriting started");
     Ok(())
 }
 
 /// The id of the client automatic rewrites run as.
-const AUTO_REWRITE_CLIENT_ID: u64 = u64::MAX - 1;
+pub(crate) const AUTO_REWRITE_CLIENT_ID: u64 = u64::MAX - 1;
 
 /// From the cron: a rewrite once the AOF grew by
 /// `auto-aof-rewrite-percentage` over its last base (and is past
 /// `auto-aof-rewrite-min-size`), as Redis's serverCron starts one.
 pub fn auto_rewrite(shard: &Rc<Shard>) {
     let status = &shard.server.aof;
-    if !status.enabled.load(Ordering::Relaxed) || status.rewriting.load(Ordering::Relaxed) {
+    if status.rewriting.load(Ordering::Relaxed) || shard.server.rdb.saving.load(Ordering::Relaxed) {
+        return;
+    }
+    if status.scheduled.swap(false, Ordering::SeqCst) {
+        info!("Starting the AOF rewrite scheduled during a save");
+        start_rewrite(shard);
+        return;
+    }
+    if !status.enabled.load(Ordering::Relaxed) {
         return;
     }
     let (percentage, min_size) =
@@ -363,6 +363,11 @@ pub fn auto_rewrite(shard: &Rc<Shard>) {
         return;
     }
     info!("Starting automatic rewriting of AOF on {growth}% growth");
+    start_rewrite(shard);
+}
+
+/// A rewrite the server starts by itself.
+fn start_rewrite(shard: &Rc<Shard>) {
     let meta = Rc::new(ClientMeta::new(AUTO_REWRITE_CLIENT_ID, String::new(), String::new(), -1));
     let client = Client::new(shard.clone(), meta);
     crate::server::poller::spawn(async move {
@@ -373,11 +378,8 @@ pub fn auto_rewrite(shard: &Rc<Shard>) {
     .detach();
 }
 
-/// A rewrite's progress across shards.
+/// What a rewrite installs once its parts are written.
 struct Finish {
-    left: std::sync::atomic::AtomicUsize,
-    failed: std::sync::atomic::AtomicBool,
-    parts: Vec<PathBuf>,
     settings: Settings,
     started: Instant,
     /// When the AOF is being enabled: the temporary incremental file the
@@ -385,105 +387,31 @@ struct Finish {
     temp_incr: Option<String>,
 }
 
-/// Serializes this shard's image into its part file, a chunk at a time
-/// between other tasks; the last shard to finish completes the rewrite.
-async fn snapshot_shard(shard: Rc<Shard>, part: PathBuf, finish: Arc<Finish>) {
-    const CHUNK: usize = 64 * 1024;
-    let mut file = match std::fs::File::create(&part) {
-        Ok(f) => Some(f),
-        Err(e) => {
-            tracing::warn!("Can't create the AOF rewrite part {}: {e}", part.display());
-            finish.failed.store(true, Ordering::SeqCst);
-            None
+impl Finish {
+    fn rewritten(&self, server: &Arc<crate::server::shared::Shared>, parts: &[PathBuf], ok: bool) {
+        let result =
+            if ok { install_base(server, self, parts) } else { Err("a shard could not write its part".to_string()) };
+        let status = &server.aof;
+        match &result {
+            Ok(()) => info!("Background AOF rewrite finished successfully"),
+            Err(e) => tracing::warn!("Background AOF rewrite failed: {e}"),
         }
-    };
-    let status = shard.server.aof.clone();
-    loop {
-        let delay_us = shard.server.config(|c| c.int("rdb-key-save-delay")).max(0) as u64;
-        let (chunk, done, keys) = {
-            let mut ks = shard.ks.borrow_mut();
-            let now = shard.now();
-            let databases = ks.dbs.len();
-            let crate::storage::Keyspace { dbs, snapshot, .. } = &mut *ks;
-            if status.abort.load(Ordering::SeqCst) {
-                *snapshot = None;
-            }
-            let Some(snap) = snapshot else {
-                finish.failed.store(true, Ordering::SeqCst);
-                break;
-            };
-            let before = snap.keys;
-            // With a delay per key, one slot at a time.
-            snap.step(dbs, if delay_us > 0 { 1 } else { CHUNK }, now);
-            let done = snap.finished(databases);
-            let chunk = std::mem::take(&mut snap.out);
-            let keys = snap.keys - before;
-            if done {
-                *snapshot = None;
-            }
-            (chunk, done, keys)
-        };
-        if let Some(f) = &mut file
-            && let Err(e) = std::io::Write::write_all(f, &chunk)
-        {
-            tracing::warn!("Write error writing append only file on disk: {e}");
-            finish.failed.store(true, Ordering::SeqCst);
-            file = None;
+        if let (Err(_), Some(temp)) = (&result, &self.temp_incr) {
+            info!("Removing the temp incr aof file {temp} in the background");
+            let _ = std::fs::remove_file(self.settings.path(temp));
         }
-        if done {
-            break;
-        }
-        if delay_us > 0 && keys > 0 {
-            // In steps, so a rewrite being stopped (or the delay lowered)
-            // is seen soon.
-            let mut left = std::time::Duration::from_micros(delay_us.saturating_mul(keys));
-            while !left.is_zero() && !status.abort.load(Ordering::SeqCst) {
-                let step = left.min(std::time::Duration::from_millis(100));
-                crate::server::poller::sleep(step).await;
-                left -= step;
-                if shard.server.config(|c| c.int("rdb-key-save-delay")) <= 0 {
-                    break;
-                }
-            }
-        } else {
-            crate::server::poller::yield_now().await;
-        }
-    }
-    drop(file);
-    if finish.left.fetch_sub(1, Ordering::SeqCst) == 1 {
-        let server = shard.server.clone();
-        let spawned = std::thread::Builder::new().name("percore-aofrw".into()).spawn(move || {
-            let result = if finish.failed.load(Ordering::SeqCst) {
-                Err("a shard could not write its part".to_string())
-            } else {
-                install_base(&server, &finish)
-            };
-            let status = &server.aof;
-            match &result {
-                Ok(()) => info!("Background AOF rewrite finished successfully"),
-                Err(e) => tracing::warn!("Background AOF rewrite failed: {e}"),
-            }
-            finish.parts.iter().for_each(|p| drop(std::fs::remove_file(p)));
-            if let (Err(_), Some(temp)) = (&result, &finish.temp_incr) {
-                info!("Removing the temp incr aof file {temp} in the background");
-                let _ = std::fs::remove_file(finish.settings.path(temp));
-            }
-            status.last_rewrite_ok.store(result.is_ok(), Ordering::SeqCst);
-            status.last_rewrite_secs.store(finish.started.elapsed().as_secs() as i64, Ordering::SeqCst);
-            status.rewrites.fetch_add(1, Ordering::SeqCst);
-            status.abort.store(false, Ordering::SeqCst);
-            status.rewriting.store(false, Ordering::SeqCst);
-        });
-        if spawned.is_err() {
-            shard.server.aof.rewriting.store(false, Ordering::SeqCst);
-        }
+        status.last_rewrite_ok.store(result.is_ok(), Ordering::SeqCst);
+        status.last_rewrite_secs.store(self.started.elapsed().as_secs() as i64, Ordering::SeqCst);
+        status.rewrites.fetch_add(1, Ordering::SeqCst);
+        status.abort.store(false, Ordering::SeqCst);
+        status.rewriting.store(false, Ordering::SeqCst);
     }
 }
 
 /// Joins the parts into the new base, then makes it the manifest's base
 /// with only the newest incremental file after it; the files it replaces
 /// are deleted.
-fn install_base(server: &crate::server::shared::Shared, finish: &Finish) -> Result<(), String> {
+fn install_base(server: &crate::server::shared::Shared, finish: &Finish, parts: &[PathBuf]) -> Result<(), String> {
     let settings = &finish.settings;
     let status = &server.aof;
     let mut m = status.manifest();
@@ -495,7 +423,7 @@ fn install_base(server: &crate::server::shared::Shared, finish: &Finish) -> Resu
         let now = crate::server::shared::now_ms() / 1000;
         std::io::Write::write_all(&mut base, format!("#TS:{now}\r\n").as_bytes()).map_err(|e| e.to_string())?;
     }
-    for part in &finish.parts {
+    for part in parts {
         let mut f = std::fs::File::open(part).map_err(|e| e.to_string())?;
         std::io::copy(&mut f, &mut base).map_err(|e| e.to_string())?;
     }

@@ -45,6 +45,14 @@ pub enum StartError {
     Executor(usize, String),
     #[error("{0}")]
     Aof(#[from] crate::persistence::aof::AofError),
+    #[error("{0}")]
+    Rdb(#[from] crate::persistence::rdb::LoadError),
+}
+
+/// What startup loads: the AOF when it is on, else the RDB file.
+enum Load {
+    Aof(crate::persistence::Startup),
+    Rdb(std::path::PathBuf),
 }
 
 /// Addresses from `bind`; a leading '-' marks one that may be unavailable.
@@ -123,17 +131,21 @@ pub fn run(config: Config, commands: &'static Table<Client>) -> Result<(), Start
     }
     let mut listeners = listeners.into_iter();
     info!("Running mode=standalone, port={port}. PID: {}", std::process::id());
-    let aof = match config.str("appendonly") {
-        "yes" => Some(crate::persistence::prepare(crate::persistence::aof::Settings::from_config(&config))?),
-        _ => None,
+    let load = match config.str("appendonly") {
+        "yes" => Load::Aof(crate::persistence::prepare(crate::persistence::aof::Settings::from_config(&config))?),
+        _ => Load::Rdb(std::path::PathBuf::from(config.str("dbfilename"))),
     };
     let shared = Arc::new(Shared::new(config, commands, shards));
     shared.config(|c| shared.aof.set_fsync(crate::persistence::aof::Fsync::parse(c.str("appendfsync"))));
-    if aof.as_ref().is_some_and(|a| a.total > 0) {
+    let loading = match &load {
+        Load::Aof(a) => a.total > 0,
+        Load::Rdb(path) => path.exists(),
+    };
+    if loading {
         shared.loading.store(true, std::sync::atomic::Ordering::SeqCst);
     }
-    let (loaded_tx, loaded_rx) = std::sync::mpsc::channel::<Result<(), crate::persistence::aof::AofError>>();
-    let mut aof = aof.map(|a| (a, loaded_tx));
+    let (loaded_tx, loaded_rx) = std::sync::mpsc::channel::<Result<(), StartError>>();
+    let mut aof = Some((load, loaded_tx));
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let (mailboxes, inboxes): (Vec<Mailbox>, Vec<_>) = (0..shards).map(|_| Mailbox::new()).unzip();
     let mailboxes: Arc<[Mailbox]> = mailboxes.into();
@@ -147,7 +159,8 @@ pub fn run(config: Config, commands: &'static Table<Client>) -> Result<(), Start
         let inbox = inboxes.next().expect("one inbox per shard");
         let own = listeners.next().expect("listeners for every shard");
         let ready = ready_tx.clone();
-        // Shard 0 replays the AOF, through dispatch like any client.
+        // Shard 0 loads: it replays the AOF through dispatch like any
+        // client, or reads the RDB and sends each key to its owner.
         let load = if i == 0 { aof.take() } else { None };
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("percore-shard-{i}"))
@@ -167,11 +180,18 @@ pub fn run(config: Config, commands: &'static Table<Client>) -> Result<(), Start
                 });
                 let accepts: Vec<_> = accepts.collect();
                 let _ = ready.send(Ok(()));
-                if let Some((startup, loaded)) = load {
+                if let Some((load, loaded)) = load {
                     let shard = shard.clone();
                     poller::spawn(async move {
-                        let result = crate::persistence::load(&shard, &startup).await;
-                        let result = result.and_then(|()| crate::persistence::start_writer(startup, &shard));
+                        let result = match load {
+                            Load::Aof(startup) => crate::persistence::load(&shard, &startup)
+                                .await
+                                .and_then(|()| crate::persistence::start_writer(startup, &shard))
+                                .map_err(StartError::from),
+                            Load::Rdb(path) => {
+                                crate::persistence::rdb::load(&shard, &path).await.map(drop).map_err(StartError::from)
+                            }
+                        };
                         crate::persistence::finish_loading(&shard).await;
                         let _ = loaded.send(result);
                     })
@@ -267,8 +287,15 @@ async fn cron(shard: Rc<Shard>) {
         if !paused {
             shard.evict(64);
         }
-        if shard.id == 0 {
+        if shard.id == 0 && !loading {
             crate::persistence::auto_rewrite(&shard);
+            let server = &shard.server;
+            if crate::persistence::rdb::has_save_points(server)
+                || server.rdb.scheduled.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                let dirty: u64 = shard.broadcast(|sh| sh.ks.borrow().dirty).await.into_iter().sum();
+                crate::persistence::rdb::cron(&shard, dirty);
+            }
             if last_rates.elapsed() >= stats::METRIC_PERIOD {
                 last_rates = std::time::Instant::now();
                 let totals = shard

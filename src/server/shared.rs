@@ -28,7 +28,6 @@ pub struct Shared {
     pub counters: Counters,
     pub shards: usize,
     pub started: Instant,
-    pub started_unix_ms: i64,
     pub run_id: String,
     /// DEBUG SET-ACTIVE-EXPIRE: whether the cron reclaims expired keys.
     pub active_expire: AtomicBool,
@@ -72,6 +71,7 @@ pub struct Shared {
     /// The ordered stream of every write's effects (AOF consumes it).
     pub journal: crate::journal::Journal,
     pub aof: std::sync::Arc<crate::persistence::aof::Status>,
+    pub rdb: crate::persistence::rdb::Status,
     /// The dataset is being loaded: clients get -LOADING.
     pub loading: AtomicBool,
     /// Per shard: some client there waits for the journal to be durable.
@@ -104,7 +104,6 @@ impl Shared {
             counters: Counters::default(),
             shards,
             started: Instant::now(),
-            started_unix_ms: now_ms(),
             active_expire: AtomicBool::new(true),
             cron_paused: AtomicBool::new(false),
             scripts_may_run_anything: AtomicBool::new(false),
@@ -130,6 +129,7 @@ impl Shared {
             pause: Default::default(),
             journal: crate::journal::Journal::new(shards),
             aof: Default::default(),
+            rdb: crate::persistence::rdb::Status::new(now_ms() / 1000),
             loading: AtomicBool::new(false),
             durable_wanted: (0..shards).map(|_| AtomicBool::new(false)).collect(),
             monitors: (0..shards).map(|_| AtomicUsize::new(0)).collect(),

@@ -64,6 +64,13 @@ impl Entry {
         self.access = (self.access & VOLATILE) | lru_clock(now_ms);
     }
 
+    /// Makes the key look idle for `secs` (RESTORE IDLETIME, an RDB's
+    /// idle time).
+    pub fn set_idle(&mut self, secs: u64, now_ms: i64) {
+        let at = lru_clock(now_ms).wrapping_sub(secs.min(u64::from(!VOLATILE)) as u32) & !VOLATILE;
+        self.access = (self.access & VOLATILE) | at;
+    }
+
     pub fn idle_secs(&self, now_ms: i64) -> u64 {
         (lru_clock(now_ms).wrapping_sub(self.access) & !VOLATILE) as u64
     }

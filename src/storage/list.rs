@@ -419,6 +419,14 @@ impl List {
         }
     }
 
+    /// The nodes' entries, node by node (an RDB stores a list so).
+    pub fn nodes(&self) -> Vec<(usize, Iter<'_>)> {
+        match self {
+            List::Packed(lp) => vec![(lp.len(), lp.iter())],
+            List::Quick(q) => q.nodes.iter().map(|n| (n.count, n.iter())).collect(),
+        }
+    }
+
     /// Entries from index `start` on, head to tail.
     pub fn iter_from(&self, start: usize) -> Box<dyn Iterator<Item = &[u8]> + '_> {
         match self {

@@ -1,6 +1,6 @@
 //! A point-in-time image of one shard's keyspace, taken without fork and
-//! without stopping the shard (AOF rewrite; BGSAVE and full resync will
-//! share it).
+//! without stopping the shard, as AOF commands (a rewrite's base) or as
+//! the keys of an RDB file (BGSAVE; full resync will share it).
 //!
 //! The cut is an instant when every shard is held (see
 //! `server::transaction::Exclusive`), so it is one journal position for
@@ -27,8 +27,18 @@ use crate::journal::Op;
 /// (Redis's AOF_REWRITE_ITEMS_PER_CMD).
 const ITEMS_PER_COMMAND: usize = 64;
 
+/// What an image is written as.
+#[derive(Clone, Copy, Debug)]
+pub enum Format {
+    /// Commands that recreate each key, as Redis's AOF rewrite writes.
+    Aof,
+    /// RDB key entries (the file's header and footer are the caller's).
+    Rdb(crate::rdb::write::Options),
+}
+
 #[derive(Debug)]
 pub struct Snapshot {
+    format: Format,
     /// This shard's slots are `shard, shard + shards, ...`.
     shard: usize,
     shards: usize,
@@ -46,8 +56,18 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn new(shard: usize, shards: usize) -> Snapshot {
-        Snapshot { shard, shards, db: 0, slot: shard, done: HashMap::new(), out: Vec::new(), selected: None, keys: 0 }
+    pub fn new(shard: usize, shards: usize, format: Format) -> Snapshot {
+        Snapshot {
+            format,
+            shard,
+            shards,
+            db: 0,
+            slot: shard,
+            done: HashMap::new(),
+            out: Vec::new(),
+            selected: None,
+            keys: 0,
+        }
     }
 
     pub fn finished(&self, databases: usize) -> bool {
@@ -98,10 +118,18 @@ impl Snapshot {
         self.out.extend_from_slice(&Op::new(db, args).resp);
     }
 
-    /// The commands that recreate one key, as Redis's AOF rewrite writes
-    /// them.
+    /// One key in the image's format: for the AOF, the commands that
+    /// recreate it, as Redis's AOF rewrite writes them.
     fn write_key(&mut self, db: usize, key: &[u8], value: &Value, ttl: Option<i64>) {
         self.keys += 1;
+        if let Format::Rdb(opts) = self.format {
+            if self.selected != Some(db) {
+                crate::rdb::write::select_db(&mut self.out, db);
+                self.selected = Some(db);
+            }
+            crate::rdb::write::entry(&mut self.out, key, value, ttl, None, opts);
+            return;
+        }
         match value {
             Value::Str(s) => self.command(db, [&b"SET"[..], key, &s.as_bytes()].into_iter()),
             Value::List(l) => {

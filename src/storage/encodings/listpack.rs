@@ -140,6 +140,7 @@ impl Listpack {
 }
 
 /// Walks entries in the packed form (a listpack's, or a quicklist node's).
+#[derive(Clone)]
 pub struct Iter<'a> {
     data: &'a [u8],
     pos: usize,

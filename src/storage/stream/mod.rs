@@ -150,6 +150,24 @@ impl Node {
     }
 }
 
+/// An entry as its node holds it, tombstones included (what an RDB
+/// stores).
+pub struct RawEntry<'a> {
+    pub deleted: bool,
+    pub id: StreamId,
+    pub pairs: Vec<Pair<'a>>,
+}
+
+/// A node as an RDB stores it: its master id and field names, and every
+/// entry it holds.
+pub struct RawNode<'a> {
+    pub master: StreamId,
+    pub fields: Vec<&'a [u8]>,
+    pub live: usize,
+    pub deleted: usize,
+    pub entries: Vec<RawEntry<'a>>,
+}
+
 /// Pairs copied out of their node, to outlive its borrow.
 pub fn owned_pairs(pairs: &[Pair]) -> Vec<(Bytes, Bytes)> {
     pairs.iter().map(|(f, v)| (Bytes::copy_from_slice(f), Bytes::copy_from_slice(v))).collect()
@@ -428,6 +446,40 @@ impl Stream {
             read => read,
         };
         group.last_id = id;
+    }
+
+    /// Every node as it is stored, in order (RDB).
+    pub fn raw_nodes(&self) -> impl Iterator<Item = RawNode<'_>> {
+        self.nodes.iter().map(|(&master, node)| RawNode {
+            master,
+            fields: node.master_fields().collect(),
+            live: node.live,
+            deleted: node.deleted,
+            entries: node
+                .entries(master)
+                .into_iter()
+                .map(|d| RawEntry { deleted: d.flags & DELETED != 0, id: d.id, pairs: d.pairs })
+                .collect(),
+        })
+    }
+
+    /// Loading an RDB: appends a node as it was stored. The caller checked
+    /// that its ids ascend, from `master` on, above every id already here;
+    /// it sets the stream's counters once every node is in.
+    pub fn load_node(&mut self, master: StreamId, fields: &[&[u8]], entries: &[RawEntry]) {
+        let mut node = Node { field_count: fields.len(), ..Node::default() };
+        fields.iter().for_each(|f| put_bytes(&mut node.fields, f));
+        for e in entries {
+            let at = node.data.len();
+            node.push(master, e.id, &e.pairs);
+            if e.deleted {
+                node.mark_deleted(at);
+            }
+        }
+        if node.live > 0 {
+            self.len += node.live;
+            self.nodes.insert(master, node);
+        }
     }
 
     /// Every live entry, in order (AOF rewrite, digest).

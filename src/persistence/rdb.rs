@@ -1,0 +1,422 @@
+//! RDB snapshots: SAVE and BGSAVE (forkless and point-in-time, on the
+//! shards' images), save points, loading at startup, DEBUG RELOAD.
+//!
+//! A save takes the image of every shard at one instant (see
+//! `storage::snapshot`); each shard writes its keys to a part file while
+//! it keeps serving, and a thread then joins header, parts and footer
+//! into a temporary file that is fsynced and renamed over `dbfilename`.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Instant;
+
+use tracing::{info, warn};
+
+use crate::rdb::read::{File, Item, Limits};
+use crate::rdb::{RdbError, write};
+use crate::server::client::Client;
+use crate::server::shard::Shard;
+use crate::server::shared::{Shared, now_ms};
+
+/// Redis's version, as the AUX field of files percore writes says.
+const REDIS_VER: &str = "7.0.15";
+
+/// INFO persistence's rdb_* figures and the state of a save.
+#[derive(Debug)]
+pub struct Status {
+    pub saving: AtomicBool,
+    /// When the running save started (ms).
+    pub started_ms: AtomicI64,
+    /// LASTSAVE: the last successful save (unix seconds).
+    pub last_save: AtomicI64,
+    pub last_ok: AtomicBool,
+    pub last_secs: AtomicI64,
+    pub saves: AtomicU64,
+    /// The dirty counter the last successful save covered.
+    pub dirty_saved: AtomicU64,
+    /// When the last save failed (ms): save points wait before retrying.
+    pub last_failure_ms: AtomicI64,
+    /// A BGSAVE waits for the AOF rewrite running (BGSAVE SCHEDULE).
+    pub scheduled: AtomicBool,
+    pub loaded_keys: AtomicU64,
+    pub loaded_expired: AtomicU64,
+}
+
+impl Status {
+    pub fn new(started_unix: i64) -> Status {
+        Status {
+            saving: AtomicBool::new(false),
+            started_ms: AtomicI64::new(0),
+            last_save: AtomicI64::new(started_unix),
+            last_ok: AtomicBool::new(true),
+            last_secs: AtomicI64::new(-1),
+            saves: AtomicU64::new(0),
+            dirty_saved: AtomicU64::new(0),
+            last_failure_ms: AtomicI64::new(0),
+            scheduled: AtomicBool::new(false),
+            loaded_keys: AtomicU64::new(0),
+            loaded_expired: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Why a load failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Rdb(#[from] RdbError),
+    #[error("Fatal error loading the DB: {0}. Exiting.")]
+    Io(String),
+    #[error("FATAL: Data file was created with a Redis server configured to handle more than {0} databases. Exiting")]
+    Databases(usize),
+    #[error("Failed loading the function library: {0}")]
+    Function(String),
+    #[error("RDB has duplicated key '{0}' in DB {1}")]
+    Duplicate(String, usize),
+}
+
+/// The start of every file: magic, version, AUX fields, FUNCTION
+/// libraries.
+fn header(server: &Shared) -> Vec<u8> {
+    let mut out = format!("REDIS{:04}", crate::rdb::VERSION).into_bytes();
+    write::aux(&mut out, "redis-ver", REDIS_VER.as_bytes());
+    write::aux(&mut out, "redis-bits", b"64");
+    write::aux(&mut out, "ctime", (now_ms() / 1000).to_string().as_bytes());
+    let used = server.used_memory.load(Ordering::Relaxed);
+    write::aux(&mut out, "used-mem", used.to_string().as_bytes());
+    write::aux(&mut out, "aof-base", b"0");
+    if let Ok(libraries) = server.libraries.read() {
+        for lib in libraries.libs.values() {
+            out.push(crate::rdb::OP_FUNCTION2);
+            write::string(&mut out, &lib.code, server.hot.rdb_options());
+        }
+    }
+    out
+}
+
+/// Joins header, parts and the checksummed footer into `path`, through a
+/// temporary file that is fsynced and renamed.
+fn assemble(header: &[u8], parts: &[PathBuf], path: &Path, checksum: bool) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let temp = PathBuf::from(format!("temp-{}.rdb", std::process::id()));
+    let result = (|| {
+        let file = std::fs::File::create(&temp)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut crc = crate::rdb::CRC64.digest();
+        out.write_all(header)?;
+        crc.update(header);
+        let mut buf = vec![0u8; 1 << 20];
+        for part in parts {
+            let mut f = std::fs::File::open(part)?;
+            loop {
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                out.write_all(&buf[..n])?;
+                crc.update(&buf[..n]);
+            }
+        }
+        out.write_all(&[crate::rdb::OP_EOF])?;
+        crc.update(&[crate::rdb::OP_EOF]);
+        let sum = if checksum { crc.finalize() } else { 0 };
+        out.write_all(&sum.to_le_bytes())?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+/// SAVE / BGSAVE: starts a snapshot into `dbfilename`; with `wait`, until
+/// it is on disk. Err: Redis's reason it could not start or failed.
+pub async fn save(client: &Client, wait: bool) -> Result<(), String> {
+    let server = client.shard.server.clone();
+    let status = &server.rdb;
+    if status.saving.swap(true, Ordering::SeqCst) {
+        return Err("Background save already in progress".into());
+    }
+    if server.aof.rewriting.load(Ordering::SeqCst) {
+        status.saving.store(false, Ordering::SeqCst);
+        return Err("An AOF log rewriting in progress: can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.".into());
+    }
+    let (path, checksum) = server.config(|c| (PathBuf::from(c.str("dbfilename")), c.str("rdbchecksum") == "yes"));
+    let ex = crate::server::transaction::Exclusive::begin(client).await;
+    let header = header(&server);
+    let parts: Vec<PathBuf> =
+        (0..client.shard.count).map(|s| PathBuf::from(format!("temp-{}-{s}.rdb.part", std::process::id()))).collect();
+    let (tx, rx) = futures::channel::oneshot::channel::<Result<(), String>>();
+    let started = Instant::now();
+    status.started_ms.store(now_ms(), Ordering::SeqCst);
+    let done: super::snapshot::Done = Box::new(move |server, parts, ok, dirty| {
+        let result = if ok {
+            assemble(&header, parts, &path, checksum).map_err(|e| super::strerror(&e))
+        } else {
+            Err("a shard could not write its part".into())
+        };
+        let status = &server.rdb;
+        status.last_secs.store(started.elapsed().as_secs() as i64, Ordering::SeqCst);
+        match &result {
+            Ok(()) => {
+                info!("DB saved on disk");
+                status.dirty_saved.store(dirty, Ordering::SeqCst);
+                status.last_save.store(now_ms() / 1000, Ordering::SeqCst);
+                status.saves.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(e) => {
+                warn!(
+                    "Failed opening the temp RDB file temp-{}.rdb (in server root dir {}) for saving: {e}",
+                    std::process::id(),
+                    std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default()
+                );
+                status.last_failure_ms.store(now_ms(), Ordering::SeqCst);
+            }
+        }
+        status.last_ok.store(result.is_ok(), Ordering::SeqCst);
+        status.saving.store(false, Ordering::SeqCst);
+        let _ = tx.send(result);
+    });
+    let aborted = |_: &Shared| false;
+    let format = crate::storage::snapshot::Format::Rdb(server.hot.rdb_options());
+    super::snapshot::start(client, ex, format, parts, aborted, done).await;
+    if !wait {
+        info!("Background saving started by pid {}", std::process::id());
+        crate::server::poller::spawn(async move {
+            match rx.await {
+                Ok(Ok(())) => info!("Background saving terminated with success"),
+                _ => warn!("Background saving error"),
+            }
+        })
+        .detach();
+        return Ok(());
+    }
+    rx.await.unwrap_or_else(|_| Err("the save ended without a result".into()))
+}
+
+/// Changes since the last successful save (INFO's
+/// rdb_changes_since_last_save), from the shards' summed dirty counters.
+pub fn changes_since_save(server: &Shared, dirty: u64) -> u64 {
+    dirty.saturating_sub(server.rdb.dirty_saved.load(Ordering::Relaxed))
+}
+
+/// Keys per batch sent to their owner shard while loading.
+const BATCH: usize = 512;
+
+type Loaded = (usize, crate::storage::Key, crate::storage::Value, i64, Option<u64>);
+
+/// Loads `path` into the shards (which the caller emptied, unless it
+/// merges): the keys loaded, None when there is no such file. Keys already expired are
+/// not loaded. Progress goes to the log, as Redis's loading does.
+pub async fn load(shard: &Rc<Shard>, path: &Path) -> Result<Option<u64>, LoadError> {
+    load_into(shard, path, false).await
+}
+
+async fn load_into(shard: &Rc<Shard>, path: &Path, replace: bool) -> Result<Option<u64>, LoadError> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(LoadError::Io(super::strerror(&e))),
+    };
+    // SAFETY: the map is read only, and the file is one percore or Redis
+    // replaced by rename (never written in place) while it is mapped.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| LoadError::Io(super::strerror(&e)))?;
+    let server = shard.server.clone();
+    let (limits, checksum) = (Limits::from_hot(&server.hot), server.config(|c| c.str("rdbchecksum") == "yes"));
+    let databases = shard.ks.borrow().dbs.len();
+    let started = Instant::now();
+    let mut rdb = File::open(&map, checksum)?;
+    let mut keys = 0u64;
+    let mut batches: Vec<Vec<Loaded>> = (0..shard.count).map(|_| Vec::new()).collect();
+    let now = now_ms();
+    let mut last_report = Instant::now();
+    while let Some(item) = rdb.next(&limits)? {
+        match item {
+            Item::Aux(k, v) => log_aux(&k, &v),
+            Item::Function(code) => load_function(shard, &code).await?,
+            Item::Key { db, key, value, expire_at, idle } => {
+                if db >= databases {
+                    return Err(LoadError::Databases(databases));
+                }
+                if expire_at.is_some_and(|at| at <= now) {
+                    server.rdb.loaded_expired.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                keys += 1;
+                let owner = shard.owner(&key);
+                batches[owner].push((db, crate::storage::Key::from(&key[..]), value, expire_at.unwrap_or(0), idle));
+                if batches[owner].len() >= BATCH {
+                    ship(shard, owner, std::mem::take(&mut batches[owner]), replace).await?;
+                    crate::server::poller::yield_now().await;
+                }
+                if last_report.elapsed().as_secs() >= 2 {
+                    last_report = Instant::now();
+                    info!("Loading RDB: {} of {} bytes ({} keys)", rdb.offset(), map.len(), keys);
+                }
+            }
+        }
+    }
+    for (owner, batch) in batches.into_iter().enumerate() {
+        ship(shard, owner, batch, replace).await?;
+    }
+    server.rdb.loaded_keys.store(keys, Ordering::Relaxed);
+    info!(
+        "Done loading RDB, keys loaded: {}, keys expired: {}.",
+        keys,
+        server.rdb.loaded_expired.load(Ordering::Relaxed)
+    );
+    info!("DB loaded from disk: {:.3} seconds", started.elapsed().as_secs_f64());
+    Ok(Some(keys))
+}
+
+fn log_aux(key: &[u8], value: &[u8]) {
+    let value = String::from_utf8_lossy(value);
+    match key {
+        b"redis-ver" => info!("Loading RDB produced by version {value}"),
+        b"ctime" => {
+            let age = value.parse::<i64>().map_or(0, |t| now_ms() / 1000 - t).max(0);
+            info!("RDB age {age} seconds");
+        }
+        b"used-mem" => {
+            let mb = value.parse::<f64>().unwrap_or(0.0) / (1024.0 * 1024.0);
+            info!("RDB memory usage when created {mb:.2} Mb");
+        }
+        _ => {}
+    }
+}
+
+/// A FUNCTION library of the file, loaded as FUNCTION LOAD REPLACE would.
+async fn load_function(shard: &Rc<Shard>, code: &[u8]) -> Result<(), LoadError> {
+    let meta = Rc::new(crate::server::client::ClientMeta::new(super::AOF_CLIENT_ID, String::new(), String::new(), -1));
+    let mut client = Client::new(shard.clone(), meta);
+    client.authenticated = true;
+    let (mut out, mut batch) = (Vec::new(), crate::server::dispatch::Batch::default());
+    let mut args = crate::command::OwnedArgs::default();
+    [&b"FUNCTION"[..], b"LOAD", b"REPLACE", code].iter().for_each(|a| args.push(a));
+    crate::server::dispatch::dispatch(&mut client, &mut out, &mut batch, args.args()).await;
+    batch.flush(&client, &mut out).await;
+    match out.first() {
+        Some(b'-') => Err(LoadError::Function(String::from_utf8_lossy(&out[1..]).trim_end().to_string())),
+        _ => Ok(()),
+    }
+}
+
+/// Inserts loaded keys on their owner shard; unless `replace`, a key
+/// already there is an error (Redis's duplicate key on load).
+async fn ship(shard: &Rc<Shard>, owner: usize, batch: Vec<Loaded>, replace: bool) -> Result<(), LoadError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    shard
+        .run_on(owner, move |sh| {
+            let now = sh.now();
+            let mut ks = sh.ks.borrow_mut();
+            for (db, key, value, at, idle) in batch {
+                if !replace && ks.dbs[db].contains(&key, now) {
+                    return Err(LoadError::Duplicate(String::from_utf8_lossy(&key).into_owned(), db));
+                }
+                let e = ks.dbs[db].insert(&key, value, at, now);
+                if let Some(secs) = idle {
+                    e.set_idle(secs, now);
+                }
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// The save points (`save <seconds> <changes>` pairs).
+fn save_points(config: &str) -> Vec<(i64, u64)> {
+    let words: Vec<&str> = config.split_whitespace().collect();
+    words.chunks_exact(2).filter_map(|p| Some((p[0].parse().ok()?, p[1].parse().ok()?))).collect()
+}
+
+/// From the cron: a BGSAVE when a save point is reached (Redis's
+/// serverCron), or when one waited for an AOF rewrite to end. After a
+/// failed save, points wait 5 seconds before trying again.
+pub fn cron(shard: &Rc<Shard>, dirty: u64) {
+    let server = &shard.server;
+    let status = &server.rdb;
+    if status.saving.load(Ordering::Relaxed) || server.aof.rewriting.load(Ordering::Relaxed) {
+        return;
+    }
+    let now = now_ms();
+    let changes = changes_since_save(server, dirty);
+    let since = now / 1000 - status.last_save.load(Ordering::Relaxed);
+    let retry_ok =
+        status.last_ok.load(Ordering::Relaxed) || now - status.last_failure_ms.load(Ordering::Relaxed) > 5000;
+    let points = server.config(|c| save_points(c.str("save")));
+    let reached = points.iter().find(|&&(secs, n)| changes >= n && since >= secs && retry_ok);
+    let scheduled = status.scheduled.swap(false, Ordering::SeqCst);
+    if reached.is_none() && !scheduled {
+        return;
+    }
+    if let Some((secs, n)) = reached {
+        info!("{n} changes in {secs} seconds. Saving...");
+    }
+    let meta = Rc::new(crate::server::client::ClientMeta::new(
+        super::AUTO_REWRITE_CLIENT_ID,
+        String::new(),
+        String::new(),
+        -1,
+    ));
+    let client = Client::new(shard.clone(), meta);
+    crate::server::poller::spawn(async move {
+        if let Err(e) = save(&client, false).await {
+            warn!("Background saving not started: {e}");
+        }
+    })
+    .detach();
+}
+
+/// The save's age in seconds (INFO's rdb_current_bgsave_time_sec; -1
+/// when none runs).
+pub fn current_secs(status: &Status) -> i64 {
+    if status.saving.load(Ordering::Relaxed) {
+        (now_ms() - status.started_ms.load(Ordering::Relaxed)) / 1000
+    } else {
+        -1
+    }
+}
+
+/// DEBUG RELOAD: saves (unless told not to), empties every database
+/// (unless told not to) and loads the file again; `replace`: loaded keys
+/// replace keys of the same name (MERGE), else such a key is an error.
+pub async fn reload(client: &Client, save_first: bool, flush: bool, replace: bool) -> Result<(), String> {
+    if save_first {
+        save(client, true).await.map_err(|e| format!("Error trying to save the DB: {e}"))?;
+    }
+    let server = client.shard.server.clone();
+    let path = PathBuf::from(server.config(|c| c.str("dbfilename").to_string()));
+    server.loading.store(true, Ordering::SeqCst);
+    if flush {
+        client
+            .shard
+            .broadcast(|sh| {
+                let now = sh.now();
+                sh.ks.borrow_mut().dbs.iter_mut().for_each(|d| d.clear(now));
+            })
+            .await;
+    }
+    let result = load_into(&client.shard, &path, replace).await;
+    super::finish_loading(&client.shard).await;
+    match result {
+        Ok(Some(_)) => {
+            info!("DB reloaded by DEBUG RELOAD");
+            Ok(())
+        }
+        Ok(None) => Err("Error trying to load the RDB dump, check server logs.".into()),
+        Err(e) => {
+            warn!("{e}");
+            Err("Error trying to load the RDB dump, check server logs.".into())
+        }
+    }
+}
+
+/// Whether `server` has save points.
+pub fn has_save_points(server: &Arc<Shared>) -> bool {
+    server.config(|c| !save_points(c.str("save")).is_empty())
+}

@@ -1,0 +1,157 @@
+//! Writing a point-in-time image of every shard (AOF rewrite, BGSAVE):
+//! at an instant with every shard held, each starts its image; each then
+//! writes its part file a chunk at a time between other work, and the
+//! last to finish hands the parts to a thread of the job's own.
+
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::server::client::Client;
+use crate::server::shard::Shard;
+use crate::server::shared::Shared;
+use crate::server::transaction::Exclusive;
+use crate::storage::snapshot::{Format, Snapshot};
+
+/// What the job does with its parts once all are written: `ok` when
+/// every part was, and the shards' dirty counters summed at the cut.
+pub type Done = Box<dyn FnOnce(&Arc<Shared>, &[PathBuf], bool, u64) + Send>;
+
+/// An image's progress across shards.
+struct Job {
+    /// Parts still being written, plus one while `start` runs.
+    left: AtomicUsize,
+    dirty: std::sync::atomic::AtomicU64,
+    failed: AtomicBool,
+    parts: Vec<PathBuf>,
+    /// Whether the job was called off (its images stop, nothing is kept).
+    aborted: fn(&Shared) -> bool,
+    done: Mutex<Option<Done>>,
+}
+
+/// With every shard held by `ex`: starts each shard's image in `format`
+/// into `parts` (one per shard), then lets the shards go.
+pub async fn start(
+    client: &Client,
+    ex: Exclusive,
+    format: Format,
+    parts: Vec<PathBuf>,
+    aborted: fn(&Shared) -> bool,
+    done: Done,
+) {
+    let job = Arc::new(Job {
+        left: AtomicUsize::new(parts.len() + 1),
+        dirty: Default::default(),
+        failed: AtomicBool::new(false),
+        parts: parts.clone(),
+        aborted,
+        done: Mutex::new(Some(done)),
+    });
+    let installs = parts.into_iter().enumerate().map(|(s, part)| {
+        let job = job.clone();
+        client.shard.run_on(s, move |sh| {
+            {
+                let mut ks = sh.ks.borrow_mut();
+                ks.snapshot = Some(Box::new(Snapshot::new(sh.id, sh.count, format)));
+                job.dirty.fetch_add(ks.dirty, Ordering::SeqCst);
+            }
+            crate::server::poller::spawn(write_part(sh.clone(), part, job)).detach();
+        })
+    });
+    futures::future::join_all(installs).await;
+    ex.end().await;
+    finish_one(&job, &client.shard.server);
+}
+
+/// Serializes this shard's image into its part file; the last shard to
+/// finish runs the job's end on a thread.
+async fn write_part(shard: Rc<Shard>, part: PathBuf, job: Arc<Job>) {
+    const CHUNK: usize = 64 * 1024;
+    let mut file = match std::fs::File::create(&part) {
+        Ok(f) => Some(std::io::BufWriter::new(f)),
+        Err(e) => {
+            tracing::warn!("Can't create the snapshot part {}: {e}", part.display());
+            job.failed.store(true, Ordering::SeqCst);
+            None
+        }
+    };
+    let server = shard.server.clone();
+    loop {
+        let delay_us = server.config(|c| c.int("rdb-key-save-delay")).max(0) as u64;
+        let (chunk, done, keys) = {
+            let mut ks = shard.ks.borrow_mut();
+            let now = shard.now();
+            let databases = ks.dbs.len();
+            let crate::storage::Keyspace { dbs, snapshot, .. } = &mut *ks;
+            if (job.aborted)(&server) {
+                *snapshot = None;
+            }
+            let Some(snap) = snapshot else {
+                job.failed.store(true, Ordering::SeqCst);
+                break;
+            };
+            let before = snap.keys;
+            // With a delay per key, one slot at a time.
+            snap.step(dbs, if delay_us > 0 { 1 } else { CHUNK }, now);
+            let done = snap.finished(databases);
+            let chunk = std::mem::take(&mut snap.out);
+            let keys = snap.keys - before;
+            if done {
+                *snapshot = None;
+            }
+            (chunk, done, keys)
+        };
+        if let Some(f) = &mut file
+            && let Err(e) = std::io::Write::write_all(f, &chunk)
+        {
+            tracing::warn!("Write error writing the snapshot part {}: {e}", part.display());
+            job.failed.store(true, Ordering::SeqCst);
+            file = None;
+        }
+        if done {
+            break;
+        }
+        if delay_us > 0 && keys > 0 {
+            // In steps, so a job being stopped (or the delay lowered) is
+            // seen soon.
+            let mut left = std::time::Duration::from_micros(delay_us.saturating_mul(keys));
+            while !left.is_zero() && !(job.aborted)(&server) {
+                let step = left.min(std::time::Duration::from_millis(100));
+                crate::server::poller::sleep(step).await;
+                left -= step;
+                if server.config(|c| c.int("rdb-key-save-delay")) <= 0 {
+                    break;
+                }
+            }
+        } else {
+            crate::server::poller::yield_now().await;
+        }
+    }
+    if let Some(mut f) = file
+        && let Err(e) = std::io::Write::flush(&mut f)
+    {
+        tracing::warn!("Write error writing the snapshot part {}: {e}", part.display());
+        job.failed.store(true, Ordering::SeqCst);
+    }
+    finish_one(&job, &server);
+}
+
+/// One part (or `start`'s hold) is done; after the last, the job's end
+/// runs on a thread of its own.
+fn finish_one(job: &Job, server: &Arc<Shared>) {
+    if job.left.fetch_sub(1, Ordering::SeqCst) != 1 {
+        return;
+    }
+    let done = job.done.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let Some(done) = done else { return };
+    let (ok, dirty) = (!job.failed.load(Ordering::SeqCst), job.dirty.load(Ordering::SeqCst));
+    let (parts, server) = (job.parts.clone(), server.clone());
+    let spawned = std::thread::Builder::new().name("percore-snapshot".into()).spawn(move || {
+        done(&server, &parts, ok, dirty);
+        parts.iter().for_each(|p| drop(std::fs::remove_file(p)));
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("Can't start the snapshot's last step: {e}");
+    }
+}
