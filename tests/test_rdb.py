@@ -4,6 +4,10 @@ payloads and files refused, never a crash."""
 
 import os
 import random
+import signal
+import subprocess
+import threading
+import time
 
 import pytest
 import redis
@@ -176,3 +180,265 @@ def test_bad_payloads_are_refused_not_fatal(percore):
     lzf_bomb = b"\x00\xc3\x03\x81" + (2**40).to_bytes(8, "big") + b"\x00a\x00"
     with pytest.raises(redis.ResponseError, match="Bad data format"):
         c.restore("victim2", 0, reseal(lzf_bomb))
+
+
+LIBRARY = "#!lua name=mylib\nredis.register_function('f1', function() return 1 end)"
+
+
+def check_rdb(path):
+    out = subprocess.run(["redis-check-rdb", str(path)], capture_output=True, timeout=60)
+    assert out.returncode == 0 and b"RDB looks OK" in out.stdout, out.stdout.decode()
+
+
+def test_percore_snapshot_loads_into_redis(tmp_path, start_percore, start_redis):
+    d = tmp_path / "p"
+    d.mkdir()
+    p = start_percore("--dir", d, threads=4).client()
+    fill(p)
+    p.select(3)
+    p.set("in-db-3", "v", px=600000)
+    p.select(0)
+    p.function_load(LIBRARY)
+    assert p.save()
+    check_rdb(d / "dump.rdb")
+    r = start_redis("--dir", d).client()
+    assert r.dbsize() == p.dbsize()
+    assert r.execute_command("DEBUG", "DIGEST") == p.execute_command("DEBUG", "DIGEST")
+    assert r.fcall("f1", 0) == 1
+    for key in p.keys():
+        want, got = p.object("encoding", key), r.object("encoding", key)
+        assert got == want or (want == b"listpack" and got == b"hashtable"), key
+    assert 0 < redis.Redis(port=r.connection_pool.connection_kwargs["port"], db=3).pttl("in-db-3") <= 600000
+
+
+def test_redis_snapshot_loads_into_percore(tmp_path, start_percore, start_redis):
+    d = tmp_path / "r"
+    d.mkdir()
+    r = start_redis("--dir", d).client()
+    fill(r)
+    r.set("gone", "v", px=1)
+    r.set("stays", "v", ex=1000)
+    r.function_load(LIBRARY)
+    r.save()
+    server = start_percore("--dir", d, threads=3)
+    p = server.client()
+    wait_until(lambda: p.info("persistence")["loading"] == 0, what="loaded")
+    assert p.execute_command("DEBUG", "DIGEST") == r.execute_command("DEBUG", "DIGEST")
+    assert p.fcall("f1", 0) == 1
+    assert 0 < p.ttl("stays") <= 1000
+    info = p.info("persistence")
+    assert info["rdb_last_load_keys_loaded"] == p.dbsize()
+    assert "Done loading RDB, keys loaded" in server.output()
+
+
+def test_debug_reload_lastsave_and_info(percore):
+    c = percore.client()
+    fill(c)
+    before = c.execute_command("DEBUG", "DIGEST")
+    assert c.info("persistence")["rdb_changes_since_last_save"] > 0
+    assert c.execute_command("DEBUG", "RELOAD") == b"OK"
+    assert c.execute_command("DEBUG", "DIGEST") == before
+    info = c.info("persistence")
+    assert info["rdb_changes_since_last_save"] == 0
+    assert info["rdb_saves"] == 1 and info["rdb_last_bgsave_status"] == "ok"
+    assert abs(c.lastsave().timestamp() - time.time()) < 5
+    c.set("later", "1")
+    assert c.info("persistence")["rdb_changes_since_last_save"] == 1
+    assert c.bgsave()
+    wait_until(lambda: c.info("persistence")["rdb_bgsave_in_progress"] == 0, what="bgsave")
+    assert c.info("persistence")["rdb_saves"] == 2
+
+
+def test_save_point_triggers_bgsave(start_percore, tmp_path):
+    server = start_percore("--save", "1 3")
+    c = server.client()
+    for i in range(3):
+        c.set(f"k{i}", i)
+    wait_until(lambda: c.info("persistence")["rdb_saves"] >= 1, timeout=15, what="a save point's BGSAVE")
+    assert "3 changes in 1 seconds. Saving..." in server.output()
+    assert c.info("persistence")["rdb_changes_since_last_save"] == 0
+    check_rdb(tmp_path / "dump.rdb")
+
+
+def test_shutdown_saves_and_restart_loads(tmp_path, start_percore):
+    d = tmp_path / "s"
+    d.mkdir()
+    server = start_percore("--dir", d)
+    c = server.client()
+    c.mset({f"k{i}": i for i in range(1000)})
+    c.shutdown()  # redis-py returns once the connection drops
+    server.proc.wait(timeout=10)
+    assert "Saving the final RDB snapshot before exiting." in server.output()
+    again = start_percore("--dir", d).client()
+    wait_until(lambda: again.dbsize() == 1000, what="reloaded")
+    assert again.get("k999") == b"999"
+
+
+def test_bgsave_is_point_in_time_under_writes(tmp_path, start_percore, start_redis):
+    """Writers keep MSETting equal values to keys on every shard while a
+    slow BGSAVE runs: the file has every group equal."""
+    d = tmp_path / "w"
+    d.mkdir()
+    server = start_percore("--dir", d, threads=4)
+    c = server.client()
+    groups = [[f"g{g}:{{{s}}}" for s in range(8)] for g in range(20)]
+    for g in groups:
+        c.mset({k: 0 for k in g})
+    c.mset({f"pad{i}": "x" * 50 for i in range(400)})
+    c.config_set("rdb-key-save-delay", 2000)
+    stop = threading.Event()
+    counts = []
+    progress = [0]
+
+    def writer(w):
+        wc = server.client()
+        n = 0
+        while not stop.is_set():
+            n += 1
+            g = groups[(w * 7 + n) % len(groups)]
+            wc.mset({k: n for k in g})
+            progress[0] += 1
+        counts.append(n)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        assert c.bgsave()
+        assert c.info("persistence")["rdb_bgsave_in_progress"] == 1
+        during = progress[0]
+        wait_until(lambda: progress[0] > during + 300, what="writes during the save")
+        assert c.info("persistence")["rdb_bgsave_in_progress"] == 1
+        c.config_set("rdb-key-save-delay", 0)
+        wait_until(lambda: c.info("persistence")["rdb_bgsave_in_progress"] == 0, timeout=30, what="bgsave")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert sum(counts) > 0
+    assert c.info("persistence")["rdb_last_bgsave_status"] == "ok"
+    r = start_redis("--dir", d).client()
+    for g in groups:
+        values = r.mget(g)
+        assert len(set(values)) == 1, (g, values)
+
+
+def test_kill_during_bgsave_keeps_the_old_file(tmp_path, start_percore):
+    d = tmp_path / "k"
+    d.mkdir()
+    server = start_percore("--dir", d)
+    c = server.client()
+    c.set("old", "1")
+    c.save()
+    old = (d / "dump.rdb").read_bytes()
+    c.mset({f"n{i}": i for i in range(200)})
+    c.config_set("rdb-key-save-delay", 100000)
+    c.bgsave()
+    wait_until(lambda: any(f.name.startswith("temp-") for f in d.iterdir()), what="a save in progress")
+    os.kill(server.pid, signal.SIGKILL)
+    server.proc.wait(timeout=10)
+    assert (d / "dump.rdb").read_bytes() == old
+    again = start_percore("--dir", d).client()
+    wait_until(lambda: again.info("persistence")["loading"] == 0, what="loaded")
+    assert again.keys() == [b"old"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage"])
+def test_bad_file_stops_startup_with_a_reason(tmp_path, start_percore, damage):
+    d = tmp_path / damage
+    d.mkdir()
+    server = start_percore("--dir", d)
+    c = server.client()
+    fill(c)
+    c.save()
+    server.stop()
+    data = bytearray((d / "dump.rdb").read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "flip":
+        data[len(data) // 2] ^= 0x40
+    else:
+        data = b"REDIS0010" + bytes(random.Random(1).randrange(256) for _ in range(500))
+    (d / "dump.rdb").write_bytes(bytes(data))
+    bad = start_percore("--dir", d, wait=False)
+    assert bad.proc.wait(timeout=30) != 0
+    out = bad.output()
+    assert "panic" not in out
+    assert any(s in out for s in ("Short read", "Bad RDB data", "Wrong RDB checksum", "Unknown RDB encoding")), out
+
+
+def rdb_len(n):
+    if n < 64:
+        return bytes([n])
+    if n < 16384:
+        return bytes([0x40 | n >> 8, n & 0xFF])
+    return b"\x80" + n.to_bytes(4, "big")
+
+
+def rdb_str(s):
+    return rdb_len(len(s)) + s
+
+
+def ziplist(items):
+    """A ziplist as Redis 2.6 to 6.2 wrote them: strings under 64 bytes,
+    integers as 0..12 immediates or int16."""
+    body, prev = b"", 0
+    for it in items:
+        if isinstance(it, int) and 0 <= it <= 12:
+            enc = bytes([0xF1 + it])
+        elif isinstance(it, int):
+            enc = b"\xc0" + it.to_bytes(2, "little", signed=True)
+        else:
+            enc = bytes([len(it)]) + it
+        entry = bytes([prev]) + enc
+        body += entry
+        prev = len(entry)
+    total = 10 + len(body) + 1
+    return total.to_bytes(4, "little") + (10).to_bytes(4, "little") + len(items).to_bytes(2, "little") + body + b"\xff"
+
+
+def test_old_format_file_loads(tmp_path, start_percore):
+    """A version 6 file with the encodings only older Redis wrote
+    (ziplists, zipmap, quicklist of ziplists, linked list, text-double
+    sorted set, seconds expiry), made here byte by byte."""
+    zipmap = bytes([2]) + b"\x01f\x02\x00v1" + b"\x02f2\x01\x02x\x00\x00" + b"\xff"
+    intset = (2).to_bytes(4, "little") + (3).to_bytes(4, "little") + b"".join(
+        n.to_bytes(2, "little", signed=True) for n in (-5, 7, 300)
+    )
+    lzf_body = b"\x00a\xe0\x1e\x00"  # 40 'a's
+    body = b"REDIS0006"
+    body += b"\xfa" + rdb_str(b"redis-ver") + rdb_str(b"3.2.0")
+    body += b"\xfe\x00" + b"\xfb\x0b\x01"
+    body += b"\x0a" + rdb_str(b"zl") + rdb_str(ziplist([b"a", 5, -300, b"bb"]))
+    body += b"\x09" + rdb_str(b"zm") + rdb_str(zipmap)
+    body += b"\x0c" + rdb_str(b"zz") + rdb_str(ziplist([b"m1", 1, b"m2", b"2.5"]))
+    body += b"\x0d" + rdb_str(b"zh") + rdb_str(ziplist([b"f", b"v", b"n", 12]))
+    body += b"\x0e" + rdb_str(b"ql") + rdb_len(2) + rdb_str(ziplist([b"x", b"y"])) + rdb_str(ziplist([3]))
+    body += b"\x01" + rdb_str(b"ll") + rdb_len(2) + rdb_str(b"one") + b"\xc0\x02"
+    body += b"\x03" + rdb_str(b"oz") + rdb_len(3) + rdb_str(b"a") + b"\x031.5" + rdb_str(b"b") + b"\xfe" + rdb_str(b"c") + b"\xff"
+    body += b"\x0b" + rdb_str(b"is") + rdb_str(intset)
+    body += b"\x02" + rdb_str(b"st") + rdb_len(2) + rdb_str(b"p") + rdb_str(b"q")
+    body += b"\xfd" + (2**31 - 1).to_bytes(4, "little") + b"\x00" + rdb_str(b"exp") + b"\xc1" + (1234).to_bytes(2, "little", signed=True)
+    body += b"\xfd" + (1000).to_bytes(4, "little") + b"\x00" + rdb_str(b"past") + rdb_str(b"gone")
+    body += b"\x00" + rdb_str(b"lzf") + b"\xc3" + rdb_len(len(lzf_body)) + rdb_len(40) + lzf_body
+    body += b"\xff"
+    body += crc64(body).to_bytes(8, "little")
+    d = tmp_path / "old"
+    d.mkdir()
+    (d / "dump.rdb").write_bytes(body)
+    c = start_percore("--dir", d).client()
+    wait_until(lambda: c.info("persistence")["loading"] == 0, what="loaded")
+    assert c.lrange("zl", 0, -1) == [b"a", b"5", b"-300", b"bb"]
+    assert c.hgetall("zm") == {b"f": b"v1", b"f2": b"x"}
+    assert c.zrange("zz", 0, -1, withscores=True) == [(b"m1", 1.0), (b"m2", 2.5)]
+    assert c.hgetall("zh") == {b"f": b"v", b"n": b"12"}
+    assert c.lrange("ql", 0, -1) == [b"x", b"y", b"3"]
+    assert c.lrange("ll", 0, -1) == [b"one", b"2"]
+    assert c.zrange("oz", 0, -1, withscores=True) == [(b"c", float("-inf")), (b"a", 1.5), (b"b", float("inf"))]
+    assert c.smembers("is") == {b"-5", b"7", b"300"}
+    assert c.object("encoding", "is") == b"intset"
+    assert c.smembers("st") == {b"p", b"q"}
+    assert c.get("exp") == b"1234" and c.expiretime("exp") == 2**31 - 1
+    assert c.exists("past") == 0
+    assert c.get("lzf") == b"a" * 40
+    assert c.info("persistence")["rdb_last_load_keys_expired"] == 1
