@@ -84,15 +84,15 @@ const PROTECTED: &[&str] = &["dir", "dbfilename"];
 /// Every directive of Redis 7.0 (config.c's table, with its defaults and
 /// ranges), plus percore's own `threads` and 7.2's set listpack limits.
 static DIRECTIVES: &[Directive] = &[
-    n("rdbchecksum", "yes", Kind::Bool, false),
+    d("rdbchecksum", "yes", Kind::Bool, false),
     n("daemonize", "no", Kind::Bool, false),
     n("io-threads-do-reads", "no", Kind::Bool, false),
     n("always-show-logo", "no", Kind::Bool, false),
     n("protected-mode", "yes", Kind::Bool, true),
-    n("rdbcompression", "yes", Kind::Bool, true),
+    d("rdbcompression", "yes", Kind::Bool, true),
     n("rdb-del-sync-files", "no", Kind::Bool, true),
     n("activerehashing", "yes", Kind::Bool, true),
-    n("stop-writes-on-bgsave-error", "yes", Kind::Bool, true),
+    d("stop-writes-on-bgsave-error", "yes", Kind::Bool, true),
     n("set-proc-title", "yes", Kind::Bool, false),
     n("dynamic-hz", "yes", Kind::Bool, true),
     n("lazyfree-lazy-eviction", "no", Kind::Bool, true),
@@ -105,7 +105,7 @@ static DIRECTIVES: &[Directive] = &[
     n("aof-rewrite-incremental-fsync", "yes", Kind::Bool, true),
     n("no-appendfsync-on-rewrite", "no", Kind::Bool, true),
     n("cluster-require-full-coverage", "yes", Kind::Bool, true),
-    n("rdb-save-incremental-fsync", "yes", Kind::Bool, true),
+    d("rdb-save-incremental-fsync", "yes", Kind::Bool, true),
     d("aof-load-truncated", "yes", Kind::Bool, true),
     // The RDB preamble comes with RDB support: until then the base is
     // written in command form.
@@ -141,7 +141,7 @@ static DIRECTIVES: &[Directive] = &[
     n("cluster-config-file", "nodes.conf", Kind::Str, false),
     n("cluster-announce-hostname", "", Kind::Str, true),
     n("syslog-ident", "redis", Kind::Str, false),
-    n("dbfilename", "dump.rdb", Kind::Str, true),
+    d("dbfilename", "dump.rdb", Kind::Str, true),
     d("appendfilename", "appendonly.aof", Kind::Str, false),
     d("appenddirname", "appendonlydir", Kind::Str, false),
     n("server_cpulist", "", Kind::Str, false),
@@ -162,7 +162,7 @@ static DIRECTIVES: &[Directive] = &[
     d("appendfsync", "everysec", Kind::Enum(FSYNC), true),
     n("oom-score-adj", "no", Kind::Enum(OOM_SCORE_ADJ), true),
     n("acl-pubsub-default", "resetchannels", Kind::Enum(ACL_PUBSUB), true),
-    n("sanitize-dump-payload", "no", Kind::Enum(SANITIZE), true),
+    d("sanitize-dump-payload", "no", Kind::Enum(SANITIZE), true),
     d("enable-protected-configs", "no", Kind::Enum(PROTECTED_ACTION), false),
     d("enable-debug-command", "no", Kind::Enum(PROTECTED_ACTION), false),
     d("enable-module-command", "no", Kind::Enum(PROTECTED_ACTION), false),
@@ -201,7 +201,7 @@ static DIRECTIVES: &[Directive] = &[
     // Microseconds a snapshot waits per key (tests use it to keep one in
     // progress while they write).
     d("rdb-key-save-delay", "0", Kind::Int(i32::MIN as i64, I32), true),
-    n("key-load-delay", "0", Kind::Int(i32::MIN as i64, I32), true),
+    d("key-load-delay", "0", Kind::Int(i32::MIN as i64, I32), true),
     n("active-expire-effort", "1", Kind::Int(1, 10), true),
     d("hz", "10", Kind::Int(0, I32), true),
     d("min-replicas-to-write", "0", Kind::Int(0, I32), true),
@@ -237,7 +237,7 @@ static DIRECTIVES: &[Directive] = &[
     n("maxmemory-clients", "0", Kind::MemoryOrPercent, true),
     n("repl-backlog-ttl", "3600", Kind::Int(0, i64::MAX), true),
     d("auto-aof-rewrite-min-size", "67108864", Kind::Memory(0, i64::MAX as u64), true),
-    n("loading-process-events-interval-bytes", "2097152", Kind::Int(1024, I32), true),
+    d("loading-process-events-interval-bytes", "2097152", Kind::Int(1024, I32), true),
     n("tls-port", "0", Kind::Int(0, 65535), true),
     n("tls-session-cache-size", "20480", Kind::Int(0, I32), true),
     n("tls-session-cache-timeout", "300", Kind::Int(0, I32), true),
@@ -272,7 +272,7 @@ static DIRECTIVES: &[Directive] = &[
     ),
     // Redis 7's save points: after an hour with one change, five minutes
     // with 100, a minute with 10000.
-    n("save", "3600 1 300 100 60 10000", Kind::Str, true),
+    d("save", "3600 1 300 100 60 10000", Kind::Str, true),
     n("oom-score-adj-values", "0 200 800", Kind::Str, true),
     n("replicaof", "", Kind::Str, false),
     n("latency-tracking-info-percentiles", "50 99 99.9", Kind::Str, true),

@@ -888,7 +888,10 @@ async fn redis_call(lua: &Lua, current: &Rc<RefCell<Option<Run>>>, args: MultiVa
     // replicas min-replicas-to-write asks for (percore has none yet) and,
     // for one that grows memory, memory under maxmemory.
     let min_replicas = crate::config::Hot::get(&run.client.shard.server.hot.min_replicas_to_write);
-    let refusal = if spec.has(WRITE) && !run.wrote && min_replicas > 0 {
+    let refusal = if spec.has(WRITE) && !run.wrote && crate::persistence::rdb::writes_refused(&run.client.shard.server)
+    {
+        Some(crate::persistence::rdb::MISCONF)
+    } else if spec.has(WRITE) && !run.wrote && min_replicas > 0 {
         Some("NOREPLICAS Not enough good replicas to write.")
     } else if spec.has(crate::command::DENYOOM) && !run.wrote && run.client.meta.out_of_memory.get() {
         Some(crate::server::dispatch::OOM)

@@ -216,18 +216,31 @@ def test_redis_snapshot_loads_into_percore(tmp_path, start_percore, start_redis)
     d.mkdir()
     r = start_redis("--dir", d).client()
     fill(r)
-    r.set("gone", "v", px=1)
+    r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", 0)
+    # Already past when saved (the file keeps it; a loading master drops
+    # it and counts it).
+    secs, micros = r.time()
+    expiry = secs * 1000 + micros // 1000 + 50
+    r.set("gone", "v", pxat=expiry)
+
+    def server_ms():
+        s, us = r.time()
+        return s * 1000 + us // 1000
+
+    wait_until(lambda: server_ms() > expiry, what="the server clock past the expiry")
     r.set("stays", "v", ex=1000)
     r.function_load(LIBRARY)
     r.save()
     server = start_percore("--dir", d, threads=3)
     p = server.client()
     wait_until(lambda: p.info("persistence")["loading"] == 0, what="loaded")
+    assert r.exists("gone") == 0
     assert p.execute_command("DEBUG", "DIGEST") == r.execute_command("DEBUG", "DIGEST")
+    info = p.info("persistence")
+    assert info["rdb_last_load_keys_expired"] == 1
+    assert info["rdb_last_load_keys_loaded"] == p.dbsize()
     assert p.fcall("f1", 0) == 1
     assert 0 < p.ttl("stays") <= 1000
-    info = p.info("persistence")
-    assert info["rdb_last_load_keys_loaded"] == p.dbsize()
     assert "Done loading RDB, keys loaded" in server.output()
 
 
@@ -442,3 +455,83 @@ def test_old_format_file_loads(tmp_path, start_percore):
     assert c.exists("past") == 0
     assert c.get("lzf") == b"a" * 40
     assert c.info("persistence")["rdb_last_load_keys_expired"] == 1
+
+
+def test_function_dump_restore_match_redis(percore, reference):
+    p, r = percore.client(), reference.client()
+    other = "#!lua name=lib2\nredis.register_function('f2', function() return 2 end)"
+    for c in (p, r):
+        c.function_load(LIBRARY)
+    payload = r.function_dump()
+    assert p.function_dump() == payload
+    for c in (p, r):
+        c.function_load(other)
+    both = r.function_dump()
+    cases = [
+        ["FUNCTION", "RESTORE", payload],
+        ["FUNCTION", "RESTORE", payload, "REPLACE"],
+        ["FUNCTION", "RESTORE", payload, "BAD"],
+        ["FUNCTION", "RESTORE", "garbage"],
+        ["FUNCTION", "RESTORE"],
+        ["FUNCTION", "RESTORE", payload, "FLUSH", "x"],
+        ["FUNCTION", "RESTORE", reseal(b"\x00\x01a")],
+        ["FUNCTION", "DUMP", "x"],
+        ["FUNCTION", "FLUSH"],
+        ["FUNCTION", "RESTORE", payload, "FLUSH"],
+        ["FCALL", "f1", "0"],
+        ["FUNCTION", "RESTORE", both],
+        ["FUNCTION", "RESTORE", both, "FLUSH"],
+        ["FCALL", "f2", "0"],
+    ]
+    for cmd in cases:
+        got = []
+        for c in (p, r):
+            try:
+                got.append(c.execute_command(*cmd))
+            except redis.ResponseError as e:
+                got.append(("error", str(e)))
+        assert got[0] == got[1], cmd[:3]
+    # A failed restore leaves the libraries as they were.
+    p.function_flush()
+    p.function_load(LIBRARY)
+    with pytest.raises(redis.ResponseError, match="already exists"):
+        p.execute_command("FUNCTION", "RESTORE", both)
+    assert [lib[1] for lib in p.function_list()] == [b"mylib"]
+    assert p.fcall("f1", 0) == 1
+
+
+def test_failed_save_refuses_writes_with_misconf(tmp_path, start_percore):
+    d = tmp_path / "vanishing"
+    d.mkdir()
+    c = start_percore("--dir", d).client()
+    c.set("x", "x")
+    d.rmdir()
+    with pytest.raises(redis.ResponseError):
+        c.save()
+    assert c.info("persistence")["rdb_last_bgsave_status"] == "err"
+    assert c.get("x") == b"x"
+    for cmd in (["SET", "x", "y"], ["PING"], ["EVAL", "return redis.call('set','x',1)", "1", "x"]):
+        with pytest.raises(redis.ResponseError, match="^MISCONF"):
+            c.execute_command(*cmd)
+    assert c.eval("return redis.call('get','x')", 1, "x") == b"x"
+    c.config_set("stop-writes-on-bgsave-error", "no")
+    assert c.set("x", "y")
+
+
+def test_flushall_stops_a_bgsave(percore):
+    c = percore.client()
+    c.config_set("save", "")
+    c.mset({f"k{i}": i for i in range(2000)})
+    c.config_set("rdb-key-save-delay", 1000)
+    c.bgsave()
+    assert c.info("persistence")["rdb_bgsave_in_progress"] == 1
+    c.flushall()
+    wait_until(lambda: c.info("persistence")["rdb_bgsave_in_progress"] == 0, timeout=2, what="the save stopped")
+    info = c.info("persistence")
+    assert info["rdb_changes_since_last_save"] >= 2000
+    assert info["rdb_last_bgsave_status"] == "ok"
+    assert c.set("x", "xx")
+    c.config_set("rdb-key-save-delay", 0)
+    c.bgsave()
+    wait_until(lambda: c.info("persistence")["rdb_bgsave_in_progress"] == 0, what="bgsave")
+    assert c.info("persistence")["rdb_changes_since_last_save"] == 0

@@ -273,6 +273,47 @@ fn function_load(client: &Client, replace: bool, code: &[u8]) -> CmdResult {
     Ok(Reply::text(name))
 }
 
+/// FUNCTION RESTORE payload [APPEND|REPLACE|FLUSH]: all of the payload's
+/// libraries or, on any error, none (the libraries before stay).
+fn function_restore(client: &Client, payload: &[u8], policy: &str) -> CmdResult {
+    let body = crate::rdb::read::verify_payload(payload)
+        .ok_or_else(|| CmdError::err("DUMP payload version or checksum are wrong"))?;
+    let codes = crate::rdb::read::function_payload(body).map_err(CmdError::err)?;
+    let server = &client.shard.server;
+    let before = {
+        let mut l = server.libraries.write().map_err(|_| CmdError::err("function registry poisoned"))?;
+        let before = l.libs.clone();
+        if policy == "FLUSH" {
+            l.libs.clear();
+        }
+        before
+    };
+    let loaded = codes.iter().try_for_each(|code| {
+        if policy == "APPEND" {
+            let name = library_name(code)?;
+            if server.libraries.read().is_ok_and(|l| l.libs.contains_key(&name)) {
+                return Err(CmdError::err(format!("Library {name} already exists")));
+            }
+        }
+        function_load(client, true, code).map(drop)
+    });
+    if let Err(e) = loaded {
+        // Back as they were, each at a new version so every shard loads
+        // it again.
+        if let Ok(mut l) = server.libraries.write() {
+            l.libs = before;
+            let mut v = l.next_version;
+            l.libs.values_mut().for_each(|lib| {
+                v += 1;
+                lib.version = v;
+            });
+            l.next_version = v;
+        }
+        return Err(e);
+    }
+    Ok(Reply::Ok)
+}
+
 fn function_list(client: &Client, args: Args) -> CmdResult {
     let mut with_code = false;
     let mut pattern = None;
@@ -387,10 +428,24 @@ fn function(client: &mut Client, args: Args) -> CmdResult {
         }
         "FLUSH" if n == 3 => Err(CmdError::err("FUNCTION FLUSH only supports SYNC|ASYNC option")),
         "LIST" => function_list(client, args),
+        "DUMP" if n == 2 => {
+            let libraries = server.libraries.read().map_err(|_| CmdError::err("function registry poisoned"))?;
+            let codes = libraries.libs.values().map(|l| &l.code[..]);
+            Ok(Reply::bulk(&crate::rdb::write::functions_dump(codes, server.hot.rdb_options())))
+        }
+        "RESTORE" if n == 3 || n == 4 => {
+            let policy = if n == 4 { args.keyword(3) } else { "APPEND".to_string() };
+            if !matches!(policy.as_str(), "APPEND" | "REPLACE" | "FLUSH") {
+                return Err(CmdError::err(
+                    "Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+                ));
+            }
+            function_restore(client, args.get(2), &policy)
+        }
         "KILL" if n == 2 => kill(server, false),
         "STATS" if n == 2 => function_stats(server),
-        "HELP" | "LOAD" | "DELETE" | "KILL" | "STATS" => Err(CmdError::arity(&format!("function|{sub}"))),
-        "FLUSH" => Err(CmdError::SubcommandSyntax { cmd: "FUNCTION".into(), sub: args.str(1) }),
+        "HELP" | "LOAD" | "DELETE" | "KILL" | "STATS" | "DUMP" => Err(CmdError::arity(&format!("function|{sub}"))),
+        "FLUSH" | "RESTORE" => Err(CmdError::SubcommandSyntax { cmd: "FUNCTION".into(), sub: args.str(1) }),
         _ => Err(CmdError::UnknownSubcommand { cmd: "FUNCTION".into(), sub: args.str(1) }),
     }
 }
@@ -524,11 +579,13 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("function", -2, CONTAINER | NOSCRIPT | STALE | ALLOW_BUSY, Keys::None, Handler::Conn(function))
         .with_subcommands(&[
             "function|delete",
+            "function|dump",
             "function|flush",
             "function|help",
             "function|kill",
             "function|list",
             "function|load",
+            "function|restore",
             "function|stats",
         ]),
 ];

@@ -362,11 +362,21 @@ fn flushall<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cm
     Box::pin(async move {
         flush_mode(args)?;
         let by = client.meta.id;
+        let server = client.shard.server.clone();
+        // FLUSHALL stops a BGSAVE (Redis kills its child); an AOF
+        // rewrite's image is finished instead.
+        let stops_save = server.rdb.saving.load(Ordering::SeqCst);
+        if stops_save {
+            server.rdb.aborted.store(true, Ordering::SeqCst);
+        }
         let removed = client
             .shard
             .broadcast(move |sh| {
                 let mut ks = sh.ks.borrow_mut();
                 let now = sh.now();
+                if ks.snapshot.as_ref().is_some_and(|s| s.is_rdb()) {
+                    ks.snapshot = None;
+                }
                 ks.finish_snapshot(now);
                 let removed = ks.dbs.iter().map(|d| d.len() as u64).sum::<u64>();
                 ks.dbs.iter_mut().for_each(|d| d.clear(now));
@@ -378,6 +388,11 @@ fn flushall<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cm
             .await;
         // As Redis counts it: the keys removed.
         client.changed(removed.iter().sum());
+        // With save points the empty dataset is saved (Redis's
+        // flushallCommand), by the cron once every shard is let go.
+        if crate::persistence::rdb::has_save_points(&server) {
+            server.rdb.scheduled.store(true, Ordering::SeqCst);
+        }
         Ok(Reply::Ok)
     })
 }

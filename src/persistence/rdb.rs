@@ -38,8 +38,12 @@ pub struct Status {
     pub dirty_saved: AtomicU64,
     /// When the last save failed (ms): save points wait before retrying.
     pub last_failure_ms: AtomicI64,
-    /// A BGSAVE waits for the AOF rewrite running (BGSAVE SCHEDULE).
+    /// A BGSAVE waits for the AOF rewrite running (BGSAVE SCHEDULE), or
+    /// for FLUSHALL to end.
     pub scheduled: AtomicBool,
+    /// FLUSHALL stopped the running save: it ends without counting as
+    /// failed (Redis's killed child).
+    pub aborted: AtomicBool,
     pub loaded_keys: AtomicU64,
     pub loaded_expired: AtomicU64,
 }
@@ -56,6 +60,7 @@ impl Status {
             dirty_saved: AtomicU64::new(0),
             last_failure_ms: AtomicI64::new(0),
             scheduled: AtomicBool::new(false),
+            aborted: AtomicBool::new(false),
             loaded_keys: AtomicU64::new(0),
             loaded_expired: AtomicU64::new(0),
         }
@@ -89,8 +94,7 @@ fn header(server: &Shared) -> Vec<u8> {
     write::aux(&mut out, "aof-base", b"0");
     if let Ok(libraries) = server.libraries.read() {
         for lib in libraries.libs.values() {
-            out.push(crate::rdb::OP_FUNCTION2);
-            write::string(&mut out, &lib.code, server.hot.rdb_options());
+            write::function(&mut out, &lib.code, server.hot.rdb_options());
         }
     }
     out
@@ -98,7 +102,10 @@ fn header(server: &Shared) -> Vec<u8> {
 
 /// Joins header, parts and the checksummed footer into `path`, through a
 /// temporary file that is fsynced and renamed.
-fn assemble(header: &[u8], parts: &[PathBuf], path: &Path, checksum: bool) -> std::io::Result<()> {
+/// `rdb-save-incremental-fsync`: fsync every this many bytes written.
+const INCREMENTAL_FSYNC: usize = 32 << 20;
+
+fn assemble(header: &[u8], parts: &[PathBuf], path: &Path, checksum: bool, incremental: bool) -> std::io::Result<()> {
     use std::io::{Read, Write};
     let temp = PathBuf::from(format!("temp-{}.rdb", std::process::id()));
     let result = (|| {
@@ -108,6 +115,7 @@ fn assemble(header: &[u8], parts: &[PathBuf], path: &Path, checksum: bool) -> st
         out.write_all(header)?;
         crc.update(header);
         let mut buf = vec![0u8; 1 << 20];
+        let mut unsynced = 0;
         for part in parts {
             let mut f = std::fs::File::open(part)?;
             loop {
@@ -117,6 +125,12 @@ fn assemble(header: &[u8], parts: &[PathBuf], path: &Path, checksum: bool) -> st
                 }
                 out.write_all(&buf[..n])?;
                 crc.update(&buf[..n]);
+                unsynced += n;
+                if incremental && unsynced >= INCREMENTAL_FSYNC {
+                    out.flush()?;
+                    out.get_ref().sync_data()?;
+                    unsynced = 0;
+                }
             }
         }
         out.write_all(&[crate::rdb::OP_EOF])?;
@@ -144,7 +158,10 @@ pub async fn save(client: &Client, wait: bool) -> Result<(), String> {
         status.saving.store(false, Ordering::SeqCst);
         return Err("An AOF log rewriting in progress: can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.".into());
     }
-    let (path, checksum) = server.config(|c| (PathBuf::from(c.str("dbfilename")), c.str("rdbchecksum") == "yes"));
+    let (path, checksum, incremental) = server.config(|c| {
+        let yes = |name| c.str(name) == "yes";
+        (PathBuf::from(c.str("dbfilename")), yes("rdbchecksum"), yes("rdb-save-incremental-fsync"))
+    });
     let ex = crate::server::transaction::Exclusive::begin(client).await;
     let header = header(&server);
     let parts: Vec<PathBuf> =
@@ -154,11 +171,17 @@ pub async fn save(client: &Client, wait: bool) -> Result<(), String> {
     status.started_ms.store(now_ms(), Ordering::SeqCst);
     let done: super::snapshot::Done = Box::new(move |server, parts, ok, dirty| {
         let result = if ok {
-            assemble(&header, parts, &path, checksum).map_err(|e| super::strerror(&e))
+            assemble(&header, parts, &path, checksum, incremental).map_err(|e| super::strerror(&e))
         } else {
             Err("a shard could not write its part".into())
         };
         let status = &server.rdb;
+        if status.aborted.swap(false, Ordering::SeqCst) {
+            info!("Background saving stopped by FLUSHALL");
+            status.saving.store(false, Ordering::SeqCst);
+            let _ = tx.send(Err("the save was stopped by FLUSHALL".into()));
+            return;
+        }
         status.last_secs.store(started.elapsed().as_secs() as i64, Ordering::SeqCst);
         match &result {
             Ok(()) => {
@@ -230,6 +253,10 @@ async fn load_into(shard: &Rc<Shard>, path: &Path, replace: bool) -> Result<Opti
     let started = Instant::now();
     let mut rdb = File::open(&map, checksum)?;
     let mut keys = 0u64;
+    server.rdb.loaded_expired.store(0, Ordering::Relaxed);
+    let (key_delay_us, events_every) =
+        server.config(|c| (c.int("key-load-delay"), c.int("loading-process-events-interval-bytes").max(1024) as usize));
+    let (mut delay_owed, mut next_events) = (0i64, events_every);
     let mut batches: Vec<Vec<Loaded>> = (0..shard.count).map(|_| Vec::new()).collect();
     let now = now_ms();
     let mut last_report = Instant::now();
@@ -250,6 +277,19 @@ async fn load_into(shard: &Rc<Shard>, path: &Path, replace: bool) -> Result<Opti
                 batches[owner].push((db, crate::storage::Key::from(&key[..]), value, expire_at.unwrap_or(0), idle));
                 if batches[owner].len() >= BATCH {
                     ship(shard, owner, std::mem::take(&mut batches[owner]), replace).await?;
+                }
+                // key-load-delay (µs per key; DEBUG's way to slow a load).
+                if key_delay_us > 0 {
+                    delay_owed += key_delay_us;
+                    if delay_owed >= 1000 {
+                        crate::server::poller::sleep(std::time::Duration::from_micros(delay_owed as u64)).await;
+                        delay_owed = 0;
+                    }
+                }
+                // Other clients (answered -LOADING) get a turn every
+                // loading-process-events-interval-bytes.
+                if rdb.offset() >= next_events {
+                    next_events = rdb.offset() + events_every;
                     crate::server::poller::yield_now().await;
                 }
                 if last_report.elapsed().as_secs() >= 2 {
@@ -414,6 +454,16 @@ pub async fn reload(client: &Client, save_first: bool, flush: bool, replace: boo
             Err("Error trying to load the RDB dump, check server logs.".into())
         }
     }
+}
+
+/// Redis's refusal of writes after a failed save (and of PING), while
+/// stop-writes-on-bgsave-error is on and there are save points.
+pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+
+/// Whether writes are refused with MISCONF now.
+pub fn writes_refused(server: &Shared) -> bool {
+    !server.rdb.last_ok.load(Ordering::Relaxed)
+        && server.config(|c| c.str("stop-writes-on-bgsave-error") == "yes" && !save_points(c.str("save")).is_empty())
 }
 
 /// Whether `server` has save points.

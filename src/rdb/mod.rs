@@ -97,7 +97,7 @@ pub enum RdbError {
     Signature,
     #[error("Can't handle RDB format version {0}")]
     Version(u32),
-    #[error("Wrong RDB checksum expected: ({expected:016x}) got: ({got:016x}). Aborting now.")]
+    #[error("Wrong RDB checksum expected: ({expected:x}) got ({got:x}). Aborting now. RDB CRC error")]
     Checksum { expected: u64, got: u64 },
 }
 

@@ -20,12 +20,7 @@ pub struct Limits {
 
 impl Limits {
     pub fn from_hot(hot: &crate::config::Hot) -> Limits {
-        Limits {
-            hash: hot.hash_limits(),
-            set: hot.set_limits(),
-            zset: hot.zset_limits(),
-            list: hot.list_limits(),
-        }
+        Limits { hash: hot.hash_limits(), set: hot.set_limits(), zset: hot.zset_limits(), list: hot.list_limits() }
     }
 }
 
@@ -607,6 +602,21 @@ pub fn verify_payload(payload: &[u8]) -> Option<&[u8]> {
     let version = u16::from_le_bytes([footer[0], footer[1]]);
     let crc = u64::from_le_bytes(footer[2..].try_into().ok()?);
     (u32::from(version) <= NEWEST_READABLE && crc64(&payload[..payload.len() - 8]) == crc).then_some(body)
+}
+
+/// The libraries' code in a verified FUNCTION DUMP payload's body; Err:
+/// Redis's reason it is refused.
+pub fn function_payload(body: &[u8]) -> std::result::Result<Vec<Cow<'_, [u8]>>, &'static str> {
+    let mut r = Reader::new(body);
+    let mut codes = Vec::new();
+    while !r.at_end() {
+        match r.u8() {
+            Ok(OP_FUNCTION2) => codes.push(r.string().map_err(|_| "failed loading the given functions payload")?),
+            Ok(_) => return Err("given type is not a function"),
+            Err(_) => return Err("can not read data type"),
+        }
+    }
+    Ok(codes)
 }
 
 /// The value of a verified payload's body; None for an empty collection.

@@ -273,6 +273,26 @@ pub fn aux(out: &mut Vec<u8>, key: &str, value: &[u8]) {
 pub fn dump(v: &Value, opts: Options) -> Vec<u8> {
     let mut out = vec![value_type(v)];
     value(&mut out, v, opts);
+    seal(out)
+}
+
+/// A FUNCTION DUMP payload: each library's code as the RDB stores it.
+pub fn functions_dump<'a>(codes: impl Iterator<Item = &'a [u8]>, opts: Options) -> Vec<u8> {
+    let mut out = Vec::new();
+    for code in codes {
+        function(&mut out, code, opts);
+    }
+    seal(out)
+}
+
+/// A FUNCTION library, as files and FUNCTION DUMP store it.
+pub fn function(out: &mut Vec<u8>, code: &[u8], opts: Options) {
+    out.push(OP_FUNCTION2);
+    string(out, code, opts);
+}
+
+/// A payload's footer: the RDB version, then the CRC64 of all before.
+fn seal(mut out: Vec<u8>) -> Vec<u8> {
     out.extend_from_slice(&VERSION.to_le_bytes());
     let crc = crc64(&out);
     out.extend_from_slice(&crc.to_le_bytes());

@@ -468,6 +468,9 @@ async fn gate(client: &Client, spec: &Spec, args: Args<'_>) -> Result<(), CmdErr
     if out_of_memory && flags & command::DENYOOM != 0 {
         return Err(CmdError::Raw(OOM.into()));
     }
+    if (flags & WRITE != 0 || spec.name == "ping") && !replaying && crate::persistence::rdb::writes_refused(server) {
+        return Err(CmdError::Raw(crate::persistence::rdb::MISCONF.into()));
+    }
     // No replication yet: a master has no good replicas at all.
     if flags & WRITE != 0 && !replaying && Hot::get(&server.hot.min_replicas_to_write) > 0 {
         return Err(CmdError::Raw("NOREPLICAS Not enough good replicas to write.".into()));

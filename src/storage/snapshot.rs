@@ -70,6 +70,10 @@ impl Snapshot {
         }
     }
 
+    pub fn is_rdb(&self) -> bool {
+        matches!(self.format, Format::Rdb(_))
+    }
+
     pub fn finished(&self, databases: usize) -> bool {
         self.db >= databases
     }
@@ -96,8 +100,11 @@ impl Snapshot {
         while self.db < dbs.len() && self.out.len() < budget {
             let (db, slot) = (self.db, self.slot);
             let done = self.done.remove(&(db, slot)).unwrap_or_default();
+            // An RDB keeps keys whose time has passed (a loader drops them
+            // and counts them); the AOF leaves them out, as Redis's do.
+            let rdb = matches!(self.format, Format::Rdb(_));
             for e in dbs[db].slot_entries(slot) {
-                if dbs[db].is_live(e, now_ms) && !done.contains(e.key()) {
+                if (rdb || dbs[db].is_live(e, now_ms)) && !done.contains(e.key()) {
                     self.write_key(db, e.key(), &e.value, dbs[db].expire_of(e.key()));
                 }
             }
