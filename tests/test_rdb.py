@@ -535,3 +535,17 @@ def test_flushall_stops_a_bgsave(percore):
     c.bgsave()
     wait_until(lambda: c.info("persistence")["rdb_bgsave_in_progress"] == 0, what="bgsave")
     assert c.info("persistence")["rdb_changes_since_last_save"] == 0
+
+
+@pytest.mark.parametrize("mode", ["default", "nosave"])
+def test_sigterm_saves_as_shutdown_on_sigterm_says(tmp_path, start_percore, mode):
+    d = tmp_path / mode
+    d.mkdir()
+    server = start_percore("--dir", d, "--shutdown-on-sigterm", mode)
+    server.client().mset({f"k{i}": i for i in range(500)})
+    os.kill(server.pid, signal.SIGTERM)
+    assert server.proc.wait(timeout=20) == 0
+    assert (d / "dump.rdb").exists() == (mode == "default")
+    if mode == "default":
+        assert "Saving the final RDB snapshot before exiting." in server.output()
+        check_rdb(d / "dump.rdb")

@@ -50,6 +50,13 @@ const HELP: &[&str] = &[
     "    Server will sleep before flushing the AOF, this is used for testing.",
     "LOADAOF",
     "    Flush the AOF buffers on disk and reload the AOF in memory.",
+    "LOG <message>",
+    "    Write <message> to the server log.",
+    "RELOAD [option ...]",
+    "    Save the RDB on disk and reload it back to memory. Valid <option> values:",
+    "    * MERGE: Merge the content of the RDB instead of flushing the dataset before loading.",
+    "    * NOFLUSH: Do not flush the dataset before loading.",
+    "    * NOSAVE: Do not save the dataset to disk before loading.",
     "HELP",
     "    Prints this help.",
 ];
@@ -273,6 +280,10 @@ fn debug<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
             }
             "LOADAOF" if args.len() == 2 => {
                 crate::persistence::reload(client).await.map_err(CmdError::err)?;
+                Ok(Reply::Ok)
+            }
+            "LOG" if args.len() == 3 => {
+                tracing::warn!("DEBUG LOG: {}", args.str(2));
                 Ok(Reply::Ok)
             }
             "RELOAD" => {

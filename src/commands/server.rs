@@ -202,9 +202,10 @@ fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
         }
         if want("persistence") {
             let (aof, rdb) = (&server.aof, &server.rdb);
+            let (cow, done, total, perc) = crate::persistence::rdb::current_progress(rdb);
             let on = aof.enabled.load(Ordering::Relaxed);
             let mut text = format!(
-                "loading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+                "loading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:{cow}\r\ncurrent_cow_size:{cow}\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:{perc:.2}\r\ncurrent_save_keys_processed:{done}\r\ncurrent_save_keys_total:{total}\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_cow_size:{}\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
                 u8::from(server.loading.load(Ordering::Relaxed)),
                 crate::persistence::rdb::changes_since_save(server, report.dirty),
                 u8::from(rdb.saving.load(Ordering::Relaxed)),
@@ -213,6 +214,7 @@ fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
                 rdb.last_secs.load(Ordering::Relaxed),
                 crate::persistence::rdb::current_secs(rdb),
                 rdb.saves.load(Ordering::Relaxed),
+                rdb.last_copied.load(Ordering::Relaxed),
                 rdb.loaded_expired.load(Ordering::Relaxed),
                 rdb.loaded_keys.load(Ordering::Relaxed),
                 u8::from(on),
@@ -667,18 +669,11 @@ fn shutdown<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cm
             return Err(CmdError::Syntax);
         }
         let server = client.shard.server.clone();
-        if save || (!nosave && crate::persistence::rdb::has_save_points(&server)) {
-            // A background save running is waited for, then saved over.
-            while server.rdb.saving.load(Ordering::SeqCst) {
-                crate::server::poller::sleep(std::time::Duration::from_millis(10)).await;
-            }
-            tracing::info!("Saving the final RDB snapshot before exiting.");
-            if let Err(e) = crate::persistence::rdb::save(client, true).await {
-                tracing::warn!("Error trying to save the DB, can't exit: {e}");
-                if !force {
-                    return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
-                }
-            }
+        if (save || (!nosave && crate::persistence::rdb::has_save_points(&server)))
+            && crate::persistence::rdb::final_save(client).await.is_err()
+            && !force
+        {
+            return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
         }
         let pidfile = server.config(|c| c.str("pidfile").to_string());
         crate::server::signals::shutdown(&pidfile)

@@ -327,7 +327,8 @@ async fn start_snapshots(
     let finish = Finish { settings, started, temp_incr };
     let done: snapshot::Done = Box::new(move |server, parts, ok, _| finish.rewritten(server, parts, ok));
     let aborted = |server: &crate::server::shared::Shared| server.aof.abort.load(Ordering::SeqCst);
-    snapshot::start(client, ex, crate::storage::snapshot::Format::Aof, parts, aborted, done).await;
+    let progress = Default::default();
+    snapshot::start(client, ex, crate::storage::snapshot::Format::Aof, parts, aborted, progress, done).await;
     info!("Background append only file rewriting started");
     Ok(())
 }

@@ -46,6 +46,10 @@ pub struct Status {
     pub aborted: AtomicBool,
     pub loaded_keys: AtomicU64,
     pub loaded_expired: AtomicU64,
+    /// The running (or last) save's progress.
+    pub progress: std::sync::Mutex<Arc<super::snapshot::Progress>>,
+    /// rdb_last_cow_size: what the last save copied ahead of its cursor.
+    pub last_copied: AtomicU64,
 }
 
 impl Status {
@@ -63,6 +67,8 @@ impl Status {
             aborted: AtomicBool::new(false),
             loaded_keys: AtomicU64::new(0),
             loaded_expired: AtomicU64::new(0),
+            progress: Default::default(),
+            last_copied: AtomicU64::new(0),
         }
     }
 }
@@ -183,6 +189,8 @@ pub async fn save(client: &Client, wait: bool) -> Result<(), String> {
             return;
         }
         status.last_secs.store(started.elapsed().as_secs() as i64, Ordering::SeqCst);
+        let copied = status.progress.lock().map_or(0, |p| p.copied.load(Ordering::Relaxed));
+        status.last_copied.store(copied, Ordering::Relaxed);
         match &result {
             Ok(()) => {
                 info!("DB saved on disk");
@@ -205,7 +213,11 @@ pub async fn save(client: &Client, wait: bool) -> Result<(), String> {
     });
     let aborted = |_: &Shared| false;
     let format = crate::storage::snapshot::Format::Rdb(server.hot.rdb_options());
-    super::snapshot::start(client, ex, format, parts, aborted, done).await;
+    let progress = Arc::new(super::snapshot::Progress::default());
+    if let Ok(mut p) = status.progress.lock() {
+        *p = progress.clone();
+    }
+    super::snapshot::start(client, ex, format, parts, aborted, progress, done).await;
     if !wait {
         info!("Background saving started by pid {}", std::process::id());
         crate::server::poller::spawn(async move {
@@ -412,6 +424,19 @@ pub fn cron(shard: &Rc<Shard>, dirty: u64) {
     .detach();
 }
 
+/// INFO's current_cow_size, current_save_keys_processed,
+/// current_save_keys_total and current_fork_perc (zero when no save
+/// runs).
+pub fn current_progress(status: &Status) -> (u64, u64, u64, f64) {
+    if !status.saving.load(Ordering::Relaxed) {
+        return (0, 0, 0, 0.0);
+    }
+    let Ok(p) = status.progress.lock() else { return (0, 0, 0, 0.0) };
+    let (total, done) = (p.keys_total.load(Ordering::Relaxed), p.keys_done.load(Ordering::Relaxed));
+    let perc = if total > 0 { done as f64 * 100.0 / total as f64 } else { 0.0 };
+    (p.copied.load(Ordering::Relaxed), done, total, perc)
+}
+
 /// The save's age in seconds (INFO's rdb_current_bgsave_time_sec; -1
 /// when none runs).
 pub fn current_secs(status: &Status) -> i64 {
@@ -464,6 +489,46 @@ pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, bu
 pub fn writes_refused(server: &Shared) -> bool {
     !server.rdb.last_ok.load(Ordering::Relaxed)
         && server.config(|c| c.str("stop-writes-on-bgsave-error") == "yes" && !save_points(c.str("save")).is_empty())
+}
+
+/// Before exiting (SHUTDOWN, SIGTERM): the final save, waiting for a
+/// background save running first. Err when it failed.
+pub async fn final_save(client: &Client) -> Result<(), String> {
+    let server = &client.shard.server;
+    while server.rdb.saving.load(Ordering::SeqCst) {
+        crate::server::poller::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    info!("Saving the final RDB snapshot before exiting.");
+    save(client, true).await.inspect_err(|e| warn!("Error trying to save the DB, can't exit: {e}"))
+}
+
+/// A shutdown a signal asked for, as `directive` (shutdown-on-sigterm /
+/// -sigint) says: saving first unless `nosave`/`now`, or with `default`
+/// when there are no save points; a failed save cancels it unless
+/// `force`.
+pub async fn signalled_shutdown(shard: &Rc<Shard>, directive: &str) {
+    let server = shard.server.clone();
+    let mode = server.config(|c| c.str(directive).to_string());
+    let save_first = match mode.as_str() {
+        "save" | "force" => true,
+        "default" => has_save_points(&server),
+        _ => false,
+    };
+    if save_first && !server.loading.load(Ordering::SeqCst) {
+        let meta = Rc::new(crate::server::client::ClientMeta::new(
+            super::AUTO_REWRITE_CLIENT_ID,
+            String::new(),
+            String::new(),
+            -1,
+        ));
+        let client = Client::new(shard.clone(), meta);
+        if final_save(&client).await.is_err() && mode != "force" {
+            warn!("SIGTERM received but errors trying to shut down the server, check the logs for more information");
+            return;
+        }
+    }
+    let pidfile = server.config(|c| c.str("pidfile").to_string());
+    crate::server::signals::shutdown(&pidfile)
 }
 
 /// Whether `server` has save points.

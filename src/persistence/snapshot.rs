@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::server::client::Client;
@@ -18,8 +18,18 @@ use crate::storage::snapshot::{Format, Snapshot};
 /// every part was, and the shards' dirty counters summed at the cut.
 pub type Done = Box<dyn FnOnce(&Arc<Shared>, &[PathBuf], bool, u64) + Send>;
 
+/// How far an image is (INFO's current_save_keys_*, current_cow_size).
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub keys_total: AtomicU64,
+    pub keys_done: AtomicU64,
+    /// Bytes serialized ahead of the cursor because writes came.
+    pub copied: AtomicU64,
+}
+
 /// An image's progress across shards.
 struct Job {
+    progress: Arc<Progress>,
     /// Parts still being written, plus one while `start` runs.
     left: AtomicUsize,
     dirty: std::sync::atomic::AtomicU64,
@@ -38,9 +48,11 @@ pub async fn start(
     format: Format,
     parts: Vec<PathBuf>,
     aborted: fn(&Shared) -> bool,
+    progress: Arc<Progress>,
     done: Done,
 ) {
     let job = Arc::new(Job {
+        progress,
         left: AtomicUsize::new(parts.len() + 1),
         dirty: Default::default(),
         failed: AtomicBool::new(false),
@@ -55,6 +67,8 @@ pub async fn start(
                 let mut ks = sh.ks.borrow_mut();
                 ks.snapshot = Some(Box::new(Snapshot::new(sh.id, sh.count, format)));
                 job.dirty.fetch_add(ks.dirty, Ordering::SeqCst);
+                let keys: usize = ks.dbs.iter().map(|d| d.len()).sum();
+                job.progress.keys_total.fetch_add(keys as u64, Ordering::Relaxed);
             }
             crate::server::poller::spawn(write_part(sh.clone(), part, job)).detach();
         })
@@ -97,6 +111,8 @@ async fn write_part(shard: Rc<Shard>, part: PathBuf, job: Arc<Job>) {
             let done = snap.finished(databases);
             let chunk = std::mem::take(&mut snap.out);
             let keys = snap.keys - before;
+            job.progress.keys_done.fetch_add(keys, Ordering::Relaxed);
+            job.progress.copied.fetch_add(std::mem::take(&mut snap.copied), Ordering::Relaxed);
             if done {
                 *snapshot = None;
             }

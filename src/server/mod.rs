@@ -258,6 +258,11 @@ async fn cron(shard: Rc<Shard>) {
             continue;
         }
         let now = shard.tick();
+        if shard.id == 0
+            && let Some(directive) = signals::take()
+        {
+            crate::persistence::rdb::signalled_shutdown(&shard, directive).await;
+        }
         let loading = shard.server.loading.load(std::sync::atomic::Ordering::Relaxed);
         // A paused server expires and evicts nothing (the dataset holds
         // still for whoever paused it).

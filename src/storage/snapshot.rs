@@ -53,6 +53,9 @@ pub struct Snapshot {
     /// The database the output last selected.
     selected: Option<usize>,
     pub keys: u64,
+    /// Bytes serialized early because a write was about to change them
+    /// (what a forked child's copy-on-write would have copied).
+    pub copied: u64,
 }
 
 impl Snapshot {
@@ -67,6 +70,7 @@ impl Snapshot {
             out: Vec::new(),
             selected: None,
             keys: 0,
+            copied: 0,
         }
     }
 
@@ -89,7 +93,9 @@ impl Snapshot {
             return;
         }
         if let Some((value, ttl)) = dbs[db].live_value(key, now_ms) {
+            let before = self.out.len();
             self.write_key(db, key, value, ttl);
+            self.copied += (self.out.len() - before) as u64;
         }
         self.done.entry((db, slot)).or_default().insert(Key::from(key));
     }
