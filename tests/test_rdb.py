@@ -73,6 +73,14 @@ def fill(c):
         c.xadd("stream:big", {"field": i, "other": "x" * (i % 7)} if i % 3 else {"odd": i})
 
 
+def reply(c, cmd):
+    """A command's reply, or its error as ("error", text)."""
+    try:
+        return c.execute_command(*cmd)
+    except redis.ResponseError as e:
+        return ("error", str(e))
+
+
 def digest(c, key):
     return c.execute_command("DEBUG", "DIGEST-VALUE", key)[0]
 
@@ -140,13 +148,7 @@ def test_restore_options_and_errors_match_redis(percore, reference):
         ["RESTORE", "t", "5000", payload],
     ]
     for cmd in cases:
-        got = []
-        for c in (p, r):
-            try:
-                got.append(c.execute_command(*cmd))
-            except redis.ResponseError as e:
-                got.append(("error", str(e)))
-        assert got[0] == got[1], cmd[:3]
+        assert reply(p, cmd) == reply(r, cmd), cmd[:3]
     assert 4000 < p.pttl("t") <= 5000
     p.restore("idle", 0, payload, idletime=1000)
     assert p.object("idletime", "idle") >= 1000
@@ -484,13 +486,7 @@ def test_function_dump_restore_match_redis(percore, reference):
         ["FCALL", "f2", "0"],
     ]
     for cmd in cases:
-        got = []
-        for c in (p, r):
-            try:
-                got.append(c.execute_command(*cmd))
-            except redis.ResponseError as e:
-                got.append(("error", str(e)))
-        assert got[0] == got[1], cmd[:3]
+        assert reply(p, cmd) == reply(r, cmd), cmd[:3]
     # A failed restore leaves the libraries as they were.
     p.function_flush()
     p.function_load(LIBRARY)

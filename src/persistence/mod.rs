@@ -30,6 +30,25 @@ pub fn strerror(e: &std::io::Error) -> String {
     }
 }
 
+/// A client of the server's own (the loader, automatic rewrites and
+/// saves), authenticated, on `shard`.
+pub fn own_client(shard: &Rc<Shard>, id: u64) -> Client {
+    let meta = Rc::new(ClientMeta::new(id, String::new(), String::new(), -1));
+    let mut client = Client::new(shard.clone(), meta);
+    client.authenticated = true;
+    client
+}
+
+/// Empties every database of every shard (before a reload).
+pub async fn empty_all(shard: &Rc<Shard>) {
+    shard
+        .broadcast(|sh| {
+            let now = sh.now();
+            sh.ks.borrow_mut().dbs.iter_mut().for_each(|d| d.clear(now));
+        })
+        .await;
+}
+
 /// What startup found on disk for `appendonly yes`.
 pub struct Startup {
     pub settings: Settings,
@@ -78,9 +97,7 @@ pub async fn load(shard: &Rc<Shard>, startup: &Startup) -> Result<(), AofError> 
     if startup.total == 0 {
         return Ok(());
     }
-    let meta = Rc::new(ClientMeta::new(AOF_CLIENT_ID, String::new(), String::new(), -1));
-    let mut client = Client::new(shard.clone(), meta);
-    client.authenticated = true;
+    let mut client = own_client(shard, AOF_CLIENT_ID);
     let (mut out, mut batch) = (Vec::new(), Batch::default());
     let started = Instant::now();
     let mut commands = 0u64;
@@ -369,8 +386,7 @@ pub fn auto_rewrite(shard: &Rc<Shard>) {
 
 /// A rewrite the server starts by itself.
 fn start_rewrite(shard: &Rc<Shard>) {
-    let meta = Rc::new(ClientMeta::new(AUTO_REWRITE_CLIENT_ID, String::new(), String::new(), -1));
-    let client = Client::new(shard.clone(), meta);
+    let client = own_client(shard, AUTO_REWRITE_CLIENT_ID);
     crate::server::poller::spawn(async move {
         if let Err(e) = rewrite(&client).await {
             tracing::warn!("Automatic AOF rewrite not started: {e}");
@@ -501,13 +517,7 @@ pub async fn reload(client: &Client) -> Result<(), String> {
     server.loading.store(true, Ordering::SeqCst);
     // Replayed commands are in the file already: nothing is journalled.
     server.journal.pause(true);
-    client
-        .shard
-        .broadcast(|sh| {
-            let now = sh.now();
-            sh.ks.borrow_mut().dbs.iter_mut().for_each(|d| d.clear(now));
-        })
-        .await;
+    empty_all(&client.shard).await;
     let startup = Startup { settings, manifest, files, total };
     let result = load(&client.shard, &startup).await.map_err(|e| e.to_string());
     server.journal.pause(false);

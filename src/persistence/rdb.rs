@@ -342,9 +342,7 @@ fn log_aux(key: &[u8], value: &[u8]) {
 
 /// A FUNCTION library of the file, loaded as FUNCTION LOAD REPLACE would.
 async fn load_function(shard: &Rc<Shard>, code: &[u8]) -> Result<(), LoadError> {
-    let meta = Rc::new(crate::server::client::ClientMeta::new(super::AOF_CLIENT_ID, String::new(), String::new(), -1));
-    let mut client = Client::new(shard.clone(), meta);
-    client.authenticated = true;
+    let mut client = super::own_client(shard, super::AOF_CLIENT_ID);
     let (mut out, mut batch) = (Vec::new(), crate::server::dispatch::Batch::default());
     let mut args = crate::command::OwnedArgs::default();
     [&b"FUNCTION"[..], b"LOAD", b"REPLACE", code].iter().for_each(|a| args.push(a));
@@ -409,13 +407,7 @@ pub fn cron(shard: &Rc<Shard>, dirty: u64) {
     if let Some((secs, n)) = reached {
         info!("{n} changes in {secs} seconds. Saving...");
     }
-    let meta = Rc::new(crate::server::client::ClientMeta::new(
-        super::AUTO_REWRITE_CLIENT_ID,
-        String::new(),
-        String::new(),
-        -1,
-    ));
-    let client = Client::new(shard.clone(), meta);
+    let client = super::own_client(shard, super::AUTO_REWRITE_CLIENT_ID);
     crate::server::poller::spawn(async move {
         if let Err(e) = save(&client, false).await {
             warn!("Background saving not started: {e}");
@@ -458,13 +450,7 @@ pub async fn reload(client: &Client, save_first: bool, flush: bool, replace: boo
     let path = PathBuf::from(server.config(|c| c.str("dbfilename").to_string()));
     server.loading.store(true, Ordering::SeqCst);
     if flush {
-        client
-            .shard
-            .broadcast(|sh| {
-                let now = sh.now();
-                sh.ks.borrow_mut().dbs.iter_mut().for_each(|d| d.clear(now));
-            })
-            .await;
+        super::empty_all(&client.shard).await;
     }
     let result = load_into(&client.shard, &path, replace).await;
     super::finish_loading(&client.shard).await;
@@ -515,13 +501,7 @@ pub async fn signalled_shutdown(shard: &Rc<Shard>, directive: &str) {
         _ => false,
     };
     if save_first && !server.loading.load(Ordering::SeqCst) {
-        let meta = Rc::new(crate::server::client::ClientMeta::new(
-            super::AUTO_REWRITE_CLIENT_ID,
-            String::new(),
-            String::new(),
-            -1,
-        ));
-        let client = Client::new(shard.clone(), meta);
+        let client = super::own_client(shard, super::AUTO_REWRITE_CLIENT_ID);
         if final_save(&client).await.is_err() && mode != "force" {
             warn!("SIGTERM received but errors trying to shut down the server, check the logs for more information");
             return;
