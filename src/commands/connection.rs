@@ -10,9 +10,7 @@ use crate::command::{
 use crate::protocol::{CmdError, CmdResult, Proto, Reply};
 use crate::server::client::{Client, ReplyMode};
 
-/// The Redis version percore answers as (the reference it is tested
-/// against).
-pub const REDIS_VERSION: &str = "7.0.15";
+pub use crate::server::REDIS_VERSION;
 
 fn ping(client: &mut Client, args: Args) -> CmdResult {
     if args.len() > 2 {

@@ -20,9 +20,6 @@ use crate::server::client::Client;
 use crate::server::shard::Shard;
 use crate::server::shared::{Shared, now_ms};
 
-/// Redis's version, as the AUX field of files percore writes says.
-const REDIS_VER: &str = "7.0.15";
-
 /// INFO persistence's rdb_* figures and the state of a save.
 #[derive(Debug)]
 pub struct Status {
@@ -92,7 +89,7 @@ pub enum LoadError {
 /// libraries.
 fn header(server: &Shared) -> Vec<u8> {
     let mut out = format!("REDIS{:04}", crate::rdb::VERSION).into_bytes();
-    write::aux(&mut out, "redis-ver", REDIS_VER.as_bytes());
+    write::aux(&mut out, "redis-ver", crate::server::REDIS_VERSION.as_bytes());
     write::aux(&mut out, "redis-bits", b"64");
     write::aux(&mut out, "ctime", (now_ms() / 1000).to_string().as_bytes());
     let used = server.used_memory.load(Ordering::Relaxed);
@@ -106,11 +103,11 @@ fn header(server: &Shared) -> Vec<u8> {
     out
 }
 
-/// Joins header, parts and the checksummed footer into `path`, through a
-/// temporary file that is fsynced and renamed.
 /// `rdb-save-incremental-fsync`: fsync every this many bytes written.
 const INCREMENTAL_FSYNC: usize = 32 << 20;
 
+/// Joins header, parts and the checksummed footer into `path`, through a
+/// temporary file that is fsynced and renamed.
 fn assemble(header: &[u8], parts: &[PathBuf], path: &Path, checksum: bool, incremental: bool) -> std::io::Result<()> {
     use std::io::{Read, Write};
     let temp = PathBuf::from(format!("temp-{}.rdb", std::process::id()));
@@ -385,21 +382,27 @@ fn save_points(config: &str) -> Vec<(i64, u64)> {
 }
 
 /// From the cron: a BGSAVE when a save point is reached (Redis's
-/// serverCron), or when one waited for an AOF rewrite to end. After a
-/// failed save, points wait 5 seconds before trying again.
-pub fn cron(shard: &Rc<Shard>, dirty: u64) {
+/// serverCron), or when one waited for an AOF rewrite or FLUSHALL to end.
+/// After a failed save, points wait 5 seconds before trying again. The
+/// shards' dirty counters are gathered only once a point's time is up.
+pub async fn cron(shard: &Rc<Shard>) {
     let server = &shard.server;
     let status = &server.rdb;
     if status.saving.load(Ordering::Relaxed) || server.aof.rewriting.load(Ordering::Relaxed) {
         return;
     }
     let now = now_ms();
-    let changes = changes_since_save(server, dirty);
     let since = now / 1000 - status.last_save.load(Ordering::Relaxed);
     let retry_ok =
         status.last_ok.load(Ordering::Relaxed) || now - status.last_failure_ms.load(Ordering::Relaxed) > 5000;
     let points = server.config(|c| save_points(c.str("save")));
-    let reached = points.iter().find(|&&(secs, n)| changes >= n && since >= secs && retry_ok);
+    let due: Vec<(i64, u64)> = points.into_iter().filter(|&(secs, _)| since >= secs && retry_ok).collect();
+    let mut reached = None;
+    if !due.is_empty() {
+        let dirty: u64 = shard.broadcast(|sh| sh.ks.borrow().dirty).await.into_iter().sum();
+        let changes = changes_since_save(server, dirty);
+        reached = due.into_iter().find(|&(_, n)| changes >= n);
+    }
     let scheduled = status.scheduled.swap(false, Ordering::SeqCst);
     if reached.is_none() && !scheduled {
         return;

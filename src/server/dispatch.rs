@@ -468,7 +468,8 @@ async fn gate(client: &Client, spec: &Spec, args: Args<'_>) -> Result<(), CmdErr
     if out_of_memory && flags & command::DENYOOM != 0 {
         return Err(CmdError::Raw(OOM.into()));
     }
-    if (flags & WRITE != 0 || spec.name == "ping") && !replaying && crate::persistence::rdb::writes_refused(server) {
+    // The atomic check first: this runs for every command.
+    if !replaying && crate::persistence::rdb::writes_refused(server) && (flags & WRITE != 0 || spec.name == "ping") {
         return Err(CmdError::Raw(crate::persistence::rdb::MISCONF.into()));
     }
     // No replication yet: a master has no good replicas at all.

@@ -49,6 +49,10 @@ pub enum StartError {
     Rdb(#[from] crate::persistence::rdb::LoadError),
 }
 
+/// The Redis version percore answers as (INFO, HELLO, RDB files): the
+/// reference it is tested against.
+pub const REDIS_VERSION: &str = "7.0.15";
+
 /// What startup loads: the AOF when it is on, else the RDB file.
 enum Load {
     Aof(crate::persistence::Startup),
@@ -145,7 +149,7 @@ pub fn run(config: Config, commands: &'static Table<Client>) -> Result<(), Start
         shared.loading.store(true, std::sync::atomic::Ordering::SeqCst);
     }
     let (loaded_tx, loaded_rx) = std::sync::mpsc::channel::<Result<(), StartError>>();
-    let mut aof = Some((load, loaded_tx));
+    let mut pending_load = Some((load, loaded_tx));
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let (mailboxes, inboxes): (Vec<Mailbox>, Vec<_>) = (0..shards).map(|_| Mailbox::new()).unzip();
     let mailboxes: Arc<[Mailbox]> = mailboxes.into();
@@ -161,7 +165,7 @@ pub fn run(config: Config, commands: &'static Table<Client>) -> Result<(), Start
         let ready = ready_tx.clone();
         // Shard 0 loads: it replays the AOF through dispatch like any
         // client, or reads the RDB and sends each key to its owner.
-        let load = if i == 0 { aof.take() } else { None };
+        let load = if i == 0 { pending_load.take() } else { None };
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("percore-shard-{i}"))
             .spawn(move || async move {
@@ -294,13 +298,7 @@ async fn cron(shard: Rc<Shard>) {
         }
         if shard.id == 0 && !loading {
             crate::persistence::auto_rewrite(&shard);
-            let server = &shard.server;
-            if crate::persistence::rdb::has_save_points(server)
-                || server.rdb.scheduled.load(std::sync::atomic::Ordering::Relaxed)
-            {
-                let dirty: u64 = shard.broadcast(|sh| sh.ks.borrow().dirty).await.into_iter().sum();
-                crate::persistence::rdb::cron(&shard, dirty);
-            }
+            crate::persistence::rdb::cron(&shard).await;
             if last_rates.elapsed() >= stats::METRIC_PERIOD {
                 last_rates = std::time::Instant::now();
                 let totals = shard
