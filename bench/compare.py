@@ -78,8 +78,6 @@ def start(kind, server_cpu, binary, aof):
     if aof != "off":
         # The same AOF settings on both, in a directory of their own.
         argv += ["--appendonly", "yes", "--appendfsync", aof, "--dir", tempfile.mkdtemp(prefix=f"bench-{kind}-")]
-        if kind == "redis":
-            argv += ["--aof-use-rdb-preamble", "no"]
     proc = subprocess.Popen(["taskset", "-c", str(server_cpu), *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_ready(port, proc)
     return port, proc

@@ -102,14 +102,12 @@ static DIRECTIVES: &[Directive] = &[
     n("lazyfree-lazy-user-flush", "no", Kind::Bool, true),
     n("repl-disable-tcp-nodelay", "no", Kind::Bool, true),
     n("repl-diskless-sync", "yes", Kind::Bool, true),
-    n("aof-rewrite-incremental-fsync", "yes", Kind::Bool, true),
+    d("aof-rewrite-incremental-fsync", "yes", Kind::Bool, true),
     n("no-appendfsync-on-rewrite", "no", Kind::Bool, true),
     n("cluster-require-full-coverage", "yes", Kind::Bool, true),
     d("rdb-save-incremental-fsync", "yes", Kind::Bool, true),
     d("aof-load-truncated", "yes", Kind::Bool, true),
-    // The RDB preamble comes with RDB support: until then the base is
-    // written in command form.
-    n("aof-use-rdb-preamble", "no", Kind::Bool, true),
+    d("aof-use-rdb-preamble", "yes", Kind::Bool, true),
     d("aof-timestamp-enabled", "no", Kind::Bool, true),
     n("cluster-replica-no-failover", "no", Kind::Bool, true),
     n("replica-lazy-flush", "no", Kind::Bool, true),

@@ -1,18 +1,18 @@
 //! The append-only file, in Redis 7's multi-part layout: a directory
 //! (`appenddirname`) holding a manifest, one base file and incremental
-//! files. The base is written in command form (`aof-use-rdb-preamble no`;
-//! the RDB preamble comes with RDB support). The incremental file is the
-//! journal, appended by a writer thread so no shard waits on the disk
-//! under everysec and no; with `appendfsync always` a client's replies
-//! wait until its writes are fsynced, one fsync covering every write that
-//! reached the journal meanwhile, on every shard (run by the shard about
-//! to sleep with clients waiting, as Redis does before it sleeps).
+//! files. The base is an RDB (`aof-use-rdb-preamble yes`) or commands.
+//! The incremental file is the journal, appended by a writer thread so no
+//! shard waits on the disk under everysec and no; with `appendfsync
+//! always` a client's replies wait until its writes are fsynced, one
+//! fsync covering every write that reached the journal meanwhile, on every
+//! shard (run by the shard about to sleep with clients waiting, as Redis
+//! does before it sleeps).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -41,10 +41,8 @@ pub enum AofError {
     TruncatedNotLast,
     #[error("Unknown command '{command}' reading the append only file {file}")]
     UnknownCommand { command: String, file: String },
-    #[error(
-        "The AOF file {0} starts with an RDB preamble; percore does not read RDB yet (aof-use-rdb-preamble no writes one it can load)"
-    )]
-    RdbPreamble(String),
+    #[error("Error reading the RDB {what} {file}, AOF loading aborted: {source}")]
+    Rdb { what: &'static str, file: String, source: crate::persistence::rdb::LoadError },
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> AofError + 'a {
@@ -292,9 +290,6 @@ impl Reader {
                     .map_err(io("Unrecoverable error reading the append only file", path))?,
             )
         };
-        if map.as_ref().is_some_and(|m| m.starts_with(b"REDIS")) {
-            return Err(AofError::RdbPreamble(name));
-        }
         let parser = crate::protocol::resp::Parser::default();
         Ok(Reader { path: path.to_path_buf(), name, map, parser, at: 0, valid: 0, multi: false, ended: false })
     }
@@ -302,6 +297,18 @@ impl Reader {
     /// The file's name, as messages give it.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The whole file when it starts as an RDB (a base written with
+    /// aof-use-rdb-preamble, or an old-style AOF with an RDB preamble).
+    pub fn rdb(&self) -> Option<&[u8]> {
+        self.map.as_deref().filter(|m| m.starts_with(b"REDIS"))
+    }
+
+    /// Commands start at `offset` (where the RDB ended).
+    pub fn skip_to(&mut self, offset: usize) {
+        self.at = offset;
+        self.valid = offset;
     }
 
     /// The next command; None at the end of the file (complete or not).
@@ -394,17 +401,28 @@ pub struct Status {
     /// incremental file, later ones to this new one.
     switch: std::sync::Mutex<Option<(u64, File)>>,
     pub rewriting: AtomicBool,
+    /// When the running rewrite started (ms).
+    pub rewrite_started_ms: AtomicI64,
     /// A rewrite waits for the RDB save running (BGREWRITEAOF during
     /// BGSAVE).
     pub scheduled: AtomicBool,
+    /// `appendonly yes` came during a save: the AOF starts with the
+    /// scheduled rewrite (Redis's AOF_WAIT_REWRITE); writes until then
+    /// are not in it.
+    pub enable_scheduled: AtomicBool,
     /// The running rewrite is to stop (the AOF was turned off).
     pub abort: AtomicBool,
     /// The AOF was turned off: the writer finishes and ends.
     pub stop: AtomicBool,
+    /// Rewrites started.
     pub rewrites: AtomicU64,
-    pub last_rewrite_ok: AtomicBool,
-    /// Seconds the last rewrite took; -1 before any.
-    pub last_rewrite_secs: std::sync::atomic::AtomicI64,
+    pub last_rewrite_failed: AtomicBool,
+    pub consecutive_failures: AtomicU64,
+    /// Automatic rewrites after repeated failures: the minutes of the
+    /// last delay and when the next may start (ms).
+    limit: std::sync::Mutex<(i64, i64)>,
+    /// Seconds the last rewrite took.
+    pub last_rewrite_secs: Seconds,
     /// DEBUG AOF-FLUSH-SLEEP: microseconds the writer waits before each
     /// write (tests use it to catch replies that do not wait for it).
     pub flush_sleep_us: AtomicU64,
@@ -412,7 +430,45 @@ pub struct Status {
     active: std::sync::Mutex<Option<Arc<std::sync::Mutex<Writer>>>>,
 }
 
+/// A duration in seconds that is -1 until there is one.
+#[derive(Debug)]
+pub struct Seconds(pub AtomicI64);
+
+impl Default for Seconds {
+    fn default() -> Seconds {
+        Seconds(AtomicI64::new(-1))
+    }
+}
+
+/// Consecutive failed rewrites after which automatic ones wait (Redis's
+/// AOF_REWRITE_LIMITE_THRESHOLD), and the longest wait.
+const FAILURES_BEFORE_LIMIT: u64 = 3;
+const LIMIT_MAX_MINUTES: i64 = 60;
+
 impl Status {
+    /// Whether automatic rewrites wait after repeated failures: a minute
+    /// after the third, doubling each time up to an hour (Redis's
+    /// aofRewriteLimited).
+    pub fn rewrite_limited(&self, now_ms: i64) -> bool {
+        let mut limit = self.limit.lock().unwrap_or_else(|p| p.into_inner());
+        if self.consecutive_failures.load(Ordering::SeqCst) < FAILURES_BEFORE_LIMIT {
+            *limit = (0, 0);
+            return false;
+        }
+        let (minutes, next) = *limit;
+        if next != 0 {
+            if now_ms < next {
+                return true;
+            }
+            limit.1 = 0;
+            return false;
+        }
+        let minutes = if minutes == 0 { 1 } else { (minutes * 2).min(LIMIT_MAX_MINUTES) };
+        *limit = (minutes, now_ms + minutes * 60_000);
+        warn!("Background AOF rewrite has repeatedly failed and triggered the limit, will retry in {minutes} minutes");
+        true
+    }
+
     /// Makes `writer` the one shards run rounds of.
     pub fn adopt(&self, writer: Arc<std::sync::Mutex<Writer>>) {
         *self.active.lock().unwrap_or_else(|p| p.into_inner()) = Some(writer);
@@ -684,6 +740,25 @@ mod tests {
         let m = Manifest::parse("seq 3 type i file \"a b.aof\"\n").unwrap();
         assert_eq!(m.incr[0].name, "a b.aof");
         assert_eq!(m.format(), "file \"a b.aof\" seq 3 type i\n");
+    }
+
+    #[test]
+    fn repeated_failures_delay_automatic_rewrites_longer_each_time() {
+        let status = Status::default();
+        status.consecutive_failures.store(2, Ordering::SeqCst);
+        assert!(!status.rewrite_limited(0));
+        status.consecutive_failures.store(3, Ordering::SeqCst);
+        assert!(status.rewrite_limited(0), "the third failure starts a minute's wait");
+        assert!(status.rewrite_limited(59_999));
+        assert!(!status.rewrite_limited(60_000), "one try once the minute is over");
+        assert!(status.rewrite_limited(60_001), "then two minutes");
+        assert!(status.rewrite_limited(180_000));
+        assert!(!status.rewrite_limited(180_001));
+        status.consecutive_failures.store(0, Ordering::SeqCst);
+        assert!(!status.rewrite_limited(180_002), "a success ends the limit");
+        status.consecutive_failures.store(3, Ordering::SeqCst);
+        assert!(status.rewrite_limited(180_003));
+        assert!(!status.rewrite_limited(240_003), "back to a minute after a success");
     }
 
     #[test]

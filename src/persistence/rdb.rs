@@ -86,15 +86,15 @@ pub enum LoadError {
 }
 
 /// The start of every file: magic, version, AUX fields, FUNCTION
-/// libraries.
-fn header(server: &Shared) -> Vec<u8> {
+/// libraries. `aof_base`: the file is an AOF's base (aof-use-rdb-preamble).
+pub fn header(server: &Shared, aof_base: bool) -> Vec<u8> {
     let mut out = format!("REDIS{:04}", crate::rdb::VERSION).into_bytes();
     write::aux(&mut out, "redis-ver", crate::server::REDIS_VERSION.as_bytes());
     write::aux(&mut out, "redis-bits", b"64");
     write::aux(&mut out, "ctime", (now_ms() / 1000).to_string().as_bytes());
     let used = server.used_memory.load(Ordering::Relaxed);
     write::aux(&mut out, "used-mem", used.to_string().as_bytes());
-    write::aux(&mut out, "aof-base", b"0");
+    write::aux(&mut out, "aof-base", if aof_base { b"1" } else { b"0" });
     if let Ok(libraries) = server.libraries.read() {
         for lib in libraries.libs.values() {
             write::function(&mut out, &lib.code, server.hot.rdb_options());
@@ -103,46 +103,13 @@ fn header(server: &Shared) -> Vec<u8> {
     out
 }
 
-/// `rdb-save-incremental-fsync`: fsync every this many bytes written.
-const INCREMENTAL_FSYNC: usize = 32 << 20;
-
 /// Joins header, parts and the checksummed footer into `path`, through a
 /// temporary file that is fsynced and renamed.
 fn assemble(header: &[u8], parts: &[PathBuf], path: &Path, checksum: bool, incremental: bool) -> std::io::Result<()> {
-    use std::io::{Read, Write};
     let temp = PathBuf::from(format!("temp-{}.rdb", std::process::id()));
-    let result = (|| {
-        let file = std::fs::File::create(&temp)?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        let mut crc = crate::rdb::CRC64.digest();
-        out.write_all(header)?;
-        crc.update(header);
-        let mut buf = vec![0u8; 1 << 20];
-        let mut unsynced = 0;
-        for part in parts {
-            let mut f = std::fs::File::open(part)?;
-            loop {
-                let n = f.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                out.write_all(&buf[..n])?;
-                crc.update(&buf[..n]);
-                unsynced += n;
-                if incremental && unsynced >= INCREMENTAL_FSYNC {
-                    out.flush()?;
-                    out.get_ref().sync_data()?;
-                    unsynced = 0;
-                }
-            }
-        }
-        out.write_all(&[crate::rdb::OP_EOF])?;
-        crc.update(&[crate::rdb::OP_EOF]);
-        let sum = if checksum { crc.finalize() } else { 0 };
-        out.write_all(&sum.to_le_bytes())?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
+    let result = std::fs::File::create(&temp)
+        .and_then(|file| super::snapshot::join(file, header, parts, Some(checksum), incremental))
+        .and_then(|()| std::fs::rename(&temp, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
@@ -166,7 +133,7 @@ pub async fn save(client: &Client, wait: bool) -> Result<(), String> {
         (PathBuf::from(c.str("dbfilename")), yes("rdbchecksum"), yes("rdb-save-incremental-fsync"))
     });
     let ex = crate::server::transaction::Exclusive::begin(client).await;
-    let header = header(&server);
+    let header = header(&server, false);
     let parts: Vec<PathBuf> =
         (0..client.shard.count).map(|s| PathBuf::from(format!("temp-{}-{s}.rdb.part", std::process::id()))).collect();
     let (tx, rx) = futures::channel::oneshot::channel::<Result<(), String>>();
@@ -241,13 +208,25 @@ const BATCH: usize = 512;
 type Loaded = (usize, crate::storage::Key, crate::storage::Value, i64, Option<u64>);
 
 /// Loads `path` into the shards (which the caller emptied, unless it
-/// merges): the keys loaded, None when there is no such file. Keys already expired are
-/// not loaded. Progress goes to the log, as Redis's loading does.
+/// merges): the keys loaded, None when there is no such file. Keys
+/// already expired are not loaded. Progress goes to the log, as Redis's
+/// loading does.
 pub async fn load(shard: &Rc<Shard>, path: &Path) -> Result<Option<u64>, LoadError> {
-    load_into(shard, path, false).await
+    load_into(shard, path, Load::default()).await
 }
 
-async fn load_into(shard: &Rc<Shard>, path: &Path, replace: bool) -> Result<Option<u64>, LoadError> {
+/// How a load treats keys it finds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Load {
+    /// A key already there is replaced (DEBUG RELOAD MERGE), else it is
+    /// an error.
+    pub replace: bool,
+    /// Keys already expired are loaded too (an AOF's base: the commands
+    /// after it were written while they still existed).
+    pub keep_expired: bool,
+}
+
+async fn load_into(shard: &Rc<Shard>, path: &Path, how: Load) -> Result<Option<u64>, LoadError> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -256,11 +235,19 @@ async fn load_into(shard: &Rc<Shard>, path: &Path, replace: bool) -> Result<Opti
     // SAFETY: the map is read only, and the file is one percore or Redis
     // replaced by rename (never written in place) while it is mapped.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| LoadError::Io(super::strerror(&e)))?;
+    let started = Instant::now();
+    let (keys, _) = load_data(shard, &map, how).await?;
+    info!("DB loaded from disk: {:.3} seconds", started.elapsed().as_secs_f64());
+    Ok(Some(keys))
+}
+
+/// Loads the RDB at the start of `data`: the keys loaded and where the
+/// RDB ends (an old-style AOF's commands follow it).
+pub async fn load_data(shard: &Rc<Shard>, data: &[u8], how: Load) -> Result<(u64, usize), LoadError> {
     let server = shard.server.clone();
     let (limits, checksum) = (Limits::from_hot(&server.hot), server.config(|c| c.str("rdbchecksum") == "yes"));
     let databases = shard.ks.borrow().dbs.len();
-    let started = Instant::now();
-    let mut rdb = File::open(&map, checksum)?;
+    let mut rdb = File::open(data, checksum)?;
     let mut keys = 0u64;
     server.rdb.loaded_expired.store(0, Ordering::Relaxed);
     let (key_delay_us, events_every) =
@@ -277,7 +264,7 @@ async fn load_into(shard: &Rc<Shard>, path: &Path, replace: bool) -> Result<Opti
                 if db >= databases {
                     return Err(LoadError::Databases(databases));
                 }
-                if expire_at.is_some_and(|at| at <= now) {
+                if !how.keep_expired && expire_at.is_some_and(|at| at <= now) {
                     server.rdb.loaded_expired.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
@@ -285,7 +272,7 @@ async fn load_into(shard: &Rc<Shard>, path: &Path, replace: bool) -> Result<Opti
                 let owner = shard.owner(&key);
                 batches[owner].push((db, crate::storage::Key::from(&key[..]), value, expire_at.unwrap_or(0), idle));
                 if batches[owner].len() >= BATCH {
-                    ship(shard, owner, std::mem::take(&mut batches[owner]), replace).await?;
+                    ship(shard, owner, std::mem::take(&mut batches[owner]), how.replace).await?;
                 }
                 // key-load-delay (µs per key; DEBUG's way to slow a load).
                 if key_delay_us > 0 {
@@ -303,13 +290,13 @@ async fn load_into(shard: &Rc<Shard>, path: &Path, replace: bool) -> Result<Opti
                 }
                 if last_report.elapsed().as_secs() >= 2 {
                     last_report = Instant::now();
-                    info!("Loading RDB: {} of {} bytes ({} keys)", rdb.offset(), map.len(), keys);
+                    info!("Loading RDB: {} of {} bytes ({} keys)", rdb.offset(), data.len(), keys);
                 }
             }
         }
     }
     for (owner, batch) in batches.into_iter().enumerate() {
-        ship(shard, owner, batch, replace).await?;
+        ship(shard, owner, batch, how.replace).await?;
     }
     server.rdb.loaded_keys.store(keys, Ordering::Relaxed);
     info!(
@@ -317,8 +304,7 @@ async fn load_into(shard: &Rc<Shard>, path: &Path, replace: bool) -> Result<Opti
         keys,
         server.rdb.loaded_expired.load(Ordering::Relaxed)
     );
-    info!("DB loaded from disk: {:.3} seconds", started.elapsed().as_secs_f64());
-    Ok(Some(keys))
+    Ok((keys, rdb.offset()))
 }
 
 fn log_aux(key: &[u8], value: &[u8]) {
@@ -455,7 +441,7 @@ pub async fn reload(client: &Client, save_first: bool, flush: bool, replace: boo
     if flush {
         super::empty_all(&client.shard).await;
     }
-    let result = load_into(&client.shard, &path, replace).await;
+    let result = load_into(&client.shard, &path, Load { replace, keep_expired: false }).await;
     super::finish_loading(&client.shard).await;
     match result {
         Ok(Some(_)) => {

@@ -72,6 +72,9 @@ pub struct Shared {
     pub journal: crate::journal::Journal,
     pub aof: std::sync::Arc<crate::persistence::aof::Status>,
     pub rdb: crate::persistence::rdb::Status,
+    /// Point-in-time images started (saves, rewrites): INFO's total_forks,
+    /// what they stand in for.
+    pub images: AtomicU64,
     /// The dataset is being loaded: clients get -LOADING.
     pub loading: AtomicBool,
     /// Per shard: some client there waits for the journal to be durable.
@@ -130,6 +133,7 @@ impl Shared {
             journal: crate::journal::Journal::new(shards),
             aof: Default::default(),
             rdb: crate::persistence::rdb::Status::new(now_ms() / 1000),
+            images: AtomicU64::new(0),
             loading: AtomicBool::new(false),
             durable_wanted: (0..shards).map(|_| AtomicBool::new(false)).collect(),
             monitors: (0..shards).map(|_| AtomicUsize::new(0)).collect(),
