@@ -89,10 +89,6 @@ pub struct Journal {
     durable: AtomicU64,
     /// The highest stamp a client waits to see durable.
     wanted: AtomicU64,
-    /// Whether an append wakes the consumer. Under appendfsync always it
-    /// does not: the clients' waits do, once their whole round appended,
-    /// so one fsync covers the round instead of its first record.
-    wake_on_append: AtomicBool,
 }
 
 impl std::fmt::Debug for Journal {
@@ -117,7 +113,6 @@ impl Journal {
             sleeping: AtomicBool::new(false),
             durable: AtomicU64::new(0),
             wanted: AtomicU64::new(0),
-            wake_on_append: AtomicBool::new(true),
         }
     }
 
@@ -157,9 +152,6 @@ impl Journal {
         log.last = stamp;
         log.records.push(Record { stamp, ops });
         drop(log);
-        if self.wake_on_append.load(Ordering::Relaxed) {
-            self.wake_consumer();
-        }
         stamp
     }
 
@@ -184,24 +176,20 @@ impl Journal {
         }
     }
 
-    /// Whether appends wake the consumer (see `wake_on_append`).
-    pub fn set_wake_on_append(&self, on: bool) {
-        self.wake_on_append.store(on, Ordering::Relaxed);
-    }
-
     /// A new consumer starts from nothing durable.
     pub fn restart(&self) {
         self.durable.store(0, Ordering::SeqCst);
         self.wanted.store(0, Ordering::SeqCst);
     }
 
-    /// Blocks the consumer until a record is appended, a client waits for
-    /// durability, or `timeout` passes.
+    /// Blocks the consumer until a client waits for durability or
+    /// `timeout` passes. Appends do not wake it: the clients' waits do,
+    /// once their whole round appended, so one write covers the round
+    /// instead of its first record.
     pub fn wait(&self, timeout: Duration) {
         let guard = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         self.sleeping.store(true, Ordering::SeqCst);
-        let empty = self.logs.iter().all(|l| lock(l).records.is_empty());
-        if empty && self.wanted.load(Ordering::SeqCst) <= self.durable() {
+        if self.wanted.load(Ordering::SeqCst) <= self.durable() {
             let _ = self.wake.wait_timeout(guard, timeout);
         }
         self.sleeping.store(false, Ordering::SeqCst);

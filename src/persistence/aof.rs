@@ -1,12 +1,14 @@
 //! The append-only file, in Redis 7's multi-part layout: a directory
 //! (`appenddirname`) holding a manifest, one base file and incremental
 //! files. The base is an RDB (`aof-use-rdb-preamble yes`) or commands.
-//! The incremental file is the journal, appended by a writer thread so no
-//! shard waits on the disk under everysec and no; with `appendfsync
-//! always` a client's replies wait until its writes are fsynced, one
-//! fsync covering every write that reached the journal meanwhile, on every
-//! shard (run by the shard about to sleep with clients waiting, as Redis
-//! does before it sleeps).
+//! The incremental file is the journal. A client's replies to writes
+//! wait until the writes are in the file (as Redis writes before it
+//! replies, so a killed process loses nothing acknowledged), and under
+//! `appendfsync always` until they are fsynced: the shard about to sleep
+//! with clients waiting runs the writer's round (as Redis does before it
+//! sleeps), one write and fsync covering every record that reached the
+//! journal meanwhile, on every shard. everysec's fsync runs on the writer
+//! thread, outside the writer's lock, so no shard waits on a slow disk.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -527,9 +529,9 @@ impl Status {
     }
 }
 
-/// How long the writer lets records gather between writes when no client
-/// waits for them (appendfsync everysec and no).
-const BATCH_PAUSE: Duration = Duration::from_millis(1);
+/// How often the writer thread looks for records no client waits on
+/// (expired and evicted keys' DELs) and for everysec's fsync.
+const IDLE_ROUND: Duration = Duration::from_millis(100);
 
 /// The AOF's writer: merges the journal into the newest incremental file.
 /// Its thread runs a round whenever records or waiting clients call for
@@ -592,34 +594,48 @@ impl Writer {
         loop {
             let stopping = server.aof.stop.load(Ordering::SeqCst);
             let mut w = lock();
-            let wrote = w.round(server);
+            w.round(server);
             if stopping {
                 w.finish(server);
                 drop(w);
                 server.aof.retire(&writer);
                 return;
             }
-            let (policy, unsynced) = (w.status.fsync(), w.unsynced);
+            let due = w.everysec_due();
             drop(w);
-            if policy != Fsync::Always && wrote {
-                // No client waits on this file: write in batches (Redis
-                // writes once per event-loop turn), leaving the shards
-                // their cores instead of a write per few records.
-                std::thread::sleep(BATCH_PAUSE);
+            if let Some(Err(e)) = due.map(|file| file.sync_data()) {
+                warn!("Fail to fsync the AOF file: {e}");
+                let mut w = lock();
+                w.status.last_write_ok.store(false, Ordering::Relaxed);
+                w.unsynced = true;
             }
-            let idle = if unsynced { Duration::from_millis(100) } else { Duration::from_secs(1) };
-            server.journal.wait(idle);
+            server.journal.wait(IDLE_ROUND);
         }
+    }
+
+    /// Under everysec, once a second with writes unsynced: a handle to
+    /// fsync without holding the writer (writes made meanwhile count as
+    /// unsynced again).
+    fn everysec_due(&mut self) -> Option<File> {
+        if self.status.fsync() != Fsync::EverySec
+            || !self.unsynced
+            || self.last_fsync.elapsed() < Duration::from_secs(1)
+        {
+            return None;
+        }
+        let file = self.file.try_clone().map_err(|e| warn!("Fail to fsync the AOF file: {e}")).ok()?;
+        self.last_fsync = Instant::now();
+        self.unsynced = false;
+        Some(file)
     }
 
     /// Takes what the journal has in stamp order, writes it, fsyncs as
     /// `appendfsync` says, then tells waiting shards how far the journal
-    /// is durable. Returns whether it wrote records.
-    pub fn round(&mut self, server: &crate::server::shared::Shared) -> bool {
+    /// is durable.
+    pub fn round(&mut self, server: &crate::server::shared::Shared) {
         let journal = &server.journal;
         let merger = self.merger.get_or_insert_with(|| Merger::new(journal));
         let watermark = merger.collect(journal, &mut self.records);
-        let wrote = !self.records.is_empty();
         let switch = self.status.switch().take();
         if let Some((cut, file)) = switch {
             if watermark < cut {
@@ -655,13 +671,7 @@ impl Writer {
             self.unsynced = true;
         }
         let policy = self.status.fsync();
-        journal.set_wake_on_append(policy != Fsync::Always);
-        let sync = match policy {
-            Fsync::Always => self.unsynced,
-            Fsync::EverySec => self.unsynced && self.last_fsync.elapsed() >= Duration::from_secs(1),
-            Fsync::No => false,
-        };
-        if sync {
+        if policy == Fsync::Always && self.unsynced {
             if let Err(e) = self.file.sync_data() {
                 warn!("Fail to fsync the AOF file: {e}");
                 self.status.last_write_ok.store(false, Ordering::Relaxed);
@@ -675,7 +685,6 @@ impl Writer {
             journal.set_durable(watermark);
             (self.notify)();
         }
-        wrote
     }
 
     /// Writes what was encoded, keeping the buffer's allocation.

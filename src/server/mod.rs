@@ -141,8 +141,11 @@ pub fn run(config: Config, commands: &'static Table<Client>) -> Result<(), Start
     };
     let shared = Arc::new(Shared::new(config, commands, shards));
     shared.config(|c| shared.aof.set_fsync(crate::persistence::aof::Fsync::parse(c.str("appendfsync"))));
+    // Clients wait (-LOADING) for the AOF's start too, even with nothing
+    // to replay: the base and manifest exist before the first reply, as
+    // Redis creates them before its event loop runs.
     let loading = match &load {
-        Load::Aof(a) => a.total > 0,
+        Load::Aof(_) => true,
         Load::Rdb(path) => path.exists(),
     };
     if loading {
