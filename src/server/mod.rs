@@ -141,11 +141,8 @@ pub fn run(config: Config, commands: &'static Table<Client>) -> Result<(), Start
     };
     let shared = Arc::new(Shared::new(config, commands, shards));
     shared.config(|c| shared.aof.set_fsync(crate::persistence::aof::Fsync::parse(c.str("appendfsync"))));
-    // Clients wait (-LOADING) for the AOF's start too, even with nothing
-    // to replay: the base and manifest exist before the first reply, as
-    // Redis creates them before its event loop runs.
     let loading = match &load {
-        Load::Aof(_) => true,
+        Load::Aof(a) => a.total > 0,
         Load::Rdb(path) => path.exists(),
     };
     if loading {
@@ -200,6 +197,7 @@ pub fn run(config: Config, commands: &'static Table<Client>) -> Result<(), Start
                             }
                         };
                         crate::persistence::finish_loading(&shard).await;
+                        shard.broadcast(|sh| sh.set_started()).await;
                         let _ = loaded.send(result);
                     })
                     .detach();
@@ -232,6 +230,13 @@ pub fn run(config: Config, commands: &'static Table<Client>) -> Result<(), Start
 }
 
 async fn accept_loop(shard: Rc<Shard>, listener: std::net::TcpListener) {
+    // With data to load, clients are served -LOADING meanwhile; with
+    // none they wait in the backlog until startup is over (the AOF's
+    // base and manifest exist), as Redis accepts nobody before its event
+    // loop runs unless a load lets it process events.
+    if !shard.server.loading.load(std::sync::atomic::Ordering::SeqCst) {
+        shard.started().await;
+    }
     let Ok(ready) = shard.poller.register(listener.as_raw_fd()) else {
         warn!("Could not watch the listening socket");
         return;

@@ -126,6 +126,10 @@ pub struct Shard {
     next_call: Cell<u64>,
     /// Clients waiting for their writes to be durable.
     durable_waiters: RefCell<Vec<std::task::Waker>>,
+    /// Whether startup is over (see `accept_loop`), and the listeners
+    /// waiting for it.
+    started: Cell<bool>,
+    start_waiters: RefCell<Vec<std::task::Waker>>,
     /// This shard's clients in MONITOR mode.
     pub monitors: RefCell<Vec<u64>>,
     clock_ms: Cell<i64>,
@@ -156,6 +160,8 @@ impl Shard {
             pending: RefCell::new(HashMap::new()),
             next_call: Cell::new(0),
             durable_waiters: RefCell::new(Vec::new()),
+            started: Cell::new(false),
+            start_waiters: RefCell::new(Vec::new()),
             monitors: RefCell::new(Vec::new()),
             clock_ms: Cell::new(now_ms()),
         })
@@ -201,6 +207,24 @@ impl Shard {
             if journal.durable() >= stamp { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
         })
         .await
+    }
+
+    /// Waits until startup is over (`set_started`).
+    pub async fn started(&self) {
+        std::future::poll_fn(|cx| {
+            if self.started.get() {
+                return std::task::Poll::Ready(());
+            }
+            self.start_waiters.borrow_mut().push(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+        .await
+    }
+
+    pub fn set_started(&self) {
+        self.started.set(true);
+        let waiters = std::mem::take(&mut *self.start_waiters.borrow_mut());
+        waiters.into_iter().for_each(|w| w.wake());
     }
 
     /// Before the shard sleeps, with clients waiting for durability: runs
