@@ -727,7 +727,12 @@ impl Config {
         h.stream_node_max_entries.store(num("stream-node-max-entries"), Ordering::Relaxed);
         h.requirepass.store(!self.str("requirepass").is_empty(), Ordering::Relaxed);
         h.maxmemory.store(num("maxmemory"), Ordering::Relaxed);
-        h.maxmemory_policy.store(crate::server::evict::Policy::index(self.str("maxmemory-policy")), Ordering::Relaxed);
+        let policy = crate::server::evict::Policy::index(self.str("maxmemory-policy"));
+        h.maxmemory_policy.store(policy, Ordering::Relaxed);
+        let lfu = |n: &str| num(n).min(u64::from(u32::MAX)) as u32;
+        let access =
+            crate::server::evict::Policy::from_index(policy).access(lfu("lfu-log-factor"), lfu("lfu-decay-time"));
+        crate::storage::db::set_access(access);
         h.maxmemory_samples.store(num("maxmemory-samples"), Ordering::Relaxed);
         let min_replicas = if num("min-replicas-max-lag") > 0 { num("min-replicas-to-write") } else { 0 };
         h.min_replicas_to_write.store(min_replicas, Ordering::Relaxed);

@@ -545,3 +545,79 @@ def test_sigterm_saves_as_shutdown_on_sigterm_says(tmp_path, start_percore, mode
     if mode == "default":
         assert "Saving the final RDB snapshot before exiting." in server.output()
         check_rdb(d / "dump.rdb")
+
+
+def test_lfu_counters_follow_redis(percore, reference):
+    """Under an LFU policy OBJECT FREQ is Redis's logarithmic counter: 5
+    for a new key, growing with accesses ever more slowly, set by RESTORE
+    FREQ; OBJECT itself is no access."""
+    results = {}
+    for name, c in (("percore", percore.client()), ("redis", reference.client())):
+        c.config_set("maxmemory-policy", "allkeys-lfu")
+        c.set("k", "v")
+        new = c.object("freq", "k")
+        again = c.object("freq", "k")
+        pipe = c.pipeline(transaction=False)
+        for _ in range(2000):
+            pipe.get("k")
+        pipe.execute()
+        used = c.object("freq", "k")
+        c.restore("r", 0, c.dump("k"), frequency=100)
+        restored = c.object("freq", "r")
+        c.config_set("maxmemory-policy", "allkeys-lru")
+        c.restore("i", 0, c.dump("k"), idletime=1000)
+        idle = c.object("idletime", "i")
+        results[name] = (new, again, used, restored, idle)
+    for name, (new, again, used, restored, idle) in results.items():
+        assert (new, again, restored) == (5, 5, 100), name
+        # 2000 accesses take the counter to about 24; far from 5 and 255.
+        assert 15 <= used <= 35, (name, used)
+        assert 1000 <= idle <= 1002, name
+
+
+@pytest.mark.parametrize("policy", ["allkeys-lru", "allkeys-lfu"])
+def test_rdb_carries_idle_time_or_frequency_both_ways(tmp_path, start_percore, start_redis, policy):
+    """An LRU policy's RDB records each key's idle time, an LFU policy's
+    its counter (Redis's IDLE and FREQ opcodes), and a loader under the
+    same policy takes them over."""
+    option = {"idletime": 5000} if policy == "allkeys-lru" else {"frequency": 77}
+    read = (lambda c, k: c.object("idletime", k)) if policy == "allkeys-lru" else (lambda c, k: c.object("freq", k))
+    expected = (5000, 5003) if policy == "allkeys-lru" else (77, 77)
+    for writer, loader in (("percore", "redis"), ("redis", "percore")):
+        d = tmp_path / f"{writer}-{policy}"
+        d.mkdir()
+        start = {"percore": start_percore, "redis": start_redis}
+        w = start[writer]("--dir", d, "--maxmemory-policy", policy).client()
+        w.set("src", "v")
+        w.restore("k", 0, w.dump("src"), **option)
+        w.save()
+        check_rdb(d / "dump.rdb")
+        ld = start[loader]("--dir", d, "--maxmemory-policy", policy).client()
+        wait_until(lambda: ld.info("persistence")["loading"] == 0, what="loaded")
+        got = read(ld, "k")
+        assert expected[0] <= got <= expected[1], (writer, loader, got)
+
+
+def test_lfu_eviction_keeps_the_often_used_keys(start_percore):
+    """allkeys-lfu evicts the least used: keys read many times survive a
+    flood of new keys that pushes memory over maxmemory."""
+    c = start_percore("--maxmemory-policy", "allkeys-lfu", "--maxmemory-samples", "10", threads=1).client()
+    value = "x" * 200
+    pipe = c.pipeline(transaction=False)
+    for i in range(2000):
+        pipe.set(f"hot:{i}", value)
+    pipe.execute()
+    for _ in range(30):
+        for i in range(2000):
+            pipe.get(f"hot:{i}")
+        pipe.execute()
+    used = c.info("memory")["used_memory"]
+    c.config_set("maxmemory", used + 300_000)
+    for i in range(10_000):
+        pipe.set(f"cold:{i}", value)
+        if i % 500 == 499:
+            pipe.execute()
+    pipe.execute()
+    assert c.info("stats")["evicted_keys"] > 2000
+    hot = sum(c.exists(f"hot:{i}") for i in range(2000))
+    assert hot >= 1900, hot

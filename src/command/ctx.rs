@@ -123,10 +123,13 @@ impl Ctx<'_> {
         }
     }
 
-    /// Looks a key up for writing: no hit/miss accounting.
+    /// Looks a key up for writing: an access of the key (as Redis's write
+    /// lookup), without hit/miss accounting.
     pub fn lookup(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let now = self.now;
-        self.ks.dbs[self.db].get(key, now)
+        let e = self.ks.dbs[self.db].get(key, now)?;
+        e.touch(now);
+        Some(e)
     }
 
     /// The string at `key`, WRONGTYPE if it holds another type.

@@ -264,8 +264,8 @@ fn debug<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
                             let ks = sh.ks.borrow();
                             let mut d = [0u8; 20];
                             // Logically expired keys count, as in Redis.
-                            if let Some((v, ttl)) = ks.dbs[db].live_value(&key, i64::MIN) {
-                                digest::value(&mut d, v, ttl.is_some());
+                            if let Some((e, ttl)) = ks.dbs[db].live_value(&key, i64::MIN) {
+                                digest::value(&mut d, &e.value, ttl.is_some());
                             }
                             d
                         })

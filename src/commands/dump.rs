@@ -4,6 +4,7 @@ use super::{Handler, Spec};
 use crate::command::{Args, Ctx, DENYOOM, Keys, READONLY, WRITE};
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::rdb::read::Limits;
+use crate::storage::Usage;
 use crate::storage::events::GENERIC;
 
 fn dump(ctx: &mut Ctx, args: Args) -> CmdResult {
@@ -39,7 +40,7 @@ fn restore(ctx: &mut Ctx, args: Args) -> CmdResult {
                 if !(0..=255).contains(&f) {
                     return Err(CmdError::err("Invalid FREQ value, must be >= 0 and <= 255"));
                 }
-                freq = Some(f);
+                freq = Some(f as u8);
                 j += 1;
             }
             _ => return Err(CmdError::Syntax),
@@ -81,14 +82,10 @@ fn restore(ctx: &mut Ctx, args: Args) -> CmdResult {
         return Ok(Reply::Ok);
     }
     let entry = ctx.ks.dbs[ctx.db].insert(key, value, at, now);
-    match idle {
-        Some(secs) => entry.set_idle(secs, now),
-        None => entry.touch(now),
+    let usage = idle.map(Usage::IdleSecs).or(freq.map(Usage::Freq));
+    if let Some(usage) = usage {
+        entry.set_usage(usage, now);
     }
-    // No access frequency is kept (LFU policies judge by idleness), so
-    // FREQ has nothing to set; Redis ignores it too unless the policy is
-    // LFU.
-    let _ = freq;
     ctx.event(GENERIC, "restore", key);
     if at != 0 && !absttl {
         let at = at.to_string();

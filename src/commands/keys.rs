@@ -323,7 +323,8 @@ fn object(ctx: &mut Ctx, args: Args) -> CmdResult {
     }
     let policy_lfu = Policy::from_index(Hot::get(&ctx.hot.maxmemory_policy)).lfu();
     let now = ctx.now;
-    let Some(e) = ctx.lookup(args.get(2)) else {
+    // Looking does not count as an access (Redis's LOOKUP_NOTOUCH).
+    let Some(e) = ctx.ks.dbs[ctx.db].get(args.get(2), now) else {
         return Ok(Reply::Null);
     };
     Ok(match sub.as_str() {
@@ -339,7 +340,7 @@ fn object(ctx: &mut Ctx, args: Args) -> CmdResult {
                 "An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
             ));
         }
-        "FREQ" => Reply::Int(0),
+        "FREQ" => Reply::Int(i64::from(e.freq(now))),
         _ => match &e.value {
             Value::Str(Str::Int(n)) if (0..SHARED_INTEGERS).contains(n) => Reply::Int(i32::MAX as i64),
             _ => Reply::Int(1),

@@ -205,7 +205,7 @@ pub fn changes_since_save(server: &Shared, dirty: u64) -> u64 {
 /// Keys per batch sent to their owner shard while loading.
 const BATCH: usize = 512;
 
-type Loaded = (usize, crate::storage::Key, crate::storage::Value, i64, Option<u64>);
+type Loaded = (usize, crate::storage::Key, crate::storage::Value, i64, Option<crate::storage::Usage>);
 
 /// Loads `path` into the shards (which the caller emptied, unless it
 /// merges): the keys loaded, None when there is no such file. Keys
@@ -260,7 +260,7 @@ pub async fn load_data(shard: &Rc<Shard>, data: &[u8], how: Load) -> Result<(u64
         match item {
             Item::Aux(k, v) => log_aux(&k, &v),
             Item::Function(code) => load_function(shard, &code).await?,
-            Item::Key { db, key, value, expire_at, idle } => {
+            Item::Key { db, key, value, expire_at, usage } => {
                 if db >= databases {
                     return Err(LoadError::Databases(databases));
                 }
@@ -270,7 +270,7 @@ pub async fn load_data(shard: &Rc<Shard>, data: &[u8], how: Load) -> Result<(u64
                 }
                 keys += 1;
                 let owner = shard.owner(&key);
-                batches[owner].push((db, crate::storage::Key::from(&key[..]), value, expire_at.unwrap_or(0), idle));
+                batches[owner].push((db, crate::storage::Key::from(&key[..]), value, expire_at.unwrap_or(0), usage));
                 if batches[owner].len() >= BATCH {
                     ship(shard, owner, std::mem::take(&mut batches[owner]), how.replace).await?;
                 }
@@ -347,13 +347,13 @@ async fn ship(shard: &Rc<Shard>, owner: usize, batch: Vec<Loaded>, replace: bool
         .run_on(owner, move |sh| {
             let now = sh.now();
             let mut ks = sh.ks.borrow_mut();
-            for (db, key, value, at, idle) in batch {
+            for (db, key, value, at, usage) in batch {
                 if !replace && ks.dbs[db].contains(&key, now) {
                     return Err(LoadError::Duplicate(String::from_utf8_lossy(&key).into_owned(), db));
                 }
                 let e = ks.dbs[db].insert(&key, value, at, now);
-                if let Some(secs) = idle {
-                    e.set_idle(secs, now);
+                if let Some(usage) = usage {
+                    e.set_usage(usage, now);
                 }
             }
             Ok(())

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use super::packed::{self, Elem};
 use super::*;
 use crate::storage::stream::{Group, Pending, RawEntry, Stream, StreamId};
-use crate::storage::{End, Hash, List, ListLimits, PackLimits, Set, SetLimits, Str, Value, ZLimits, ZSet};
+use crate::storage::{End, Hash, List, ListLimits, PackLimits, Set, SetLimits, Str, Usage, Value, ZLimits, ZSet};
 
 /// The encoding limits loaded values are built with.
 #[derive(Clone, Copy, Debug)]
@@ -500,7 +500,7 @@ pub enum Item<'a> {
         key: Cow<'a, [u8]>,
         value: Value,
         expire_at: Option<i64>,
-        idle: Option<u64>,
+        usage: Option<Usage>,
     },
 }
 
@@ -541,7 +541,7 @@ impl<'a> File<'a> {
     /// out). Empty collections are skipped, as Redis skips them.
     pub fn next(&mut self, limits: &Limits) -> Result<Option<Item<'a>>> {
         let r = &mut self.r;
-        let (mut expire_at, mut idle) = (None, None);
+        let (mut expire_at, mut usage) = (None, None);
         while !self.done {
             let kind = r.u8()?;
             match kind {
@@ -568,10 +568,8 @@ impl<'a> File<'a> {
                 }
                 OP_EXPIRETIME_MS => expire_at = Some(r.millis()?),
                 OP_EXPIRETIME => expire_at = Some(i64::from(i32::from_le_bytes(r.array()?)) * 1000),
-                OP_IDLE => idle = Some(r.len()?),
-                OP_FREQ => {
-                    r.u8()?;
-                }
+                OP_IDLE => usage = Some(Usage::IdleSecs(r.len()?)),
+                OP_FREQ => usage = Some(Usage::Freq(r.u8()?)),
                 OP_AUX => return Ok(Some(Item::Aux(r.string()?, r.string()?))),
                 OP_MODULE_AUX => return Err(RdbError::Module { kind, at: r.pos - 1 }),
                 OP_FUNCTION_PRE_GA => {
@@ -584,9 +582,9 @@ impl<'a> File<'a> {
                 _ => {
                     let key = r.string()?;
                     if let Some(value) = r.value(kind, limits)? {
-                        return Ok(Some(Item::Key { db: self.db, key, value, expire_at, idle }));
+                        return Ok(Some(Item::Key { db: self.db, key, value, expire_at, usage }));
                     }
-                    (expire_at, idle) = (None, None);
+                    (expire_at, usage) = (None, None);
                 }
             }
         }

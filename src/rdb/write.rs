@@ -5,7 +5,7 @@ use super::packed::{ListpackWriter, intset_blob};
 use super::*;
 use crate::protocol::resp::parse_i64;
 use crate::storage::stream::Stream;
-use crate::storage::{Str, Value};
+use crate::storage::{Str, Usage, Value};
 
 /// How values are written.
 #[derive(Clone, Copy, Debug)]
@@ -242,15 +242,19 @@ fn stream(out: &mut Vec<u8>, st: &Stream, opts: Options) {
     }
 }
 
-/// One key: its expiry and idle time if any, type, name and value.
-pub fn entry(out: &mut Vec<u8>, key: &[u8], v: &Value, expire_at: Option<i64>, idle: Option<u64>, opts: Options) {
+/// One key: its expiry and use if any, type, name and value.
+pub fn entry(out: &mut Vec<u8>, key: &[u8], v: &Value, expire_at: Option<i64>, usage: Option<Usage>, opts: Options) {
     if let Some(at) = expire_at {
         out.push(OP_EXPIRETIME_MS);
         millis(out, at);
     }
-    if let Some(secs) = idle {
-        out.push(OP_IDLE);
-        len(out, secs);
+    match usage {
+        Some(Usage::IdleSecs(secs)) => {
+            out.push(OP_IDLE);
+            len(out, secs);
+        }
+        Some(Usage::Freq(f)) => out.extend_from_slice(&[OP_FREQ, f]),
+        None => {}
     }
     out.push(value_type(v));
     string(out, key, opts);

@@ -5,9 +5,10 @@
 //! its own keys, before running a command for a client and from its cron,
 //! so a shard whose clients only touch other shards' keys still makes room.
 //! Victims are picked as Redis does by sampling: `maxmemory-samples` keys
-//! (or keys with a TTL, for volatile-*), the idlest for *-lru / *-lfu (no
-//! access counts are kept, so LFU uses idleness too), the nearest to expiry
-//! for volatile-ttl, any for *-random. Each eviction publishes `evicted`.
+//! (or keys with a TTL, for volatile-*), the idlest for *-lru, the least
+//! often used for *-lfu (Redis's logarithmic counter, decaying with
+//! lfu-decay-time), the nearest to expiry for volatile-ttl, any for
+//! *-random. Each eviction publishes `evicted`.
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -64,6 +65,15 @@ impl Policy {
     /// LFU policies track access frequency instead of idle time.
     pub fn lfu(self) -> bool {
         matches!(self, Policy::VolatileLfu | Policy::AllkeysLfu)
+    }
+
+    /// How keys record their use under this policy.
+    pub fn access(self, log_factor: u32, decay_minutes: u32) -> crate::storage::Access {
+        if self.lfu() {
+            crate::storage::Access::Lfu { log_factor, decay_minutes }
+        } else {
+            crate::storage::Access::Lru { in_rdb: matches!(self, Policy::VolatileLru | Policy::AllkeysLru) }
+        }
     }
 
     fn volatile(self) -> bool {
@@ -127,6 +137,9 @@ pub async fn make_room(shard: &Rc<Shard>) -> bool {
     false
 }
 
+/// How many candidates the eviction pool keeps (Redis's EVPOOL_SIZE).
+const EVICTION_POOL: usize = 16;
+
 impl Shard {
     /// Evicts keys of this shard until memory is under the limit, at most
     /// `budget` of them. Returns false only when over the limit with
@@ -169,26 +182,50 @@ impl Shard {
         freed_any || !over_limit(self)
     }
 
-    /// The key `policy` would evict next from this shard.
+    /// The key `policy` would evict next from this shard: as Redis's
+    /// eviction pool, `maxmemory-samples` keys of every database join the
+    /// best candidates kept from earlier rounds, and the best of them
+    /// that still exists goes.
     fn pick_victim(&self, policy: Policy) -> Option<(usize, Key)> {
         let samples = Hot::get(&self.server.hot.maxmemory_samples).max(1) as usize;
         let now = self.now();
         let mut ks = self.ks.borrow_mut();
-        let db = ks.dbs.iter().position(|d| if policy.volatile() { d.expires_len() > 0 } else { d.len() > 0 })?;
-        let d = &mut ks.dbs[db];
-        let mut best: Option<(i64, Key)> = None;
-        for _ in 0..samples {
-            let key = if policy.volatile() { d.random_volatile_key()? } else { d.random_key(now)? };
-            let score = match policy {
-                Policy::VolatileRandom | Policy::AllkeysRandom => return Some((db, key)),
-                // The nearest expiry first: a higher score is a better victim.
-                Policy::VolatileTtl => -d.expire_of(&key).unwrap_or(i64::MAX),
-                _ => d.idle_ms(&key, now).unwrap_or(0),
-            };
-            if best.as_ref().is_none_or(|(s, _)| score > *s) {
-                best = Some((score, key));
+        let has = |d: &crate::storage::Db| if policy.volatile() { d.expires_len() > 0 } else { d.len() > 0 };
+        if matches!(policy, Policy::VolatileRandom | Policy::AllkeysRandom) {
+            let db = ks.dbs.iter().position(has)?;
+            let d = &mut ks.dbs[db];
+            let key = if policy.volatile() { d.random_volatile_key() } else { d.random_key(now) };
+            return key.map(|k| (db, k));
+        }
+        let mut pool = self.evict_pool.borrow_mut();
+        for (db, d) in ks.dbs.iter_mut().enumerate().filter(|(_, d)| has(d)) {
+            for _ in 0..samples {
+                let Some(key) = (if policy.volatile() { d.random_volatile_key() } else { d.random_key(now) }) else {
+                    break;
+                };
+                // A higher score is a better victim.
+                let score = match policy {
+                    Policy::VolatileTtl => -d.expire_of(&key).unwrap_or(i64::MAX),
+                    _ if policy.lfu() => 255 - d.peek(&key).map_or(0, |e| i64::from(e.freq(now))),
+                    _ => d.idle_ms(&key, now).unwrap_or(0),
+                };
+                if pool.iter().any(|(_, pdb, k)| *pdb == db && *k == key) {
+                    continue;
+                }
+                let at = pool.partition_point(|(s, _, _)| *s <= score);
+                if pool.len() < EVICTION_POOL || at > 0 {
+                    pool.insert(at, (score, db, key));
+                    if pool.len() > EVICTION_POOL {
+                        pool.remove(0);
+                    }
+                }
             }
         }
-        best.map(|(_, key)| (db, key))
+        while let Some((_, db, key)) = pool.pop() {
+            if ks.dbs[db].contains(&key, now) {
+                return Some((db, key));
+            }
+        }
+        None
     }
 }

@@ -118,6 +118,9 @@ pub struct Shard {
     pub cmdstats: RefCell<super::stats::CommandStats>,
     /// Clients waiting for a CLIENT PAUSE to end.
     pub pause_waiters: RefCell<Vec<std::task::Waker>>,
+    /// The best eviction candidates seen so far: (score, db, key), best
+    /// last.
+    pub evict_pool: RefCell<Vec<(i64, usize, crate::storage::Key)>>,
     pub poller: Rc<Poller>,
     /// Every shard's mailbox, by shard id.
     mailboxes: Arc<[Mailbox]>,
@@ -154,6 +157,7 @@ impl Shard {
             stats: ShardStats::default(),
             cmdstats: RefCell::default(),
             pause_waiters: RefCell::default(),
+            evict_pool: RefCell::default(),
             poller,
             mailboxes,
             inbox,

@@ -10,6 +10,7 @@
 
 use std::hash::BuildHasher;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use indexmap::IndexMap;
 
@@ -43,13 +44,78 @@ fn hash(key: &[u8]) -> u64 {
 pub struct Entry {
     key: Key,
     pub value: Value,
-    /// Last access in seconds of the server clock (OBJECT IDLETIME; 31
-    /// bits, wrapping like Redis's 24-bit clock, only later), and in the
-    /// top bit whether the key has a TTL in `Db::expires`.
+    /// How the key was used, as `access()` keeps it: under LRU its last
+    /// access in seconds of the server clock (OBJECT IDLETIME; 31 bits,
+    /// wrapping like Redis's 24-bit clock, only later); under LFU Redis's
+    /// word, the minute the counter last decayed (16 bits) and the 8-bit
+    /// logarithmic access counter (OBJECT FREQ). In the top bit whether
+    /// the key has a TTL in `Db::expires`.
     access: u32,
 }
 
 const VOLATILE: u32 = 1 << 31;
+
+/// How entries record their use, following maxmemory-policy (one setting
+/// for the process, as the policy is; switching leaves the old words to
+/// be read the new way for a while, as in Redis).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// The last access time; `in_rdb` under an LRU policy, whose RDB
+    /// files carry each key's idle time.
+    Lru { in_rdb: bool },
+    /// Access frequency: lfu-log-factor and lfu-decay-time.
+    Lfu { log_factor: u32, decay_minutes: u32 },
+}
+
+/// What an RDB file records of a key's use (Redis's IDLE and FREQ).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Usage {
+    IdleSecs(u64),
+    Freq(u8),
+}
+
+static ACCESS: AtomicU64 = AtomicU64::new(0);
+const LFU: u64 = 1 << 63;
+
+pub fn set_access(a: Access) {
+    let word = match a {
+        Access::Lru { in_rdb } => u64::from(in_rdb),
+        Access::Lfu { log_factor, decay_minutes } => LFU | u64::from(decay_minutes) << 32 | u64::from(log_factor),
+    };
+    ACCESS.store(word, Ordering::Relaxed);
+}
+
+pub fn access() -> Access {
+    let word = ACCESS.load(Ordering::Relaxed);
+    if word & LFU == 0 {
+        Access::Lru { in_rdb: word & 1 != 0 }
+    } else {
+        Access::Lfu { log_factor: word as u32, decay_minutes: ((word & !LFU) >> 32) as u32 }
+    }
+}
+
+/// A new key's counter, so it is not evicted before it had a chance to
+/// be used (Redis's LFU_INIT_VAL).
+const LFU_INIT: u8 = 5;
+
+fn lfu_minutes(now_ms: i64) -> u32 {
+    (now_ms / 60_000) as u32 & 0xffff
+}
+
+fn lfu_word(now_ms: i64, counter: u8) -> u32 {
+    lfu_minutes(now_ms) << 8 | u32::from(counter)
+}
+
+/// One access's increment: less likely the higher the counter already
+/// is (Redis's LFULogIncr).
+fn lfu_log_incr(counter: u8, log_factor: u32) -> u8 {
+    if counter == u8::MAX {
+        return counter;
+    }
+    let base = f64::from(counter.saturating_sub(LFU_INIT));
+    let p = 1.0 / (base * f64::from(log_factor) + 1.0);
+    if fastrand::f64() < p { counter + 1 } else { counter }
+}
 
 impl Entry {
     fn new(key: &[u8]) -> Entry {
@@ -60,19 +126,74 @@ impl Entry {
         &self.key
     }
 
+    /// An access: the time under LRU, the counter under LFU.
     pub fn touch(&mut self, now_ms: i64) {
-        self.access = (self.access & VOLATILE) | lru_clock(now_ms);
+        let word = match access() {
+            Access::Lru { .. } => lru_clock(now_ms),
+            Access::Lfu { log_factor, decay_minutes } => {
+                lfu_word(now_ms, lfu_log_incr(self.freq_with(now_ms, decay_minutes), log_factor))
+            }
+        };
+        self.set_word(word);
     }
 
-    /// Makes the key look idle for `secs` (RESTORE IDLETIME, an RDB's
-    /// idle time).
-    pub fn set_idle(&mut self, secs: u64, now_ms: i64) {
-        let at = lru_clock(now_ms).wrapping_sub(secs.min(u64::from(!VOLATILE)) as u32) & !VOLATILE;
-        self.access = (self.access & VOLATILE) | at;
+    /// A key created now.
+    fn fresh(&mut self, now_ms: i64) {
+        let word = match access() {
+            Access::Lru { .. } => lru_clock(now_ms),
+            Access::Lfu { .. } => lfu_word(now_ms, LFU_INIT),
+        };
+        self.set_word(word);
+    }
+
+    fn set_word(&mut self, word: u32) {
+        self.access = (self.access & VOLATILE) | word;
+    }
+
+    /// Sets what an RDB file or RESTORE says of the key's use, where the
+    /// policy keeps it (Redis's objectSetLRUOrLFU: FREQ under LFU, an
+    /// idle time otherwise).
+    pub fn set_usage(&mut self, usage: Usage, now_ms: i64) {
+        match (access(), usage) {
+            (Access::Lfu { .. }, Usage::Freq(f)) => self.set_word(lfu_word(now_ms, f)),
+            (Access::Lru { .. }, Usage::IdleSecs(secs)) => {
+                let at = lru_clock(now_ms).wrapping_sub(secs.min(u64::from(!VOLATILE)) as u32) & !VOLATILE;
+                self.set_word(at);
+            }
+            _ => {}
+        }
+    }
+
+    /// What an RDB file records of the key's use under the policy: its
+    /// idle time under LRU policies, its frequency under LFU.
+    pub fn usage(&self, now_ms: i64) -> Option<Usage> {
+        match access() {
+            Access::Lru { in_rdb: true } => Some(Usage::IdleSecs(self.idle_secs(now_ms))),
+            Access::Lru { in_rdb: false } => None,
+            Access::Lfu { decay_minutes, .. } => Some(Usage::Freq(self.freq_with(now_ms, decay_minutes))),
+        }
     }
 
     pub fn idle_secs(&self, now_ms: i64) -> u64 {
         (lru_clock(now_ms).wrapping_sub(self.access) & !VOLATILE) as u64
+    }
+
+    /// The access counter after its decay (one per lfu-decay-time
+    /// minutes since it last decayed; Redis's LFUDecrAndReturn).
+    pub fn freq(&self, now_ms: i64) -> u8 {
+        match access() {
+            Access::Lfu { decay_minutes, .. } => self.freq_with(now_ms, decay_minutes),
+            Access::Lru { .. } => 0,
+        }
+    }
+
+    fn freq_with(&self, now_ms: i64, decay_minutes: u32) -> u8 {
+        let counter = (self.access & 0xff) as u8;
+        let last = (self.access >> 8) & 0xffff;
+        let now = lfu_minutes(now_ms);
+        let elapsed = if now >= last { now - last } else { 0xffff - last + now };
+        let periods = elapsed.checked_div(decay_minutes).unwrap_or(0);
+        counter.saturating_sub(periods.min(255) as u8)
     }
 
     fn volatile(&self) -> bool {
@@ -196,10 +317,10 @@ impl Db {
         Some(self.arena.get(cell))
     }
 
-    /// The value and TTL of `key` if it is live, without reclaiming it.
-    pub fn live_value(&self, key: &[u8], now_ms: i64) -> Option<(&Value, Option<i64>)> {
+    /// The entry and TTL of `key` if it is live, without reclaiming it.
+    pub fn live_value(&self, key: &[u8], now_ms: i64) -> Option<(&Entry, Option<i64>)> {
         let e = self.peek(key).filter(|e| !self.expired(e, now_ms))?;
-        Some((&e.value, self.expire_of(key)))
+        Some((e, self.expire_of(key)))
     }
 
     pub fn contains(&mut self, key: &[u8], now_ms: i64) -> bool {
@@ -234,7 +355,13 @@ impl Db {
         }
         e.value = value;
         e.set_volatile(expire_at != 0);
-        e.touch(now_ms);
+        // An overwrite is an access of the key (Redis's write lookup; its
+        // LFU counter carries over), a new key starts afresh.
+        if existed && !reclaimed {
+            e.touch(now_ms);
+        } else {
+            e.fresh(now_ms);
+        }
         if expire_at != 0 {
             expires.insert(key.into(), expire_at);
         } else if had {

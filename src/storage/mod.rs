@@ -21,7 +21,7 @@ pub mod table;
 pub mod value;
 pub mod zset;
 
-pub use db::{Db, Entry, Logged};
+pub use db::{Access, Db, Entry, Logged, Usage};
 pub use small_bytes::SmallBytes;
 
 /// Keys are short byte strings, inline up to 22 bytes.

@@ -92,9 +92,9 @@ impl Snapshot {
         if self.before_cursor(db, slot) || self.done.get(&(db, slot)).is_some_and(|d| d.contains(key)) {
             return;
         }
-        if let Some((value, ttl)) = dbs[db].live_value(key, now_ms) {
+        if let Some((e, ttl)) = dbs[db].live_value(key, now_ms) {
             let before = self.out.len();
-            self.write_key(db, key, value, ttl);
+            self.write_key(db, e, ttl, now_ms);
             self.copied += (self.out.len() - before) as u64;
         }
         self.done.entry((db, slot)).or_default().insert(Key::from(key));
@@ -111,7 +111,7 @@ impl Snapshot {
             let rdb = matches!(self.format, Format::Rdb(_));
             for e in dbs[db].slot_entries(slot) {
                 if (rdb || dbs[db].is_live(e, now_ms)) && !done.contains(e.key()) {
-                    self.write_key(db, e.key(), &e.value, dbs[db].expire_of(e.key()));
+                    self.write_key(db, e, dbs[db].expire_of(e.key()), now_ms);
                 }
             }
             self.slot += self.shards;
@@ -133,14 +133,15 @@ impl Snapshot {
 
     /// One key in the image's format: for the AOF, the commands that
     /// recreate it, as Redis's AOF rewrite writes them.
-    fn write_key(&mut self, db: usize, key: &[u8], value: &Value, ttl: Option<i64>) {
+    fn write_key(&mut self, db: usize, e: &super::db::Entry, ttl: Option<i64>, now_ms: i64) {
         self.keys += 1;
+        let (key, value) = (e.key(), &e.value);
         if let Format::Rdb(opts) = self.format {
             if self.selected != Some(db) {
                 crate::rdb::write::select_db(&mut self.out, db);
                 self.selected = Some(db);
             }
-            crate::rdb::write::entry(&mut self.out, key, value, ttl, None, opts);
+            crate::rdb::write::entry(&mut self.out, key, value, ttl, e.usage(now_ms), opts);
             return;
         }
         match value {
