@@ -10,11 +10,14 @@ const MAX_OFFSET: usize = 1 << 13;
 const MAX_MATCH: usize = (1 << 8) + (1 << 3);
 /// Longest literal run.
 const MAX_LITERALS: usize = 32;
-const HASH_BITS: u32 = 14;
+/// The match table has about one slot per input byte, at most this many
+/// bits' worth: zeroing a big table for every short string would cost
+/// more than compressing it.
+const MAX_HASH_BITS: u32 = 14;
 
-fn hash(b: &[u8]) -> usize {
+fn hash(b: &[u8], bits: u32) -> usize {
     let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-    (v.wrapping_mul(2_654_435_761) >> (32 - HASH_BITS)) as usize
+    (v.wrapping_mul(2_654_435_761) >> (32 - bits)) as usize
 }
 
 fn literals(out: &mut Vec<u8>, mut run: &[u8]) {
@@ -30,10 +33,11 @@ fn literals(out: &mut Vec<u8>, mut run: &[u8]) {
 /// (Redis then stores the string as it is).
 pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(max_out.min(input.len()));
-    let mut table = vec![0usize; 1 << HASH_BITS];
+    let bits = input.len().next_power_of_two().trailing_zeros().clamp(4, MAX_HASH_BITS);
+    let mut table = vec![0usize; 1 << bits];
     let (mut i, mut pending) = (0, 0);
     while i + 3 <= input.len() {
-        let h = hash(&input[i..]);
+        let h = hash(&input[i..], bits);
         let candidate = table[h];
         table[h] = i + 1;
         if candidate > 0 {

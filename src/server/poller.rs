@@ -149,6 +149,19 @@ pub async fn yield_now() {
     .await
 }
 
+/// Yields after a step of background work that took `spent`: on an idle
+/// thread the work goes on at once; while other tasks (clients) have work
+/// it waits long enough that the background takes at most `share` of the
+/// thread's time.
+pub async fn yield_share(spent: Duration, share: f64) {
+    let seen = activity();
+    yield_now().await;
+    // The caller's own poll counts once: more means others ran.
+    if activity().wrapping_sub(seen) > 1 {
+        sleep(spent.mul_f64(1.0 / share - 1.0)).await;
+    }
+}
+
 thread_local! {
     /// Polls of this thread's tasks other than the driver: a pass of the
     /// run queue that leaves it unchanged ran nothing else.
