@@ -123,13 +123,12 @@ impl Ctx<'_> {
         }
     }
 
-    /// Looks a key up for writing: an access of the key (as Redis's write
-    /// lookup), without hit/miss accounting.
+    /// Looks a key up for writing: no hit/miss accounting, and no access
+    /// counted here (a write that replaces the value counts one in
+    /// `Db::insert`; SET's existence check must not add a second).
     pub fn lookup(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let now = self.now;
-        let e = self.ks.dbs[self.db].get(key, now)?;
-        e.touch(now);
-        Some(e)
+        self.ks.dbs[self.db].get(key, now)
     }
 
     /// The string at `key`, WRONGTYPE if it holds another type.

@@ -323,8 +323,7 @@ fn object(ctx: &mut Ctx, args: Args) -> CmdResult {
     }
     let policy_lfu = Policy::from_index(Hot::get(&ctx.hot.maxmemory_policy)).lfu();
     let now = ctx.now;
-    // Looking does not count as an access (Redis's LOOKUP_NOTOUCH).
-    let Some(e) = ctx.ks.dbs[ctx.db].get(args.get(2), now) else {
+    let Some(e) = ctx.lookup(args.get(2)) else {
         return Ok(Reply::Null);
     };
     Ok(match sub.as_str() {
