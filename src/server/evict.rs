@@ -191,18 +191,16 @@ impl Shard {
         let now = self.now();
         let mut ks = self.ks.borrow_mut();
         let has = |d: &crate::storage::Db| if policy.volatile() { d.expires_len() > 0 } else { d.len() > 0 };
+        let sample =
+            |d: &mut crate::storage::Db| if policy.volatile() { d.random_volatile_key() } else { d.random_key(now) };
         if matches!(policy, Policy::VolatileRandom | Policy::AllkeysRandom) {
             let db = ks.dbs.iter().position(has)?;
-            let d = &mut ks.dbs[db];
-            let key = if policy.volatile() { d.random_volatile_key() } else { d.random_key(now) };
-            return key.map(|k| (db, k));
+            return sample(&mut ks.dbs[db]).map(|k| (db, k));
         }
         let mut pool = self.evict_pool.borrow_mut();
         for (db, d) in ks.dbs.iter_mut().enumerate().filter(|(_, d)| has(d)) {
             for _ in 0..samples {
-                let Some(key) = (if policy.volatile() { d.random_volatile_key() } else { d.random_key(now) }) else {
-                    break;
-                };
+                let Some(key) = sample(d) else { break };
                 // A higher score is a better victim.
                 let score = match policy {
                     Policy::VolatileTtl => -d.expire_of(&key).unwrap_or(i64::MAX),
