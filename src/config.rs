@@ -452,6 +452,9 @@ pub struct Hot {
     pub latency_tracking: AtomicBool,
     /// rdbcompression (DUMP payloads and snapshots).
     pub rdb_compression: AtomicBool,
+    /// lazyfree-lazy-expire / -eviction: such keys propagate as UNLINK.
+    pub lazyfree_lazy_expire: AtomicBool,
+    pub lazyfree_lazy_eviction: AtomicBool,
     /// tracking-table-max-keys (0: no limit).
     pub tracking_table_max_keys: AtomicU64,
 }
@@ -492,6 +495,8 @@ impl Default for Hot {
             latency_monitor_ms: AtomicU64::new(0),
             latency_tracking: AtomicBool::new(false),
             rdb_compression: AtomicBool::new(true),
+            lazyfree_lazy_expire: AtomicBool::new(false),
+            lazyfree_lazy_eviction: AtomicBool::new(false),
         }
     }
 }
@@ -742,6 +747,8 @@ impl Config {
         h.latency_monitor_ms.store(num("latency-monitor-threshold"), Ordering::Relaxed);
         h.latency_tracking.store(self.str("latency-tracking") == "yes", Ordering::Relaxed);
         h.rdb_compression.store(self.str("rdbcompression") == "yes", Ordering::Relaxed);
+        h.lazyfree_lazy_expire.store(self.str("lazyfree-lazy-expire") == "yes", Ordering::Relaxed);
+        h.lazyfree_lazy_eviction.store(self.str("lazyfree-lazy-eviction") == "yes", Ordering::Relaxed);
         let events = crate::storage::events::parse_flags(self.str("notify-keyspace-events")).unwrap_or(0);
         h.notify_flags.store(events as u64, Ordering::Relaxed);
         if let Some([hard, soft, secs]) = output_limits(self.str("client-output-buffer-limit"), "pubsub") {

@@ -481,36 +481,40 @@ def test_flushall_is_atomic_across_shards(start_percore):
     FLUSHALL, MGET never sees one key of an MSET without the other."""
     server = start_percore(threads=2)
     k0, k1 = keys_on_distinct_shards(2, prefix="fl")
-    stop = time.monotonic() + 2
+    done = threading.Event()
+    deadline = time.monotonic() + 60
     torn = []
     reads = [0]
 
     def mset():
         c = server.client()
         i = 0
-        while time.monotonic() < stop:
+        while not done.is_set():
             c.mset({k1: i, k0: i})
             i += 1
 
     def flush():
         c = server.client()
-        while time.monotonic() < stop:
+        while not done.is_set():
             c.flushall()
 
     def mget():
+        # Enough reads to interleave with many flushes, however slow the
+        # machine is today.
         c = server.client()
-        while time.monotonic() < stop:
+        while reads[0] < 1000 and time.monotonic() < deadline:
             a, b = c.mget(k1, k0)
             reads[0] += 1
             if a != b:
                 torn.append((a, b))
+        done.set()
 
     threads = [threading.Thread(target=f) for f in (mset, flush, mget)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert reads[0] > 500
+    assert reads[0] == 1000
     assert torn == []
 
 
@@ -683,3 +687,49 @@ def test_appendonly_yes_during_a_save_waits_for_it(tmp_path, servers):
         c.execute_command("DEBUG", "LOADAOF")
         assert c.mget("k1", "k2") == [b"v1", b"v2"], name
         s.stop()
+
+
+def aof_commands(path):
+    """The commands of an AOF incremental file, as lists of bytes."""
+    data, at, commands = path.read_bytes(), 0, []
+    while at < len(data):
+        assert data[at:at + 1] == b"*", data[at:at + 40]
+        end = data.index(b"\r\n", at)
+        count, at, command = int(data[at + 1:end]), end + 2, []
+        for _ in range(count):
+            end = data.index(b"\r\n", at)
+            size = int(data[at + 1:end])
+            command.append(data[end + 2:end + 2 + size])
+            at = end + 4 + size
+        commands.append(command)
+    return commands
+
+
+@pytest.mark.parametrize("lazy", ["no", "yes"])
+def test_expired_and_evicted_keys_propagate_as_redis_does(tmp_path, servers, lazy):
+    """Expired and evicted keys reach the AOF as DEL, or as UNLINK under
+    lazyfree-lazy-expire / lazyfree-lazy-eviction: the same on both servers."""
+    percore, reference = servers
+    seen = {}
+    for name, start_server in (("percore", percore), ("redis", reference)):
+        d = tmp_path / name
+        d.mkdir()
+        s = start_server(d, "--lazyfree-lazy-expire", lazy, "--lazyfree-lazy-eviction", lazy,
+                         "--appendfsync", "always")
+        c = s.client()
+        c.set("lazily", "v", px=1)
+        c.set("actively", "v", px=1)
+        wait_until(lambda: c.get("lazily") is None, what="the key to expire")
+        wait_until(lambda: c.dbsize() == 0, what="active expiry")
+        c.set("victim", "v")
+        c.config_set("maxmemory-policy", "allkeys-random")
+        c.config_set("maxmemory", 1)
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            c.set("other", "v")
+        c.config_set("maxmemory", 0)
+        c.set("done", "1")
+        commands = aof_commands(d / "appendonlydir" / "appendonly.aof.1.incr.aof")
+        seen[name] = sorted(cmd for cmd in commands if cmd[0].upper() in (b"DEL", b"UNLINK"))
+        s.stop()
+    verb = b"UNLINK" if lazy == "yes" else b"DEL"
+    assert seen["percore"] == seen["redis"] == [[verb, b"actively"], [verb, b"lazily"], [verb, b"victim"]]

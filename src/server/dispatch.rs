@@ -108,7 +108,7 @@ fn run_body(
         let changes = if wrote && result.is_ok() { effects.changes.or(counted).unwrap_or(1) } else { 0 };
         let mut ops = Vec::new();
         if ctx.ks.journal {
-            ops = ctx.ks.take_expired_ops(false);
+            ops = ctx.ks.take_expired_ops();
         }
         let expired = ops.len();
         if changes > 0 {

@@ -142,9 +142,10 @@ const EVICTION_POOL: usize = 16;
 
 impl Shard {
     /// Evicts keys of this shard until memory is under the limit, at most
-    /// `budget` of them. Returns false only when over the limit with
-    /// nothing evicted (the policy forbids it or no key qualifies): as in
-    /// Redis, progress lets the command run while eviction catches up.
+    /// `budget` of them. Returns false when it ran out of keys the policy
+    /// may evict while still over the limit (Redis's EVICT_FAIL); a spent
+    /// budget lets the command run while eviction catches up, as Redis's
+    /// time limit does.
     pub fn evict(self: &Rc<Self>, budget: usize) -> bool {
         if !over_limit(self) {
             return true;
@@ -155,14 +156,19 @@ impl Shard {
         }
         let notify = self.arm_notifications();
         let mut freed_any = false;
+        let mut ran_out = false;
         for _ in 0..budget {
-            let Some((db, key)) = self.pick_victim(policy) else { break };
+            let Some((db, key)) = self.pick_victim(policy) else {
+                ran_out = true;
+                break;
+            };
             let now = self.now();
             let mut ks = self.ks.borrow_mut();
             if ks.dbs[db].remove(&key, now).is_some() {
                 ks.dbs[db].touch(&key);
                 if ks.journal {
-                    self.journal(vec![crate::journal::Op::del(db, &key, false)]);
+                    let lazy = self.server.hot.lazyfree_lazy_eviction.load(std::sync::atomic::Ordering::Relaxed);
+                    self.journal(vec![crate::journal::Op::del(db, &key, lazy)]);
                 }
                 ks.note(EVICTED, "evicted", db, &key);
                 freed_any = true;
@@ -179,7 +185,7 @@ impl Shard {
         if freed_any && notify != 0 {
             self.publish_events();
         }
-        freed_any || !over_limit(self)
+        !ran_out || !over_limit(self)
     }
 
     /// The key `policy` would evict next from this shard: as Redis's

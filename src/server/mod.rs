@@ -283,11 +283,14 @@ async fn cron(shard: Rc<Shard>) {
             let notify = shard.arm_notifications();
             let started = std::time::Instant::now();
             let mut ks = shard.ks.borrow_mut();
-            ks.set_journal(shard.server.journal.active());
+            ks.set_journal(
+                shard.server.journal.active(),
+                shard.server.hot.lazyfree_lazy_expire.load(std::sync::atomic::Ordering::Relaxed),
+            );
             ks.set_loading(false);
             let stats = active_expire_cycle(&mut ks, now, period / 4);
             // Each expired key propagates as a DEL of its own.
-            for op in ks.take_expired_ops(false) {
+            for op in ks.take_expired_ops() {
                 shard.journal(vec![op]);
             }
             drop(ks);

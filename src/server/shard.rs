@@ -178,7 +178,10 @@ impl Shard {
         // step of a write coordinated by another shard), and expired keys
         // while the journal runs.
         ks.set_notify(self.notify_flags());
-        ks.set_journal(self.server.journal.active());
+        ks.set_journal(
+            self.server.journal.active(),
+            self.server.hot.lazyfree_lazy_expire.load(std::sync::atomic::Ordering::Relaxed),
+        );
         ks.set_loading(self.server.loading.load(std::sync::atomic::Ordering::Relaxed));
         ks.set_keep_expired(self.server.pause.active());
         ks.effects = Default::default();

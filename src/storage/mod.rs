@@ -60,6 +60,8 @@ pub struct Keyspace {
     pub effects: Effects,
     /// Whether the journal records writes now.
     pub journal: bool,
+    /// Expired keys propagate as UNLINK (lazyfree-lazy-expire).
+    unlink_expired: bool,
     /// The image being taken of this shard, if any.
     pub snapshot: Option<Box<snapshot::Snapshot>>,
     loading: bool,
@@ -114,7 +116,7 @@ impl Keyspace {
     /// Takes what the step that just ran here did.
     pub fn take_step(&mut self) -> Step {
         let effects = std::mem::take(&mut self.effects);
-        let expired = if self.journal { self.take_expired_ops(false) } else { Vec::new() };
+        let expired = if self.journal { self.take_expired_ops() } else { Vec::new() };
         let events = if self.notify != 0 { self.take_events() } else { Vec::new() };
         Step { effects, expired, events, modified: Vec::new() }
     }
@@ -129,6 +131,7 @@ impl Keyspace {
             events: Vec::new(),
             effects: Effects::default(),
             journal: false,
+            unlink_expired: false,
             snapshot: None,
             loading: false,
             keep_expired: false,
@@ -185,8 +188,9 @@ impl Keyspace {
     }
 
     /// Turns journalling on or off: expired keys are then kept to
-    /// propagate as DELs.
-    pub fn set_journal(&mut self, on: bool) {
+    /// propagate as DELs (UNLINKs when `unlink_expired`).
+    pub fn set_journal(&mut self, on: bool, unlink_expired: bool) {
+        self.unlink_expired = unlink_expired;
         if self.journal != on {
             self.journal = on;
             self.dbs.iter_mut().for_each(|d| d.keep_dropped(on));
@@ -195,8 +199,9 @@ impl Keyspace {
 
     /// DELs for the keys that expired since the last call (lazily or
     /// actively), in order; UNLINKs under `lazyfree-lazy-expire`.
-    pub fn take_expired_ops(&mut self, lazy: bool) -> Vec<crate::journal::Op> {
+    pub fn take_expired_ops(&mut self) -> Vec<crate::journal::Op> {
         let mut ops = Vec::new();
+        let lazy = self.unlink_expired;
         for (db, d) in self.dbs.iter_mut().enumerate() {
             ops.extend(d.take_dropped().iter().map(|k| crate::journal::Op::del(db, k, lazy)));
         }
