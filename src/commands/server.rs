@@ -373,7 +373,7 @@ fn flushall<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cm
                 let mut ks = sh.ks.borrow_mut();
                 let now = sh.now();
                 if ks.snapshot.as_ref().is_some_and(|s| s.is_rdb()) {
-                    ks.snapshot = None;
+                    ks.stop_snapshot();
                 }
                 ks.finish_snapshot(now);
                 let removed = ks.dbs.iter().map(|d| d.len() as u64).sum::<u64>();

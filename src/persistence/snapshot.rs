@@ -12,7 +12,7 @@ use crate::server::client::Client;
 use crate::server::shard::Shard;
 use crate::server::shared::Shared;
 use crate::server::transaction::Exclusive;
-use crate::storage::snapshot::{Format, Snapshot};
+use crate::storage::snapshot::Format;
 
 /// What the job does with its parts once all are written: `ok` when
 /// every part was, and the shards' dirty counters summed at the cut.
@@ -66,7 +66,7 @@ pub async fn start(
         client.shard.run_on(s, move |sh| {
             {
                 let mut ks = sh.ks.borrow_mut();
-                ks.snapshot = Some(Box::new(Snapshot::new(sh.id, sh.count, format)));
+                ks.start_snapshot(sh.id, sh.count, format);
                 job.dirty.fetch_add(ks.dirty, Ordering::SeqCst);
                 let keys: usize = ks.dbs.iter().map(|d| d.len()).sum();
                 job.progress.keys_total.fetch_add(keys as u64, Ordering::Relaxed);
@@ -102,10 +102,10 @@ async fn write_part(shard: Rc<Shard>, part: PathBuf, job: Arc<Job>) {
             let mut ks = shard.ks.borrow_mut();
             let now = shard.now();
             let databases = ks.dbs.len();
-            let crate::storage::Keyspace { dbs, snapshot, .. } = &mut *ks;
             if (job.aborted)(&server) {
-                *snapshot = None;
+                ks.stop_snapshot();
             }
+            let crate::storage::Keyspace { dbs, snapshot, .. } = &mut *ks;
             let Some(snap) = snapshot else {
                 job.failed.store(true, Ordering::SeqCst);
                 break;

@@ -45,15 +45,19 @@ pub struct Entry {
     key: Key,
     pub value: Value,
     /// How the key was used, as `access()` keeps it: under LRU its last
-    /// access in seconds of the server clock (OBJECT IDLETIME; 31 bits,
+    /// access in seconds of the server clock (OBJECT IDLETIME; 30 bits,
     /// wrapping like Redis's 24-bit clock, only later); under LFU Redis's
     /// word, the minute the counter last decayed (16 bits) and the 8-bit
     /// logarithmic access counter (OBJECT FREQ). In the top bit whether
-    /// the key has a TTL in `Db::expires`.
+    /// the key has a TTL in `Db::expires`, in the next whether the
+    /// snapshot in progress has it (see `Db::snapped`).
     access: u32,
 }
 
 const VOLATILE: u32 = 1 << 31;
+const SNAPPED: u32 = 1 << 30;
+/// The bits of `access` that hold the access word.
+const WORD: u32 = !(VOLATILE | SNAPPED);
 
 /// How entries record their use, following maxmemory-policy (one setting
 /// for the process, as the policy is; switching leaves the old words to
@@ -147,7 +151,7 @@ impl Entry {
     }
 
     fn set_word(&mut self, word: u32) {
-        self.access = (self.access & VOLATILE) | word;
+        self.access = (self.access & !WORD) | word;
     }
 
     /// Sets what an RDB file or RESTORE says of the key's use, where the
@@ -157,7 +161,7 @@ impl Entry {
         match (access(), usage) {
             (Access::Lfu { .. }, Usage::Freq(f)) => self.set_word(lfu_word(now_ms, f)),
             (Access::Lru { .. }, Usage::IdleSecs(secs)) => {
-                let at = lru_clock(now_ms).wrapping_sub(secs.min(u64::from(!VOLATILE)) as u32) & !VOLATILE;
+                let at = lru_clock(now_ms).wrapping_sub(secs.min(u64::from(WORD)) as u32) & WORD;
                 self.set_word(at);
             }
             _ => {}
@@ -175,7 +179,7 @@ impl Entry {
     }
 
     pub fn idle_secs(&self, now_ms: i64) -> u64 {
-        (lru_clock(now_ms).wrapping_sub(self.access) & !VOLATILE) as u64
+        (lru_clock(now_ms).wrapping_sub(self.access) & WORD) as u64
     }
 
     /// The access counter after its decay (one per lfu-decay-time
@@ -200,6 +204,14 @@ impl Entry {
         self.access & VOLATILE != 0
     }
 
+    fn snapped_bit(&self) -> bool {
+        self.access & SNAPPED != 0
+    }
+
+    fn set_snapped_bit(&mut self, on: bool) {
+        self.access = if on { self.access | SNAPPED } else { self.access & !SNAPPED };
+    }
+
     fn set_volatile(&mut self, on: bool) {
         self.access = if on { self.access | VOLATILE } else { self.access & !VOLATILE };
     }
@@ -219,7 +231,7 @@ struct Watch {
 }
 
 fn lru_clock(now_ms: i64) -> u32 {
-    (now_ms / 1000) as u32 & !VOLATILE
+    (now_ms / 1000) as u32 & WORD
 }
 
 #[derive(Default, Debug)]
@@ -252,6 +264,12 @@ pub struct Db {
     /// changed since it last looked (true: removed by expiry), whose
     /// readers it invalidates.
     changed: Option<Vec<(Key, bool)>>,
+    /// The value of an entry's SNAPPED bit that means the snapshot in
+    /// progress has it (serialized, or created after the cut). Between
+    /// snapshots every entry has it, so starting one flips the meaning
+    /// instead of touching every entry; the snapshot's pass sets it again
+    /// on every entry it goes by (all of the rest when it stops early).
+    snapped: bool,
 }
 
 /// What happened to a key, in a database's log.
@@ -334,9 +352,26 @@ impl Db {
         let h = hash(key);
         // Split borrows: the entry lives in the arena while the other
         // fields are kept in step.
-        let Db { arena, slots, expires, len, expired, watched, log, log_expired, log_new, dropped, loading, .. } = self;
+        let Db {
+            arena,
+            slots,
+            expires,
+            len,
+            expired,
+            watched,
+            log,
+            log_expired,
+            log_new,
+            dropped,
+            loading,
+            snapped,
+            ..
+        } = self;
         let (existed, cell) = slots.get_or_create(slot).entry(arena, h, key, || Entry::new(key), |e| hash(&e.key));
         let e = arena.get_mut(cell);
+        if !existed {
+            e.set_snapped_bit(*snapped);
+        }
         let had = existed && e.volatile();
         // An expired key is replaced as a new one: it expired first, as
         // Redis's write lookup reclaims it.
@@ -443,6 +478,7 @@ impl Db {
             loading,
             keep_expired: self.keep_expired,
             changed: self.changed.take(),
+            snapped: self.snapped,
             ..Db::default()
         };
     }
@@ -562,6 +598,32 @@ impl Db {
         b.touch_existing(Some(a), now_ms);
         std::mem::swap(a, b);
         std::mem::swap(&mut a.watched, &mut b.watched);
+    }
+
+    /// A snapshot starts: no entry is in it yet.
+    pub fn begin_snapshot(&mut self) {
+        self.snapped = !self.snapped;
+    }
+
+    /// Whether the snapshot in progress has `e`.
+    pub fn is_snapped(&self, e: &Entry) -> bool {
+        e.snapped_bit() == self.snapped
+    }
+
+    /// The snapshot in progress has `key` now (if it exists).
+    pub fn mark_snapped(&mut self, key: &[u8]) {
+        let snapped = self.snapped;
+        if let Some(cell) = self.table(key_slot(key)).and_then(|t| t.find(&self.arena, hash(key), key)) {
+            self.arena.get_mut(cell).set_snapped_bit(snapped);
+        }
+    }
+
+    /// The snapshot in progress has every entry of `slot` now.
+    pub fn mark_slot_snapped(&mut self, slot: usize) {
+        let Db { arena, slots, snapped, .. } = self;
+        if let Some(t) = slots.get(slot) {
+            t.cells().for_each(|c| arena.get_mut(c).set_snapped_bit(*snapped));
+        }
     }
 
     /// Entries of one slot (expired ones included; callers filter).

@@ -142,7 +142,20 @@ impl Keyspace {
     /// flush or a swap of databases changes every key at once).
     pub fn finish_snapshot(&mut self, now_ms: i64) {
         if let Some(snap) = &mut self.snapshot {
-            snap.step(&self.dbs, usize::MAX, now_ms);
+            snap.step(&mut self.dbs, usize::MAX, now_ms);
+        }
+    }
+
+    /// Starts an image of this shard as it is now.
+    pub fn start_snapshot(&mut self, shard: usize, shards: usize, format: snapshot::Format) {
+        self.stop_snapshot();
+        self.snapshot = Some(Box::new(snapshot::Snapshot::new(&mut self.dbs, shard, shards, format)));
+    }
+
+    /// Drops the image in progress, if any, unfinished.
+    pub fn stop_snapshot(&mut self) {
+        if let Some(snap) = self.snapshot.take() {
+            snap.abandon(&mut self.dbs);
         }
     }
 
@@ -150,7 +163,7 @@ impl Keyspace {
     /// keeps its current value first.
     pub fn preserve(&mut self, db: usize, key: &[u8], now_ms: i64) {
         if let Some(snap) = &mut self.snapshot {
-            snap.preserve(&self.dbs, db, key, now_ms);
+            snap.preserve(&mut self.dbs, db, key, now_ms);
         }
     }
 

@@ -9,18 +9,16 @@
 //! value it had at the cut, exactly once:
 //! * slots before the cursor are done;
 //! * a write to a key at or past the cursor first serializes the key's
-//!   current (cut-time) value, or notes that it did not exist, and the
-//!   key goes in `done`, which the cursor's pass skips;
+//!   current (cut-time) value and marks its entry as in the snapshot
+//!   (`Db::mark_snapped`); a key created after the cut is born marked;
+//!   the cursor's pass skips marked entries and marks the rest;
 //! * keys that expire or are evicted after the cut need nothing: their
 //!   DEL is in the journal after the cut, which replays after the image.
 //!
-//! Memory: `done` holds only keys written during the snapshot, and the
-//! output is written out in chunks.
-
-use std::collections::{HashMap, HashSet};
+//! Memory: one bit per entry, and the output is written out in chunks.
 
 use super::slots::SLOTS;
-use super::{Key, Stream, Value};
+use super::{Stream, Value};
 use crate::journal::Op;
 
 /// Elements per command when a big collection is written as several
@@ -45,9 +43,6 @@ pub struct Snapshot {
     /// The next (database, slot) to serialize.
     db: usize,
     slot: usize,
-    /// Keys at or past the cursor already serialized (or created after
-    /// the cut), by (database, slot).
-    done: HashMap<(usize, usize), HashSet<Key>>,
     /// Serialized commands not yet taken by the caller.
     pub out: Vec<u8>,
     /// The database the output last selected.
@@ -59,19 +54,10 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn new(shard: usize, shards: usize, format: Format) -> Snapshot {
-        Snapshot {
-            format,
-            shard,
-            shards,
-            db: 0,
-            slot: shard,
-            done: HashMap::new(),
-            out: Vec::new(),
-            selected: None,
-            keys: 0,
-            copied: 0,
-        }
+    /// A snapshot of `dbs` as they are now.
+    pub fn new(dbs: &mut [super::Db], shard: usize, shards: usize, format: Format) -> Snapshot {
+        dbs.iter_mut().for_each(super::Db::begin_snapshot);
+        Snapshot { format, shard, shards, db: 0, slot: shard, out: Vec::new(), selected: None, keys: 0, copied: 0 }
     }
 
     pub fn is_rdb(&self) -> bool {
@@ -87,9 +73,9 @@ impl Snapshot {
     }
 
     /// Called before `key` of `db` changes: keeps its cut-time value.
-    pub fn preserve(&mut self, dbs: &[super::Db], db: usize, key: &[u8], now_ms: i64) {
+    pub fn preserve(&mut self, dbs: &mut [super::Db], db: usize, key: &[u8], now_ms: i64) {
         let slot = super::slots::key_slot(key);
-        if self.before_cursor(db, slot) || self.done.get(&(db, slot)).is_some_and(|d| d.contains(key)) {
+        if self.before_cursor(db, slot) || dbs[db].peek(key).is_none_or(|e| dbs[db].is_snapped(e)) {
             return;
         }
         if let Some((e, ttl)) = dbs[db].live_value(key, now_ms) {
@@ -97,28 +83,41 @@ impl Snapshot {
             self.write_key(db, e, ttl, now_ms);
             self.copied += (self.out.len() - before) as u64;
         }
-        self.done.entry((db, slot)).or_default().insert(Key::from(key));
+        dbs[db].mark_snapped(key);
     }
 
     /// Serializes slots until the output holds about `budget` bytes or
     /// the shard is done.
-    pub fn step(&mut self, dbs: &[super::Db], budget: usize, now_ms: i64) {
+    pub fn step(&mut self, dbs: &mut [super::Db], budget: usize, now_ms: i64) {
         while self.db < dbs.len() && self.out.len() < budget {
             let (db, slot) = (self.db, self.slot);
-            let done = self.done.remove(&(db, slot)).unwrap_or_default();
             // An RDB keeps keys whose time has passed (a loader drops them
             // and counts them); the AOF leaves them out, as Redis's do.
             let rdb = matches!(self.format, Format::Rdb(_));
             for e in dbs[db].slot_entries(slot) {
-                if (rdb || dbs[db].is_live(e, now_ms)) && !done.contains(e.key()) {
+                if (rdb || dbs[db].is_live(e, now_ms)) && !dbs[db].is_snapped(e) {
                     self.write_key(db, e, dbs[db].expire_of(e.key()), now_ms);
                 }
             }
-            self.slot += self.shards;
-            if self.slot >= SLOTS {
-                self.slot = self.shard;
-                self.db += 1;
-            }
+            dbs[db].mark_slot_snapped(slot);
+            self.advance();
+        }
+    }
+
+    /// Stops before the end: marks every entry the pass has not reached,
+    /// as the next snapshot expects to find them.
+    pub fn abandon(mut self, dbs: &mut [super::Db]) {
+        while self.db < dbs.len() {
+            dbs[self.db].mark_slot_snapped(self.slot);
+            self.advance();
+        }
+    }
+
+    fn advance(&mut self) {
+        self.slot += self.shards;
+        if self.slot >= SLOTS {
+            self.slot = self.shard;
+            self.db += 1;
         }
     }
 
@@ -234,5 +233,96 @@ impl Snapshot {
             let args: Vec<&[u8]> = [name, key].into_iter().chain(batch).collect();
             self.command(db, args.into_iter());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{Keyspace, Str};
+
+    fn set(ks: &mut Keyspace, key: &str, value: &str) {
+        ks.preserve(0, key.as_bytes(), 0);
+        ks.dbs[0].insert(key.as_bytes(), Value::Str(Str::from_bytes(value.as_bytes())), 0, 0);
+    }
+
+    fn del(ks: &mut Keyspace, key: &str) {
+        ks.preserve(0, key.as_bytes(), 0);
+        ks.dbs[0].remove(key.as_bytes(), 0);
+    }
+
+    /// Runs the snapshot in progress to its end, `during` after its first
+    /// step; returns the image's SET commands as (key, value), sorted.
+    fn image(ks: &mut Keyspace, during: impl FnOnce(&mut Keyspace)) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut during = Some(during);
+        while let Some(snap) = &mut ks.snapshot {
+            snap.step(&mut ks.dbs, 1, 0);
+            out.append(&mut snap.out);
+            if snap.finished(ks.dbs.len()) {
+                ks.snapshot = None;
+            }
+            if let Some(f) = during.take() {
+                f(ks);
+            }
+        }
+        let text = String::from_utf8(out).unwrap();
+        let words: Vec<&str> = text.split("\r\n").filter(|w| !w.starts_with(['*', '$']) && !w.is_empty()).collect();
+        let mut sets: Vec<(String, String)> =
+            words.windows(3).filter(|w| w[0] == "SET").map(|w| (w[1].to_string(), w[2].to_string())).collect();
+        sets.sort();
+        sets
+    }
+
+    fn pairs(of: &[(&str, &str)]) -> Vec<(String, String)> {
+        of.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn every_key_once_with_its_cut_time_value_snapshot_after_snapshot() {
+        let mut ks = Keyspace::new(1);
+        let keys: Vec<String> = (0..200).map(|i| format!("k{i}")).collect();
+        for k in &keys {
+            set(&mut ks, k, "cut");
+        }
+        let all_cut: Vec<(String, String)> = {
+            let mut v: Vec<_> = keys.iter().map(|k| (k.clone(), "cut".to_string())).collect();
+            v.sort();
+            v
+        };
+        for round in 0..3 {
+            ks.start_snapshot(0, 1, Format::Aof);
+            let got = image(&mut ks, |ks| {
+                for k in &keys {
+                    set(ks, k, "later");
+                }
+                del(ks, "k1");
+                set(ks, "k1", "again");
+                set(ks, "new", "later");
+                del(ks, "new");
+                set(ks, "new", "x");
+            });
+            assert_eq!(got, all_cut, "round {round}");
+            // Back to the starting dataset for the next round.
+            del(&mut ks, "new");
+            for k in &keys {
+                set(&mut ks, k, "cut");
+            }
+        }
+        // A snapshot abandoned halfway leaves the next one whole.
+        ks.start_snapshot(0, 1, Format::Aof);
+        if let Some(snap) = &mut ks.snapshot {
+            snap.step(&mut ks.dbs, 1, 0);
+        }
+        set(&mut ks, "k7", "cut");
+        ks.stop_snapshot();
+        ks.start_snapshot(0, 1, Format::Aof);
+        assert_eq!(image(&mut ks, |_| ()), all_cut);
+        set(&mut ks, "only", "v");
+        ks.start_snapshot(0, 1, Format::Aof);
+        let mut with_new = all_cut.clone();
+        with_new.extend(pairs(&[("only", "v")]));
+        with_new.sort();
+        assert_eq!(image(&mut ks, |_| ()), with_new);
     }
 }
