@@ -479,7 +479,8 @@ def test_aof_turned_off_and_on_again_keeps_its_durability_promise(tmp_path, star
 def test_flushall_is_atomic_across_shards(start_percore):
     """With one client looping MSET over two shards and one looping
     FLUSHALL, MGET never sees one key of an MSET without the other."""
-    server = start_percore(threads=2)
+    # Without save points: each FLUSHALL would save the empty dataset.
+    server = start_percore("--save", "", threads=2)
     k0, k1 = keys_on_distinct_shards(2, prefix="fl")
     done = threading.Event()
     deadline = time.monotonic() + 60

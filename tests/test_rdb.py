@@ -12,7 +12,7 @@ import time
 import pytest
 import redis
 
-from conftest import wait_until
+from conftest import in_thread, wait_until
 
 # Redis's CRC64 (Jones polynomial, reflected), to forge payloads that pass
 # the checksum and so reach the value parser.
@@ -531,6 +531,48 @@ def test_flushall_stops_a_bgsave(percore):
     c.bgsave()
     wait_until(lambda: c.info("persistence")["rdb_bgsave_in_progress"] == 0, what="bgsave")
     assert c.info("persistence")["rdb_changes_since_last_save"] == 0
+
+
+def test_save_holds_commands_on_keys_until_it_is_on_disk(percore):
+    c = percore.client()
+    c.config_set("save", "")
+    c.mset({f"k{i}": i for i in range(200)})
+    # About 0.5 s per shard.
+    c.config_set("rdb-key-save-delay", 5000)
+    saver, saved = in_thread(percore.client().save)
+    wait_until(lambda: c.info("persistence")["rdb_bgsave_in_progress"] == 1, what="the save started")
+
+    def read():
+        value = percore.client().get("k1")
+        return value, c.info("persistence")["rdb_bgsave_in_progress"]
+
+    reader, got = in_thread(read)
+    saver.join(timeout=30)
+    reader.join(timeout=30)
+    assert saved == {"value": True}
+    # The GET was answered only once the save was over.
+    assert got == {"value": (b"1", 0)}
+
+
+def test_flushall_with_save_points_saves_before_replying(tmp_path, start_percore, start_redis):
+    d = tmp_path / "flushall"
+    d.mkdir()
+    server = start_percore("--dir", d, "--save", "3600 1")
+    c = server.client()
+    c.mset({f"k{i}": i for i in range(1000)})
+    c.save()
+    c.set("another", "x")
+    reference = start_redis("--save", "3600 1").client()
+    reference.mset({f"k{i}": i for i in range(1000)})
+    for r in (c, reference):
+        r.flushall()
+    # Redis's FLUSHALL saves in the foreground: nothing is left to save.
+    persistence = [r.info("persistence") for r in (c, reference)]
+    assert [p["rdb_changes_since_last_save"] for p in persistence] == [0, 0]
+    assert [p["rdb_bgsave_in_progress"] for p in persistence] == [0, 0]
+    # Killed right after the reply, it restarts empty.
+    server.stop()
+    assert start_percore("--dir", d, "--save", "3600 1").client().dbsize() == 0
 
 
 @pytest.mark.parametrize("mode", ["default", "nosave"])

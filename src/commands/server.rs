@@ -12,6 +12,7 @@ use crate::command::{
     ADMIN, ALLOW_BUSY, Args, CONTAINER, EXCLUSIVE, FAST, Keys, LOADING, NO_MULTI, NOSCRIPT, READONLY, STALE, WRITE,
 };
 use crate::config::{ConfigError, Hot};
+use crate::persistence::rdb::Mode;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::client::Client;
 use crate::server::shared::{now_ms, now_us};
@@ -385,11 +386,25 @@ fn flushall<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cm
             })
             .await;
         // As Redis counts it: the keys removed.
-        client.changed(removed.iter().sum());
-        // With save points the empty dataset is saved (Redis's
-        // flushallCommand), by the cron once every shard is let go.
+        let removed: u64 = removed.iter().sum();
+        client.changed(removed);
+        // With save points the empty dataset is on disk before the reply
+        // (Redis's flushallCommand); during an AOF rewrite, which holds
+        // the one image a shard has, the cron saves it after.
         if crate::persistence::rdb::has_save_points(&server) {
-            server.rdb.scheduled.store(true, Ordering::SeqCst);
+            while server.rdb.saving.load(Ordering::SeqCst) {
+                crate::server::poller::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            if server.aof.rewriting.load(Ordering::SeqCst) {
+                server.rdb.scheduled.store(true, Ordering::SeqCst);
+            } else {
+                match crate::persistence::rdb::save(client, Mode::Held).await {
+                    // The file holds the flush, whose changes dispatch
+                    // counts after it.
+                    Ok(()) => _ = server.rdb.dirty_saved.fetch_add(removed, Ordering::SeqCst),
+                    Err(e) => tracing::warn!("Error saving the DB after FLUSHALL: {e}"),
+                }
+            }
         }
         Ok(Reply::Ok)
     })
@@ -721,11 +736,11 @@ fn bgrewriteaof<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'
     })
 }
 
-/// SAVE: a snapshot on disk before the reply (other clients keep being
-/// served meanwhile; the image is still of one instant).
+/// SAVE: a snapshot on disk before the reply; commands on keys wait
+/// for it, as Redis's clients wait for its foreground save.
 fn save<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
-        crate::persistence::rdb::save(client, true).await.map_err(CmdError::err)?;
+        crate::persistence::rdb::save(client, Mode::Blocking).await.map_err(CmdError::err)?;
         Ok(Reply::Ok)
     })
 }
@@ -747,7 +762,7 @@ fn bgsave<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
             server.rdb.scheduled.store(true, Ordering::SeqCst);
             return Ok(Reply::status("Background saving scheduled"));
         }
-        crate::persistence::rdb::save(client, false).await.map_err(CmdError::err)?;
+        crate::persistence::rdb::save(client, Mode::Background).await.map_err(CmdError::err)?;
         Ok(Reply::status("Background saving started"))
     })
 }

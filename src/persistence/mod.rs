@@ -354,6 +354,15 @@ async fn rewrite_with(client: &Client, enabling: bool) -> Result<(), String> {
     let settings = server.config(Settings::from_config);
     let started = Instant::now();
     let ex = crate::server::transaction::Exclusive::begin(client).await;
+    // A save that marked itself while this waited for the shards holds
+    // their one image: this rewrite runs after it.
+    if server.rdb.saving.load(Ordering::SeqCst) {
+        ex.end().await;
+        status.rewriting.store(false, Ordering::SeqCst);
+        status.enable_scheduled.fetch_or(enabling, Ordering::SeqCst);
+        status.scheduled.store(true, Ordering::SeqCst);
+        return Ok(());
+    }
     if enabling {
         let temp = format!("temp-{}.incr", settings.filename);
         let started_writer = Writer::open(&settings, &temp, status.clone(), durable_notifier(&client.shard))
@@ -423,7 +432,8 @@ async fn start_snapshots(
     let done: snapshot::Done = Box::new(move |server, parts, ok, _| finish.rewritten(server, parts, ok));
     let aborted = |server: &crate::server::shared::Shared| server.aof.abort.load(Ordering::SeqCst);
     let progress = Default::default();
-    snapshot::start(client, ex, format, parts, aborted, progress, done).await;
+    snapshot::start(client, format, parts, aborted, progress, done).await;
+    ex.end().await;
     info!("Background append only file rewriting started");
     Ok(())
 }

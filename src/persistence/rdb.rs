@@ -116,23 +116,50 @@ fn assemble(header: &[u8], parts: &[PathBuf], path: &Path, checksum: bool, incre
     result
 }
 
-/// SAVE / BGSAVE: starts a snapshot into `dbfilename`; with `wait`, until
-/// it is on disk. Err: Redis's reason it could not start or failed.
-pub async fn save(client: &Client, wait: bool) -> Result<(), String> {
+/// How a save treats the other clients and its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// BGSAVE: the caller goes on once the image is cut.
+    Background,
+    /// SAVE: every shard stays held until the file is on disk, as Redis's
+    /// rdbSave blocks the server.
+    Blocking,
+    /// The caller already holds every shard (FLUSHALL): on disk before it
+    /// goes on.
+    Held,
+}
+
+/// SAVE / BGSAVE: starts a snapshot into `dbfilename`, waiting for it as
+/// `mode` says. Err: Redis's reason it could not start or failed.
+pub async fn save(client: &Client, mode: Mode) -> Result<(), String> {
     let server = client.shard.server.clone();
     let status = &server.rdb;
-    if status.saving.swap(true, Ordering::SeqCst) {
-        return Err("Background save already in progress".into());
-    }
-    if server.aof.rewriting.load(Ordering::SeqCst) {
+    // Checked with every shard held, where no other image can start (an
+    // AOF rewrite marks itself before it waits for the shards).
+    let ex = match mode {
+        Mode::Held => None,
+        _ => Some(crate::server::transaction::Exclusive::begin(client).await),
+    };
+    let refusal = if status.saving.swap(true, Ordering::SeqCst) {
+        Some("Background save already in progress")
+    } else if server.aof.rewriting.load(Ordering::SeqCst) {
         status.saving.store(false, Ordering::SeqCst);
-        return Err("An AOF log rewriting in progress: can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.".into());
+        Some(
+            "An AOF log rewriting in progress: can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.",
+        )
+    } else {
+        None
+    };
+    if let Some(refusal) = refusal {
+        if let Some(ex) = ex {
+            ex.end().await;
+        }
+        return Err(refusal.into());
     }
     let (path, checksum, incremental) = server.config(|c| {
         let yes = |name| c.str(name) == "yes";
         (PathBuf::from(c.str("dbfilename")), yes("rdbchecksum"), yes("rdb-save-incremental-fsync"))
     });
-    let ex = crate::server::transaction::Exclusive::begin(client).await;
     let header = header(&server, false);
     let parts: Vec<PathBuf> =
         (0..client.shard.count).map(|s| PathBuf::from(format!("temp-{}-{s}.rdb.part", std::process::id()))).collect();
@@ -181,8 +208,11 @@ pub async fn save(client: &Client, wait: bool) -> Result<(), String> {
     if let Ok(mut p) = status.progress.lock() {
         *p = progress.clone();
     }
-    super::snapshot::start(client, ex, format, parts, aborted, progress, done).await;
-    if !wait {
+    super::snapshot::start(client, format, parts, aborted, progress, done).await;
+    if mode == Mode::Background {
+        if let Some(ex) = ex {
+            ex.end().await;
+        }
         info!("Background saving started by pid {}", std::process::id());
         crate::server::poller::spawn(async move {
             match rx.await {
@@ -193,7 +223,11 @@ pub async fn save(client: &Client, wait: bool) -> Result<(), String> {
         .detach();
         return Ok(());
     }
-    rx.await.unwrap_or_else(|_| Err("the save ended without a result".into()))
+    let result = rx.await.unwrap_or_else(|_| Err("the save ended without a result".into()));
+    if let Some(ex) = ex {
+        ex.end().await;
+    }
+    result
 }
 
 /// Changes since the last successful save (INFO's
@@ -398,7 +432,7 @@ pub async fn cron(shard: &Rc<Shard>) {
     }
     let client = super::own_client(shard, super::AUTO_REWRITE_CLIENT_ID);
     crate::server::poller::spawn(async move {
-        if let Err(e) = save(&client, false).await {
+        if let Err(e) = save(&client, Mode::Background).await {
             warn!("Background saving not started: {e}");
         }
     })
@@ -433,7 +467,7 @@ pub fn current_secs(status: &Status) -> i64 {
 /// replace keys of the same name (MERGE), else such a key is an error.
 pub async fn reload(client: &Client, save_first: bool, flush: bool, replace: bool) -> Result<(), String> {
     if save_first {
-        save(client, true).await.map_err(|e| format!("Error trying to save the DB: {e}"))?;
+        save(client, Mode::Blocking).await.map_err(|e| format!("Error trying to save the DB: {e}"))?;
     }
     let server = client.shard.server.clone();
     let path = PathBuf::from(server.config(|c| c.str("dbfilename").to_string()));
@@ -474,7 +508,7 @@ pub async fn final_save(client: &Client) -> Result<(), String> {
         crate::server::poller::sleep(std::time::Duration::from_millis(10)).await;
     }
     info!("Saving the final RDB snapshot before exiting.");
-    save(client, true).await.inspect_err(|e| warn!("Error trying to save the DB, can't exit: {e}"))
+    save(client, Mode::Blocking).await.inspect_err(|e| warn!("Error trying to save the DB, can't exit: {e}"))
 }
 
 /// A shutdown a signal asked for, as `directive` (shutdown-on-sigterm /

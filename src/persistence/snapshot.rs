@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use crate::server::client::Client;
 use crate::server::shard::Shard;
 use crate::server::shared::Shared;
-use crate::server::transaction::Exclusive;
 use crate::storage::snapshot::Format;
 
 /// What the job does with its parts once all are written: `ok` when
@@ -40,11 +39,11 @@ struct Job {
     done: Mutex<Option<Done>>,
 }
 
-/// With every shard held by `ex`: starts each shard's image in `format`
-/// into `parts` (one per shard), then lets the shards go.
+/// With every shard held (the caller's `Exclusive`, which it lowers when
+/// it likes): starts each shard's image in `format` into `parts` (one per
+/// shard).
 pub async fn start(
     client: &Client,
-    ex: Exclusive,
     format: Format,
     parts: Vec<PathBuf>,
     aborted: fn(&Shared) -> bool,
@@ -75,7 +74,6 @@ pub async fn start(
         })
     });
     futures::future::join_all(installs).await;
-    ex.end().await;
     finish_one(&job, &client.shard.server);
 }
 
