@@ -4,6 +4,7 @@ payloads and files refused, never a crash."""
 
 import os
 import random
+import re
 import signal
 import subprocess
 import threading
@@ -188,8 +189,11 @@ LIBRARY = "#!lua name=mylib\nredis.register_function('f1', function() return 1 e
 
 
 def check_rdb(path):
+    """redis-check-rdb accepts the file; returns its AUX fields."""
     out = subprocess.run(["redis-check-rdb", str(path)], capture_output=True, timeout=60)
     assert out.returncode == 0 and b"RDB looks OK" in out.stdout, out.stdout.decode()
+    fields = re.findall(rb"AUX FIELD ([\w-]+) = '([^']*)'", out.stdout)
+    return {k.decode(): v.decode() for k, v in fields}
 
 
 def test_percore_snapshot_loads_into_redis(tmp_path, start_percore, start_redis):
@@ -202,7 +206,10 @@ def test_percore_snapshot_loads_into_redis(tmp_path, start_percore, start_redis)
     p.select(0)
     p.function_load(LIBRARY)
     assert p.save()
-    check_rdb(d / "dump.rdb")
+    aux = check_rdb(d / "dump.rdb")
+    assert aux["redis-ver"] == "7.0.15" and aux["redis-bits"] == "64" and aux["aof-base"] == "0"
+    assert int(aux["used-mem"]) > 1_000_000
+    assert abs(int(aux["ctime"]) - time.time()) < 60
     r = start_redis("--dir", d).client()
     assert r.dbsize() == p.dbsize()
     assert r.execute_command("DEBUG", "DIGEST") == p.execute_command("DEBUG", "DIGEST")
@@ -496,22 +503,37 @@ def test_function_dump_restore_match_redis(percore, reference):
     assert p.fcall("f1", 0) == 1
 
 
-def test_failed_save_refuses_writes_with_misconf(tmp_path, start_percore):
-    d = tmp_path / "vanishing"
-    d.mkdir()
-    c = start_percore("--dir", d).client()
-    c.set("x", "x")
-    d.rmdir()
-    with pytest.raises(redis.ResponseError):
-        c.save()
-    assert c.info("persistence")["rdb_last_bgsave_status"] == "err"
-    assert c.get("x") == b"x"
-    for cmd in (["SET", "x", "y"], ["PING"], ["EVAL", "return redis.call('set','x',1)", "1", "x"]):
-        with pytest.raises(redis.ResponseError, match="^MISCONF"):
-            c.execute_command(*cmd)
-    assert c.eval("return redis.call('get','x')", 1, "x") == b"x"
-    c.config_set("stop-writes-on-bgsave-error", "no")
-    assert c.set("x", "y")
+def test_failed_save_refuses_writes_with_misconf(tmp_path, start_percore, start_redis):
+    """As redis-server: a failed SAVE is only an error; a failed BGSAVE
+    turns writes (and PING) away with MISCONF until a save succeeds or
+    stop-writes-on-bgsave-error is off."""
+    clients = []
+    for name, start in (("percore", start_percore), ("redis", start_redis)):
+        d = tmp_path / name
+        d.mkdir()
+        c = start("--dir", d, "--save", "3600 1").client()
+        c.set("x", "x")
+        d.rmdir()
+        clients.append(c)
+    for c in clients:
+        with pytest.raises(redis.ResponseError):
+            c.save()
+        assert c.info("persistence")["rdb_last_bgsave_status"] == "ok"
+        assert c.set("x", "y")
+        c.bgsave()
+        wait_until(lambda: c.info("persistence")["rdb_bgsave_in_progress"] == 0, what="the failed bgsave")
+        assert c.info("persistence")["rdb_last_bgsave_status"] == "err"
+        for cmd in (["SET", "x", "y"], ["PING"]):
+            with pytest.raises(redis.ResponseError, match="^MISCONF"):
+                c.execute_command(*cmd)
+        assert c.get("x") == b"y"
+        c.config_set("stop-writes-on-bgsave-error", "no")
+        assert c.set("x", "z")
+    percore = clients[0]
+    percore.config_set("stop-writes-on-bgsave-error", "yes")
+    with pytest.raises(redis.ResponseError, match="^MISCONF"):
+        percore.eval("return redis.call('set','x',1)", 1, "x")
+    assert percore.eval("return redis.call('get','x')", 1, "x") == b"z"
 
 
 def test_flushall_stops_a_bgsave(percore):

@@ -169,7 +169,7 @@ pub fn start_writer(mut startup: Startup, shard: &Rc<Shard>) -> Result<(), AofEr
         // commands), as Redis's start writes one.
         let (preamble, timestamp) =
             server.config(|c| (c.str("aof-use-rdb-preamble") == "yes", c.str("aof-timestamp-enabled") == "yes"));
-        let base = Base::at_cut(&server, preamble);
+        let base = Base::at_cut(shard, preamble);
         let name = format!("{}.1.base{}", settings.filename, base.suffix());
         let path = settings.path(&name);
         std::fs::File::create(&path).and_then(|f| base.write(f, &[], timestamp, false)).map_err(|source| {
@@ -423,7 +423,7 @@ async fn start_snapshots(
         .collect();
     let (preamble, incremental) =
         server.config(|c| (c.str("aof-use-rdb-preamble") == "yes", c.str("aof-rewrite-incremental-fsync") == "yes"));
-    let base = Base::at_cut(server, preamble);
+    let base = Base::at_cut(&client.shard, preamble);
     let format = match base {
         Base::Rdb { .. } => crate::storage::snapshot::Format::Rdb(server.hot.rdb_options()),
         Base::Commands { .. } => crate::storage::snapshot::Format::Aof,
@@ -450,10 +450,11 @@ enum Base {
 }
 
 impl Base {
-    fn at_cut(server: &crate::server::shared::Shared, preamble: bool) -> Base {
+    fn at_cut(shard: &crate::server::shard::Shard, preamble: bool) -> Base {
+        let server = &shard.server;
         if preamble {
             let checksum = server.config(|c| c.str("rdbchecksum") == "yes");
-            return Base::Rdb { header: rdb::header(server, true), checksum };
+            return Base::Rdb { header: rdb::header(shard, true), checksum };
         }
         let mut functions = Vec::new();
         if let Ok(libraries) = server.libraries.read() {

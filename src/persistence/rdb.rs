@@ -87,12 +87,13 @@ pub enum LoadError {
 
 /// The start of every file: magic, version, AUX fields, FUNCTION
 /// libraries. `aof_base`: the file is an AOF's base (aof-use-rdb-preamble).
-pub fn header(server: &Shared, aof_base: bool) -> Vec<u8> {
+pub fn header(shard: &Shard, aof_base: bool) -> Vec<u8> {
+    let server = &shard.server;
     let mut out = format!("REDIS{:04}", crate::rdb::VERSION).into_bytes();
     write::aux(&mut out, "redis-ver", crate::server::REDIS_VERSION.as_bytes());
     write::aux(&mut out, "redis-bits", b"64");
     write::aux(&mut out, "ctime", (now_ms() / 1000).to_string().as_bytes());
-    let used = server.used_memory.load(Ordering::Relaxed);
+    let used = crate::server::evict::used_memory_now(shard);
     write::aux(&mut out, "used-mem", used.to_string().as_bytes());
     write::aux(&mut out, "aof-base", if aof_base { b"1" } else { b"0" });
     if let Ok(libraries) = server.libraries.read() {
@@ -160,7 +161,7 @@ pub async fn save(client: &Client, mode: Mode) -> Result<(), String> {
         let yes = |name| c.str(name) == "yes";
         (PathBuf::from(c.str("dbfilename")), yes("rdbchecksum"), yes("rdb-save-incremental-fsync"))
     });
-    let header = header(&server, false);
+    let header = header(&client.shard, false);
     let parts: Vec<PathBuf> =
         (0..client.shard.count).map(|s| PathBuf::from(format!("temp-{}-{s}.rdb.part", std::process::id()))).collect();
     let (tx, rx) = futures::channel::oneshot::channel::<Result<(), String>>();
@@ -195,10 +196,16 @@ pub async fn save(client: &Client, mode: Mode) -> Result<(), String> {
                     std::process::id(),
                     std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default()
                 );
-                status.last_failure_ms.store(now_ms(), Ordering::SeqCst);
+                if mode == Mode::Background {
+                    status.last_failure_ms.store(now_ms(), Ordering::SeqCst);
+                }
             }
         }
-        status.last_ok.store(result.is_ok(), Ordering::SeqCst);
+        // As Redis's rdbSave: a failed foreground save leaves the status
+        // (and MISCONF) as the last background one left it.
+        if result.is_ok() || mode == Mode::Background {
+            status.last_ok.store(result.is_ok(), Ordering::SeqCst);
+        }
         status.saving.store(false, Ordering::SeqCst);
         let _ = tx.send(result);
     });
