@@ -345,6 +345,39 @@ def test_bgsave_is_point_in_time_under_writes(tmp_path, start_percore, start_red
         assert len(set(values)) == 1, (g, values)
 
 
+def test_loading_answers_loading_and_reports_progress(tmp_path, start_percore):
+    d = tmp_path / "slow"
+    d.mkdir()
+    first = start_percore("--dir", d)
+    c = first.client()
+    c.mset({f"k{i}": "v" * 100 for i in range(3000)})
+    c.save()
+    first.stop()
+    size = (d / "dump.rdb").stat().st_size
+    # 3000 keys at 1 ms each: a few seconds of loading.
+    server = start_percore("--dir", d, "--key-load-delay", 1000, wait=False)
+    c = server.client()
+
+    def loading_info():
+        try:
+            info = c.info("persistence")
+        except redis.ConnectionError:
+            return None
+        return info if info["loading"] == 1 and info.get("loading_loaded_bytes", 0) > 0 else None
+
+    info = wait_until(loading_info, what="INFO during the load")
+    assert info["loading_total_bytes"] == size
+    assert 0 < info["loading_loaded_bytes"] < size
+    assert 0 < info["loading_loaded_perc"] < 100
+    assert abs(info["loading_start_time"] - time.time()) < 30
+    assert info["loading_eta_seconds"] >= 0 and int(info["loading_rdb_used_mem"]) > 0
+    # redis-cli: redis-py retries -LOADING (a ConnectionError) until the load ends.
+    assert server.cli("get", "k1").startswith("LOADING Redis is loading the dataset in memory")
+    wait_until(lambda: c.info("persistence")["loading"] == 0, timeout=60, what="the load")
+    assert "loading_total_bytes" not in c.info("persistence")
+    assert c.dbsize() == 3000
+
+
 def test_kill_during_bgsave_keeps_the_old_file(tmp_path, start_percore):
     d = tmp_path / "k"
     d.mkdir()

@@ -237,6 +237,9 @@ fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
                     u8::from(aof.scheduled.load(Ordering::Relaxed)),
                 );
             }
+            if server.loading.load(Ordering::Relaxed) {
+                text.push_str(&server.load_progress.info());
+            }
             section("Persistence", text);
         }
         if want("stats") {

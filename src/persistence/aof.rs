@@ -296,6 +296,15 @@ impl Reader {
         Ok(Reader { path: path.to_path_buf(), name, map, parser, at: 0, valid: 0, multi: false, ended: false })
     }
 
+    /// How far it has been read.
+    pub fn offset(&self) -> usize {
+        self.at
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.as_ref().map_or(0, |m| m.len())
+    }
+
     /// The file's name, as messages give it.
     pub fn name(&self) -> &str {
         &self.name

@@ -101,6 +101,10 @@ pub async fn load(shard: &Rc<Shard>, startup: &Startup) -> Result<(), AofError> 
     let (mut out, mut batch) = (Vec::new(), Batch::default());
     let started = Instant::now();
     let mut commands = 0u64;
+    let progress = &shard.server.load_progress;
+    progress.begin(startup.total);
+    // What the files before the one being read hold.
+    let mut before = 0u64;
     let kinds = startup.manifest.base.iter().map(|_| "base").chain(startup.manifest.incr.iter().map(|_| "incr"));
     for (i, (path, kind)) in startup.files.iter().zip(kinds).enumerate() {
         let file_started = Instant::now();
@@ -137,6 +141,7 @@ pub async fn load(shard: &Rc<Shard>, startup: &Startup) -> Result<(), AofError> 
             if commands.is_multiple_of(1024) {
                 batch.flush(&client, &mut out).await;
                 out.clear();
+                progress.loaded(before + reader.offset() as u64);
                 if commands.is_multiple_of(1 << 20) {
                     info!("Loading AOF: {commands} commands replayed ({:.1}s)", started.elapsed().as_secs_f64());
                 }
@@ -146,6 +151,8 @@ pub async fn load(shard: &Rc<Shard>, startup: &Startup) -> Result<(), AofError> 
         out.clear();
         let last = i + 1 == startup.files.len();
         let name = reader.name().to_string();
+        before += reader.len() as u64;
+        progress.loaded(before);
         reader.finish(&startup.settings, last)?;
         info!("DB loaded from {kind} file {name}: {:.3} seconds", file_started.elapsed().as_secs_f64());
     }
@@ -667,6 +674,59 @@ pub fn delete_history(server: &crate::server::shared::Shared, settings: &Setting
         let _ = std::fs::remove_file(settings.path(&f.name));
     }
     Ok(())
+}
+
+/// How far a load is: INFO persistence's loading_* fields.
+#[derive(Debug, Default)]
+pub struct LoadProgress {
+    /// Unix seconds.
+    started: std::sync::atomic::AtomicI64,
+    total: std::sync::atomic::AtomicU64,
+    /// The used-mem AUX field of the RDB being read.
+    rdb_used_mem: std::sync::atomic::AtomicU64,
+    loaded: std::sync::atomic::AtomicU64,
+}
+
+impl LoadProgress {
+    /// A load of `total` bytes (every file's) starts.
+    pub fn begin(&self, total: u64) {
+        self.started.store(crate::server::shared::now_ms() / 1000, Ordering::Relaxed);
+        self.total.store(total, Ordering::Relaxed);
+        self.rdb_used_mem.store(0, Ordering::Relaxed);
+        self.loaded.store(0, Ordering::Relaxed);
+    }
+
+    pub fn loaded(&self, bytes: u64) {
+        self.loaded.store(bytes, Ordering::Relaxed);
+    }
+
+    pub fn loaded_so_far(&self) -> u64 {
+        self.loaded.load(Ordering::Relaxed)
+    }
+
+    pub fn rdb_used_mem(&self, bytes: u64) {
+        self.rdb_used_mem.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The lines INFO adds while loading, as Redis computes them (with
+    /// no total, used-mem stands in for the size, capped below 100%).
+    pub fn info(&self) -> String {
+        let (total, used) = (self.total.load(Ordering::Relaxed), self.rdb_used_mem.load(Ordering::Relaxed));
+        let (started, loaded) = (self.started.load(Ordering::Relaxed), self.loaded.load(Ordering::Relaxed));
+        let (mut perc, mut remaining) = (0.0, 0u64);
+        if total > 0 {
+            perc = loaded as f64 * 100.0 / total as f64;
+            remaining = total.saturating_sub(loaded);
+        } else if used > 0 {
+            perc = (loaded as f64 * 100.0 / used as f64).min(99.99);
+            remaining = used.saturating_sub(loaded).max(1);
+        }
+        let elapsed = (crate::server::shared::now_ms() / 1000 - started).max(0) as u64;
+        let eta = if elapsed == 0 { 1 } else { elapsed.saturating_mul(remaining) / (loaded + 1) };
+        format!(
+            "loading_start_time:{started}\r\nloading_total_bytes:{total}\r\nloading_rdb_used_mem:{used}\r\nloading_loaded_bytes:{loaded}\r\nloading_loaded_perc:{perc:.2}\r\nloading_eta_seconds:{eta}\r\n"
+        )
+    }
 }
 
 /// Loading is over: keys expire again on every shard at once (not only

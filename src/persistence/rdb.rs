@@ -277,6 +277,7 @@ async fn load_into(shard: &Rc<Shard>, path: &Path, how: Load) -> Result<Option<u
     // replaced by rename (never written in place) while it is mapped.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| LoadError::Io(super::strerror(&e)))?;
     let started = Instant::now();
+    shard.server.load_progress.begin(map.len() as u64);
     let (keys, _) = load_data(shard, &map, how).await?;
     info!("DB loaded from disk: {:.3} seconds", started.elapsed().as_secs_f64());
     Ok(Some(keys))
@@ -289,6 +290,8 @@ pub async fn load_data(shard: &Rc<Shard>, data: &[u8], how: Load) -> Result<(u64
     let (limits, checksum) = (Limits::from_hot(&server.hot), server.config(|c| c.str("rdbchecksum") == "yes"));
     let databases = shard.ks.borrow().dbs.len();
     let mut rdb = File::open(data, checksum)?;
+    // In an AOF, the bytes of files before this one.
+    let before = server.load_progress.loaded_so_far();
     let mut keys = 0u64;
     server.rdb.loaded_expired.store(0, Ordering::Relaxed);
     let (key_delay_us, events_every) =
@@ -299,7 +302,7 @@ pub async fn load_data(shard: &Rc<Shard>, data: &[u8], how: Load) -> Result<(u64
     let mut last_report = Instant::now();
     while let Some(item) = rdb.next(&limits)? {
         match item {
-            Item::Aux(k, v) => log_aux(&k, &v),
+            Item::Aux(k, v) => log_aux(&server, &k, &v),
             Item::Function(code) => load_function(shard, &code).await?,
             Item::Key { db, key, value, expire_at, usage } => {
                 if db >= databases {
@@ -325,6 +328,7 @@ pub async fn load_data(shard: &Rc<Shard>, data: &[u8], how: Load) -> Result<(u64
                 }
                 // Other clients (answered -LOADING) get a turn every
                 // loading-process-events-interval-bytes.
+                server.load_progress.loaded(before + rdb.offset() as u64);
                 if rdb.offset() >= next_events {
                     next_events = rdb.offset() + events_every;
                     crate::server::poller::yield_now().await;
@@ -348,7 +352,7 @@ pub async fn load_data(shard: &Rc<Shard>, data: &[u8], how: Load) -> Result<(u64
     Ok((keys, rdb.offset()))
 }
 
-fn log_aux(key: &[u8], value: &[u8]) {
+fn log_aux(server: &Shared, key: &[u8], value: &[u8]) {
     let value = String::from_utf8_lossy(value);
     match key {
         b"redis-ver" => info!("Loading RDB produced by version {value}"),
@@ -357,6 +361,7 @@ fn log_aux(key: &[u8], value: &[u8]) {
             info!("RDB age {age} seconds");
         }
         b"used-mem" => {
+            server.load_progress.rdb_used_mem(value.parse().unwrap_or(0));
             let mb = value.parse::<f64>().unwrap_or(0.0) / (1024.0 * 1024.0);
             info!("RDB memory usage when created {mb:.2} Mb");
         }

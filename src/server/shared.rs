@@ -77,6 +77,7 @@ pub struct Shared {
     pub images: AtomicU64,
     /// The dataset is being loaded: clients get -LOADING.
     pub loading: AtomicBool,
+    pub load_progress: crate::persistence::LoadProgress,
     /// Per shard: some client there waits for the journal to be durable.
     pub durable_wanted: Vec<AtomicBool>,
     /// Per shard: its clients in MONITOR mode; and all of them.
@@ -135,6 +136,7 @@ impl Shared {
             rdb: crate::persistence::rdb::Status::new(now_ms() / 1000),
             images: AtomicU64::new(0),
             loading: AtomicBool::new(false),
+            load_progress: Default::default(),
             durable_wanted: (0..shards).map(|_| AtomicBool::new(false)).collect(),
             monitors: (0..shards).map(|_| AtomicUsize::new(0)).collect(),
             monitoring: AtomicUsize::new(0),
