@@ -170,3 +170,46 @@ def test_lmove_between_shards_keeps_every_element(start_percore):
     assert c.exists(src) == 0
     assert c.rpoplpush(dst, src) == b"119"
     assert c.lrange(src, 0, -1) == [b"119"]
+
+
+def test_flushall_inside_exec_or_a_script_never_deadlocks_with_cross_shard_writes(start_percore):
+    """An EXEC or a script that holds a key and then runs FLUSHALL must
+    raise its barriers while a cross-shard MSET holds the other shard's key
+    and waits for the held one."""
+    percore = start_percore("--save", "", threads=2)
+    low, high = keys_on_distinct_shards(2, prefix="fx")
+    rounds = 200
+    done = {"exec": 0, "eval": 0, "mset": 0}
+    errors = []
+
+    def run(kind, body):
+        c = percore.client(socket_timeout=10)
+        try:
+            for _ in range(rounds):
+                body(c)
+                done[kind] += 1
+        except Exception as e:  # a timeout here is the deadlock
+            errors.append(f"{kind}: {e!r}")
+
+    def exec_flush(c):
+        p = c.pipeline(transaction=True)
+        p.set(high, "x").flushall()
+        assert p.execute() == [True, True]
+
+    def eval_flush(c):
+        c.eval("redis.call('set', KEYS[1], 'y') return redis.call('flushall')", 1, high)
+
+    def mset(c):
+        c.mset({low: "a", high: "b"})
+
+    bodies = [("exec", exec_flush), ("eval", eval_flush), ("mset", mset), ("mset", mset)]
+    threads = [threading.Thread(target=run, args=b) for b in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert done == {"exec": rounds, "eval": rounds, "mset": 2 * rounds}
+    # Whatever ran last, the pair is whole or gone.
+    c = percore.client()
+    assert c.mget(low, high) in ([b"a", b"b"], [None, None], [None, b"x"], [None, b"y"])

@@ -67,6 +67,10 @@ struct Barrier {
 pub struct LockTable {
     held: HashMap<LockKey, Held>,
     barrier: Option<Barrier>,
+    /// Holders of keys (an EXEC, a script) that are raising barriers:
+    /// a transaction that holds keys and waits for one of theirs backs
+    /// off instead, or their barrier would wait for it forever.
+    yielding: Vec<u64>,
 }
 
 impl LockTable {
@@ -93,6 +97,21 @@ impl LockTable {
         {
             let _ = tx.send(());
         }
+    }
+
+    /// `holder` starts raising barriers while it holds keys here: whoever
+    /// waits for one of them wakes to back off.
+    fn start_yielding(&mut self, holder: u64) {
+        self.yielding.push(holder);
+        for held in self.held.values_mut().filter(|h| h.holder == holder) {
+            for w in held.waiters.drain(..) {
+                let _ = w.send(());
+            }
+        }
+    }
+
+    fn stop_yielding(&mut self, holder: u64) {
+        self.yielding.retain(|&h| h != holder);
     }
 
     pub fn is_held(&self, db: usize, key: &[u8]) -> bool {
@@ -145,18 +164,33 @@ impl Shard {
     /// transaction, in order. Returns the pairs it acquired: those the
     /// holder already had stay with the outer transaction. `first`: the
     /// transaction holds nothing anywhere yet, so it waits for a barrier.
-    pub async fn lock_keys(self: &Rc<Self>, holder: u64, keys: Vec<(usize, Key)>, first: bool) -> Vec<(usize, Key)> {
+    /// `may_back_off`: it may give up what it holds and start over, which
+    /// it does (Err with what it acquired here) when a key it waits for is
+    /// held by someone raising barriers.
+    pub async fn lock_keys(
+        self: &Rc<Self>,
+        holder: u64,
+        keys: Vec<(usize, Key)>,
+        first: bool,
+        may_back_off: bool,
+    ) -> Result<Vec<(usize, Key)>, Vec<(usize, Key)>> {
         let mut acquired = Vec::with_capacity(keys.len());
         for (db, key) in keys {
             loop {
                 let rx = {
                     let mut locks = self.locks.borrow_mut();
-                    if locks.holder(db, &key) == Some(holder) {
-                        break;
+                    let holds_nothing = first && acquired.is_empty();
+                    match locks.holder(db, &key) {
+                        Some(h) if h == holder => break,
+                        Some(h) if may_back_off && !holds_nothing && locks.yielding.contains(&h) => {
+                            drop(locks);
+                            return Err(acquired);
+                        }
+                        _ => {}
                     }
                     // Until it holds something, a new transaction yields to
                     // a barrier, also one raised while it waited for a key.
-                    let barrier = if first && acquired.is_empty() { locks.barrier_waiter(Some(holder)) } else { None };
+                    let barrier = if holds_nothing { locks.barrier_waiter(Some(holder)) } else { None };
                     match barrier.or_else(|| locks.waiter(db, &key)) {
                         Some(rx) => rx,
                         None => {
@@ -171,7 +205,12 @@ impl Shard {
                 let _ = rx.await;
             }
         }
-        acquired
+        Ok(acquired)
+    }
+
+    /// See `LockTable::start_yielding`.
+    pub fn start_yielding(&self, holder: u64) {
+        self.locks.borrow_mut().start_yielding(holder);
     }
 
     /// Raises this shard's barrier for `holder`, once no other barrier
@@ -189,6 +228,10 @@ impl Shard {
             locks.check_drained();
         }
         let _ = rx.await;
+        // Drained: no one holding keys can come to wait here for the
+        // holder's keys any more (lower shards are held, higher ones come
+        // after this one in the lock order).
+        self.locks.borrow_mut().stop_yielding(holder);
     }
 
     /// Lowers the barrier, waking everyone who waited on it.

@@ -40,18 +40,42 @@ impl Tx {
         for (db, key) in keys {
             by_shard.entry(shard.owner(key)).or_default().push((db, key.into()));
         }
-        let mut tx = Tx { shard: shard.clone(), parts: Vec::with_capacity(by_shard.len()) };
-        for (owner, mut keys) in by_shard {
-            keys.sort_unstable();
-            keys.dedup();
-            // Only a transaction holding nothing yet may wait on a barrier
-            // (the ones in flight must be able to finish).
-            let first = tx.parts.iter().all(|(_, k)| k.is_empty()) && client.unit.is_none();
-            let acquired =
-                shard.run_on_async(owner, move |sh| async move { sh.lock_keys(holder, keys, first).await }).await;
-            tx.parts.push((owner, acquired));
+        let groups: Vec<(usize, Vec<(usize, Key)>)> = by_shard
+            .into_iter()
+            .map(|(owner, mut keys)| {
+                keys.sort_unstable();
+                keys.dedup();
+                (owner, keys)
+            })
+            .collect();
+        // A transaction of its own (not a step of an EXEC or a script,
+        // which must keep what they hold) backs off from a holder raising
+        // barriers: it releases everything and starts over.
+        let may_back_off = client.unit.is_none();
+        'attempt: loop {
+            let mut tx = Tx { shard: shard.clone(), parts: Vec::with_capacity(groups.len()) };
+            for (owner, keys) in &groups {
+                // Only a transaction holding nothing yet may wait on a barrier
+                // (the ones in flight must be able to finish).
+                let first = tx.parts.iter().all(|(_, k)| k.is_empty()) && client.unit.is_none();
+                let keys = keys.clone();
+                let acquired = shard
+                    .run_on_async(
+                        *owner,
+                        move |sh| async move { sh.lock_keys(holder, keys, first, may_back_off).await },
+                    )
+                    .await;
+                match acquired {
+                    Ok(acquired) => tx.parts.push((*owner, acquired)),
+                    Err(partial) => {
+                        tx.parts.push((*owner, partial));
+                        tx.unlock().await;
+                        continue 'attempt;
+                    }
+                }
+            }
+            return tx;
         }
-        tx
     }
 
     /// Shards holding part of the transaction, ascending.
@@ -123,6 +147,13 @@ impl Exclusive {
     pub async fn begin(client: &Client) -> Exclusive {
         let holder = client.meta.id;
         let mut ex = Exclusive { shard: client.shard.clone(), raised: 0 };
+        // An EXEC or a script holds keys already: transactions waiting for
+        // them while holding others would keep a barrier from draining, so
+        // they are told to back off first.
+        if client.unit.is_some() {
+            let all = (0..client.shard.count).map(|s| client.shard.run_on(s, move |sh| sh.start_yielding(holder)));
+            futures::future::join_all(all).await;
+        }
         for s in 0..client.shard.count {
             client.shard.run_on_async(s, move |sh| async move { sh.raise_barrier(holder).await }).await;
             ex.raised += 1;
