@@ -734,3 +734,31 @@ def test_expired_and_evicted_keys_propagate_as_redis_does(tmp_path, servers, laz
         s.stop()
     verb = b"UNLINK" if lazy == "yes" else b"DEL"
     assert seen["percore"] == seen["redis"] == [[verb, b"actively"], [verb, b"lazily"], [verb, b"victim"]]
+
+
+def test_served_blmove_propagates_as_lmove(tmp_path, servers):
+    """A BLMOVE served after it blocked reaches the AOF as the LMOVE it
+    amounts to, as redis-server writes it, whether or not its two keys
+    share a shard (percore) or a slot."""
+    percore, reference = servers
+    seen = {}
+    pairs = [tuple(keys_on_distinct_shards(2, prefix="mv")), ("s{t}", "d{t}")]
+    for name, start_server in (("percore", percore), ("redis", reference)):
+        d = tmp_path / name
+        d.mkdir()
+        s = start_server(d, "--appendfsync", "always")
+        c = s.client()
+        for src, dst in pairs:
+            result = {}
+            t = threading.Thread(target=lambda: result.update(v=s.client().blmove(src, dst, 10, "RIGHT", "LEFT")))
+            t.start()
+            wait_until(lambda: c.info("clients")["blocked_clients"] == 1, what="BLMOVE to block")
+            c.rpush(src, "a", "b")
+            t.join()
+            assert result["v"] == b"b"
+            assert (c.lrange(src, 0, -1), c.lrange(dst, 0, -1)) == ([b"a"], [b"b"])
+        commands = aof_commands(d / "appendonlydir" / "appendonly.aof.1.incr.aof")
+        seen[name] = [cmd for cmd in commands if cmd[0].upper() != b"SELECT"]
+        s.stop()
+    assert seen["percore"] == seen["redis"]
+    assert [cmd[0].upper() for cmd in seen["percore"]] == [b"RPUSH", b"LMOVE"] * 2

@@ -213,3 +213,22 @@ def test_flushall_inside_exec_or_a_script_never_deadlocks_with_cross_shard_write
     # Whatever ran last, the pair is whole or gone.
     c = percore.client()
     assert c.mget(low, high) in ([b"a", b"b"], [None, None], [None, b"x"], [None, b"y"])
+
+
+def test_blmove_between_shards_is_never_seen_half_done(start_percore):
+    percore = start_percore(threads=SHARDS)
+    a, b = keys_on_distinct_shards(2, prefix="bm")
+    percore.client().rpush(a, "m")
+
+    def writer(c, seed, n):
+        # Two clients bounce the element: each waits for it in its source.
+        src, dst = (a, b) if seed % 2 == 0 else (b, a)
+        c.blmove(src, dst, 0.05, "LEFT", "RIGHT")
+
+    def reader(c, seed, n):
+        p = c.pipeline(transaction=True)
+        p.lrange(a, 0, -1).lrange(b, 0, -1)
+        both = p.execute()
+        assert sorted(both, key=len) == [[], [b"m"]], f"element in neither or both lists: {both}"
+
+    hammer(percore, writer, reader, writers=2)

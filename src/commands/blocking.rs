@@ -13,11 +13,13 @@ use futures::future::LocalBoxFuture;
 
 use super::{Handler, Spec, parse_mpop};
 use crate::command::{Args, BLOCKING, Ctx, DENYOOM, FAST, Keys, NOSCRIPT, WRITE};
+use crate::journal::Op;
 use crate::protocol::reply::format_double;
 use crate::protocol::{CmdError, CmdResult, Reply};
 use crate::server::blocking::{BlockOp, Popper, Served, Waiter};
 use crate::server::client::{Client, ClientMeta};
-use crate::storage::events::{GENERIC, LIST};
+use crate::server::transaction::Tx;
+use crate::storage::events::LIST;
 use crate::storage::{End, Key, List, SmallBytes, ZSet};
 
 /// A timeout in seconds, fractions allowed; None for 0 (wait forever).
@@ -38,18 +40,42 @@ fn timeout(args: Args, i: usize) -> Result<Option<Duration>, CmdError> {
 async fn peer_closed(meta: &ClientMeta) {
     let Some(ready) = meta.ready.get() else { return pending().await };
     loop {
-        ready.readable().await;
-        ready.take_pushed();
-        let mut byte = 0u8;
-        // SAFETY: a one-byte peek into a local on a descriptor this
-        // process owns; it consumes nothing.
-        let n = unsafe { libc::recv(meta.fd, (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
-        match n {
-            0 => return,
-            n if n > 0 => return pending().await,
-            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock => ready.clear_readable(),
-            _ => return,
+        // Looked at before waiting (the end of the stream may have come
+        // with the command, its edge already taken by the reader), and
+        // again after forgetting readiness, so no edge is lost between.
+        match peek(meta.fd) {
+            Peek::Closed => return,
+            Peek::Input => return pending().await,
+            Peek::Nothing => {}
         }
+        ready.clear_readable();
+        match peek(meta.fd) {
+            Peek::Nothing => {
+                ready.readable().await;
+                ready.take_pushed();
+            }
+            _ => ready.set_readable(),
+        }
+    }
+}
+
+enum Peek {
+    Closed,
+    /// Pipelined input: the reader takes it once the wait ends.
+    Input,
+    Nothing,
+}
+
+fn peek(fd: i32) -> Peek {
+    let mut byte = 0u8;
+    // SAFETY: a one-byte peek into a local on a descriptor this process
+    // owns; it consumes nothing.
+    let n = unsafe { libc::recv(fd, (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    match n {
+        n if n > 0 => Peek::Input,
+        0 => Peek::Closed,
+        _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock => Peek::Nothing,
+        _ => Peek::Closed,
     }
 }
 
@@ -131,8 +157,10 @@ pub(super) async fn block(
         if gone {
             // Its client left: the element goes back where it was (unless
             // the move was made whole: then it is where it was going).
-            if served.pushed.is_none() {
-                give_back(client, op, served).await;
+            match op {
+                BlockOp::ListReady => pass_turn(client, &served.key).await,
+                _ if served.pushed.is_none() => give_back(client, op, served).await,
+                _ => {}
             }
         } else {
             outcome = Outcome::Served(served);
@@ -157,7 +185,7 @@ pub(super) async fn block(
 /// another type).
 fn ready(ctx: &mut Ctx, key: &[u8], waiter: &Waiter) -> Result<bool, CmdError> {
     Ok(match waiter.op {
-        BlockOp::List { .. } => ctx.lookup_as::<List>(key)?.is_some_and(|l| !l.is_empty()),
+        BlockOp::List { .. } | BlockOp::ListReady => ctx.lookup_as::<List>(key)?.is_some_and(|l| !l.is_empty()),
         BlockOp::ZSet { .. } => ctx.lookup_as::<ZSet>(key)?.is_some_and(|z| !z.is_empty()),
         BlockOp::Stream(_) => false,
     })
@@ -170,26 +198,13 @@ fn pop(ctx: &mut Ctx, key: &[u8], waiter: &Waiter) -> Served {
     if let (BlockOp::List { end, .. }, Some((dst, to))) = (op, &waiter.push_to) {
         return move_here(ctx, key, *end, dst, *to);
     }
-    let mut deferred = Vec::new();
     // It propagates as the non-blocking pop it amounts to.
     let (items, name, count): (Vec<(SmallBytes, f64)>, &[u8], usize) = match *op {
-        BlockOp::List { end, count, moving } => {
+        BlockOp::List { end, count } => {
             let limits = super::lists::limits(ctx);
             let Ok(Some(l)) = ctx.lookup_as::<List>(key) else { return Served::empty(key) };
             let items: Vec<_> = (0..count).map_while(|_| l.pop(end, limits)).map(|v| (v, 0.0)).collect();
-            if moving {
-                let emptied = l.is_empty();
-                deferred.push((LIST, super::lists::pop_event(end)));
-                if emptied {
-                    let now = ctx.now;
-                    ctx.db().remove(key, now);
-                    deferred.push((GENERIC, "del"));
-                }
-                // The push counts the move.
-                ctx.changed(0);
-            } else {
-                super::lists::popped(ctx, key, end, items.len());
-            }
+            super::lists::popped(ctx, key, end, items.len());
             (items, if end == End::Left { b"LPOP" } else { b"RPOP" }, count)
         }
         BlockOp::ZSet { max, count } => {
@@ -198,7 +213,7 @@ fn pop(ctx: &mut Ctx, key: &[u8], waiter: &Waiter) -> Served {
             super::zsets::zpopped(ctx, key, max, items.len());
             (items, if max { b"ZPOPMAX" } else { b"ZPOPMIN" }, count)
         }
-        BlockOp::Stream(_) => return Served::empty(key),
+        BlockOp::Stream(_) | BlockOp::ListReady => return Served::empty(key),
     };
     ctx.ks.dbs[ctx.db].touch(key);
     let single = count == 1;
@@ -207,7 +222,7 @@ fn pop(ctx: &mut Ctx, key: &[u8], waiter: &Waiter) -> Served {
     } else {
         ctx.propagate(&[name, key, itoa::Buffer::new().format(items.len()).as_bytes()]);
     }
-    Served { items, deferred, ..Served::empty(key) }
+    Served { items, ..Served::empty(key) }
 }
 
 /// BLMOVE served where both its keys live: pop and push at once, as
@@ -231,9 +246,21 @@ fn move_here(ctx: &mut Ctx, src: &[u8], from: End, dst: &[u8], to: End) -> Serve
     ctx.changed(1);
     ctx.ks.dbs[ctx.db].touch(src);
     ctx.ks.dbs[ctx.db].touch(dst);
-    let word = |end: End| if end == End::Left { &b"LEFT"[..] } else { &b"RIGHT"[..] };
-    ctx.propagate(&[b"LMOVE", src, dst, word(from), word(to)]);
+    ctx.propagate(&[b"LMOVE", src, dst, end_word(from), end_word(to)]);
     Served { items: vec![(v, 0.0)], pushed: Some(dst.into()), ..Served::empty(src) }
+}
+
+/// An end as a served BLMOVE's LMOVE names it (Redis's shared "left"
+/// and "right").
+fn end_word(end: End) -> &'static [u8] {
+    if end == End::Left { b"left" } else { b"right" }
+}
+
+/// A BLMOVE woken for an element it did not move (another client took
+/// it, or it failed or went away): the source's next waiter gets its turn.
+async fn pass_turn(client: &Client, src: &Key) {
+    let (db, key) = (client.db(), src.clone());
+    client.shard.run_on(client.shard.owner(src), move |sh| sh.key_written(db, &key)).await;
 }
 
 /// How the blocking commands pop, for the shards that serve them.
@@ -272,7 +299,7 @@ async fn give_back(client: &Client, op: BlockOp, served: Served) {
                     }
                 }
                 // A read takes nothing away.
-                BlockOp::Stream(_) => {}
+                BlockOp::Stream(_) | BlockOp::ListReady => {}
             });
             let ops = sh.settle();
             sh.journal(ops);
@@ -296,7 +323,7 @@ fn keys_between(args: Args, from: usize, to: usize) -> Vec<Key> {
 async fn bpop(client: &mut Client, args: Args<'_>, end: End) -> CmdResult {
     let t = timeout(args, args.len() - 1)?;
     let keys = keys_between(args, 1, args.len() - 1);
-    Ok(match block(client, &keys, t, (BlockOp::List { end, count: 1, moving: false }, &POPPER), None).await? {
+    Ok(match block(client, &keys, t, (BlockOp::List { end, count: 1 }, &POPPER), None).await? {
         Outcome::Served(s) => Reply::Array(vec![Reply::bulk(&s.key), Reply::bulk(&s.items[0].0)]),
         Outcome::TimedOut => Reply::NullArray,
         Outcome::Unblocked => return Err(CmdError::Unblocked),
@@ -307,11 +334,11 @@ async fn bpop(client: &mut Client, args: Args<'_>, end: End) -> CmdResult {
 /// of another type gives the element back and answers WRONGTYPE).
 async fn bmove(client: &mut Client, args: Args<'_>, from: End, to: End, t: Option<Duration>) -> CmdResult {
     let (src, dst) = (Key::from(args.get(1)), Key::from(args.get(2)));
-    let db = client.db();
-    let op = BlockOp::List { end: from, count: 1, moving: true };
-    let here = client.shard.owner(&src) == client.shard.owner(&dst);
-    let push_to = here.then(|| (dst.clone(), to));
-    let served = match block(client, std::slice::from_ref(&src), t, (op.clone(), &POPPER), push_to).await? {
+    if client.shard.owner(&src) != client.shard.owner(&dst) {
+        return bmove_across(client, &src, &dst, (from, to), t).await;
+    }
+    let op = BlockOp::List { end: from, count: 1 };
+    let served = match block(client, std::slice::from_ref(&src), t, (op, &POPPER), Some((dst, to))).await? {
         Outcome::Served(s) => s,
         // Inside EXEC it answers as LMOVE would.
         Outcome::TimedOut if client.in_exec => return Ok(Reply::Null),
@@ -321,43 +348,50 @@ async fn bmove(client: &mut Client, args: Args<'_>, from: End, to: End, t: Optio
     if served.wrongtype {
         return Err(CmdError::WrongType);
     }
-    let Some((value, _)) = served.items.first().cloned() else {
-        return Ok(Reply::Null);
-    };
-    if served.pushed.is_some() {
-        return Ok(Reply::bulk(&value));
+    Ok(served.items.first().map_or(Reply::Null, |(v, _)| Reply::bulk(v)))
+}
+
+/// BLMOVE between shards: a wait for the source to hold something (it
+/// takes nothing), then LMOVE's transaction over both keys; if another
+/// client took the element first, it waits again. No one ever sees the
+/// element in neither list, and it propagates as the LMOVE it is.
+async fn bmove_across(
+    client: &mut Client,
+    src: &Key,
+    dst: &Key,
+    (from, to): (End, End),
+    t: Option<Duration>,
+) -> CmdResult {
+    let deadline = t.map(|d| std::time::Instant::now() + d);
+    let db = client.db();
+    loop {
+        let left = match deadline {
+            Some(at) => match at.checked_duration_since(std::time::Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => return Ok(Reply::NullArray),
+            },
+            None => None,
+        };
+        match block(client, std::slice::from_ref(src), left, (BlockOp::ListReady, &POPPER), None).await? {
+            Outcome::Served(_) => {}
+            // Inside EXEC it answers as LMOVE would.
+            Outcome::TimedOut if client.in_exec => return Ok(Reply::Null),
+            Outcome::TimedOut => return Ok(Reply::NullArray),
+            Outcome::Unblocked => return Err(CmdError::Unblocked),
+        }
+        let tx = Tx::lock(client, db, [&src[..], &dst[..]].into_iter()).await;
+        let moved = super::lists::move_one(client, &tx, src, dst, from, to).await;
+        if let Ok(Some(_)) = moved {
+            let lmove = [&b"LMOVE"[..], src, dst, end_word(from), end_word(to)];
+            client.propagate(vec![Op::new(db, lmove.into_iter())]);
+        }
+        tx.unlock().await;
+        if let Ok(Some(v)) = moved {
+            return Ok(Reply::bulk(&v));
+        }
+        pass_turn(client, src).await;
+        moved?;
     }
-    let pushed = value.clone();
-    let target = dst.clone();
-    let (source, deferred) = (src.clone(), served.deferred.clone());
-    let stored = client
-        .shard
-        .run_on(client.shard.owner(&dst), move |sh| {
-            sh.with_ctx(db, false, |ctx| {
-                ctx.ks.preserve(db, &target, ctx.now);
-                let limits = super::lists::limits(ctx);
-                ctx.write_as::<List>(&target)?.push(to, &pushed, limits);
-                ctx.changed(1);
-                ctx.ks.dbs[db].touch(&target);
-                let push: &[u8] = if to == End::Left { b"LPUSH" } else { b"RPUSH" };
-                ctx.propagate(&[push, &target, &pushed]);
-                // The push's event, then the pop's (Redis's order).
-                ctx.event(LIST, super::lists::push_event(to), &target);
-                deferred.iter().for_each(|&(class, name)| ctx.event(class, name, &source));
-                Ok::<(), CmdError>(())
-            })?;
-            let ops = sh.settle();
-            sh.journal(ops);
-            sh.key_written(db, &target);
-            Ok::<(), CmdError>(())
-        })
-        .await;
-    if let Err(e) = stored {
-        // The destination changed type meanwhile: the element goes back.
-        give_back(client, op, served).await;
-        return Err(e);
-    }
-    Ok(Reply::bulk(&value))
 }
 
 /// BLMPOP / BZMPOP timeout numkeys key [key ...] <end> [COUNT count]
@@ -371,7 +405,7 @@ async fn bmpop(client: &mut Client, args: Args<'_>, zset: bool) -> CmdResult {
             _ => return Err(CmdError::Syntax),
         }
     } else {
-        BlockOp::List { end: end(args, end_at)?, count, moving: false }
+        BlockOp::List { end: end(args, end_at)?, count }
     };
     let keys: Vec<Key> = key_range.map(|i| Key::from(args.get(i))).collect();
     Ok(match block(client, &keys, t, (op, &POPPER), None).await? {

@@ -263,7 +263,7 @@ fn lpos(ctx: &mut Ctx, args: Args) -> CmdResult {
 
 /// Moves one element from `src`'s `from` end to `dst`'s `to` end under
 /// `tx`; None when `src` is missing.
-async fn move_one(
+pub(super) async fn move_one(
     client: &Client,
     tx: &Tx,
     src: &[u8],

@@ -27,13 +27,15 @@ use crate::storage::{End, Key, SmallBytes};
 /// What a blocked client will do to the first of its keys with data.
 #[derive(Clone, Debug)]
 pub enum BlockOp {
-    /// `moving`: BLMOVE's pop, whose events wait for the push (Redis
-    /// reports the push onto the destination first).
     List {
         end: End,
         count: usize,
-        moving: bool,
     },
+    /// A BLMOVE whose destination lives on another shard waits for its
+    /// source to hold an element and then moves it under a transaction
+    /// (whole, as LMOVE): serving it takes nothing, but it is the next
+    /// one's turn only once it moved (or passed the turn on).
+    ListReady,
     ZSet {
         max: bool,
         count: usize,
@@ -68,8 +70,6 @@ pub struct Served {
     /// The pop's journal entries, for a client whose EXEC journals them
     /// (otherwise the owner journalled them as it popped).
     pub ops: Vec<crate::journal::Op>,
-    /// A moving pop's keyspace events (class, name), for after the push.
-    pub deferred: Vec<(u32, &'static str)>,
     /// BLMOVE's destination, when the move was made whole where it was
     /// served (its waiters may be served in turn).
     pub pushed: Option<Key>,
@@ -83,15 +83,7 @@ pub struct Served {
 impl Served {
     /// Nothing served from `key` (yet).
     pub fn empty(key: &[u8]) -> Served {
-        Served {
-            key: key.into(),
-            items: Vec::new(),
-            ops: Vec::new(),
-            deferred: Vec::new(),
-            pushed: None,
-            wrongtype: false,
-            read: None,
-        }
+        Served { key: key.into(), items: Vec::new(), ops: Vec::new(), pushed: None, wrongtype: false, read: None }
     }
 }
 
@@ -306,6 +298,9 @@ impl Shard {
                     if let Some(s) = served {
                         let pushed = s.pushed.clone();
                         self.hand_over(&waiter, s);
+                        if matches!(waiter.op, BlockOp::ListReady) {
+                            break;
+                        }
                         // What BLMOVE pushed may serve the destination's
                         // waiters in turn, as Redis serves chained moves.
                         if let Some(dst) = pushed {
