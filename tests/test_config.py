@@ -205,3 +205,14 @@ def test_save_lines_add_up_as_redis_reads_them(tmp_path, start_percore):
     conf = tmp_path / "s.conf"
     conf.write_text("save 900 1\nsave 300 10\n")
     assert start_percore(config_file=conf).client().config_get("save") == {"save": "900 1 300 10"}
+
+
+@pytest.mark.parametrize("name,value", [("lazyfree-lazy-expire", "yes"), ("lazyfree-lazy-eviction", "yes"),
+                                        ("lfu-log-factor", "5"), ("lfu-decay-time", "3")])
+def test_honoured_eviction_directives_are_settable(percore, reference, name, value):
+    for server in (percore, reference):
+        c = server.client()
+        old = c.config_get(name)[name]
+        assert c.config_set(name, value)
+        assert c.config_get(name) == {name: value}
+        c.config_set(name, old)
