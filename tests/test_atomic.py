@@ -4,6 +4,8 @@ client ever observes half of one."""
 import threading
 import time
 
+from conftest import wait_until
+from resp import Conn, encode
 from slots import keys_on_distinct_shards
 
 SHARDS = 4
@@ -232,3 +234,32 @@ def test_blmove_between_shards_is_never_seen_half_done(start_percore):
         assert sorted(both, key=len) == [[], [b"m"]], f"element in neither or both lists: {both}"
 
     hammer(percore, writer, reader, writers=2)
+
+
+def test_a_crowd_queueing_for_one_key_all_get_through_and_the_key_stays_usable(start_percore):
+    """Hundreds of cross-shard writers queue for the same two keys; half of
+    them close without reading, some are scripts that reach for a key they
+    did not declare (and may give up waiting for it). Each takes its turn
+    or passes it on: every reader gets all its replies, and afterwards the
+    keys are free for plain commands and transactions alike."""
+    percore = start_percore(threads=2)
+    a, b = keys_on_distinct_shards(2, prefix="crowd")
+    per = 30
+    mset = encode(["MSET", a, "1", b, "2"])
+    script = f"return {{redis.call('SET', KEYS[1], 's'), redis.call('SET', '{b}', 's')}}"
+    script_call = encode(["EVAL", script, "1", a])
+    readers, quitters = [], []
+    for i in range(300):
+        conn = Conn(percore.port, timeout=30)
+        conn.send_raw((script_call if i % 10 == 0 else mset) * per)
+        (quitters if i % 2 else readers).append(conn)
+    for conn in quitters:
+        conn.close()
+    for conn in readers:
+        for _ in range(per):
+            conn.read()
+        conn.close()
+    c = percore.client(socket_timeout=10)
+    wait_until(lambda: c.info("clients")["connected_clients"] == 1, what="the crowd to leave")
+    assert c.get(a) in (b"1", b"s") and c.get(b) in (b"2", b"s")
+    assert c.mset({a: "x", b: "y"}) and c.mget(a, b) == [b"x", b"y"]

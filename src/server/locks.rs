@@ -11,6 +11,14 @@
 //! EXEC, which already holds every key its queued commands declare, may
 //! take its own transaction on them without waiting for itself.
 //!
+//! Transactions waiting for a key queue for it and are let in one at a
+//! time, in arrival order: a release wakes the plain commands that
+//! waited (they run before the next transaction takes the key) and gives
+//! the turn to the first queued transaction only, so N transactions on
+//! one key cost N wakeups, not N². Whoever has the turn and does not take
+//! the key (it backs off, yields to a barrier, or its client is gone)
+//! passes the turn on.
+//!
 //! A barrier holds a whole shard for one holder (FLUSHALL, FLUSHDB,
 //! SWAPDB, which touch every key). While it is up, plain commands and
 //! transactions that hold nothing yet wait; a transaction that already
@@ -18,6 +26,7 @@
 //! (none waits on a barrier while holding a lock), and the barrier's
 //! holder waits for them to drain. Barriers are raised in shard order.
 
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -47,11 +56,16 @@ impl Equivalent<LockKey> for LockRef<'_> {
     }
 }
 
-/// A held key: who holds it and the tasks waiting for its release.
+/// A held key: who holds it and the plain commands waiting for its
+/// release.
 struct Held {
     holder: u64,
     waiters: Vec<oneshot::Sender<()>>,
 }
+
+/// How a queued transaction is woken: `true` when it is its turn (the
+/// key was released), `false` to look again (the holder yields).
+type Queued = oneshot::Sender<bool>;
 
 /// A shard held whole, and who waits on it.
 struct Barrier {
@@ -66,6 +80,9 @@ struct Barrier {
 #[derive(Default)]
 pub struct LockTable {
     held: HashMap<LockKey, Held>,
+    /// Transactions waiting for a key, first come first: kept apart from
+    /// `held` because the queue outlives each holder.
+    queues: HashMap<LockKey, VecDeque<Queued>>,
     barrier: Option<Barrier>,
     /// Holders of keys (an EXEC, a script) that are raising barriers:
     /// a transaction that holds keys and waits for one of theirs backs
@@ -103,9 +120,10 @@ impl LockTable {
     /// waits for one of them wakes to back off.
     fn start_yielding(&mut self, holder: u64) {
         self.yielding.push(holder);
-        for held in self.held.values_mut().filter(|h| h.holder == holder) {
-            for w in held.waiters.drain(..) {
-                let _ = w.send(());
+        let Self { held, queues, .. } = self;
+        for (key, _) in held.iter().filter(|(_, h)| h.holder == holder) {
+            for w in queues.remove(key).into_iter().flatten() {
+                let _ = w.send(false);
             }
         }
     }
@@ -127,6 +145,39 @@ impl LockTable {
         Some(rx)
     }
 
+    /// Queues a transaction for `key`: at the front when it had the turn
+    /// and someone took the key before it could.
+    fn enqueue(&mut self, db: usize, key: &[u8], front: bool) -> oneshot::Receiver<bool> {
+        let (tx, rx) = oneshot::channel();
+        let queue = match self.queues.get_mut(&LockRef(db, key)) {
+            Some(q) => q,
+            None => self.queues.entry(LockKey(db, key.into())).or_default(),
+        };
+        if front {
+            queue.push_front(tx)
+        } else {
+            queue.push_back(tx)
+        }
+        rx
+    }
+
+    /// Gives the turn for a free `key` to the first queued transaction
+    /// still waiting.
+    fn pass_turn(&mut self, db: usize, key: &[u8]) {
+        if self.held.contains_key(&LockRef(db, key)) {
+            return;
+        }
+        let Some(queue) = self.queues.get_mut(&LockRef(db, key)) else { return };
+        while let Some(next) = queue.pop_front() {
+            if next.send(true).is_ok() {
+                break;
+            }
+        }
+        if queue.is_empty() {
+            self.queues.remove(&LockRef(db, key));
+        }
+    }
+
     fn holder(&self, db: usize, key: &[u8]) -> Option<u64> {
         self.held.get(&LockRef(db, key)).map(|h| h.holder)
     }
@@ -136,8 +187,34 @@ impl LockTable {
             for w in held.waiters {
                 let _ = w.send(());
             }
+            self.pass_turn(db, key);
         }
         self.check_drained();
+    }
+
+    fn take(&mut self, holder: u64, db: usize, key: Key) {
+        self.held.insert(LockKey(db, key), Held { holder, waiters: Vec::new() });
+    }
+}
+
+/// What a transaction waiting for a key waits on.
+enum Wait {
+    Barrier(oneshot::Receiver<()>),
+    Queued(oneshot::Receiver<bool>),
+}
+
+/// A transaction's place in the queue for one key. Dropping it, whether
+/// the transaction took the key, gave up or was dropped while waiting,
+/// passes the turn on if the key is free, so a turn is never lost.
+struct Turn<'a> {
+    shard: &'a Shard,
+    db: usize,
+    key: Key,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.shard.locks.borrow_mut().pass_turn(self.db, &self.key);
     }
 }
 
@@ -176,8 +253,10 @@ impl Shard {
     ) -> Result<Vec<(usize, Key)>, Vec<(usize, Key)>> {
         let mut acquired = Vec::with_capacity(keys.len());
         for (db, key) in keys {
+            let mut turn: Option<Turn> = None;
+            let mut had_turn = false;
             loop {
-                let rx = {
+                let wait = {
                     let mut locks = self.locks.borrow_mut();
                     let holds_nothing = first && acquired.is_empty();
                     match locks.holder(db, &key) {
@@ -189,21 +268,33 @@ impl Shard {
                         _ => {}
                     }
                     // Until it holds something, a new transaction yields to
-                    // a barrier, also one raised while it waited for a key.
-                    let barrier = if holds_nothing { locks.barrier_waiter(Some(holder)) } else { None };
-                    match barrier.or_else(|| locks.waiter(db, &key)) {
-                        Some(rx) => rx,
-                        None => {
-                            // A transaction may write whatever it locks.
-                            self.ks.borrow_mut().preserve(db, &key, self.now());
-                            locks.held.insert(LockKey(db, key.clone()), Held { holder, waiters: Vec::new() });
-                            acquired.push((db, key));
-                            break;
-                        }
+                    // a barrier, also one raised while it waited for a key
+                    // (passing its turn on: others may hold keys already).
+                    if let Some(rx) = if holds_nothing { locks.barrier_waiter(Some(holder)) } else { None } {
+                        Wait::Barrier(rx)
+                    } else if locks.holder(db, &key).is_some() {
+                        Wait::Queued(locks.enqueue(db, &key, had_turn))
+                    } else {
+                        // A transaction may write whatever it locks.
+                        self.ks.borrow_mut().preserve(db, &key, self.now());
+                        locks.take(holder, db, key.clone());
+                        acquired.push((db, key));
+                        break;
                     }
                 };
-                let _ = rx.await;
+                match wait {
+                    Wait::Barrier(rx) => {
+                        turn = None;
+                        had_turn = false;
+                        let _ = rx.await;
+                    }
+                    Wait::Queued(rx) => {
+                        turn.get_or_insert_with(|| Turn { shard: self, db, key: key.clone() });
+                        had_turn = rx.await.unwrap_or(false);
+                    }
+                }
             }
+            drop(turn);
         }
         Ok(acquired)
     }
@@ -258,23 +349,27 @@ impl Shard {
         patience: Duration,
     ) -> Option<bool> {
         let deadline = Instant::now() + patience;
+        let mut turn: Option<Turn> = None;
+        let mut had_turn = false;
         loop {
-            let rx = {
+            let wait = {
                 let mut locks = self.locks.borrow_mut();
                 match locks.holder(db, &key) {
                     Some(h) if h == holder => return Some(false),
-                    Some(_) => locks.waiter(db, &key)?,
+                    Some(_) => locks.enqueue(db, &key, had_turn),
                     None => {
                         self.ks.borrow_mut().preserve(db, &key, self.now());
-                        locks.held.insert(LockKey(db, key), Held { holder, waiters: Vec::new() });
+                        locks.take(holder, db, key);
                         return Some(true);
                     }
                 }
             };
+            turn.get_or_insert_with(|| Turn { shard: self, db, key: key.clone() });
             let left = deadline.saturating_duration_since(Instant::now());
             let timeout = crate::server::poller::sleep(left);
-            if let futures::future::Either::Right(_) = futures::future::select(rx, timeout).await {
-                return None;
+            match futures::future::select(wait, timeout).await {
+                futures::future::Either::Left((woken, _)) => had_turn = woken.unwrap_or(false),
+                futures::future::Either::Right(_) => return None,
             }
         }
     }
@@ -306,5 +401,39 @@ mod tests {
         t.release(0, b"k");
         assert_eq!(rx.try_recv(), Ok(Some(())));
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_release_gives_the_turn_to_the_first_live_queued_transaction() {
+        let mut t = LockTable::default();
+        t.take(1, 0, b"k".as_slice().into());
+        let mut plain = t.waiter(0, b"k").unwrap();
+        let mut a = t.enqueue(0, b"k", false);
+        let b = t.enqueue(0, b"k", false);
+        let mut c = t.enqueue(0, b"k", false);
+        let mut front = t.enqueue(0, b"k", true);
+        drop(b);
+        t.release(0, b"k");
+        assert_eq!(plain.try_recv(), Ok(Some(())));
+        assert_eq!(front.try_recv(), Ok(Some(true)));
+        assert_eq!(a.try_recv(), Ok(None));
+        t.take(2, 0, b"k".as_slice().into());
+        t.release(0, b"k");
+        assert_eq!(a.try_recv(), Ok(Some(true)));
+        assert_eq!(c.try_recv(), Ok(None));
+        // `a` gave up without taking the key: the turn goes on, past `b`.
+        t.pass_turn(0, b"k");
+        assert_eq!(c.try_recv(), Ok(Some(true)));
+        assert!(t.queues.is_empty());
+    }
+
+    #[test]
+    fn a_yielding_holder_wakes_its_queue_to_look_again() {
+        let mut t = LockTable::default();
+        t.take(7, 0, b"k".as_slice().into());
+        let mut a = t.enqueue(0, b"k", false);
+        t.start_yielding(7);
+        assert_eq!(a.try_recv(), Ok(Some(false)));
+        assert!(t.queues.is_empty());
     }
 }
