@@ -103,7 +103,7 @@ static DIRECTIVES: &[Directive] = &[
     n("repl-disable-tcp-nodelay", "no", Kind::Bool, true),
     n("repl-diskless-sync", "yes", Kind::Bool, true),
     d("aof-rewrite-incremental-fsync", "yes", Kind::Bool, true),
-    n("no-appendfsync-on-rewrite", "no", Kind::Bool, true),
+    d("no-appendfsync-on-rewrite", "no", Kind::Bool, true),
     n("cluster-require-full-coverage", "yes", Kind::Bool, true),
     d("rdb-save-incremental-fsync", "yes", Kind::Bool, true),
     d("aof-load-truncated", "yes", Kind::Bool, true),

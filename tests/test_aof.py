@@ -762,3 +762,33 @@ def test_served_blmove_propagates_as_lmove(tmp_path, servers):
         s.stop()
     assert seen["percore"] == seen["redis"]
     assert [cmd[0].upper() for cmd in seen["percore"]] == [b"RPUSH", b"LMOVE"] * 2
+
+
+def test_no_appendfsync_on_rewrite_acknowledges_writes_during_a_save(tmp_path, servers):
+    """With no-appendfsync-on-rewrite yes and appendfsync always, writes
+    during a BGSAVE are acknowledged once written (the fsync waits for the
+    save to end), and a killed server still finds them in its AOF, as on
+    redis-server."""
+    percore, reference = servers
+    for name, start_server in (("percore", percore), ("redis", reference)):
+        dirpath = tmp_path / name
+        dirpath.mkdir()
+        s = start_server(dirpath, "--appendfsync", "always", "--no-appendfsync-on-rewrite", "yes",
+                         "--rdb-key-save-delay", 1000000)
+        c = s.client()
+        assert c.config_get("no-appendfsync-on-rewrite") == {"no-appendfsync-on-rewrite": "yes"}, name
+        c.mset({f"k{i}": i for i in range(5)})
+        assert c.bgsave()
+        for i in range(50):
+            assert c.set(f"during{i}", i)
+        assert c.info("persistence")["rdb_bgsave_in_progress"] == 1, name
+        c.config_set("rdb-key-save-delay", 0)
+        wait_until(lambda: c.info("persistence")["rdb_bgsave_in_progress"] == 0, what=f"{name}: the save to end")
+        assert c.set("after", "1")
+        s.stop()
+        s = start_server(dirpath)
+        wait_loaded(s)
+        c = s.client()
+        assert c.mget([f"during{i}" for i in range(50)]) == [str(i).encode() for i in range(50)], name
+        assert c.get("after") == b"1", name
+        s.stop()

@@ -538,6 +538,16 @@ impl Status {
     }
 }
 
+/// `no-appendfsync-on-rewrite yes` while a save or a rewrite runs: the
+/// writer writes but does not fsync (and `always` acknowledges once
+/// written), as Redis skips fsyncs while it has a child, so the save's
+/// disk traffic does not stall writes; what was written is fsynced once
+/// the save is over.
+fn fsync_held_off(server: &crate::server::shared::Shared) -> bool {
+    (server.aof.rewriting.load(Ordering::Relaxed) || server.rdb.saving.load(Ordering::Relaxed))
+        && server.config(|c| c.str("no-appendfsync-on-rewrite") == "yes")
+}
+
 /// How often the writer thread looks for records no client waits on
 /// (expired and evicted keys' DELs) and for everysec's fsync.
 const IDLE_ROUND: Duration = Duration::from_millis(100);
@@ -610,7 +620,7 @@ impl Writer {
                 server.aof.retire(&writer);
                 return;
             }
-            let due = w.everysec_due();
+            let due = w.everysec_due(server);
             drop(w);
             if let Some(Err(e)) = due.map(|file| file.sync_data()) {
                 warn!("Fail to fsync the AOF file: {e}");
@@ -625,10 +635,11 @@ impl Writer {
     /// Under everysec, once a second with writes unsynced: a handle to
     /// fsync without holding the writer (writes made meanwhile count as
     /// unsynced again).
-    fn everysec_due(&mut self) -> Option<File> {
+    fn everysec_due(&mut self, server: &crate::server::shared::Shared) -> Option<File> {
         if self.status.fsync() != Fsync::EverySec
             || !self.unsynced
             || self.last_fsync.elapsed() < Duration::from_secs(1)
+            || fsync_held_off(server)
         {
             return None;
         }
@@ -680,7 +691,8 @@ impl Writer {
             self.unsynced = true;
         }
         let policy = self.status.fsync();
-        if policy == Fsync::Always && self.unsynced {
+        let held_off = policy == Fsync::Always && self.unsynced && fsync_held_off(server);
+        if policy == Fsync::Always && self.unsynced && !held_off {
             if let Err(e) = self.file.sync_data() {
                 warn!("Fail to fsync the AOF file: {e}");
                 self.status.last_write_ok.store(false, Ordering::Relaxed);
@@ -688,9 +700,10 @@ impl Writer {
             self.last_fsync = Instant::now();
             self.unsynced = false;
         }
-        // Under `always` a record counts once fsynced; otherwise once
-        // written (everysec and no acknowledge before the disk does).
-        if !self.unsynced || policy != Fsync::Always {
+        // Under `always` a record counts once fsynced (or written, while
+        // fsyncs are held off); otherwise once written (everysec and no
+        // acknowledge before the disk does).
+        if !self.unsynced || policy != Fsync::Always || held_off {
             journal.set_durable(watermark);
             (self.notify)();
         }
