@@ -792,3 +792,37 @@ def test_no_appendfsync_on_rewrite_acknowledges_writes_during_a_save(tmp_path, s
         assert c.mget([f"during{i}" for i in range(50)]) == [str(i).encode() for i in range(50)], name
         assert c.get("after") == b"1", name
         s.stop()
+
+
+def test_hll_reads_that_change_the_value_count_and_propagate_as_redis(tmp_path, servers):
+    """PFCOUNT refreshing a stale cached cardinality and PFDEBUG turning a
+    sparse HLL dense are changes: they count as dirty and reach the AOF;
+    the same commands with nothing to change do neither (redis-server
+    side by side)."""
+    percore, reference = servers
+    seen = {}
+    for name, start_server in (("percore", percore), ("redis", reference)):
+        d = tmp_path / name
+        d.mkdir()
+        s = start_server(d, "--appendfsync", "always")
+        c = s.client()
+        dirty = []
+
+        def step(*command):
+            c.execute_command(*command)
+            dirty.append(c.info("persistence")["rdb_changes_since_last_save"])
+
+        step("PFADD", "h1", "a", "b", "c")
+        step("PFCOUNT", "h1")  # stale cache: refreshed
+        step("PFCOUNT", "h1")  # fresh: nothing
+        step("PFDEBUG", "ENCODING", "h1")
+        step("PFADD", "h2", "x")
+        step("PFDEBUG", "TODENSE", "h2")  # sparse -> dense
+        step("PFDEBUG", "TODENSE", "h2")  # already dense
+        step("PFDEBUG", "GETREG", "h2")
+        commands = aof_commands(d / "appendonlydir" / "appendonly.aof.1.incr.aof")
+        seen[name] = (dirty, [cmd for cmd in commands if cmd[0].upper() != b"SELECT"])
+        s.stop()
+    assert seen["percore"] == seen["redis"]
+    # (PFADD counts each register it raised, and one for a key it created.)
+    assert seen["redis"][0] == [4, 5, 5, 5, 7, 8, 8, 8]

@@ -78,12 +78,9 @@ fn count_one(ctx: &mut Ctx, key: &[u8]) -> Result<i64, CmdError> {
     };
     let refreshed = hll::cache_stale(h);
     let n = hll::count(h)?;
-    if refreshed {
-        // The cached cardinality changed: a WATCH on the key breaks,
-        // as in Redis.
-        ctx.db().touch(key);
-        ctx.ks.dirty += 1;
-    }
+    // Refreshing the cached cardinality changes the value: a WATCH on
+    // the key breaks and PFCOUNT propagates, as in Redis.
+    ctx.changed(refreshed as u64);
     Ok(n as i64)
 }
 
@@ -104,22 +101,26 @@ fn pfdebug(ctx: &mut Ctx, args: Args) -> CmdResult {
     Ok(match sub.as_str() {
         "GETREG" => {
             // As in Redis, reading the registers leaves the HLL dense.
-            if hll::make_dense(h)? {
-                ctx.ks.dirty += 1;
-            }
+            let converted = hll::make_dense(h)?;
+            ctx.changed(converted as u64);
             let regs = hll::registers(hll_mut(ctx, key)?.expect("looked up above"))?;
             Reply::Array(regs.into_iter().map(|r| Reply::Int(r as i64)).collect())
         }
         "DECODE" => match hll::decode_sparse(h)? {
-            Some(text) => Reply::bulk(text.as_bytes()),
+            Some(text) => {
+                ctx.changed(0);
+                Reply::bulk(text.as_bytes())
+            }
             None => return Err(CmdError::err("HLL encoding is not sparse")),
         },
-        "ENCODING" => Reply::status(if hll::is_dense(h) { "dense" } else { "sparse" }),
+        "ENCODING" => {
+            let dense = hll::is_dense(h);
+            ctx.changed(0);
+            Reply::status(if dense { "dense" } else { "sparse" })
+        }
         _ => {
             let converted = hll::make_dense(h)?;
-            if converted {
-                ctx.ks.dirty += 1;
-            }
+            ctx.changed(converted as u64);
             Reply::Int(converted as i64)
         }
     })

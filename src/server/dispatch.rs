@@ -619,8 +619,10 @@ async fn execute_elsewhere(
             client.steps.take();
             let tracker = client.caller(spec).tracker;
             let result = f(client, args).await;
-            let events = client.steps.take().events;
-            client.shard.send_events(events);
+            // A read may still change something (PFCOUNT refreshing its
+            // cache, keys found expired on the way): applied as a write's.
+            let journal = client.shard.server.journal.active();
+            coordinated_done(client, spec, args, &result, journal).await;
             if let Some(reader) = tracker {
                 let keys = spec.keys.positions(args).map(|i| args.get(i).into()).collect();
                 client.remember_keys(reader, keys).await;
