@@ -139,6 +139,8 @@ impl Conn {
                 tracing::warn!(id = self.client.meta.id, "closing client that reached max query buffer length");
                 return;
             }
+            // A shard behind on the work posted to it holds new requests back.
+            shard.server.fanout.wait_clear().await;
             self.process().await;
             // Let every other connection woken by the same epoll round run
             // its commands first, so the replies leave back to back, as in

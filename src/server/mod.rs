@@ -5,6 +5,7 @@ pub mod client;
 pub mod connection;
 pub mod dispatch;
 pub mod evict;
+pub mod fanout;
 pub mod locks;
 pub mod monitor;
 pub mod notify;

@@ -95,22 +95,12 @@ impl Shard {
             if count.load(Ordering::Relaxed) == 0 {
                 continue;
             }
-            if s == self.id {
-                messages.iter().for_each(|(c, m)| {
-                    self.deliver(false, c, m);
-                });
-            } else {
-                let (me, batch) = (self.clone(), messages.clone());
-                super::poller::spawn(async move {
-                    me.run_on(s, move |sh| {
-                        for (c, m) in &batch {
-                            sh.deliver(false, c, m);
-                        }
-                    })
-                    .await;
-                })
-                .detach();
-            }
+            let batch = messages.clone();
+            self.post_with(s, move |sh| {
+                for (c, m) in &batch {
+                    sh.deliver(false, c, m);
+                }
+            });
         }
     }
 }

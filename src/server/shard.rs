@@ -349,12 +349,17 @@ impl Shard {
     }
 
     /// Runs `f` with shard `target` without waiting for it (inline when
-    /// it is this one). Posts from one shard reach another in order.
+    /// it is this one). Posts from one shard reach another in order, and
+    /// count against its back-pressure until run (`fanout`).
     pub fn post_with(self: &Rc<Self>, target: usize, f: impl FnOnce(&Rc<Shard>) + Send + 'static) {
         if target == self.id {
             f(self);
         } else {
-            self.mailboxes[target].post(Msg::With(Box::new(f)));
+            self.server.fanout.posted(target);
+            self.mailboxes[target].post(Msg::With(Box::new(move |sh: &Rc<Shard>| {
+                f(sh);
+                sh.server.fanout.ran(sh.id);
+            })));
         }
     }
 

@@ -83,6 +83,8 @@ pub struct Shared {
     /// Per shard: its clients in MONITOR mode; and all of them.
     pub monitors: Vec<AtomicUsize>,
     pub monitoring: AtomicUsize,
+    /// Posts between shards no one waits for, and the back-pressure on them.
+    pub fanout: super::fanout::Fanout,
     /// Client-side caching's totals across shards.
     pub tracking: super::tracking::Counts,
 }
@@ -140,6 +142,7 @@ impl Shared {
             durable_wanted: (0..shards).map(|_| AtomicBool::new(false)).collect(),
             monitors: (0..shards).map(|_| AtomicUsize::new(0)).collect(),
             monitoring: AtomicUsize::new(0),
+            fanout: super::fanout::Fanout::new(shards),
             tracking: Default::default(),
             run_id: (0..40).map(|_| b"0123456789abcdef"[fastrand::usize(..16)] as char).collect(),
         }
