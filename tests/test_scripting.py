@@ -423,3 +423,34 @@ def test_undeclared_keys_stay_atomic_under_concurrent_scripts(start_percore):
     assert not [e for e in errors if "torn" in e], errors[:3]
     assert int(c.get(keys[1])) == int(c.get(keys[2])) == len(done)
     assert len(done) > 0
+
+
+def test_a_script_or_transaction_runs_at_one_time(start_percore, reference):
+    """Redis holds the clock for a whole script or EXEC: a key set to
+    expire in 1 ms inside it still exists at its end, wherever the key
+    lives, and is gone after it."""
+    keys = keys_on_distinct_shards(2, prefix="clock")
+    script = """
+        for _, k in ipairs(KEYS) do redis.call('SET', k, 'v', 'PX', 1) end
+        redis.call('DEBUG', 'SLEEP', 0.01)
+        local seen = {}
+        for _, k in ipairs(KEYS) do seen[#seen + 1] = redis.call('EXISTS', k) end
+        return seen
+    """
+
+    def run(server):
+        c = server.client()
+        c.execute_command("DEBUG", "SET-DISABLE-DENY-SCRIPTS", "1")
+        in_script = c.eval(script, 2, *keys)
+        after_script = [c.exists(k) for k in keys]
+        pipe = c.pipeline(transaction=True)
+        for k in keys:
+            pipe.set(k, "v", px=1)
+        pipe.execute_command("DEBUG", "SLEEP", "0.01")
+        for k in keys:
+            pipe.exists(k)
+        in_exec = pipe.execute()[-2:]
+        return in_script, after_script, in_exec, [c.exists(k) for k in keys]
+
+    percore = start_percore("--enable-debug-command", "yes")
+    assert run(percore) == run(reference) == ([1, 1], [0, 0], [1, 1], [0, 0])

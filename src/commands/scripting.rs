@@ -165,6 +165,7 @@ async fn run_locked(
     let tracker = client.meta.tracking.borrow().remembers().then(|| client.tracker());
     let deny_oom = undeclared && client.meta.out_of_memory.get();
     let mut tx = Tx::lock(client, db, keys.iter().map(|k| &k[..])).await;
+    let now = client.unit_now();
     let result = client
         .shard
         .run_on_async(target, move |sh| async move {
@@ -182,7 +183,7 @@ async fn run_locked(
                 }
             };
             let mut effects = RunEffects::default();
-            let script_client = Client::for_script(sh.clone(), id, db);
+            let script_client = Client::for_script(sh.clone(), id, db, now);
             script_client.meta.out_of_memory.set(deny_oom);
             let result = engine.run(script_client, callable, &keys, &argv, (read_only, tracker), &mut effects).await;
             Ok((result, effects))

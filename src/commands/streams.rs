@@ -1159,7 +1159,7 @@ where
     F: FnOnce(&mut Ctx, &[u8]) -> R + Send + 'static,
     R: Send + 'static,
 {
-    let (db, no_touch, in_unit) = (client.db(), client.no_touch(), client.in_exec);
+    let (db, no_touch, at, in_unit) = (client.db(), client.no_touch(), client.frozen_now, client.in_exec);
     let k = key.clone();
     let (r, ops) = client
         .shard
@@ -1167,7 +1167,7 @@ where
             if !in_unit {
                 sh.wait_unlocked(db, std::iter::once(&*k)).await;
             }
-            let r = sh.with_ctx(db, no_touch, |ctx| f(ctx, &k));
+            let r = sh.with_ctx_at(db, no_touch, at, |ctx| f(ctx, &k));
             let ops = sh.settle();
             if in_unit {
                 return (r, ops);

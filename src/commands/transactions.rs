@@ -136,6 +136,7 @@ fn exec<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
         // An EXEC nested in a script's unit adds to it; otherwise its
         // effects are one record, stamped while every key is still held.
         let outer = client.unit.replace(Vec::new());
+        let outer_now = client.frozen_now.replace(client.unit_now());
         let monitored = crate::server::monitor::active(client);
         for &(spec, first, n) in &multi.cmds {
             let args = multi.args.range(first, first + n);
@@ -148,6 +149,7 @@ fn exec<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
             replies.push(result.unwrap_or_else(Reply::Error));
         }
         client.in_exec = false;
+        client.frozen_now = outer_now;
         let ops = std::mem::replace(&mut client.unit, outer).unwrap_or_default();
         client.propagate(ops);
         if let Some(ex) = client.exclusive.take() {

@@ -214,6 +214,10 @@ pub struct Client {
     pub in_exec: bool,
     /// The client a script's commands run as.
     pub in_script: bool,
+    /// While an EXEC or a script runs: the time its commands see. Redis
+    /// holds the clock for a whole unit, so no key expires halfway
+    /// through one.
+    pub frozen_now: Option<i64>,
     /// While an EXEC or a script runs: the effects of its commands, which
     /// the journal takes as one MULTI ... EXEC block when it ends.
     pub unit: Option<Vec<Op>>,
@@ -245,6 +249,7 @@ impl Client {
             subs: Subscriptions::default(),
             in_exec: false,
             in_script: false,
+            frozen_now: None,
             unit: None,
             wrote: false,
             exclusive: None,
@@ -255,13 +260,14 @@ impl Client {
 
     /// The client a script's commands run as: the caller's id (so the
     /// caller's locks are its own), its database, never blocking.
-    pub fn for_script(shard: Rc<Shard>, id: u64, db: usize) -> Client {
+    pub fn for_script(shard: Rc<Shard>, id: u64, db: usize, now: i64) -> Client {
         let meta = Rc::new(ClientMeta::new(id, String::new(), String::new(), -1));
         meta.db.set(db);
         let mut c = Client::new(shard, meta);
         c.authenticated = true;
         c.in_exec = true;
         c.in_script = true;
+        c.frozen_now = Some(now);
         c.unit = Some(Vec::new());
         c
     }
@@ -328,5 +334,11 @@ impl Client {
 
     pub fn no_touch(&self) -> bool {
         self.meta.no_touch.get()
+    }
+
+    /// The time a unit (EXEC, script) starting now runs at: the outer
+    /// unit's when nested.
+    pub fn unit_now(&self) -> i64 {
+        self.frozen_now.unwrap_or_else(crate::server::shared::now_ms)
     }
 }

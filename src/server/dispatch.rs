@@ -47,6 +47,8 @@ pub struct Ran {
 pub struct Caller {
     pub db: usize,
     pub no_touch: bool,
+    /// The time it runs at, when a unit holds the clock.
+    pub now: Option<i64>,
     /// The client (a script's caller for the script's commands).
     pub id: u64,
     /// The keys it reads are remembered for its client-side cache.
@@ -58,7 +60,7 @@ impl Client {
     pub fn caller(&self, spec: &Spec) -> Caller {
         let reads = spec.has(command::READONLY) && !spec.has(command::SCRIPT);
         let tracker = (reads && self.meta.tracking.borrow().remembers()).then(|| self.tracker());
-        Caller { db: self.db(), no_touch: self.no_touch(), id: self.meta.id, tracker }
+        Caller { db: self.db(), no_touch: self.no_touch(), now: self.frozen_now, id: self.meta.id, tracker }
     }
 }
 
@@ -94,7 +96,7 @@ fn run_body(
     let notify = shard.notify_flags();
     let wrote = spec.has(WRITE);
     let db = caller.db;
-    let mut ran = shard.with_ctx(db, caller.no_touch, |ctx| {
+    let mut ran = shard.with_ctx_at(db, caller.no_touch, caller.now, |ctx| {
         if wrote && ctx.ks.snapshot.is_some() {
             spec.written_keys(args).for_each(|i| ctx.ks.preserve(db, args.get(i), ctx.now));
         }

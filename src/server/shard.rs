@@ -173,6 +173,11 @@ impl Shard {
 
     /// Runs `f` with a command context on database `db` of this shard.
     pub fn with_ctx<R>(&self, db: usize, no_touch: bool, f: impl FnOnce(&mut Ctx) -> R) -> R {
+        self.with_ctx_at(db, no_touch, None, f)
+    }
+
+    /// `with_ctx` at time `at` (a unit's held clock) instead of now.
+    pub fn with_ctx_at<R>(&self, db: usize, no_touch: bool, at: Option<i64>, f: impl FnOnce(&mut Ctx) -> R) -> R {
         let mut ks = self.ks.borrow_mut();
         // Record the keyspace events wanted now (the command may be one
         // step of a write coordinated by another shard), and expired keys
@@ -188,7 +193,7 @@ impl Shard {
         let mut ctx = Ctx {
             ks: &mut ks,
             db,
-            now: self.now(),
+            now: at.unwrap_or_else(|| self.now()),
             no_touch,
             hot: &self.server.hot,
             loading: self.server.loading.load(Ordering::Relaxed),

@@ -103,10 +103,10 @@ impl Tx {
         R: Send + 'static,
     {
         let key: Key = key.into();
-        let no_touch = client.no_touch();
+        let (no_touch, at) = (client.no_touch(), client.frozen_now);
         let (r, step) = self
             .run(client.shard.owner(&key), move |sh| {
-                let r = sh.with_ctx(db, no_touch, |ctx| f(ctx, &key));
+                let r = sh.with_ctx_at(db, no_touch, at, |ctx| f(ctx, &key));
                 let mut step = sh.ks.borrow_mut().take_step();
                 if step.effects.modified {
                     step.modified.push((db, key));
