@@ -27,6 +27,8 @@ enum Kind {
     Str,
     /// `notify-keyspace-events` flags, kept in canonical order.
     KeyspaceEvents,
+    /// `latency-tracking-info-percentiles`: numbers in [0, 100].
+    Percentiles,
 }
 
 struct Directive {
@@ -273,7 +275,7 @@ static DIRECTIVES: &[Directive] = &[
     d("save", "3600 1 300 100 60 10000", Kind::Str, true),
     n("oom-score-adj-values", "0 200 800", Kind::Str, true),
     n("replicaof", "", Kind::Str, false),
-    n("latency-tracking-info-percentiles", "50 99 99.9", Kind::Str, true),
+    d("latency-tracking-info-percentiles", "50 99 99.9", Kind::Percentiles, true),
 ];
 
 /// Old names Redis still accepts for renamed directives.
@@ -403,7 +405,28 @@ fn validate(d: &Directive, value: &str) -> Result<String, ConfigError> {
         Kind::KeyspaceEvents => crate::storage::events::parse_flags(value)
             .map(crate::storage::events::flags_to_string)
             .ok_or_else(|| ConfigError::Invalid("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into())),
+        Kind::Percentiles => {
+            let mut out = Vec::new();
+            for p in value.split_whitespace() {
+                let p: f64 = p.parse().ok().filter(|p: &f64| !p.is_nan()).ok_or_else(|| {
+                    ConfigError::Invalid("Invalid latency-tracking-info-percentiles parameters".into())
+                })?;
+                if !(0.0..=100.0).contains(&p) {
+                    return Err(ConfigError::Invalid(
+                        "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]".into(),
+                    ));
+                }
+                out.push(format_percentile(p));
+            }
+            Ok(out.join(" "))
+        }
     }
+}
+
+/// A percentile as Redis prints it: "%f" without trailing zeros.
+pub fn format_percentile(p: f64) -> String {
+    let s = format!("{p:.6}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// Values the request path reads, mirrored from the config.

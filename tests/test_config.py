@@ -216,3 +216,24 @@ def test_honoured_eviction_directives_are_settable(percore, reference, name, val
         assert c.config_set(name, value)
         assert c.config_get(name) == {name: value}
         c.config_set(name, old)
+
+
+def test_latency_percentiles_are_checked_normalized_and_reported_as_redis(percore, reference):
+    answers = []
+    for server in (percore, reference):
+        c = server.client()
+        got = []
+        for value in ("abc", "50 101", "-1", "nan", "99.90 50.0 0", ""):
+            try:
+                got.append(c.config_set("latency-tracking-info-percentiles", value))
+            except redis.ResponseError as e:
+                got.append(str(e))
+            got.append(c.config_get("latency-tracking-info-percentiles"))
+        c.config_set("latency-tracking-info-percentiles", "25 99.5")
+        c.config_resetstat()
+        c.set("k", "v")
+        latency = c.info("latencystats")["latency_percentiles_usec_set"]
+        got.append(sorted(latency))
+        answers.append(got)
+    assert answers[0] == answers[1]
+    assert answers[1][-1] == ["p25", "p99.5"]

@@ -64,12 +64,6 @@ fn percentiles(client: &Client) -> Vec<f64> {
         .collect()
 }
 
-/// A percentile as Redis names it: "%f" without trailing zeros.
-fn percentile_name(p: f64) -> String {
-    let s = format!("{p:.6}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
 pub(super) fn latencystats(client: &Client, stats: &CommandStats) -> String {
     let wanted = percentiles(client);
     let mut out = String::new();
@@ -79,7 +73,7 @@ pub(super) fn latencystats(client: &Client, stats: &CommandStats) -> String {
             .iter()
             .map(|&p| {
                 let usec = h.value_at_quantile(p / 100.0) as f64 / 1000.0;
-                format!("p{}={usec:.3}", percentile_name(p))
+                format!("p{}={usec:.3}", crate::config::format_percentile(p))
             })
             .collect();
         let _ = write!(out, "latency_percentiles_usec_{name}:{}\r\n", values.join(","));
