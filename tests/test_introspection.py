@@ -363,6 +363,26 @@ def test_monitor_shows_transactions_as_redis(start_percore, reference):
     assert seen[0] == seen[1] == ["MULTI", "SET foo{t} bar", "INCRBY n{t} 1", "EXEC", "SET after x"]
 
 
+def test_monitor_shows_select_in_the_database_it_selected(start_percore, reference):
+    """Redis shows a command once it ran: SELECT n in database n."""
+    from conftest import wait_until
+
+    def seen(server):
+        c = server.client()
+        with server.client().monitor() as m:
+            for cmd in (("SELECT", "1"), ("SET", "a", "b"), ("SELECT", "0"), ("SET", "after", "x")):
+                c.execute_command(*cmd)
+            lines = []
+            wait_until(lambda: lines.append(m.next_command()) or lines[-1]["command"].startswith("SET after"),
+                       what="monitor lines")
+        shown = [(line["db"], line["command"]) for line in lines]
+        # (From the first SELECT: the connection's setup before it varies.)
+        return shown[[cmd for _, cmd in shown].index("SELECT 1"):]
+
+    assert seen(start_percore(threads=SHARDS)) == seen(reference) == [
+        (1, "SELECT 1"), (1, "SET a b"), (0, "SELECT 0"), (0, "SET after x")]
+
+
 def test_monitor_redacts_secrets_as_redis(start_percore, reference):
     from resp import Conn
 

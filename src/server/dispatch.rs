@@ -330,8 +330,11 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
             client.wrote = true;
         }
         let monitored = super::monitor::active(client) && client.meta.id != crate::persistence::AOF_CLIENT_ID;
-        // (EXEC is shown after the commands it runs.)
-        if monitored && !spec.has(command::RUNS_QUEUE) {
+        // Shown as it is about to run; but EXEC after the commands it
+        // runs, and SELECT in the database it selected, as Redis shows
+        // them once they ran.
+        let shown_after = spec.has(command::RUNS_QUEUE | command::SWITCHES_DB);
+        if monitored && !shown_after {
             super::monitor::feed(client, spec, args, false).await;
         }
         match spec.handler {
@@ -361,7 +364,7 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
             _ => {
                 batch.flush(client, out).await;
                 let result = execute(client, spec, args, false).await;
-                if monitored && spec.has(command::RUNS_QUEUE) {
+                if monitored && shown_after {
                     super::monitor::feed(client, spec, args, false).await;
                 }
                 result
