@@ -85,6 +85,45 @@ def test_exec_with_store_destination_on_another_shard_does_not_deadlock(start_pe
     assert c.type(k0) == b"string"
 
 
+def test_exec_with_copy_into_another_database_does_not_deadlock(start_percore):
+    """Two EXECs, one in db 0 and one in db 1, each COPYing into the
+    other's database a key the other writes first: the destination in the
+    other database is locked up front with the rest, and stays locked
+    until EXEC ends (the copies land whole)."""
+    percore = start_percore(threads=2)
+    k0, k1 = keys_on_distinct_shards(2, prefix="cp")
+    setup = percore.client()
+    setup.set("{src}a", "a")
+    percore.client(db=1).set("{src}b", "b")
+    errors = []
+    rounds = 300
+
+    def loop(db, first, dest, src, other_db):
+        c = percore.client(db=db, socket_timeout=10)
+        try:
+            for _ in range(rounds):
+                p = c.pipeline(transaction=True)
+                p.set(first, "x")
+                p.execute_command("COPY", src, dest, "DB", other_db, "REPLACE")
+                p.execute()
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(repr(e))
+
+    threads = [
+        threading.Thread(target=loop, args=(0, k0, k1, "{src}a", 1)),
+        threading.Thread(target=loop, args=(1, k1, k0, "{src}b", 0)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:3]
+    assert not any(t.is_alive() for t in threads), "EXECs deadlocked"
+    c0, c1 = percore.client(db=0, socket_timeout=5), percore.client(db=1, socket_timeout=5)
+    assert c0.get(k0) in (b"x", b"b") and c1.get(k1) in (b"x", b"a")
+    assert c0.set(k0, "free") and c1.set(k1, "free")
+
+
 def test_exec_locks_sort_store_destination(start_percore):
     percore = start_percore(threads=2)
     k0, k1 = keys_on_distinct_shards(2, prefix="so")

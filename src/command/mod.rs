@@ -156,6 +156,10 @@ impl<C> Copy for Handler<C> {}
 
 /// A command's row: everything dispatch, EXEC, scripts and COMMAND know
 /// about it.
+/// A row's finder of the keys a call touches in other databases: (database,
+/// argument position), given the number of databases.
+pub type KeysElsewhere = fn(Args, usize) -> Vec<(usize, usize)>;
+
 pub struct Spec<C> {
     pub name: &'static str,
     pub arity: i32,
@@ -170,6 +174,11 @@ pub struct Spec<C> {
     /// Flags that depend on the call (a script's declared flags): what
     /// the pause and the other gates judge instead of `flags`.
     pub flags_of: Option<fn(&C, Args) -> u32>,
+    /// Keys it touches in another database than the caller's (COPY ... DB
+    /// n, MOVE): (database, argument position), given the number of
+    /// databases; what cannot be parsed yields nothing (the command
+    /// reports the error).
+    pub keys_elsewhere: Option<KeysElsewhere>,
 }
 
 impl<C> Spec<C> {
@@ -184,12 +193,28 @@ impl<C> Spec<C> {
             protected_by: None,
             subcommands: &[],
             flags_of: None,
+            keys_elsewhere: None,
         }
     }
 
     /// The row of a command whose flags depend on the call.
     pub const fn with_flags_of(self, flags_of: fn(&C, Args) -> u32) -> Spec<C> {
         Spec { flags_of: Some(flags_of), ..self }
+    }
+
+    /// The row of a command that also touches keys in another database.
+    pub const fn with_keys_elsewhere(self, f: KeysElsewhere) -> Spec<C> {
+        Spec { keys_elsewhere: Some(f), ..self }
+    }
+
+    /// Every key of this call as (database, argument position), the
+    /// caller's database being `db`.
+    pub fn keys_in(&self, args: Args, db: usize, databases: usize) -> Vec<(usize, usize)> {
+        let mut keys: Vec<(usize, usize)> = self.keys.positions(args).map(|i| (db, i)).collect();
+        if let Some(f) = self.keys_elsewhere {
+            keys.extend(f(args, databases));
+        }
+        keys
     }
 
     /// This call's flags.

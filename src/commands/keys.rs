@@ -124,6 +124,17 @@ fn copy_options(args: Args, current_db: usize, databases: usize) -> Result<(usiz
     Ok((db, replace))
 }
 
+/// COPY's destination when DB names another database.
+fn copy_keys_elsewhere(args: Args, databases: usize) -> Vec<(usize, usize)> {
+    let db = (3..args.len().saturating_sub(1)).rev().find(|&j| args.is(j, "DB"));
+    db.and_then(|j| args.db_index(j + 1, databases).ok()).map(|db| (db, 2)).into_iter().collect()
+}
+
+/// MOVE's key in the database it moves to.
+fn move_keys_elsewhere(args: Args, databases: usize) -> Vec<(usize, usize)> {
+    args.db_index(2, databases).ok().map(|db| (db, 1)).into_iter().collect()
+}
+
 /// COPY src dst [DB n] [REPLACE], wherever the two keys live.
 async fn copy(client: &mut Client, args: Args<'_>) -> CmdResult {
     let db = client.db();
@@ -527,8 +538,10 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("type", 2, READONLY | FAST, KEY1, Handler::Data(type_)),
     Spec::new("rename", 3, WRITE, TWO_KEYS, Handler::Async(rename)),
     Spec::new("renamenx", 3, WRITE | FAST, TWO_KEYS, Handler::Async(renamenx)),
-    Spec::new("copy", -3, WRITE | DENYOOM, TWO_KEYS, Handler::Async(copy_cmd)).writing(Writes::AfterFirst),
-    Spec::new("move", 3, WRITE | FAST, KEY1, Handler::Data(move_)),
+    Spec::new("copy", -3, WRITE | DENYOOM, TWO_KEYS, Handler::Async(copy_cmd))
+        .writing(Writes::AfterFirst)
+        .with_keys_elsewhere(copy_keys_elsewhere),
+    Spec::new("move", 3, WRITE | FAST, KEY1, Handler::Data(move_)).with_keys_elsewhere(move_keys_elsewhere),
     Spec::new("expire", -3, WRITE | FAST, KEY1, Handler::Data(expire)),
     Spec::new("pexpire", -3, WRITE | FAST, KEY1, Handler::Data(pexpire)),
     Spec::new("expireat", -3, WRITE | FAST, KEY1, Handler::Data(expireat)),

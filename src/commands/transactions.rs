@@ -123,7 +123,7 @@ fn exec<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
             {
                 db = i as usize;
             }
-            keys.extend(spec.keys.positions(args).map(|i| (db, Key::from(args.get(i)))));
+            keys.extend(spec.keys_in(args, db, databases).into_iter().map(|(d, i)| (d, Key::from(args.get(i)))));
         }
         let tx = Tx::lock_in(client, keys.iter().map(|(d, k)| (*d, &**k))).await;
         if !watches_hold(client).await {
