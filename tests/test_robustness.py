@@ -5,6 +5,9 @@ import random
 import threading
 import time
 
+import redis
+
+from conftest import wait_until
 from resp import Conn, encode
 from slots import keys_on_distinct_shards
 
@@ -17,6 +20,18 @@ def raw_pipeline(server, commands):
         return [conn.read()[0] for _ in commands]
     finally:
         conn.close()
+
+
+def race_to_the_end(loop, errors, *arg_sets):
+    """Runs `loop` once per argument set, all at once; each must end
+    within a minute without an error."""
+    threads = [threading.Thread(target=loop, args=args) for args in arg_sets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:3]
+    assert not any(t.is_alive() for t in threads), "EXECs deadlocked"
 
 
 def test_early_errors_wait_their_turn(start_percore, reference):
@@ -70,16 +85,7 @@ def test_exec_with_store_destination_on_another_shard_does_not_deadlock(start_pe
         except Exception as e:  # noqa: BLE001 (reported below)
             errors.append(repr(e))
 
-    threads = [
-        threading.Thread(target=loop, args=(k1, k0, "{src}a")),
-        threading.Thread(target=loop, args=(k0, k1, "{src}b")),
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors, errors[:3]
-    assert not any(t.is_alive() for t in threads), "EXECs deadlocked"
+    race_to_the_end(loop, errors, (k1, k0, "{src}a"), (k0, k1, "{src}b"))
     c = percore.client(socket_timeout=5)
     assert c.set(k0, "free") and c.set(k1, "free")
     assert c.type(k0) == b"string"
@@ -109,16 +115,7 @@ def test_exec_with_copy_into_another_database_does_not_deadlock(start_percore):
         except Exception as e:  # noqa: BLE001 (reported below)
             errors.append(repr(e))
 
-    threads = [
-        threading.Thread(target=loop, args=(0, k0, k1, "{src}a", 1)),
-        threading.Thread(target=loop, args=(1, k1, k0, "{src}b", 0)),
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors, errors[:3]
-    assert not any(t.is_alive() for t in threads), "EXECs deadlocked"
+    race_to_the_end(loop, errors, (0, k0, k1, "{src}a", 1), (1, k1, k0, "{src}b", 0))
     c0, c1 = percore.client(db=0, socket_timeout=5), percore.client(db=1, socket_timeout=5)
     assert c0.get(k0) in (b"x", b"b") and c1.get(k1) in (b"x", b"a")
     assert c0.set(k0, "free") and c1.set(k1, "free")
@@ -173,3 +170,34 @@ def test_debug_sleep_out_of_range_answers(percore, reference):
         assert c.execute_command("DEBUG", "SLEEP", "1e30") in (True, b"OK")
         assert c.execute_command("DEBUG", "SLEEP", "0") in (True, b"OK")
         assert c.ping()
+
+
+def test_a_panicking_command_fails_alone(start_percore):
+    """A panic inside a command, on the client's core or on another one,
+    inside EXEC or not, fails that command only: the client gets an error,
+    both cores keep serving, the keys the transaction held are released,
+    and the log says where it panicked."""
+    percore = start_percore(threads=2)
+    local, remote = keys_on_distinct_shards(2, prefix="pn")
+    c = percore.client(socket_timeout=5)
+    for key in (local, remote, None):
+        args = ["DEBUG", "CONTAINED-PANIC"] + ([key] if key else [])
+        try:
+            c.execute_command(*args)
+            raise AssertionError("the panic was not reported")
+        except redis.ResponseError as e:
+            assert "internal error while executing 'debug'" in str(e)
+    p = c.pipeline(transaction=True)
+    p.set(local, "a")
+    p.execute_command("DEBUG", "CONTAINED-PANIC", remote)
+    p.set(remote, "b")
+    p.incr(local)
+    replies = p.execute(raise_on_error=False)
+    assert replies[0] is True and replies[2] is True
+    assert isinstance(replies[1], redis.ResponseError) and isinstance(replies[3], redis.ResponseError)
+    other = percore.client(socket_timeout=5)
+    assert other.mget(local, remote) == [b"a", b"b"]
+    assert other.set(local, "free") and other.set(remote, "free")
+    assert other.ping()
+    wait_until(lambda: percore.output().count("panic in") >= 4, what="the panics logged")
+    assert "DEBUG CONTAINED-PANIC" in percore.output()

@@ -26,6 +26,9 @@ const HELP: &[&str] = &[
     "    default.",
     "SLEEP <seconds>",
     "    Stop the server for <seconds>. Decimals allowed.",
+    "CONTAINED-PANIC [<key>]",
+    "    Panic inside this command on the core that owns <key> (this core without",
+    "    one). The panic is contained: the command fails, the core keeps serving.",
     "DIGEST",
     "    Output a hex signature representing the current DB content.",
     "DIGEST-VALUE <key> [<key> ...]",
@@ -206,6 +209,10 @@ fn debug<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
                     std::thread::sleep(time);
                 }
                 Ok(Reply::Ok)
+            }
+            "CONTAINED-PANIC" if args.len() <= 3 => {
+                let owner = if args.len() == 3 { client.shard.owner(args.get(2)) } else { client.shard.id };
+                client.shard.run_on(owner, |_| -> CmdResult { panic!("DEBUG CONTAINED-PANIC") }).await
             }
             "SET-ACTIVE-EXPIRE" if args.len() == 3 => {
                 let on = args.int(2)? != 0;
