@@ -201,3 +201,40 @@ def test_a_panicking_command_fails_alone(start_percore):
     assert other.ping()
     wait_until(lambda: percore.output().count("panic in") >= 4, what="the panics logged")
     assert "DEBUG CONTAINED-PANIC" in percore.output()
+
+
+def test_move_waits_for_a_transaction_holding_its_target(start_percore):
+    """MOVE's key in its target database is one of its keys: while an EXEC
+    in that database holds the key (here across a DEBUG SLEEP of its own
+    core), clients looping MOVEs into it wait, so the transaction never
+    sees the key appear between its DEL and its GET. Connections land on
+    either core, so some of the transactions sleep the other core than the
+    key's, leaving the key's core free to run the MOVE."""
+    percore = start_percore(threads=2)
+    key = "mv"
+    stop = threading.Event()
+    moves = []
+
+    def mover():
+        c = percore.client(db=0, socket_timeout=10)
+        while not stop.is_set():
+            c.set(key, "moved")
+            moves.append(c.move(key, 1))
+
+    # A mover whose connection is on the sleeping core waits out the
+    # sleep; with eight, one is on the key's core but for 1 run in 256.
+    threads = [threading.Thread(target=mover) for _ in range(8)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(12):
+            tx = percore.client(db=1, socket_timeout=10).pipeline(transaction=True)
+            tx.delete(key)
+            tx.execute_command("DEBUG", "SLEEP", "0.05")
+            tx.get(key)
+            assert tx.execute()[2] is None
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert any(moves), "no MOVE ever ran"

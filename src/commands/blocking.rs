@@ -109,7 +109,7 @@ pub(super) async fn block(
             .run_on_async(owner, move |sh| async move {
                 // Inside EXEC the keys are this client's own locks.
                 if may_block {
-                    sh.wait_unlocked(db, std::iter::once(&*k)).await;
+                    sh.wait_unlocked(std::iter::once((db, &*k))).await;
                 }
                 sh.try_or_block(&w, k, may_block)
             })

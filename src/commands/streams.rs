@@ -1165,7 +1165,7 @@ where
         .shard
         .run_on_async(client.shard.owner(key), move |sh| async move {
             if !in_unit {
-                sh.wait_unlocked(db, std::iter::once(&*k)).await;
+                sh.wait_unlocked(std::iter::once((db, &*k))).await;
             }
             let r = sh.with_ctx_at(db, no_touch, at, |ctx| f(ctx, &k));
             let ops = sh.settle();

@@ -175,7 +175,9 @@ async fn run_data_when_unlocked(
     args: Args<'_>,
 ) -> CmdResult {
     if !shard.locks.borrow().is_empty() {
-        shard.wait_unlocked(caller.db, spec.keys.positions(args).map(|i| args.get(i))).await;
+        // Every key it touches, in any database (MOVE's in its target).
+        let keys = spec.keys_in(args, caller.db, shard.databases());
+        shard.wait_unlocked(keys.iter().map(|&(db, i)| (db, args.get(i)))).await;
     }
     run_data(shard, spec, f, caller, args, Sink::Journal).result
 }

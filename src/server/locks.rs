@@ -219,8 +219,8 @@ impl Drop for Turn<'_> {
 }
 
 impl Shard {
-    /// Waits until none of `keys` is held by a transaction.
-    pub async fn wait_unlocked<'a>(self: &Rc<Self>, db: usize, keys: impl Iterator<Item = &'a [u8]> + Clone) {
+    /// Waits until none of `keys` (database, key) is held by a transaction.
+    pub async fn wait_unlocked<'a>(self: &Rc<Self>, keys: impl Iterator<Item = (usize, &'a [u8])> + Clone) {
         loop {
             let rx = {
                 let mut locks = self.locks.borrow_mut();
@@ -228,7 +228,7 @@ impl Shard {
                     return;
                 }
                 let barrier = locks.barrier_waiter(None);
-                match barrier.or_else(|| keys.clone().find_map(|k| locks.waiter(db, k))) {
+                match barrier.or_else(|| keys.clone().find_map(|(db, k)| locks.waiter(db, k))) {
                     Some(rx) => rx,
                     None => return,
                 }
