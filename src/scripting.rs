@@ -237,7 +237,8 @@ local call = __percore_call
 local error_text = __percore_error_text
 local setresp = __percore_setresp
 -- The message and line of the last error redis.call raised, so the host
--- can name the line even when the frame is gone (a tail call).
+-- can name the line even when the frame is gone (a tail call), and whether
+-- it is already in the error stats.
 local last = {}
 local function raise_on_error(r)
   if type(r) == 'table' and r.err ~= nil then
@@ -249,7 +250,7 @@ local function raise_on_error(r)
         break
       end
     end
-    last.msg, last.line = r.err, line
+    last.msg, last.line, last.counted = r.err, line, r.counted
     error(r.err, 0)
   end
   return r
@@ -320,7 +321,7 @@ function __percore_run(f)
   last.msg = nil
   local ok, r = host_pcall(f)
   if ok then return r end
-  if r ~= nil and r == last.msg then return {__percore_error = r, line = last.line, counted = true} end
+  if r ~= nil and r == last.msg then return {__percore_error = r, line = last.line, counted = last.counted} end
   if type(r) == 'table' and r.err ~= nil then return {__percore_error = r.err, line = r.line} end
   return {__percore_error = tostring(r)}
 end
@@ -861,35 +862,44 @@ async fn redis_call(lua: &Lua, current: &Rc<RefCell<Option<Run>>>, args: MultiVa
         return error("ERR Please specify at least one argument for this redis lib call".into());
     }
     let args = owned.args();
-    let Some((table, anything)) = current.borrow().as_ref().map(|run| {
-        let server = &run.client.shard.server;
-        (server.commands, server.scripts_may_run_anything.load(Ordering::Relaxed))
+    let Some((table, anything, shard)) = current.borrow().as_ref().map(|run| {
+        let shard = run.client.shard.clone();
+        (shard.server.commands, shard.server.scripts_may_run_anything.load(Ordering::Relaxed), shard)
     }) else {
         return error("ERR redis.call outside of a script".into());
     };
+    // The command is refused before it runs: counted as an error reply
+    // and, for a known command, its rejected call, as Redis's scriptCall
+    // counts one (so the script's own error reply is not counted again).
+    let refuse = |spec: Option<&'static crate::server::client::Spec>, msg: &str| {
+        let mut stats = shard.cmdstats.borrow_mut();
+        if let Some(spec) = spec {
+            stats.rejected(spec, args);
+        }
+        stats.error(msg);
+        drop(stats);
+        failed(msg.into())
+    };
     let Some(spec) = table.lookup(args.get(0)) else {
-        return error("ERR Unknown Redis command called from script".into());
+        return refuse(None, "ERR Unknown Redis command called from script");
     };
     if spec.arity_broken(args).is_some() {
-        return error("ERR Wrong number of args calling Redis command from script".into());
+        return refuse(Some(spec), "ERR Wrong number of args calling Redis command from script");
     }
     if spec.has(command::NOSCRIPT) && !anything {
-        return error("ERR This Redis command is not allowed from script".into());
+        return refuse(Some(spec), "ERR This Redis command is not allowed from script");
     }
     let Some(mut run) = current.borrow_mut().take() else {
         return error("ERR redis.call outside of a script".into());
     };
-    // PUBLISH and the like replicate: a read-only script may not either.
-    if run.read_only && spec.has(WRITE | crate::command::MAY_REPLICATE) {
-        *current.borrow_mut() = Some(run);
-        return error("ERR Write commands are not allowed from read-only scripts.".into());
-    }
     // Until a script writes, it can be stopped: a write needs the good
     // replicas min-replicas-to-write asks for (percore has none yet) and,
     // for one that grows memory, memory under maxmemory.
-    let min_replicas = crate::config::Hot::get(&run.client.shard.server.hot.min_replicas_to_write);
-    let refusal = if spec.has(WRITE) && !run.wrote && crate::persistence::rdb::writes_refused(&run.client.shard.server)
-    {
+    let min_replicas = crate::config::Hot::get(&shard.server.hot.min_replicas_to_write);
+    let refusal = if run.read_only && spec.has(WRITE | crate::command::MAY_REPLICATE) {
+        // PUBLISH and the like replicate: a read-only script may not either.
+        Some("ERR Write commands are not allowed from read-only scripts.")
+    } else if spec.has(WRITE) && !run.wrote && crate::persistence::rdb::writes_refused(&shard.server) {
         Some(crate::persistence::rdb::MISCONF)
     } else if spec.has(WRITE) && !run.wrote && min_replicas > 0 {
         Some("NOREPLICAS Not enough good replicas to write.")
@@ -899,15 +909,9 @@ async fn redis_call(lua: &Lua, current: &Rc<RefCell<Option<Run>>>, args: MultiVa
         None
     };
     if let Some(refusal) = refusal {
-        // Counted as the command's rejection, as the gate counts one.
-        let mut stats = run.client.shard.cmdstats.borrow_mut();
-        stats.rejected(spec, args);
-        stats.error(refusal);
-        drop(stats);
         *current.borrow_mut() = Some(run);
-        return failed(refusal.into());
+        return refuse(Some(spec), refusal);
     }
-    let shard = run.client.shard.clone();
     let (db, holder) = (run.client.db(), run.client.meta.id);
     for i in spec.keys.positions(args) {
         let key = args.get(i);
@@ -928,10 +932,11 @@ async fn redis_call(lua: &Lua, current: &Rc<RefCell<Option<Run>>>, args: MultiVa
             Some(false) => {}
             None => {
                 *current.borrow_mut() = Some(run);
-                return error(format!(
+                let msg = format!(
                     "ERR Script attempted to access key '{}' which was not declared in KEYS and is in use",
                     String::from_utf8_lossy(key)
-                ));
+                );
+                return refuse(Some(spec), &msg);
             }
         }
     }

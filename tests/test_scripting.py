@@ -367,6 +367,46 @@ def test_script_libraries_and_errors_as_redis(start_percore, reference):
         assert a == b, case
 
 
+# Commands a script calls that are refused before they run, by call and
+# by pcall (then caught): (eval command, body, keys).
+REFUSED_CALLS = [
+    ("EVAL_RO", "return redis.call('set', KEYS[1], 'y')", ["x"]),
+    ("EVAL_RO", "local t = redis.pcall('set', KEYS[1], 'y') return t['err']", ["x"]),
+    ("EVAL", "return redis.call('get')", []),
+    ("EVAL", "return redis.pcall('get')", []),
+    ("EVAL", "return redis.call('nosuchcommand')", []),
+    ("EVAL", "local t = redis.pcall('nosuchcommand') return t['err']", []),
+    ("EVAL", "return redis.call('multi')", []),
+    ("EVAL", "return redis.call('set', {})", []),
+    ("EVAL", "return redis.call('lpush', KEYS[1], 'a')", ["x"]),
+]
+
+
+def test_refused_script_calls_count_once_as_redis(start_percore, reference):
+    """A command refused inside a script (read-only script, unknown, bad
+    arity, not allowed from scripts) counts as one error reply, and as the
+    command's rejected call, when it is refused, as Redis's scriptCall
+    counts it; the script's own error reply is not counted again."""
+    answers = []
+    for server in (start_percore(), reference):
+        c = server.client()
+        c.set("x", "string")
+        got = []
+        for command, body, keys in REFUSED_CALLS:
+            c.config_resetstat()
+            try:
+                got.append(c.execute_command(command, body, len(keys), *keys))
+            except redis.ResponseError as e:
+                got.append(("error", str(e).split(" script:")[0]))
+            stats = c.info("commandstats")
+            got.append({k: (v["calls"], v["rejected_calls"], v["failed_calls"]) for k, v in stats.items()})
+            got.append(c.info("errorstats"))
+            got.append(c.info("stats")["total_error_replies"])
+        answers.append(got)
+    for i, case in enumerate(REFUSED_CALLS):
+        assert answers[0][4 * i:4 * i + 4] == answers[1][4 * i:4 * i + 4], case
+
+
 def test_script_flush_resets_the_interpreters(start_percore):
     c = start_percore().client()
     c.set("x", 0)
