@@ -121,6 +121,9 @@ struct Watch {
     started: Rc<Cell<Instant>>,
     last_pause: Cell<Instant>,
     paused: Rc<Cell<bool>>,
+    /// While a FUNCTION LOAD runs its library: when it times out, if it
+    /// may (a library loaded again on another shard was accepted once).
+    loading: Cell<Option<Option<Instant>>>,
 }
 
 thread_local! {
@@ -132,12 +135,22 @@ enum HookAction {
     /// Yield to the reactor for a moment (the script is busy).
     Pause,
     Kill,
+    /// Stop a FUNCTION LOAD that ran past its time.
+    LoadTimeout,
 }
 
 fn hook_action() -> HookAction {
     WATCH.with(|w| {
         let w = w.borrow();
         let Some(w) = w.as_ref() else { return HookAction::Continue };
+        // A load is never busy: it registers functions, in at most
+        // Redis's 500 ms.
+        if let Some(deadline) = w.loading.get() {
+            return match deadline {
+                Some(at) if Instant::now() > at => HookAction::LoadTimeout,
+                _ => HookAction::Continue,
+            };
+        }
         let wrote = w.run.try_borrow().ok().and_then(|r| r.as_ref().map(|r| r.wrote)).unwrap_or(false);
         if w.server.script_kill.load(Ordering::Relaxed) && !wrote {
             return HookAction::Kill;
@@ -209,6 +222,12 @@ unsafe extern "C-unwind" fn instruction_hook(state: *mut ffi::lua_State, _ar: *m
                 ffi::lua_yield(state, 0);
             }
         },
+        HookAction::LoadTimeout => unsafe {
+            ffi::lua_createtable(state, 0, 1);
+            ffi::lua_pushlstring(state, LOAD_TIMEOUT.as_ptr().cast(), LOAD_TIMEOUT.len());
+            ffi::lua_setfield(state, -2, c"err".as_ptr());
+            ffi::lua_error(state);
+        },
         // Raised as redis.error_reply's table, with the line it stopped at.
         HookAction::Kill => unsafe {
             let mut ar: ffi::lua_Debug = std::mem::zeroed();
@@ -229,6 +248,9 @@ unsafe extern "C-unwind" fn instruction_hook(state: *mut ffi::lua_State, _ar: *m
 }
 
 const KILLED: &str = "Script killed by user with SCRIPT KILL...";
+const LOAD_TIMEOUT: &str = "ERR FUNCTION LOAD timeout";
+/// How long FUNCTION LOAD may run a library's code (Redis's LOAD_TIMEOUT_MS).
+const LOAD_TIME: Duration = Duration::from_millis(500);
 
 /// Lua code that finishes the sandbox and wraps the Rust primitives.
 const PRELUDE: &str = r#"
@@ -283,33 +305,81 @@ redis = {
   set_repl = function() end,
   replicate_commands = function() return true end,
   LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+  REDIS_VERSION = __percore_version, REDIS_VERSION_NUM = __percore_version_num,
   REPL_NONE = 0, REPL_AOF = 1, REPL_SLAVE = 2, REPL_REPLICA = 2, REPL_ALL = 3,
 }
 __percore_call = nil
 __percore_setresp = nil
 __percore_sha1hex = nil
 __percore_log = nil
+__percore_version = nil
+__percore_version_num = nil
 __percore_error_text = nil
 for _, name in ipairs({'dofile', 'loadfile', 'require', 'module', 'jit', 'newproxy', 'print'}) do
   _G[name] = nil
 end
--- FUNCTION LOAD: a library registers its functions while it loads.
+-- FUNCTION LOAD: a library registers its functions while it loads,
+-- with Redis's checks and words (errors as tables: no script position).
 local pending = nil
-function __percore_begin_library() pending = {} end
-function __percore_end_library() local p = pending; pending = nil; return p end
-redis.register_function = function(a, b)
-  if pending == nil then
-    error('redis.register_function can only be called on FUNCTION LOAD command', 2)
+local function refuse_registration(message) error({err = 'ERR ' .. message}) end
+local function is_string(v) return type(v) == 'string' or type(v) == 'number' end
+local script_flags = {['no-writes'] = true, ['allow-oom'] = true, ['allow-stale'] = true, ['no-cluster'] = true,
+  ['allow-cross-slot-keys'] = true}
+local function read_flags(t)
+  local flags = {}
+  local j = 1
+  while t[j] ~= nil do
+    local f = t[j]
+    if not is_string(f) or not script_flags[string.lower(tostring(f))] then refuse_registration('unknown flag given') end
+    flags[j] = string.lower(tostring(f))
+    j = j + 1
   end
-  local name, callback, flags = a, b, {}
-  if type(a) == 'table' then name, callback, flags = a.function_name, a.callback, a.flags or {} end
-  if type(name) ~= 'string' or not string.match(name, '^[%w_]+$') then
-    -- (Redis words this one as about library names.)
-    error('ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long', 0)
+  return flags
+end
+local function register_function(...)
+  if pending == nil then refuse_registration('redis.register_function can only be called on FUNCTION LOAD command') end
+  local argc = select('#', ...)
+  if argc < 1 or argc > 2 then refuse_registration('wrong number of arguments to redis.register_function') end
+  local name, callback, flags = ...
+  local description
+  flags = {}
+  if argc == 1 then
+    local named = name
+    if type(named) ~= 'table' then
+      refuse_registration('calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).')
+    end
+    name = nil
+    for k, v in pairs(named) do
+      if not is_string(k) then refuse_registration('named argument key given to redis.register_function is not a string') end
+      local key = string.lower(tostring(k))
+      if key == 'function_name' then
+        if not is_string(v) then refuse_registration('function_name argument given to redis.register_function must be a string') end
+        name = tostring(v)
+      elseif key == 'description' then
+        if not is_string(v) then refuse_registration('description argument given to redis.register_function must be a string') end
+        description = tostring(v)
+      elseif key == 'callback' then
+        if type(v) ~= 'function' then refuse_registration('callback argument given to redis.register_function must be a function') end
+        callback = v
+      elseif key == 'flags' then
+        if type(v) ~= 'table' then refuse_registration('flags argument to redis.register_function must be a table representing function flags') end
+        flags = read_flags(v)
+      else
+        refuse_registration('unknown argument given to redis.register_function')
+      end
+    end
+    if name == nil then refuse_registration('redis.register_function must get a function name argument') end
+    if callback == nil then refuse_registration('redis.register_function must get a callback argument') end
+  else
+    if not is_string(name) then refuse_registration('first argument to redis.register_function must be a string') end
+    name = tostring(name)
+    if type(callback) ~= 'function' then refuse_registration('second argument to redis.register_function must be a function') end
   end
-  if type(callback) ~= 'function' then error('ERR callback argument given to redis.register_function must be a function', 0) end
-  if pending[name] ~= nil then error('ERR Function already exists in the library', 0) end
-  pending[name] = {callback = callback, flags = flags}
+  if not string.match(name, '^[%w_]+$') then
+    refuse_registration('Library names can only contain letters, numbers, or underscores(_) and must be at least one character long')
+  end
+  if pending[name] ~= nil then refuse_registration('Function already exists in the library') end
+  pending[name] = {callback = callback, flags = flags, description = description}
 end
 __percore_functions = {}
 -- Calls a registered function with its keys and arguments.
@@ -341,13 +411,39 @@ do
     protected[proxy] = true
     return proxy
   end
+  local function missing(k) error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 3) end
+  -- While a library loads, its globals are only the library API (a
+  -- `redis` with register_function, log and the constants), as Redis
+  -- swaps its globals' lookup for the load; its callbacks, defined in
+  -- this environment, see every global when they run.
+  local library_api = nil
   local env = readonly(G, function(_, k)
-    local v = rawget(G, k)
-    if v == nil then
-      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-    end
+    local v = rawget(library_api or G, k)
+    if v == nil then missing(k) end
     return v
   end)
+  local function strict(t)
+    return readonly(t, function(_, k)
+      local v = rawget(t, k)
+      if v == nil then missing(k) end
+      return v
+    end)
+  end
+  local r = G.redis
+  local library_redis = {register_function = register_function, log = r.log, REDIS_VERSION = r.REDIS_VERSION,
+    REDIS_VERSION_NUM = r.REDIS_VERSION_NUM, LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3}
+  local library_globals = {redis = strict(library_redis)}
+  -- Runs a library's code; its functions, or nil and the error as Redis
+  -- words it (a raised table's `err`, else ERR and the message).
+  function __percore_load_library(chunk)
+    pending, library_api = {}, library_globals
+    local ok, e = host_pcall(chunk)
+    local registered = pending
+    pending, library_api = nil, nil
+    if ok then return registered end
+    if type(e) == 'table' and e.err ~= nil then return nil, tostring(e.err) end
+    return nil, 'ERR ' .. tostring(e)
+  end
   local function sandboxed(f)
     if f then raw_setfenv(f, env) end
     return f
@@ -451,6 +547,10 @@ impl Engine {
                 other => Ok(other),
             })?,
         )?;
+        let version = crate::server::REDIS_VERSION;
+        let number = version.split('.').fold(0i64, |n, part| (n << 8) | part.parse::<i64>().unwrap_or(0));
+        globals.set("__percore_version", version)?;
+        globals.set("__percore_version_num", number)?;
         globals.set(
             "__percore_log",
             lua.create_function(|_, (level, parts): (i64, MultiValue)| {
@@ -476,6 +576,7 @@ impl Engine {
                 started: started.clone(),
                 last_pause: Cell::new(Instant::now()),
                 paused: paused.clone(),
+                loading: Cell::new(None),
             })
         });
         // SAFETY: plain Lua API calls on a live state, inside mlua's
@@ -538,13 +639,13 @@ impl Engine {
     }
 
     /// Loads a FUNCTION library (at `version`) unless this interpreter has
-    /// it; returns its functions and their flags.
-    pub fn load_library(&self, name: &str, code: &[u8], version: u64) -> Result<Vec<(String, Vec<String>)>, CmdError> {
+    /// it; returns its functions and their flags. `timed`: the library is
+    /// new, so its code may run for at most LOAD_TIME.
+    pub fn load_library(&self, name: &str, code: &[u8], version: u64, timed: bool) -> Result<Vec<Function>, CmdError> {
         let err = |e: mlua::Error| CmdError::err(lua_message(&e));
         let lua = &self.lua;
         let globals = lua.globals();
-        let begin: mlua::Function = globals.raw_get("__percore_begin_library").map_err(err)?;
-        let end: mlua::Function = globals.raw_get("__percore_end_library").map_err(err)?;
+        let load: mlua::Function = globals.raw_get("__percore_load_library").map_err(err)?;
         // The shebang line is metadata; keep the line numbering.
         let body = code.iter().position(|&b| b == b'\n').map_or(&[][..], |i| &code[i..]);
         let chunk = lua
@@ -553,13 +654,20 @@ impl Engine {
             .set_environment(self.env()?)
             .into_function()
             .map_err(|e| CmdError::err(format!("Error compiling function: {}", lua_message(&e))))?;
-        begin.call::<()>(()).map_err(err)?;
-        let loaded = chunk.call::<()>(());
-        let pending: Table = end.call(()).map_err(err)?;
-        loaded.map_err(|e| {
-            let message = lua_message(&e);
-            CmdError::err(format!("Error registering functions: {}", message.lines().next().unwrap_or("")))
-        })?;
+        let set_loading = |state| WATCH.with(|w| w.borrow().as_ref().map(|w| w.loading.set(state)));
+        set_loading(Some(timed.then(|| Instant::now() + LOAD_TIME)));
+        let loaded = load.call::<(Option<Table>, Option<String>)>(chunk);
+        set_loading(None);
+        let pending = match loaded.map_err(err)? {
+            (Some(pending), _) => pending,
+            (None, message) => {
+                let message = message.unwrap_or_default();
+                return Err(CmdError::err(format!(
+                    "Error registering functions: {}",
+                    message.lines().next().unwrap_or("")
+                )));
+            }
+        };
         let registry: Table = globals.raw_get("__percore_functions").map_err(err)?;
         let mut functions = Vec::new();
         for pair in pending.pairs::<String, Table>() {
@@ -567,13 +675,14 @@ impl Engine {
             let callback: mlua::Function = entry.raw_get("callback").map_err(err)?;
             let flags: Vec<String> =
                 entry.raw_get::<Table>("flags").map_err(err)?.sequence_values().flatten().collect();
+            let description = entry.raw_get::<Option<String>>("description").map_err(err)?;
             registry.raw_set(fname.as_str(), callback).map_err(err)?;
-            functions.push((fname, flags));
+            functions.push(Function { name: fname, flags, description });
         }
         if functions.is_empty() {
             return Err(CmdError::err("No functions registered"));
         }
-        functions.sort();
+        functions.sort_by(|a, b| a.name.cmp(&b.name));
         self.libraries.borrow_mut().insert(name.to_string(), version);
         Ok(functions)
     }
@@ -705,9 +814,17 @@ impl Engine {
 #[derive(Clone, Debug)]
 pub struct Library {
     pub code: std::sync::Arc<[u8]>,
-    pub functions: Vec<(String, Vec<String>)>,
+    pub functions: Vec<Function>,
     /// Bumped on every (re)load, so each shard knows when to load again.
     pub version: u64,
+}
+
+/// A function a library registered.
+#[derive(Clone, Debug)]
+pub struct Function {
+    pub name: String,
+    pub flags: Vec<String>,
+    pub description: Option<String>,
 }
 
 /// Every loaded library, by name (shared by all shards).
@@ -718,10 +835,11 @@ pub struct Libraries {
 }
 
 impl Libraries {
-    /// The library that registered `function`, and the function's flags.
-    pub fn find(&self, function: &str) -> Option<(&String, &Library, &Vec<String>)> {
+    /// The library that registered `function` (named in any case), and
+    /// the function as registered.
+    pub fn find(&self, function: &str) -> Option<(&String, &Library, &Function)> {
         self.libs.iter().find_map(|(name, lib)| {
-            lib.functions.iter().find(|(f, _)| f == function).map(|(_, flags)| (name, lib, flags))
+            lib.functions.iter().find(|f| f.name.eq_ignore_ascii_case(function)).map(|f| (name, lib, f))
         })
     }
 }

@@ -407,6 +407,66 @@ def test_refused_script_calls_count_once_as_redis(start_percore, reference):
         assert answers[0][4 * i:4 * i + 4] == answers[1][4 * i:4 * i + 4], case
 
 
+# Library bodies FUNCTION LOAD refuses, each for its own reason: a load
+# sees only the library API (redis.register_function, log, constants).
+REFUSED_LIBRARIES = [
+    "redis.register_function()",
+    "redis.register_function('f1')",
+    "redis.register_function(nil, function() return 1 end)",
+    "redis.register_function('f1', 'x')",
+    "redis.register_function('f1', function() return 1 end, {}, 'description', 'extra')",
+    "redis.register_function('', function() return 1 end)",
+    "redis.register_function('f1', function() return 1 end) redis.register_function('f1', function() return 1 end)",
+    "redis.register_function{function_name='f1', callback=5}",
+    "redis.register_function{function_name='f1', callback=function() return 1 end, foo=1}",
+    "redis.register_function{callback=function() return 1 end}",
+    "redis.register_function{function_name='f1'}",
+    "redis.register_function{function_name='f1', callback=function() return 1 end, flags={'no-writes', 'bad'}}",
+    "redis.register_function{function_name='f1', callback=function() return 1 end, flags='no-writes'}",
+    "return math.random()",
+    "return redis.call('ping')",
+    "redis.redis.call('ping')",
+    "error('boom')",
+    "a = 1",
+    "local a = 1 while 1 do a = a + 1 end",
+    "return redis.REDIS_VERSION",
+]
+
+
+def test_function_load_checks_libraries_as_redis(start_percore, reference):
+    library = (
+        "#!lua name=lib\n"
+        "redis.register_function('Hello', function() return redis.REDIS_VERSION_NUM end)\n"
+        "redis.register_function('inner', function() redis.register_function('x', function() end) end)\n"
+        "redis.register_function{function_name='ro', description='reads', flags={'NO-WRITES'},\n"
+        "  callback=function() return redis.REDIS_VERSION end}\n"
+    )
+    answers = []
+    for server in (start_percore(), reference):
+        c = server.client()
+        got = []
+        for body in REFUSED_LIBRARIES:
+            try:
+                got.append(c.function_load(f"#!lua name=bad\n{body}"))
+            except redis.ResponseError as e:
+                got.append(("error", str(e)))
+        got.append(c.function_load(library))
+        for call in (["FCALL", "HELLO", 0], ["FCALL", "hello", "x"], ["FCALL", "nosuch", 0], ["FCALL", "inner", 0],
+                     ["FCALL_RO", "Ro", 0], ["FUNCTION", "LOAD", "a", "b", "c"],
+                     ["FUNCTION", "LOAD", "replace", "REPLACE", library], ["FUNCTION", "LIST"]):
+            try:
+                got.append(c.execute_command(*call))
+            except redis.ResponseError as e:
+                got.append(("error", str(e).split(" script:")[0]))
+        # (FUNCTION LIST gives a library's functions in hash order.)
+        for lib in got[-1]:
+            lib[b"functions"].sort(key=lambda f: f[b"name"])
+        answers.append(got)
+    for case, a, b in zip(REFUSED_LIBRARIES + ["load", "calls"], *answers):
+        assert a == b, case
+    assert answers[0] == answers[1]
+
+
 def test_script_flush_resets_the_interpreters(start_percore):
     c = start_percore().client()
     c.set("x", 0)

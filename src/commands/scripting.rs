@@ -92,7 +92,7 @@ fn fcall_flags(client: &Client, args: Args) -> u32 {
     let Some(spec) = super::table().lookup(args.get(0)) else { return 0 };
     let Ok(libraries) = client.shard.server.libraries.read() else { return spec.flags };
     match libraries.find(&String::from_utf8_lossy(args.get(1))) {
-        Some((_, _, flags)) => declared(spec.flags, flags),
+        Some((_, _, f)) => declared(spec.flags, &f.flags),
         None => spec.flags,
     }
 }
@@ -113,8 +113,14 @@ fn cache(client: &Client, body: &[u8]) -> (String, Arc<[u8]>) {
 }
 
 /// The keys and arguments after `numkeys` (argument 2) of EVAL and FCALL.
-fn keys_and_args(args: Args) -> Result<(Vec<Bytes>, Vec<Bytes>), CmdError> {
-    let numkeys = args.int(2)?;
+/// `bad_count`: the error for a numkeys that is not a number (FCALL has
+/// its own).
+fn keys_and_args(args: Args, bad_count: Option<&str>) -> Result<(Vec<Bytes>, Vec<Bytes>), CmdError> {
+    let numkeys = match (args.int(2), bad_count) {
+        (Ok(n), _) => n,
+        (Err(_), Some(message)) => return Err(CmdError::err(message)),
+        (Err(e), None) => return Err(e),
+    };
     if numkeys < 0 {
         return Err(CmdError::err("Number of keys can't be negative"));
     }
@@ -177,7 +183,7 @@ async fn run_locked(
                 }
                 Runnable::Function { name, command, lib_name, lib } => {
                     if !engine.has_library(lib_name, lib.version) {
-                        engine.load_library(lib_name, &lib.code, lib.version)?;
+                        engine.load_library(lib_name, &lib.code, lib.version, false)?;
                     }
                     Callable::Function(name, command)
                 }
@@ -206,7 +212,7 @@ async fn run_locked(
 }
 
 async fn eval(client: &mut Client, args: Args<'_>, by_sha: bool, read_only: bool) -> CmdResult {
-    let (keys, argv) = keys_and_args(args)?;
+    let (keys, argv) = keys_and_args(args, None)?;
     let (sha, body, declared) = if by_sha {
         let sha = String::from_utf8_lossy(args.get(1)).to_ascii_lowercase();
         let body = cached(client, &sha)
@@ -230,14 +236,15 @@ async_handler!(eval_ro, |c, a| eval(c, a, false, true));
 async_handler!(evalsha_ro, |c, a| eval(c, a, true, true));
 
 async fn fcall(client: &mut Client, args: Args<'_>, read_only: bool) -> CmdResult {
-    let (keys, argv) = keys_and_args(args)?;
-    let name = String::from_utf8_lossy(args.get(1)).into_owned();
-    let (lib_name, lib, flags) = {
+    // (Names are case-insensitive: `name` becomes the registered one.)
+    let (name, lib_name, lib, flags) = {
         let libraries =
             client.shard.server.libraries.read().map_err(|_| CmdError::err("function registry poisoned"))?;
-        let (lib_name, lib, flags) = libraries.find(&name).ok_or_else(|| CmdError::err("Function not found"))?;
-        (lib_name.clone(), lib.clone(), flags.clone())
+        let found = libraries.find(&String::from_utf8_lossy(args.get(1)));
+        let (lib_name, lib, f) = found.ok_or_else(|| CmdError::err("Function not found"))?;
+        (f.name.clone(), lib_name.clone(), lib.clone(), f.flags.clone())
     };
+    let (keys, argv) = keys_and_args(args, Some("Bad number of keys provided"))?;
     let no_writes = flags.iter().any(|f| f == "no-writes");
     if read_only && !no_writes {
         return Err(CmdError::err("Can not execute a script with write flag using *_ro command."));
@@ -261,13 +268,13 @@ fn function_load(client: &Client, replace: bool, code: &[u8]) -> CmdResult {
     libraries.next_version += 1;
     let version = libraries.next_version;
     let engine = Engine::of(&client.shard)?;
-    let functions = engine.load_library(&name, code, version).inspect_err(|_| engine.forget_libraries())?;
-    for (f, _) in &functions {
-        if let Some((other, ..)) = libraries.find(f)
+    let functions = engine.load_library(&name, code, version, true).inspect_err(|_| engine.forget_libraries())?;
+    for f in &functions {
+        if let Some((other, ..)) = libraries.find(&f.name)
             && *other != name
         {
             engine.forget_libraries();
-            return Err(CmdError::err(format!("Function {f} already exists")));
+            return Err(CmdError::err(format!("Function {} already exists", f.name)));
         }
     }
     libraries.libs.insert(name.clone(), Library { code: code.into(), functions, version });
@@ -339,13 +346,13 @@ fn function_list(client: &Client, args: Args) -> CmdResult {
             let functions = lib
                 .functions
                 .iter()
-                .map(|(f, flags)| {
+                .map(|f| {
                     Reply::Map(vec![
-                        (Reply::text("name"), Reply::text(f.clone())),
-                        (Reply::text("description"), Reply::Null),
+                        (Reply::text("name"), Reply::text(f.name.clone())),
+                        (Reply::text("description"), f.description.clone().map_or(Reply::Null, Reply::text)),
                         (
                             Reply::text("flags"),
-                            Reply::Set(flags.iter().map(|x| Reply::Status(x.clone().into())).collect()),
+                            Reply::Set(f.flags.iter().map(|x| Reply::Status(x.clone().into())).collect()),
                         ),
                     ])
                 })
@@ -413,9 +420,12 @@ fn function(client: &mut Client, args: Args) -> CmdResult {
     refuse_while_busy(server, &sub)?;
     match sub.as_str() {
         "HELP" if n == 2 => Ok(Reply::help(FUNCTION_HELP)),
-        "LOAD" if n == 3 => function_load(client, false, args.get(2)),
-        "LOAD" if n == 4 && args.is(2, "REPLACE") => function_load(client, true, args.get(3)),
-        "LOAD" if n == 4 => Err(CmdError::err(format!("Unknown option given: {}", args.str(2)))),
+        "LOAD" if n >= 3 => {
+            if let Some(i) = (2..n - 1).find(|&i| !args.is(i, "REPLACE")) {
+                return Err(CmdError::err(format!("Unknown option given: {}", args.str(i))));
+            }
+            function_load(client, n > 3, args.get(n - 1))
+        }
         "DELETE" if n == 3 => {
             let name = args.str(2);
             let mut libraries = server.libraries.write().map_err(|_| CmdError::err("function registry poisoned"))?;
