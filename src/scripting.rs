@@ -846,21 +846,28 @@ impl Libraries {
 
 /// The library name in a `#!lua name=<name>` first line.
 pub fn library_name(code: &[u8]) -> Result<String, CmdError> {
-    let first = code.split(|&b| b == b'\n').next().unwrap_or_default();
-    let first = String::from_utf8_lossy(first);
-    let Some(meta) = first.strip_prefix("#!") else {
+    if !code.starts_with(b"#!") {
         return Err(CmdError::err("Missing library metadata"));
-    };
-    let mut words = meta.split_whitespace();
-    let engine = words.next().unwrap_or("");
-    if !engine.eq_ignore_ascii_case("lua") {
-        return Err(CmdError::err(format!("Engine '{engine}' not found")));
     }
+    let invalid = || CmdError::err("Invalid library metadata");
+    let end = code.iter().position(|&b| b == b'\n').ok_or_else(invalid)?;
+    // Split as Redis's sdssplitargs does (quotes allowed).
+    let (mut scratch, mut spans) = (Vec::new(), Vec::new());
+    crate::protocol::resp::split_args(&code[..end], &mut scratch, &mut spans).map_err(|_| invalid())?;
+    let parts: Vec<String> = spans
+        .iter()
+        .map(|&(o, l)| String::from_utf8_lossy(&scratch[o as usize..(o + l) as usize]).into_owned())
+        .collect();
+    let (first, rest) = parts.split_first().ok_or_else(invalid)?;
+    let engine = first.get(2..).unwrap_or("");
     let mut name = None;
-    for word in words {
-        match word.strip_prefix("name=") {
-            Some(n) => name = Some(n.to_string()),
-            None => return Err(CmdError::err(format!("Invalid metadata value given: {word}"))),
+    for part in rest {
+        match part.get(..5).filter(|p| p.eq_ignore_ascii_case("name=")) {
+            Some(_) if name.is_some() => {
+                return Err(CmdError::err("Invalid metadata value, name argument was given multiple times"));
+            }
+            Some(_) => name = Some(part[5..].to_string()),
+            None => return Err(CmdError::err(format!("Invalid metadata value given: {part}"))),
         }
     }
     let name = name.ok_or_else(|| CmdError::err("Library name was not given"))?;
@@ -868,6 +875,9 @@ pub fn library_name(code: &[u8]) -> Result<String, CmdError> {
         return Err(CmdError::err(
             "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long",
         ));
+    }
+    if !engine.eq_ignore_ascii_case("lua") {
+        return Err(CmdError::err(format!("Engine '{engine}' not found")));
     }
     Ok(name)
 }

@@ -554,3 +554,55 @@ def test_a_script_or_transaction_runs_at_one_time(start_percore, reference):
 
     percore = start_percore("--enable-debug-command", "yes")
     assert run(percore) == run(reference) == ([1, 1], [0, 0], [1, 1], [0, 0])
+
+
+LIBRARY_HEADERS = [
+    "#! name=test",
+    "#!lua name=foo name=bar",
+    '#!lua name="foo"',
+    "#!lua NAME=upper",
+    "#!lua name=test foo=bar",
+    "#!lua",
+    "#!nosuchengine name=x",
+    "#!lua name=bad-name",
+    "no metadata",
+]
+
+
+def test_function_metadata_listing_memory_and_reload_as_redis(start_percore, reference):
+    """Library headers are read as Redis reads them (quotes, repeated or
+    unknown fields, engine checked last); FUNCTION LIST's arguments; FUNCTION
+    LOAD is refused over maxmemory; DEBUG RELOAD NOFLUSH fails on a library
+    that is already loaded unless MERGE."""
+    answers = []
+    for server in (start_percore("--dbfilename", "percore.rdb"), reference):
+        c = server.client()
+        got = []
+
+        def call(*args):
+            try:
+                reply = c.execute_command(*args)
+            except redis.ResponseError as e:
+                reply = ("error", str(e))
+            # (FUNCTION LIST gives the libraries in hash order.)
+            if args[:2] == ("FUNCTION", "LIST") and isinstance(reply, list):
+                reply.sort(key=lambda lib: lib[b"library_name"])
+            got.append(reply)
+
+        for header in LIBRARY_HEADERS:
+            call("FUNCTION", "LOAD", f"{header}\nredis.register_function('f_{len(got)}', function() return 1 end)")
+        call("FUNCTION", "LOAD", "#!lua")
+        call("FUNCTION", "LIST", "LIBRARYNAME")
+        call("FUNCTION", "LIST", "WITHCODE", "WITHCODE")
+        call("FUNCTION", "LIST", "LIBRARYNAME", "x", "LIBRARYNAME", "y")
+        call("FUNCTION", "LIST", "LIBRARYNAME", "FO*")
+        call("DEBUG", "RELOAD", "NOFLUSH")
+        call("DEBUG", "RELOAD", "NOFLUSH", "MERGE")
+        call("DEBUG", "RELOAD")
+        call("FUNCTION", "LIST")
+        c.config_set("maxmemory", 1)
+        call("FUNCTION", "LOAD", "#!lua name=late\nredis.register_function('late', function() return 1 end)")
+        call("FUNCTION", "DELETE", "foo")
+        c.config_set("maxmemory", 0)
+        answers.append(got)
+    assert answers[0] == answers[1]

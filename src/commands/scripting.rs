@@ -97,6 +97,14 @@ fn fcall_flags(client: &Client, args: Args) -> u32 {
     }
 }
 
+const FUNCTION_FLAGS: u32 = CONTAINER | NOSCRIPT | STALE | ALLOW_BUSY;
+
+/// FUNCTION LOAD and RESTORE grow memory: refused over maxmemory.
+fn function_flags(_: &Client, args: Args) -> u32 {
+    let grows = args.len() > 1 && (args.is(1, "LOAD") || args.is(1, "RESTORE"));
+    if grows { FUNCTION_FLAGS | DENYOOM } else { FUNCTION_FLAGS }
+}
+
 /// The cached body of script `sha`, if any.
 fn cached(client: &Client, sha: &str) -> Option<Arc<[u8]>> {
     client.shard.server.scripts.read().ok()?.get(sha).cloned()
@@ -327,10 +335,13 @@ fn function_list(client: &Client, args: Args) -> CmdResult {
     let mut pattern = None;
     let mut j = 2;
     while j < args.len() {
-        if args.is(j, "WITHCODE") {
+        if !with_code && args.is(j, "WITHCODE") {
             with_code = true;
             j += 1;
-        } else if args.is(j, "LIBRARYNAME") && j + 1 < args.len() {
+        } else if pattern.is_none() && args.is(j, "LIBRARYNAME") {
+            if j + 1 >= args.len() {
+                return Err(CmdError::err("library name argument was not given"));
+            }
             pattern = Some(args.get(j + 1).to_vec());
             j += 2;
         } else {
@@ -341,7 +352,7 @@ fn function_list(client: &Client, args: Args) -> CmdResult {
     let listed = libraries
         .libs
         .iter()
-        .filter(|(name, _)| pattern.as_ref().is_none_or(|p| crate::pattern::glob_match(p, name.as_bytes(), false)))
+        .filter(|(name, _)| pattern.as_ref().is_none_or(|p| crate::pattern::glob_match(p, name.as_bytes(), true)))
         .map(|(name, lib)| {
             let functions = lib
                 .functions
@@ -587,7 +598,8 @@ pub(super) const TABLE: &[Spec] = &[
     Spec::new("fcall", -3, SCRIPT | NOSCRIPT | STALE | MAY_REPLICATE, Keys::Numkeys(2), Handler::Async(fcall_cmd))
         .with_flags_of(fcall_flags),
     Spec::new("fcall_ro", -3, SCRIPT | NOSCRIPT | STALE | READONLY, Keys::Numkeys(2), Handler::Async(fcall_ro)),
-    Spec::new("function", -2, CONTAINER | NOSCRIPT | STALE | ALLOW_BUSY, Keys::None, Handler::Conn(function))
+    Spec::new("function", -2, FUNCTION_FLAGS, Keys::None, Handler::Conn(function))
+        .with_flags_of(function_flags)
         .with_subcommands(&[
             "function|delete",
             "function|dump",

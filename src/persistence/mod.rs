@@ -39,8 +39,12 @@ pub fn own_client(shard: &Rc<Shard>, id: u64) -> Client {
     client
 }
 
-/// Empties every database of every shard (before a reload).
+/// Empties every database of every shard and the function libraries
+/// (before a reload, as Redis's emptyData).
 pub async fn empty_all(shard: &Rc<Shard>) {
+    if let Ok(mut libraries) = shard.server.libraries.write() {
+        libraries.libs.clear();
+    }
     shard
         .broadcast(|sh| {
             let now = sh.now();

@@ -303,7 +303,7 @@ pub async fn load_data(shard: &Rc<Shard>, data: &[u8], how: Load) -> Result<(u64
     while let Some(item) = rdb.next(&limits)? {
         match item {
             Item::Aux(k, v) => log_aux(&server, &k, &v),
-            Item::Function(code) => load_function(shard, &code).await?,
+            Item::Function(code) => load_function(shard, &code, how.replace).await?,
             Item::Key { db, key, value, expire_at, usage } => {
                 if db >= databases {
                     return Err(LoadError::Databases(databases));
@@ -369,12 +369,18 @@ fn log_aux(server: &Shared, key: &[u8], value: &[u8]) {
     }
 }
 
-/// A FUNCTION library of the file, loaded as FUNCTION LOAD REPLACE would.
-async fn load_function(shard: &Rc<Shard>, code: &[u8]) -> Result<(), LoadError> {
+/// A FUNCTION library of the file, loaded as FUNCTION LOAD would: one
+/// already there is an error unless `replace` (DEBUG RELOAD MERGE).
+async fn load_function(shard: &Rc<Shard>, code: &[u8], replace: bool) -> Result<(), LoadError> {
     let mut client = super::own_client(shard, super::AOF_CLIENT_ID);
     let (mut out, mut batch) = (Vec::new(), crate::server::dispatch::Batch::default());
     let mut args = crate::command::OwnedArgs::default();
-    [&b"FUNCTION"[..], b"LOAD", b"REPLACE", code].iter().for_each(|a| args.push(a));
+    args.push(b"FUNCTION");
+    args.push(b"LOAD");
+    if replace {
+        args.push(b"REPLACE");
+    }
+    args.push(code);
     crate::server::dispatch::dispatch(&mut client, &mut out, &mut batch, args.args()).await;
     batch.flush(&client, &mut out).await;
     match out.first() {
@@ -494,10 +500,10 @@ pub async fn reload(client: &Client, save_first: bool, flush: bool, replace: boo
             info!("DB reloaded by DEBUG RELOAD");
             Ok(())
         }
-        Ok(None) => Err("Error trying to load the RDB dump, check server logs.".into()),
+        Ok(None) => Err("Error trying to load the RDB dump".into()),
         Err(e) => {
             warn!("{e}");
-            Err("Error trying to load the RDB dump, check server logs.".into())
+            Err("Error trying to load the RDB dump".into())
         }
     }
 }
