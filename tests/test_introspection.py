@@ -504,3 +504,22 @@ def test_debug_listpack_and_quicklist_answer_as_redis(percore, reference):
         finally:
             conn.close()
     assert replies[0] == replies[1]
+
+
+def test_reset_ends_monitor_before_its_own_line(start_percore, reference):
+    """A monitor that sends RESET gets +RESET, not its own RESET line: it
+    stopped monitoring when RESET ran, and Redis shows a command after its
+    call. A PING sent next then gets its own reply."""
+    from resp import Conn
+
+    for server in (reference, start_percore(threads=SHARDS)):
+        conn = Conn(server.port)
+        try:
+            assert conn.call("MONITOR")[0] == b"+OK\r\n"
+            # (CLIENT LIST is administrative: not shown to monitors.)
+            assert b"flags=O " in server.cli("CLIENT", "LIST").encode()
+            assert conn.call("RESET")[0] == b"+RESET\r\n"
+            assert conn.call("PING")[0] == b"+PONG\r\n"
+            assert b"flags=O" not in server.cli("CLIENT", "LIST").encode()
+        finally:
+            conn.close()

@@ -132,6 +132,9 @@ fn reset<'a>(client: &'a mut Client, _args: Args<'a>) -> LocalBoxFuture<'a, CmdR
         client.unwatch_all().await;
         client.unsubscribe_all();
         client.disable_tracking().await;
+        if client.meta.monitor.replace(false) {
+            client.shard.remove_monitor(client.meta.id);
+        }
         reset_state(client)
     })
 }
@@ -289,6 +292,7 @@ fn monitor(client: &mut Client, _args: Args) -> CmdResult {
         return Err(CmdError::err("MONITOR isn't allowed for DENY BLOCKING client"));
     }
     client.shard.add_monitor(client.meta.id);
+    client.meta.monitor.set(true);
     Ok(Reply::Ok)
 }
 

@@ -52,6 +52,8 @@ pub struct ClientMeta {
     pub rbuf_size: Cell<usize>,
     pub no_evict: Cell<bool>,
     pub no_touch: Cell<bool>,
+    /// In MONITOR mode (CLIENT LIST's O flag).
+    pub monitor: Cell<bool>,
     pub killed: Cell<bool>,
     /// Pushes (Pub/Sub messages) not yet handed to the connection.
     pub outbox: RefCell<Vec<u8>>,
@@ -93,6 +95,7 @@ impl ClientMeta {
             rbuf_size: Cell::new(0),
             no_evict: Cell::new(false),
             no_touch: Cell::new(false),
+            monitor: Cell::new(false),
             killed: Cell::new(false),
             outbox: RefCell::new(Vec::new()),
             soft_limit_since: Cell::new(None),
@@ -112,6 +115,7 @@ impl ClientMeta {
         let tracking = self.tracking.borrow();
         // In Redis's order.
         let set = [
+            (self.monitor.get(), 'O'),
             (subs + psubs + ssubs > 0, 'P'),
             (self.multi_len.get() >= 0, 'x'),
             (self.unblock.borrow().is_some(), 'b'),

@@ -332,10 +332,13 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
             client.wrote = true;
         }
         let monitored = super::monitor::active(client) && client.meta.id != crate::persistence::AOF_CLIENT_ID;
-        // Shown as it is about to run; but EXEC after the commands it
-        // runs, and SELECT in the database it selected, as Redis shows
-        // them once they ran.
-        let shown_after = spec.has(command::RUNS_QUEUE | command::SWITCHES_DB);
+        // Redis shows a command once it ran: EXEC after the commands it
+        // ran, SELECT in the database it selected, RESET not to the monitor
+        // it ended. A data command is shown as it is about to run (it may
+        // be batched to another shard), a blocking one before it blocks and
+        // a script before the commands it runs, as Redis shows them.
+        let on_data_path = matches!(spec.handler, Handler::Data(_) | Handler::Split(..));
+        let shown_after = !on_data_path && !spec.has(command::BLOCKING | command::SCRIPT);
         if monitored && !shown_after {
             super::monitor::feed(client, spec, args, false).await;
         }

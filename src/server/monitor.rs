@@ -38,7 +38,11 @@ fn repr(out: &mut String, arg: &[u8]) {
 /// Shows a command run by `client` to every monitor; administrative ones
 /// are not shown, and AUTH / HELLO ... AUTH arguments are redacted.
 pub async fn feed(client: &Client, spec: &Spec, args: Args<'_>, from_script: bool) {
-    if spec.has(command::ADMIN) {
+    // (A container's subcommand may be administrative: CLIENT LIST.)
+    let admin = spec.has(command::ADMIN)
+        || (spec.has(command::CONTAINER)
+            && command::meta::get(&spec.full_name(args)).is_some_and(|m| m.has_flag("admin")));
+    if admin {
         return;
     }
     let now = crate::server::shared::now_us();
