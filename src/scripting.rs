@@ -247,6 +247,10 @@ unsafe extern "C-unwind" fn instruction_hook(state: *mut ffi::lua_State, _ar: *m
     }
 }
 
+/// The flags a script may declare on its shebang, and a function at
+/// registration.
+pub const SCRIPT_FLAGS: &[&str] = &["no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"];
+
 const KILLED: &str = "Script killed by user with SCRIPT KILL...";
 const LOAD_TIMEOUT: &str = "ERR FUNCTION LOAD timeout";
 /// How long FUNCTION LOAD may run a library's code (Redis's LOAD_TIMEOUT_MS).
@@ -258,6 +262,7 @@ local host_pcall = pcall
 local call = __percore_call
 local error_text = __percore_error_text
 local setresp = __percore_setresp
+local script_flag_names = __percore_script_flags
 -- The message and line of the last error redis.call raised, so the host
 -- can name the line even when the frame is gone (a tail call), and whether
 -- it is already in the error stats.
@@ -314,6 +319,7 @@ __percore_sha1hex = nil
 __percore_log = nil
 __percore_version = nil
 __percore_version_num = nil
+__percore_script_flags = nil
 __percore_error_text = nil
 for _, name in ipairs({'dofile', 'loadfile', 'require', 'module', 'jit', 'newproxy', 'print'}) do
   _G[name] = nil
@@ -323,8 +329,8 @@ end
 local pending = nil
 local function refuse_registration(message) error({err = 'ERR ' .. message}) end
 local function is_string(v) return type(v) == 'string' or type(v) == 'number' end
-local script_flags = {['no-writes'] = true, ['allow-oom'] = true, ['allow-stale'] = true, ['no-cluster'] = true,
-  ['allow-cross-slot-keys'] = true}
+local script_flags = {}
+for _, f in ipairs(script_flag_names) do script_flags[f] = true end
 local function read_flags(t)
   local flags = {}
   local j = 1
@@ -551,6 +557,7 @@ impl Engine {
         let number = version.split('.').fold(0i64, |n, part| (n << 8) | part.parse::<i64>().unwrap_or(0));
         globals.set("__percore_version", version)?;
         globals.set("__percore_version_num", number)?;
+        globals.set("__percore_script_flags", SCRIPT_FLAGS)?;
         globals.set(
             "__percore_log",
             lua.create_function(|_, (level, parts): (i64, MultiValue)| {

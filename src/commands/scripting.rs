@@ -13,12 +13,9 @@ use crate::command::{
     ALLOW_BUSY, Args, CONTAINER, DENYOOM, Keys, MAY_REPLICATE, NOSCRIPT, READONLY, SCRIPT, STALE, WRITE,
 };
 use crate::protocol::{CmdError, CmdResult, Reply};
-use crate::scripting::{Callable, Engine, Library, RunEffects, library_name, sha1_hex};
+use crate::scripting::{Callable, Engine, Library, RunEffects, SCRIPT_FLAGS, library_name, sha1_hex};
 use crate::server::client::Client;
 use crate::server::transaction::Tx;
-
-/// The flags a script may declare on its shebang.
-const SCRIPT_FLAGS: &[&str] = &["no-writes", "allow-oom", "allow-stale", "no-cluster", "allow-cross-slot-keys"];
 
 /// The flags a script declares on its `#!lua flags=a,b` first line; None
 /// without a shebang (a script of the old kind). Errors as Redis words
