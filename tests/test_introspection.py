@@ -523,3 +523,46 @@ def test_reset_ends_monitor_before_its_own_line(start_percore, reference):
             assert b"flags=O" not in server.cli("CLIENT", "LIST").encode()
         finally:
             conn.close()
+
+
+def client_fields(c, name):
+    for line in c.execute_command("CLIENT", "LIST").decode().splitlines():
+        fields = dict(f.split("=", 1) for f in line.split(" "))
+        if fields["name"] == name:
+            return {k: int(v) for k, v in fields.items() if k in ("rbs", "rbp", "qbuf", "qbuf-free", "tot-mem")}
+    raise AssertionError(f"no client named {name}")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_client_buffers_follow_what_the_client_needs_as_redis(start_percore, reference, threads):
+    """Reply buffers shrink to 1 KiB for small replies and grow back to
+    16 KiB for large ones; an idle client gives its read buffer back.
+    The same steps against redis-server give the same sizes."""
+    from conftest import wait_until
+
+    for server in (reference, start_percore(threads=threads)):
+        admin, idle = server.client(), server.client()
+        admin.execute_command("DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "100")
+        admin.config_resetstat()
+        try:
+            idle.client_setname("sized")
+            before = client_fields(admin, "sized")
+            wait_until(lambda: 1024 <= client_fields(admin, "sized")["rbs"] < 2048, timeout=5)
+            # Idle for more than 2 s: the read buffer goes.
+            wait_until(lambda: client_fields(admin, "sized")["qbuf-free"] == 0, timeout=6)
+            after = client_fields(admin, "sized")
+            assert after["tot-mem"] < before["tot-mem"] - 8192, (before, after)
+            admin.set("bigval", "x" * 32768)
+            admin.execute_command("DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "NEVER")
+
+            def grown():
+                assert len(idle.get("bigval")) == 32768
+                return client_fields(admin, "sized")["rbs"] == 16384
+
+            wait_until(grown, timeout=5)
+            stats = admin.info("stats")
+            assert stats["reply_buffer_shrinks"] >= 1 and stats["reply_buffer_expands"] >= 4
+        finally:
+            admin.execute_command("DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "RESET")
+            admin.delete("bigval")
+            idle.close()

@@ -49,6 +49,14 @@ const HELP: &[&str] = &[
     "    The optional argument (0 by default) sets the level of detail",
     "PAUSE-CRON <0|1>",
     "    Stop periodic cron job processing.",
+    "REPLYBUFFER PEAK-RESET-TIME <NEVER|RESET|<ms>>",
+    "    Milliseconds between restarts of a client's observed reply buffer peak",
+    "    (from which its buffer is resized). NEVER keeps the peak, RESET restores",
+    "    the default of 5000.",
+    "REPLYBUFFER RESIZING <0|1>",
+    "    Turn the periodic resizing of client reply buffers off or on.",
+    "CHANGE-REPL-ID",
+    "    Start a new replication history: a new replication id.",
     "AOF-FLUSH-SLEEP <microsec>",
     "    Server will sleep before flushing the AOF, this is used for testing.",
     "LOADAOF",
@@ -333,6 +341,26 @@ fn debug<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
             }
             "PAUSE-CRON" if args.len() == 3 => {
                 client.shard.server.cron_paused.store(atoi(args.str(2)) != 0, Ordering::Relaxed);
+                Ok(Reply::Ok)
+            }
+            "REPLYBUFFER" if args.len() == 4 => {
+                let server = &client.shard.server;
+                match args.keyword(2).as_str() {
+                    "PEAK-RESET-TIME" => {
+                        let ms = match args.keyword(3).as_str() {
+                            "NEVER" => -1,
+                            "RESET" => crate::server::buffers::PEAK_RESET_MS,
+                            _ => args.int(3)?,
+                        };
+                        server.reply_peak_reset_ms.store(ms, Ordering::Relaxed);
+                    }
+                    "RESIZING" => server.reply_resizing.store(atoi(args.str(3)) != 0, Ordering::Relaxed),
+                    _ => return Err(CmdError::SubcommandSyntax { cmd: "DEBUG".into(), sub: args.str(1) }),
+                }
+                Ok(Reply::Ok)
+            }
+            "CHANGE-REPL-ID" if args.len() == 2 => {
+                client.shard.server.change_replid();
                 Ok(Reply::Ok)
             }
             "HELP" => Ok(Reply::help(HELP)),

@@ -73,6 +73,8 @@ pub struct ClientMeta {
     /// Invalidations its own command caused: they follow that command's
     /// reply (the outbox goes before the next reply).
     pub deferred: RefCell<Vec<u8>>,
+    /// The reply and read buffers' sizing.
+    pub sizing: super::buffers::Sizing,
 }
 
 impl ClientMeta {
@@ -105,6 +107,7 @@ impl ClientMeta {
             unblock: RefCell::new(None),
             tracking: RefCell::default(),
             deferred: RefCell::default(),
+            sizing: super::buffers::Sizing::new(now),
         }
     }
 
@@ -147,8 +150,8 @@ impl ClientMeta {
             self.qbuf.get(),
             self.rbuf_size.get().saturating_sub(self.qbuf.get()),
             self.argv_mem.get(),
-            self.rbuf_size.get(),
-            self.rbuf_size.get(),
+            self.sizing.reply_size(),
+            self.sizing.peak(),
             self.memory(),
             self.last_cmd.get(),
             if tracking.on { tracking.redirect as i64 } else { -1 },
@@ -159,7 +162,11 @@ impl ClientMeta {
     /// What the client costs: its buffers and its own state (CLIENT
     /// LIST's tot-mem, INFO's mem_clients_normal).
     pub fn memory(&self) -> usize {
-        self.rbuf_size.get() + self.argv_mem.get() + self.outbox.borrow().capacity() + std::mem::size_of::<ClientMeta>()
+        self.rbuf_size.get()
+            + self.sizing.reply_size()
+            + self.argv_mem.get()
+            + self.outbox.borrow().capacity()
+            + std::mem::size_of::<ClientMeta>()
     }
 
     /// Moves the queued pushes (Pub/Sub messages, invalidations from

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use tracing::debug;
 
+use super::buffers::REPLY_CHUNK;
 use super::client::{Client, ClientMeta};
 use super::dispatch::{Batch, dispatch};
 use super::poller::{Readiness, yield_now};
@@ -47,11 +48,11 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
         client: Client::new(shard.clone(), Rc::new(ClientMeta::new(0, String::new(), String::new(), fd))),
         stream,
         ready,
-        rbuf: vec![0; READ_CHUNK],
+        rbuf: Vec::new(),
         start: 0,
         end: 0,
         parser: Parser::default(),
-        out: Vec::with_capacity(READ_CHUNK),
+        out: Vec::with_capacity(REPLY_CHUNK),
         batch: Batch::default(),
     };
     if connected > Hot::get(&server.hot.maxclients) {
@@ -116,16 +117,16 @@ struct Conn {
 impl Conn {
     async fn run(&mut self) {
         loop {
-            self.make_room();
             let n = match self.read().await {
                 Ok(Some(0)) | Err(_) => return,
                 Ok(Some(n)) => n,
                 Ok(None) => {
-                    // Woken for pushes only.
+                    // Woken for pushes or by the cron's buffer sizing.
                     self.take_outbox();
                     if self.flush().await.is_err() || self.client.meta.killed.get() {
                         return;
                     }
+                    self.apply_sizing();
                     continue;
                 }
             };
@@ -166,7 +167,6 @@ impl Conn {
             match parser.parse(&rbuf[*start..*end], limits) {
                 Ok(Some(frame)) => {
                     client.meta.qbuf.set(*end - *start);
-                    client.meta.rbuf_size.set(rbuf.len());
                     client.meta.argv_mem.set(parser.spans().iter().map(|&(_, len)| len as usize).sum());
                     if !parser.spans().is_empty() {
                         let data = if frame.inline { parser.scratch() } else { &rbuf[*start..*end] };
@@ -179,8 +179,7 @@ impl Conn {
                     if out.len() >= WRITE_HIGH_WATER {
                         batch.flush(client, out).await;
                         await_durable(client).await;
-                        let shard = client.shard.clone();
-                        if write_out(stream, ready, out, &shard).await.is_err() {
+                        if write_out(stream, ready, out, client).await.is_err() {
                             client.close_after_reply = true;
                             break;
                         }
@@ -200,8 +199,22 @@ impl Conn {
     }
 
     async fn flush(&mut self) -> io::Result<()> {
-        let shard = self.client.shard.clone();
-        write_out(&self.stream, &self.ready, &mut self.out, &shard).await
+        write_out(&self.stream, &self.ready, &mut self.out, &self.client).await
+    }
+
+    /// Applies what the cron decided for this idle connection's buffers.
+    fn apply_sizing(&mut self) {
+        let meta = &self.client.meta;
+        if let Some(size) = meta.sizing.take_reply_change()
+            && self.out.is_empty()
+        {
+            self.out = Vec::with_capacity(size);
+        }
+        if meta.sizing.take_read_release() && self.start == self.end && self.parser.needed().is_none() {
+            self.rbuf = Vec::new();
+            (self.start, self.end) = (0, 0);
+            meta.rbuf_size.set(0);
+        }
     }
 
     /// Moves queued pushes (Pub/Sub messages, invalidations) behind the
@@ -221,6 +234,8 @@ impl Conn {
                 return Ok(None);
             }
             self.ready.clear_readable();
+            // Room is made only now: an idle connection holds no buffer.
+            self.make_room();
             let space = &mut self.rbuf[self.end..];
             match (&self.stream).read(space) {
                 Ok(n) => {
@@ -239,6 +254,11 @@ impl Conn {
     /// Keeps free space after `end`: compacts consumed bytes away and grows
     /// when a request needs more than the buffer holds.
     fn make_room(&mut self) {
+        self.grow_for_read();
+        self.client.meta.rbuf_size.set(self.rbuf.len());
+    }
+
+    fn grow_for_read(&mut self) {
         const MIN_READ: usize = 4096;
         if self.start == self.end {
             self.start = 0;
@@ -258,8 +278,9 @@ impl Conn {
         self.end = pending;
         if self.rbuf.len() < need {
             // Double at most: a client claiming a huge bulk gets memory only
-            // as its bytes arrive.
-            let len = need.min(self.rbuf.len() * 2);
+            // as its bytes arrive. A released (or not yet made) buffer
+            // comes back whole: it held no partial request.
+            let len = if self.rbuf.is_empty() { READ_CHUNK } else { need.min(self.rbuf.len() * 2) };
             self.rbuf.resize(len, 0);
         }
     }
@@ -282,7 +303,9 @@ async fn await_durable(client: &mut Client) {
 }
 
 /// Writes all of `out`, waiting for the socket to drain when it is full.
-async fn write_out(stream: &TcpStream, ready: &Readiness, out: &mut Vec<u8>, shard: &Shard) -> io::Result<()> {
+async fn write_out(stream: &TcpStream, ready: &Readiness, out: &mut Vec<u8>, client: &Client) -> io::Result<()> {
+    let shard = &client.shard;
+    client.meta.sizing.note_reply(out.len());
     let mut sent = 0;
     while sent < out.len() {
         ready.clear_writable();
@@ -302,7 +325,7 @@ async fn write_out(stream: &TcpStream, ready: &Readiness, out: &mut Vec<u8>, sha
     }
     out.clear();
     if out.capacity() > 1024 * 1024 {
-        out.shrink_to(READ_CHUNK);
+        out.shrink_to(client.meta.sizing.reply_size());
     }
     Ok(())
 }

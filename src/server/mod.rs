@@ -1,6 +1,7 @@
 //! The engine: one shard per core, connections, dispatch, transactions.
 
 pub mod blocking;
+pub mod buffers;
 pub mod client;
 pub mod connection;
 pub mod dispatch;
@@ -322,11 +323,22 @@ async fn cron(shard: Rc<Shard>) {
             }
         }
         let timeout_ms = Hot::get(&shard.server.hot.timeout) as i64 * 1000;
-        if timeout_ms > 0 {
-            for client in shard.clients.borrow().values() {
-                if now - client.last_active_ms.get() > timeout_ms {
-                    client.kill();
-                }
+        let peak_reset_ms = shard.server.reply_peak_reset_ms.load(std::sync::atomic::Ordering::Relaxed);
+        let resizing = shard.server.reply_resizing.load(std::sync::atomic::Ordering::Relaxed);
+        for client in shard.clients.borrow().values() {
+            let idle_ms = now - client.last_active_ms.get();
+            if timeout_ms > 0 && idle_ms > timeout_ms {
+                client.kill();
+                continue;
+            }
+            let read = (client.rbuf_size.get(), client.qbuf.get());
+            match client.sizing.cron(now, peak_reset_ms, resizing, idle_ms, read) {
+                Some(buffers::Resize::Shrink) => shard.stats.reply_shrinks.set(shard.stats.reply_shrinks.get() + 1),
+                Some(buffers::Resize::Expand) => shard.stats.reply_expands.set(shard.stats.reply_expands.get() + 1),
+                None => {}
+            }
+            if client.sizing.pending() {
+                client.wake();
             }
         }
     }

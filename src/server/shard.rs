@@ -95,6 +95,9 @@ pub struct ShardStats {
     pub net_input: Cell<u64>,
     pub net_output: Cell<u64>,
     pub expire_cycle_timeouts: Cell<u64>,
+    /// Reply buffers the cron shrank and grew.
+    pub reply_shrinks: Cell<u64>,
+    pub reply_expands: Cell<u64>,
     /// Reads from and writes to client sockets.
     pub reads: Cell<u64>,
     pub writes: Cell<u64>,

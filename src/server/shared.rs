@@ -3,7 +3,7 @@
 //! CONFIG and startup take.
 
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::client::Client;
@@ -29,10 +29,15 @@ pub struct Shared {
     pub shards: usize,
     pub started: Instant,
     pub run_id: String,
+    replid: std::sync::Mutex<String>,
     /// DEBUG SET-ACTIVE-EXPIRE: whether the cron reclaims expired keys.
     pub active_expire: AtomicBool,
     /// DEBUG PAUSE-CRON: the shards' periodic work is suspended.
     pub cron_paused: AtomicBool,
+    /// DEBUG REPLYBUFFER: how often a client's reply peak restarts (< 0:
+    /// never) and whether reply buffers are resized at all.
+    pub reply_peak_reset_ms: AtomicI64,
+    pub reply_resizing: AtomicBool,
     /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may run no-script commands.
     pub scripts_may_run_anything: AtomicBool,
     /// Clients with WATCHed keys, on any core.
@@ -112,6 +117,8 @@ impl Shared {
             started: Instant::now(),
             active_expire: AtomicBool::new(true),
             cron_paused: AtomicBool::new(false),
+            reply_peak_reset_ms: AtomicI64::new(super::buffers::PEAK_RESET_MS),
+            reply_resizing: AtomicBool::new(true),
             scripts_may_run_anything: AtomicBool::new(false),
             watching: AtomicUsize::new(0),
             subscriptions: (0..shards).map(|_| AtomicUsize::new(0)).collect(),
@@ -144,8 +151,19 @@ impl Shared {
             monitoring: AtomicUsize::new(0),
             fanout: super::fanout::Fanout::new(shards),
             tracking: Default::default(),
-            run_id: (0..40).map(|_| b"0123456789abcdef"[fastrand::usize(..16)] as char).collect(),
+            run_id: random_id(),
+            replid: std::sync::Mutex::new(random_id()),
         }
+    }
+
+    /// The replication id (INFO's master_replid).
+    pub fn replid(&self) -> String {
+        self.replid.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Starts a new replication history (DEBUG CHANGE-REPL-ID).
+    pub fn change_replid(&self) {
+        *self.replid.lock().unwrap_or_else(|p| p.into_inner()) = random_id();
     }
 
     /// Reads the configuration (poisoning cannot leave it half-written:
@@ -183,4 +201,9 @@ pub fn now_ms() -> i64 {
 
 pub fn now_us() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
+
+/// 40 random hex digits, as Redis's run and replication ids.
+fn random_id() -> String {
+    (0..40).map(|_| b"0123456789abcdef"[fastrand::usize(..16)] as char).collect()
 }
