@@ -566,3 +566,28 @@ def test_client_buffers_follow_what_the_client_needs_as_redis(start_percore, ref
             admin.execute_command("DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "RESET")
             admin.delete("bigval")
             idle.close()
+
+
+def test_memory_stats_fields_as_redis_and_dataset_counts_the_data(start_percore, reference):
+    percore = start_percore(threads=2)
+    shapes = []
+    for server in (reference, percore):
+        c = server.client()
+        c.flushall()
+        empty = c.memory_stats()
+        for db in (0, 3):
+            c.execute_command("SELECT", db)
+            pipe = c.pipeline(transaction=False)
+            for i in range(10000):
+                pipe.set(f"k{i}", "x" * 100, ex=1000 if i % 2 else None)
+            pipe.execute()
+        full = c.memory_stats()
+        names = list(full)
+        shapes.append((names, {n: sorted(v) for n, v in full.items() if n.startswith("db.")}))
+        # The data is counted as data: 20000 values of 100 bytes.
+        assert full["dataset.bytes"] - empty["dataset.bytes"] >= 20000 * 100, (empty, full)
+        assert full["startup.allocated"] < full["total.allocated"]
+        assert full["db.3"]["overhead.hashtable.main"] > 0 and full["db.3"]["overhead.hashtable.expires"] > 0
+        c.flushall()
+    assert shapes[0] == shapes[1]
+    assert "db.0" in shapes[1][0] and "db.3" in shapes[1][0] and "db.1" not in shapes[1][0]

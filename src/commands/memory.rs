@@ -75,6 +75,8 @@ pub(super) struct Usage {
     /// Client connections' buffers and state.
     clients: u64,
     keys: u64,
+    /// Per database: keys, and the bytes indexing them and their TTLs.
+    dbs: Vec<(usize, (usize, usize))>,
 }
 
 /// jemalloc's allocated, active and resident bytes, and the RSS.
@@ -96,16 +98,26 @@ pub(super) async fn server_usage(client: &Client) -> Usage {
         .broadcast(|sh| {
             let lua = sh.scripts.borrow().as_ref().map_or(0, |e| e.memory()) as u64;
             let clients: usize = sh.clients.borrow().values().map(|m| m.memory()).sum();
-            let keys: usize = sh.ks.borrow().dbs.iter().map(|d| d.len()).sum();
-            (lua, clients as u64, keys as u64)
+            let ks = sh.ks.borrow();
+            let keys: usize = ks.dbs.iter().map(|d| d.len()).sum();
+            let dbs: Vec<_> = ks.dbs.iter().map(|d| (d.len(), d.index_overhead())).collect();
+            (lua, clients as u64, keys as u64, dbs)
         })
         .await;
+    let mut dbs = vec![(0, (0, 0)); client.shard.databases()];
+    for shard in &per_shard {
+        for (total, (keys, (main, expires))) in dbs.iter_mut().zip(&shard.3) {
+            total.0 += keys;
+            total.1.0 += main;
+            total.1.1 += expires;
+        }
+    }
     let (allocated, active, resident, rss) = allocator();
     let used = crate::server::evict::used_memory_now(&client.shard);
     let server = &client.shard.server;
     // (Reading `used` raised the peak to it.)
     let peak = server.used_memory_peak.load(std::sync::atomic::Ordering::Relaxed);
-    let sum = |f: fn(&(u64, u64, u64)) -> u64| per_shard.iter().map(f).sum();
+    let sum = |f: fn(&(u64, u64, u64, Vec<_>)) -> u64| per_shard.iter().map(f).sum();
     Usage {
         used,
         allocated,
@@ -113,10 +125,11 @@ pub(super) async fn server_usage(client: &Client) -> Usage {
         resident,
         rss,
         peak,
-        startup: server.startup_memory,
+        startup: server.startup_memory.load(std::sync::atomic::Ordering::Relaxed),
         lua: sum(|s| s.0),
         clients: sum(|s| s.1),
         keys: sum(|s| s.2),
+        dbs,
     }
 }
 
@@ -129,9 +142,11 @@ fn pct(a: u64, b: u64) -> f64 {
 }
 
 impl Usage {
-    /// What is not the dataset: startup memory and the clients.
+    /// What is not the dataset: startup memory, the clients and the
+    /// keyspace's indexes.
     fn overhead(&self) -> u64 {
-        (self.startup + self.clients).min(self.used)
+        let indexes: usize = self.dbs.iter().map(|(_, (main, expires))| main + expires).sum();
+        (self.startup + self.clients + indexes as u64).min(self.used)
     }
 
     fn dataset(&self) -> u64 {
@@ -202,7 +217,7 @@ async fn stats(client: &Client) -> Reply {
     let u = server_usage(client).await;
     let int = |n: u64| Reply::Int(n as i64);
     let field = |name: &str, value: Reply| (Reply::bulk(name.as_bytes()), value);
-    Reply::Map(vec![
+    let mut fields = vec![
         field("peak.allocated", int(u.peak)),
         field("total.allocated", int(u.used)),
         field("startup.allocated", int(u.startup)),
@@ -213,6 +228,16 @@ async fn stats(client: &Client) -> Reply {
         field("aof.buffer", int(0)),
         field("lua.caches", int(0)),
         field("functions.caches", int(0)),
+    ];
+    for (db, &(_, (main, expires))) in u.dbs.iter().enumerate().filter(|(_, d)| d.0 > 0) {
+        let overhead = vec![
+            field("overhead.hashtable.main", int(main as u64)),
+            field("overhead.hashtable.expires", int(expires as u64)),
+            field("overhead.hashtable.slot-to-keys", int(0)),
+        ];
+        fields.push(field(&format!("db.{db}"), Reply::Map(overhead)));
+    }
+    fields.extend([
         field("overhead.total", int(u.overhead())),
         field("keys.count", int(u.keys)),
         field("keys.bytes-per-key", int(u.dataset().checked_div(u.keys).unwrap_or(0))),
@@ -230,7 +255,8 @@ async fn stats(client: &Client) -> Reply {
         field("rss-overhead.bytes", int(u.rss.saturating_sub(u.resident))),
         field("fragmentation", Reply::Double(ratio(u.rss, u.used))),
         field("fragmentation.bytes", int(u.rss.saturating_sub(u.used))),
-    ])
+    ]);
+    Reply::Map(fields)
 }
 
 fn doctor() -> String {

@@ -152,6 +152,8 @@ pub fn run(config: Config, commands: &'static Table<Client>) -> Result<(), Start
     }
     let (loaded_tx, loaded_rx) = std::sync::mpsc::channel::<Result<(), StartError>>();
     let mut pending_load = Some((load, loaded_tx));
+    let (go_tx, go_rx) = futures::channel::oneshot::channel::<()>();
+    let mut go_rx = Some(go_rx);
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let (mailboxes, inboxes): (Vec<Mailbox>, Vec<_>) = (0..shards).map(|_| Mailbox::new()).unzip();
     let mailboxes: Arc<[Mailbox]> = mailboxes.into();
@@ -168,6 +170,7 @@ pub fn run(config: Config, commands: &'static Table<Client>) -> Result<(), Start
         // Shard 0 loads: it replays the AOF through dispatch like any
         // client, or reads the RDB and sends each key to its owner.
         let load = if i == 0 { pending_load.take() } else { None };
+        let go = if i == 0 { go_rx.take() } else { None };
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("percore-shard-{i}"))
             .spawn(move || async move {
@@ -189,6 +192,11 @@ pub fn run(config: Config, commands: &'static Table<Client>) -> Result<(), Start
                 if let Some((load, loaded)) = load {
                     let shard = shard.clone();
                     poller::spawn(async move {
+                        // Loading starts once every shard stands, so that
+                        // the startup memory is measured without data.
+                        if let Some(go) = go {
+                            let _ = go.await;
+                        }
                         let result = match load {
                             Load::Aof(startup) => crate::persistence::load(&shard, &startup)
                                 .await
@@ -219,6 +227,9 @@ pub fn run(config: Config, commands: &'static Table<Client>) -> Result<(), Start
             }
         }
     }
+    // What a server without data or clients holds (used_memory_startup).
+    shared.startup_memory.store(shared::allocated_now(), std::sync::atomic::Ordering::Relaxed);
+    let _ = go_tx.send(());
     info!("Server initialized with {shards} shard(s), one per core");
     if let Ok(loaded) = loaded_rx.recv() {
         loaded?;

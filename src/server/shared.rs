@@ -67,7 +67,7 @@ pub struct Shared {
     /// The most memory allocated seen.
     pub used_memory_peak: AtomicU64,
     /// What was allocated before any client came (MEMORY STATS).
-    pub startup_memory: u64,
+    pub startup_memory: AtomicU64,
     pub memory_checked_ms: AtomicU64,
     pub evicted_keys: AtomicU64,
     /// SLOWLOG and LATENCY's records.
@@ -132,10 +132,7 @@ impl Shared {
             libraries: Default::default(),
             used_memory: AtomicU64::new(0),
             used_memory_peak: AtomicU64::new(0),
-            startup_memory: tikv_jemalloc_ctl::epoch::advance()
-                .ok()
-                .and_then(|_| tikv_jemalloc_ctl::stats::allocated::read().ok())
-                .unwrap_or(0) as u64,
+            startup_memory: AtomicU64::new(allocated_now()),
             memory_checked_ms: AtomicU64::new(0),
             evicted_keys: AtomicU64::new(0),
             records: Default::default(),
@@ -206,4 +203,10 @@ pub fn now_us() -> i64 {
 /// 40 random hex digits, as Redis's run and replication ids.
 fn random_id() -> String {
     (0..40).map(|_| b"0123456789abcdef"[fastrand::usize(..16)] as char).collect()
+}
+
+/// jemalloc's allocated bytes, now.
+pub fn allocated_now() -> u64 {
+    tikv_jemalloc_ctl::epoch::advance().ok().and_then(|_| tikv_jemalloc_ctl::stats::allocated::read().ok()).unwrap_or(0)
+        as u64
 }

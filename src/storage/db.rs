@@ -284,6 +284,14 @@ impl Db {
         self.len
     }
 
+    /// Bytes spent indexing the keys and their TTLs, beside the entries
+    /// (MEMORY STATS's overhead.hashtable.main and .expires).
+    pub fn index_overhead(&self) -> (usize, usize) {
+        // An IndexMap keeps each entry (hash, key, value) and a u64 index.
+        let per_ttl = std::mem::size_of::<(u64, Key, i64)>() + std::mem::size_of::<u64>();
+        (self.slots.index_bytes(), self.expires.capacity() * per_ttl)
+    }
+
     pub fn expires_len(&self) -> usize {
         self.expires.len()
     }

@@ -97,6 +97,14 @@ impl<'a> Packed<'a> {
 }
 
 impl SlotTable {
+    /// Heap bytes of the index itself (the entries are the arena's).
+    fn index_bytes(&self) -> usize {
+        match self {
+            SlotTable::Few(b) => b.len(),
+            SlotTable::Many(t) => std::mem::size_of::<HashTable<u32>>() + t.allocation_size(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             SlotTable::Few(bytes) => bytes.len() / PER_KEY,
@@ -190,6 +198,14 @@ pub struct SlotDir {
 }
 
 impl SlotDir {
+    /// Heap bytes of the directory and its slots' indexes (MEMORY STATS's
+    /// overhead.hashtable.main).
+    pub fn index_bytes(&self) -> usize {
+        let groups = self.groups.capacity() * std::mem::size_of::<Option<Box<[SlotTable]>>>();
+        let tables = self.groups.iter().flatten().flat_map(|g| g.iter());
+        groups + tables.map(|t| std::mem::size_of::<SlotTable>() + t.index_bytes()).sum::<usize>()
+    }
+
     pub fn get(&self, slot: usize) -> Option<&SlotTable> {
         self.groups.get(slot / GROUP)?.as_ref().map(|g| &g[slot % GROUP])
     }
