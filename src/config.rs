@@ -171,7 +171,7 @@ static DIRECTIVES: &[Directive] = &[
     d("shutdown-on-sigint", "default", Kind::Enum(SHUTDOWN_ON_SIG), true),
     d("shutdown-on-sigterm", "default", Kind::Enum(SHUTDOWN_ON_SIG), true),
     d("databases", "16", Kind::Int(1, I32), false),
-    d("port", "6379", Kind::Int(0, 65535), false),
+    d("port", "6379", Kind::Int(0, 65535), true),
     n("io-threads", "1", Kind::Int(1, 128), false),
     d("auto-aof-rewrite-percentage", "100", Kind::Int(0, I32), true),
     n("cluster-replica-validity-factor", "10", Kind::Int(0, I32), true),
@@ -261,7 +261,7 @@ static DIRECTIVES: &[Directive] = &[
     d("threads", "0", Kind::Int(0, 1024), false),
     d("set-max-listpack-entries", "128", Kind::Memory(0, u64::MAX), true),
     d("set-max-listpack-value", "64", Kind::Memory(0, u64::MAX), true),
-    d("bind", "127.0.0.1", Kind::Str, false),
+    d("bind", "127.0.0.1", Kind::Str, true),
     d("dir", "", Kind::Str, true),
     d("notify-keyspace-events", "", Kind::KeyspaceEvents, true),
     d(

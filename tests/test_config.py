@@ -138,7 +138,7 @@ def test_config_set_of_every_value_to_itself_is_accepted(percore):
         assert c.config_set(name, before[name]), name
     assert c.config_get("*") == before
     with pytest.raises(redis.ResponseError, match="immutable"):
-        c.config_set("port", str(int(before["port"]) + 1))
+        c.config_set("databases", str(int(before["databases"]) + 1))
 
 
 def test_percentage_values_and_first_failing_argument_as_redis(percore, reference):
@@ -237,3 +237,47 @@ def test_latency_percentiles_are_checked_normalized_and_reported_as_redis(percor
         answers.append(got)
     assert answers[0] == answers[1]
     assert answers[1][-1] == ["p25", "p99.5"]
+
+
+def test_config_set_port_moves_every_core_and_a_busy_port_changes_nothing(start_percore, reference):
+    import socket
+
+    from conftest import free_port
+
+    percore = start_percore(threads=2)
+    for server in (reference, percore):
+        c = server.client()
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            taken = busy.getsockname()[1]
+            with pytest.raises(redis.ResponseError) as e:
+                c.config_set("maxmemory", "10000001", "port", str(taken), "client-query-buffer-limit", "10m")
+            assert str(e.value).startswith(
+                "CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port"
+            )
+        # Nothing of the refused command was applied.
+        assert c.config_get("maxmemory")["maxmemory"] == "0"
+        assert c.config_get("port")["port"] == str(server.port)
+        assert c.config_get("client-query-buffer-limit")["client-query-buffer-limit"] == str(1 << 30)
+        # Set to the port it listens on, nothing is reopened.
+        assert c.config_set("port", str(server.port))
+
+    new = free_port()
+    c = percore.client()
+    assert c.config_set("port", str(new))
+    # The connection that moved the port stays, on its old port.
+    assert c.ping() and c.info("server")["tcp_port"] == new
+    moved = [redis.Redis(port=new) for _ in range(16)]
+    try:
+        # Connections land on both cores and are served there.
+        wait_until(lambda: all(m.ping() for m in moved))
+        for i, m in enumerate(moved):
+            m.set(f"k{i}", i)
+        assert sum(int(c.get(f"k{i}")) for i in range(16)) == sum(range(16))
+    finally:
+        for m in moved:
+            m.close()
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(port=percore.port).ping()
+    percore.port = new

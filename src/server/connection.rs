@@ -80,7 +80,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
 }
 
 /// Runs `f` when dropped: the connection count stays right on every exit.
-fn scopeguard<F: FnMut()>(f: F) -> impl Drop {
+pub(super) fn scopeguard<F: FnMut()>(f: F) -> impl Drop {
     struct Guard<F: FnMut()>(F);
     impl<F: FnMut()> Drop for Guard<F> {
         fn drop(&mut self) {

@@ -7,6 +7,7 @@ pub mod connection;
 pub mod dispatch;
 pub mod evict;
 pub mod fanout;
+pub mod listen;
 pub mod locks;
 pub mod monitor;
 pub mod notify;
@@ -20,15 +21,13 @@ pub mod stats;
 pub mod tracking;
 pub mod transaction;
 
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use glommio::{LocalExecutorBuilder, Placement};
 use thiserror::Error;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::command::Table;
 use crate::config::{Config, Hot};
@@ -61,50 +60,6 @@ enum Load {
     Rdb(std::path::PathBuf),
 }
 
-/// Addresses from `bind`; a leading '-' marks one that may be unavailable.
-fn bind_addrs(bind: &str, port: u16) -> Result<Vec<SocketAddr>, StartError> {
-    let mut addrs = Vec::new();
-    for item in bind.split_whitespace() {
-        let (optional, host) = match item.strip_prefix('-') {
-            Some(h) => (true, h),
-            None => (false, item),
-        };
-        let host = match host {
-            "*" => "0.0.0.0",
-            "::*" => "::",
-            h => h,
-        };
-        let resolved = (host, port).to_socket_addrs().ok().and_then(|mut a| a.next());
-        match resolved {
-            Some(a) => addrs.push(a),
-            None if optional => {}
-            None => return Err(StartError::BadBind(item.to_string())),
-        }
-    }
-    Ok(addrs)
-}
-
-/// Creates one SO_REUSEPORT listener per shard on `addr`. The address is
-/// first bound exclusively: SO_REUSEPORT would otherwise let a second
-/// server share a port that is already taken.
-fn check_free(addr: SocketAddr) -> Result<(), StartError> {
-    std::net::TcpListener::bind(addr).map(drop).map_err(|source| StartError::Listen { addr: addr.to_string(), source })
-}
-
-fn listener(addr: SocketAddr, backlog: i32) -> std::io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    sock.set_reuse_address(true)?;
-    sock.set_reuse_port(true)?;
-    if addr.is_ipv6() {
-        sock.set_only_v6(true)?;
-    }
-    sock.bind(&addr.into())?;
-    sock.listen(backlog)?;
-    sock.set_nonblocking(true)?;
-    Ok(sock.into())
-}
-
 /// Number of shards: the `threads` directive, or every CPU this process may
 /// run on.
 fn shard_count(config: &Config) -> usize {
@@ -118,23 +73,11 @@ fn shard_count(config: &Config) -> usize {
 /// Runs the server with `config`, answering the commands of `commands`.
 pub fn run(config: Config, commands: &'static Table<Client>) -> Result<(), StartError> {
     let port = config.int("port") as u16;
-    let addrs = bind_addrs(config.str("bind"), port)?;
-    let backlog = config.int("tcp-backlog") as i32;
-    for &a in &addrs {
-        check_free(a)?;
-    }
     let shards = shard_count(&config);
     // Every shard's listeners exist before the PID is logged: test
     // harnesses (Redis's own) connect as soon as they see it, and then
     // get -LOADING rather than a refused connection.
-    let mut listeners = Vec::with_capacity(shards);
-    for _ in 0..shards {
-        let mut mine = Vec::new();
-        for &a in &addrs {
-            mine.push(listener(a, backlog).map_err(|source| StartError::Listen { addr: a.to_string(), source })?);
-        }
-        listeners.push(mine);
-    }
+    let (addrs, listeners) = listen::open(config.str("bind"), port, config.int("tcp-backlog") as i32, shards)?;
     let mut listeners = listeners.into_iter();
     info!("Running mode=standalone, port={port}. PID: {}", std::process::id());
     let load = match config.str("appendonly") {
@@ -183,11 +126,7 @@ pub fn run(config: Config, commands: &'static Table<Client>) -> Result<(), Start
                 );
                 glommio::spawn_local(driver).detach();
                 poller::spawn(cron(shard.clone())).detach();
-                let accepts = own.into_iter().map(|l| {
-                    let shard = shard.clone();
-                    poller::spawn(accept_loop(shard, l))
-                });
-                let accepts: Vec<_> = accepts.collect();
+                listen::install(&shard, own);
                 let _ = ready.send(Ok(()));
                 if let Some((load, loaded)) = load {
                     let shard = shard.clone();
@@ -212,7 +151,8 @@ pub fn run(config: Config, commands: &'static Table<Client>) -> Result<(), Start
                     })
                     .detach();
                 }
-                futures::future::join_all(accepts).await;
+                // The shard's tasks run until the process exits.
+                std::future::pending::<()>().await;
             })
             .map_err(|e| StartError::Executor(i, e.to_string()))?;
         handles.push(handle);
@@ -240,34 +180,6 @@ pub fn run(config: Config, commands: &'static Table<Client>) -> Result<(), Start
         let _ = h.join();
     }
     Ok(())
-}
-
-async fn accept_loop(shard: Rc<Shard>, listener: std::net::TcpListener) {
-    // With data to load, clients are served -LOADING meanwhile; with
-    // none they wait in the backlog until startup is over (the AOF's
-    // base and manifest exist), as Redis accepts nobody before its event
-    // loop runs unless a load lets it process events.
-    if !shard.server.loading.load(std::sync::atomic::Ordering::SeqCst) {
-        shard.started().await;
-    }
-    let Ok(ready) = shard.poller.register(listener.as_raw_fd()) else {
-        warn!("Could not watch the listening socket");
-        return;
-    };
-    loop {
-        ready.clear_readable();
-        match listener.accept() {
-            Ok((stream, _)) => {
-                poller::spawn(connection::serve(shard.clone(), stream)).detach();
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => ready.readable().await,
-            Err(e) => {
-                // Out of descriptors and the like: back off instead of spinning.
-                warn!("Accepting client connection: {e}");
-                poller::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    }
 }
 
 /// The shard's periodic work, `hz` ticks per second: active expiry with a

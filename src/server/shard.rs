@@ -110,6 +110,8 @@ pub struct Shard {
     pub ks: RefCell<Keyspace>,
     pub locks: RefCell<LockTable>,
     pub clients: RefCell<HashMap<u64, Rc<ClientMeta>>>,
+    /// The accept loops of this shard's listeners.
+    pub accepting: RefCell<Vec<glommio::Task<()>>>,
     pub pubsub: RefCell<Registry>,
     /// This shard's part of the tracking table (client-side caching).
     pub tracking: RefCell<super::tracking::Table>,
@@ -153,6 +155,7 @@ impl Shard {
             ks: RefCell::new(Keyspace::new(databases)),
             locks: RefCell::new(LockTable::default()),
             clients: RefCell::new(HashMap::new()),
+            accepting: RefCell::default(),
             pubsub: RefCell::new(Registry::default()),
             tracking: RefCell::default(),
             blocked: RefCell::new(BlockedKeys::default()),
