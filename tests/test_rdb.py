@@ -718,3 +718,28 @@ def test_lfu_eviction_keeps_the_often_used_keys(start_percore):
     assert c.info("stats")["evicted_keys"] > 2000
     hot = sum(c.exists(f"hot:{i}") for i in range(2000))
     assert hot >= 1900, hot
+
+
+def test_bgsave_during_an_aof_rewrite_is_refused_or_scheduled_as_redis(tmp_path, start_percore, start_redis):
+    replies = []
+    for i, start in enumerate((start_redis, start_percore)):
+        d = tmp_path / f"s{i}"
+        d.mkdir()
+        c = start("--dir", d, "--appendonly", "yes").client()
+        c.mset({f"k{j}": j for j in range(400)})
+        c.config_set("rdb-key-save-delay", 2000)
+        c.bgrewriteaof()
+        wait_until(lambda: c.info("persistence")["aof_rewrite_in_progress"] == 1, what="a rewrite in progress")
+        got = []
+        for args in (["BGSAVE"], ["BGSAVE", "SCHEDULE"]):
+            try:
+                got.append(c.execute_command(*args))
+            except redis.ResponseError as e:
+                got.append(str(e))
+        replies.append(got)
+        c.config_set("rdb-key-save-delay", 0)
+        # The scheduled save runs once the rewrite is over.
+        wait_until(lambda: (d / "dump.rdb").exists(), timeout=30, what="the scheduled BGSAVE")
+        assert c.info("persistence")["aof_rewrite_in_progress"] == 0
+    assert replies[0] == replies[1]
+    assert replies[1][0].startswith("Another child process is active (AOF?): can't BGSAVE right now.")

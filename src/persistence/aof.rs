@@ -244,7 +244,7 @@ impl Settings {
         f.sync_all().map_err(io("Fail to fsync the temp AOF file", &temp))?;
         let path = self.manifest_path();
         std::fs::rename(&temp, &path).map_err(io("Error trying to rename the temporary AOF manifest", &path))?;
-        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io("Fail to fsync AOF directory", &self.dir))
+        super::sync_dir_of(&path).map_err(io("Fail to fsync AOF directory", &self.dir))
     }
 
     /// The files to load at startup, in order, with their total size.

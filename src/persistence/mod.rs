@@ -770,3 +770,9 @@ pub async fn reload(client: &Client) -> Result<(), String> {
     }
     result
 }
+
+/// Makes a rename into `path`'s directory durable.
+pub fn sync_dir_of(path: &std::path::Path) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    std::fs::File::open(dir).and_then(|d| d.sync_all())
+}

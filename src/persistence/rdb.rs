@@ -105,12 +105,14 @@ pub fn header(shard: &Shard, aof_base: bool) -> Vec<u8> {
 }
 
 /// Joins header, parts and the checksummed footer into `path`, through a
-/// temporary file that is fsynced and renamed.
+/// temporary file that is fsynced and renamed (and the rename made
+/// durable with an fsync of the directory).
 fn assemble(header: &[u8], parts: &[PathBuf], path: &Path, checksum: bool, incremental: bool) -> std::io::Result<()> {
     let temp = PathBuf::from(format!("temp-{}.rdb", std::process::id()));
     let result = std::fs::File::create(&temp)
         .and_then(|file| super::snapshot::join(file, header, parts, Some(checksum), incremental))
-        .and_then(|()| std::fs::rename(&temp, path));
+        .and_then(|()| std::fs::rename(&temp, path))
+        .and_then(|()| super::sync_dir_of(path));
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
@@ -146,7 +148,7 @@ pub async fn save(client: &Client, mode: Mode) -> Result<(), String> {
     } else if server.aof.rewriting.load(Ordering::SeqCst) {
         status.saving.store(false, Ordering::SeqCst);
         Some(
-            "An AOF log rewriting in progress: can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.",
+            "Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.",
         )
     } else {
         None
