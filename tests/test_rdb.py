@@ -743,3 +743,30 @@ def test_bgsave_during_an_aof_rewrite_is_refused_or_scheduled_as_redis(tmp_path,
         assert c.info("persistence")["aof_rewrite_in_progress"] == 0
     assert replies[0] == replies[1]
     assert replies[1][0].startswith("Another child process is active (AOF?): can't BGSAVE right now.")
+
+
+@pytest.mark.parametrize("how", ["SHUTDOWN NOSAVE", "SIGTERM"])
+def test_shutdown_stops_a_running_bgsave_and_leaves_no_temp_files_as_redis(tmp_path, start_percore, start_redis, how):
+    for i, start in enumerate((start_redis, start_percore)):
+        d = tmp_path / f"s{i}"
+        d.mkdir()
+        # No save points: the shutdown itself saves nothing.
+        server = start("--dir", d, "--save", "")
+        c = server.client()
+        c.set("old", "1")
+        c.save()
+        old = (d / "dump.rdb").read_bytes()
+        c.mset({f"n{j}": j for j in range(200)})
+        c.config_set("rdb-key-save-delay", 100000)
+        c.bgsave()
+        wait_until(lambda: c.info("persistence")["rdb_bgsave_in_progress"] == 1, what="a save in progress")
+        wait_until(lambda: any(f.name.startswith("temp-") for f in d.iterdir()), what="its temp files")
+        if how == "SIGTERM":
+            os.kill(server.pid, signal.SIGTERM)
+        else:
+            c.shutdown(nosave=True)
+        # At once, not after the 20 s the save would take.
+        server.proc.wait(timeout=5)
+        assert sorted(f.name for f in d.iterdir() if f.name.startswith("temp-")) == []
+        assert (d / "dump.rdb").read_bytes() == old
+        assert "Killing it!" in server.output()

@@ -384,9 +384,7 @@ fn flushall<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cm
             .broadcast(move |sh| {
                 let mut ks = sh.ks.borrow_mut();
                 let now = sh.now();
-                if ks.snapshot.as_ref().is_some_and(|s| s.is_rdb()) {
-                    ks.stop_snapshot();
-                }
+                ks.stop_rdb_snapshot();
                 ks.finish_snapshot(now);
                 let removed = ks.dbs.iter().map(|d| d.len() as u64).sum::<u64>();
                 ks.dbs.iter_mut().for_each(|d| d.clear(now));
@@ -731,6 +729,7 @@ fn shutdown<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, Cm
             return Err(CmdError::Syntax);
         }
         let server = client.shard.server.clone();
+        crate::persistence::rdb::stop_background_save(client).await;
         if (save || (!nosave && crate::persistence::rdb::has_save_points(&server)))
             && crate::persistence::rdb::final_save(client).await.is_err()
             && !force

@@ -38,8 +38,8 @@ pub struct Status {
     /// A BGSAVE waits for the AOF rewrite running (BGSAVE SCHEDULE), or
     /// for FLUSHALL to end.
     pub scheduled: AtomicBool,
-    /// FLUSHALL stopped the running save: it ends without counting as
-    /// failed (Redis's killed child).
+    /// FLUSHALL or a shutdown stopped the running save: it ends without
+    /// counting as failed (Redis's killed child).
     pub aborted: AtomicBool,
     pub loaded_keys: AtomicU64,
     pub loaded_expired: AtomicU64,
@@ -177,9 +177,9 @@ pub async fn save(client: &Client, mode: Mode) -> Result<(), String> {
         };
         let status = &server.rdb;
         if status.aborted.swap(false, Ordering::SeqCst) {
-            info!("Background saving stopped by FLUSHALL");
+            info!("Background saving stopped");
             status.saving.store(false, Ordering::SeqCst);
-            let _ = tx.send(Err("the save was stopped by FLUSHALL".into()));
+            let _ = tx.send(Err("the save was stopped".into()));
             return;
         }
         status.last_secs.store(started.elapsed().as_secs() as i64, Ordering::SeqCst);
@@ -523,12 +523,24 @@ pub fn writes_refused(server: &Shared) -> bool {
 /// Before exiting (SHUTDOWN, SIGTERM): the final save, waiting for a
 /// background save running first. Err when it failed.
 pub async fn final_save(client: &Client) -> Result<(), String> {
+    stop_background_save(client).await;
+    info!("Saving the final RDB snapshot before exiting.");
+    save(client, Mode::Blocking).await.inspect_err(|e| warn!("Error trying to save the DB, can't exit: {e}"))
+}
+
+/// Stops a running BGSAVE before a shutdown, as Redis kills its child:
+/// its temporary files go and it counts as neither success nor failure.
+/// Returns once no save runs.
+pub async fn stop_background_save(client: &Client) {
     let server = &client.shard.server;
+    if server.rdb.saving.load(Ordering::SeqCst) {
+        warn!("There is a child saving an .rdb. Killing it!");
+        server.rdb.aborted.store(true, Ordering::SeqCst);
+        client.shard.broadcast(|sh| sh.ks.borrow_mut().stop_rdb_snapshot()).await;
+    }
     while server.rdb.saving.load(Ordering::SeqCst) {
         crate::server::poller::sleep(std::time::Duration::from_millis(10)).await;
     }
-    info!("Saving the final RDB snapshot before exiting.");
-    save(client, Mode::Blocking).await.inspect_err(|e| warn!("Error trying to save the DB, can't exit: {e}"))
 }
 
 /// A shutdown a signal asked for, as `directive` (shutdown-on-sigterm /
@@ -543,8 +555,9 @@ pub async fn signalled_shutdown(shard: &Rc<Shard>, directive: &str) {
         "default" => has_save_points(&server),
         _ => false,
     };
+    let client = super::own_client(shard, super::AUTO_REWRITE_CLIENT_ID);
+    stop_background_save(&client).await;
     if save_first && !server.loading.load(Ordering::SeqCst) {
-        let client = super::own_client(shard, super::AUTO_REWRITE_CLIENT_ID);
         if final_save(&client).await.is_err() && mode != "force" {
             warn!("SIGTERM received but errors trying to shut down the server, check the logs for more information");
             return;

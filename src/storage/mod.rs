@@ -159,6 +159,14 @@ impl Keyspace {
         }
     }
 
+    /// Stops the image in progress if it is an RDB save's (an AOF
+    /// rewrite's is left to finish).
+    pub fn stop_rdb_snapshot(&mut self) {
+        if self.snapshot.as_ref().is_some_and(|s| s.is_rdb()) {
+            self.stop_snapshot();
+        }
+    }
+
     /// Called before `key` of `db` is written: a snapshot in progress
     /// keeps its current value first.
     pub fn preserve(&mut self, db: usize, key: &[u8], now_ms: i64) {
