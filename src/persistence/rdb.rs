@@ -557,11 +557,9 @@ pub async fn signalled_shutdown(shard: &Rc<Shard>, directive: &str) {
     };
     let client = super::own_client(shard, super::AUTO_REWRITE_CLIENT_ID);
     stop_background_save(&client).await;
-    if save_first && !server.loading.load(Ordering::SeqCst) {
-        if final_save(&client).await.is_err() && mode != "force" {
-            warn!("SIGTERM received but errors trying to shut down the server, check the logs for more information");
-            return;
-        }
+    if save_first && !server.loading.load(Ordering::SeqCst) && final_save(&client).await.is_err() && mode != "force" {
+        warn!("SIGTERM received but errors trying to shut down the server, check the logs for more information");
+        return;
     }
     let pidfile = server.config(|c| c.str("pidfile").to_string());
     crate::server::signals::shutdown(&pidfile)
