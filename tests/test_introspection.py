@@ -591,3 +591,25 @@ def test_memory_stats_fields_as_redis_and_dataset_counts_the_data(start_percore,
         c.flushall()
     assert shapes[0] == shapes[1]
     assert "db.0" in shapes[1][0] and "db.3" in shapes[1][0] and "db.1" not in shapes[1][0]
+
+
+def test_a_large_request_leaves_a_read_buffer_that_follows_the_peak_down_as_redis(start_percore, reference):
+    import time
+
+    def read_buffer(admin):
+        f = client_fields(admin, "big")
+        return f["qbuf"] + f["qbuf-free"]
+
+    for server in (reference, start_percore(threads=2)):
+        admin, big = server.client(), server.client()
+        big.client_setname("big")
+        big.set("x", "A" * 400000)
+        grown = read_buffer(admin)
+        # Kept while it is the recent peak.
+        assert grown > 32768
+        deadline = time.monotonic() + 3
+        while read_buffer(admin) >= grown and time.monotonic() < deadline:
+            big.set("x", "A" * 100)
+            time.sleep(0.01)
+        assert 0 < read_buffer(admin) < grown
+        big.close()

@@ -18,6 +18,11 @@ pub const PEAK_RESET_MS: i64 = 5000;
 /// than `READ_SLACK` bytes.
 const READ_IDLE_MS: i64 = 2000;
 const READ_SLACK: usize = 4096;
+/// A read buffer past this size, twice its recent peak, is cut down to
+/// the peak (Redis's PROTO_RESIZE_THRESHOLD), never below `READ_CHUNK`.
+const READ_RESIZE_FROM: usize = 32 * 1024;
+/// The read buffer a client gets once it sends (Redis's PROTO_IOBUF_LEN).
+pub const READ_CHUNK: usize = 16 * 1024;
 
 /// What one cron pass did to a reply buffer, for INFO's counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,9 +36,12 @@ pub struct Sizing {
     reply: Cell<usize>,
     peak: Cell<usize>,
     peak_reset_at: Cell<i64>,
-    /// A decision the connection has not applied yet.
+    /// The most bytes the read buffer held since the last check.
+    read_peak: Cell<usize>,
+    /// Decisions the connection has not applied yet: a new reply buffer
+    /// size, a new read buffer size (0: none until the client sends).
     reply_changed: Cell<bool>,
-    release_read: Cell<bool>,
+    read_target: Cell<Option<usize>>,
 }
 
 impl Sizing {
@@ -42,8 +50,9 @@ impl Sizing {
             reply: Cell::new(REPLY_CHUNK),
             peak: Cell::new(0),
             peak_reset_at: Cell::new(now_ms),
+            read_peak: Cell::new(0),
             reply_changed: Cell::new(false),
-            release_read: Cell::new(false),
+            read_target: Cell::new(None),
         }
     }
 
@@ -61,6 +70,11 @@ impl Sizing {
     /// buffer counts as filling it (Redis spills the rest into a list).
     pub fn note_reply(&self, len: usize) {
         self.peak.set(self.peak.get().max(len.min(self.reply.get())));
+    }
+
+    /// The read buffer holds `pending` bytes of requests.
+    pub fn note_read(&self, pending: usize) {
+        self.read_peak.set(self.read_peak.get().max(pending));
     }
 
     /// The periodic check of one client. `peak_reset_ms` < 0 never resets
@@ -92,8 +106,11 @@ impl Sizing {
             self.peak_reset_at.set(now_ms);
         }
         let (read_len, pending) = read;
+        let keep = self.read_peak.replace(pending).max(pending);
         if idle_ms > READ_IDLE_MS && pending == 0 && read_len > READ_SLACK {
-            self.release_read.set(true);
+            self.read_target.set(Some(0));
+        } else if read_len > READ_RESIZE_FROM && read_len / 2 > keep {
+            self.read_target.set(Some(keep.max(READ_CHUNK)));
         }
         if resize.is_some() {
             self.reply_changed.set(true);
@@ -103,7 +120,7 @@ impl Sizing {
 
     /// Whether the connection has a decision to apply (cron then wakes it).
     pub fn pending(&self) -> bool {
-        self.reply_changed.get() || self.release_read.get()
+        self.reply_changed.get() || self.read_target.get().is_some()
     }
 
     /// The new reply buffer size, once.
@@ -111,9 +128,9 @@ impl Sizing {
         self.reply_changed.replace(false).then(|| self.reply.get())
     }
 
-    /// Whether the idle read buffer should go, once.
-    pub fn take_read_release(&self) -> bool {
-        self.release_read.replace(false)
+    /// The read buffer's new size, once.
+    pub fn take_read_target(&self) -> Option<usize> {
+        self.read_target.take()
     }
 }
 
@@ -153,11 +170,26 @@ mod tests {
     fn an_idle_read_buffer_is_released_only_when_empty() {
         let s = Sizing::new(0);
         s.cron(0, -1, false, 3000, (16384, 10));
-        assert!(!s.take_read_release());
+        assert_eq!(s.take_read_target(), None);
         s.cron(0, -1, false, 1000, (16384, 0));
-        assert!(!s.take_read_release());
+        assert_eq!(s.take_read_target(), None);
         s.cron(0, -1, false, 3000, (16384, 0));
         assert!(s.pending());
-        assert!(s.take_read_release());
+        assert_eq!(s.take_read_target(), Some(0));
+    }
+
+    #[test]
+    fn a_large_read_buffer_follows_the_peak_down() {
+        let s = Sizing::new(0);
+        s.note_read(400_000);
+        // Still at its peak: kept.
+        s.cron(0, -1, false, 0, (524_288, 0));
+        assert_eq!(s.take_read_target(), None);
+        s.note_read(120);
+        s.cron(0, -1, false, 0, (524_288, 0));
+        assert_eq!(s.take_read_target(), Some(READ_CHUNK));
+        s.note_read(100_000);
+        s.cron(0, -1, false, 0, (150_000, 0));
+        assert_eq!(s.take_read_target(), None);
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tracing::debug;
 
-use super::buffers::REPLY_CHUNK;
+use super::buffers::{READ_CHUNK, REPLY_CHUNK};
 use super::client::{Client, ClientMeta};
 use super::dispatch::{Batch, dispatch};
 use super::poller::{Readiness, yield_now};
@@ -26,7 +26,6 @@ use crate::protocol::CmdError;
 use crate::protocol::reply::encode_error;
 use crate::protocol::resp::{Limits, Parser};
 
-const READ_CHUNK: usize = 16 * 1024;
 /// Replies are written out once this much is pending, even mid-pipeline.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
 
@@ -131,6 +130,7 @@ impl Conn {
                 }
             };
             self.end += n;
+            self.client.meta.sizing.note_read(self.end - self.start);
             let shard = &self.client.shard;
             shard.stats.net_input.set(shard.stats.net_input.get() + n as u64);
             shard.stats.reads.set(shard.stats.reads.get() + 1);
@@ -210,10 +210,14 @@ impl Conn {
         {
             self.out = Vec::with_capacity(size);
         }
-        if meta.sizing.take_read_release() && self.start == self.end && self.parser.needed().is_none() {
-            self.rbuf = Vec::new();
+        if let Some(size) = meta.sizing.take_read_target()
+            && size < self.rbuf.len()
+            && self.start == self.end
+            && self.parser.needed().is_none()
+        {
+            self.rbuf = vec![0; size];
             (self.start, self.end) = (0, 0);
-            meta.rbuf_size.set(0);
+            meta.rbuf_size.set(size);
         }
     }
 
@@ -263,9 +267,6 @@ impl Conn {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
-            if self.rbuf.len() > 4 * READ_CHUNK {
-                self.rbuf = vec![0; READ_CHUNK];
-            }
         }
         let pending = self.end - self.start;
         // Bytes needed from `start`: the frame in progress or one more read.
