@@ -213,7 +213,9 @@ async fn cron(shard: Rc<Shard>) {
                 shard.server.hot.lazyfree_lazy_expire.load(std::sync::atomic::Ordering::Relaxed),
             );
             ks.set_loading(false);
-            let stats = active_expire_cycle(&mut ks, now, period / 4);
+            let locks = shard.locks.borrow();
+            let stats = active_expire_cycle(&mut ks, now, period / 4, &|db, key| locks.is_held(db, key));
+            drop(locks);
             // Each expired key propagates as a DEL of its own.
             for op in ks.take_expired_ops() {
                 shard.journal(vec![op]);

@@ -673,7 +673,9 @@ impl Db {
 
     /// One round of active expiry: samples up to `samples` keys with a TTL
     /// and deletes the expired ones. Returns (sampled, expired).
-    pub fn expire_sample(&mut self, samples: usize, now_ms: i64) -> (usize, usize) {
+    /// Keys `held` says are in use (by a script or EXEC running at its
+    /// own instant) are left for later.
+    pub fn expire_sample(&mut self, samples: usize, now_ms: i64, held: impl Fn(&[u8]) -> bool) -> (usize, usize) {
         let mut sampled = 0;
         let mut expired = 0;
         while sampled < samples && !self.expires.is_empty() {
@@ -681,7 +683,7 @@ impl Db {
                 break;
             };
             sampled += 1;
-            if at <= now_ms {
+            if at <= now_ms && !held(key) {
                 let key = key.clone();
                 let (slot, h) = (key_slot(&key), hash(&key));
                 self.remove_hashed(slot, h, &key);
@@ -743,7 +745,7 @@ mod tests {
         assert_eq!(db.expires_len(), 50);
         let mut total = 0;
         while db.expires_len() > 0 {
-            total += db.expire_sample(20, 5000).1;
+            total += db.expire_sample(20, 5000, |_| false).1;
         }
         assert_eq!((total, db.len()), (50, 50));
     }
