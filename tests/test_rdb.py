@@ -378,10 +378,13 @@ def test_loading_answers_loading_and_reports_progress(tmp_path, start_percore):
     assert c.dbsize() == 3000
 
 
-def test_kill_during_bgsave_keeps_the_old_file(tmp_path, start_percore):
-    d = tmp_path / "k"
+def slow_bgsave_over_a_saved_dump(start, d, *args):
+    """Starts a server in `d`, saves a dump holding only `old`, then
+    starts a BGSAVE of 200 more keys that would take 20 s; returns the
+    server, a client and the first dump's bytes once the save's temp
+    files exist."""
     d.mkdir()
-    server = start_percore("--dir", d)
+    server = start("--dir", d, *args)
     c = server.client()
     c.set("old", "1")
     c.save()
@@ -390,6 +393,12 @@ def test_kill_during_bgsave_keeps_the_old_file(tmp_path, start_percore):
     c.config_set("rdb-key-save-delay", 100000)
     c.bgsave()
     wait_until(lambda: any(f.name.startswith("temp-") for f in d.iterdir()), what="a save in progress")
+    return server, c, old
+
+
+def test_kill_during_bgsave_keeps_the_old_file(tmp_path, start_percore):
+    d = tmp_path / "k"
+    server, _, old = slow_bgsave_over_a_saved_dump(start_percore, d)
     os.kill(server.pid, signal.SIGKILL)
     server.proc.wait(timeout=10)
     assert (d / "dump.rdb").read_bytes() == old
@@ -749,18 +758,9 @@ def test_bgsave_during_an_aof_rewrite_is_refused_or_scheduled_as_redis(tmp_path,
 def test_shutdown_stops_a_running_bgsave_and_leaves_no_temp_files_as_redis(tmp_path, start_percore, start_redis, how):
     for i, start in enumerate((start_redis, start_percore)):
         d = tmp_path / f"s{i}"
-        d.mkdir()
         # No save points: the shutdown itself saves nothing.
-        server = start("--dir", d, "--save", "")
-        c = server.client()
-        c.set("old", "1")
-        c.save()
-        old = (d / "dump.rdb").read_bytes()
-        c.mset({f"n{j}": j for j in range(200)})
-        c.config_set("rdb-key-save-delay", 100000)
-        c.bgsave()
-        wait_until(lambda: c.info("persistence")["rdb_bgsave_in_progress"] == 1, what="a save in progress")
-        wait_until(lambda: any(f.name.startswith("temp-") for f in d.iterdir()), what="its temp files")
+        server, c, old = slow_bgsave_over_a_saved_dump(start, d, "--save", "")
+        assert c.info("persistence")["rdb_bgsave_in_progress"] == 1
         if how == "SIGTERM":
             os.kill(server.pid, signal.SIGTERM)
         else:
