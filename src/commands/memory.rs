@@ -82,14 +82,15 @@ pub(super) struct Usage {
 /// jemalloc's allocated, active and resident bytes, and the RSS.
 fn allocator() -> (u64, u64, u64, u64) {
     use tikv_jemalloc_ctl::stats;
-    let _ = tikv_jemalloc_ctl::epoch::advance();
+    // (Advances jemalloc's epoch, so the other statistics are as fresh.)
+    let allocated = crate::server::shared::allocated_now();
     let read = |r: tikv_jemalloc_ctl::Result<usize>| r.unwrap_or(0) as u64;
     let page = 4096;
     let rss = std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
         .map_or(0, |p| p * page);
-    (read(stats::allocated::read()), read(stats::active::read()), read(stats::resident::read()), rss)
+    (allocated, read(stats::active::read()), read(stats::resident::read()), rss)
 }
 
 pub(super) async fn server_usage(client: &Client) -> Usage {
@@ -98,15 +99,13 @@ pub(super) async fn server_usage(client: &Client) -> Usage {
         .broadcast(|sh| {
             let lua = sh.scripts.borrow().as_ref().map_or(0, |e| e.memory()) as u64;
             let clients: usize = sh.clients.borrow().values().map(|m| m.memory()).sum();
-            let ks = sh.ks.borrow();
-            let keys: usize = ks.dbs.iter().map(|d| d.len()).sum();
-            let dbs: Vec<_> = ks.dbs.iter().map(|d| (d.len(), d.index_overhead())).collect();
-            (lua, clients as u64, keys as u64, dbs)
+            let dbs: Vec<_> = sh.ks.borrow().dbs.iter().map(|d| (d.len(), d.index_overhead())).collect();
+            (lua, clients as u64, dbs)
         })
         .await;
     let mut dbs = vec![(0, (0, 0)); client.shard.databases()];
     for shard in &per_shard {
-        for (total, (keys, (main, expires))) in dbs.iter_mut().zip(&shard.3) {
+        for (total, (keys, (main, expires))) in dbs.iter_mut().zip(&shard.2) {
             total.0 += keys;
             total.1.0 += main;
             total.1.1 += expires;
@@ -117,7 +116,7 @@ pub(super) async fn server_usage(client: &Client) -> Usage {
     let server = &client.shard.server;
     // (Reading `used` raised the peak to it.)
     let peak = server.used_memory_peak.load(std::sync::atomic::Ordering::Relaxed);
-    let sum = |f: fn(&(u64, u64, u64, Vec<_>)) -> u64| per_shard.iter().map(f).sum();
+    let sum = |f: fn(&(u64, u64, Vec<_>)) -> u64| per_shard.iter().map(f).sum();
     Usage {
         used,
         allocated,
@@ -128,7 +127,7 @@ pub(super) async fn server_usage(client: &Client) -> Usage {
         startup: server.startup_memory.load(std::sync::atomic::Ordering::Relaxed),
         lua: sum(|s| s.0),
         clients: sum(|s| s.1),
-        keys: sum(|s| s.2),
+        keys: dbs.iter().map(|d| d.0 as u64).sum(),
         dbs,
     }
 }

@@ -677,24 +677,18 @@ fn lastsave(client: &mut Client, _args: Args) -> CmdResult {
     Ok(Reply::Int(client.shard.server.rdb.last_save.load(Ordering::Relaxed)))
 }
 
-/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: saves first when told
-/// to or when save points are set (unless NOSAVE); a failed save stops
-/// the shutdown unless FORCE.
 /// The listeners a CONFIG SET of `port` or `bind` asks for, one set per
 /// shard (none when neither changes): opened before anything is applied,
 /// so an address in use refuses the whole command with Redis's error.
 fn relisten(client: &Client, changes: &[(String, String)]) -> Result<Vec<Vec<std::net::TcpListener>>, CmdError> {
     let changed = |key: &str| changes.iter().rev().find(|(n, _)| n.eq_ignore_ascii_case(key)).map(|(_, v)| v.clone());
-    let (port, bind) = (changed("port"), changed("bind"));
-    if port.is_none() && bind.is_none() {
-        return Ok(Vec::new());
-    }
     let server = &client.shard.server;
     let (old_port, old_bind, backlog) =
-        server.config(|c| (c.int("port").to_string(), c.str("bind").to_string(), c.int("tcp-backlog") as i32));
-    // Set to what they are, nothing is reopened (Redis applies changes only).
-    let port = port.filter(|p| p.parse::<u16>().ok() != old_port.parse::<u16>().ok());
-    let bind = bind.filter(|b| *b != old_bind);
+        server.config(|c| (c.int("port") as u16, c.str("bind").to_string(), c.int("tcp-backlog") as i32));
+    // Set to what they are, nothing is reopened (Redis applies changes
+    // only). Both values passed validation.
+    let port = changed("port").map(|p| p.parse::<u16>().unwrap_or(0)).filter(|&p| p != old_port);
+    let bind = changed("bind").filter(|b| *b != old_bind);
     if port.is_none() && bind.is_none() {
         return Ok(Vec::new());
     }
@@ -702,7 +696,7 @@ fn relisten(client: &Client, changes: &[(String, String)]) -> Result<Vec<Vec<std
         Some(_) => ("bind", "Failed to bind to specified addresses."),
         None => ("port", "Unable to listen on this port"),
     };
-    let port = port.unwrap_or(old_port).parse::<u16>().unwrap_or(0);
+    let port = port.unwrap_or(old_port);
     match crate::server::listen::open(&bind.unwrap_or(old_bind), port, backlog, client.shard.count) {
         Ok((_, listeners)) => Ok(listeners),
         Err(e) => {
@@ -712,6 +706,9 @@ fn relisten(client: &Client, changes: &[(String, String)]) -> Result<Vec<Vec<std
     }
 }
 
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: saves first when told
+/// to or when save points are set (unless NOSAVE); a failed save stops
+/// the shutdown unless FORCE.
 fn shutdown<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdResult> {
     Box::pin(async move {
         let (mut save, mut nosave, mut force) = (false, false, false);
