@@ -458,6 +458,10 @@ pub struct Hot {
     pub pubsub_hard_limit: AtomicU64,
     pub pubsub_soft_limit: AtomicU64,
     pub pubsub_soft_secs: AtomicU64,
+    /// `client-output-buffer-limit replica <hard> <soft> <seconds>`.
+    pub replica_hard_limit: AtomicU64,
+    pub replica_soft_limit: AtomicU64,
+    pub replica_soft_secs: AtomicU64,
     /// `notify-keyspace-events` as flag bits (`storage::events`).
     pub notify_flags: AtomicU64,
     pub maxmemory: AtomicU64,
@@ -507,6 +511,9 @@ impl Default for Hot {
             pubsub_hard_limit: AtomicU64::new(0),
             pubsub_soft_limit: AtomicU64::new(0),
             pubsub_soft_secs: AtomicU64::new(0),
+            replica_hard_limit: AtomicU64::new(0),
+            replica_soft_limit: AtomicU64::new(0),
+            replica_soft_secs: AtomicU64::new(0),
             notify_flags: AtomicU64::new(0),
             maxmemory: AtomicU64::new(0),
             maxmemory_policy: AtomicU64::new(0),
@@ -778,6 +785,12 @@ impl Config {
             h.pubsub_hard_limit.store(hard, Ordering::Relaxed);
             h.pubsub_soft_limit.store(soft, Ordering::Relaxed);
             h.pubsub_soft_secs.store(secs, Ordering::Relaxed);
+        }
+        let limits = self.str("client-output-buffer-limit");
+        if let Some([hard, soft, secs]) = output_limits(limits, "slave").or_else(|| output_limits(limits, "replica")) {
+            h.replica_hard_limit.store(hard, Ordering::Relaxed);
+            h.replica_soft_limit.store(soft, Ordering::Relaxed);
+            h.replica_soft_secs.store(secs, Ordering::Relaxed);
         }
     }
 

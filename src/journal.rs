@@ -1,5 +1,5 @@
 //! The journal: one ordered stream of every write's effects across all
-//! shards. AOF appends it; replication will stream it.
+//! shards. AOF appends it; replication streams it.
 //!
 //! Design. Each shard appends to its own log; a consumer merges the logs.
 //!
@@ -28,6 +28,10 @@
 //! Cost: nothing when no consumer is attached (one relaxed load per write
 //! to find that out); otherwise an uncontended lock per record. No counter
 //! is shared by the writes of different cores.
+//!
+//! Two consumers read it, each through a queue of its own in every shard
+//! log and a `Merger` of its own: the AOF's writer and the replication
+//! stream's pump. Only the AOF's has clients wait for it (durability).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -70,14 +74,32 @@ pub struct Record {
     pub ops: Vec<Op>,
 }
 
+/// Who consumes a queue of the journal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sink {
+    Aof = 0,
+    Replication = 1,
+}
+
 #[derive(Default)]
 struct Log {
     last: u64,
-    records: Vec<Record>,
+    /// Per sink.
+    records: [Vec<Record>; 2],
 }
 
 pub struct Journal {
+    /// AOF writers attached.
     consumers: AtomicUsize,
+    /// The replication stream records the journal (a master with a backlog).
+    streaming: AtomicBool,
+    /// Nothing is recorded while the dataset is reloaded from what the
+    /// consumers already have.
+    paused: AtomicBool,
+    /// The pump sleeps here when it has nothing to do; appends wake it.
+    pump_idle: Mutex<()>,
+    pump_wake: Condvar,
+    pump_sleeping: AtomicBool,
     logs: Box<[Mutex<Log>]>,
     epoch: Instant,
     /// The consumer sleeps here when it has nothing to do.
@@ -106,6 +128,11 @@ impl Journal {
     pub fn new(shards: usize) -> Journal {
         Journal {
             consumers: AtomicUsize::new(0),
+            streaming: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
+            pump_idle: Mutex::new(()),
+            pump_wake: Condvar::new(),
+            pump_sleeping: AtomicBool::new(false),
             logs: (0..shards).map(|_| Mutex::new(Log::default())).collect(),
             epoch: Instant::now(),
             idle: Mutex::new(()),
@@ -119,7 +146,18 @@ impl Journal {
     /// Whether anything consumes the journal; writes record nothing
     /// otherwise.
     pub fn active(&self) -> bool {
-        self.consumers.load(Ordering::Relaxed) != 0
+        (self.consumers.load(Ordering::Relaxed) != 0 || self.streaming.load(Ordering::Relaxed))
+            && !self.paused.load(Ordering::Relaxed)
+    }
+
+    /// Whether replies to writes wait for the AOF to have them.
+    pub fn durability_active(&self) -> bool {
+        self.consumers.load(Ordering::Relaxed) != 0 && !self.paused.load(Ordering::Relaxed)
+    }
+
+    /// Starts or stops recording for the replication stream.
+    pub fn set_streaming(&self, on: bool) {
+        self.streaming.store(on, Ordering::SeqCst);
     }
 
     pub fn attach(&self) {
@@ -133,11 +171,7 @@ impl Journal {
     /// Stops (or resumes) recording while the dataset is reloaded from
     /// what the consumer already has.
     pub fn pause(&self, paused: bool) {
-        if paused {
-            self.consumers.fetch_sub(1, Ordering::SeqCst);
-        } else {
-            self.consumers.fetch_add(1, Ordering::SeqCst);
-        }
+        self.paused.store(paused, Ordering::SeqCst);
     }
 
     /// Nanoseconds on the clock every stamp comes from.
@@ -147,12 +181,36 @@ impl Journal {
 
     /// Appends a record of `ops` from `shard`; returns its stamp.
     pub fn append(&self, shard: usize, ops: Vec<Op>) -> u64 {
+        let aof = self.consumers.load(Ordering::Relaxed) != 0;
+        let streaming = self.streaming.load(Ordering::Relaxed);
         let mut log = lock(&self.logs[shard]);
         let stamp = (log.last + 1).max(self.clock());
         log.last = stamp;
-        log.records.push(Record { stamp, ops });
+        match (aof, streaming) {
+            (true, true) => {
+                log.records[Sink::Replication as usize].push(Record { stamp, ops: ops.clone() });
+                log.records[Sink::Aof as usize].push(Record { stamp, ops });
+            }
+            (true, false) => log.records[Sink::Aof as usize].push(Record { stamp, ops }),
+            (false, _) => log.records[Sink::Replication as usize].push(Record { stamp, ops }),
+        }
         drop(log);
+        if streaming && self.pump_sleeping.load(Ordering::SeqCst) {
+            let _guard = self.pump_idle.lock();
+            self.pump_wake.notify_one();
+        }
         stamp
+    }
+
+    /// The pump waits for an append, or `timeout`.
+    pub fn pump_wait(&self, timeout: Duration) {
+        let guard = self.pump_idle.lock().unwrap_or_else(|p| p.into_inner());
+        self.pump_sleeping.store(true, Ordering::SeqCst);
+        let pending = self.logs.iter().any(|l| !lock(l).records[Sink::Replication as usize].is_empty());
+        if !pending {
+            let _ = self.pump_wake.wait_timeout(guard, timeout);
+        }
+        self.pump_sleeping.store(false, Ordering::SeqCst);
     }
 
     /// A client waits until `stamp` is durable: the consumer must not
@@ -212,12 +270,28 @@ impl Journal {
 
 /// A consumer's merge of the shard logs into one stream.
 pub struct Merger {
+    sink: Sink,
     pending: Vec<VecDeque<Record>>,
 }
 
 impl Merger {
-    pub fn new(journal: &Journal) -> Merger {
-        Merger { pending: (0..journal.logs.len()).map(|_| VecDeque::new()).collect() }
+    pub fn new(journal: &Journal, sink: Sink) -> Merger {
+        Merger { sink, pending: (0..journal.logs.len()).map(|_| VecDeque::new()).collect() }
+    }
+
+    /// Forgets what was collected and not emitted (the stream restarts).
+    pub fn clear(&mut self, journal: &Journal) {
+        for (log, pending) in journal.logs.iter().zip(&mut self.pending) {
+            lock(log).records[self.sink as usize].clear();
+            pending.clear();
+        }
+    }
+
+    /// Whether nothing is left to emit: every record of this sink taken
+    /// from the logs and emitted.
+    pub fn drained(&self, journal: &Journal) -> bool {
+        self.pending.iter().all(VecDeque::is_empty)
+            && journal.logs.iter().all(|l| lock(l).records[self.sink as usize].is_empty())
     }
 
     /// Moves every record below the current watermark to `out`, in stamp
@@ -226,7 +300,7 @@ impl Merger {
         let mut watermark = u64::MAX;
         for (log, pending) in journal.logs.iter().zip(&mut self.pending) {
             let mut log = lock(log);
-            pending.extend(log.records.drain(..));
+            pending.extend(log.records[self.sink as usize].drain(..));
             watermark = watermark.min(log.last.max(journal.clock().saturating_sub(1)));
         }
         loop {
@@ -290,11 +364,12 @@ mod tests {
     #[test]
     fn stamps_increase_per_shard_and_merge_in_order() {
         let j = Journal::new(3);
+        j.attach();
         let a = j.append(2, vec![op(0, &["SET", "a", "1"])]);
         let b = j.append(0, vec![op(0, &["SET", "b", "1"])]);
         let c = j.append(2, vec![op(1, &["SET", "c", "1"])]);
         assert!(a < b && b < c);
-        let mut m = Merger::new(&j);
+        let mut m = Merger::new(&j, Sink::Aof);
         let mut out = Vec::new();
         let w = m.collect(&j, &mut out);
         assert!(w >= c);

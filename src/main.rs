@@ -16,6 +16,7 @@ mod pattern;
 mod persistence;
 mod protocol;
 mod rdb;
+mod replication;
 mod scripting;
 mod server;
 mod storage;

@@ -114,7 +114,14 @@ fn hello(client: &mut Client, args: Args) -> CmdResult {
         (Reply::text("proto"), Reply::Int(resp)),
         (Reply::text("id"), Reply::Int(client.meta.id as i64)),
         (Reply::text("mode"), Reply::text("standalone")),
-        (Reply::text("role"), Reply::text("master")),
+        (
+            Reply::text("role"),
+            Reply::text(if client.shard.server.repl.is_replica.load(std::sync::atomic::Ordering::Relaxed) {
+                "replica"
+            } else {
+                "master"
+            }),
+        ),
         (Reply::text("modules"), Reply::Array(vec![])),
     ]))
 }

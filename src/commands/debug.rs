@@ -360,7 +360,7 @@ fn debug<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRe
                 Ok(Reply::Ok)
             }
             "CHANGE-REPL-ID" if args.len() == 2 => {
-                client.shard.server.change_replid();
+                client.shard.server.repl.change_replid();
                 Ok(Reply::Ok)
             }
             "HELP" => Ok(Reply::help(HELP)),

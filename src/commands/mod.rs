@@ -40,6 +40,7 @@ pub mod lists;
 pub mod long_double;
 mod memory;
 pub mod pubsub;
+mod replication;
 mod scripting;
 pub mod server;
 pub mod sets;
@@ -75,6 +76,7 @@ static TABLE: LazyLock<Table<Client>> = LazyLock::new(|| {
         debug::TABLE,
         stats::TABLE,
         memory::TABLE,
+        replication::TABLE,
     ])
 });
 

@@ -281,13 +281,7 @@ fn info<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdRes
             );
         }
         if want("replication") {
-            section(
-                "Replication",
-                format!(
-                    "role:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
-                    server.replid()
-                ),
-            );
+            section("Replication", crate::replication::info(server));
         }
         if want("cpu") {
             let (sys, user) = cpu_times();
@@ -542,6 +536,11 @@ fn config<'a>(client: &'a mut Client, args: Args<'a>) -> LocalBoxFuture<'a, CmdR
                         let settings = server.config(crate::persistence::aof::Settings::from_config);
                         crate::persistence::delete_history(server, &settings)
                             .map_err(|reason| CmdError::ConfigSet { name: name.clone(), reason })?;
+                    }
+                    if name.eq_ignore_ascii_case("repl-backlog-size")
+                        && let Some(b) = server.repl.state().backlog.as_mut()
+                    {
+                        b.set_size(server.config(|c| c.int("repl-backlog-size")).max(1) as usize);
                     }
                     if name.eq_ignore_ascii_case("tracking-table-max-keys") {
                         // A lower limit takes effect before the next reply.

@@ -654,7 +654,7 @@ impl Writer {
     /// is durable.
     pub fn round(&mut self, server: &crate::server::shared::Shared) {
         let journal = &server.journal;
-        let merger = self.merger.get_or_insert_with(|| Merger::new(journal));
+        let merger = self.merger.get_or_insert_with(|| Merger::new(journal, crate::journal::Sink::Aof));
         let watermark = merger.collect(journal, &mut self.records);
         let switch = self.status.switch().take();
         if let Some((cut, file)) = switch {

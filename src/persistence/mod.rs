@@ -443,7 +443,7 @@ async fn start_snapshots(
     let done: snapshot::Done = Box::new(move |server, parts, ok, _| finish.rewritten(server, parts, ok));
     let aborted = |server: &crate::server::shared::Shared| server.aof.abort.load(Ordering::SeqCst);
     let progress = Default::default();
-    snapshot::start(client, format, parts, aborted, progress, done).await;
+    snapshot::start(client, format, snapshot::Parts::Files(parts), aborted, progress, done).await;
     ex.end().await;
     info!("Background append only file rewriting started");
     Ok(())
@@ -465,7 +465,7 @@ impl Base {
         let server = &shard.server;
         if preamble {
             let checksum = server.config(|c| c.str("rdbchecksum") == "yes");
-            return Base::Rdb { header: rdb::header(shard, true), checksum };
+            return Base::Rdb { header: rdb::header(shard, true, None), checksum };
         }
         let mut functions = Vec::new();
         if let Ok(libraries) = server.libraries.read() {

@@ -86,8 +86,10 @@ pub enum LoadError {
 }
 
 /// The start of every file: magic, version, AUX fields, FUNCTION
-/// libraries. `aof_base`: the file is an AOF's base (aof-use-rdb-preamble).
-pub fn header(shard: &Shard, aof_base: bool) -> Vec<u8> {
+/// libraries. `aof_base`: the file is an AOF's base (aof-use-rdb-preamble);
+/// `repl`: the replication id and offset the image was cut at (a full
+/// sync's), as Redis's repl-id / repl-offset AUX fields.
+pub fn header(shard: &Shard, aof_base: bool, repl: Option<(&str, u64)>) -> Vec<u8> {
     let server = &shard.server;
     let mut out = format!("REDIS{:04}", crate::rdb::VERSION).into_bytes();
     write::aux(&mut out, "redis-ver", crate::server::REDIS_VERSION.as_bytes());
@@ -95,6 +97,11 @@ pub fn header(shard: &Shard, aof_base: bool) -> Vec<u8> {
     write::aux(&mut out, "ctime", (now_ms() / 1000).to_string().as_bytes());
     let used = crate::server::evict::used_memory_now(shard);
     write::aux(&mut out, "used-mem", used.to_string().as_bytes());
+    if let Some((replid, offset)) = repl {
+        write::aux(&mut out, "repl-stream-db", b"0");
+        write::aux(&mut out, "repl-id", replid.as_bytes());
+        write::aux(&mut out, "repl-offset", offset.to_string().as_bytes());
+    }
     write::aux(&mut out, "aof-base", if aof_base { b"1" } else { b"0" });
     if let Ok(libraries) = server.libraries.read() {
         for lib in libraries.libs.values() {
@@ -163,7 +170,7 @@ pub async fn save(client: &Client, mode: Mode) -> Result<(), String> {
         let yes = |name| c.str(name) == "yes";
         (PathBuf::from(c.str("dbfilename")), yes("rdbchecksum"), yes("rdb-save-incremental-fsync"))
     });
-    let header = header(&client.shard, false);
+    let header = header(&client.shard, false, None);
     let parts: Vec<PathBuf> =
         (0..client.shard.count).map(|s| PathBuf::from(format!("temp-{}-{s}.rdb.part", std::process::id()))).collect();
     let (tx, rx) = futures::channel::oneshot::channel::<Result<(), String>>();
@@ -217,7 +224,7 @@ pub async fn save(client: &Client, mode: Mode) -> Result<(), String> {
     if let Ok(mut p) = status.progress.lock() {
         *p = progress.clone();
     }
-    super::snapshot::start(client, format, parts, aborted, progress, done).await;
+    super::snapshot::start(client, format, super::snapshot::Parts::Files(parts), aborted, progress, done).await;
     if mode == Mode::Background {
         if let Some(ex) = ex {
             ex.end().await;
@@ -267,6 +274,12 @@ pub struct Load {
     /// Keys already expired are loaded too (an AOF's base: the commands
     /// after it were written while they still existed).
     pub keep_expired: bool,
+}
+
+/// `load` as `how` says (a replica keeps keys already expired: its
+/// master's DELs remove them).
+pub async fn load_with(shard: &Rc<Shard>, path: &Path, how: Load) -> Result<Option<u64>, LoadError> {
+    load_into(shard, path, how).await
 }
 
 async fn load_into(shard: &Rc<Shard>, path: &Path, how: Load) -> Result<Option<u64>, LoadError> {

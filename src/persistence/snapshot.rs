@@ -1,7 +1,11 @@
-//! Writing a point-in-time image of every shard (AOF rewrite, BGSAVE):
-//! at an instant with every shard held, each starts its image; each then
-//! writes its part file a chunk at a time between other work, and the
-//! last to finish hands the parts to a thread of the job's own.
+//! Writing a point-in-time image of every shard (AOF rewrite, BGSAVE,
+//! a replica's full sync): at an instant with every shard held, each
+//! starts its image; each then writes its part a chunk at a time between
+//! other work, and the last to finish hands the parts to a thread of the
+//! job's own. A part is a file, or chunks pushed to a `Chunks` queue that
+//! one reader drains while the shards serialize (a diskless sync): each
+//! chunk holds whole keys and selects its database, so the shards'
+//! chunks interleave into one valid RDB.
 
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -26,6 +30,94 @@ pub struct Progress {
     pub copied: AtomicU64,
 }
 
+/// Chunks of a streamed image, from every shard, for one reader.
+#[derive(Debug, Default)]
+pub struct Chunks {
+    queue: Mutex<std::collections::VecDeque<Vec<u8>>>,
+    bytes: AtomicUsize,
+    /// Every part is done (`failed` says how).
+    pub finished: AtomicBool,
+    pub failed: AtomicBool,
+    /// The reader is gone: the shards stop their images.
+    pub abandoned: AtomicBool,
+}
+
+impl Chunks {
+    /// Queued bytes past which the shards wait for the reader.
+    const HIGH_WATER: usize = 16 << 20;
+
+    fn push(&self, chunk: Vec<u8>) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.bytes.fetch_add(chunk.len(), Ordering::SeqCst);
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).push_back(chunk);
+    }
+
+    /// The oldest chunk, if any.
+    pub fn pop(&self) -> Option<Vec<u8>> {
+        let chunk = self.queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front()?;
+        self.bytes.fetch_sub(chunk.len(), Ordering::SeqCst);
+        Some(chunk)
+    }
+
+    fn full(&self) -> bool {
+        self.bytes.load(Ordering::SeqCst) > Self::HIGH_WATER
+    }
+}
+
+/// Where the shards write their parts.
+pub enum Parts {
+    /// One file per shard.
+    Files(Vec<PathBuf>),
+    Stream(Arc<Chunks>),
+}
+
+/// One shard's part.
+enum PartOut {
+    File(PathBuf, Option<std::io::BufWriter<std::fs::File>>),
+    Stream(Arc<Chunks>),
+}
+
+impl PartOut {
+    fn write(&mut self, chunk: Vec<u8>) -> bool {
+        match self {
+            PartOut::File(path, file) => {
+                if let Some(f) = file
+                    && let Err(e) = std::io::Write::write_all(f, &chunk)
+                {
+                    tracing::warn!("Write error writing the snapshot part {}: {e}", path.display());
+                    *file = None;
+                }
+                file.is_some()
+            }
+            PartOut::Stream(chunks) => {
+                chunks.push(chunk);
+                true
+            }
+        }
+    }
+
+    fn finish(self) -> bool {
+        match self {
+            PartOut::File(path, Some(mut f)) => std::io::Write::flush(&mut f)
+                .map_err(|e| tracing::warn!("Write error writing the snapshot part {}: {e}", path.display()))
+                .is_ok(),
+            PartOut::File(_, None) => false,
+            PartOut::Stream(_) => true,
+        }
+    }
+
+    /// A streamed part waits while its reader is behind.
+    fn backlogged(&self) -> bool {
+        matches!(self, PartOut::Stream(c) if c.full() && !c.abandoned.load(Ordering::SeqCst))
+    }
+
+    fn abandoned(&self) -> bool {
+        matches!(self, PartOut::Stream(c) if c.abandoned.load(Ordering::SeqCst))
+    }
+}
+
 /// An image's progress across shards.
 struct Job {
     progress: Arc<Progress>,
@@ -40,28 +132,36 @@ struct Job {
 }
 
 /// With every shard held (the caller's `Exclusive`, which it lowers when
-/// it likes): starts each shard's image in `format` into `parts` (one per
-/// shard).
+/// it likes): starts each shard's image in `format` into `parts`.
 pub async fn start(
     client: &Client,
     format: Format,
-    parts: Vec<PathBuf>,
+    parts: Parts,
     aborted: fn(&Shared) -> bool,
     progress: Arc<Progress>,
     done: Done,
 ) {
     client.shard.server.images.fetch_add(1, Ordering::Relaxed);
+    let shards = client.shard.count;
+    let (files, stream) = match parts {
+        Parts::Files(files) => (files, None),
+        Parts::Stream(chunks) => (Vec::new(), Some(chunks)),
+    };
     let job = Arc::new(Job {
         progress,
-        left: AtomicUsize::new(parts.len() + 1),
+        left: AtomicUsize::new(shards + 1),
         dirty: Default::default(),
         failed: AtomicBool::new(false),
-        parts: parts.clone(),
+        parts: files.clone(),
         aborted,
         done: Mutex::new(Some(done)),
     });
-    let installs = parts.into_iter().enumerate().map(|(s, part)| {
+    let installs = (0..shards).map(|s| {
         let job = job.clone();
+        let part = match &stream {
+            Some(chunks) => Target::Stream(chunks.clone()),
+            None => Target::File(files[s].clone()),
+        };
         client.shard.run_on(s, move |sh| {
             {
                 let mut ks = sh.ks.borrow_mut();
@@ -77,21 +177,39 @@ pub async fn start(
     finish_one(&job, &client.shard.server);
 }
 
-/// Serializes this shard's image into its part file; the last shard to
+/// Where one shard's part goes, as sent to the shard.
+enum Target {
+    File(PathBuf),
+    Stream(Arc<Chunks>),
+}
+
+impl Target {
+    fn open(self) -> PartOut {
+        match self {
+            Target::File(path) => {
+                let file = std::fs::File::create(&path)
+                    .map_err(|e| tracing::warn!("Can't create the snapshot part {}: {e}", path.display()))
+                    .ok()
+                    .map(std::io::BufWriter::new);
+                PartOut::File(path, file)
+            }
+            Target::Stream(chunks) => PartOut::Stream(chunks),
+        }
+    }
+}
+
+/// Serializes this shard's image into its part; the last shard to
 /// finish runs the job's end on a thread.
-async fn write_part(shard: Rc<Shard>, part: PathBuf, job: Arc<Job>) {
+async fn write_part(shard: Rc<Shard>, part: Target, job: Arc<Job>) {
     const CHUNK: usize = 8 * 1024;
     // A busy shard's writers keep 90% of its time (the bound on
     // their throughput during a save); an idle one saves at full speed.
     const BUSY_SHARE: f64 = 0.1;
-    let mut file = match std::fs::File::create(&part) {
-        Ok(f) => Some(std::io::BufWriter::new(f)),
-        Err(e) => {
-            tracing::warn!("Can't create the snapshot part {}: {e}", part.display());
-            job.failed.store(true, Ordering::SeqCst);
-            None
-        }
-    };
+    let mut out = part.open();
+    let streamed = matches!(out, PartOut::Stream(_));
+    if matches!(out, PartOut::File(_, None)) {
+        job.failed.store(true, Ordering::SeqCst);
+    }
     let server = shard.server.clone();
     loop {
         let delay_us = server.config(|c| c.int("rdb-key-save-delay")).max(0) as u64;
@@ -100,7 +218,7 @@ async fn write_part(shard: Rc<Shard>, part: PathBuf, job: Arc<Job>) {
             let mut ks = shard.ks.borrow_mut();
             let now = shard.now();
             let databases = ks.dbs.len();
-            if (job.aborted)(&server) {
+            if (job.aborted)(&server) || out.abandoned() {
                 ks.stop_snapshot();
             }
             let crate::storage::Keyspace { dbs, snapshot, .. } = &mut *ks;
@@ -112,7 +230,7 @@ async fn write_part(shard: Rc<Shard>, part: PathBuf, job: Arc<Job>) {
             // With a delay per key, one slot at a time.
             snap.step(dbs, if delay_us > 0 { 1 } else { CHUNK }, now);
             let done = snap.finished(databases);
-            let chunk = std::mem::take(&mut snap.out);
+            let chunk = snap.take_out(streamed);
             let keys = snap.keys - before;
             job.progress.keys_done.fetch_add(keys, Ordering::Relaxed);
             job.progress.copied.fetch_add(std::mem::take(&mut snap.copied), Ordering::Relaxed);
@@ -121,15 +239,14 @@ async fn write_part(shard: Rc<Shard>, part: PathBuf, job: Arc<Job>) {
             }
             (chunk, done, keys)
         };
-        if let Some(f) = &mut file
-            && let Err(e) = std::io::Write::write_all(f, &chunk)
-        {
-            tracing::warn!("Write error writing the snapshot part {}: {e}", part.display());
+        if !out.write(chunk) {
             job.failed.store(true, Ordering::SeqCst);
-            file = None;
         }
         if done {
             break;
+        }
+        while out.backlogged() && !(job.aborted)(&server) {
+            crate::server::poller::sleep(std::time::Duration::from_millis(1)).await;
         }
         if delay_us > 0 && keys > 0 {
             // In steps, so a job being stopped (or the delay lowered) is
@@ -147,10 +264,7 @@ async fn write_part(shard: Rc<Shard>, part: PathBuf, job: Arc<Job>) {
             crate::server::poller::yield_share(step_started.elapsed(), BUSY_SHARE).await;
         }
     }
-    if let Some(mut f) = file
-        && let Err(e) = std::io::Write::flush(&mut f)
-    {
-        tracing::warn!("Write error writing the snapshot part {}: {e}", part.display());
+    if !out.finish() {
         job.failed.store(true, Ordering::SeqCst);
     }
     finish_one(&job, &server);

@@ -28,6 +28,17 @@ pub enum ReplyMode {
     Skipping,
 }
 
+/// What a connection is to replication (CLIENT LIST's M and S flags).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Role {
+    #[default]
+    Normal,
+    /// This server's master, whose stream it applies.
+    Master,
+    /// A replica of this server.
+    Replica,
+}
+
 #[derive(Debug)]
 pub struct ClientMeta {
     pub id: u64,
@@ -75,6 +86,7 @@ pub struct ClientMeta {
     pub deferred: RefCell<Vec<u8>>,
     /// The reply and read buffers' sizing.
     pub sizing: super::buffers::Sizing,
+    pub role: Cell<Role>,
 }
 
 impl ClientMeta {
@@ -108,6 +120,7 @@ impl ClientMeta {
             tracking: RefCell::default(),
             deferred: RefCell::default(),
             sizing: super::buffers::Sizing::new(now),
+            role: Cell::new(Role::Normal),
         }
     }
 
@@ -118,6 +131,8 @@ impl ClientMeta {
         let tracking = self.tracking.borrow();
         // In Redis's order.
         let set = [
+            (self.role.get() == Role::Replica, 'S'),
+            (self.role.get() == Role::Master, 'M'),
             (self.monitor.get(), 'O'),
             (subs + psubs + ssubs > 0, 'P'),
             (self.multi_len.get() >= 0, 'x'),
@@ -244,6 +259,14 @@ pub struct Client {
     /// How long the running command waited blocked (not counted as its
     /// time in the stats, as Redis does not count it).
     pub waited: std::time::Duration,
+    /// A write ran since WAIT last looked: `woff`, the stream offset of
+    /// this client's last write, is to be taken again.
+    pub repl_dirty: bool,
+    pub woff: u64,
+    /// What a replica said with REPLCONF, and its PSYNC: the connection
+    /// then becomes the replica's stream.
+    pub replconf: crate::replication::master::ReplConf,
+    pub psync: Option<crate::replication::master::Psync>,
 }
 
 impl Client {
@@ -266,7 +289,18 @@ impl Client {
             exclusive: None,
             steps: Default::default(),
             waited: std::time::Duration::ZERO,
+            repl_dirty: false,
+            woff: 0,
+            replconf: Default::default(),
+            psync: None,
         }
+    }
+
+    /// Commands that come from this server's own history: the AOF being
+    /// replayed, or its master's stream. They pass the gates clients
+    /// meet (read-only replica, memory, pause, MISCONF).
+    pub fn replayed(&self) -> bool {
+        self.meta.id == crate::persistence::AOF_CLIENT_ID || self.meta.role.get() == Role::Master
     }
 
     /// The client a script's commands run as: the caller's id (so the

@@ -79,7 +79,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream) {
 }
 
 /// Runs `f` when dropped: the connection count stays right on every exit.
-pub(super) fn scopeguard<F: FnMut()>(f: F) -> impl Drop {
+pub(crate) fn scopeguard<F: FnMut()>(f: F) -> impl Drop {
     struct Guard<F: FnMut()>(F);
     impl<F: FnMut()> Drop for Guard<F> {
         fn drop(&mut self) {
@@ -151,6 +151,19 @@ impl Conn {
             await_durable(&mut self.client).await;
             self.take_outbox();
             if self.flush().await.is_err() || self.client.close_after_reply || self.client.meta.killed.get() {
+                return;
+            }
+            if let Some(psync) = self.client.psync.take() {
+                // The connection is a replica's stream from here on.
+                let input = self.rbuf[self.start..self.end].to_vec();
+                let conf = std::mem::take(&mut self.client.replconf);
+                let conn = crate::replication::master::ReplicaConn {
+                    client: &mut self.client,
+                    stream: &self.stream,
+                    ready: &self.ready,
+                    input,
+                };
+                crate::replication::master::serve(conn, psync, conf).await;
                 return;
             }
         }
@@ -296,7 +309,7 @@ async fn await_durable(client: &mut Client) {
         return;
     }
     let server = &client.shard.server;
-    if !server.journal.active() {
+    if !server.journal.durability_active() {
         return;
     }
     let now = server.journal.clock();
@@ -304,7 +317,12 @@ async fn await_durable(client: &mut Client) {
 }
 
 /// Writes all of `out`, waiting for the socket to drain when it is full.
-async fn write_out(stream: &TcpStream, ready: &Readiness, out: &mut Vec<u8>, client: &Client) -> io::Result<()> {
+pub(crate) async fn write_out(
+    stream: &TcpStream,
+    ready: &Readiness,
+    out: &mut Vec<u8>,
+    client: &Client,
+) -> io::Result<()> {
     let shard = &client.shard;
     client.meta.sizing.note_reply(out.len());
     let mut sent = 0;

@@ -330,6 +330,7 @@ pub async fn dispatch(client: &mut Client, out: &mut Vec<u8>, batch: &mut Batch,
     } else {
         if spec.has(WRITE | command::MAY_REPLICATE) {
             client.wrote = true;
+            client.repl_dirty = true;
         }
         let monitored = super::monitor::active(client) && client.meta.id != crate::persistence::AOF_CLIENT_ID;
         // Redis shows a command once it ran: EXEC after the commands it
@@ -422,7 +423,7 @@ fn call_flags(client: &Client, spec: &Spec, args: Args) -> u32 {
 /// Whether a CLIENT PAUSE holds this command now: Some(whether it may
 /// write or replicate), as Redis decides.
 fn paused(client: &Client, spec: &Spec, args: Args) -> Option<bool> {
-    if client.meta.id == crate::persistence::AOF_CLIENT_ID {
+    if client.replayed() {
         return None;
     }
     let writes = call_flags(client, spec, args) & (WRITE | command::MAY_REPLICATE) != 0;
@@ -450,11 +451,14 @@ async fn gate(client: &Client, spec: &Spec, args: Args<'_>) -> Result<(), CmdErr
     if client.multi.is_some() && spec.has(command::NO_MULTI) {
         return Err(CmdError::err("Command not allowed inside a transaction"));
     }
-    if server.loading.load(Relaxed)
-        && !spec.has(command::LOADING)
-        && client.meta.id != crate::persistence::AOF_CLIENT_ID
-    {
+    if server.loading.load(Relaxed) && !spec.has(command::LOADING) && !client.replayed() {
         return Err(CmdError::Loading);
+    }
+    let replica = server.repl.is_replica.load(Relaxed);
+    if replica && !spec.has(command::STALE) && server.repl.stale(server) && !client.replayed() {
+        return Err(CmdError::Raw(
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.".into(),
+        ));
     }
     if server.script_busy.load(Relaxed) && !spec.has(command::ALLOW_BUSY) {
         return Err(server.busy_error());
@@ -466,14 +470,21 @@ async fn gate(client: &Client, spec: &Spec, args: Args<'_>) -> Result<(), CmdErr
         )));
     }
     let flags = call_flags(client, spec, args);
-    // The AOF's replay is not refused for memory or replicas, as Redis's
-    // loading client is not.
-    let replaying = client.meta.id == crate::persistence::AOF_CLIENT_ID;
+    // The AOF's replay and the master's stream are not refused for memory
+    // or replicas, as Redis's loading and master clients are not.
+    let replaying = client.replayed();
+    if replica && !replaying && flags & WRITE != 0 && server.repl.read_only(server) {
+        return Err(CmdError::Raw("READONLY You can't write against a read only replica.".into()));
+    }
     // Every command evicts first when memory is over the limit (so the
     // evicted keys' invalidations precede its reply); only those that may
-    // grow memory are refused when nothing could go.
-    let out_of_memory =
-        !replaying && Hot::get(&server.hot.maxmemory) > 0 && !super::evict::make_room(&client.shard).await;
+    // grow memory are refused when nothing could go. A replica leaves
+    // that to its master (replica-ignore-maxmemory).
+    let ignores_maxmemory = replica && server.config(|c| c.str("replica-ignore-maxmemory") == "yes");
+    let out_of_memory = !replaying
+        && !ignores_maxmemory
+        && Hot::get(&server.hot.maxmemory) > 0
+        && !super::evict::make_room(&client.shard).await;
     client.meta.out_of_memory.set(out_of_memory);
     if out_of_memory && flags & command::DENYOOM != 0 {
         return Err(CmdError::Raw(OOM.into()));
@@ -482,9 +493,12 @@ async fn gate(client: &Client, spec: &Spec, args: Args<'_>) -> Result<(), CmdErr
     if !replaying && crate::persistence::rdb::writes_refused(server) && (flags & WRITE != 0 || spec.name == "ping") {
         return Err(CmdError::Raw(crate::persistence::rdb::MISCONF.into()));
     }
-    // No replication yet: a master has no good replicas at all.
-    if flags & WRITE != 0 && !replaying && Hot::get(&server.hot.min_replicas_to_write) > 0 {
-        return Err(CmdError::Raw("NOREPLICAS Not enough good replicas to write.".into()));
+    let min_replicas = Hot::get(&server.hot.min_replicas_to_write);
+    if flags & WRITE != 0 && !replaying && !replica && min_replicas > 0 {
+        let max_lag = server.config(|c| c.int("min-replicas-max-lag"));
+        if (server.repl.good_replicas(max_lag) as u64) < min_replicas {
+            return Err(CmdError::Raw("NOREPLICAS Not enough good replicas to write.".into()));
+        }
     }
     Ok(())
 }

@@ -147,6 +147,10 @@ pub fn run(config: Config, commands: &'static Table<Client>) -> Result<(), Start
                         };
                         crate::persistence::finish_loading(&shard).await;
                         shard.broadcast(|sh| sh.set_started()).await;
+                        let replicaof = shard.server.config(|c| c.str("replicaof").to_string());
+                        if let Some((host, port)) = crate::replication::replica::parse_replicaof(&replicaof) {
+                            crate::replication::replica::start(&shard, host, port);
+                        }
                         let _ = loaded.send(result);
                     })
                     .detach();
@@ -203,7 +207,7 @@ async fn cron(shard: Rc<Shard>) {
         let loading = shard.server.loading.load(std::sync::atomic::Ordering::Relaxed);
         // A paused server expires and evicts nothing (the dataset holds
         // still for whoever paused it).
-        let paused = shard.server.pause.active();
+        let paused = shard.server.holds_expiry();
         if shard.server.active_expire.load(std::sync::atomic::Ordering::Relaxed) && !loading && !paused {
             let notify = shard.arm_notifications();
             let started = std::time::Instant::now();
@@ -233,6 +237,9 @@ async fn cron(shard: Rc<Shard>) {
         }
         if !paused {
             shard.evict(64);
+        }
+        if shard.id == 0 {
+            crate::replication::master::cron(&shard);
         }
         if shard.id == 0 && !loading {
             crate::persistence::auto_rewrite(&shard);

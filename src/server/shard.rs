@@ -80,6 +80,11 @@ impl Mailbox {
         self.post(Msg::Durable);
     }
 
+    /// Runs `job` with the shard (from any thread), answering nothing.
+    pub fn send_with(&self, job: ShardJob) {
+        self.post(Msg::With(job));
+    }
+
     /// Posts `msg` and wakes the shard; false once the shard is gone.
     fn post(&self, msg: Msg) -> bool {
         let sent = self.tx.send(msg).is_ok();
@@ -194,7 +199,7 @@ impl Shard {
             self.server.hot.lazyfree_lazy_expire.load(std::sync::atomic::Ordering::Relaxed),
         );
         ks.set_loading(self.server.loading.load(std::sync::atomic::Ordering::Relaxed));
-        ks.set_keep_expired(self.server.pause.active());
+        ks.set_keep_expired(self.server.holds_expiry());
         ks.effects = Default::default();
         let mut ctx = Ctx {
             ks: &mut ks,

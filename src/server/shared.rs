@@ -29,7 +29,8 @@ pub struct Shared {
     pub shards: usize,
     pub started: Instant,
     pub run_id: String,
-    replid: std::sync::Mutex<String>,
+    /// Replication: this server's history, its replicas, its master.
+    pub repl: crate::replication::Replication,
     /// DEBUG SET-ACTIVE-EXPIRE: whether the cron reclaims expired keys.
     pub active_expire: AtomicBool,
     /// DEBUG PAUSE-CRON: the shards' periodic work is suspended.
@@ -149,18 +150,15 @@ impl Shared {
             fanout: super::fanout::Fanout::new(shards),
             tracking: Default::default(),
             run_id: random_id(),
-            replid: std::sync::Mutex::new(random_id()),
+            repl: Default::default(),
         }
     }
 
-    /// The replication id (INFO's master_replid).
-    pub fn replid(&self) -> String {
-        self.replid.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Starts a new replication history (DEBUG CHANGE-REPL-ID).
-    pub fn change_replid(&self) {
-        *self.replid.lock().unwrap_or_else(|p| p.into_inner()) = random_id();
+    /// Keys stay when their time passes (read as missing) and nothing is
+    /// evicted: while clients are paused, and on a replica, whose master
+    /// says when keys go.
+    pub fn holds_expiry(&self) -> bool {
+        self.pause.active() || self.repl.is_replica.load(Ordering::Relaxed)
     }
 
     /// Reads the configuration (poisoning cannot leave it half-written:
@@ -201,7 +199,7 @@ pub fn now_us() -> i64 {
 }
 
 /// 40 random hex digits, as Redis's run and replication ids.
-fn random_id() -> String {
+pub fn random_id() -> String {
     (0..40).map(|_| b"0123456789abcdef"[fastrand::usize(..16)] as char).collect()
 }
 

@@ -86,6 +86,16 @@ impl Snapshot {
         dbs[db].mark_snapped(key);
     }
 
+    /// Takes what was serialized. `self_contained`: the next output
+    /// selects its database again, so outputs of several shards can be
+    /// interleaved at these boundaries (a streamed image).
+    pub fn take_out(&mut self, self_contained: bool) -> Vec<u8> {
+        if self_contained {
+            self.selected = None;
+        }
+        std::mem::take(&mut self.out)
+    }
+
     /// Serializes slots until the output holds about `budget` bytes or
     /// the shard is done.
     pub fn step(&mut self, dbs: &mut [super::Db], budget: usize, now_ms: i64) {
