@@ -232,7 +232,7 @@ impl ClientFilter {
             && self.addr.as_ref().is_none_or(|a| *a == m.addr)
             && self.laddr.as_ref().is_none_or(|a| *a == m.laddr)
             && self.user.as_ref().is_none_or(|u| u == "default")
-            && self.kind.as_ref().is_none_or(|t| t == "normal")
+            && self.kind.as_ref().is_none_or(|t| t == m.kind() || (t == "slave" && m.kind() == "replica"))
             && self.max_age.is_none_or(|age| (now - m.created_ms) / 1000 >= age)
             && self.skip != Some(m.id)
     }

@@ -174,6 +174,17 @@ impl ClientMeta {
         )
     }
 
+    /// Its type for CLIENT KILL / LIST TYPE, as Redis's getClientType.
+    pub fn kind(&self) -> &'static str {
+        let (subs, psubs, ssubs) = self.sub_counts.get();
+        match self.role.get() {
+            Role::Master => "master",
+            Role::Replica => "replica",
+            Role::Normal if subs + psubs + ssubs > 0 => "pubsub",
+            Role::Normal => "normal",
+        }
+    }
+
     /// What the client costs: its buffers and its own state (CLIENT
     /// LIST's tot-mem, INFO's mem_clients_normal).
     pub fn memory(&self) -> usize {
