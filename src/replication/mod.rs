@@ -75,6 +75,8 @@ pub struct Link {
     pub transfer_read: u64,
     /// The stream position read from the master (slave_read_repl_offset).
     pub read_offset: u64,
+    /// The master's client here (shard, id), while the link streams.
+    pub client: Option<(usize, u64)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

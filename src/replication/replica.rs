@@ -62,10 +62,11 @@ pub fn start(shard: &Rc<Shard>, host: String, port: u16) {
             transfer_size: -1,
             transfer_read: 0,
             read_offset: 0,
+            client: None,
         });
         old
     };
-    drop(old);
+    close_master_client(shard, old.and_then(|l| l.client));
     let shard = shard.clone();
     crate::server::poller::spawn(async move { run(shard, generation).await }).detach();
 }
@@ -88,14 +89,27 @@ pub fn stop(shard: &Rc<Shard>) {
         return;
     }
     repl.generation.fetch_add(1, Ordering::SeqCst);
-    {
+    let old = {
         let mut st = repl.state();
-        st.master = None;
         st.shift_replid();
-    }
+        st.master.take()
+    };
+    close_master_client(shard, old.and_then(|l| l.client));
     repl.link_up.store(false, Ordering::SeqCst);
     repl.is_replica.store(false, Ordering::SeqCst);
     repl.start_stream(shard);
+}
+
+/// Ends the stream of a master this server no longer follows, at once:
+/// nothing more of it is applied.
+fn close_master_client(shard: &Rc<Shard>, client: Option<(usize, u64)>) {
+    if let Some((s, id)) = client {
+        shard.post_with(s, move |sh| {
+            if let Some(meta) = sh.clients.borrow().get(&id) {
+                meta.kill();
+            }
+        });
+    }
 }
 
 /// The link task: a session with the master, and again a second after it
@@ -550,6 +564,7 @@ async fn stream(shard: &Rc<Shard>, mut io: LinkIo, generation: u64) -> Result<()
         l.state = LinkState::Connected;
         l.last_io_ms = now_ms();
         l.down_since_ms = 0;
+        l.client = Some((shard.id, id));
     });
     let offset = repl.state().offset();
     io.write_all(&ack(offset)).await?;
