@@ -1028,16 +1028,15 @@ async fn redis_call(lua: &Lua, current: &Rc<RefCell<Option<Run>>>, args: MultiVa
         return error("ERR redis.call outside of a script".into());
     };
     // Until a script writes, it can be stopped: a write needs the good
-    // replicas min-replicas-to-write asks for (percore has none yet) and,
-    // for one that grows memory, memory under maxmemory.
-    let min_replicas = crate::config::Hot::get(&shard.server.hot.min_replicas_to_write);
+    // replicas min-replicas-to-write asks for and, for one that grows
+    // memory, memory under maxmemory.
     let refusal = if run.read_only && spec.has(WRITE | crate::command::MAY_REPLICATE) {
         // PUBLISH and the like replicate: a read-only script may not either.
         Some("ERR Write commands are not allowed from read-only scripts.")
     } else if spec.has(WRITE) && !run.wrote && crate::persistence::rdb::writes_refused(&shard.server) {
         Some(crate::persistence::rdb::MISCONF)
-    } else if spec.has(WRITE) && !run.wrote && min_replicas > 0 {
-        Some("NOREPLICAS Not enough good replicas to write.")
+    } else if spec.has(WRITE) && !run.wrote && shard.server.repl.too_few_replicas(&shard.server) {
+        Some(crate::server::dispatch::NOREPLICAS)
     } else if spec.has(crate::command::DENYOOM) && !run.wrote && run.client.meta.out_of_memory.get() {
         Some(crate::server::dispatch::OOM)
     } else {

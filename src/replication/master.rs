@@ -324,6 +324,9 @@ pub async fn serve(mut conn: ReplicaConn<'_>, psync: Psync, conf: ReplConf) {
     let (ip, port) = replica_name(conn.client, &conf);
     let id = conn.client.meta.id;
     conn.client.meta.role.set(crate::server::client::Role::Replica);
+    if server.config(|c| c.str("repl-disable-tcp-nodelay") == "yes") {
+        let _ = conn.stream.set_nodelay(false);
+    }
     info!("Replica {ip}:{port} asks for synchronization");
     repl.start_stream(&shard);
     let partial = psync.replid.as_ref().and_then(|replid| {
@@ -408,6 +411,9 @@ async fn full_sync(conn: &mut ReplicaConn<'_>, psync: &Psync, conf: &ReplConf, i
     let shard = conn.client.shard.clone();
     let server = shard.server.clone();
     let diskless = conf.capa_eof && server.config(|c| c.str("repl-diskless-sync") == "yes");
+    if diskless {
+        sync_delay(conn).await?;
+    }
     let chunks = Arc::new(Chunks::default());
     let (offset, replid, header) = cut_image(conn, chunks.clone(), ip, port).await?;
     info!("Starting BGSAVE for SYNC with target: {}", if diskless { "replicas sockets" } else { "disk" });
@@ -451,6 +457,33 @@ async fn full_sync(conn: &mut ReplicaConn<'_>, psync: &Psync, conf: &ReplConf, i
     }
     info!("Synchronization with replica {ip}:{port} succeeded");
     Some(offset)
+}
+
+/// repl-diskless-sync-delay: a diskless sync starts that many seconds
+/// after its replica asked, or once repl-diskless-sync-max-replicas
+/// replicas wait, with a newline every 100 ms to keep each one's link
+/// alive (as Redis delays its socket target BGSAVE).
+async fn sync_delay(conn: &mut ReplicaConn<'_>) -> Option<()> {
+    let server = conn.client.shard.server.clone();
+    let (delay, max) =
+        server.config(|c| (c.int("repl-diskless-sync-delay").max(0) as u64, c.int("repl-diskless-sync-max-replicas")));
+    if delay == 0 {
+        return Some(());
+    }
+    let waiting = &server.repl.delayed;
+    waiting.fetch_add(1, Ordering::SeqCst);
+    let _done = crate::server::connection::scopeguard(|| {
+        waiting.fetch_sub(1, Ordering::SeqCst);
+    });
+    let deadline = Instant::now() + Duration::from_secs(delay);
+    while Instant::now() < deadline {
+        if max > 0 && waiting.load(Ordering::SeqCst) >= max as usize {
+            break;
+        }
+        conn.write(b"\n").await.ok()?;
+        crate::server::poller::sleep(Duration::from_millis(100)).await;
+    }
+    Some(())
 }
 
 /// Waits for no other image to run, then with every shard held: the

@@ -149,6 +149,8 @@ pub struct Replication {
     pub sync_full: AtomicU64,
     pub sync_partial_ok: AtomicU64,
     pub sync_partial_err: AtomicU64,
+    /// Replicas whose diskless sync waits out repl-diskless-sync-delay.
+    pub delayed: std::sync::atomic::AtomicUsize,
     pub pump: Mutex<Option<master::Pump>>,
     pump_started: AtomicBool,
     /// Every shard's mailbox, to wake replica senders from the pump.
@@ -174,6 +176,7 @@ impl Replication {
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
+            delayed: Default::default(),
             pump: Mutex::new(None),
             pump_started: AtomicBool::new(false),
             mailboxes: OnceLock::new(),
@@ -206,6 +209,18 @@ impl Replication {
         self.is_replica.load(Ordering::Relaxed)
             && !self.link_up.load(Ordering::Relaxed)
             && server.config(|c| c.str("replica-serve-stale-data") == "no")
+    }
+
+    /// Whether writes are refused with NOREPLICAS: a master with fewer
+    /// good replicas than min-replicas-to-write (lagging at most
+    /// min-replicas-max-lag seconds).
+    pub fn too_few_replicas(&self, server: &Shared) -> bool {
+        let min = crate::config::Hot::get(&server.hot.min_replicas_to_write);
+        if min == 0 || self.is_replica.load(Ordering::Relaxed) {
+            return false;
+        }
+        let max_lag = server.config(|c| c.int("min-replicas-max-lag"));
+        (self.good_replicas(max_lag) as u64) < min
     }
 
     /// Replicas online whose last ACK is at most `max_lag` seconds old.

@@ -53,6 +53,10 @@ pub struct Caller {
     pub id: u64,
     /// The keys it reads are remembered for its client-side cache.
     pub tracker: Option<Reader>,
+    /// A replica's master: keys past their TTL still exist for it (the
+    /// master decides when they go, with its DELs), as Redis's
+    /// expireIfNeeded answers the master client.
+    pub master: bool,
 }
 
 impl Client {
@@ -60,7 +64,8 @@ impl Client {
     pub fn caller(&self, spec: &Spec) -> Caller {
         let reads = spec.has(command::READONLY) && !spec.has(command::SCRIPT);
         let tracker = (reads && self.meta.tracking.borrow().remembers()).then(|| self.tracker());
-        Caller { db: self.db(), no_touch: self.no_touch(), now: self.frozen_now, id: self.meta.id, tracker }
+        let master = self.meta.role.get() == super::client::Role::Master;
+        Caller { db: self.db(), no_touch: self.no_touch(), now: self.frozen_now, id: self.meta.id, tracker, master }
     }
 }
 
@@ -97,6 +102,9 @@ fn run_body(
     let wrote = spec.has(WRITE);
     let db = caller.db;
     let mut ran = shard.with_ctx_at(db, caller.no_touch, caller.now, |ctx| {
+        if caller.master {
+            ctx.ks.set_loading(true);
+        }
         if wrote && ctx.ks.snapshot.is_some() {
             spec.written_keys(args).for_each(|i| ctx.ks.preserve(db, args.get(i), ctx.now));
         }
@@ -430,6 +438,9 @@ fn paused(client: &Client, spec: &Spec, args: Args) -> Option<bool> {
     client.shard.server.pause.holds(writes).map(|_| writes)
 }
 
+/// Redis's refusal of writes without min-replicas-to-write good replicas.
+pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
+
 /// Redis's refusal of a command that may grow memory past maxmemory.
 pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 
@@ -493,12 +504,8 @@ async fn gate(client: &Client, spec: &Spec, args: Args<'_>) -> Result<(), CmdErr
     if !replaying && crate::persistence::rdb::writes_refused(server) && (flags & WRITE != 0 || spec.name == "ping") {
         return Err(CmdError::Raw(crate::persistence::rdb::MISCONF.into()));
     }
-    let min_replicas = Hot::get(&server.hot.min_replicas_to_write);
-    if flags & WRITE != 0 && !replaying && !replica && min_replicas > 0 {
-        let max_lag = server.config(|c| c.int("min-replicas-max-lag"));
-        if (server.repl.good_replicas(max_lag) as u64) < min_replicas {
-            return Err(CmdError::Raw("NOREPLICAS Not enough good replicas to write.".into()));
-        }
+    if flags & WRITE != 0 && !replaying && server.repl.too_few_replicas(server) {
+        return Err(CmdError::Raw(NOREPLICAS.into()));
     }
     Ok(())
 }
