@@ -109,9 +109,7 @@ def test_replica_loads_as_repl_diskless_load_says(start_percore, tmp_path, load)
 
 def test_redis_replica_of_percore(start_percore, start_redis, tmp_path):
     master = node(start_percore, tmp_path, "m", "--repl-diskless-sync-delay", 0)
-    d = tmp_path / "redis"
-    d.mkdir()
-    replica = start_redis("--dir", d)
+    replica = node(start_redis, tmp_path, "redis")
     fill(master.client())
     replica.client().execute_command("REPLICAOF", "127.0.0.1", master.port)
     same_data(master, replica)
@@ -125,9 +123,7 @@ def test_redis_replica_of_percore(start_percore, start_redis, tmp_path):
 
 
 def test_percore_replica_of_redis(start_percore, start_redis, tmp_path):
-    d = tmp_path / "redis"
-    d.mkdir()
-    master = start_redis("--dir", d, "--repl-diskless-sync-delay", 0)
+    master = node(start_redis, tmp_path, "redis", "--repl-diskless-sync-delay", 0)
     replica = node(start_percore, tmp_path, "r")
     fill(master.client())
     replica.client().execute_command("REPLICAOF", "127.0.0.1", master.port)
@@ -150,9 +146,16 @@ def test_partial_resync_after_a_dropped_link(start_percore, tmp_path):
     fill(master.client())
     replica.client().execute_command("REPLICAOF", "127.0.0.1", master.port)
     same_data(master, replica)
+    db4 = master.client(db=4)
     for kill in (replica, master):
         target = "master" if kill is replica else "replica"
+        # The stream's last SELECT came before the drop: the writes after
+        # it still land in that database.
+        db4.set(f"before-{target}", 1)
         assert kill.client().execute_command("CLIENT", "KILL", "TYPE", target) == 1
+        db4.set(f"after-{target}", 1)
+        same_data(master, replica)
+        assert replica.client(db=4).get(f"after-{target}") == b"1"
         writes_of_every_shape(master.client(), prefix=f"after-{target}")
         same_data(master, replica)
     stats = master.client().info("stats")
@@ -182,9 +185,7 @@ def test_full_resync_once_the_backlog_overflowed(start_percore, tmp_path):
 def test_chain_of_three_and_promotion(start_percore, start_redis, tmp_path):
     a = node(start_percore, tmp_path, "a", "--repl-diskless-sync-delay", 0)
     b = node(start_percore, tmp_path, "b", "--repl-diskless-sync-delay", 0)
-    d = tmp_path / "redis"
-    d.mkdir()
-    c = start_redis("--dir", d)
+    c = node(start_redis, tmp_path, "redis")
     fill(a.client())
     b.client().execute_command("REPLICAOF", "127.0.0.1", a.port)
     same_data(a, b)

@@ -156,6 +156,8 @@ fn getset(ctx: &mut Ctx, args: Args) -> CmdResult {
     let old = reply_str(ctx.read_str(args.get(1))?);
     ctx.set(args.get(1), string_value(args.get(2)), 0);
     ctx.event(STRING, "set", args.get(1));
+    // Propagated as SET, as Redis 7 does.
+    ctx.propagate(&[b"SET", args.get(1), args.get(2)]);
     Ok(old)
 }
 

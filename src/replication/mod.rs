@@ -115,6 +115,9 @@ pub struct State {
     pub master: Option<Link>,
     /// When the last replica went away (repl-backlog-ttl counts from it).
     pub alone_since_ms: i64,
+    /// The database the master's stream last selected: a partial resync
+    /// continues in it (Redis keeps its cached master client's).
+    pub master_db: usize,
 }
 
 impl State {
@@ -169,6 +172,7 @@ impl Replication {
                 replicas: Vec::new(),
                 master: None,
                 alone_since_ms: now_ms(),
+                master_db: 0,
             }),
             is_replica: AtomicBool::new(false),
             link_up: AtomicBool::new(false),

@@ -530,6 +530,7 @@ async fn full_sync(shard: &Rc<Shard>, io: &mut LinkIo, generation: u64, replid: 
         let size = server.config(|c| c.int("repl-backlog-size")).max(1) as usize;
         st.backlog = Some(Backlog::new(offset, size));
         st.offset = offset;
+        st.master_db = 0;
     }
     info!("MASTER <-> REPLICA sync: Finished with success");
     Ok(())
@@ -557,6 +558,7 @@ async fn stream(shard: &Rc<Shard>, mut io: LinkIo, generation: u64) -> Result<()
     });
     let mut client = Client::new(shard.clone(), meta.clone());
     client.authenticated = true;
+    meta.db.set(repl.state().master_db);
     let (mut out, mut batch, mut parser) = (Vec::new(), Batch::default(), Parser::default());
     let limits = Limits { max_bulk: 1 << 40, authenticated: true };
     repl.link_up.store(true, Ordering::SeqCst);
@@ -589,6 +591,7 @@ async fn stream(shard: &Rc<Shard>, mut io: LinkIo, generation: u64) -> Result<()
                 && args.get(1).eq_ignore_ascii_case(b"getack")
             {
                 batch.flush(&client, &mut out).await;
+                repl.state().master_db = client.db();
                 let done = commit(&server, &io.buf[at - applied..at]);
                 applied = 0;
                 io.write_all(&ack(done)).await?;
@@ -602,6 +605,7 @@ async fn stream(shard: &Rc<Shard>, mut io: LinkIo, generation: u64) -> Result<()
         }
         batch.flush(&client, &mut out).await;
         out.clear();
+        repl.state().master_db = client.db();
         commit(&server, &io.buf[at - applied..at]);
         io.buf.drain(..at);
         if last_ack.elapsed() >= Duration::from_secs(1) {
